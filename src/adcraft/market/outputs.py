@@ -1,0 +1,107 @@
+"""Writing what a run produces, in the output layout of market-format.md.
+
+- ``OUT/creatives.parquet``: the proposed creatives (``PROPOSALS_SCHEMA``);
+- ``OUT/elements.parquet``: elements the system made itself, same columns as a market's elements;
+- ``OUT/scores.parquet``: predicted click-through rate of each past creative (``SCORES_SCHEMA``).
+
+Each file is written under a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adcraft.market.coerce import typed_frame
+from adcraft.market.schema import ELEMENTS
+from adcraft.market.tables import to_arrow
+
+PROPOSALS_SCHEMA = pa.schema([
+    ("product_id", pa.string()),
+    ("rank", pa.int32()),
+    ("elements", pa.list_(pa.string())),
+    ("image", pa.string()),
+    ("product_bbox", pa.list_(pa.int32())),
+    ("predicted_ctr", pa.float64()),
+])
+SCORES_SCHEMA = pa.schema([("creative_id", pa.string()), ("predicted_ctr", pa.float64())])
+
+
+def write_proposals(out_dir: str | os.PathLike[str], creatives: pd.DataFrame,
+                    elements: pd.DataFrame | None = None) -> None:
+    """Write ``OUT/creatives.parquet`` (and ``OUT/elements.parquet`` for elements the run made).
+
+    Columns take ``PROPOSALS_SCHEMA``'s types exactly; extra columns are kept. Raises
+    ``ValueError`` when a column is missing, a value is null, a rank is < 1, a bbox is not four
+    integers or a predicted CTR is not a finite number.
+    """
+    table = _exact_table(creatives, PROPOSALS_SCHEMA, "creatives.parquet")
+    if (creatives["rank"] < 1).any():
+        raise ValueError("creatives.parquet: rank must be >= 1 (1 = the creative to show)")
+    if any(len(box) != 4 for box in creatives["product_bbox"]):
+        raise ValueError("creatives.parquet: product_bbox must be [x0, y0, x1, y1]")
+    _check_ctr(creatives, "creatives.parquet")
+    element_table = None
+    if elements is not None:
+        typed = typed_frame(ELEMENTS, elements, "elements.parquet")
+        if typed.problems:
+            raise ValueError("; ".join(str(problem) for problem in typed.problems))
+        element_table = to_arrow(typed.frame, ELEMENTS)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(table, out / "creatives.parquet")
+    if element_table is not None:
+        _write_atomically(element_table, out / "elements.parquet")
+
+
+def write_scores(out_dir: str | os.PathLike[str], scores: pd.DataFrame) -> None:
+    """Write ``OUT/scores.parquet``: ``creative_id`` (string), ``predicted_ctr`` (float64)."""
+    table = _exact_table(scores, SCORES_SCHEMA, "scores.parquet")
+    _check_ctr(scores, "scores.parquet")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(table, out / "scores.parquet")
+
+
+def _exact_table(frame: pd.DataFrame, schema: pa.Schema, file: str) -> pa.Table:
+    """``frame`` with the schema's columns first, in its types exactly, then extra columns."""
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{file}: missing column(s) {', '.join(missing)}")
+    arrays, names = [], []
+    for spec_field in schema:
+        values = frame[spec_field.name]
+        if values.isna().any():
+            raise ValueError(f"{file}: column {spec_field.name} has null values")
+        if pa.types.is_list(spec_field.type):
+            values = [list(items) for items in values]
+        arrays.append(pa.array(values, type=spec_field.type, from_pandas=True))
+        names.append(spec_field.name)
+    for name in frame.columns:
+        if name not in schema.names:
+            arrays.append(pa.array(frame[name], from_pandas=True))
+            names.append(str(name))
+    return pa.table(arrays, names=names)
+
+
+def _check_ctr(frame: pd.DataFrame, file: str) -> None:
+    if not all(math.isfinite(value) for value in frame["predicted_ctr"].astype(float)):
+        raise ValueError(f"{file}: predicted_ctr must be finite numbers")
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                       dir=path.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,120 @@
+"""Reading and writing one market table as Parquet or CSV.
+
+Parquet files are written with the spec's Arrow types exactly (``ts`` int64, ``click`` int8,
+``position`` int32, ``elements`` list<string>, ...). CSV files hold the same columns; list cells
+are JSON arrays (``["e1","e7"]``) and an empty field is null. CSV is read as text and typed by
+``coerce.py``; extra CSV columns stay text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from adcraft.market.coerce import TypedTable, typed_table
+from adcraft.market.problems import Problem
+from adcraft.market.schema import TABLE_FORMATS, Kind, Presence, TableSpec
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """Where a table is stored and as what (``parquet`` or ``csv``)."""
+
+    path: Path
+    format: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def find_table(root: Path, spec: TableSpec) -> tuple[TableFile | None, list[Problem]]:
+    """The file holding table ``spec`` in ``root``; a problem if it is missing (and required)
+    or given both as ``.parquet`` and ``.csv``."""
+    found = [TableFile(root / f"{spec.name}.{fmt}", fmt) for fmt in TABLE_FORMATS
+             if (root / f"{spec.name}.{fmt}").exists()]
+    if len(found) > 1:
+        names = " and ".join(table.name for table in found)
+        return None, [Problem(found[0].name, (), None,
+                              f"table {spec.name} is given twice ({names}); keep one of them")]
+    if not found:
+        if spec.required:
+            return None, [Problem(f"{spec.name}.parquet", (), None,
+                                  f"required table is missing (give {spec.name}.parquet "
+                                  f"or {spec.name}.csv)")]
+        return None, []
+    return found[0], []
+
+
+def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
+    """Read and type a table file; a ``Problem`` if the file cannot be read at all."""
+    try:
+        if table_file.format == "parquet":
+            table = pq.read_table(table_file.path)
+        else:
+            table = _read_csv_text(table_file.path)
+    except (OSError, pa.ArrowException, csv.Error, UnicodeDecodeError, ValueError) as error:
+        return Problem(table_file.name, (), None,
+                       f"cannot be read as {table_file.format.upper()}: {error}")
+    return typed_table(spec, table, table_file.name, table_file.format)
+
+
+def _read_csv_text(path: Path) -> pa.Table:
+    """A CSV file with every column as text and empty fields as null."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ValueError("the file is empty; the first line must name the columns")
+    return pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=True),
+    )
+
+
+def to_arrow(frame: pd.DataFrame, spec: TableSpec) -> pa.Table:
+    """A table in the in-memory form as Arrow with the spec's exact types.
+
+    Optional columns that are entirely null are left out (the format reads them back as null);
+    extra columns keep their own types.
+    """
+    arrays, names = [], []
+    rows = len(frame)
+    for name in frame.columns:
+        series = frame[name]
+        if name in spec.names:
+            column = spec.column(name)
+            if column.presence is Presence.OPTIONAL and rows and series.isna().all():
+                continue
+            values: object = series
+            if column.kind is Kind.STRING_LIST:
+                values = [None if items is None else list(items) for items in series]
+            arrays.append(pa.array(values, type=column.arrow_type, from_pandas=True))
+        else:
+            arrays.append(pa.array(series, from_pandas=True))
+        names.append(name)
+    return pa.table(arrays, names=names)
+
+
+def write_table(table: pa.Table, path: Path, table_format: str) -> None:
+    """Write an Arrow table as Parquet, or as CSV with list cells as JSON arrays."""
+    if table_format == "parquet":
+        pq.write_table(table, path)
+        return
+    columns = []
+    for column in table.columns:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            text = [None if items is None else json.dumps(items, ensure_ascii=False)
+                    for items in column.to_pylist()]
+            column = pa.chunked_array([pa.array(text, type=pa.string())])
+        columns.append(column)
+    pacsv.write_csv(pa.table(columns, names=table.column_names), path)

@@ -1,0 +1,376 @@
+"""The rules of the market format (market-format.md) checked on a market's typed tables.
+
+Every rule yields ``Problem`` values instead of raising, so that a user sees every broken rule
+at once. Rules that read a column the typing step could not read are skipped (that column
+already has its problem). Order of the checks: ``market.json``, then per table the column
+rules of ``schema.py``, then the rules across columns and tables, then the image files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adcraft.market.coerce import TypedTable
+from adcraft.market.images import ImageLimits, image_problems
+from adcraft.market.problems import Problem
+from adcraft.market.schema import (
+    CONTENT_FIELDS,
+    FORMAT,
+    TABLES,
+    Kind,
+    TextRule,
+    slot_field,
+)
+
+CONFIG_FILE = "market.json"
+COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+EXAMPLES = 3
+
+
+def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Problem]:
+    """What is wrong with a parsed ``market.json`` (format marker, slots, canvas)."""
+    if not isinstance(data, dict):
+        return [Problem(CONFIG_FILE, (), None, "must be a JSON object such as "
+                        '{"format": "adcraft-market/1", "slots": ["title", "background"]}')]
+    problems = []
+    if data.get("format") != FORMAT:
+        found = f"found {data['format']!r}" if "format" in data else "it is missing"
+        problems.append(Problem(CONFIG_FILE, (), "format", f'must be "{FORMAT}" ({found})'))
+    slots = data.get("slots")
+    if not isinstance(slots, list) or not slots:
+        problems.append(Problem(CONFIG_FILE, (), "slots",
+                                "must be a non-empty list of slot names"))
+    elif not all(isinstance(slot, str) and slot for slot in slots):
+        problems.append(Problem(CONFIG_FILE, (), "slots",
+                                "every slot must be a non-empty string"))
+    elif len(set(slots)) != len(slots):
+        twice = sorted({slot for slot in slots if slots.count(slot) > 1})
+        problems.append(Problem(CONFIG_FILE, (), "slots",
+                                f"slots must be unique; repeated: {', '.join(twice)}"))
+    if "canvas" in data:
+        canvas = data["canvas"]
+        if not (isinstance(canvas, list) and len(canvas) == 2
+                and all(isinstance(side, int) and not isinstance(side, bool) and side > 0
+                        for side in canvas)):
+            problems.append(Problem(CONFIG_FILE, (), "canvas",
+                                    "must be [width, height] in pixels, two positive integers"))
+        elif canvas[0] * canvas[1] > limits.max_pixels:
+            problems.append(Problem(CONFIG_FILE, (), "canvas",
+                                    f"{canvas[0]}x{canvas[1]} is over the pixel limit of "
+                                    f"{limits.max_pixels:,}"))
+    return problems
+
+
+def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTable],
+                   root: Path | None, limits: ImageLimits = ImageLimits(),
+                   check_images: bool = True) -> list[Problem]:
+    """Every rule of the format on the typed tables (keyed by table name).
+
+    ``slots`` is None when ``market.json`` itself is broken: the rules that need it are skipped.
+    ``root`` is the market folder image paths are relative to.
+    """
+    problems: list[Problem] = []
+    for table in tables.values():
+        problems += _column_rules(table)
+    products, elements = tables.get("products"), tables.get("elements")
+    creatives = tables.get("creatives")
+    if products is not None and len(products.frame) == 0:
+        problems.append(Problem(products.file, (), None,
+                                "has no rows; a market needs at least one product"))
+    if elements is not None:
+        problems += _reference(elements, "product_id", products, "products", "product_id")
+        if slots is not None:
+            problems += _element_rules(elements, slots)
+            if products is not None:
+                problems += _coverage(products, elements, slots)
+    if creatives is not None:
+        problems += _reference(creatives, "product_id", products, "products", "product_id")
+        if slots is not None and elements is not None:
+            problems += _creative_elements(creatives, elements, slots)
+    for name in ("impressions", "creative_stats"):
+        if name in tables:
+            problems += _reference(tables[name], "creative_id", creatives, "creatives",
+                                   "creative_id")
+    if "creative_stats" in tables:
+        problems += _clicks_within_impressions(tables["creative_stats"])
+    if "demand" in tables:
+        problems += _reference(tables["demand"], "product_id", products, "products", "product_id")
+    problems += _image_rules(tables.values(), root, limits, check_images)
+    return problems
+
+
+def _examples(values: Iterable[Any]) -> str:
+    shown = []
+    for value in values:
+        if value not in shown:
+            shown.append(value)
+        if len(shown) == EXAMPLES:
+            break
+    return ", ".join(repr(value) for value in shown)
+
+
+def _rows_where(table: TypedTable, mask: np.ndarray | pd.Series, column: str,
+                rule: str) -> list[Problem]:
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    return [Problem.at_rows(table.file, rows, column, rule)] if len(rows) else []
+
+
+def _column_rules(table: TypedTable) -> list[Problem]:
+    """The per-column rules of ``schema.py``: non-empty, unique, bounds, choices, text forms."""
+    problems: list[Problem] = []
+    frame = table.frame
+    for spec in table.spec.columns:
+        if not table.usable(spec.name):
+            continue
+        values = frame[spec.name]
+        present = values.notna().to_numpy()
+        if spec.non_empty and spec.kind is Kind.STRING:
+            problems += _rows_where(table, (values == "").to_numpy() & present, spec.name,
+                                    "must not be empty")
+        if spec.unique:
+            repeated = values.duplicated(keep=False).to_numpy() & present
+            problems += _rows_where(table, repeated, spec.name,
+                                    f"must be unique; repeated: {_examples(values[repeated])}")
+        if spec.kind in (Kind.INTEGER, Kind.FLOAT):
+            problems += _bounds(table, spec.name, values, present, spec.minimum,
+                                spec.exclusive_minimum, spec.maximum, spec.choices)
+        if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE):
+            check = _is_json_object if spec.text is TextRule.JSON_OBJECT else _is_iso_date
+            distinct = pd.unique(values[present])
+            bad = {value for value in distinct if not check(value)}
+            if bad:
+                problems += _rows_where(table, values.isin(bad).to_numpy(), spec.name,
+                                        f"must be {spec.text.value}, found "
+                                        f"{_examples(values[values.isin(bad)])}")
+    return problems
+
+
+def _bounds(table: TypedTable, name: str, values: pd.Series, present: np.ndarray,
+            minimum: float | None, exclusive: bool, maximum: float | None,
+            choices: tuple[int, ...] | None) -> list[Problem]:
+    numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if choices is not None:
+        outside = present & ~np.isin(numbers, choices)
+        allowed = " or ".join(str(choice) for choice in choices)
+        return _rows_where(table, outside, name,
+                           f"must be {allowed}, found {_examples(values[outside].tolist())}")
+    outside = np.zeros(len(numbers), dtype=bool)
+    if minimum is not None:
+        outside |= numbers <= minimum if exclusive else numbers < minimum
+    if maximum is not None:
+        outside |= numbers > maximum
+    outside &= present
+    if not outside.any():
+        return []
+    if minimum is not None and maximum is not None:
+        low = "(" if exclusive else "["
+        wanted = f"in {low}{_number(minimum)}, {_number(maximum)}]"
+    else:
+        wanted = f"{'>' if exclusive else '>='} {_number(minimum)}"
+    return _rows_where(table, outside, name,
+                       f"must be {wanted}, found {_examples(values[outside].tolist())}")
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (json.JSONDecodeError, TypeError):
+        return False
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _reference(table: TypedTable, column: str, target: TypedTable | None, target_name: str,
+               target_column: str) -> list[Problem]:
+    """Non-null values of ``table.column`` must be ids in ``target.target_column``.
+
+    A missing required target (products) is reported once, where it is missing; a missing
+    optional one (creatives) is reported here, since only this table needs it.
+    """
+    if not table.usable(column):
+        return []
+    values = table.frame[column]
+    present = values.notna().to_numpy()
+    if not present.any():
+        return []
+    if target is None:
+        if TABLES[target_name].required:
+            return []
+        return [Problem(table.file, (), column,
+                        f"names {target_name} but the market has no {target_name} table")]
+    if not target.usable(target_column):
+        return []
+    known = values.isin(set(target.frame[target_column].dropna())).to_numpy()
+    unknown = present & ~known & (values != "").to_numpy()
+    return _rows_where(table, unknown, column,
+                       f"must name a {target_name.removesuffix('s')} in {target.file}; "
+                       f"unknown: {_examples(values[unknown])}")
+
+
+def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem]:
+    """Each element's slot is one of the market's, and it has the field its slot reads."""
+    if not elements.usable("slot"):
+        return []
+    frame = elements.frame
+    problems: list[Problem] = []
+    slot = frame["slot"]
+    known = slot.isin(slots).to_numpy()
+    unknown = ~known & slot.notna().to_numpy() & (slot != "").to_numpy()
+    problems += _rows_where(elements, unknown, "slot",
+                            f"must be one of market.json's slots ({', '.join(slots)}), found "
+                            f"{_examples(slot[unknown])}")
+    filled = {name: frame[name].notna().to_numpy() & (frame[name] != "").to_numpy()
+              for name in CONTENT_FIELDS if elements.usable(name)}
+    for name in slots:
+        of_slot = (slot == name).to_numpy()
+        needed = slot_field(name)
+        if needed is None:
+            if len(filled) < len(CONTENT_FIELDS):
+                continue
+            empty = of_slot & ~(filled["text"] | filled["value"] | filled["image"])
+            problems += _rows_where(elements, empty, "text",
+                                    f"slot {name} needs one of text, value or image")
+            continue
+        if needed not in filled:
+            continue
+        problems += _rows_where(elements, of_slot & ~filled[needed], needed,
+                                f"slot {name} needs a non-empty {needed}")
+        if name == "text_color":
+            values = frame[needed]
+            bad = of_slot & filled[needed] & ~values.map(
+                lambda text: isinstance(text, str) and COLOR.fullmatch(text) is not None
+            ).to_numpy(dtype=bool)
+            problems += _rows_where(elements, bad, needed,
+                                    f"text_color must be #RRGGBB, found {_examples(values[bad])}")
+    return problems
+
+
+def _coverage(products: TypedTable, elements: TypedTable,
+              slots: tuple[str, ...]) -> list[Problem]:
+    """Every product has at least one usable element for every slot."""
+    if not (products.usable("product_id") and elements.usable("slot", "product_id")):
+        return []
+    product_ids = products.frame["product_id"]
+    problems: list[Problem] = []
+    for slot in slots:
+        owners = elements.frame.loc[elements.frame["slot"] == slot, "product_id"]
+        if owners.isna().any():
+            continue  # an element for every product
+        lacking = (product_ids.notna().to_numpy() & (product_ids != "").to_numpy()
+                   & ~product_ids.isin(set(owners)).to_numpy())
+        problems += _rows_where(products, lacking, "product_id",
+                                f"no usable element for slot {slot} in {elements.file} "
+                                f"(one with slot {slot} and product_id null or this product), "
+                                f"for {_examples(product_ids[lacking])}")
+    return problems
+
+
+def _creative_elements(creatives: TypedTable, elements: TypedTable,
+                       slots: tuple[str, ...]) -> list[Problem]:
+    """A creative names one usable element per slot, in market.json's slot order."""
+    if not (creatives.usable("elements", "product_id")
+            and elements.usable("element_id", "slot", "product_id")):
+        return []
+    element_frame = elements.frame
+    slot_of = dict(zip(element_frame["element_id"], element_frame["slot"]))
+    owner_of = dict(zip(element_frame["element_id"], element_frame["product_id"]))
+    wrong_length, unknown, out_of_order, foreign = [], [], [], []
+    unknown_ids: list[str] = []
+    order_examples: list[str] = []
+    foreign_examples: list[str] = []
+    for row, (items, product) in enumerate(zip(creatives.frame["elements"],
+                                               creatives.frame["product_id"])):
+        if items is None:
+            continue
+        if len(items) != len(slots):
+            wrong_length.append(row)
+            continue
+        for position, (element_id, slot) in enumerate(zip(items, slots)):
+            if element_id not in slot_of:
+                unknown.append(row)
+                unknown_ids.append(element_id)
+            elif slot_of[element_id] != slot:
+                out_of_order.append(row)
+                order_examples.append(f"{element_id!r} at position {position} has slot "
+                                      f"{slot_of[element_id]}, expected {slot}")
+            elif owner_of[element_id] is not None and owner_of[element_id] != product:
+                foreign.append(row)
+                foreign_examples.append(f"{element_id!r} belongs to product "
+                                        f"{owner_of[element_id]!r}, not {product!r}")
+            else:
+                continue
+            break
+    file, problems = creatives.file, []
+    if wrong_length:
+        problems.append(Problem.at_rows(file, wrong_length, "elements",
+                                        f"must list one element id per slot ({len(slots)}: "
+                                        f"{', '.join(slots)})"))
+    if unknown:
+        problems.append(Problem.at_rows(file, unknown, "elements",
+                                        f"names elements not in {elements.file}: "
+                                        f"{_examples(unknown_ids)}"))
+    if out_of_order:
+        problems.append(Problem.at_rows(file, out_of_order, "elements",
+                                        "must follow market.json's slot order; "
+                                        + "; ".join(order_examples[:EXAMPLES])))
+    if foreign:
+        problems.append(Problem.at_rows(file, foreign, "elements",
+                                        "names elements not usable for the creative's product; "
+                                        + "; ".join(foreign_examples[:EXAMPLES])))
+    return problems
+
+
+def _clicks_within_impressions(stats: TypedTable) -> list[Problem]:
+    if not stats.usable("clicks", "impressions"):
+        return []
+    over = (stats.frame["clicks"] > stats.frame["impressions"]).to_numpy(dtype=bool,
+                                                                         na_value=False)
+    return _rows_where(stats, over, "clicks", "clicks must be <= impressions")
+
+
+def _image_rules(tables: Iterable[TypedTable], root: Path | None, limits: ImageLimits,
+                 check_images: bool) -> list[Problem]:
+    """Every path column: paths stay inside the market and name readable PNG/JPEG/WebP images
+    within the pixel limit. Each distinct path is checked once."""
+    uses: list[tuple[TypedTable, str, pd.Series]] = []
+    for table in tables:
+        for spec in table.spec.columns:
+            if spec.text is TextRule.PATH and table.usable(spec.name):
+                paths = table.frame[spec.name]
+                paths = paths[paths.notna().to_numpy() & (paths != "").to_numpy()]
+                if len(paths):
+                    uses.append((table, spec.name, paths))
+    if not uses:
+        return []
+    if root is None:
+        return [Problem(table.file, (), column,
+                        "names image files but the market has no folder to read them from")
+                for table, column, _ in uses]
+    distinct = set().union(*(set(paths) for _, _, paths in uses))
+    bad = image_problems(root, distinct, limits, decode=check_images)
+    problems = []
+    for table, column, paths in uses:
+        broken = paths[paths.isin(bad.keys()).to_numpy()]
+        for path, rows in broken.groupby(broken, sort=False).groups.items():
+            problems.append(Problem.at_rows(table.file, sorted(rows), column,
+                                            f"{path}: {bad[path]}"))
+    return problems
+

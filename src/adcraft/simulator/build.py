@@ -1,0 +1,410 @@
+"""Simulate a whole market: catalogue, elements, past creatives rendered to images, logs and demand.
+
+The logging policy (what produced the impressions, with honest propensities): each impression picks a
+product in proportion to its traffic share, then shows one creative from that product's pool of past
+creatives. With probability ``1 - exploration`` it shows the house default creative, otherwise a uniformly
+random creative of the pool. The house replaces its default once, at ``default_switch`` of the log's time
+span. So for a pool of K creatives the propensity of creative c at time t is
+
+    pi(c | p, t) = (1 - exploration) * [c == default_p(t)] + exploration / K.
+
+Clicks are Bernoulli draws from the true click model (``click_model``) given the impression's context.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from rich.progress import Progress
+
+from adcraft.errors import InputError
+from adcraft.market import Market, MarketConfig, write_market
+from adcraft.render.background import draw_background, parse_background
+from adcraft.render.cutout import ensure_cutout
+from adcraft.render.from_market import MarketRenderer
+from adcraft.simulator.catalogue import DEAL_HIGHLIGHTS, make_catalogue
+from adcraft.simulator.click_model import (
+    CLICK_ATTRIBUTES,
+    DEMAND_ATTRIBUTES,
+    DEVICES,
+    SEGMENTS,
+    InverseU,
+    TrueClickModel,
+    contexts,
+    sigmoid,
+)
+from adcraft.simulator.config import SimulatorConfig
+from adcraft.simulator.photos import PHOTO_CATEGORIES, draw_product_photo
+from adcraft.simulator.truth import image_attributes
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class SimulatedMarket:
+    """Where a simulation wrote its market and its truth, with a few headline figures."""
+
+    market_dir: Path
+    truth_dir: Path
+    n_products: int
+    n_creatives: int
+    n_impressions: int
+    mean_ctr: float
+
+
+def default_truth_dir(market_dir: Path) -> Path:
+    """The truth folder beside a market: ``MARKET-truth``."""
+    market_dir = Path(market_dir)
+    return market_dir.with_name(market_dir.name + "-truth")
+
+
+def simulate_market(
+    config: SimulatorConfig,
+    out: Path,
+    truth_out: Path | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> SimulatedMarket:
+    """Simulate a market per ``config`` and write it to ``out`` (market format) and its truth beside it."""
+    out = Path(out)
+    truth_out = Path(truth_out) if truth_out else default_truth_dir(out)
+    for target in (out, truth_out):
+        if target.exists() and any(target.iterdir()) and not overwrite:
+            raise InputError(f"{target} exists and is not empty; choose another folder or pass overwrite")
+    rng = np.random.default_rng(config.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-") as staging:
+        stage = Path(staging)
+        market, truth_files = _simulate_into(config, stage / "market", rng, progress)
+        write_market(market, out, overwrite=overwrite)
+        truth_stage = stage / "truth"
+        truth_stage.mkdir()
+        for name, writer in truth_files.items():
+            writer(truth_stage / name)
+        if truth_out.exists():
+            shutil.rmtree(truth_out)
+        truth_stage.rename(truth_out)
+    impressions = market.impressions
+    return SimulatedMarket(
+        market_dir=out,
+        truth_dir=truth_out,
+        n_products=len(market.products),
+        n_creatives=len(market.creatives),
+        n_impressions=len(impressions),
+        mean_ctr=float(impressions["click"].mean()),
+    )
+
+
+def _product_photos(
+    config: SimulatorConfig, root: Path, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    """Write one RGBA cut-out per product under ``root/images/products``; return categories and paths."""
+    folder = root / "images" / "products"
+    folder.mkdir(parents=True)
+    if config.photos is None:
+        categories = [PHOTO_CATEGORIES[i % len(PHOTO_CATEGORIES)] for i in range(config.n_products)]
+        categories = list(rng.permutation(categories))
+        images = [
+            draw_product_photo(cat, size=config.photo_size, seed=int(rng.integers(2**31)))
+            for cat in categories
+        ]
+    else:
+        categories, images = _photos_from_folder(Path(config.photos), config.n_products, rng)
+    paths = []
+    for i, image in enumerate(images):
+        rel = f"images/products/p{i:04d}.png"
+        image.save(root / rel)
+        paths.append(rel)
+    return categories, paths
+
+
+def _photos_from_folder(
+    folder: Path, n: int, rng: np.random.Generator
+) -> tuple[list[str], list[Image.Image]]:
+    """Sample ``n`` photos from a folder of cut-outs (or photos on a plain light background).
+
+    The category of a photo is its sub-folder's name; in a flat folder it is the cut-out's shape
+    (``tall``, ``wide`` or ``compact`` by the aspect ratio of the opaque region), which needs no labels.
+    """
+    if not folder.is_dir():
+        raise InputError(f"--photos: {folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    if len(files) < 2:
+        raise InputError(f"--photos: {folder} holds fewer than 2 PNG/JPEG/WebP images")
+    picks = rng.choice(len(files), size=n, replace=len(files) < n)
+    categories, images = [], []
+    for index in picks:
+        path = files[int(index)]
+        try:
+            with Image.open(path) as raw:
+                cutout = ensure_cutout(raw.convert("RGBA"))
+        except (OSError, InputError) as exc:
+            raise InputError(f"--photos: cannot use {path}: {exc}") from exc
+        cutout.thumbnail((512, 512), Image.Resampling.LANCZOS)
+        if path.parent != folder:
+            category = path.parent.name
+        else:
+            ratio = cutout.height / max(cutout.width, 1)
+            category = "tall" if ratio > 1.3 else "wide" if ratio < 0.77 else "compact"
+        categories.append(category)
+        images.append(cutout)
+    return categories, images
+
+
+def _pools(
+    catalogue_elements: pd.DataFrame,
+    product_ids: list[str],
+    slots: tuple[str, ...],
+    size: int,
+    rng: np.random.Generator,
+) -> dict[str, list[list[str]]]:
+    """Per product, ``size`` distinct random combinations (the pool the logging policy shows)."""
+    el = catalogue_elements
+    pools = {}
+    for pid in product_ids:
+        usable = [
+            el.loc[(el["slot"] == slot) & (el["product_id"].isna() | (el["product_id"] == pid)), "element_id"]
+            .tolist()
+            for slot in slots
+        ]
+        n_distinct = int(np.prod([len(u) for u in usable], dtype=float))
+        seen: set[tuple[str, ...]] = set()
+        while len(seen) < min(size, n_distinct):
+            seen.add(tuple(str(rng.choice(u)) for u in usable))
+        pools[pid] = [list(c) for c in sorted(seen)]
+        order = rng.permutation(len(pools[pid]))
+        pools[pid] = [pools[pid][i] for i in order]
+    return pools
+
+
+def _draw_model(
+    config: SimulatorConfig,
+    products: pd.DataFrame,
+    elements: pd.DataFrame,
+    attributes: pd.DataFrame,
+    rng: np.random.Generator,
+) -> TrueClickModel:
+    """Draw the true model's parameters; attribute peaks sit at interior quantiles of the rendered images."""
+    s = config.element_effect_scale
+    slot_of = dict(zip(elements["element_id"], elements["slot"]))
+    effects = {e: float(rng.normal(0.0, s)) for e in elements["element_id"]}
+    categories = sorted(products["category"].unique())
+    latent = {c: list(rng.normal(0.0, 1.0, 3) / np.sqrt(3)) for c in categories}
+    backgrounds = elements[elements["slot"] == "background"]
+    bg_latent = {e: list(rng.normal(0.0, 1.0, 3) / np.sqrt(3)) for e in backgrounds["element_id"]}
+    bg_rgb = {}
+    for e, prompt in zip(backgrounds["element_id"], backgrounds["value"]):
+        swatch = np.asarray(draw_background(parse_background(prompt), (48, 48), seed=0), dtype=float)
+        bg_rgb[e] = [float(v) for v in swatch.reshape(-1, 3).mean(axis=0)]
+    colours = elements[elements["slot"] == "text_color"]
+    text_rgb = {e: [int(v[i : i + 2], 16) for i in (1, 3, 5)] for e, v in zip(colours["element_id"], colours["value"])}
+    titles = elements[elements["slot"] == "title"]
+    lengths = titles["text"].str.split().str.len().astype(float)
+    z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
+    templates = elements[elements["slot"] == "template"]
+    shows_text = {e: v != "minimal" for e, v in zip(templates["element_id"], templates["value"])}
+    length_coef = {
+        e: float(rng.normal(0.0, config.layout_length_scale)) if shows_text[e] else 0.0
+        for e in templates["element_id"]
+    }
+    lo, hi = config.attribute_curvature
+
+    def terms(names: tuple[str, ...]) -> list[InverseU]:
+        out = []
+        for name in names:
+            values = attributes[name].to_numpy(dtype=float)
+            scale = float(max(values.std(), 1e-3))
+            peak = float(np.quantile(values, rng.uniform(0.3, 0.7)))
+            out.append(InverseU(name, peak, scale, float(rng.uniform(lo, hi))))
+        return out
+
+    c = config.context_scale
+    highlights = elements[elements["slot"] == "highlight"]
+    highlight_segment = {
+        e: {"deal_seeker": float(abs(rng.normal(2 * c, c)))}
+        for e, text in zip(highlights["element_id"], highlights["text"])
+        if text in DEAL_HIGHLIGHTS
+    }
+    base = float(np.log(config.base_ctr / (1 - config.base_ctr)))
+    return TrueClickModel(
+        mu=base,
+        product_effect={p: float(rng.normal(0.0, config.product_scale)) for p in products["product_id"]},
+        product_category=dict(zip(products["product_id"], products["category"])),
+        element_slot=slot_of,
+        element_effect=effects,
+        category_latent=latent,
+        background_latent=bg_latent,
+        background_rgb=bg_rgb,
+        text_rgb=text_rgb,
+        title_length_z={e: float(v) for e, v in zip(titles["element_id"], z)},
+        template_length_coef=length_coef,
+        template_shows_text=shows_text,
+        relevance_scale=config.relevance_scale,
+        legibility_scale=config.legibility_scale,
+        click_terms=terms(CLICK_ATTRIBUTES),
+        demand_terms=terms(DEMAND_ATTRIBUTES),
+        demand_base=float(np.log(60.0)),
+        demand_popularity=1.0,
+        device_effect={d: float(rng.normal(0.0, c)) for d in DEVICES},
+        segment_effect={g: float(rng.normal(0.0, c)) for g in SEGMENTS},
+        highlight_segment=highlight_segment,
+    )
+
+
+def _simulate_into(
+    config: SimulatorConfig, root: Path, rng: np.random.Generator, progress: bool
+) -> tuple[Market, dict]:
+    root.mkdir(parents=True)
+    categories, photo_paths = _product_photos(config, root, rng)
+    catalogue = make_catalogue(categories, photo_paths, config.slots, config.titles_per_product, rng)
+    products, elements = catalogue.products, catalogue.elements
+    product_ids = products["product_id"].tolist()
+    pools = _pools(elements, product_ids, config.slots, config.creatives_per_product, rng)
+
+    creative_rows = []
+    for pid in product_ids:
+        for k, combo in enumerate(pools[pid]):
+            creative_rows.append({"creative_id": f"c_{pid}_{k}", "product_id": pid, "elements": combo})
+    creatives = pd.DataFrame(creative_rows)
+    market_config = MarketConfig(slots=tuple(config.slots), canvas=tuple(config.canvas))
+    draft = Market(
+        root=root, config=market_config, products=products, elements=elements,
+        creatives=None, impressions=None, creative_stats=None, demand=None,
+    )
+    renderer = MarketRenderer(draft)
+    (root / "images" / "creatives").mkdir(parents=True)
+    images, bboxes, attribute_rows = [], [], []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("rendering past creatives", total=len(creatives))
+        for cid, pid, combo in zip(creatives["creative_id"], creatives["product_id"], creatives["elements"]):
+            rendered = renderer.render(pid, combo)
+            rel = f"images/creatives/{cid}.png"
+            rendered.image.save(root / rel)
+            images.append(rel)
+            bboxes.append(list(rendered.product_bbox))
+            attribute_rows.append(image_attributes(rendered.image, rendered.product_bbox))
+            bar.advance(task)
+    creatives["image"] = images
+    attributes = pd.DataFrame(attribute_rows)
+    model = _draw_model(config, products, elements, attributes, rng)
+
+    ctx = contexts()
+    true_ctr = np.array(
+        [
+            [model.ctr(pid, combo, attrs, c) for c, _ in ctx]
+            for pid, combo, attrs in zip(creatives["product_id"], creatives["elements"], attribute_rows)
+        ]
+    )
+    impressions, policy = _log_impressions(config, creatives, true_ctr, rng)
+    stats = (
+        impressions.assign(date=pd.to_datetime(impressions["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d"))
+        .groupby(["creative_id", "date"], as_index=False)
+        .agg(impressions=("click", "size"), clicks=("click", "sum"))
+    )
+    stats["impressions"] = stats["impressions"].astype("int64")
+    stats["clicks"] = stats["clicks"].astype("int64")
+
+    first = creatives.groupby("product_id").head(1).set_index("product_id")
+    attrs_by_creative = dict(zip(creatives["creative_id"], attribute_rows))
+    expected = np.array(
+        [model.expected_demand(pid, attrs_by_creative[first.loc[pid, "creative_id"]]) for pid in product_ids]
+    )
+    start = datetime.fromtimestamp(config.start_ts, UTC).date()
+    end = datetime.fromtimestamp(config.start_ts + config.days * 86400 - 1, UTC).date()
+    demand = pd.DataFrame(
+        {
+            "product_id": product_ids,
+            "demand": rng.poisson(expected).astype("float64"),
+            "period": f"{start.isoformat()}/{end.isoformat()}",
+        }
+    )
+    market = Market(
+        root=root, config=market_config, products=products, elements=elements, creatives=creatives,
+        impressions=impressions, creative_stats=stats, demand=demand,
+    )
+
+    weights = np.array([p for _, p in ctx])
+    creatives_truth = creatives[["creative_id", "product_id"]].assign(
+        true_ctr=true_ctr @ weights, product_bbox=bboxes, **{k: attributes[k] for k in attributes}
+    )
+    elements_truth = elements[["element_id", "slot"]].assign(
+        true_effect=[model.element_effect[e] for e in elements["element_id"]]
+    )
+    products_truth = products[["product_id", "category"]].assign(
+        popularity_effect=[model.product_effect[p] for p in product_ids],
+        expected_demand=expected,
+        traffic_share=[policy["traffic_share"][p] for p in product_ids],
+    )
+    simulation = {"config": _jsonable(asdict(config)), "logging_policy": policy}
+    truth_files = {
+        "click_model.json": model.save,
+        "creatives.parquet": creatives_truth.to_parquet,
+        "elements.parquet": elements_truth.to_parquet,
+        "products.parquet": products_truth.to_parquet,
+        "simulation.json": lambda path: path.write_text(json.dumps(simulation, indent=1)),
+    }
+    return market, truth_files
+
+
+def _log_impressions(
+    config: SimulatorConfig, creatives: pd.DataFrame, true_ctr: np.ndarray, rng: np.random.Generator
+) -> tuple[pd.DataFrame, dict]:
+    """Draw the impression log of the logging policy described in the module docstring."""
+    n = config.n_impressions
+    owner = creatives["product_id"].to_numpy()
+    product_ids, pool_start, pool_size = np.unique(owner, return_index=True, return_counts=True)
+    if not all((owner[s : s + k] == p).all() for p, s, k in zip(product_ids, pool_start, pool_size)):
+        raise ValueError("creatives must be grouped by product")
+    share = np.exp(rng.normal(0.0, 0.6, len(product_ids)))
+    share /= share.sum()
+    default_before = pool_start
+    default_after = pool_start + rng.integers(1, pool_size)
+    span = config.days * 86400
+    switch_ts = config.start_ts + int(config.default_switch * span)
+    ts = np.sort(config.start_ts + rng.integers(0, span, n))
+    product_idx = rng.choice(len(product_ids), size=n, p=share)
+    ctx = contexts()
+    ctx_idx = rng.choice(len(ctx), size=n, p=[p for _, p in ctx])
+    explore = rng.random(n) < config.exploration
+    uniform = pool_start[product_idx] + rng.integers(0, pool_size[product_idx])
+    default = np.where(ts < switch_ts, default_before[product_idx], default_after[product_idx])
+    chosen = np.where(explore, uniform, default)
+    propensity = config.exploration / pool_size[product_idx] + (1 - config.exploration) * (chosen == default)
+    clicks = (rng.random(n) < true_ctr[chosen, ctx_idx]).astype("int8")
+    impressions = pd.DataFrame(
+        {
+            "impression_id": [f"i{i:07d}" for i in range(n)],
+            "ts": ts.astype("int64"),
+            "creative_id": creatives["creative_id"].to_numpy()[chosen],
+            "click": clicks,
+            "propensity": propensity,
+            "context": [json.dumps(ctx[j][0], sort_keys=True) for j in ctx_idx],
+        }
+    )
+    policy = {
+        "description": "house default with probability 1-exploration, else uniform over the product's pool",
+        "exploration": config.exploration,
+        "switch_ts": switch_ts,
+        "default_before": dict(zip(product_ids.tolist(), creatives["creative_id"].to_numpy()[default_before].tolist())),
+        "default_after": dict(zip(product_ids.tolist(), creatives["creative_id"].to_numpy()[default_after].tolist())),
+        "traffic_share": dict(zip(product_ids.tolist(), share.tolist())),
+    }
+    return impressions, policy
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

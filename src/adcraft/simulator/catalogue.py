@@ -1,0 +1,137 @@
+"""Simulated catalogue and candidate creative elements.
+
+Products get a category, a title, a price and attributes; candidate elements are drawn from small
+vocabularies of what shops really use: product-specific titles of varied length, shared selling points,
+background prompts in words and hex codes, layout templates, font families and text colours.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ADJECTIVES = (
+    "Classic", "Modern", "Everyday", "Premium", "Minimal", "Vintage", "Urban", "Soft", "Bold",
+    "Handmade", "Essential", "Signature", "Lightweight", "Cosy", "Sleek", "Heritage",
+)
+MATERIALS = (
+    "ceramic", "cotton", "leather", "linen", "steel", "bamboo", "recycled", "wool", "glass",
+    "canvas", "oak", "silk", "aluminium", "organic",
+)
+BENEFITS = (
+    "for every day", "built to last", "with a lifetime guarantee", "that goes with everything",
+    "for work and weekend", "made in small batches", "designed in Copenhagen", "you will love",
+)
+COLOUR_NAMES = ("black", "white", "navy", "red", "olive", "sand", "grey", "blush", "teal", "mustard")
+
+HIGHLIGHTS = (
+    "Free shipping", "20% off today", "Bestseller", "New arrival", "2-year warranty",
+    "Eco-friendly", "Limited edition", "Free returns",
+)
+# Selling points that speak to price; the click model gives them a context interaction.
+DEAL_HIGHLIGHTS = frozenset({"Free shipping", "20% off today", "Free returns"})
+
+BACKGROUNDS = (
+    "warm beige studio, soft shadow",
+    "dark charcoal concrete",
+    "pastel pink marble",
+    "#1e3a5f to #f0c27b gradient",
+    "white linen texture",
+    "light wooden table, soft shadow",
+    "mint green gradient",
+    "navy blue studio, spotlight",
+    "sunny yellow with polka dots",
+    "sage green paper, soft shadow",
+)
+TEMPLATES = ("center", "left", "right", "banner", "top", "minimal")
+FONTS = ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "DejaVu Sans Condensed")
+TEXT_COLORS = ("#FFFFFF", "#111111", "#C0392B", "#1F4E79", "#F1C40F")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Products and candidate elements of a simulated market (tables in the market format)."""
+
+    products: pd.DataFrame
+    elements: pd.DataFrame
+
+
+def _title_variants(category: str, colour: str, rng: np.random.Generator, n: int) -> list[str]:
+    """Titles of deliberately different lengths: short, medium, long (the layout x length term needs it)."""
+    noun = category.replace("-", " ")
+    adj = rng.choice(ADJECTIVES)
+    material = rng.choice(MATERIALS)
+    candidates = [
+        f"{adj} {noun.title()}",
+        f"{adj} {material} {noun}",
+        f"{adj} {colour} {material} {noun} {rng.choice(BENEFITS)}",
+        f"The {noun} {rng.choice(BENEFITS)}",
+        f"{colour.title()} {noun}, {material}",
+        f"{adj} {noun} in {colour} {material}, {rng.choice(BENEFITS)}",
+    ]
+    order = [0, 1, 2] + list(rng.permutation(np.arange(3, len(candidates))))
+    return [candidates[i] for i in order[:n]]
+
+
+def make_catalogue(
+    categories: list[str],
+    photo_paths: list[str],
+    slots: tuple[str, ...],
+    titles_per_product: int,
+    rng: np.random.Generator,
+) -> Catalogue:
+    """Build the products and elements tables for products with the given categories and photos."""
+    product_rows = []
+    element_rows = []
+    for i, (category, photo) in enumerate(zip(categories, photo_paths, strict=True)):
+        product_id = f"p{i:04d}"
+        colour = str(rng.choice(COLOUR_NAMES))
+        titles = _title_variants(category, colour, rng, titles_per_product)
+        product_rows.append(
+            {
+                "product_id": product_id,
+                "title": titles[0],
+                "category": category,
+                "image": photo,
+                "price": float(np.round(np.exp(rng.normal(3.3, 0.6)), 2)),
+                "attributes": json.dumps({"colour": colour}),
+            }
+        )
+        if "title" in slots:
+            for j, text in enumerate(titles):
+                element_rows.append(_element(f"t_{product_id}_{j}", "title", product_id, text=text))
+
+    def shared(slot: str, values: tuple[str, ...], prefix: str, field: str) -> None:
+        if slot in slots:
+            for j, value in enumerate(values):
+                element_rows.append(_element(f"{prefix}{j:02d}", slot, None, **{field: value}))
+
+    shared("highlight", HIGHLIGHTS, "h", "text")
+    shared("background", BACKGROUNDS, "bg", "value")
+    shared("template", TEMPLATES, "tpl", "value")
+    shared("font", FONTS, "font", "value")
+    shared("text_color", TEXT_COLORS, "tc", "value")
+    products = pd.DataFrame(product_rows)
+    elements = pd.DataFrame(element_rows)
+    elements = elements.set_index("slot", drop=False).loc[list(slots)].reset_index(drop=True)
+    return Catalogue(products=products, elements=elements)
+
+
+def _element(
+    element_id: str,
+    slot: str,
+    product_id: str | None,
+    text: str | None = None,
+    value: str | None = None,
+) -> dict:
+    return {
+        "element_id": element_id,
+        "slot": slot,
+        "product_id": product_id,
+        "text": text,
+        "value": value,
+        "image": None,
+    }

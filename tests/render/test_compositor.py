@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adcraft.errors import InputError
+from adcraft.render.compositor import (
+    Compositor,
+    CompositorConfig,
+    CreativeSpec,
+    render_to_png,
+)
+from adcraft.render.templates import TEMPLATES, boxes_overlap, get_template, to_pixels
+
+CANVASES = [(512, 512), (300, 600), (640, 320)]
+TEXT_TEMPLATES = [name for name, t in TEMPLATES.items() if t.title is not None]
+LONG_TITLE = ("Ice cold for 24 hours, hot for 12: the only bottle you will ever need on the trail, "
+              "at the desk and at the gym, made from recycled steel. ") * 3
+LONG_TITLE = LONG_TITLE[:300]
+
+
+def _spec(product: Image.Image, **slots: str | None) -> CreativeSpec:
+    values: dict[str, str | None] = {"title": "Hydrate in style", "highlight": "20% OFF",
+                                     "background": "warm beige studio, soft shadow, vignette"}
+    values.update(slots)
+    return CreativeSpec(product_image=product, **values)
+
+
+def _inside_any(shape: tuple[int, int], boxes: tuple[tuple[int, int, int, int], ...]) -> np.ndarray:
+    inside = np.zeros(shape, dtype=bool)
+    for left, top, right, bottom in boxes:
+        inside[top:bottom, left:right] = True
+    return inside
+
+
+@pytest.mark.parametrize("canvas", CANVASES)
+@pytest.mark.parametrize("template", ["center", "left", "banner"])
+def test_output_has_the_canvas_size(product: Image.Image, canvas: tuple[int, int], template: str) -> None:
+    rendered = Compositor().render(_spec(product, template=template), canvas)
+    assert rendered.image.size == canvas and rendered.image.mode == "RGB"
+    left, top, right, bottom = rendered.product_bbox
+    assert 0 <= left < right <= canvas[0] and 0 <= top < bottom <= canvas[1]
+
+
+@pytest.mark.parametrize("canvas", CANVASES)
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_template_text_boxes_never_touch_the_product_box(template: str, canvas: tuple[int, int]) -> None:
+    t = get_template(template)
+    product = to_pixels(t.product, canvas)
+    for box in (t.title, t.badge, t.band):
+        if box is None:
+            continue
+        pixels = to_pixels(box, canvas)
+        assert not boxes_overlap(pixels, product)
+        assert 0 <= pixels[0] <= pixels[2] <= canvas[0] and 0 <= pixels[1] <= pixels[3] <= canvas[1]
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+@pytest.mark.parametrize("canvas", [(512, 512), (300, 600)])
+def test_product_pixels_are_only_scaled(product: Image.Image, template: str, canvas: tuple[int, int]) -> None:
+    # a low-contrast requested colour forces plates; the prompt asks for a shadow and a vignette
+    spec = _spec(product, template=template, title=LONG_TITLE, text_color="#f5e9d8",
+                 background="cream linen, soft shadow, vignette, bokeh")
+    compositor = Compositor()
+    rendered = compositor.render(spec, canvas)
+    resized, bbox = compositor.product_cutout_resized(spec, canvas)
+    assert bbox == rendered.product_bbox
+    left, top, right, bottom = bbox
+    out = np.asarray(rendered.image)[top:bottom, left:right]
+    cut = np.asarray(resized)
+    opaque = cut[..., 3] == 255
+    assert opaque.mean() > 0.5
+    assert np.array_equal(out[opaque], cut[..., :3][opaque])
+
+
+@pytest.mark.parametrize("template", TEXT_TEMPLATES)
+@pytest.mark.parametrize("canvas", CANVASES)
+def test_long_text_stays_in_its_boxes(product: Image.Image, template: str, canvas: tuple[int, int]) -> None:
+    compositor = Compositor()
+    with_text = compositor.render(_spec(product, template=template, title=LONG_TITLE,
+                                        highlight="Only today: buy one, get one free " * 3), canvas)
+    without = compositor.render(_spec(product, template=template, title=None, highlight=None), canvas)
+    assert without.text_boxes == ()
+    changed = np.any(np.asarray(with_text.image) != np.asarray(without.image), axis=2)
+    assert changed.any()
+    assert not (changed & ~_inside_any(changed.shape, with_text.text_boxes)).any()
+    for box in with_text.text_boxes:
+        assert not boxes_overlap(box, with_text.product_bbox)
+        assert 0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1]
+
+
+def test_minimal_template_draws_no_text(product: Image.Image) -> None:
+    a = Compositor().render(_spec(product, template="minimal"))
+    b = Compositor().render(_spec(product, template="minimal", title=None, highlight=None))
+    assert a.text_boxes == () and a.image.tobytes() == b.image.tobytes()
+
+
+def test_unknown_template_renders_as_center_with_a_warning(product: Image.Image,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="adcraft.render.templates"):
+        odd = Compositor().render(_spec(product, template="diagonal-split"))
+    assert "diagonal-split" in caplog.text
+    assert odd.image.tobytes() == Compositor().render(_spec(product, template="center")).image.tobytes()
+
+
+def test_unreadable_text_colour_gets_a_plate(product: Image.Image) -> None:
+    spec = _spec(product, background="white", highlight=None, text_color="white")
+    rendered = Compositor().render(spec, (400, 400))
+    (left, top, right, bottom), = rendered.text_boxes
+    region = np.asarray(rendered.image)[top:bottom, left:right].astype(int)
+    dark = region.sum(axis=2) < 3 * 200  # plate pixels under and around white glyphs
+    assert dark.mean() > 0.2
+    auto = Compositor().render(_spec(product, background="white", highlight=None), (400, 400))
+    assert np.asarray(auto.image)[top:bottom, left:right].min() < 60  # automatic dark text, no plate
+
+
+def test_badge_fill_contrasts_with_the_background(product: Image.Image) -> None:
+    for background, expect_dark in (("white", True), ("black", False)):
+        rendered = Compositor().render(_spec(product, background=background, title=None, template="center"))
+        (left, top, right, bottom), = rendered.text_boxes
+        region = np.asarray(rendered.image)[top:bottom, left:right].reshape(-1, 3).astype(int)
+        fill_share = ((region.sum(axis=1) < 150) if expect_dark else (region.sum(axis=1) > 600)).mean()
+        assert fill_share > 0.1  # the pill covers part of its box
+
+
+def test_photo_on_white_is_cut_out_before_compositing(photo_on_white: Image.Image) -> None:
+    rendered = Compositor().render(_spec(photo_on_white, background="navy", title=None, highlight=None))
+    left, top, right, bottom = rendered.product_bbox
+    corner = np.asarray(rendered.image)[top, left].astype(int)
+    assert corner[2] > corner[0] + 50  # navy shows where the photo's white background was
+
+
+def test_missing_font_family_renders(product: Image.Image) -> None:
+    rendered = Compositor().render(_spec(product, font="Not A Real Font Family"))
+    assert len(rendered.text_boxes) == 2
+
+
+def test_same_spec_gives_identical_png_bytes(product: Image.Image, tmp_path: Path) -> None:
+    spec = _spec(product, background="pastel pink marble, shadow", template="left", font="serif")
+    first = render_to_png(spec, tmp_path / "a.png")
+    render_to_png(spec, tmp_path / "out" / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "out" / "b.png").read_bytes()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "b.png"]  # no temp files
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.size == first.image.size
+
+
+def test_failed_write_leaves_no_file(product: Image.Image, tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        render_to_png(_spec(product), tmp_path / "x.png", canvas=(5, 5))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_product_cache_follows_image_content(product: Image.Image) -> None:
+    compositor = Compositor()
+    spec = _spec(product, title=None, highlight=None, background="white")
+    before = compositor.render(spec).image
+    pixels = np.asarray(product).copy()
+    pixels[..., :3] = (255, 0, 0)
+    product.paste(Image.fromarray(pixels))  # the same object, new pixels
+    after = compositor.render(spec).image
+    assert before.tobytes() != after.tobytes()
+    left, top, right, bottom = compositor.product_cutout_resized(spec)[1]
+    assert tuple(np.asarray(after)[(top + bottom) // 2, (left + right) // 2]) == (255, 0, 0)
+
+
+def test_from_slots_keeps_unknown_slots_in_extra(product: Image.Image) -> None:
+    spec = CreativeSpec.from_slots(product, {"title": "Hi", "template": "left", "cta": "Buy now", "mood": 3})
+    assert spec.title == "Hi" and spec.template == "left"
+    assert spec.extra == {"cta": "Buy now", "mood": 3}
+
+
+@pytest.mark.parametrize("canvas", [(10, 512), (512, 0), ("wide", 3)])
+def test_bad_canvas_raises_input_error(product: Image.Image, canvas: tuple[int, int]) -> None:
+    with pytest.raises(InputError):
+        Compositor().render(_spec(product), canvas)
+
+
+@pytest.mark.parametrize("kwargs", [{"min_font_px": 0}, {"min_font_px": 80}, {"shadow_strength": 2.0},
+                                    {"badge_fill": "not-a-colour"}, {"product_margin": 0.6}])
+def test_bad_config_raises_input_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InputError):
+        CompositorConfig(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from adcraft.errors import InputError
+from adcraft.market import load_market
+from adcraft.render.from_market import MarketRenderer
+from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.build import _log_impressions
+
+
+def test_simulated_market_is_valid_and_complete(tiny_sim, tiny_config):
+    market = load_market(tiny_sim.market_dir)
+    assert len(market.products) == tiny_config.n_products
+    assert len(market.creatives) == tiny_config.n_products * tiny_config.creatives_per_product
+    assert len(market.impressions) == tiny_config.n_impressions
+    assert market.creative_stats["impressions"].sum() == tiny_config.n_impressions
+    assert market.creative_stats["clicks"].sum() == market.impressions["click"].sum()
+    assert market.demand["demand"].ge(0).all() and len(market.demand) == tiny_config.n_products
+    assert ((market.impressions["propensity"] > 0) & (market.impressions["propensity"] <= 1)).all()
+    for image in market.creatives["image"]:
+        with Image.open(market.resolve(image)) as im:
+            assert im.size == tuple(market.config.canvas)
+
+
+def test_same_seed_same_market(tiny_sim, tiny_config, tmp_path):
+    again = simulate_market(tiny_config, tmp_path / "again")
+    a, b = load_market(tiny_sim.market_dir), load_market(again.market_dir)
+    pd.testing.assert_frame_equal(a.impressions, b.impressions)
+    pd.testing.assert_frame_equal(a.elements, b.elements)
+    assert (tiny_sim.market_dir / "images/creatives/c_p0000_0.png").read_bytes() == (
+        again.market_dir / "images/creatives/c_p0000_0.png"
+    ).read_bytes()
+
+
+def test_truth_recomputes_logged_true_ctr_from_a_fresh_render(tiny_sim):
+    market = load_market(tiny_sim.market_dir)
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    renderer = MarketRenderer(market)
+    row = truth.creatives.iloc[4]
+    combo = market.creatives.set_index("creative_id").loc[row["creative_id"], "elements"]
+    ctr = truth.ctr_of_combination(renderer, row["product_id"], combo)
+    assert ctr == pytest.approx(row["true_ctr"], rel=1e-9)
+
+
+def test_clicks_follow_the_true_ctr(tiny_sim):
+    market = load_market(tiny_sim.market_dir)
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    shown = market.impressions.merge(truth.creatives[["creative_id", "true_ctr"]], on="creative_id")
+    expected = shown["true_ctr"].mean()
+    se = np.sqrt(expected * (1 - expected) / len(shown))
+    # context-averaged truth vs realised clicks: agree within 4 binomial standard errors
+    assert abs(shown["click"].mean() - expected) < 4 * se
+
+
+def test_logging_propensities_are_honest():
+    """Empirical choice frequencies per (product, period) match the logged propensities."""
+    config = SimulatorConfig(seed=1, n_impressions=200_000, exploration=0.3)
+    creatives = pd.DataFrame(
+        {"creative_id": [f"c{i}" for i in range(7)], "product_id": ["a"] * 3 + ["b"] * 4}
+    )
+    true_ctr = np.full((7, 6), 0.05)
+    log, policy = _log_impressions(config, creatives, true_ctr, np.random.default_rng(0))
+    log = log.assign(product=log["creative_id"].map(dict(zip(creatives.creative_id, creatives.product_id))))
+    log["late"] = log["ts"] >= policy["switch_ts"]
+    for (_, _), group in log.groupby(["product", "late"]):
+        freq = group["creative_id"].value_counts(normalize=True)
+        logged = group.groupby("creative_id")["propensity"].first()
+        assert group.groupby("creative_id")["propensity"].nunique().eq(1).all()
+        assert logged.sum() == pytest.approx(1.0)
+        for cid, p in logged.items():
+            assert abs(freq[cid] - p) < 4 * np.sqrt(p * (1 - p) / len(group)) + 1e-9
+
+
+def test_truth_has_interactions_a_per_element_model_cannot_capture(tiny_sim):
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    model = truth.model
+    market = load_market(tiny_sim.market_dir)
+    products = market.products.drop_duplicates("category")
+    assert len(products) >= 2
+    (p1, p2) = products["product_id"].iloc[:2]
+    combo1 = list(market.creatives[market.creatives.product_id == p1]["elements"].iloc[0])
+    combo2 = list(market.creatives[market.creatives.product_id == p2]["elements"].iloc[0])
+    backgrounds = market.elements.loc[market.elements.slot == "background", "element_id"].tolist()
+    slot = market.config.slots.index("background")
+
+    def relevance(combo, pid, bg):
+        changed = list(combo)
+        changed[slot] = bg
+        return model.static_logit_terms(pid, changed)["relevance"]
+
+    gaps = [
+        (relevance(combo1, p1, a) - relevance(combo1, p1, b)) - (relevance(combo2, p2, a) - relevance(combo2, p2, b))
+        for a, b in zip(backgrounds[:-1], backgrounds[1:])
+    ]
+    assert max(abs(g) for g in gaps) > 1e-3
+
+
+def test_attribute_terms_are_inverse_u_with_interior_peaks(tiny_sim):
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    creatives = truth.creatives
+    for term in truth.model.click_terms + truth.model.demand_terms:
+        assert term.curvature > 0
+        if term.attribute in creatives:
+            values = creatives[term.attribute]
+            assert values.min() <= term.peak <= values.max()
+        assert term(term.peak) == 0 and term(term.peak + term.scale) < 0 and term(term.peak - term.scale) < 0
+
+
+def test_truth_files_round_trip(tiny_sim, tmp_path):
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    truth.model.save(tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == json.loads(
+        (tiny_sim.truth_dir / "click_model.json").read_text()
+    )
+
+
+def test_refuses_non_empty_output_and_writes_nothing(tiny_config, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        simulate_market(tiny_config, out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not (tmp_path / "busy-truth").exists()
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="exploration"):
+        SimulatorConfig(exploration=0.0)
+    with pytest.raises(ValueError, match="slots"):
+        SimulatorConfig(slots=("title", "sparkles"))
+
+
+def test_photos_from_a_folder(tiny_config, tmp_path: Path):
+    folder = tmp_path / "photos"
+    for sub, (w, h) in {"tops": (60, 120), "bags": (120, 60)}.items():
+        (folder / sub).mkdir(parents=True)
+        for i in range(2):
+            im = Image.new("RGBA", (w + 20, h + 20), (0, 0, 0, 0))
+            im.paste((200, 40 * i, 90, 255), (10, 10, 10 + w, 10 + h))
+            im.save(folder / sub / f"{i}.png")
+    config = replace(tiny_config, n_products=4, n_impressions=500, photos=folder)
+    sim = simulate_market(config, tmp_path / "m")
+    market = load_market(sim.market_dir)
+    assert set(market.products["category"]) <= {"tops", "bags"}
+
+
+def test_photos_folder_without_images_is_refused(tiny_config, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="fewer than 2"):
+        simulate_market(replace(tiny_config, photos=tmp_path / "empty"), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
