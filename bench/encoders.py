@@ -1,6 +1,6 @@
 """Throughput of the pretrained encoders, batched against one item at a time, in one run.
 
-    python bench/encoders.py [--n 64] [--seed 0] [--threads N]
+    python bench/encoders.py [--n 64] [--seed 0] [--threads N] [--batch-size 32]
 
 Builds EfficientNet-Lite0 and all-MiniLM-L6-v2, makes ``n`` seeded synthetic images and product
 titles, and prints items per second for batched and one-at-a-time encoding and their ratio.
@@ -74,10 +74,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64, help="images and texts to encode")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    image_encoder = build_image_encoder(ImageEncoderConfig(num_threads=args.threads))
+    image_encoder = build_image_encoder(ImageEncoderConfig(num_threads=args.threads, batch_size=args.batch_size))
     image_load = time.perf_counter() - started
     started = time.perf_counter()
     text_encoder = build_text_encoder(TextEncoderConfig())

@@ -84,6 +84,18 @@ def base_tables() -> dict[str, pd.DataFrame]:
             "impressions": impressions, "creative_stats": creative_stats, "demand": demand}
 
 
+def _copy(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame | None]:
+    copies: dict[str, pd.DataFrame | None] = {}
+    for name, frame in tables.items():
+        copy = frame.copy(deep=True)
+        if "elements" in copy.columns:  # lists inside cells are not copied by pandas
+            copy["elements"] = [list(items) for items in copy["elements"]]
+        copies[name] = copy
+    return copies
+
+
+_BASE = base_tables()
+
 IMAGES = {
     "images/p1.png": png_bytes(),
     "images/p2.png": png_bytes(color=(20, 90, 200, 0)),
@@ -101,7 +113,7 @@ class MarketDraft:
     root: Path
     config: dict = field(default_factory=lambda: {"format": "adcraft-market/1",
                                                   "slots": list(SLOTS), "canvas": [320, 240]})
-    tables: dict[str, pd.DataFrame | None] = field(default_factory=base_tables)
+    tables: dict[str, pd.DataFrame | None] = field(default_factory=lambda: _copy(_BASE))
     table_format: str = "parquet"
     arrow_columns: dict[tuple[str, str], pa.Array] = field(default_factory=dict)
     config_text: str | None = None

@@ -68,3 +68,16 @@ def test_font_file_path_is_used_directly() -> None:
     if face is None:
         pytest.skip("DejaVu fonts are not installed")
     assert resolve_font(face.path, 12).getname()[0] == "DejaVu Serif"
+
+
+def test_family_with_style_name_picks_that_style() -> None:
+    from adcraft.render.fonts import find_face, font_index
+
+    if "dejavusans" not in font_index():
+        pytest.skip("DejaVu fonts are not installed")
+    condensed = find_face("DejaVu Sans Condensed")
+    regular = find_face("DejaVu Sans")
+    if condensed is None:
+        pytest.skip("DejaVu Sans Condensed is not installed")
+    assert "condensed" in condensed.style and "condensed" not in regular.style
+    assert find_face("DejaVu Sans Sparkly") is None

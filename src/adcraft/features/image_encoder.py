@@ -122,7 +122,9 @@ class ImageEncoder:
         with torch.inference_mode():
             for start in range(0, len(images), step):
                 batch = np.stack([self.preprocess(image) for image in images[start : start + step]])
-                out[start : start + len(batch)] = network(torch.from_numpy(batch)).numpy()
+                # channels-last is the layout oneDNN's CPU convolutions run fastest on
+                pixels = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+                out[start : start + len(batch)] = network(pixels).numpy()
         return out
 
 
@@ -149,7 +151,7 @@ class TinyImageCNN(nn.Module):
                         torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5
                     )
                     layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator) * 0.01)
-        self.eval()
+        self.to(memory_format=torch.channels_last).eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).mean(dim=(2, 3))
@@ -196,7 +198,8 @@ def _pretrained_lite0(image_size: int) -> tuple[nn.Module, str]:
     # weights_only=True: the file is read as tensors, never unpickled as arbitrary objects.
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return model.eval(), file_sha256(path)
+    model = model.to(memory_format=torch.channels_last).eval()
+    return model, file_sha256(path)
 
 
 @functools.lru_cache(maxsize=None)

@@ -192,7 +192,7 @@ def _null_mask(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _cells(file: str, column: str, mask: np.ndarray, rule: str) -> list[Problem]:
+def _at_rows(file: str, column: str, mask: np.ndarray, rule: str) -> list[Problem]:
     return [Problem.at_rows(file, np.flatnonzero(mask), column, rule)] if mask.any() else []
 
 
@@ -233,15 +233,15 @@ def _read_numbers(spec: ColumnSpec, column: pa.ChunkedArray, file: str,
         else:
             values, garbage = _parse_numbers(column, null)
             text = _strings(column)
-            problems += _cells(file, spec.name, garbage,
+            problems += _at_rows(file, spec.name, garbage,
                                f"must be a number, found {_shown(text[garbage])}")
             invalid |= garbage
     else:
         return _wrong_type(spec, column, file)
     nan = np.isnan(values) & ~null & ~invalid
     infinite = np.isinf(values)
-    problems += _cells(file, spec.name, nan, "NaN is not a value")
-    problems += _cells(file, spec.name, infinite, "must be a finite number")
+    problems += _at_rows(file, spec.name, nan, "NaN is not a value")
+    problems += _at_rows(file, spec.name, infinite, "must be a finite number")
     invalid |= nan | infinite
     return _Read(np.where(invalid, 0.0, values), null, invalid, problems)
 
@@ -280,9 +280,9 @@ def _read_integers(spec: ColumnSpec, column: pa.ChunkedArray, file: str,
     values = read.values
     fractional = (values != np.floor(values)) & ~read.null
     too_large = (np.abs(values) >= 2.0 ** 63) & ~fractional
-    read.problems += _cells(file, spec.name, fractional,
+    read.problems += _at_rows(file, spec.name, fractional,
                             f"must be a whole number, found {_shown(values[fractional])}")
-    read.problems += _cells(file, spec.name, too_large,
+    read.problems += _at_rows(file, spec.name, too_large,
                             "holds a number too large for a 64-bit integer")
     read.invalid |= fractional | too_large
     read.values = np.where(read.invalid, 0.0, values).astype(np.int64)
@@ -305,7 +305,8 @@ def _read_string_lists(spec: ColumnSpec, column: pa.ChunkedArray, file: str,
     values = np.empty(len(column), dtype=object)
     values[:] = column.to_pylist()
     invalid = np.array([items is not None and None in items for items in values], dtype=bool)
-    return _Read(values, null, invalid, _cells(file, spec.name, invalid, "a list holds a null id"))
+    problems = _at_rows(file, spec.name, invalid, "a list holds a null id")
+    return _Read(values, null, invalid, problems)
 
 
 def _parse_json_lists(spec: ColumnSpec, text: np.ndarray, null: np.ndarray, file: str) -> _Read:
@@ -324,7 +325,7 @@ def _parse_json_lists(spec: ColumnSpec, text: np.ndarray, null: np.ndarray, file
         else:
             invalid[row] = True
     rule = f'must be a JSON array of strings such as ["e1","e7"], found {_shown(text[invalid])}'
-    return _Read(values, null, invalid, _cells(file, spec.name, invalid, rule))
+    return _Read(values, null, invalid, _at_rows(file, spec.name, invalid, rule))
 
 
 _READERS: dict[Kind, Callable[[ColumnSpec, pa.ChunkedArray, str, bool], _Read | Problem]] = {

@@ -106,15 +106,15 @@ def to_arrow(frame: pd.DataFrame, spec: TableSpec) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: Path, table_format: str) -> None:
-    """Write an Arrow table as Parquet, or as CSV with list cells as JSON arrays."""
+    """Write an Arrow table as Parquet, or as CSV with list (and other nested) cells as JSON."""
     if table_format == "parquet":
         pq.write_table(table, path)
         return
     columns = []
     for column in table.columns:
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            text = [None if items is None else json.dumps(items, ensure_ascii=False)
-                    for items in column.to_pylist()]
+        if pa.types.is_nested(column.type):  # lists (and nested extra columns) as JSON
+            text = [None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+                    for value in column.to_pylist()]
             column = pa.chunked_array([pa.array(text, type=pa.string())])
         columns.append(column)
     pacsv.write_csv(pa.table(columns, names=table.column_names), path)

@@ -108,60 +108,79 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
 
 
 def _examples(values: Iterable[Any]) -> str:
-    shown = []
+    """The first few distinct values, for a message."""
+    shown: list[Any] = []
     for value in values:
         if value not in shown:
             shown.append(value)
-        if len(shown) == EXAMPLES:
-            break
+            if len(shown) == EXAMPLES:
+                break
     return ", ".join(repr(value) for value in shown)
 
 
-def _rows_where(table: TypedTable, mask: np.ndarray | pd.Series, column: str,
-                rule: str) -> list[Problem]:
-    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+def _rows_where(table: TypedTable, mask: np.ndarray, column: str, rule: str) -> list[Problem]:
+    rows = np.flatnonzero(mask)
     return [Problem.at_rows(table.file, rows, column, rule)] if len(rows) else []
+
+
+# The rules work on NumPy arrays rather than pandas Series: a market has many small tables and
+# a few large ones, and pandas' per-call overhead dominates on the small ones.
+
+def _cells(table: TypedTable, name: str) -> np.ndarray:
+    """A string column as an object array (``None`` for null)."""
+    return table.frame[name].to_numpy(dtype=object)
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """Cells holding a non-empty string."""
+    return ~pd.isna(values) & (values != "")
+
+
+def _member(values: np.ndarray, known: set[Any]) -> np.ndarray:
+    return np.fromiter((value in known for value in values), dtype=bool, count=len(values))
 
 
 def _column_rules(table: TypedTable) -> list[Problem]:
     """The per-column rules of ``schema.py``: non-empty, unique, bounds, choices, text forms."""
     problems: list[Problem] = []
-    frame = table.frame
     for spec in table.spec.columns:
         if not table.usable(spec.name):
             continue
-        values = frame[spec.name]
-        present = values.notna().to_numpy()
-        if spec.non_empty and spec.kind is Kind.STRING:
-            problems += _rows_where(table, (values == "").to_numpy() & present, spec.name,
+        if spec.kind in (Kind.INTEGER, Kind.FLOAT):
+            problems += _bounds(table, spec.name, spec.minimum, spec.exclusive_minimum,
+                                spec.maximum, spec.choices)
+        if spec.kind is not Kind.STRING:
+            continue
+        values = _cells(table, spec.name)
+        present = ~pd.isna(values)
+        if spec.non_empty:
+            problems += _rows_where(table, present & (values == ""), spec.name,
                                     "must not be empty")
         if spec.unique:
-            repeated = values.duplicated(keep=False).to_numpy() & present
+            repeated = pd.Series(values).duplicated(keep=False).to_numpy() & present
             problems += _rows_where(table, repeated, spec.name,
                                     f"must be unique; repeated: {_examples(values[repeated])}")
-        if spec.kind in (Kind.INTEGER, Kind.FLOAT):
-            problems += _bounds(table, spec.name, values, present, spec.minimum,
-                                spec.exclusive_minimum, spec.maximum, spec.choices)
-        if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE):
+        if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE) and present.any():
             check = _is_json_object if spec.text is TextRule.JSON_OBJECT else _is_iso_date
-            distinct = pd.unique(values[present])
-            bad = {value for value in distinct if not check(value)}
+            bad = {value for value in pd.unique(values[present]) if not check(value)}
             if bad:
-                problems += _rows_where(table, values.isin(bad).to_numpy(), spec.name,
+                wrong = _member(values, bad)
+                problems += _rows_where(table, wrong, spec.name,
                                         f"must be {spec.text.value}, found "
-                                        f"{_examples(values[values.isin(bad)])}")
+                                        f"{_examples(values[wrong])}")
     return problems
 
 
-def _bounds(table: TypedTable, name: str, values: pd.Series, present: np.ndarray,
-            minimum: float | None, exclusive: bool, maximum: float | None,
-            choices: tuple[int, ...] | None) -> list[Problem]:
-    numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+def _bounds(table: TypedTable, name: str, minimum: float | None, exclusive: bool,
+            maximum: float | None, choices: tuple[int, ...] | None) -> list[Problem]:
+    series = table.frame[name]
+    numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = ~np.isnan(numbers)
     if choices is not None:
         outside = present & ~np.isin(numbers, choices)
         allowed = " or ".join(str(choice) for choice in choices)
         return _rows_where(table, outside, name,
-                           f"must be {allowed}, found {_examples(values[outside].tolist())}")
+                           f"must be {allowed}, found {_examples(series[outside].tolist())}")
     outside = np.zeros(len(numbers), dtype=bool)
     if minimum is not None:
         outside |= numbers <= minimum if exclusive else numbers < minimum
@@ -176,7 +195,7 @@ def _bounds(table: TypedTable, name: str, values: pd.Series, present: np.ndarray
     else:
         wanted = f"{'>' if exclusive else '>='} {_number(minimum)}"
     return _rows_where(table, outside, name,
-                       f"must be {wanted}, found {_examples(values[outside].tolist())}")
+                       f"must be {wanted}, found {_examples(series[outside].tolist())}")
 
 
 def _number(value: float | None) -> str:
@@ -207,9 +226,9 @@ def _reference(table: TypedTable, column: str, target: TypedTable | None, target
     """
     if not table.usable(column):
         return []
-    values = table.frame[column]
-    present = values.notna().to_numpy()
-    if not present.any():
+    values = _cells(table, column)
+    filled = _filled(values)
+    if not filled.any():
         return []
     if target is None:
         if TABLES[target_name].required:
@@ -218,8 +237,7 @@ def _reference(table: TypedTable, column: str, target: TypedTable | None, target
                         f"names {target_name} but the market has no {target_name} table")]
     if not target.usable(target_column):
         return []
-    known = values.isin(set(target.frame[target_column].dropna())).to_numpy()
-    unknown = present & ~known & (values != "").to_numpy()
+    unknown = filled & ~_member(values, set(_cells(target, target_column)))
     return _rows_where(table, unknown, column,
                        f"must name a {target_name.removesuffix('s')} in {target.file}; "
                        f"unknown: {_examples(values[unknown])}")
@@ -229,35 +247,32 @@ def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem
     """Each element's slot is one of the market's, and it has the field its slot reads."""
     if not elements.usable("slot"):
         return []
-    frame = elements.frame
     problems: list[Problem] = []
-    slot = frame["slot"]
-    known = slot.isin(slots).to_numpy()
-    unknown = ~known & slot.notna().to_numpy() & (slot != "").to_numpy()
+    slot = _cells(elements, "slot")
+    unknown = _filled(slot) & ~_member(slot, set(slots))
     problems += _rows_where(elements, unknown, "slot",
                             f"must be one of market.json's slots ({', '.join(slots)}), found "
                             f"{_examples(slot[unknown])}")
-    filled = {name: frame[name].notna().to_numpy() & (frame[name] != "").to_numpy()
-              for name in CONTENT_FIELDS if elements.usable(name)}
+    fields = {name: _cells(elements, name) for name in CONTENT_FIELDS if elements.usable(name)}
+    filled = {name: _filled(values) for name, values in fields.items()}
     for name in slots:
-        of_slot = (slot == name).to_numpy()
+        of_slot = slot == name
         needed = slot_field(name)
         if needed is None:
-            if len(filled) < len(CONTENT_FIELDS):
-                continue
-            empty = of_slot & ~(filled["text"] | filled["value"] | filled["image"])
-            problems += _rows_where(elements, empty, "text",
-                                    f"slot {name} needs one of text, value or image")
+            if len(filled) == len(CONTENT_FIELDS):
+                empty = of_slot & ~(filled["text"] | filled["value"] | filled["image"])
+                problems += _rows_where(elements, empty, "text",
+                                        f"slot {name} needs one of text, value or image")
             continue
         if needed not in filled:
             continue
         problems += _rows_where(elements, of_slot & ~filled[needed], needed,
                                 f"slot {name} needs a non-empty {needed}")
         if name == "text_color":
-            values = frame[needed]
-            bad = of_slot & filled[needed] & ~values.map(
-                lambda text: isinstance(text, str) and COLOR.fullmatch(text) is not None
-            ).to_numpy(dtype=bool)
+            values = fields[needed]
+            colors = of_slot & filled[needed]
+            bad = colors.copy()
+            bad[colors] = [COLOR.fullmatch(text) is None for text in values[colors]]
             problems += _rows_where(elements, bad, needed,
                                     f"text_color must be #RRGGBB, found {_examples(values[bad])}")
     return problems
@@ -268,17 +283,18 @@ def _coverage(products: TypedTable, elements: TypedTable,
     """Every product has at least one usable element for every slot."""
     if not (products.usable("product_id") and elements.usable("slot", "product_id")):
         return []
-    product_ids = products.frame["product_id"]
+    product_ids = _cells(products, "product_id")
+    real_ids = _filled(product_ids)
+    slot, owner = _cells(elements, "slot"), _cells(elements, "product_id")
     problems: list[Problem] = []
-    for slot in slots:
-        owners = elements.frame.loc[elements.frame["slot"] == slot, "product_id"]
-        if owners.isna().any():
+    for name in slots:
+        owners = owner[slot == name]
+        if pd.isna(owners).any():
             continue  # an element for every product
-        lacking = (product_ids.notna().to_numpy() & (product_ids != "").to_numpy()
-                   & ~product_ids.isin(set(owners)).to_numpy())
+        lacking = real_ids & ~_member(product_ids, set(owners))
         problems += _rows_where(products, lacking, "product_id",
-                                f"no usable element for slot {slot} in {elements.file} "
-                                f"(one with slot {slot} and product_id null or this product), "
+                                f"no usable element for slot {name} in {elements.file} "
+                                f"(one with slot {name} and product_id null or this product), "
                                 f"for {_examples(product_ids[lacking])}")
     return problems
 
@@ -341,8 +357,8 @@ def _creative_elements(creatives: TypedTable, elements: TypedTable,
 def _clicks_within_impressions(stats: TypedTable) -> list[Problem]:
     if not stats.usable("clicks", "impressions"):
         return []
-    over = (stats.frame["clicks"] > stats.frame["impressions"]).to_numpy(dtype=bool,
-                                                                         na_value=False)
+    frame = stats.frame
+    over = (frame["clicks"] > frame["impressions"]).to_numpy(dtype=bool, na_value=False)
     return _rows_where(stats, over, "clicks", "clicks must be <= impressions")
 
 
@@ -350,13 +366,12 @@ def _image_rules(tables: Iterable[TypedTable], root: Path | None, limits: ImageL
                  check_images: bool) -> list[Problem]:
     """Every path column: paths stay inside the market and name readable PNG/JPEG/WebP images
     within the pixel limit. Each distinct path is checked once."""
-    uses: list[tuple[TypedTable, str, pd.Series]] = []
+    uses: list[tuple[TypedTable, str, np.ndarray]] = []
     for table in tables:
         for spec in table.spec.columns:
             if spec.text is TextRule.PATH and table.usable(spec.name):
-                paths = table.frame[spec.name]
-                paths = paths[paths.notna().to_numpy() & (paths != "").to_numpy()]
-                if len(paths):
+                paths = _cells(table, spec.name)
+                if _filled(paths).any():
                     uses.append((table, spec.name, paths))
     if not uses:
         return []
@@ -364,13 +379,13 @@ def _image_rules(tables: Iterable[TypedTable], root: Path | None, limits: ImageL
         return [Problem(table.file, (), column,
                         "names image files but the market has no folder to read them from")
                 for table, column, _ in uses]
-    distinct = set().union(*(set(paths) for _, _, paths in uses))
+    distinct = set().union(*(set(paths[_filled(paths)]) for _, _, paths in uses))
     bad = image_problems(root, distinct, limits, decode=check_images)
     problems = []
     for table, column, paths in uses:
-        broken = paths[paths.isin(bad.keys()).to_numpy()]
-        for path, rows in broken.groupby(broken, sort=False).groups.items():
-            problems.append(Problem.at_rows(table.file, sorted(rows), column,
-                                            f"{path}: {bad[path]}"))
+        rows_of: dict[str, list[int]] = {}
+        for row in np.flatnonzero(_member(paths, set(bad))):
+            rows_of.setdefault(paths[row], []).append(int(row))
+        problems += [Problem.at_rows(table.file, rows, column, f"{path}: {bad[path]}")
+                     for path, rows in rows_of.items()]
     return problems
-

@@ -4,7 +4,8 @@ The system font folders (``/usr/share/fonts``, ``/usr/local/share/fonts``, ``~/.
 ``~/.local/share/fonts``) are indexed once per process: every ``.ttf``/``.otf``/``.ttc`` file's
 family and style names are read from the font itself. A requested family matches when it equals
 the font's family with case, spaces, dashes and underscores ignored ("Open Sans" = "open-sans" =
-"OpenSans"); a path to a font file is used directly.
+"OpenSans"); a family followed by a style ("DejaVu Sans Condensed") picks that style of the family;
+a path to a font file is used directly.
 
 Generic names map to the first installed of a list of common families: ``serif``; ``sans``,
 ``sans-serif`` (and ``None``); ``mono``, ``monospace``; ``bold`` is the sans family in bold.
@@ -100,8 +101,22 @@ def _style_rank(style: str, bold: bool) -> tuple[int, int, int]:
 
 
 def find_face(family: str, bold: bool = False) -> FontFace | None:
-    """The installed face of ``family`` closest to the requested weight, or None."""
-    faces = font_index().get(normalise_family(family))
+    """The installed face of ``family`` closest to the requested weight, or None.
+
+    A name that is a family followed by a style ("DejaVu Sans Condensed", "Roboto Light") matches the
+    faces of that family whose style contains the rest of the name.
+    """
+    key = normalise_family(family)
+    index = font_index()
+    faces = index.get(key)
+    if not faces:
+        faces = tuple(
+            face
+            for name, group in index.items()
+            if key.startswith(name) and len(key) > len(name)
+            for face in group
+            if key[len(name) :] in face.style
+        )
     if not faces:
         return None
     return min(faces, key=lambda face: (_style_rank(face.style, bold), face.path))

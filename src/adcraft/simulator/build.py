@@ -30,7 +30,7 @@ from adcraft.market import Market, MarketConfig, write_market
 from adcraft.render.background import draw_background, parse_background
 from adcraft.render.cutout import ensure_cutout
 from adcraft.render.from_market import MarketRenderer
-from adcraft.simulator.catalogue import DEAL_HIGHLIGHTS, make_catalogue
+from adcraft.simulator.catalogue import DEAL_HIGHLIGHTS, colour_name, make_catalogue
 from adcraft.simulator.click_model import (
     CLICK_ATTRIBUTES,
     DEMAND_ATTRIBUTES,
@@ -42,7 +42,7 @@ from adcraft.simulator.click_model import (
     sigmoid,
 )
 from adcraft.simulator.config import SimulatorConfig
-from adcraft.simulator.photos import PHOTO_CATEGORIES, draw_product_photo
+from adcraft.simulator.photos import PHOTO_CATEGORIES, draw_product_photo, random_style
 from adcraft.simulator.truth import image_attributes
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -105,25 +105,32 @@ def simulate_market(
 
 def _product_photos(
     config: SimulatorConfig, root: Path, rng: np.random.Generator
-) -> tuple[list[str], list[str]]:
-    """Write one RGBA cut-out per product under ``root/images/products``; return categories and paths."""
+) -> tuple[list[str], list[str], list[str]]:
+    """Write one RGBA cut-out per product under ``root/images/products``.
+
+    Returns the products' categories, photo paths and colour names (read off the photo).
+    """
     folder = root / "images" / "products"
     folder.mkdir(parents=True)
     if config.photos is None:
         categories = [PHOTO_CATEGORIES[i % len(PHOTO_CATEGORIES)] for i in range(config.n_products)]
-        categories = list(rng.permutation(categories))
+        categories = [str(c) for c in rng.permutation(categories)]
+        styles = [random_style(category, rng) for category in categories]
         images = [
-            draw_product_photo(cat, size=config.photo_size, seed=int(rng.integers(2**31)))
-            for cat in categories
+            draw_product_photo(cat, style, size=config.photo_size, seed=int(rng.integers(2**31)))
+            for cat, style in zip(categories, styles)
         ]
     else:
         categories, images = _photos_from_folder(Path(config.photos), config.n_products, rng)
-    paths = []
+    colours, paths = [], []
     for i, image in enumerate(images):
         rel = f"images/products/p{i:04d}.png"
         image.save(root / rel)
         paths.append(rel)
-    return categories, paths
+        pixels = np.asarray(image.convert("RGBA"), dtype=float).reshape(-1, 4)
+        opaque = pixels[pixels[:, 3] > 128, :3]
+        colours.append(colour_name(np.median(opaque, axis=0) if len(opaque) else (128, 128, 128)))
+    return categories, paths, colours
 
 
 def _photos_from_folder(
@@ -263,8 +270,8 @@ def _simulate_into(
     config: SimulatorConfig, root: Path, rng: np.random.Generator, progress: bool
 ) -> tuple[Market, dict]:
     root.mkdir(parents=True)
-    categories, photo_paths = _product_photos(config, root, rng)
-    catalogue = make_catalogue(categories, photo_paths, config.slots, config.titles_per_product, rng)
+    categories, photo_paths, colours = _product_photos(config, root, rng)
+    catalogue = make_catalogue(categories, photo_paths, colours, config.slots, config.titles_per_product, rng)
     products, elements = catalogue.products, catalogue.elements
     product_ids = products["product_id"].tolist()
     pools = _pools(elements, product_ids, config.slots, config.creatives_per_product, rng)

@@ -25,7 +25,13 @@ BENEFITS = (
     "for every day", "built to last", "with a lifetime guarantee", "that goes with everything",
     "for work and weekend", "made in small batches", "designed in Copenhagen", "you will love",
 )
-COLOUR_NAMES = ("black", "white", "navy", "red", "olive", "sand", "grey", "blush", "teal", "mustard")
+COLOUR_NAMES: dict[str, tuple[int, int, int]] = {
+    "black": (30, 30, 30), "white": (240, 240, 240), "grey": (128, 128, 128), "navy": (30, 45, 100),
+    "blue": (60, 110, 200), "sky blue": (135, 190, 235), "red": (200, 40, 40), "pink": (235, 160, 180),
+    "orange": (230, 130, 40), "yellow": (235, 205, 60), "olive": (110, 120, 50), "green": (50, 140, 70),
+    "teal": (30, 130, 130), "mint": (170, 225, 200), "purple": (130, 70, 170), "lilac": (190, 160, 220),
+    "brown": (120, 75, 40), "sand": (215, 190, 150), "burgundy": (120, 25, 45),
+}
 
 HIGHLIGHTS = (
     "Free shipping", "20% off today", "Bestseller", "New arrival", "2-year warranty",
@@ -59,6 +65,12 @@ class Catalogue:
     elements: pd.DataFrame
 
 
+def colour_name(rgb: tuple[float, float, float]) -> str:
+    """The nearest of a few everyday colour names to an sRGB colour (Euclidean distance in RGB)."""
+    target = np.asarray(rgb, dtype=float)
+    return min(COLOUR_NAMES, key=lambda name: float(np.sum((np.asarray(COLOUR_NAMES[name]) - target) ** 2)))
+
+
 def _title_variants(category: str, colour: str, rng: np.random.Generator, n: int) -> list[str]:
     """Titles of deliberately different lengths: short, medium, long (the layout x length term needs it)."""
     noun = category.replace("-", " ")
@@ -79,16 +91,16 @@ def _title_variants(category: str, colour: str, rng: np.random.Generator, n: int
 def make_catalogue(
     categories: list[str],
     photo_paths: list[str],
+    colours: list[str],
     slots: tuple[str, ...],
     titles_per_product: int,
     rng: np.random.Generator,
 ) -> Catalogue:
-    """Build the products and elements tables for products with the given categories and photos."""
+    """Build the products and elements tables for products with the given categories, photos and colours."""
     product_rows = []
     element_rows = []
-    for i, (category, photo) in enumerate(zip(categories, photo_paths, strict=True)):
+    for i, (category, photo, colour) in enumerate(zip(categories, photo_paths, colours, strict=True)):
         product_id = f"p{i:04d}"
-        colour = str(rng.choice(COLOUR_NAMES))
         titles = _title_variants(category, colour, rng, titles_per_product)
         product_rows.append(
             {
