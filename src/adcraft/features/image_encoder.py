@@ -45,7 +45,7 @@ class ImageEncoderConfig:
 
     backbone: str = "efficientnet-lite0"
     image_size: int = 224
-    batch_size: int = 32
+    batch_size: int = 8  # measured fastest per image on 2 CPU cores (bench/encoders.py)
     num_threads: int | None = None
     tiny_dim: int = 64
     seed: int = 0
@@ -198,8 +198,46 @@ def _pretrained_lite0(image_size: int) -> tuple[nn.Module, str]:
     # weights_only=True: the file is read as tensors, never unpickled as arbitrary objects.
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    model = model.to(memory_format=torch.channels_last).eval()
+    model = fold_for_inference(model.eval())
+    model = model.to(memory_format=torch.channels_last)
     return model, file_sha256(path)
+
+
+def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Fold an eval-mode BatchNorm into the convolution before it: w' = w*g/s, b' = beta + (b - mean)*g/s."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bn.bias + (bias - bn.running_mean) * scale)
+
+
+def _absorb_padding(conv: nn.Module) -> None:
+    """Turn a symmetric TF-"same" zero pad in front of a convolution into the convolution's own padding."""
+    pad = getattr(conv, "static_padding", None)
+    if isinstance(pad, nn.ZeroPad2d):
+        left, right, top, bottom = pad.padding
+        if left == right and top == bottom:
+            conv.padding = (top, left)
+            conv.static_padding = nn.Identity()
+
+
+@torch.no_grad()
+def fold_for_inference(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm of an eval-mode EfficientNet into its convolution and absorb symmetric pads.
+
+    The network computes the same function (up to float rounding: max abs feature difference ~1e-5),
+    with about a third fewer memory passes per image; the module is changed in place and returned.
+    """
+    pairs = [(model._conv_stem, "_bn0", model), (model._conv_head, "_bn1", model)]
+    for block in model._blocks:
+        if hasattr(block, "_expand_conv"):
+            pairs.append((block._expand_conv, "_bn0", block))
+        pairs += [(block._depthwise_conv, "_bn1", block), (block._project_conv, "_bn2", block)]
+    for conv, bn_name, owner in pairs:
+        _fold_conv_bn(conv, getattr(owner, bn_name))
+        setattr(owner, bn_name, nn.Identity())
+        _absorb_padding(conv)
+    return model
 
 
 @functools.lru_cache(maxsize=None)
