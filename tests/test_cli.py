@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def cli_market(tmp_path_factory) -> Path:
 
 
 def test_every_verb_has_help():
-    for verb in ("env", "validate", "simulate", "render", "demo"):
+    for verb in ("env", "validate", "simulate", "render", "demo", "train", "score"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
 
@@ -90,3 +91,76 @@ def test_simulate_refuses_bad_settings(tmp_path):
     result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "m"), "--products", "1"])
     assert result.exit_code == 2
     assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="module")
+def logged_cli_market(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli-logs") / "market"
+    result = runner.invoke(
+        app, ["simulate", "--out", str(out), "--seed", "2", "--products", "6", "--impressions", "6000",
+              "--creatives-per-product", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_ctr_then_score_writes_the_spec_tables(logged_cli_market, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "ctr.yaml"
+    config.write_text("encoding: {text_backbone: tiny, image_backbone: none}\ntrain: {epochs: 3}\n")
+    model = tmp_path / "model"
+    result = runner.invoke(
+        app, ["train", "ctr", "--market", str(logged_cli_market), "--out", str(model), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert 0.0 <= metrics["validation"]["auc"] <= 1.0 and metrics["kind"] == "ctr"
+    assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
+    result = runner.invoke(app, ["score", "--model", str(model), "--market", str(logged_cli_market),
+                                 "--out", str(tmp_path / "scores")])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_parquet(tmp_path / "scores" / "scores.parquet")
+    creatives = pd.read_parquet(logged_cli_market / "creatives.parquet")
+    assert list(scores.columns) == ["creative_id", "predicted_ctr"]
+    assert sorted(scores["creative_id"]) == sorted(creatives["creative_id"])
+
+
+def test_train_utility_reports_peaks(logged_cli_market, tmp_path):
+    config = tmp_path / "u.yaml"
+    config.write_text("target: logit_ctr\nattributes: [brightness, colourfulness]\nmin_rows: 10\n")
+    model = tmp_path / "utility"
+    result = runner.invoke(
+        app, ["train", "utility", "--market", str(logged_cli_market), "--out", str(model), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert set(metrics["attributes"]) == {"brightness", "colourfulness"}
+    assert "peak" in metrics["attributes"]["brightness"]
+    result = runner.invoke(app, ["score", "--model", str(model), "--market", str(logged_cli_market),
+                                 "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "does not predict CTR" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "ctr", "--config", "{config}"], "unknown setting"),
+        (["train", "ctr", "--market", "{empty}"], "market"),
+        (["score", "--model", "{empty}"], "config.json"),
+    ],
+)
+def test_train_and_score_refuse_bad_input(logged_cli_market, tmp_path, args, message):
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("epoch: 3\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    full = {"--market": str(logged_cli_market), "--out": str(tmp_path / "o"), "--model": str(tmp_path / "nomodel")}
+    argv = [a.format(config=bad_config, empty=empty) for a in args]
+    for flag, value in full.items():
+        if flag not in argv and (flag != "--model" or argv[0] == "score"):
+            argv += [flag, value]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "o").exists()

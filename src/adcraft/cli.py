@@ -10,6 +10,7 @@ import functools
 import platform
 import sys
 from collections.abc import Callable
+from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -163,6 +164,46 @@ def demo(
     )
     out.print(f"market: {result.market_dir}")
     out.print(f"page:   {result.page}")
+
+
+class ModelKind(str, Enum):
+    ctr = "ctr"
+    pairwise = "pairwise"
+    mil = "mil"
+    utility = "utility"
+
+
+@app.command()
+@reports_errors
+def train(
+    kind: Annotated[ModelKind, typer.Argument(help="Which reward model: ctr, pairwise, mil or utility.")],
+    market: Annotated[Path, typer.Option(help="Market folder with past creatives and logs.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write (config.json, model.safetensors).")],
+    config: Annotated[Path | None, typer.Option(help="YAML file whose keys are the model config's fields.")] = None,
+) -> None:
+    """Train a reward model on a market's logs; writes the model and metrics.json (validation: latest logs)."""
+    from adcraft.pipeline import train_reward_model
+
+    metrics = train_reward_model(kind.value, market, out_dir, config, progress=sys.stderr.isatty())
+    out.print(f"wrote {out_dir} ({kind.value} model, {metrics['seconds']} s)")
+    shown = metrics.get("validation") or metrics.get("pairwise") or {
+        k: metrics[k] for k in ("rows", "target", "r2", "r2_linear") if k in metrics
+    }
+    out.print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+
+
+@app.command()
+@reports_errors
+def score(
+    model: Annotated[Path, typer.Option(help="Model folder written by `adcraft train`.")],
+    market: Annotated[Path, typer.Option(help="Market folder whose past creatives to score.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for scores.parquet.")],
+) -> None:
+    """Predict the CTR of every past creative of a market: OUT/scores.parquet (creative_id, predicted_ctr)."""
+    from adcraft.pipeline import score_creatives
+
+    path = score_creatives(model, market, out_dir)
+    out.print(f"wrote {path}")
 
 
 def main() -> None:

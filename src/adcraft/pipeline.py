@@ -6,6 +6,8 @@ is validated, render a sample of creatives (logged ones and new combinations) an
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
+from adcraft.errors import InputError
 from adcraft.evaluate.gallery import Card, Section, write_gallery
-from adcraft.market import load_market
+from adcraft.market import Market, load_market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -85,7 +88,7 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
                 creative = renderer.render(pid, combo)
                 path = folder / f"{pid}_new{k}.png"
                 creative.image.save(path)
-                ctr = truth.ctr_of_image(pid, combo, creative.image, creative.product_bbox)
+                ctr = truth.ctr_of_image(pid, combo, creative.image)
                 cards.append(
                     Card(
                         image=f"creatives/{path.name}",
@@ -104,3 +107,108 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     )
     page = write_gallery(out / "index.html", "adcraft demo: creatives of the default market", lead, sections)
     return DemoResult(market_dir=simulated.market_dir, truth_dir=simulated.truth_dir, page=page, rendered=rendered)
+
+
+# -- reward models -------------------------------------------------------------------------------------
+
+REWARD_KINDS = ("ctr", "pairwise", "mil", "utility")
+
+
+def _reward_classes(kind: str):
+    """(config class, trainer or fit function, model class) of a reward-model kind."""
+    if kind == "ctr":
+        from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel
+
+        return CTRConfig, CTRTrainer, PointwiseCTRModel
+    if kind == "mil":
+        from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
+
+        return MILConfig, MILTrainer, MILModel
+    if kind == "pairwise":
+        from adcraft.rewards.pairwise import PairwiseConfig, PairwiseModel, PairwiseTrainer
+
+        return PairwiseConfig, PairwiseTrainer, PairwiseModel
+    if kind == "utility":
+        from adcraft.rewards.utility import DemandUtilityModel, UtilityConfig
+
+        return UtilityConfig, None, DemandUtilityModel
+    raise InputError(f"unknown model kind {kind!r}; choose one of {', '.join(REWARD_KINDS)}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
+    tmp.replace(path)
+
+
+def _click_validation(model, market: Market, split) -> dict:
+    """Validation metrics of a click model on the held-out (latest) part of the market's logs."""
+    from adcraft.evaluate.metrics import click_metrics
+    from adcraft.rewards.data import click_log, time_split
+
+    _, valid = time_split(click_log(market), split)
+    probs = model.predict(valid["product_id"].tolist(), valid["elements"].tolist(), valid["context"].tolist())
+    return click_metrics(valid["clicks"], valid["trials"], probs, valid["product_id"])
+
+
+def train_reward_model(
+    kind: str, market_dir: Path, out: Path, config_path: Path | None = None, progress: bool = False
+) -> dict:
+    """Train one reward model on a market, save it to ``out`` with ``metrics.json``; return the metrics."""
+    from adcraft.configuration import load_config
+
+    config_class, trainer_class, _ = _reward_classes(kind)
+    config = load_config(config_class, config_path)
+    market = load_market(market_dir)
+    out = Path(out)
+    started = time.perf_counter()
+    if kind == "utility":
+        from adcraft.rewards.utility import fit_utility, utility_table
+
+        table, target = utility_table(market, config, progress)
+        model = fit_utility(table, target, config)
+        summary = model.summary()
+        metrics = {
+            "rows": int(model.n_rows), "target": target, "r2": model.r2, "adj_r2": model.adj_r2,
+            "r2_linear": model.r2_linear,
+            "attributes": {name: {k: _plain(v) for k, v in row.items()} for name, row in summary.iterrows()},
+        }
+    else:
+        model = trainer_class(config).fit(market, progress=progress)
+        if kind == "pairwise":
+            metrics = {"pairwise": model.validation_metrics()}
+        else:
+            metrics = {"validation": _click_validation(model, market, config.split)}
+        metrics["history"] = model.history.to_json()
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    metrics["kind"] = kind
+    model.save(out)
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def load_reward_model(folder: Path):
+    """Load any saved reward model by the kind recorded in its ``config.json``."""
+    from adcraft.rewards.artifacts import load_artifact
+
+    kind = load_artifact(folder).kind
+    return _reward_classes(kind)[2].load(folder)
+
+
+def score_creatives(model_dir: Path, market_dir: Path, out: Path) -> Path:
+    """Write ``OUT/scores.parquet``: the model's predicted CTR of every past creative of the market."""
+    from adcraft.market import write_scores
+
+    model = load_reward_model(model_dir)
+    if not hasattr(model, "score_market"):
+        raise InputError(f"{model_dir} holds a model that does not predict CTR (a demand utility); nothing to score")
+    market = load_market(market_dir)
+    scores = model.score_market(market)
+    write_scores(out, scores)
+    return Path(out) / "scores.parquet"

@@ -158,3 +158,17 @@ def test_photos_folder_without_images_is_refused(tiny_config, tmp_path: Path):
     with pytest.raises(InputError, match="fewer than 2"):
         simulate_market(replace(tiny_config, photos=tmp_path / "empty"), tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.shared_data
+def test_real_visuelle_cutouts_as_product_photos(shared_data, tiny_config, tmp_path):
+    folder = shared_data / "visuelle" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    config = replace(tiny_config, n_products=5, n_impressions=800, photos=folder)
+    market = load_market(simulate_market(config, tmp_path / "m").market_dir)
+    assert set(market.products["category"]) <= {"tall", "wide", "compact"}
+    for image in market.products["image"]:
+        photo = market.open_image(image)
+        alpha = np.asarray(photo.convert("RGBA"))[..., 3]
+        assert alpha[0, 0] == 0 and (alpha > 200).mean() > 0.1  # quantised alpha peaks at 254

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adcraft.atomic import move_into_place
 from adcraft.errors import InputError
 from adcraft.market.coerce import TypedTable, typed_frame
 from adcraft.market.images import ImageLimits, resolve_inside
@@ -184,23 +185,8 @@ def write_market(market: Market, out_dir: str | os.PathLike[str], *,
             target = staging / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(resolve_inside(market.root, relpath), target)
-        _move_into_place(staging, out)
+        move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished folder to ``out``; an old ``out`` is moved aside first, then removed."""
-    if out.is_dir() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, old)
-        try:
-            os.replace(staging, out)
-        except OSError:
-            os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)

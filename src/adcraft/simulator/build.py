@@ -39,7 +39,6 @@ from adcraft.simulator.click_model import (
     InverseU,
     TrueClickModel,
     contexts,
-    sigmoid,
 )
 from adcraft.simulator.config import SimulatorConfig
 from adcraft.simulator.photos import PHOTO_CATEGORIES, draw_product_photo, random_style
@@ -297,7 +296,7 @@ def _simulate_into(
             rendered.image.save(root / rel)
             images.append(rel)
             bboxes.append(list(rendered.product_bbox))
-            attribute_rows.append(image_attributes(rendered.image, rendered.product_bbox))
+            attribute_rows.append(image_attributes(rendered.image))
             bar.advance(task)
     creatives["image"] = images
     attributes = pd.DataFrame(attribute_rows)
@@ -319,11 +318,16 @@ def _simulate_into(
     stats["impressions"] = stats["impressions"].astype("int64")
     stats["clicks"] = stats["clicks"].astype("int64")
 
-    first = creatives.groupby("product_id").head(1).set_index("product_id")
+    # A listing's demand follows the image it showed most (its listing image over the period).
+    shown = impressions["creative_id"].value_counts()
+    owner = dict(zip(creatives["creative_id"], creatives["product_id"]))
+    listing = {}
+    for cid in creatives["creative_id"]:
+        pid = owner[cid]
+        if pid not in listing or shown.get(cid, 0) > shown.get(listing[pid], 0):
+            listing[pid] = cid
     attrs_by_creative = dict(zip(creatives["creative_id"], attribute_rows))
-    expected = np.array(
-        [model.expected_demand(pid, attrs_by_creative[first.loc[pid, "creative_id"]]) for pid in product_ids]
-    )
+    expected = np.array([model.expected_demand(pid, attrs_by_creative[listing[pid]]) for pid in product_ids])
     start = datetime.fromtimestamp(config.start_ts, UTC).date()
     end = datetime.fromtimestamp(config.start_ts + config.days * 86400 - 1, UTC).date()
     demand = pd.DataFrame(
@@ -347,6 +351,7 @@ def _simulate_into(
     )
     products_truth = products[["product_id", "category"]].assign(
         popularity_effect=[model.product_effect[p] for p in product_ids],
+        listing_creative=[listing[p] for p in product_ids],
         expected_demand=expected,
         traffic_share=[policy["traffic_share"][p] for p in product_ids],
     )

@@ -14,7 +14,8 @@ context ``x`` (device, segment):
 ``T(c)`` is 1 when the template shows text and 0 for text-free templates (then title, highlight, font and
 text-colour effects vanish too); ``CR`` is the WCAG contrast ratio between the text colour and the mean
 colour of the background; ``x_k`` are visual attributes (brightness, colourfulness, product area, clutter)
-of the rendered image. Only the last three lines are interactions: a model with per-element effects alone
+of the rendered image, computed from its pixels alone (``adcraft.features.attributes``, no product mask),
+exactly as a learner that sees only the image can compute them. Only the last three lines are interactions: a model with per-element effects alone
 cannot capture them.
 
 Demand (listing-level sales) of a product whose image has attributes ``x``:

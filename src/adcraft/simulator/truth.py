@@ -6,7 +6,8 @@ A simulated market is written with a separate truth folder::
       click_model.json     the TrueClickModel's parameters (see ``click_model``)
       creatives.parquet    per past creative: true CTR (context-averaged) and its image attributes
       elements.parquet     per element: slot and true main effect (logit units)
-      products.parquet     per product: popularity effect, expected demand of its default image
+      products.parquet     per product: popularity effect, listing creative (its most-shown) and that
+                           image's expected demand
       simulation.json      the simulator's settings and the logging policy
 
 Tests and benchmarks load it with ``GroundTruth.load(TRUTH)``; learners never see it.
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -28,18 +28,9 @@ from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator.click_model import TrueClickModel
 
 
-def bbox_mask(size: tuple[int, int], bbox: Sequence[int]) -> np.ndarray:
-    """A boolean (height, width) mask that is True inside ``bbox = [x0, y0, x1, y1]``."""
-    width, height = size
-    mask = np.zeros((height, width), dtype=bool)
-    x0, y0, x1, y1 = (int(v) for v in bbox)
-    mask[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)] = True
-    return mask
-
-
-def image_attributes(image: Image.Image, bbox: Sequence[int]) -> dict[str, float]:
-    """The visual attributes the true model reads, with the product region given by its bbox."""
-    return compute_attributes(image, product_mask=bbox_mask(image.size, bbox))
+def image_attributes(image: Image.Image) -> dict[str, float]:
+    """The visual attributes the true model reads: functions of the image alone, as a learner sees it."""
+    return compute_attributes(image)
 
 
 @dataclass
@@ -68,11 +59,10 @@ class GroundTruth:
         product_id: str,
         element_ids: Sequence[str],
         image: Image.Image,
-        product_bbox: Sequence[int],
         context: dict[str, str] | None = None,
     ) -> float:
         """True CTR of an image that shows this combination (context-averaged unless a context is given)."""
-        attributes = image_attributes(image, product_bbox)
+        attributes = image_attributes(image)
         return self.model.ctr(product_id, list(element_ids), attributes, context)
 
     def ctr_of_combination(
@@ -84,8 +74,8 @@ class GroundTruth:
     ) -> float:
         """True CTR of a combination as the default compositor renders it."""
         rendered = renderer.render(product_id, list(element_ids))
-        return self.ctr_of_image(product_id, element_ids, rendered.image, rendered.product_bbox, context)
+        return self.ctr_of_image(product_id, element_ids, rendered.image, context)
 
-    def demand_of_image(self, product_id: str, image: Image.Image, product_bbox: Sequence[int]) -> float:
+    def demand_of_image(self, product_id: str, image: Image.Image) -> float:
         """Expected demand of the product if its listing showed this image."""
-        return self.model.expected_demand(product_id, image_attributes(image, product_bbox))
+        return self.model.expected_demand(product_id, image_attributes(image))

@@ -1,0 +1,249 @@
+"""Point-wise CTR model: a creative shown for a product in a context -> click-through probability.
+
+The network reads the creative through the shared ``CreativeTower`` (element ids and words, product,
+context and, optionally, the rendered image's features) and predicts
+
+    logit p = b + b_product + sum_s b[e_s] + MLP([e_1; ...; e_S; p; c; v])
+
+where the additive biases carry each element's main effect and the MLP over the concatenated slot
+vectors carries their interactions with each other, the product, the context and the image. It is
+trained on combination-level outcomes with the impression-weighted binomial log-likelihood
+
+    L = - sum_r [ clicks_r log p_r + (trials_r - clicks_r) log(1 - p_r) ] / sum_r trials_r,
+
+which equals the mean log loss over the raw impressions. Validation is the latest part of the log
+(``time_split``); training stops early on the validation loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from adcraft.configuration import from_mapping
+from adcraft.errors import InputError
+from adcraft.market import Market
+from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.rewards.data import SplitConfig, click_log, time_split
+from adcraft.rewards.encoding import (
+    CreativeBatch,
+    CreativeTower,
+    CreativeVocabulary,
+    EncodingConfig,
+    creative_image_features,
+    element_text_matrix,
+    make_batch,
+)
+from adcraft.rewards.training import TrainConfig, TrainHistory, fit
+
+KIND = "ctr"
+MAX_CONTEXTS = 64
+
+
+@dataclass(frozen=True)
+class CTRConfig:
+    """Settings of the point-wise CTR model."""
+
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    hidden: int = 64
+    dropout: float = 0.1
+    train: TrainConfig = field(default_factory=TrainConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+class CTRNetwork(nn.Module):
+    """Additive element/product biases plus an interaction MLP (see the module docstring)."""
+
+    def __init__(self, tower: CreativeTower, n_elements: int, n_products: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        d = tower.element_id.embedding_dim
+        self.tower = tower
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.element_bias = nn.Embedding(n_elements + 1, 1)
+        self.product_bias = nn.Embedding(n_products + 1, 1)
+        nn.init.zeros_(self.element_bias.weight)
+        nn.init.zeros_(self.product_bias.weight)
+        width = d * (tower.n_slots + 2 + (1 if tower.image_proj is not None else 0))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, batch: CreativeBatch) -> torch.Tensor:
+        parts = [
+            self.tower.element_vectors(batch.elements).flatten(1),
+            self.tower.product_vector(batch),
+            self.tower.context_vector(batch),
+        ]
+        image = self.tower.image_vector(batch)
+        if image is not None:
+            parts.append(image)
+        interactions = self.mlp(torch.cat(parts, dim=1)).squeeze(1)
+        additive = self.element_bias(batch.elements).sum(dim=(1, 2)) + self.product_bias(batch.products).squeeze(1)
+        return self.bias + additive + interactions
+
+
+def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
+    """Impression-weighted binomial negative log-likelihood per impression (module docstring)."""
+    nll = -(clicks * F.logsigmoid(logits) + (trials - clicks) * F.logsigmoid(-logits))
+    return nll.sum() / trials.sum()
+
+
+class PointwiseCTRModel:
+    """A trained point-wise CTR model with its vocabulary; predicts the CTR of any combination."""
+
+    def __init__(
+        self,
+        config: CTRConfig,
+        vocab: CreativeVocabulary,
+        network: CTRNetwork,
+        contexts: list[tuple[str, float]],
+        mean_image: np.ndarray | None,
+        history: TrainHistory | None = None,
+    ) -> None:
+        self.config = config
+        self.vocab = vocab
+        self.network = network.eval()
+        self.contexts = contexts
+        self.mean_image = mean_image
+        self.history = history or TrainHistory()
+
+    def _images(self, n: int, images: np.ndarray | None) -> np.ndarray | None:
+        if self.mean_image is None:
+            return None
+        if images is None:
+            return np.repeat(self.mean_image[None, :], n, axis=0)
+        return np.asarray(images, dtype=np.float32)
+
+    def predict(
+        self,
+        product_ids: Sequence[str],
+        combos: Sequence[Sequence[str]],
+        contexts: Sequence[str] | None = None,
+        images: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """CTR of each (product, combination[, context]); without contexts, averaged over the traffic's.
+
+        ``images`` are the rendered creatives' image features; a model trained with images uses the mean
+        training image feature for rows without one.
+        """
+        n = len(product_ids)
+        images = self._images(n, images)
+        with torch.no_grad():
+            if contexts is not None:
+                batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, contexts, images)
+                return torch.sigmoid(self.network(batch)).numpy().astype(np.float64)
+            out = np.zeros(n)
+            for context, weight in self.contexts:
+                batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, [context] * n, images)
+                out += weight * torch.sigmoid(self.network(batch)).numpy()
+            return out
+
+    def score_market(self, market: Market) -> pd.DataFrame:
+        """Predicted CTR of every past creative of a market (``creative_id``, ``predicted_ctr``)."""
+        if market.creatives is None or market.creatives.empty:
+            raise InputError("the market has no past creatives to score")
+        creatives = market.creatives
+        features = creative_image_features(market, creatives["creative_id"].tolist(), self.config.encoding)
+        images = None
+        if self.mean_image is not None:
+            images = np.stack([features.get(c, self.mean_image) for c in creatives["creative_id"]])
+        ctr = self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
+        return pd.DataFrame({"creative_id": creatives["creative_id"], "predicted_ctr": ctr.astype("float64")})
+
+    def save(self, folder: Path) -> None:
+        tensors = {f"network.{k}": v for k, v in self.network.state_dict().items()}
+        if self.mean_image is not None:
+            tensors["mean_image"] = torch.from_numpy(self.mean_image)
+        save_artifact(
+            folder,
+            KIND,
+            asdict(self.config),
+            tensors,
+            extra={
+                "vocab": self.vocab.to_json(),
+                "contexts": self.contexts,
+                "image_dim": 0 if self.mean_image is None else int(self.mean_image.shape[0]),
+                "text_dim": int(self.network.tower.text.shape[1]),
+                "history": self.history.to_json(),
+            },
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> PointwiseCTRModel:
+        artifact = load_artifact(folder, expected_kind=KIND)
+        config = from_mapping(CTRConfig, artifact.config)
+        extra = artifact.extra
+        vocab = CreativeVocabulary.from_json(extra["vocab"])
+        text = np.zeros((len(vocab.elements) + 1, extra["text_dim"]), dtype=np.float32)
+        network = _network(config, vocab, text, extra["image_dim"])
+        state = {k.removeprefix("network."): torch.as_tensor(v) for k, v in artifact.tensors.items() if k.startswith("network.")}
+        network.load_state_dict(state)
+        mean_image = artifact.tensors.get("mean_image")
+        history = TrainHistory(**extra.get("history", {}))
+        return cls(
+            config, vocab, network, [tuple(c) for c in extra["contexts"]],
+            None if mean_image is None else np.asarray(mean_image, dtype=np.float32), history,
+        )
+
+
+def _network(config: CTRConfig, vocab: CreativeVocabulary, text: np.ndarray, image_dim: int) -> CTRNetwork:
+    tower = CreativeTower(vocab, config.encoding, text, image_dim=image_dim)
+    return CTRNetwork(tower, len(vocab.elements), len(vocab.products), config.hidden, config.dropout)
+
+
+def context_distribution(log: pd.DataFrame, limit: int = MAX_CONTEXTS) -> list[tuple[str, float]]:
+    """The most frequent contexts of a log with their share of impressions (renormalised to sum to 1)."""
+    weights = log.groupby("context")["trials"].sum().sort_values(ascending=False).head(limit)
+    return [(str(c), float(w / weights.sum())) for c, w in weights.items()]
+
+
+class CTRTrainer:
+    """Fits a ``PointwiseCTRModel`` on a market's logs."""
+
+    def __init__(self, config: CTRConfig | None = None) -> None:
+        self.config = config or CTRConfig()
+
+    def fit(self, market: Market, progress: bool = False) -> PointwiseCTRModel:
+        config = self.config
+        torch.manual_seed(config.train.seed)
+        log = click_log(market)
+        train, valid = time_split(log, config.split)
+        vocab = CreativeVocabulary.from_market(market, train)
+        text = element_text_matrix(vocab, config.encoding)
+        features = creative_image_features(market, log["creative_id"].tolist(), config.encoding)
+        mean_image = np.mean(np.stack(list(features.values())), axis=0).astype(np.float32) if features else None
+        network = _network(config, vocab, text, 0 if mean_image is None else int(mean_image.shape[0]))
+
+        def tensors(part: pd.DataFrame) -> tuple[CreativeBatch, torch.Tensor, torch.Tensor]:
+            images = None
+            if mean_image is not None:
+                images = np.stack([features.get(c, mean_image) for c in part["creative_id"]])
+            batch = make_batch(
+                vocab, config.encoding, part["product_id"].tolist(), part["elements"].tolist(),
+                part["context"].tolist(), images,
+            )
+            clicks = torch.tensor(part["clicks"].to_numpy(dtype=np.float32))
+            trials = torch.tensor(part["trials"].to_numpy(dtype=np.float32))
+            return batch, clicks, trials
+
+        train_batch, train_clicks, train_trials = tensors(train)
+        valid_batch, valid_clicks, valid_trials = tensors(valid)
+
+        def train_loss(index: torch.Tensor) -> torch.Tensor:
+            logits = network(train_batch.take(index))
+            return binomial_loss(logits, train_clicks[index], train_trials[index])
+
+        def valid_loss() -> float:
+            return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
+
+        clicks, trials = float(train_clicks.sum()), float(train_trials.sum())
+        network.bias.data.fill_(np.log(clicks / (trials - clicks)))  # start at the base rate
+        history = fit(network, len(train), train_loss, valid_loss, config.train, progress, "training CTR model")
+        return PointwiseCTRModel(config, vocab, network, context_distribution(train), mean_image, history)

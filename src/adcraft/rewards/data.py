@@ -1,0 +1,126 @@
+"""Training data of the reward models, read from a market's logs.
+
+``click_log`` turns a market's ``impressions`` (event level) or, when absent, ``creative_stats``
+(aggregated) into one table of combination-level outcomes: one row per (creative, context, day) with
+``clicks`` out of ``trials`` impressions. Aggregating impressions that share creative, context and day
+loses nothing a click model can use: the binomial likelihood and the weighted AUC of the aggregated
+rows equal those of the raw impressions.
+
+``time_split`` holds out the most recent part of the log for validation, so that no model is checked on
+impressions older than some it was trained on (no leakage from the future).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from adcraft.errors import InputError
+from adcraft.market import Market
+
+LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How the log is split for validation: the last ``valid_fraction`` of its time span is held out."""
+
+    valid_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+
+
+def click_log(market: Market) -> pd.DataFrame:
+    """Combination-level outcomes of a market (columns ``LOG_COLUMNS``).
+
+    ``time`` is unix seconds of the day (impressions) or of the row's date (creative_stats), NaN when
+    creative_stats has no date. ``context`` is the impression's context JSON, or ``""`` when unknown.
+    Raises ``InputError`` for a market without logs, with fewer than two products, or without clicks.
+    """
+    if market.creatives is None or market.creatives.empty:
+        raise InputError("the market has no past creatives: a reward model needs creatives.parquet and logs")
+    creatives = market.creatives[["creative_id", "product_id", "elements"]]
+    if market.impressions is not None and not market.impressions.empty:
+        imp = market.impressions
+        context = imp["context"].fillna("") if "context" in imp else pd.Series("", index=imp.index)
+        day = (imp["ts"].to_numpy(dtype=np.int64) // 86400) * 86400
+        frame = pd.DataFrame(
+            {"creative_id": imp["creative_id"], "context": context, "time": day, "click": imp["click"]}
+        )
+        log = (
+            frame.groupby(["creative_id", "context", "time"], sort=True)["click"]
+            .agg(clicks="sum", trials="size")
+            .reset_index()
+        )
+    elif market.creative_stats is not None and not market.creative_stats.empty:
+        stats = market.creative_stats
+        if "date" in stats and stats["date"].notna().all():
+            time = pd.to_datetime(stats["date"], utc=True).astype("int64") // 10**9
+        else:
+            time = pd.Series(np.nan, index=stats.index)
+        log = pd.DataFrame(
+            {
+                "creative_id": stats["creative_id"],
+                "context": "",
+                "time": time,
+                "clicks": stats["clicks"],
+                "trials": stats["impressions"],
+            }
+        )
+    else:
+        raise InputError(
+            "the market has no logs: a reward model needs impressions.parquet or creative_stats.parquet"
+        )
+    log = log.merge(creatives, on="creative_id", how="left")
+    log["clicks"] = log["clicks"].astype("float64")
+    log["trials"] = log["trials"].astype("float64")
+    if log["product_id"].nunique() < 2:
+        raise InputError("the logs cover fewer than 2 products: a reward model needs at least 2 to generalise")
+    if log["clicks"].sum() <= 0:
+        raise InputError("the logs have no clicks at all: there is nothing to learn a click model from")
+    return log[list(LOG_COLUMNS)].reset_index(drop=True)
+
+
+def time_split(log: pd.DataFrame, config: SplitConfig = SplitConfig()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and validation parts of a click log: validation is the latest ``valid_fraction`` of trials.
+
+    Rows are cut at the time before which ``1 - valid_fraction`` of the impressions lie. A log without
+    time (creative_stats without dates) is split by creative at random instead, with ``config.seed``:
+    then no creative appears in both parts.
+    """
+    if log["time"].notna().all():
+        order = log["time"].to_numpy()
+        times = np.unique(order)
+        if len(times) < 2:
+            raise InputError("the logs span a single day: a time split for validation needs at least two")
+        weight = log.groupby("time")["trials"].sum().reindex(times).to_numpy()
+        share = np.cumsum(weight) / weight.sum()
+        cut_index = min(int(np.searchsorted(share, 1.0 - config.valid_fraction)) + 1, len(times) - 1)
+        cutoff = times[cut_index]
+        valid = order >= cutoff
+    else:
+        creatives = np.sort(log["creative_id"].unique())
+        rng = np.random.default_rng(config.seed)
+        held = set(rng.choice(creatives, size=max(1, int(round(config.valid_fraction * len(creatives)))), replace=False))
+        valid = log["creative_id"].isin(held).to_numpy()
+    train, held_out = log[~valid].reset_index(drop=True), log[valid].reset_index(drop=True)
+    if held_out["trials"].sum() == 0 or train["trials"].sum() == 0:
+        raise InputError("the logs are too short to hold out a validation part")
+    return train, held_out
+
+
+def creative_outcomes(log: pd.DataFrame) -> pd.DataFrame:
+    """Per creative: product, elements, total clicks and trials, and observed CTR."""
+    grouped = log.groupby("creative_id", sort=True).agg(
+        product_id=("product_id", "first"),
+        elements=("elements", "first"),
+        clicks=("clicks", "sum"),
+        trials=("trials", "sum"),
+    )
+    grouped["ctr"] = grouped["clicks"] / grouped["trials"]
+    return grouped.reset_index()

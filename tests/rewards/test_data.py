@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adcraft.errors import InputError
+from adcraft.rewards.data import SplitConfig, click_log, creative_outcomes, time_split
+
+
+def test_click_log_aggregates_impressions_without_losing_counts(logged_market):
+    market, _ = logged_market
+    log = click_log(market)
+    assert log["trials"].sum() == len(market.impressions)
+    assert log["clicks"].sum() == market.impressions["click"].sum()
+    assert not log.duplicated(["creative_id", "context", "time"]).any()
+    per_creative = creative_outcomes(log).set_index("creative_id")["clicks"]
+    raw = market.impressions.groupby("creative_id")["click"].sum()
+    pd.testing.assert_series_equal(per_creative.loc[raw.index], raw.astype(float), check_names=False)
+
+
+def test_time_split_holds_out_the_latest_part(logged_market):
+    market, _ = logged_market
+    train, valid = time_split(click_log(market), SplitConfig(valid_fraction=0.25))
+    assert train["time"].max() < valid["time"].min()
+    share = valid["trials"].sum() / (train["trials"].sum() + valid["trials"].sum())
+    assert 0.1 < share < 0.4
+
+
+def test_creative_stats_without_dates_split_by_creative(logged_market):
+    market, _ = logged_market
+    stats = market.creative_stats.groupby("creative_id", as_index=False)[["impressions", "clicks"]].sum()
+    no_dates = dataclasses.replace(market, impressions=None, creative_stats=stats)
+    log = click_log(no_dates)
+    assert log["time"].isna().all() and log["trials"].sum() == len(market.impressions)
+    train, valid = time_split(log, SplitConfig(valid_fraction=0.2, seed=1))
+    assert not set(train["creative_id"]) & set(valid["creative_id"])
+    assert len(valid) == round(0.2 * log["creative_id"].nunique())
+
+
+def test_bad_logs_are_refused(logged_market):
+    market, _ = logged_market
+    with pytest.raises(InputError, match="no logs"):
+        click_log(dataclasses.replace(market, impressions=None, creative_stats=None))
+    zero = market.impressions.assign(click=np.int8(0))
+    with pytest.raises(InputError, match="no clicks"):
+        click_log(dataclasses.replace(market, impressions=zero))
+    one = market.impressions[market.impressions["creative_id"].str.startswith("c_p0000_")]
+    with pytest.raises(InputError, match="fewer than 2 products"):
+        click_log(dataclasses.replace(market, impressions=one))
+    with pytest.raises(InputError, match="valid_fraction"):
+        SplitConfig(valid_fraction=1.0)
