@@ -20,3 +20,11 @@ def shared_data() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real-data bundle not found at {folder} (set ADCRAFT_SHARED_DATA to use it)")
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_feature_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the feature cache of every test out of the user's home folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path_factory.mktemp("feature-cache")))
+        yield

@@ -163,20 +163,26 @@ def train_reward_model(
     out = Path(out)
     started = time.perf_counter()
     if kind == "utility":
-        from adcraft.rewards.utility import fit_utility, utility_table
+        from adcraft.rewards.utility import utility_table
 
-        table, target = utility_table(market, config, progress)
-        model = fit_utility(table, target, config)
+        data = utility_table(market, config, progress)
+        model = data.fit(config)
         summary = model.summary()
         metrics = {
-            "rows": int(model.n_rows), "target": target, "r2": model.r2, "adj_r2": model.adj_r2,
+            "rows": int(model.n_rows), "target": data.target, "r2": model.r2, "adj_r2": model.adj_r2,
             "r2_linear": model.r2_linear,
             "attributes": {name: {k: _plain(v) for k, v in row.items()} for name, row in summary.iterrows()},
         }
     else:
         model = trainer_class(config).fit(market, progress=progress)
         if kind == "pairwise":
-            metrics = {"pairwise": model.validation_metrics()}
+            metrics = {
+                "pairwise": {
+                    "valid_accuracy": model.valid_accuracy,
+                    "train_pairs": model.n_train_pairs,
+                    "valid_pairs": model.n_valid_pairs,
+                }
+            }
         else:
             metrics = {"validation": _click_validation(model, market, config.split)}
         metrics["history"] = model.history.to_json()

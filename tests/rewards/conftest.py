@@ -17,8 +17,3 @@ def logged_market(tmp_path_factory):
     )
     return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Keep feature caches out of the home folder."""
-    monkeypatch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path / "cache"))

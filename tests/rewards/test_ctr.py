@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel, binomial_loss
+from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel
+from adcraft.rewards.training import binomial_loss
 from adcraft.rewards.data import click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.training import TrainConfig

@@ -124,3 +124,19 @@ def test_bad_configs_are_refused() -> None:
     with pytest.raises(InputError, match="repeat"):
         UtilityConfig(attributes=("a", "a"))
     assert UtilityConfig(attributes=["a", "b"]).attributes == ("a", "b")
+
+
+def test_weighted_fit_trusts_precise_rows_more():
+    """Rows with many impressions (small variance) pin the curve; noisy light rows do not."""
+    from adcraft.rewards.utility import UtilityConfig, fit_utility
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1, 600)
+    weight = np.where(rng.random(600) < 0.2, 400.0, 4.0)
+    y = -3.0 * (x - 0.4) ** 2 + rng.normal(0, 1, 600) / np.sqrt(weight)
+    table = pd.DataFrame({"a": x, "y": y, "w": weight})
+    config = UtilityConfig(attributes=("a",), target="logit_ctr")
+    weighted = fit_utility(table, "y", config, weight_column="w").summary().loc["a"]
+    plain = fit_utility(table, "y", config).summary().loc["a"]
+    assert abs(weighted["peak"] - 0.4) < 0.02
+    assert weighted["peak_se"] < plain["peak_se"]

@@ -25,13 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import SplitConfig, click_log, time_split
+from adcraft.rewards.data import SplitConfig, click_log, context_distribution, time_split
 from adcraft.rewards.encoding import (
     CreativeBatch,
     CreativeTower,
@@ -41,10 +40,9 @@ from adcraft.rewards.encoding import (
     element_text_matrix,
     make_batch,
 )
-from adcraft.rewards.training import TrainConfig, TrainHistory, fit
+from adcraft.rewards.training import TrainConfig, TrainHistory, binomial_loss, fit
 
 KIND = "ctr"
-MAX_CONTEXTS = 64
 
 
 @dataclass(frozen=True)
@@ -87,12 +85,6 @@ class CTRNetwork(nn.Module):
         interactions = self.mlp(torch.cat(parts, dim=1)).squeeze(1)
         additive = self.element_bias(batch.elements).sum(dim=(1, 2)) + self.product_bias(batch.products).squeeze(1)
         return self.bias + additive + interactions
-
-
-def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
-    """Impression-weighted binomial negative log-likelihood per impression (module docstring)."""
-    nll = -(clicks * F.logsigmoid(logits) + (trials - clicks) * F.logsigmoid(-logits))
-    return nll.sum() / trials.sum()
 
 
 class PointwiseCTRModel:
@@ -196,12 +188,6 @@ class PointwiseCTRModel:
 def _network(config: CTRConfig, vocab: CreativeVocabulary, text: np.ndarray, image_dim: int) -> CTRNetwork:
     tower = CreativeTower(vocab, config.encoding, text, image_dim=image_dim)
     return CTRNetwork(tower, len(vocab.elements), len(vocab.products), config.hidden, config.dropout)
-
-
-def context_distribution(log: pd.DataFrame, limit: int = MAX_CONTEXTS) -> list[tuple[str, float]]:
-    """The most frequent contexts of a log with their share of impressions (renormalised to sum to 1)."""
-    weights = log.groupby("context")["trials"].sum().sort_values(ascending=False).head(limit)
-    return [(str(c), float(w / weights.sum())) for c, w in weights.items()]
 
 
 class CTRTrainer:

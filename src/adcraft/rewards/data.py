@@ -20,6 +20,7 @@ import pandas as pd
 from adcraft.errors import InputError
 from adcraft.market import Market
 
+MAX_CONTEXTS = 64
 LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")
 
 
@@ -124,3 +125,9 @@ def creative_outcomes(log: pd.DataFrame) -> pd.DataFrame:
     )
     grouped["ctr"] = grouped["clicks"] / grouped["trials"]
     return grouped.reset_index()
+
+
+def context_distribution(log: pd.DataFrame, limit: int = MAX_CONTEXTS) -> list[tuple[str, float]]:
+    """The most frequent contexts of a log with their share of impressions (renormalised to sum to 1)."""
+    weights = log.groupby("context")["trials"].sum().sort_values(ascending=False).head(limit)
+    return [(str(c), float(w / weights.sum())) for c, w in weights.items()]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
+from torch.nn import functional as F
 
 from adcraft.errors import AdcraftError, InputError
 
@@ -97,3 +98,9 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
+    """Impression-weighted binomial negative log-likelihood per impression (as a mean log loss over the raw impressions)."""
+    nll = -(clicks * F.logsigmoid(logits) + (trials - clicks) * F.logsigmoid(-logits))
+    return nll.sum() / trials.sum()

@@ -50,6 +50,11 @@ class UtilityConfig:
     - ``standardize``: fit on ``(x − mean) / std`` (better conditioned); results are reported in
       original units either way and, without ridge, do not depend on it.
     - ``min_rows``: the fit needs at least ``max(min_rows, 3 · (1 + 2 · len(attributes)))`` rows.
+    - ``controls``: with target "logit_ctr", what the regression holds fixed with one-hot controls:
+      "product" (default: a popular product's images do not pass for better images),
+      "product+elements" (also every element of the creative: stricter, but the attributes then
+      vary little within the controls, so their effects are estimated with much less precision), or
+      "none".
     """
 
     attributes: tuple[str, ...] = ("brightness", "colourfulness", "symmetry", "product_area", "clutter")
@@ -57,6 +62,7 @@ class UtilityConfig:
     ridge: float = 0.0
     standardize: bool = True
     min_rows: int = 30
+    controls: Literal["none", "product", "product+elements"] = "product"
 
     def __post_init__(self) -> None:
         if isinstance(self.attributes, str):
@@ -70,6 +76,8 @@ class UtilityConfig:
             raise InputError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if not (isinstance(self.ridge, (int, float)) and math.isfinite(self.ridge) and self.ridge >= 0):
             raise InputError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
+        if self.controls not in ("none", "product", "product+elements"):
+            raise InputError(f"controls must be none, product or product+elements, got {self.controls!r}")
         if not isinstance(self.min_rows, int) or self.min_rows < 1:
             raise InputError(f"min_rows must be a positive integer, got {self.min_rows!r}")
 
@@ -204,7 +212,13 @@ _ARRAY_FIELDS = ("coef_fit", "covariance_fit", "means", "scales", "observed_min"
 _SCALAR_FIELDS = ("target_column", "n_rows", "residual_variance", "r2", "adj_r2", "r2_linear")
 
 
-def fit_utility(table: pd.DataFrame, target_column: str, config: UtilityConfig) -> DemandUtilityModel:
+def fit_utility(
+    table: pd.DataFrame,
+    target_column: str,
+    config: UtilityConfig,
+    weight_column: str | None = None,
+    controls: np.ndarray | None = None,
+) -> DemandUtilityModel:
     """Fit the demand utility of UA-InfoNCE (arXiv 2605.28733, visual demand utility) to ``table``.
 
     ``table`` has one row per image (or creative), a column per configured attribute and
@@ -218,6 +232,14 @@ def fit_utility(table: pd.DataFrame, target_column: str, config: UtilityConfig) 
     freedom, so intervals are too narrow when the penalty matters. ``R² = 1 − RSS / TSS``, adjusted
     ``1 − (1 − R²)(n − 1)/(n − p)``.
 
+    With ``weight_column`` (e.g. impressions behind a CTR, whose variance falls as 1/impressions) the
+    fit is weighted least squares: every row of ``Z`` and ``y`` is scaled by ``sqrt(w / mean w)``, and
+    RSS, TSS and R² are the weighted ones.
+
+    ``controls`` (an ``(n, c)`` matrix, e.g. one-hot products and elements without a reference level)
+    enter the design beside the attribute terms, ``Z = [1, z_k, z_k², C]``, so that the attribute
+    effects are estimated holding them fixed; only the attribute terms are kept in the model.
+
     Refuses (``InputError``) a missing or non-numeric column, NaN or infinite values, fewer rows
     than ``max(min_rows, 3p)``, a constant target, an attribute with fewer than three distinct
     values (constant, or its square collinear with it), and collinear attributes.
@@ -227,6 +249,12 @@ def fit_utility(table: pd.DataFrame, target_column: str, config: UtilityConfig) 
     names = config.attributes
     x = _attribute_matrix(table, names)
     y = _column(table, target_column)[:, 0]
+    root_w = np.ones(len(y))
+    if weight_column is not None:
+        w = _column(table, weight_column)[:, 0]
+        if np.any(w <= 0):
+            raise InputError(f"weight column '{weight_column}' must be positive in every row")
+        root_w = np.sqrt(w / w.mean())
     needed = max(config.min_rows, 3 * config.n_params)
     if len(y) < needed:
         raise InputError(f"the utility fit of {len(names)} attribute(s) needs at least {needed} rows "
@@ -243,11 +271,21 @@ def fit_utility(table: pd.DataFrame, target_column: str, config: UtilityConfig) 
     means = x.mean(axis=0) if config.standardize else np.zeros(len(names))
     scales = x.std(axis=0) if config.standardize else np.ones(len(names))
     z = (x - means) / scales
-    quadratic = _design(z, squares=True)
-    coef, covariance, rss = _least_squares(quadratic, y, config.ridge, names)
-    _, _, rss_linear = _least_squares(_design(z, squares=False), y, config.ridge, names)
+    extra = np.zeros((len(y), 0)) if controls is None else np.asarray(controls, dtype=float)
+    if extra.shape[0] != len(y):
+        raise InputError(f"controls have {extra.shape[0]} rows, the table {len(y)}")
+    extra = _independent_controls(_design(z, squares=True), extra)
+    quadratic = np.hstack([_design(z, squares=True), extra]) * root_w[:, None]
+    coef, covariance, rss = _least_squares(quadratic, y * root_w, config.ridge, names)
+    linear = np.hstack([_design(z, squares=False), extra]) * root_w[:, None]
+    _, _, rss_linear = _least_squares(linear, y * root_w, config.ridge, names)
     n, p = len(y), config.n_params
-    tss = float(np.sum((y - y.mean()) ** 2))
+    dof = n - p - extra.shape[1]
+    if dof < 1:
+        raise InputError(f"{n} rows cannot fit {p} attribute terms and {extra.shape[1]} controls")
+    coef, covariance = coef[:p], covariance[:p, :p]
+    weights = root_w**2
+    tss = float(np.sum(weights * (y - np.average(y, weights=weights)) ** 2))
     r2 = 1 - rss / tss
     return DemandUtilityModel(
         config=config,
@@ -259,11 +297,26 @@ def fit_utility(table: pd.DataFrame, target_column: str, config: UtilityConfig) 
         observed_min=x.min(axis=0),
         observed_max=x.max(axis=0),
         n_rows=n,
-        residual_variance=rss / (n - p),
+        residual_variance=rss / dof,
         r2=r2,
-        adj_r2=1 - (1 - r2) * (n - 1) / (n - p),
+        adj_r2=1 - (1 - r2) * (n - 1) / dof,
         r2_linear=1 - rss_linear / tss,
     )
+
+
+def _independent_controls(design: np.ndarray, controls: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """The control columns that are not linear combinations of the design and earlier controls.
+
+    Nested one-hot groups (a product's own titles within the product) would make the normal
+    equations singular; QR of ``[design, controls]`` in order finds the redundant columns, whose
+    ``|R_jj|`` vanishes, and they are dropped (the fitted attribute effects do not change).
+    """
+    if controls.shape[1] == 0:
+        return controls
+    _, r = np.linalg.qr(np.hstack([design, controls]))
+    diagonal = np.abs(np.diag(r))
+    keep = diagonal[design.shape[1] :] > tol * diagonal.max()
+    return controls[:, keep]
 
 
 def _design(z: np.ndarray, squares: bool) -> np.ndarray:
@@ -357,14 +410,42 @@ def listing_images(market: Market) -> dict[str, str]:
     return images
 
 
-def utility_table(market: Market, config: UtilityConfig, progress: bool = False) -> tuple[pd.DataFrame, str]:
-    """Rows to fit ``h`` on, and the name of their target column.
+@dataclass(frozen=True, eq=False)
+class UtilityData:
+    """What :func:`fit_utility` is fitted on: rows, their target and weight columns, and controls."""
+
+    table: pd.DataFrame
+    target: str
+    weight_column: str | None = None
+    controls: np.ndarray | None = None
+
+    def fit(self, config: UtilityConfig) -> DemandUtilityModel:
+        return fit_utility(self.table, self.target, config, self.weight_column, self.controls)
+
+
+def one_hot_controls(columns: list[list[str]]) -> np.ndarray:
+    """One-hot indicators of categorical columns, each without its first (reference) level."""
+    blocks = []
+    for values in columns:
+        levels = sorted(set(values))[1:]
+        index = {level: j for j, level in enumerate(levels)}
+        block = np.zeros((len(values), len(levels)))
+        for i, value in enumerate(values):
+            if value in index:
+                block[i, index[value]] = 1.0
+        blocks.append(block)
+    return np.hstack(blocks) if blocks else np.zeros((0, 0))
+
+
+def utility_table(market: Market, config: UtilityConfig, progress: bool = False) -> UtilityData:
+    """Rows to fit ``h`` on, with their target, weights and controls.
 
     - ``log_demand``: one row per product of the ``demand`` table: its listing image's attributes and
       ``log1p(demand)``.
     - ``logit_ctr``: one row per past creative with an image and logs: its attributes and the logit of
       its CTR shrunk toward the market's rate, ``(clicks + 2) / (impressions + 2 / rate)`` (two
-      pseudo-clicks of prior), so that creatives with few impressions do not dominate with 0 or 1.
+      pseudo-clicks of prior), so that creatives with few impressions do not dominate with 0 or 1;
+      weighted by impressions, with the controls ``config.controls`` names.
     """
     from rich.progress import track
 
@@ -376,7 +457,7 @@ def utility_table(market: Market, config: UtilityConfig, progress: bool = False)
         demand = market.demand.groupby("product_id")["demand"].sum()
         listing = listing_images(market)
         rows = [(pid, listing[pid], float(np.log1p(value))) for pid, value in demand.items() if pid in listing]
-        key, target = "product_id", "log_demand"
+        key, target, weights = "product_id", "log_demand", None
     else:
         if market.creatives is None or market.creatives.empty:
             raise InputError("target logit_ctr needs past creatives with images and logs")
@@ -396,7 +477,7 @@ def utility_table(market: Market, config: UtilityConfig, progress: bool = False)
         rows = [
             (cid, images[cid], float(np.log(p / (1 - p)))) for cid, p in smoothed.items() if cid in images.index
         ]
-        key, target = "creative_id", "logit_ctr"
+        key, target, weights = "creative_id", "logit_ctr", "impressions"
     if not rows:
         raise InputError(f"no images with a {target} target were found in the market")
     records = []
@@ -406,4 +487,15 @@ def utility_table(market: Market, config: UtilityConfig, progress: bool = False)
         if missing:
             raise InputError(f"unknown visual attribute(s) {missing}; known: {sorted(attributes)}")
         records.append({key: ident, **{a: attributes[a] for a in config.attributes}, target: y})
-    return pd.DataFrame(records), target
+    table = pd.DataFrame(records)
+    if weights is None:
+        return UtilityData(table, target)
+    table[weights] = counts["trials"].reindex(table[key]).to_numpy(dtype=float)
+    controls = None
+    if config.controls != "none":
+        creatives = market.creatives.set_index("creative_id").loc[table[key]]
+        groups = [list(creatives["product_id"])]
+        if config.controls == "product+elements":
+            groups += [list(slot) for slot in zip(*creatives["elements"])]
+        controls = one_hot_controls(groups)
+    return UtilityData(table, target, weights, controls)

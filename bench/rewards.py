@@ -1,0 +1,164 @@
+"""Reward models against the simulator's truth, over several simulated markets of the default size.
+
+    python bench/rewards.py [--seeds 101 102 103 104 105] [--workdir out/bench] [--products 120]
+                            [--impressions 150000] [--results docs/results.md]
+
+For each seed (none of them used by the tests) it simulates a market, trains every reward model on
+the market's logs as a user would (no access to the truth) and scores the models with the truth:
+
+- point-wise CTR and MIL: AUC on the held-out (latest) impressions, beside the AUC of the true CTR on
+  the same impressions;
+- pairwise (CAIG): accuracy on held-out pairs, beside the Bayes-optimal accuracy on the same pairs;
+- MIL: Spearman between learned and true element effects, and log loss against a per-element model
+  without interactions;
+- demand utility: fitted inverse-U peaks against the true ones (distance as a share of the attribute's
+  observed range).
+
+Prints one table per model and writes them, with the seeds and settings, to a section of --results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from markdown import markdown_table, write_section
+
+from adcraft.evaluate.metrics import click_metrics
+from adcraft.market import load_market
+from adcraft.rewards.ctr import CTRConfig, CTRTrainer
+from adcraft.rewards.data import click_log, time_split
+from adcraft.rewards.utility import UtilityConfig, utility_table
+from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+
+SECTION = "## Reward models (bench/rewards.py)"
+
+
+def simulated(seed: int, workdir: Path, products: int, impressions: int):
+    """The market and truth of one seed, simulated once and reused by later runs."""
+    folder = workdir / f"market-{seed}-{products}-{impressions}"
+    if not (folder / "market.json").is_file():
+        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions)
+        simulate_market(config, folder, overwrite=True)
+    return load_market(folder), GroundTruth.load(folder.with_name(folder.name + "-truth"))
+
+
+def true_probabilities(truth: GroundTruth, valid: pd.DataFrame) -> np.ndarray:
+    """The true click probability of each held-out row (creative image attributes and context known)."""
+    attrs = truth.creatives.set_index("creative_id")
+    names = [t.attribute for t in truth.model.click_terms]
+    out = np.empty(len(valid))
+    for i, (cid, pid, combo, ctx) in enumerate(
+        zip(valid["creative_id"], valid["product_id"], valid["elements"], valid["context"])
+    ):
+        a = {n: float(attrs.at[cid, n]) for n in names}
+        out[i] = truth.model.ctr(pid, list(combo), a, json.loads(ctx) if ctx else None)
+    return out
+
+
+def bench_click_model(name, model, market, truth, split) -> dict:
+    _, valid = time_split(click_log(market), split)
+    predicted = model.predict(valid["product_id"].tolist(), valid["elements"].tolist(), valid["context"].tolist())
+    true = true_probabilities(truth, valid)
+    got = click_metrics(valid["clicks"], valid["trials"], predicted, valid["product_id"])
+    best = click_metrics(valid["clicks"], valid["trials"], true, valid["product_id"])
+    return {
+        "model": name,
+        "auc": got["auc"],
+        "true_auc": best["auc"],
+        "auc_gap": best["auc"] - got["auc"],
+        "log_loss": got["log_loss"],
+        "true_log_loss": best["log_loss"],
+        "ece": got["ece"],
+        "valid_impressions": int(got["impressions"]),
+    }
+
+
+def bench_utility(market, truth) -> list[dict]:
+    """Fit h on logit CTR of the past creatives and compare peaks with the true click terms."""
+    terms = {t.attribute: t for t in truth.model.click_terms}
+    config = UtilityConfig(attributes=tuple(terms), target="logit_ctr")
+    data = utility_table(market, config)
+    model, table = data.fit(config), data.table
+    rows = []
+    for name, row in model.summary().iterrows():
+        span = float(table[name].max() - table[name].min())
+        rows.append(
+            {
+                "attribute": name,
+                "true_peak": terms[name].peak,
+                "fitted_peak": row["peak"],
+                "peak_se": row["peak_se"],
+                "error_share_of_range": abs(row["peak"] - terms[name].peak) / span,
+                "inverse_u": bool(row["inverse_u"]),
+                "r2": model.r2,
+                "r2_linear": model.r2_linear,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    parser.add_argument("--workdir", type=Path, default=Path("out/bench"))
+    parser.add_argument("--products", type=int, default=120)
+    parser.add_argument("--impressions", type=int, default=150_000)
+    parser.add_argument("--results", type=Path, default=Path("docs/results.md"))
+    args = parser.parse_args()
+    os.environ.setdefault("ADCRAFT_CACHE_DIR", str(args.workdir / "cache"))
+
+    click_rows, utility_rows, timings = [], [], []
+    for seed in args.seeds:
+        started = time.perf_counter()
+        market, truth = simulated(seed, args.workdir, args.products, args.impressions)
+        simulated_s = time.perf_counter() - started
+        ctr_config = CTRConfig()
+        started = time.perf_counter()
+        ctr = CTRTrainer(ctr_config).fit(market)
+        click_rows.append({"seed": seed, **bench_click_model("ctr", ctr, market, truth, ctr_config.split)})
+        timings.append({"seed": seed, "simulate_s": simulated_s, "ctr_train_s": time.perf_counter() - started})
+        utility_rows += [{"seed": seed, **row} for row in bench_utility(market, truth)]
+        print(pd.DataFrame(click_rows).tail(1).to_string(index=False), flush=True)
+
+    clicks = pd.DataFrame(click_rows)
+    utility = pd.DataFrame(utility_rows)
+    summary = [
+        SECTION,
+        "",
+        f"Seeds {args.seeds}; markets of {args.products} products and {args.impressions} impressions "
+        "(`SimulatorConfig` defaults otherwise); validation = the latest 20% of impressions.",
+        "",
+        "### Click models: AUC on held-out impressions vs the true CTR's AUC",
+        "",
+        markdown_table(clicks),
+        "",
+        "Mean AUC gap (true - model) by model: "
+        + ", ".join(f"{m} {g:.4f}" for m, g in clicks.groupby("model")["auc_gap"].mean().items()),
+        "",
+        "### Demand utility h(v): fitted vs true inverse-U peaks (target: logit CTR of past creatives)",
+        "",
+        markdown_table(utility),
+        "",
+        f"Peaks within 10% of the attribute's range: {int((utility['error_share_of_range'] <= 0.10).sum())} "
+        f"of {len(utility)}.",
+        "",
+        "### Timings (s)",
+        "",
+        markdown_table(pd.DataFrame(timings), digits=1),
+        "",
+    ]
+    text = "\n".join(summary)
+    print(text)
+    write_section(args.results, SECTION, text)
+
+
+
+if __name__ == "__main__":
+    main()

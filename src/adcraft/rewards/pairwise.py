@@ -1,0 +1,561 @@
+"""Pairwise reward model of CAIG (arXiv 2502.06823, WWW 2025): which of two creatives of a product is better.
+
+Pairs (``build_pairs``, CAIG's rules): two creatives of the same product that both have at least
+``min_impressions`` impressions and a CTR above 0, whose CTR ratio ``ctr_high / ctr_low`` lies in
+``[min_ratio, max_ratio]`` (1.05 and 1.20 in CAIG: hard pairs, a 5-20% relative gap); the side of the
+better one is randomised. Validation pairs are built the same way from the latest part of the log only
+(``time_split``), so they are judged on impressions later than any the model was trained on.
+
+Network: a shared tower reads each creative,
+
+    z = MLP([e_1; ...; e_S; p; v])           slot element vectors, product vector, image vector,
+
+a comparison head gives the logit of P(first is better), antisymmetric by construction,
+
+    l(a, b) = g(f(z_a, z_b)) - g(f(z_b, z_a)),   f(x, y) = [x; y; x - y; x * y],
+
+so that l(a, b) = -l(b, a) and p(a, b) + p(b, a) = 1 exactly (the answer never depends on which side a
+creative is shown on), and a point-wise head gives each creative's CTR logit ``w . z + c``. The loss is
+CAIG's
+
+    L = lambda_pair * CE(sigmoid(l), first_is_better) + lambda_point * MSE(point predictions, targets)
+
+with lambda_pair = 1 and lambda_point = 0.5 as in the released code. The release regresses raw CTRs;
+those are of order 0.01, so their squared errors (~1e-4) vanish beside the cross-entropy (~0.7) and the
+point term does nothing. By default (``point_target="logit"``) the point head therefore regresses the
+empirical logit ``log((clicks + 0.5) / (trials - clicks + 0.5))`` instead, whose errors are of order 1;
+``point_target="ctr"`` reproduces the release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from adcraft.configuration import from_mapping
+from adcraft.errors import InputError
+from adcraft.market import Market
+from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.rewards.data import SplitConfig, click_log, creative_outcomes, time_split
+from adcraft.rewards.encoding import (
+    CreativeBatch,
+    CreativeTower,
+    CreativeVocabulary,
+    EncodingConfig,
+    creative_image_features,
+    element_text_matrix,
+    make_batch,
+)
+from adcraft.rewards.training import TrainConfig, TrainHistory, fit
+
+KIND = "pairwise"
+AUTO_QUANTILE = 0.25  # min_impressions="auto": this quantile of the creatives' impressions ...
+AUTO_FLOOR = 50  # ... but never fewer impressions than this
+PAIR_COLUMNS = (
+    "product_id",
+    "creative_first",
+    "creative_second",
+    "elements_first",
+    "elements_second",
+    "clicks_first",
+    "clicks_second",
+    "trials_first",
+    "trials_second",
+    "ctr_first",
+    "ctr_second",
+    "first_is_better",
+)
+OUTCOME_COLUMNS = ("creative_id", "product_id", "elements", "clicks", "trials", "ctr")
+POINT_TARGETS = ("logit", "ctr")
+CHUNK = 8192  # rows per forward pass at prediction time
+RATIO_TOLERANCE = 1e-9  # ratio bounds are inclusive up to rounding (21/1000 over 20/1000 is 1.05)
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """Which creative pairs train and validate the model (CAIG's rules, module docstring).
+
+    min_impressions: impressions each creative of a pair needs. CAIG used 1000 on a production log;
+        scale it to the data. ``"auto"`` takes the 25th percentile of the creatives' impressions in the
+        part of the log at hand (training or validation), but at least 50, so that the least-shown
+        quarter of creatives, whose CTRs are mostly noise, is left out.
+    min_ratio, max_ratio: inclusive bounds on ``ctr_high / ctr_low``; ``max_ratio=None`` has no upper
+        bound. Pairs with equal CTRs are never kept (neither side is better).
+    require_positive_ctr: keep only creatives with at least one click (CAIG). Without it a pair whose
+        worse creative has no click has an infinite ratio and needs ``max_ratio=None``.
+    seed: of the coin that decides on which side the better creative is put.
+    """
+
+    min_impressions: int | str = 1000
+    min_ratio: float = 1.05
+    max_ratio: float | None = 1.20
+    require_positive_ctr: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        auto = self.min_impressions == "auto"
+        if not auto and (isinstance(self.min_impressions, bool) or not isinstance(self.min_impressions, int)
+                         or self.min_impressions < 0):
+            raise InputError(f"min_impressions must be 'auto' or a whole number >= 0, got {self.min_impressions!r}")
+        if not self.min_ratio >= 1.0:
+            raise InputError(f"min_ratio must be at least 1 (it bounds ctr_high / ctr_low), got {self.min_ratio}")
+        if self.max_ratio is not None and not self.max_ratio >= self.min_ratio:
+            raise InputError(f"max_ratio ({self.max_ratio}) must be at least min_ratio ({self.min_ratio}), or None")
+
+
+def impression_threshold(outcomes: pd.DataFrame, config: PairConfig) -> int:
+    """The impressions a creative needs to enter a pair (``config.min_impressions``, 'auto' resolved)."""
+    if config.min_impressions != "auto":
+        return int(config.min_impressions)
+    if outcomes.empty:
+        return AUTO_FLOOR
+    return max(AUTO_FLOOR, int(np.ceil(np.quantile(outcomes["trials"].to_numpy(dtype=float), AUTO_QUANTILE))))
+
+
+def build_pairs(outcomes: pd.DataFrame, config: PairConfig = PairConfig()) -> pd.DataFrame:
+    """Every qualifying pair of creatives of the same product (columns ``PAIR_COLUMNS``).
+
+    ``outcomes`` is ``creative_outcomes(log)``. The better creative (higher observed CTR) is put first
+    or second at random (``first_is_better`` is 1 or 0). Raises ``InputError`` with the counts at each
+    rule when no pair qualifies.
+    """
+    missing = [c for c in OUTCOME_COLUMNS if c not in outcomes.columns]
+    if missing:
+        raise InputError(f"creative outcomes lack the columns {missing}; build them with creative_outcomes(log)")
+    threshold = impression_threshold(outcomes, config)
+    shown = outcomes[outcomes["trials"] >= threshold]
+    eligible = shown[shown["ctr"] > 0] if config.require_positive_ctr else shown
+    eligible = eligible[list(OUTCOME_COLUMNS)].sort_values("creative_id")
+    joined = eligible.merge(eligible, on="product_id", suffixes=("_a", "_b"))
+    joined = joined[joined["creative_id_a"] < joined["creative_id_b"]].reset_index(drop=True)
+    ctr_a, ctr_b = joined["ctr_a"].to_numpy(dtype=float), joined["ctr_b"].to_numpy(dtype=float)
+    high, low = np.maximum(ctr_a, ctr_b), np.minimum(ctr_a, ctr_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(low > 0, high / np.where(low > 0, low, 1.0), np.inf)
+    keep = (high > low) & (ratio >= config.min_ratio * (1 - RATIO_TOLERANCE))
+    if config.max_ratio is not None:
+        keep &= ratio <= config.max_ratio * (1 + RATIO_TOLERANCE)
+    if not keep.any():
+        raise InputError(_no_pairs_message(outcomes, shown, eligible, len(joined), threshold, config))
+    joined = joined[keep].reset_index(drop=True)
+    a_is_better = (joined["ctr_a"] > joined["ctr_b"]).to_numpy()
+    first_is_better = np.random.default_rng(config.seed).integers(0, 2, size=len(joined)).astype(bool)
+    a_first = a_is_better == first_is_better  # put a first when its rank matches the coin
+    columns = {"product_id": joined["product_id"]}
+    for name in ("creative_id", "elements", "clicks", "trials", "ctr"):
+        target = "creative" if name == "creative_id" else name
+        a, b = joined[f"{name}_a"].to_numpy(), joined[f"{name}_b"].to_numpy()
+        columns[f"{target}_first"] = np.where(a_first, a, b)
+        columns[f"{target}_second"] = np.where(a_first, b, a)
+    columns["first_is_better"] = first_is_better.astype(np.int64)
+    return pd.DataFrame(columns)[list(PAIR_COLUMNS)]
+
+
+def _no_pairs_message(
+    outcomes: pd.DataFrame,
+    shown: pd.DataFrame,
+    eligible: pd.DataFrame,
+    n_candidates: int,
+    threshold: int,
+    config: PairConfig,
+) -> str:
+    band = f"[{config.min_ratio:g}, {'inf' if config.max_ratio is None else f'{config.max_ratio:g}'}]"
+    median = float(outcomes["trials"].median()) if len(outcomes) else 0.0
+    clicked = f", {len(eligible)} of them with a CTR above 0" if config.require_positive_ctr else ""
+    per_product = eligible.groupby("product_id").size()
+    return (
+        f"no pair of creatives qualifies for the pairwise reward model: {len(shown)} of {len(outcomes)} "
+        f"creatives have at least {threshold} impressions{clicked}; {int((per_product >= 2).sum())} products "
+        f"have two or more such creatives, giving {n_candidates} same-product pairs, none with a CTR ratio "
+        f"in {band}. Lower min_impressions (the median creative has {median:.0f} impressions; 'auto' takes "
+        f"the 25th percentile, at least {AUTO_FLOOR}) or widen min_ratio/max_ratio."
+    )
+
+
+def bayes_optimal_accuracy(
+    pairs: pd.DataFrame, true_ctr_first: Sequence[float] | np.ndarray, true_ctr_second: Sequence[float] | np.ndarray
+) -> float:
+    """Accuracy, against the observed labels, of always picking the truly better creative.
+
+    The observed label (which creative had the higher observed CTR) is itself noisy, so even a model
+    that knows the true CTRs agrees with it only this often: the ceiling a trained model is compared
+    with. Pairs whose true CTRs are equal count one half.
+    """
+    first, second = np.asarray(true_ctr_first, dtype=float), np.asarray(true_ctr_second, dtype=float)
+    if not len(first) == len(second) == len(pairs):
+        raise InputError(f"got {len(first)} and {len(second)} true CTRs for {len(pairs)} pairs")
+    if len(pairs) == 0:
+        raise InputError("no pairs to score")
+    label = pairs["first_is_better"].to_numpy().astype(bool)
+    right = np.where(first == second, 0.5, (first > second) == label)
+    return float(right.mean())
+
+
+@dataclass(frozen=True)
+class PairwiseConfig:
+    """Settings of the pairwise reward model (module docstring).
+
+    encoding: how creatives are read; the rendered images are part of what CAIG's model sees, hence
+        ``image_backbone="efficientnet-lite0"`` by default ("tiny" and "none" also work).
+    point_target: what the point-wise head regresses, "logit" (empirical logit CTR, default) or "ctr"
+        (raw CTR, as in the release).
+    train: optimiser settings; batches are small by default because pair sets are small.
+    """
+
+    encoding: EncodingConfig = field(default_factory=lambda: EncodingConfig(image_backbone="efficientnet-lite0"))
+    pairs: PairConfig = field(default_factory=PairConfig)
+    hidden: int = 64
+    lambda_pair: float = 1.0
+    lambda_point: float = 0.5
+    point_target: str = "logit"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, learning_rate=0.003))
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1:
+            raise InputError(f"hidden must be at least 1, got {self.hidden}")
+        if self.lambda_pair < 0 or self.lambda_point < 0 or self.lambda_pair + self.lambda_point <= 0:
+            raise InputError("lambda_pair and lambda_point must be >= 0 and not both 0")
+        if self.point_target not in POINT_TARGETS:
+            raise InputError(f"point_target must be one of {', '.join(POINT_TARGETS)}, got {self.point_target!r}")
+
+
+def pair_split(log: pd.DataFrame, config: PairwiseConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and validation pairs: ``build_pairs`` on each part of ``time_split(log, config.split)``."""
+    parts = time_split(log, config.split)
+    pairs = []
+    for name, part in zip(("training", "validation"), parts):
+        try:
+            pairs.append(build_pairs(creative_outcomes(part), config.pairs))
+        except InputError as error:
+            share = config.split.valid_fraction if name == "validation" else 1 - config.split.valid_fraction
+            hint = " A larger split.valid_fraction also gives the validation part more." if name == "validation" else ""
+            raise InputError(f"in the {name} part of the log ({share:.0%} of its impressions): {error}{hint}") from None
+    return pairs[0], pairs[1]
+
+
+def point_targets(clicks: np.ndarray, trials: np.ndarray, point_target: str) -> np.ndarray:
+    """What the point-wise head regresses: empirical logit CTR or raw CTR (module docstring)."""
+    if point_target == "logit":
+        return np.log((clicks + 0.5) / (trials - clicks + 0.5))
+    return clicks / trials
+
+
+class PairwiseNetwork(nn.Module):
+    """Shared creative tower, antisymmetric comparison head and point-wise CTR head (module docstring).
+
+    Image features are standardised with the training creatives' mean and spread (buffers), so a
+    creative without an image, given the mean feature, has a zero image input.
+    """
+
+    def __init__(self, tower: CreativeTower, hidden: int, image_dim: int) -> None:
+        super().__init__()
+        d = tower.element_id.embedding_dim
+        self.tower = tower
+        width = d * (tower.n_slots + 1 + (1 if image_dim else 0))
+        self.encoder = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.compare_head = nn.Sequential(nn.Linear(4 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.point_head = nn.Linear(hidden, 1)
+        if image_dim:
+            self.register_buffer("image_mean", torch.zeros(image_dim))
+            self.register_buffer("image_scale", torch.ones(image_dim))
+
+    @property
+    def uses_images(self) -> bool:
+        return self.tower.image_proj is not None
+
+    def embed(self, batch: CreativeBatch) -> torch.Tensor:
+        """(n, hidden) creative vectors z."""
+        parts = [self.tower.element_vectors(batch.elements).flatten(1), self.tower.product_vector(batch)]
+        if self.uses_images:
+            if batch.images is None:
+                raise InputError("this pairwise model reads image features; the batch has none")
+            parts.append(self.tower.image_proj((batch.images - self.image_mean) / self.image_scale))
+        return self.encoder(torch.cat(parts, dim=1))
+
+    def compare(self, z_first: torch.Tensor, z_second: torch.Tensor) -> torch.Tensor:
+        """Logit of P(first is better): g(f(a, b)) - g(f(b, a)), exactly antisymmetric."""
+        forward = torch.cat([z_first, z_second, z_first - z_second, z_first * z_second], dim=1)
+        backward = torch.cat([z_second, z_first, z_second - z_first, z_second * z_first], dim=1)
+        return (self.compare_head(forward) - self.compare_head(backward)).squeeze(1)
+
+    def point(self, z: torch.Tensor) -> torch.Tensor:
+        """CTR logit of each creative."""
+        return self.point_head(z).squeeze(1)
+
+    def forward(
+        self, first: CreativeBatch, second: CreativeBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pair logit, CTR logit of first, CTR logit of second)."""
+        z_first, z_second = self.embed(first), self.embed(second)
+        return self.compare(z_first, z_second), self.point(z_first), self.point(z_second)
+
+
+def pairwise_loss(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    first_is_better: torch.Tensor,
+    target_first: torch.Tensor,
+    target_second: torch.Tensor,
+    config: PairwiseConfig,
+) -> torch.Tensor:
+    """lambda_pair * CE + lambda_point * MSE over both creatives of each pair (module docstring)."""
+    pair_logit, point_first, point_second = outputs
+    if config.point_target == "ctr":
+        point_first, point_second = torch.sigmoid(point_first), torch.sigmoid(point_second)
+    ce = F.binary_cross_entropy_with_logits(pair_logit, first_is_better)
+    mse = 0.5 * (F.mse_loss(point_first, target_first) + F.mse_loss(point_second, target_second))
+    return config.lambda_pair * ce + config.lambda_point * mse
+
+
+def probability_from_logit(logit: np.ndarray) -> np.ndarray:
+    """sigmoid(logit) in float64, computed so that p(l) + p(-l) == 1 exactly.
+
+    For l >= 0, s = sigmoid(l) lies in [0.5, 1], where 1 - s is exact in floating point; p(-l) is
+    taken as that 1 - s, and s + (1 - s) rounds to exactly 1.
+    """
+    logit = np.asarray(logit, dtype=np.float64)
+    s = 1.0 / (1.0 + np.exp(-np.abs(logit)))
+    return np.where(logit >= 0, s, 1.0 - s)
+
+
+class PairwiseModel:
+    """A trained CAIG pairwise reward model with its vocabulary.
+
+    A model that reads images and gets no image features for a creative (``images=None``, or a row of
+    NaN) uses the mean image feature of the training creatives for it.
+    """
+
+    def __init__(
+        self,
+        config: PairwiseConfig,
+        vocab: CreativeVocabulary,
+        network: PairwiseNetwork,
+        history: TrainHistory | None = None,
+        n_train_pairs: int = 0,
+        n_valid_pairs: int = 0,
+        valid_accuracy: float | None = None,
+    ) -> None:
+        self.config = config
+        self.vocab = vocab
+        self.network = network.eval()
+        self.history = history or TrainHistory()
+        self.n_train_pairs = n_train_pairs
+        self.n_valid_pairs = n_valid_pairs
+        self.valid_accuracy = valid_accuracy
+
+    @property
+    def mean_image(self) -> np.ndarray | None:
+        """The mean training image feature (None for a model without images)."""
+        return self.network.image_mean.numpy().copy() if self.network.uses_images else None
+
+    def _images(self, n: int, images: np.ndarray | None) -> np.ndarray | None:
+        mean = self.mean_image
+        if mean is None:
+            return None
+        if images is None:
+            return np.repeat(mean[None, :], n, axis=0)
+        images = np.array(images, dtype=np.float32)
+        if images.shape != (n, mean.shape[0]):
+            raise InputError(f"image features must have shape ({n}, {mean.shape[0]}), got {images.shape}")
+        missing = np.isnan(images).any(axis=1)
+        images[missing] = mean
+        return images
+
+    def _embed(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], images: np.ndarray | None) -> torch.Tensor:
+        if len(combos) != len(product_ids):
+            raise InputError(f"got {len(combos)} combinations for {len(product_ids)} products")
+        images = self._images(len(product_ids), images)
+        batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, images=images)
+        with torch.no_grad():
+            return torch.cat([self.network.embed(batch.take(torch.arange(i, min(i + CHUNK, len(batch)))))
+                              for i in range(0, len(batch), CHUNK)] or [torch.zeros(0, self.config.hidden)])
+
+    def prob_first_better(
+        self,
+        product_ids: Sequence[str],
+        combos_a: Sequence[Sequence[str]],
+        combos_b: Sequence[Sequence[str]],
+        images_a: np.ndarray | None = None,
+        images_b: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """P(combination a beats combination b) for each product; ``p(a, b) + p(b, a) == 1`` exactly."""
+        z_a = self._embed(product_ids, combos_a, images_a)
+        z_b = self._embed(product_ids, combos_b, images_b)
+        with torch.no_grad():
+            logit = self.network.compare(z_a, z_b).numpy()
+        return probability_from_logit(logit)
+
+    def predict_ctr(
+        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], images: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Point-wise CTR of each (product, combination) from the point head."""
+        z = self._embed(product_ids, combos, images)
+        with torch.no_grad():
+            return probability_from_logit(self.network.point(z).numpy())
+
+    def pairwise_accuracy(self, pairs: pd.DataFrame, image_features: Mapping[str, np.ndarray] | None = None) -> float:
+        """Share of ``build_pairs`` rows whose better side the model picks (p > 0.5 means first).
+
+        ``image_features`` maps creative ids to image features (``creative_image_features``); creatives
+        missing from it get the mean training feature.
+        """
+        if len(pairs) == 0:
+            raise InputError("no pairs to score")
+        images = [self._pair_images(pairs[f"creative_{side}"], image_features) for side in ("first", "second")]
+        p = self.prob_first_better(
+            pairs["product_id"].tolist(), pairs["elements_first"].tolist(), pairs["elements_second"].tolist(),
+            images[0], images[1],
+        )
+        return float(np.mean((p > 0.5) == pairs["first_is_better"].to_numpy().astype(bool)))
+
+    def _pair_images(self, creative_ids: pd.Series, features: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+        mean = self.mean_image
+        if mean is None or not features:
+            return None
+        return np.stack([features.get(c, mean) for c in creative_ids])
+
+    def save(self, folder: Path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` to ``folder``."""
+        tensors = {f"network.{k}": v for k, v in self.network.state_dict().items()}
+        save_artifact(
+            folder,
+            KIND,
+            asdict(self.config),
+            tensors,
+            extra={
+                "vocab": self.vocab.to_json(),
+                "text_dim": int(self.network.tower.text.shape[1]),
+                "image_dim": 0 if self.mean_image is None else int(self.mean_image.shape[0]),
+                "history": self.history.to_json(),
+                "n_train_pairs": self.n_train_pairs,
+                "n_valid_pairs": self.n_valid_pairs,
+                "valid_accuracy": self.valid_accuracy,
+            },
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> PairwiseModel:
+        """Read a model written by ``save``; ``InputError`` if the folder holds no pairwise model."""
+        artifact = load_artifact(folder, expected_kind=KIND)
+        config = from_mapping(PairwiseConfig, artifact.config)
+        extra = artifact.extra or {}
+        vocab = CreativeVocabulary.from_json(extra["vocab"])
+        text = np.zeros((len(vocab.elements) + 1, extra["text_dim"]), dtype=np.float32)
+        network = _network(config, vocab, text, extra["image_dim"])
+        state = {k.removeprefix("network."): v for k, v in artifact.tensors.items() if k.startswith("network.")}
+        network.load_state_dict(state)
+        return cls(
+            config, vocab, network, TrainHistory(**extra.get("history", {})),
+            extra.get("n_train_pairs", 0), extra.get("n_valid_pairs", 0), extra.get("valid_accuracy"),
+        )
+
+
+def _network(config: PairwiseConfig, vocab: CreativeVocabulary, text: np.ndarray, image_dim: int) -> PairwiseNetwork:
+    tower = CreativeTower(vocab, config.encoding, text, image_dim=image_dim)
+    return PairwiseNetwork(tower, config.hidden, image_dim)
+
+
+@dataclass
+class _PairTensors:
+    first: CreativeBatch
+    second: CreativeBatch
+    label: torch.Tensor
+    target_first: torch.Tensor
+    target_second: torch.Tensor
+
+    def take(self, index: torch.Tensor) -> _PairTensors:
+        return _PairTensors(
+            self.first.take(index), self.second.take(index), self.label[index],
+            self.target_first[index], self.target_second[index],
+        )
+
+
+def _pair_tensors(
+    pairs: pd.DataFrame,
+    vocab: CreativeVocabulary,
+    config: PairwiseConfig,
+    features: Mapping[str, np.ndarray],
+    mean_image: np.ndarray | None,
+) -> _PairTensors:
+    sides = []
+    for side in ("first", "second"):
+        images = None
+        if mean_image is not None:
+            images = np.stack([features.get(c, mean_image) for c in pairs[f"creative_{side}"]])
+        sides.append(make_batch(
+            vocab, config.encoding, pairs["product_id"].tolist(), pairs[f"elements_{side}"].tolist(), images=images
+        ))
+    targets = [
+        torch.as_tensor(point_targets(pairs[f"clicks_{s}"].to_numpy(float), pairs[f"trials_{s}"].to_numpy(float),
+                                      config.point_target), dtype=torch.float32)
+        for s in ("first", "second")
+    ]
+    label = torch.tensor(pairs["first_is_better"].to_numpy(), dtype=torch.float32)
+    return _PairTensors(sides[0], sides[1], label, targets[0], targets[1])
+
+
+class PairwiseTrainer:
+    """Fits a ``PairwiseModel`` on a market's logs (pairs from ``pair_split``)."""
+
+    def __init__(self, config: PairwiseConfig | None = None) -> None:
+        self.config = config or PairwiseConfig()
+
+    def fit(self, market: Market, progress: bool = False) -> PairwiseModel:
+        config = self.config
+        torch.manual_seed(config.train.seed)
+        train_pairs, valid_pairs = pair_split(click_log(market), config)
+        vocab = CreativeVocabulary.from_market(market)
+        text = element_text_matrix(vocab, config.encoding)
+        creatives = pd.concat([train_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
+        valid_creatives = pd.concat([valid_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
+        features = creative_image_features(market, creatives + valid_creatives, config.encoding)
+        seen = np.stack([features[c] for c in creatives if c in features]) if features else None
+        network = _network(config, vocab, text, 0 if seen is None else seen.shape[1])
+        mean_image = None
+        if seen is not None:
+            mean_image = seen.mean(axis=0).astype(np.float32)
+            scale = seen.std(axis=0)
+            network.image_mean.copy_(torch.from_numpy(mean_image))
+            network.image_scale.copy_(torch.from_numpy(np.where(scale > 1e-6, scale, 1.0).astype(np.float32)))
+        train = _pair_tensors(train_pairs, vocab, config, features, mean_image)
+        valid = _pair_tensors(valid_pairs, vocab, config, features, mean_image)
+        mean_target = float(torch.cat([train.target_first, train.target_second]).mean())
+        if config.point_target == "ctr":
+            mean_target = float(np.log(mean_target / (1 - mean_target)))
+        network.point_head.bias.data.fill_(mean_target)
+
+        def loss(part: _PairTensors) -> torch.Tensor:
+            outputs = network(part.first, part.second)
+            return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
+
+        history = fit(
+            network, len(train_pairs), lambda index: loss(train.take(index)), lambda: float(loss(valid)),
+            config.train, progress, "training pairwise reward model",
+        )
+        model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
+        model.valid_accuracy = model.pairwise_accuracy(valid_pairs, features)
+        return model
+
+
+__all__ = [
+    "PAIR_COLUMNS",
+    "PairConfig",
+    "PairwiseConfig",
+    "PairwiseModel",
+    "PairwiseNetwork",
+    "PairwiseTrainer",
+    "bayes_optimal_accuracy",
+    "build_pairs",
+    "impression_threshold",
+    "pair_split",
+    "pairwise_loss",
+    "point_targets",
+    "probability_from_logit",
+]
