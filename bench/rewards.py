@@ -30,10 +30,20 @@ import pandas as pd
 
 from markdown import markdown_table, write_section
 
-from adcraft.evaluate.metrics import click_metrics
+from adcraft.evaluate.metrics import click_metrics, spearman
 from adcraft.market import load_market
+from adcraft.errors import InputError
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer
 from adcraft.rewards.data import click_log, time_split
+from adcraft.rewards.encoding import EncodingConfig, creative_image_features
+from adcraft.rewards.mil import MILConfig, MILTrainer
+from adcraft.rewards.pairwise import (
+    PairConfig,
+    PairwiseConfig,
+    PairwiseTrainer,
+    bayes_optimal_accuracy,
+    pair_split,
+)
 from adcraft.rewards.utility import UtilityConfig, utility_table
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -80,6 +90,77 @@ def bench_click_model(name, model, market, truth, split) -> dict:
     }
 
 
+def bench_mil(market, truth, seed: int) -> tuple[list[dict], list[dict]]:
+    """Every pooling and the per-element baseline: held-out AUC and element-effect Spearman vs the truth."""
+    marginal = truth.element_marginal_effects(market)
+    main = pd.Series(truth.model.element_effect)
+    rows, effects = [], []
+    variants = {f"mil-{p}": MILConfig(pooling=p) for p in ("sum", "attention", "noisy_or")}
+    variants["per-element"] = MILConfig.per_element()
+    for name, config in variants.items():
+        started = time.perf_counter()
+        model = MILTrainer(config).fit(market)
+        rows.append({"seed": seed, **bench_click_model(name, model, market, truth, config.split),
+                     "train_s": time.perf_counter() - started})
+        learned = model.element_effects()
+        shared = learned.index.intersection(marginal.index)
+        non_title = [e for e in shared if truth.model.element_slot[e] != "title"]
+        effects.append(
+            {
+                "seed": seed,
+                "model": name,
+                "spearman_vs_marginal": spearman(learned[shared], marginal[shared]),
+                "spearman_vs_marginal_non_title": spearman(learned[non_title], marginal[non_title]),
+                "spearman_vs_main_effect": spearman(learned[shared], main[shared]),
+                "elements": len(shared),
+            }
+        )
+    return rows, effects
+
+
+def bench_pairwise(seed: int, workdir: Path, products: int, impressions: int) -> list[dict]:
+    """CAIG's pairwise model on a market with enough impressions per creative to form pairs."""
+    folder = workdir / f"pairs-market-{seed}-{products}-{impressions}"
+    if not (folder / "market.json").is_file():
+        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions, exploration=0.5,
+                                 creatives_per_product=6)
+        simulate_market(config, folder, overwrite=True)
+    market = load_market(folder)
+    truth = GroundTruth.load(folder.with_name(folder.name + "-truth"))
+    true_ctr = truth.creatives.set_index("creative_id")["true_ctr"]
+    rows = []
+    bands = {"caig-band-1.05-1.20": (1.05, 1.20), "ratio>=1.05": (1.05, None)}
+    for band, (low, high) in bands.items():
+        config = PairwiseConfig(pairs=PairConfig(min_impressions="auto", min_ratio=low, max_ratio=high))
+        started = time.perf_counter()
+        try:
+            model = PairwiseTrainer(config).fit(market)
+        except InputError as error:
+            rows.append({"seed": seed, "pairs": band, "error": str(error)[:120]})
+            continue
+        _, valid_pairs = pair_split(click_log(market), config)
+        images = creative_image_features(
+            market, list(valid_pairs["creative_first"]) + list(valid_pairs["creative_second"]), config.encoding
+        )
+        accuracy = model.pairwise_accuracy(valid_pairs, images)
+        bayes = bayes_optimal_accuracy(
+            valid_pairs, true_ctr[valid_pairs["creative_first"]], true_ctr[valid_pairs["creative_second"]]
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "pairs": band,
+                "train_pairs": model.n_train_pairs,
+                "valid_pairs": len(valid_pairs),
+                "accuracy": accuracy,
+                "bayes_optimal": bayes,
+                "share_of_bayes": accuracy / bayes,
+                "train_s": time.perf_counter() - started,
+            }
+        )
+    return rows
+
+
 def bench_utility(market, truth) -> list[dict]:
     """Fit h on logit CTR of the past creatives and compare peaks with the true click terms."""
     terms = {t.attribute: t for t in truth.model.click_terms}
@@ -110,22 +191,32 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("out/bench"))
     parser.add_argument("--products", type=int, default=120)
     parser.add_argument("--impressions", type=int, default=150_000)
+    parser.add_argument("--pair-products", type=int, default=40)
+    parser.add_argument("--pair-impressions", type=int, default=600_000)
     parser.add_argument("--results", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args()
     os.environ.setdefault("ADCRAFT_CACHE_DIR", str(args.workdir / "cache"))
 
-    click_rows, utility_rows, timings = [], [], []
+    click_rows, utility_rows, timings, effect_rows, pair_rows = [], [], [], [], []
     for seed in args.seeds:
         started = time.perf_counter()
         market, truth = simulated(seed, args.workdir, args.products, args.impressions)
         simulated_s = time.perf_counter() - started
-        ctr_config = CTRConfig()
-        started = time.perf_counter()
-        ctr = CTRTrainer(ctr_config).fit(market)
-        click_rows.append({"seed": seed, **bench_click_model("ctr", ctr, market, truth, ctr_config.split)})
-        timings.append({"seed": seed, "simulate_s": simulated_s, "ctr_train_s": time.perf_counter() - started})
+        timings.append({"seed": seed, "simulate_s": simulated_s})
+        for name, encoding in (("ctr", EncodingConfig()), ("ctr+image", EncodingConfig(image_backbone="efficientnet-lite0"))):
+            config = CTRConfig(encoding=encoding)
+            started = time.perf_counter()
+            model = CTRTrainer(config).fit(market)
+            click_rows.append({"seed": seed, **bench_click_model(name, model, market, truth, config.split),
+                               "train_s": time.perf_counter() - started})
+        mil_rows, mil_effects = bench_mil(market, truth, seed)
+        click_rows += mil_rows
+        effect_rows += mil_effects
         utility_rows += [{"seed": seed, **row} for row in bench_utility(market, truth)]
-        print(pd.DataFrame(click_rows).tail(1).to_string(index=False), flush=True)
+        pair_rows += bench_pairwise(seed, args.workdir, args.pair_products, args.pair_impressions)
+        print(pd.DataFrame(click_rows[-6:]).to_string(index=False), flush=True)
+        print(pd.DataFrame(effect_rows[-4:]).to_string(index=False), flush=True)
+        print(pd.DataFrame(pair_rows[-2:]).to_string(index=False), flush=True)
 
     clicks = pd.DataFrame(click_rows)
     utility = pd.DataFrame(utility_rows)
@@ -140,7 +231,20 @@ def main() -> None:
         markdown_table(clicks),
         "",
         "Mean AUC gap (true - model) by model: "
-        + ", ".join(f"{m} {g:.4f}" for m, g in clicks.groupby("model")["auc_gap"].mean().items()),
+        + ", ".join(f"{m} {g:.4f}" for m, g in clicks.groupby("model", sort=False)["auc_gap"].mean().items()),
+        "",
+        "### MIL element effects: Spearman of learned vs true element effects",
+        "",
+        "`marginal`: each element's true average effect (the additive projection of the true logits of the "
+        "past creatives, `GroundTruth.element_marginal_effects`); `main_effect`: the click model's main-effect "
+        "parameter alone.",
+        "",
+        markdown_table(pd.DataFrame(effect_rows)),
+        "",
+        f"### Pairwise (CAIG) on markets of {args.pair_products} products, {args.pair_impressions} impressions, "
+        "exploration 0.5 (pairs need many impressions per creative)",
+        "",
+        markdown_table(pd.DataFrame(pair_rows)),
         "",
         "### Demand utility h(v): fitted vs true inverse-U peaks (target: logit CTR of past creatives)",
         "",

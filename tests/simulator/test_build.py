@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -172,3 +173,36 @@ def test_real_visuelle_cutouts_as_product_photos(shared_data, tiny_config, tmp_p
         photo = market.open_image(image)
         alpha = np.asarray(photo.convert("RGBA"))[..., 3]
         assert alpha[0, 0] == 0 and (alpha > 200).mean() > 0.1  # quantised alpha peaks at 254
+
+
+def test_marginal_effects_recover_main_effects_of_a_purely_additive_truth(tiny_sim):
+    """With interactions and image terms switched off, the additive projection returns the main effects."""
+    market = load_market(tiny_sim.market_dir)
+    truth = GroundTruth.load(tiny_sim.truth_dir)
+    model = truth.model
+    model.relevance_scale = model.legibility_scale = 0.0
+    model.template_length_coef = {k: 0.0 for k in model.template_length_coef}
+    model.click_terms = []
+    model.device_effect = {k: 0.0 for k in model.device_effect}
+    model.segment_effect = {k: 0.0 for k in model.segment_effect}
+    model.highlight_segment = {}
+    model.template_shows_text = {k: True for k in model.template_shows_text}
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):  # many random combinations, so that every contrast is identified
+        pid = str(rng.choice(market.products["product_id"]))
+        combo = [str(rng.choice(market.usable_elements(pid, slot)["element_id"])) for slot in market.config.slots]
+        rows.append({"creative_id": f"r{i}", "product_id": pid, "elements": combo})
+    creatives = pd.DataFrame(rows)
+    many = dataclasses.replace(market, creatives=creatives)
+    truth.creatives = creatives[["creative_id", "product_id"]].assign(
+        true_ctr=[model.ctr(p, c, {}) for p, c in zip(creatives["product_id"], creatives["elements"])]
+    )
+    learned = truth.element_marginal_effects(many)
+    slot_of = market.elements.set_index("element_id")["slot"]
+    for slot in market.config.slots:
+        ids = [e for e in learned.index if slot_of[e] == slot]
+        if slot == "title":
+            continue  # per-product titles: identified only relative to their product
+        main = pd.Series({e: model.element_effect[e] for e in ids})
+        np.testing.assert_allclose(learned[ids].to_numpy(), (main - main.mean()).to_numpy(), atol=0.02)
