@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,24 @@ def test_bad_logs_are_refused(logged_market):
     zero = market.impressions.assign(click=np.int8(0))
     with pytest.raises(InputError, match="no clicks"):
         click_log(dataclasses.replace(market, impressions=zero))
-    one = market.impressions[market.impressions["creative_id"].str.startswith("c_p0000_")]
-    with pytest.raises(InputError, match="fewer than 2 products"):
+    one = market.impressions[market.impressions["creative_id"] == "c_p0000_0"]
+    with pytest.raises(InputError, match="single creative"):
         click_log(dataclasses.replace(market, impressions=one))
     with pytest.raises(InputError, match="valid_fraction"):
         SplitConfig(valid_fraction=1.0)
+
+
+def test_one_product_with_several_creatives_is_enough(logged_market):
+    market, _ = logged_market
+    one = market.impressions[market.impressions["creative_id"].str.startswith("c_p0000_")]
+    log = click_log(dataclasses.replace(market, impressions=one))
+    assert log["product_id"].nunique() == 1 and log["creative_id"].nunique() > 1
+
+
+def test_position_becomes_part_of_the_context(logged_market):
+    market, _ = logged_market
+    imp = market.impressions.head(600)
+    imp = imp.assign(position=np.arange(len(imp)) % 3 + 1)
+    log = click_log(dataclasses.replace(market, impressions=imp))
+    assert all('"position": ' in c for c in log["context"])
+    assert {json.loads(c)["position"] for c in log["context"]} == {1, 2, 3}

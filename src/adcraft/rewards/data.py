@@ -12,6 +12,7 @@ impressions older than some it was trained on (no leakage from the future).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,14 +42,15 @@ def click_log(market: Market) -> pd.DataFrame:
 
     ``time`` is unix seconds of the day (impressions) or of the row's date (creative_stats), NaN when
     creative_stats has no date. ``context`` is the impression's context JSON, or ``""`` when unknown.
-    Raises ``InputError`` for a market without logs, with fewer than two products, or without clicks.
+    A single product with several creatives is enough (one ad with many variants is a common case).
+    Raises ``InputError`` for a market without logs, with a single logged creative, or without clicks.
     """
     if market.creatives is None or market.creatives.empty:
         raise InputError("the market has no past creatives: a reward model needs creatives.parquet and logs")
     creatives = market.creatives[["creative_id", "product_id", "elements"]]
     if market.impressions is not None and not market.impressions.empty:
         imp = market.impressions
-        context = imp["context"].fillna("") if "context" in imp else pd.Series("", index=imp.index)
+        context = impression_contexts(imp)
         day = (imp["ts"].to_numpy(dtype=np.int64) // 86400) * 86400
         frame = pd.DataFrame(
             {"creative_id": imp["creative_id"], "context": context, "time": day, "click": imp["click"]}
@@ -80,11 +82,33 @@ def click_log(market: Market) -> pd.DataFrame:
     log = log.merge(creatives, on="creative_id", how="left")
     log["clicks"] = log["clicks"].astype("float64")
     log["trials"] = log["trials"].astype("float64")
-    if log["product_id"].nunique() < 2:
-        raise InputError("the logs cover fewer than 2 products: a reward model needs at least 2 to generalise")
+    if log["creative_id"].nunique() < 2:
+        raise InputError(
+            "the logs cover a single creative: a reward model needs at least 2 different creatives to compare"
+        )
     if log["clicks"].sum() <= 0:
         raise InputError("the logs have no clicks at all: there is nothing to learn a click model from")
     return log[list(LOG_COLUMNS)].reset_index(drop=True)
+
+
+def impression_contexts(impressions: pd.DataFrame) -> pd.Series:
+    """Each impression's context JSON, with its page ``position`` (when logged) added as a context key.
+
+    Position is context, not creative: a click model that sees it can tell a creative's appeal from
+    where it was shown.
+    """
+    raw = impressions["context"] if "context" in impressions else pd.Series(None, index=impressions.index)
+    if "position" not in impressions or impressions["position"].isna().all():
+        return raw.fillna("").astype(str)
+    out = []
+    for context, position in zip(raw, impressions["position"]):
+        data = json.loads(context) if isinstance(context, str) and context else {}
+        if not isinstance(data, dict):
+            data = {"context": data}
+        if position == position and position is not None:
+            data["position"] = int(position)
+        out.append(json.dumps(data, sort_keys=True) if data else "")
+    return pd.Series(out, index=impressions.index)
 
 
 def time_split(log: pd.DataFrame, config: SplitConfig = SplitConfig()) -> tuple[pd.DataFrame, pd.DataFrame]:
