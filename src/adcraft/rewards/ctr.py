@@ -39,6 +39,7 @@ from adcraft.rewards.encoding import (
     creative_image_features,
     element_text_matrix,
     make_batch,
+    outcome_tensors,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, binomial_loss, fit
 
@@ -211,13 +212,7 @@ class CTRTrainer:
             images = None
             if mean_image is not None:
                 images = np.stack([features.get(c, mean_image) for c in part["creative_id"]])
-            batch = make_batch(
-                vocab, config.encoding, part["product_id"].tolist(), part["elements"].tolist(),
-                part["context"].tolist(), images,
-            )
-            clicks = torch.tensor(part["clicks"].to_numpy(dtype=np.float32))
-            trials = torch.tensor(part["trials"].to_numpy(dtype=np.float32))
-            return batch, clicks, trials
+            return outcome_tensors(vocab, config.encoding, part, images)
 
         train_batch, train_clicks, train_trials = tensors(train)
         valid_batch, valid_clicks, valid_trials = tensors(valid)

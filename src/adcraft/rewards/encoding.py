@@ -231,6 +231,21 @@ def make_batch(
     )
 
 
+def outcome_tensors(
+    vocab: CreativeVocabulary,
+    config: EncodingConfig,
+    rows: pd.DataFrame,
+    images: np.ndarray | None = None,
+) -> tuple[CreativeBatch, torch.Tensor, torch.Tensor]:
+    """Inputs, clicks and trials of click-log rows (columns product_id, elements, context, clicks, trials)."""
+    batch = make_batch(
+        vocab, config, rows["product_id"].tolist(), rows["elements"].tolist(), rows["context"].tolist(), images
+    )
+    clicks = torch.tensor(rows["clicks"].to_numpy(dtype=np.float32))
+    trials = torch.tensor(rows["trials"].to_numpy(dtype=np.float32))
+    return batch, clicks, trials
+
+
 class CreativeTower(nn.Module):
     """Embeds a creative's slots, product, context and (optionally) image into ``embedding_dim`` vectors.
 

@@ -69,6 +69,7 @@ from adcraft.rewards.encoding import (
     EncodingConfig,
     element_text_matrix,
     make_batch,
+    outcome_tensors,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, binomial_loss, fit
 
@@ -457,14 +458,7 @@ class MILTrainer:
         network = _network(config, vocab, element_text_matrix(vocab, config.encoding))
 
         def tensors(part: pd.DataFrame) -> tuple[CreativeBatch, torch.Tensor, torch.Tensor]:
-            rows = pooled_rows(part, config.use_context)
-            batch = make_batch(
-                vocab, config.encoding,
-                rows["product_id"].tolist(), rows["elements"].tolist(), rows["context"].tolist(),
-            )
-            clicks = torch.as_tensor(rows["clicks"].to_numpy(copy=True), dtype=torch.float32)
-            trials = torch.as_tensor(rows["trials"].to_numpy(copy=True), dtype=torch.float32)
-            return batch, clicks, trials
+            return outcome_tensors(vocab, config.encoding, pooled_rows(part, config.use_context))
 
         train_batch, train_clicks, train_trials = tensors(train)
         valid_batch, valid_clicks, valid_trials = tensors(valid)
