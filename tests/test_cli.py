@@ -164,3 +164,24 @@ def test_train_and_score_refuse_bad_input(logged_cli_market, tmp_path, args, mes
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind", ["mil", "pairwise"])
+def test_train_and_score_other_click_models(logged_cli_market, tmp_path, kind):
+    config = tmp_path / f"{kind}.yaml"
+    text = "encoding: {text_backbone: tiny, image_backbone: none}\ntrain: {epochs: 2}\n"
+    if kind == "pairwise":
+        text += "pairs: {min_impressions: 5, max_ratio: null, min_ratio: 1.0}\n"
+    config.write_text(text)
+    model = tmp_path / kind
+    result = runner.invoke(
+        app, ["train", kind, "--market", str(logged_cli_market), "--out", str(model), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((model / "metrics.json").read_text())["kind"] == kind
+    result = runner.invoke(app, ["score", "--model", str(model), "--market", str(logged_cli_market),
+                                 "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(tmp_path / "s" / "scores.parquet")) == len(
+        pd.read_parquet(logged_cli_market / "creatives.parquet")
+    )

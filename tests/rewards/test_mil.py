@@ -186,3 +186,10 @@ def test_shapley_values_of_a_pairwise_game(players):
 
     values = shapley_values(lambda on: value(on).T, players)
     assert torch.allclose(values, a + 0.5 * c.sum(dim=2), atol=1e-4)
+
+
+def test_score_market_covers_every_past_creative(trained, market):
+    scores = trained.score_market(market)
+    assert list(scores.columns) == ["creative_id", "predicted_ctr"]
+    assert sorted(scores["creative_id"]) == sorted(market.creatives["creative_id"])
+    assert scores["predicted_ctr"].between(0, 1).all()

@@ -251,3 +251,10 @@ def test_loading_another_kind_of_model_is_refused(tmp_path):
     save_artifact(tmp_path / "other", "ctr", {}, {"w": np.zeros(2, dtype=np.float32)})
     with pytest.raises(InputError, match="pairwise"):
         PairwiseModel.load(tmp_path / "other")
+
+
+def test_score_market_uses_the_point_head_for_every_past_creative(trained, gap_market):
+    market, _ = gap_market
+    scores = trained.score_market(market)
+    assert sorted(scores["creative_id"]) == sorted(market.creatives["creative_id"])
+    assert scores["predicted_ctr"].between(0, 1).all() and scores["predicted_ctr"].nunique() > 1

@@ -27,10 +27,16 @@ import torch
 from torch import nn
 
 from adcraft.configuration import from_mapping
-from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import SplitConfig, click_log, context_distribution, time_split
+from adcraft.rewards.data import (
+    SplitConfig,
+    click_log,
+    context_distribution,
+    past_creatives,
+    scores_frame,
+    time_split,
+)
 from adcraft.rewards.encoding import (
     CreativeBatch,
     CreativeTower,
@@ -140,15 +146,13 @@ class PointwiseCTRModel:
 
     def score_market(self, market: Market) -> pd.DataFrame:
         """Predicted CTR of every past creative of a market (``creative_id``, ``predicted_ctr``)."""
-        if market.creatives is None or market.creatives.empty:
-            raise InputError("the market has no past creatives to score")
-        creatives = market.creatives
+        creatives = past_creatives(market)
         features = creative_image_features(market, creatives["creative_id"].tolist(), self.config.encoding)
         images = None
         if self.mean_image is not None:
             images = np.stack([features.get(c, self.mean_image) for c in creatives["creative_id"]])
         ctr = self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
-        return pd.DataFrame({"creative_id": creatives["creative_id"], "predicted_ctr": ctr.astype("float64")})
+        return scores_frame(creatives, ctr)
 
     def save(self, folder: Path) -> None:
         tensors = {f"network.{k}": v for k, v in self.network.state_dict().items()}

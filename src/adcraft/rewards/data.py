@@ -37,6 +37,20 @@ class SplitConfig:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
 
 
+def past_creatives(market: Market) -> pd.DataFrame:
+    """The market's past creatives (creative_id, product_id, elements, image); InputError if there are none."""
+    if market.creatives is None or market.creatives.empty:
+        raise InputError("the market has no past creatives to score")
+    return market.creatives
+
+
+def scores_frame(creatives: pd.DataFrame, predicted_ctr: np.ndarray) -> pd.DataFrame:
+    """The spec's scores table: ``creative_id`` and ``predicted_ctr`` (float64)."""
+    return pd.DataFrame(
+        {"creative_id": creatives["creative_id"].to_numpy(), "predicted_ctr": np.asarray(predicted_ctr, dtype="float64")}
+    )
+
+
 def click_log(market: Market) -> pd.DataFrame:
     """Combination-level outcomes of a market (columns ``LOG_COLUMNS``).
 

@@ -60,7 +60,14 @@ from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import SplitConfig, click_log, context_distribution, time_split
+from adcraft.rewards.data import (
+    SplitConfig,
+    click_log,
+    context_distribution,
+    past_creatives,
+    scores_frame,
+    time_split,
+)
 from adcraft.rewards.encoding import (
     UNKNOWN,
     CreativeBatch,
@@ -358,6 +365,11 @@ class MILModel:
     def attributions(self, product_id: str, combo: Sequence[str], context: str | None = None) -> dict[str, float]:
         """Each element's contribution to the bag's logit (Shapley values; module docstring)."""
         return self.decompose(product_id, combo, context).elements
+
+    def score_market(self, market: Market) -> pd.DataFrame:
+        """Predicted CTR (traffic-averaged over contexts) of every past creative of a market."""
+        creatives = past_creatives(market)
+        return scores_frame(creatives, self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist()))
 
     def element_effects(self) -> pd.Series:
         """Learned effect of each element seen in training: its mean attribution over the training bags

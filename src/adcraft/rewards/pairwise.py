@@ -43,7 +43,14 @@ from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import SplitConfig, click_log, creative_outcomes, time_split
+from adcraft.rewards.data import (
+    SplitConfig,
+    click_log,
+    creative_outcomes,
+    past_creatives,
+    scores_frame,
+    time_split,
+)
 from adcraft.rewards.encoding import (
     CreativeBatch,
     CreativeTower,
@@ -399,6 +406,16 @@ class PairwiseModel:
         z = self._embed(product_ids, combos, images)
         with torch.no_grad():
             return probability_from_logit(self.network.point(z).numpy())
+
+    def score_market(self, market: Market) -> pd.DataFrame:
+        """Point-wise CTR of every past creative of a market, from the point head."""
+        creatives = past_creatives(market)
+        images = None
+        if self.mean_image is not None:
+            features = creative_image_features(market, creatives["creative_id"].tolist(), self.config.encoding)
+            images = np.stack([features.get(c, self.mean_image) for c in creatives["creative_id"]])
+        ctr = self.predict_ctr(creatives["product_id"].tolist(), creatives["elements"].tolist(), images)
+        return scores_frame(creatives, ctr)
 
     def pairwise_accuracy(self, pairs: pd.DataFrame, image_features: Mapping[str, np.ndarray] | None = None) -> float:
         """Share of ``build_pairs`` rows whose better side the model picks (p > 0.5 means first).
