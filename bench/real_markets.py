@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from adcraft.errors import InputError
-from adcraft.market import Market, MarketConfig, load_market, validate_market, write_market
+from adcraft.market import (
+    Market,
+    MarketConfig,
+    load_market,
+    validate_market,
+    write_market,
+)
 from adcraft.simulator.photos import draw_product_photo
 
 PHOTO = "images/product.png"
@@ -78,6 +84,9 @@ def aes_market(data_dir: Path, workdir: Path, n_impressions: int, seed: int, day
     table = pd.read_csv(data_dir / "aes" / "ctr_online.csv")
     if len(table) != 200 or table["template"].nunique() != 1:
         raise InputError(f"{data_dir}/aes/ctr_online.csv: expected 200 creatives of one template")
+    pairs = set(zip(table["background"], table["text_color"]))
+    if any((c < 4) != (b == 0) for b, c in pairs):
+        raise InputError("AES text colours 0-3 should appear only on background 0 and 4-7 only on 1")
     codes = {
         "background": [f"bg-{k}" for k in range(len(AES_BACKGROUNDS))],
         "picture_size": [f"size-{k}" for k in range(len(AES_SIZES))],
@@ -134,9 +143,6 @@ def aes_market(data_dir: Path, workdir: Path, n_impressions: int, seed: int, day
                    creatives=creatives, impressions=impressions)
     market = _write_checked(draft, workdir / f"aes-market-{seed}-{n_impressions}")
     background_of = dict(zip(codes["text_color"], [codes["background"][0]] * 4 + [codes["background"][1]] * 4))
-    pairs = set(zip(table["background"], table["text_color"]))
-    if any((c < 4) != (b == 0) for b, c in pairs):
-        raise InputError("AES text colours 0-3 should appear only on background 0 and 4-7 only on 1")
     return AESMarket(market, pd.Series(ctr, index=creative_ids, name="ctr"), codes, background_of)
 
 

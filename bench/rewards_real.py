@@ -33,9 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-
 from markdown import markdown_table, write_section
+from PIL import Image
 from real_markets import AESMarket, aes_market, obd_market
 
 from adcraft.evaluate.metrics import auc, click_metrics, spearman
@@ -105,8 +104,8 @@ def identified_effects(effects: pd.Series, slot_of: dict[str, str], parent_of: d
     return out - out.groupby(slots).transform("mean")
 
 
-def additive_projection(combos: list[list[str]], target: np.ndarray) -> tuple[pd.Series, float]:
-    """Least-squares fit ``target ≈ μ + Σ_s a[e_s]`` on one-hot elements: (a by element, R²).
+def additive_projection(combos: list[list[str]], target: np.ndarray) -> tuple[pd.Series, float, np.ndarray]:
+    """Least-squares fit ``target ≈ μ + Σ_s a[e_s]`` on one-hot elements: (a by element, R², fitted values).
 
     The one-hot groups are collinear with the intercept (and nested slots with their parent), so the
     minimum-norm solution is taken; ``identified_effects`` then removes what the fit cannot tell apart.
@@ -121,7 +120,7 @@ def additive_projection(combos: list[list[str]], target: np.ndarray) -> tuple[pd
     coef, *_ = np.linalg.lstsq(design, target, rcond=None)
     residual = target - design @ coef
     r2 = 1.0 - float(residual @ residual) / float(np.sum((target - target.mean()) ** 2))
-    return pd.Series(coef[1:], index=elements), r2
+    return pd.Series(coef[1:], index=elements), r2, design @ coef
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -142,70 +141,83 @@ def aes_variants(seed: int) -> dict[str, tuple[str, object]]:
     return variants
 
 
+AES_COLUMNS = ["seed", "model", "ctr_spearman", "effects_spearman", "projected_effects_spearman",
+               "test_log_loss", "gain_vs_base_x1e4", "train_s"]
+
+
+def aes_seed_rows(aes: AESMarket, seed: int, facts: dict) -> list[dict]:
+    """Reference rows and one row per trained model for one seed's simulated AES log."""
+    market = aes.market
+    creatives = market.creatives
+    combos = [list(c) for c in creatives["elements"]]
+    products = creatives["product_id"].tolist()
+    real = aes.real_ctr.reindex(creatives["creative_id"]).to_numpy()
+    slot_of = dict(zip(market.elements["element_id"], market.elements["slot"]))
+    raw_truth, additive_r2, additive_logit = additive_projection(combos, logit(real))
+    truth = identified_effects(raw_truth, slot_of, aes.colour_background)
+    train, test = hold_out_latest(market)
+    train_log = click_log(train)
+    facts["additive_r2"] = additive_r2
+    facts.setdefault("train_clicks", []).append(int(train_log["clicks"].sum()))
+    facts.setdefault("test_impressions", []).append(int(test["trials"].sum()))
+
+    def effects_rho(effects: pd.Series) -> float:
+        learned = identified_effects(effects, slot_of, aes.colour_background)
+        return spearman(learned[truth.index], truth)
+
+    def projected_rho(ctr: np.ndarray) -> float:
+        return effects_rho(additive_projection(combos, logit(ctr))[0])
+
+    def test_loss(probs: np.ndarray) -> float:
+        return click_metrics(test["clicks"], test["trials"], probs)["log_loss"]
+
+    base_rate = train_log["clicks"].sum() / train_log["trials"].sum()
+    base_loss = test_loss(np.full(len(test), base_rate))
+    counts = train_log.groupby("creative_id")[["clicks", "trials"]].sum().reindex(creatives["creative_id"])
+    references = {
+        "ref: real CTR": real,
+        "ref: additive part of real CTR": 1.0 / (1.0 + np.exp(-additive_logit)),
+        "ref: observed CTR": ((counts["clicks"] + 2.0) / (counts["trials"] + 2.0 / base_rate)).to_numpy(),
+        "ref: base rate": np.full(len(real), base_rate),
+    }
+    rows = []
+    for name, ctr in references.items():
+        constant = name == "ref: base rate"
+        by_row = pd.Series(ctr, index=creatives["creative_id"]).reindex(test["creative_id"]).to_numpy()
+        loss = test_loss(by_row)
+        rows.append({"seed": seed, "model": name, "effects_spearman": np.nan, "train_s": 0.0,
+                     "ctr_spearman": np.nan if constant else spearman(ctr, real),
+                     "projected_effects_spearman": np.nan if constant else projected_rho(ctr),
+                     "test_log_loss": loss, "gain_vs_base_x1e4": (base_loss - loss) * 1e4})
+    for name, (kind, config) in aes_variants(seed).items():
+        started = time.perf_counter()
+        model = (MILTrainer(config) if kind == "mil" else CTRTrainer(config)).fit(train)
+        elapsed = time.perf_counter() - started
+        predicted = model.predict(products, combos)
+        loss = test_loss(predict_rows(model, test))
+        rows.append(
+            {
+                "seed": seed,
+                "model": name,
+                "ctr_spearman": spearman(predicted, real),
+                "effects_spearman": effects_rho(model.element_effects()) if kind == "mil" else np.nan,
+                "projected_effects_spearman": projected_rho(predicted),
+                "test_log_loss": loss,
+                "gain_vs_base_x1e4": (base_loss - loss) * 1e4,
+                "train_s": elapsed,
+            }
+        )
+        print(f"  aes seed {seed} {name}: ctr rho {rows[-1]['ctr_spearman']:.3f}, "
+              f"trained in {elapsed:.1f}s", flush=True)
+    return rows
+
+
 def bench_aes(data: Path, workdir: Path, seeds: list[int], n_impressions: int) -> tuple[pd.DataFrame, dict]:
-    rows, facts = [], {}
+    rows: list[dict] = []
+    facts: dict = {}
     for seed in seeds:
-        aes: AESMarket = aes_market(data, workdir, n_impressions, seed)
-        market = aes.market
-        creatives = market.creatives
-        combos = [list(c) for c in creatives["elements"]]
-        products = creatives["product_id"].tolist()
-        real = aes.real_ctr.reindex(creatives["creative_id"]).to_numpy()
-        slot_of = dict(zip(market.elements["element_id"], market.elements["slot"]))
-        raw_truth, additive_r2 = additive_projection(combos, logit(real))
-        truth = identified_effects(raw_truth, slot_of, aes.colour_background)
-        facts["additive_r2"] = additive_r2
-
-        def effects_rho(effects: pd.Series) -> float:
-            learned = identified_effects(effects, slot_of, aes.colour_background)
-            return spearman(learned[truth.index], truth)
-
-        def projected_rho(ctr: np.ndarray) -> float:
-            return effects_rho(additive_projection(combos, logit(ctr))[0])
-
-        train, test = hold_out_latest(market)
-        train_log = click_log(train)
-        base_rate = train_log["clicks"].sum() / train_log["trials"].sum()
-        by_creative = train_log.groupby("creative_id")[["clicks", "trials"]].sum()
-        by_creative = by_creative.reindex(creatives["creative_id"])
-        observed = ((by_creative["clicks"] + 2.0) / (by_creative["trials"] + 2.0 / base_rate)).to_numpy()
-        test_real = aes.real_ctr.reindex(test["creative_id"]).to_numpy()
-        facts.setdefault("train_clicks", []).append(int(train_log["clicks"].sum()))
-        facts.setdefault("test_impressions", []).append(int(test["trials"].sum()))
-
-        def test_loss(probs: np.ndarray) -> float:
-            return click_metrics(test["clicks"], test["trials"], probs)["log_loss"]
-
-        observed_of = dict(zip(creatives["creative_id"], observed))
-        reference = {"seed": seed, "effects_spearman": np.nan, "train_s": 0.0}
-        rows.append({**reference, "model": "ref: real CTR", "ctr_spearman": 1.0,
-                     "projected_effects_spearman": 1.0, "test_log_loss": test_loss(test_real)})
-        rows.append({**reference, "model": "ref: observed CTR", "ctr_spearman": spearman(observed, real),
-                     "projected_effects_spearman": projected_rho(observed),
-                     "test_log_loss": test_loss(np.array([observed_of[c] for c in test["creative_id"]]))})
-        rows.append({**reference, "model": "ref: base rate", "ctr_spearman": np.nan,
-                     "projected_effects_spearman": np.nan, "test_log_loss": test_loss(np.full(len(test), base_rate))})
-        for name, (kind, config) in aes_variants(seed).items():
-            started = time.perf_counter()
-            trainer = MILTrainer(config) if kind == "mil" else CTRTrainer(config)
-            model = trainer.fit(train)
-            elapsed = time.perf_counter() - started
-            predicted = model.predict(products, combos)
-            rows.append(
-                {
-                    "seed": seed,
-                    "model": name,
-                    "ctr_spearman": spearman(predicted, real),
-                    "effects_spearman": effects_rho(model.element_effects()) if kind == "mil" else np.nan,
-                    "projected_effects_spearman": projected_rho(predicted),
-                    "test_log_loss": test_loss(predict_rows(model, test)),
-                    "train_s": elapsed,
-                }
-            )
-            print(f"  aes seed {seed} {name}: {rows[-1]}", flush=True)
-    columns = ["seed", "model", "ctr_spearman", "effects_spearman", "projected_effects_spearman",
-               "test_log_loss", "train_s"]
-    return pd.DataFrame(rows)[columns], facts
+        rows += aes_seed_rows(aes_market(data, workdir, n_impressions, seed), seed, facts)
+    return pd.DataFrame(rows)[AES_COLUMNS], facts
 
 
 # ---------------------------------------------------------------- VISUELLE
@@ -395,32 +407,33 @@ def bench_obd(data: Path, workdir: Path, seeds: list[int]) -> pd.DataFrame:
 
 def report(args: argparse.Namespace, aes: pd.DataFrame, aes_facts: dict, summary: pd.DataFrame,
            cv: pd.DataFrame, vis: dict, obd: pd.DataFrame, timings: dict[str, float]) -> str:
-    models = aes[~aes["model"].str.startswith("ref:")]
-    means = models.groupby("model", sort=False)[["ctr_spearman", "effects_spearman", "projected_effects_spearman",
-                                                  "test_log_loss"]].mean().reset_index()
+    measures = ["ctr_spearman", "effects_spearman", "projected_effects_spearman", "test_log_loss", "gain_vs_base_x1e4"]
+    means = aes.groupby("model", sort=False)[measures].mean().reset_index()
     lines = [
         SECTION,
         "",
-        f"Data: `{args.data}` (provenance and caveats in its README). Seeds {args.seeds}; text backbone "
-        f"`{TEXT_BACKBONE}` (AES elements are codes, OBD titles are \"item <id>\"), no image features; "
-        f"every click model is trained on the earliest {1 - HELD_OUT:.0%} of impressions and scored on the "
-        f"latest {HELD_OUT:.0%} (cut at an impression time; early stopping uses a split inside the training part).",
+        (f"Data: `{args.data}` (provenance and caveats in its README). Seeds {args.seeds}; text backbone "
+         f"`{TEXT_BACKBONE}` (AES elements are codes, OBD titles are \"item <id>\"), no image features; "
+         f"every click model is trained on the earliest {1 - HELD_OUT:.0%} of impressions and scored on the "
+         f"latest {HELD_OUT:.0%} (cut at an impression time; early stopping uses a split inside the training part)."),
         "",
         "### AES: 200 composited banners with real online CTRs (one ad)",
         "",
-        f"Clicks are drawn (Bernoulli) from the real CTRs on {args.impressions:,} impressions per seed, spread "
-        "uniformly over the 200 creatives (propensity 1/200) and 14 days; training clicks per seed: "
-        f"{aes_facts['train_clicks']}, held-out impressions {aes_facts['test_impressions']}. Slots background, "
-        "picture_size, text_color (nested in background), font; colour and font values are placeholders "
-        "(undocumented codes). `ctr_spearman`: predicted vs real CTR of the 200 creatives. Element effects are "
-        "compared with the additive projection of logit(real CTR) on one-hot elements (least squares, R² "
-        f"{aes_facts['additive_r2']:.3f}: that share of the real CTR's variation is additive), expressed in the "
-        "identified parameterisation (text colours centred within their background, whose mean moves to the "
-        "background; every slot centred): `effects_spearman` uses MIL's `element_effects()`, "
-        "`projected_effects_spearman` the same projection of each model's predicted logits (any model). "
-        "Reference rows: the real CTR itself (its held-out log loss is the floor), the observed CTR of each "
-        "creative in the training part (smoothed with two pseudo-clicks at the base rate) and the training "
-        "part's base rate.",
+        (f"Clicks are drawn (Bernoulli) from the real CTRs on {args.impressions:,} impressions per seed, spread "
+         "uniformly over the 200 creatives (propensity 1/200) and 14 days; training clicks per seed: "
+         f"{aes_facts['train_clicks']}, held-out impressions {aes_facts['test_impressions']}. Slots background, "
+         "picture_size, text_color (nested in background), font; colour and font values are placeholders "
+         "(undocumented codes). `ctr_spearman`: predicted vs real CTR of the 200 creatives. Element effects are "
+         "compared with the additive projection of logit(real CTR) on one-hot elements (least squares, R² "
+         f"{aes_facts['additive_r2']:.3f}: that share of the real CTR's variation is additive), expressed in the "
+         "identified parameterisation (text colours centred within their background, whose mean moves to the "
+         "background; every slot centred): `effects_spearman` uses MIL's `element_effects()`, "
+         "`projected_effects_spearman` the same projection of each model's predicted logits (any model). "
+         "`gain_vs_base_x1e4`: held-out log loss below the training base rate's, in 1e-4 nats per impression "
+         "(positive is better). Reference rows: the real CTR itself (the attainable floor of the log loss), its "
+         "additive part (the fitted projection: the best any purely additive element model can do), the observed "
+         "CTR of each creative in the training part (smoothed with two pseudo-clicks at the base rate) and the "
+         "training part's base rate."),
         "",
         markdown_table(aes),
         "",
@@ -430,29 +443,29 @@ def report(args: argparse.Namespace, aes: pd.DataFrame, aes_facts: dict, summary
         "",
         "### VISUELLE: demand utility h(v) of log1p(12-week sales) on visual attributes",
         "",
-        f"{vis['n_rows']} products; attributes from `compute_attributes` on each cut-out composited on white; "
-        "`uniqueness` = 1 − mean cosine to the other products of the same category, on EfficientNet-Lite0 "
-        "features of the white page padded to a square. In sample: R² "
-        f"{vis['r2']:.3f} (adjusted {vis['adj_r2']:.3f}) vs linear-only {vis['r2_linear']:.3f}; sd of the "
-        f"target {vis['demand_sd']:.3f}. With one-hot category and season controls: R² {vis['r2_controls']:.3f} "
-        f"vs {vis['r2_controls_linear']:.3f} linear-only; attributes with an inverse U there: "
-        f"{', '.join(vis['inverse_u_controls']) or 'none'}.",
+        (f"{vis['n_rows']} products; attributes from `compute_attributes` on each cut-out composited on white; "
+         "`uniqueness` = 1 − mean cosine to the other products of the same category, on EfficientNet-Lite0 "
+         "features of the white page padded to a square. In sample: R² "
+         f"{vis['r2']:.3f} (adjusted {vis['adj_r2']:.3f}) vs linear-only {vis['r2_linear']:.3f}; sd of the "
+         f"target {vis['demand_sd']:.3f}. With one-hot category and season controls: R² {vis['r2_controls']:.3f} "
+         f"vs {vis['r2_controls_linear']:.3f} linear-only; attributes with an inverse U there: "
+         f"{', '.join(vis['inverse_u_controls']) or 'none'}."),
         "",
         markdown_table(summary),
         "",
-        f"{CV_FOLDS}-fold cross-validated R² (pooled out-of-fold SSE against the overall mean; one shuffle per "
-        "seed, mean and range over seeds):",
+        (f"{CV_FOLDS}-fold cross-validated R² (pooled out-of-fold SSE against the overall mean; one shuffle per "
+         "seed, mean and range over seeds):"),
         "",
         markdown_table(cv),
         "",
         "### OBD: ZOZOTOWN clicks, 80 items x 3 positions (random and Bernoulli-TS logs)",
         "",
-        "The CTR model's context holds the four user features and the position; baselines from the training "
-        "part: observed CTR per position, and per item smoothed with two pseudo-clicks at the base rate. AUC "
-        "on the held-out impressions with a percentile 95% interval over "
-        f"{BOOTSTRAP_DRAWS} bootstrap resamples of those impressions (seed {args.seeds[0]}, the same "
-        "resamples for every model). With so few held-out clicks the intervals are wide: read them before "
-        "the point estimates.",
+        ("The CTR model's context holds the four user features and the position; baselines from the training "
+         "part: observed CTR per position, and per item smoothed with two pseudo-clicks at the base rate. AUC "
+         "on the held-out impressions with a percentile 95% interval over "
+         f"{BOOTSTRAP_DRAWS} bootstrap resamples of those impressions (seed {args.seeds[0]}, the same "
+         "resamples for every model). With so few held-out clicks the intervals are wide: read them before "
+         "the point estimates."),
         "",
         markdown_table(obd),
         "",
