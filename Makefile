@@ -19,6 +19,7 @@ demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/adcraft demo --out out
 
 test: install
+	$(VENV)/bin/ruff check src bench tests
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -27,6 +28,8 @@ test-fast: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) bench/encoders.py
 	$(PY) bench/render.py
+	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
+	HF_HUB_OFFLINE=1 $(PY) bench/rewards_real.py
 
 clean:
 	rm -rf out .pytest_cache build dist src/*.egg-info

@@ -109,7 +109,8 @@ def main() -> None:
             rates.append(len(paths) / (time.perf_counter() - started))
         print(
             f"image files through the feature cache: first run {rates[0]:8.1f} images/s, second run "
-            f"{rates[1]:8.1f} images/s (ratio {rates[1] / rates[0]:.0f}x; {cache.misses} encoded, {cache.hits} from cache)"
+            f"{rates[1]:8.1f} images/s (ratio {rates[1] / rates[0]:.0f}x; "
+            f"{cache.misses} encoded, {cache.hits} from cache)"
         )
     titles = synthetic_titles(args.n, args.seed)
     report(

@@ -220,7 +220,8 @@ def main() -> None:
         market, truth = simulated(seed, args.workdir, args.products, args.impressions)
         simulated_s = time.perf_counter() - started
         timings.append({"seed": seed, "simulate_s": simulated_s})
-        for name, encoding in (("ctr", EncodingConfig()), ("ctr+image", EncodingConfig(image_backbone="efficientnet-lite0"))):
+        variants = {"ctr": EncodingConfig(), "ctr+image": EncodingConfig(image_backbone="efficientnet-lite0")}
+        for name, encoding in variants.items():
             config = CTRConfig(encoding=encoding)
             started = time.perf_counter()
             model = CTRTrainer(config).fit(market)

@@ -10,7 +10,7 @@ import functools
 import platform
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -143,7 +143,8 @@ def render(
     rendered.image.save(tmp, format="PNG")
     tmp.replace(out_path)
     x0, y0, x1, y1 = rendered.product_bbox
-    out.print(f"wrote {out_path} ({rendered.image.width}x{rendered.image.height}, product bbox [{x0}, {y0}, {x1}, {y1}])")
+    size = f"{rendered.image.width}x{rendered.image.height}"
+    out.print(f"wrote {out_path} ({size}, product bbox [{x0}, {y0}, {x1}, {y1}])")
 
 
 @app.command()
@@ -166,7 +167,7 @@ def demo(
     out.print(f"page:   {result.page}")
 
 
-class ModelKind(str, Enum):
+class ModelKind(StrEnum):
     ctr = "ctr"
     pairwise = "pairwise"
     mil = "mil"

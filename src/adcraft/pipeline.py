@@ -84,7 +84,9 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
                     )
                 )
             for k in range(config.new_per_product):
-                combo = [str(rng.choice(market.usable_elements(pid, slot)["element_id"])) for slot in market.config.slots]
+                combo = [
+                    str(rng.choice(market.usable_elements(pid, slot)["element_id"])) for slot in market.config.slots
+                ]
                 creative = renderer.render(pid, combo)
                 path = folder / f"{pid}_new{k}.png"
                 creative.image.save(path)

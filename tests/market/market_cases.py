@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from tests.market.market_drafts import SLOTS, MarketDraft, png_bytes
 from PIL import Image
+
+from tests.market.market_drafts import SLOTS, MarketDraft, png_bytes
 
 
 @dataclass(frozen=True)

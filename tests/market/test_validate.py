@@ -4,8 +4,6 @@ its file, rows, column and rule, and all of them are reported at once."""
 from __future__ import annotations
 
 import pytest
-from tests.market.market_cases import CASES, Case
-from tests.market.market_drafts import SLOTS
 
 from adcraft.errors import InputError
 from adcraft.market import (
@@ -15,6 +13,8 @@ from adcraft.market import (
     load_market,
     validate_market,
 )
+from tests.market.market_cases import CASES, Case
+from tests.market.market_drafts import SLOTS
 
 
 def _matches(problems: list[Problem], file: str, column: str | None, rule: str) -> bool:

@@ -74,7 +74,9 @@ def test_contrast_ratio_follows_wcag() -> None:
     assert contrast_ratio((0x77, 0x77, 0x77), (255, 255, 255)) == pytest.approx(4.48, abs=0.01)
 
 
-@pytest.mark.parametrize("bg", [(255, 255, 255), (240, 230, 200), (0, 0, 128), (20, 20, 20), (120, 120, 120), (255, 0, 0)])
+@pytest.mark.parametrize(
+    "bg", [(255, 255, 255), (240, 230, 200), (0, 0, 128), (20, 20, 20), (120, 120, 120), (255, 0, 0)]
+)
 def test_legible_color_contrasts_with_any_background(bg: tuple[int, int, int]) -> None:
     assert contrast_ratio(legible_color(bg), bg) >= 4.5
 

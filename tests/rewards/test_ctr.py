@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel
-from adcraft.rewards.training import binomial_loss
 from adcraft.rewards.data import click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig
-from adcraft.rewards.training import TrainConfig
+from adcraft.rewards.training import TrainConfig, binomial_loss
 
 FAST = CTRConfig(
     encoding=EncodingConfig(text_backbone="tiny", image_backbone="none", embedding_dim=8),

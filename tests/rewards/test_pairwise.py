@@ -114,7 +114,8 @@ def test_better_side_is_randomised_and_roughly_balanced():
 
 def test_auto_threshold_is_the_lower_quartile_but_at_least_fifty():
     many = outcomes([(f"c{i}", "A", 1, 100 * (i + 1)) for i in range(8)])  # 100 ... 800 impressions
-    assert impression_threshold(many, PairConfig(min_impressions="auto")) == int(np.ceil(np.quantile(many["trials"], 0.25)))
+    expected = int(np.ceil(np.quantile(many["trials"], 0.25)))
+    assert impression_threshold(many, PairConfig(min_impressions="auto")) == expected
     few = outcomes([(f"c{i}", "A", 1, 10 + i) for i in range(8)])
     assert impression_threshold(few, PairConfig(min_impressions="auto")) == 50
     assert impression_threshold(few, PairConfig(min_impressions=7)) == 7

@@ -188,7 +188,7 @@ def _lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pretrained_lite0(image_size: int) -> tuple[nn.Module, str]:
     """EfficientNet-Lite0 with its ImageNet weights in eval mode, and the weight file's sha256."""
     from efficientnet_lite_pytorch import EfficientNet
@@ -240,7 +240,7 @@ def fold_for_inference(model: nn.Module) -> nn.Module:
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny_cnn(dim: int, seed: int) -> TinyImageCNN:
     return TinyImageCNN(dim, seed)
 

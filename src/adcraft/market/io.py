@@ -178,7 +178,7 @@ def write_market(market: Market, out_dir: str | os.PathLike[str], *,
     try:
         (staging / CONFIG_FILE).write_text(json.dumps(read.config.to_json(), indent=2) + "\n",
                                            encoding="utf-8")
-        for name, table in read.tables.items():
+        for table in read.tables.values():
             write_table(to_arrow(table.frame, table.spec), staging / table.file, table_format)
         for relpath in sorted(_image_paths(read.tables)):
             assert market.root is not None  # validation refuses image paths without a root

@@ -26,8 +26,8 @@ import numpy as np
 from safetensors import SafetensorError
 
 import adcraft
-from adcraft.errors import InputError
 from adcraft.atomic import move_into_place
+from adcraft.errors import InputError
 
 if TYPE_CHECKING:
     import torch

@@ -180,7 +180,11 @@ class PointwiseCTRModel:
         vocab = CreativeVocabulary.from_json(extra["vocab"])
         text = np.zeros((len(vocab.elements) + 1, extra["text_dim"]), dtype=np.float32)
         network = _network(config, vocab, text, extra["image_dim"])
-        state = {k.removeprefix("network."): torch.as_tensor(v) for k, v in artifact.tensors.items() if k.startswith("network.")}
+        state = {
+            k.removeprefix("network."): torch.as_tensor(v)
+            for k, v in artifact.tensors.items()
+            if k.startswith("network.")
+        }
         network.load_state_dict(state)
         mean_image = artifact.tensors.get("mean_image")
         history = TrainHistory(**extra.get("history", {}))

@@ -47,7 +47,10 @@ def past_creatives(market: Market) -> pd.DataFrame:
 def scores_frame(creatives: pd.DataFrame, predicted_ctr: np.ndarray) -> pd.DataFrame:
     """The spec's scores table: ``creative_id`` and ``predicted_ctr`` (float64)."""
     return pd.DataFrame(
-        {"creative_id": creatives["creative_id"].to_numpy(), "predicted_ctr": np.asarray(predicted_ctr, dtype="float64")}
+        {
+            "creative_id": creatives["creative_id"].to_numpy(),
+            "predicted_ctr": np.asarray(predicted_ctr, dtype="float64"),
+        }
     )
 
 
@@ -145,7 +148,8 @@ def time_split(log: pd.DataFrame, config: SplitConfig = SplitConfig()) -> tuple[
     else:
         creatives = np.sort(log["creative_id"].unique())
         rng = np.random.default_rng(config.seed)
-        held = set(rng.choice(creatives, size=max(1, int(round(config.valid_fraction * len(creatives)))), replace=False))
+        size = max(1, int(round(config.valid_fraction * len(creatives))))
+        held = set(rng.choice(creatives, size=size, replace=False))
         valid = log["creative_id"].isin(held).to_numpy()
     train, held_out = log[~valid].reset_index(drop=True), log[valid].reset_index(drop=True)
     if held_out["trials"].sum() == 0 or train["trials"].sum() == 0:

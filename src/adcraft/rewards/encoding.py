@@ -221,7 +221,9 @@ def make_batch(
 ) -> CreativeBatch:
     """Tensors for rows of (product, combination, context[, image features])."""
     prod, cat = vocab.product_indices(product_ids)
-    ctx = vocab.context_indices(contexts if contexts is not None else [""] * len(product_ids), config.max_context_tokens)
+    if contexts is None:
+        contexts = [""] * len(product_ids)
+    ctx = vocab.context_indices(contexts, config.max_context_tokens)
     return CreativeBatch(
         elements=torch.from_numpy(vocab.element_indices(combos)),
         products=torch.from_numpy(prod),

@@ -375,7 +375,9 @@ class PairwiseModel:
         images[missing] = mean
         return images
 
-    def _embed(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], images: np.ndarray | None) -> torch.Tensor:
+    def _embed(
+        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], images: np.ndarray | None
+    ) -> torch.Tensor:
         if len(combos) != len(product_ids):
             raise InputError(f"got {len(combos)} combinations for {len(product_ids)} products")
         images = self._images(len(product_ids), images)

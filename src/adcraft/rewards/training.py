@@ -101,6 +101,10 @@ def fit(
 
 
 def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
-    """Impression-weighted binomial negative log-likelihood per impression (as a mean log loss over the raw impressions)."""
+    """Impression-weighted binomial negative log-likelihood per impression.
+
+    ``-sum(clicks log p + (trials - clicks) log(1 - p)) / sum(trials)``: the mean log loss over the raw
+    impressions that the aggregated rows stand for.
+    """
     nll = -(clicks * F.logsigmoid(logits) + (trials - clicks) * F.logsigmoid(-logits))
     return nll.sum() / trials.sum()

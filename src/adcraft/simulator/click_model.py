@@ -15,8 +15,8 @@ context ``x`` (device, segment):
 text-colour effects vanish too); ``CR`` is the WCAG contrast ratio between the text colour and the mean
 colour of the background; ``x_k`` are visual attributes (brightness, colourfulness, product area, clutter)
 of the rendered image, computed from its pixels alone (``adcraft.features.attributes``, no product mask),
-exactly as a learner that sees only the image can compute them. Only the last three lines are interactions: a model with per-element effects alone
-cannot capture them.
+exactly as a learner that sees only the image can compute them. Only the last three lines are
+interactions: a model with per-element effects alone cannot capture them.
 
 Demand (listing-level sales) of a product whose image has attributes ``x``:
 
