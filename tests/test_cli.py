@@ -185,3 +185,33 @@ def test_train_and_score_other_click_models(logged_cli_market, tmp_path, kind):
     assert len(pd.read_parquet(tmp_path / "s" / "scores.parquet")) == len(
         pd.read_parquet(logged_cli_market / "creatives.parquet")
     )
+
+
+def test_ope_estimates_a_proposal_set_and_refuses_logs_without_propensities(logged_cli_market, tmp_path):
+    from adcraft.market import write_proposals
+
+    creatives = pd.read_parquet(logged_cli_market / "creatives.parquet")
+    first = creatives.groupby("product_id").head(1)
+    proposals = pd.DataFrame(
+        {
+            "product_id": first["product_id"], "rank": 1, "elements": first["elements"].map(list),
+            "image": first["image"], "product_bbox": [[0, 0, 10, 10]] * len(first), "predicted_ctr": 0.02,
+        }
+    )
+    out = tmp_path / "run"
+    write_proposals(out, proposals)
+    result = runner.invoke(app, ["ope", "--market", str(logged_cli_market), "--proposals", str(out),
+                                 "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "ope.json").read_text())
+    assert report["proposals"]["ci_low"] <= report["proposals"]["value"] <= report["proposals"]["ci_high"]
+    assert report["matched_impressions"] > 0
+
+    bare = tmp_path / "bare"
+    shutil.copytree(logged_cli_market, bare)
+    impressions = pd.read_parquet(bare / "impressions.parquet").drop(columns=["propensity"])
+    impressions.to_parquet(bare / "impressions.parquet", index=False)
+    (out / "ope.json").unlink()
+    result = runner.invoke(app, ["ope", "--market", str(bare), "--proposals", str(out)])
+    assert result.exit_code == 2 and "propensit" in result.output
+    assert not (out / "ope.json").exists()

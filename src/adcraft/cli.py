@@ -207,6 +207,48 @@ def score(
     out.print(f"wrote {path}")
 
 
+@app.command()
+@reports_errors
+def ope(
+    market: Annotated[Path, typer.Option(help="Market folder with impressions that carry propensities.")],
+    proposals: Annotated[Path, typer.Option(help="Run output folder holding creatives.parquet.")],
+    estimator: Annotated[str, typer.Option(help="ips, snips, dm, dr or switch-dr.")] = "snips",
+    policy: Annotated[str, typer.Option(help="top1 (rank 1 per product) or softmax over ranks.")] = "top1",
+    temperature: Annotated[float, typer.Option(help="Softmax temperature over ranks.")] = 1.0,
+    model: Annotated[Path | None, typer.Option(help="Reward model folder (needed by dm, dr, switch-dr).")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap draws for the intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Estimate offline the CTR of a proposal set and of the logging policy; writes PROPOSALS/ope.json."""
+    from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals
+    from adcraft.market import load_market
+    from adcraft.market.outputs import read_proposals
+    from adcraft.pipeline import load_reward_model
+
+    loaded = load_market(market)
+    table = read_proposals(proposals)
+    predict = None
+    if model is not None:
+        reward_model = load_reward_model(model)
+        if not hasattr(reward_model, "predict") or not hasattr(reward_model, "score_market"):
+            raise InputError(f"{model} is not a click model")
+        predict = reward_model.predict
+    result = estimate_proposals(
+        loaded, table, estimator, ProposalPolicy(policy, temperature), predict, bootstrap, seed
+    )
+    for name, estimate in (("proposals", result.proposals), ("logging policy", result.logging)):
+        out.print(
+            f"{name:>14}: CTR {estimate.value:.5f} [{estimate.ci_low:.5f}, {estimate.ci_high:.5f}] "
+            f"({estimate.estimator}, ESS {estimate.ess:.0f} of {estimate.n})"
+        )
+    out.print(f"lift {result.lift:+.2%}; {result.matched_impressions} of {result.impressions} logged impressions "
+              "show a proposed creative")
+    target = proposals / "ope.json"
+    tmp = target.with_name(".ope.json.tmp")
+    tmp.write_text(result.dumps())
+    tmp.replace(target)
+
+
 def main() -> None:
     app()
 

@@ -105,3 +105,31 @@ def _write_atomically(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``OUT/creatives.parquet`` written by a run (or by anyone following the output layout).
+
+    Raises ``InputError`` naming the file and the rule when it is missing or breaks the layout.
+    """
+    from adcraft.errors import InputError
+
+    path = Path(out_dir) / "creatives.parquet"
+    if not path.is_file():
+        raise InputError(f"{path}: proposals file is missing (expected the output layout's creatives.parquet)")
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as error:  # any reader failure means an unreadable file to the user
+        raise InputError(f"{path}: cannot read as Parquet ({error})") from None
+    missing = [name for name in ("product_id", "rank", "elements") if name not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise InputError(f"{path}: no proposals")
+    bad_rank = frame.index[~frame["rank"].apply(lambda r: isinstance(r, (int,)) or float(r).is_integer())
+                           | (frame["rank"].astype(float) < 1)]
+    if len(bad_rank):
+        raise InputError(f"{path}: rows {list(bad_rank[:5])}: column rank: must be an integer >= 1")
+    frame["rank"] = frame["rank"].astype(int)
+    frame["elements"] = [list(e) for e in frame["elements"]]
+    return frame

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adcraft.errors import InputError
+from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals
+from adcraft.market import load_market
+from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ope")
+    config = SimulatorConfig(seed=8, n_products=6, n_impressions=60_000, creatives_per_product=3,
+                             canvas=(256, 256), photo_size=160)
+    sim = simulate_market(config, root / "market")
+    return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+
+
+def second_creatives(market) -> pd.DataFrame:
+    """A proposal set: each product's second past creative at rank 1, its first at rank 2."""
+    rows = []
+    for pid, group in market.creatives.groupby("product_id"):
+        for rank, elements in ((1, group["elements"].iloc[1]), (2, group["elements"].iloc[0])):
+            rows.append({"product_id": pid, "rank": rank, "elements": list(elements)})
+    return pd.DataFrame(rows)
+
+
+def true_value(market, truth, proposals) -> float:
+    """Traffic-weighted true CTR of each product's rank-1 proposal."""
+    ctr = truth.creatives.set_index("creative_id")["true_ctr"]
+    key = {(p, tuple(e)): c for c, p, e in zip(market.creatives.creative_id, market.creatives.product_id,
+                                               market.creatives.elements)}
+    share = truth.products.set_index("product_id")["traffic_share"]
+    top = proposals[proposals["rank"] == 1]
+    return float(sum(share[p] * ctr[key[(p, tuple(e))]] for p, e in zip(top.product_id, top.elements)))
+
+
+def test_policies_are_distributions_over_each_products_proposals():
+    proposals = pd.DataFrame({"product_id": ["a", "a", "a", "b"], "rank": [1, 2, 3, 1],
+                              "elements": [["x"], ["y"], ["z"], ["x"]]})
+    top = ProposalPolicy("top1").probabilities(proposals)
+    assert top.groupby("product_id")["probability"].sum().tolist() == [1.0, 1.0] and len(top) == 2
+    soft = ProposalPolicy("softmax", temperature=1.0).probabilities(proposals)
+    a = soft[soft.product_id == "a"].sort_values("rank")["probability"].to_numpy()
+    assert a.sum() == pytest.approx(1.0) and a[0] > a[1] > a[2]
+    assert a[0] / a[1] == pytest.approx(np.e)
+    with pytest.raises(InputError):
+        ProposalPolicy("greedy")
+
+
+@pytest.mark.parametrize("estimator", ["ips", "snips", "dr"])
+def test_estimate_agrees_with_the_truth_within_its_uncertainty(logged, estimator):
+    market, truth = logged
+    proposals = second_creatives(market)
+    rate = market.impressions["click"].mean()
+
+    def constant_model(products, combos, contexts):  # a deliberately crude reward model for DR
+        return np.full(len(products), rate)
+
+    result = estimate_proposals(market, proposals, estimator, predict=constant_model, n_bootstrap=300, seed=1)
+    truth_value = true_value(market, truth, proposals)
+    assert abs(result.proposals.value - truth_value) < 4 * result.proposals.std_error
+    assert result.proposals.ci_low < result.proposals.value < result.proposals.ci_high
+    assert 0 < result.matched_impressions < result.impressions
+    assert result.logging.value == pytest.approx(market.impressions["click"].mean())
+
+
+def test_logs_without_propensities_are_refused(logged):
+    market, _ = logged
+    stripped = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
+    with pytest.raises(InputError, match="propensit"):
+        estimate_proposals(stripped, second_creatives(market))
+
+
+def test_unknown_products_and_unmatched_proposals_are_refused(logged):
+    market, _ = logged
+    with pytest.raises(InputError, match="products the market does not have"):
+        estimate_proposals(market, pd.DataFrame({"product_id": ["zz"], "rank": [1], "elements": [["a"]]}))
+    never = second_creatives(market).assign(elements=lambda f: [["nope"] * len(e) for e in f["elements"]])
+    with pytest.raises(InputError, match="no logged impression"):
+        estimate_proposals(market, never)
+    with pytest.raises(InputError, match="reward model"):
+        estimate_proposals(market, second_creatives(market), "dr")
