@@ -14,7 +14,7 @@ from adcraft.errors import InputError
 from adcraft.market import load_market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
-from adcraft.simulator.build import _log_impressions
+from adcraft.simulator.build import log_impressions
 
 
 def test_simulated_market_is_valid_and_complete(tiny_sim, tiny_config):
@@ -68,7 +68,7 @@ def test_logging_propensities_are_honest():
         {"creative_id": [f"c{i}" for i in range(7)], "product_id": ["a"] * 3 + ["b"] * 4}
     )
     true_ctr = np.full((7, 6), 0.05)
-    log, policy = _log_impressions(config, creatives, true_ctr, np.random.default_rng(0))
+    log, policy = log_impressions(config, creatives, true_ctr, np.random.default_rng(0))
     log = log.assign(product=log["creative_id"].map(dict(zip(creatives.creative_id, creatives.product_id))))
     log["late"] = log["ts"] >= policy["switch_ts"]
     for (_, _), group in log.groupby(["product", "late"]):

@@ -309,7 +309,7 @@ def _simulate_into(
             for pid, combo, attrs in zip(creatives["product_id"], creatives["elements"], attribute_rows)
         ]
     )
-    impressions, policy = _log_impressions(config, creatives, true_ctr, rng)
+    impressions, policy = log_impressions(config, creatives, true_ctr, rng)
     stats = (
         impressions.assign(date=pd.to_datetime(impressions["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d"))
         .groupby(["creative_id", "date"], as_index=False)
@@ -366,7 +366,7 @@ def _simulate_into(
     return market, truth_files
 
 
-def _log_impressions(
+def log_impressions(
     config: SimulatorConfig, creatives: pd.DataFrame, true_ctr: np.ndarray, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, dict]:
     """Draw the impression log of the logging policy described in the module docstring."""
