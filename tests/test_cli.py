@@ -215,3 +215,27 @@ def test_ope_estimates_a_proposal_set_and_refuses_logs_without_propensities(logg
     result = runner.invoke(app, ["ope", "--market", str(bare), "--proposals", str(out)])
     assert result.exit_code == 2 and "propensit" in result.output
     assert not (out / "ope.json").exists()
+
+
+def test_abtest_runs_a_proposal_set_against_the_logging_policy(logged_cli_market, tmp_path):
+    from adcraft.market import write_proposals
+
+    creatives = pd.read_parquet(logged_cli_market / "creatives.parquet")
+    last = creatives.groupby("product_id").tail(1)
+    proposals = pd.DataFrame(
+        {
+            "product_id": last["product_id"], "rank": 1, "elements": last["elements"].map(list),
+            "image": "missing.png", "product_bbox": [[0, 0, 10, 10]] * len(last), "predicted_ctr": 0.02,
+        }
+    )
+    out = tmp_path / "run"
+    write_proposals(out, proposals)
+    result = runner.invoke(app, ["abtest", "--market", str(logged_cli_market), "--proposals", str(out),
+                                 "--impressions", "20000"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "abtest.json").read_text())
+    assert report["impressions_per_arm"] == 20000
+    assert report["diff_ci_low"] <= report["absolute_diff"] <= report["diff_ci_high"]
+    result = runner.invoke(app, ["abtest", "--market", str(logged_cli_market), "--proposals", str(out),
+                                 "--truth", str(tmp_path)])
+    assert result.exit_code == 2 and "truth" in result.output

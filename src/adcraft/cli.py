@@ -7,6 +7,7 @@ problem on stderr and exits with status 2; nothing is written for a refused inpu
 from __future__ import annotations
 
 import functools
+import json
 import platform
 import sys
 from collections.abc import Callable
@@ -246,6 +247,42 @@ def ope(
     target = proposals / "ope.json"
     tmp = target.with_name(".ope.json.tmp")
     tmp.write_text(result.dumps())
+    tmp.replace(target)
+
+
+@app.command()
+@reports_errors
+def abtest(
+    market: Annotated[Path, typer.Option(help="A simulated market folder.")],
+    proposals: Annotated[Path, typer.Option(help="Run output folder holding creatives.parquet.")],
+    truth: Annotated[Path | None, typer.Option(help="The market's truth folder (default: MARKET-truth).")] = None,
+    impressions: Annotated[int, typer.Option(help="Impressions per arm.")] = 100_000,
+    policy: Annotated[str, typer.Option(help="top1 (rank 1 per product) or softmax over ranks.")] = "top1",
+    temperature: Annotated[float, typer.Option(help="Softmax temperature over ranks.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated traffic.")] = 0,
+) -> None:
+    """Simulated A/B test of a proposal set against the logging policy (simulated markets only)."""
+    from adcraft.evaluate.abtest import ABTestConfig, run_ab_test
+    from adcraft.evaluate.proposal_value import ProposalPolicy
+    from adcraft.market import load_market
+    from adcraft.market.outputs import read_proposals
+    from adcraft.simulator import GroundTruth, default_truth_dir
+
+    truth_dir = truth or default_truth_dir(market)
+    if not (truth_dir / "click_model.json").is_file():
+        raise InputError(f"{truth_dir} holds no simulator truth: an A/B test needs a market made by `adcraft simulate`")
+    result = run_ab_test(
+        load_market(market), GroundTruth.load(truth_dir), read_proposals(proposals), proposals,
+        ProposalPolicy(policy, temperature), ABTestConfig(impressions=impressions, seed=seed),
+    )
+    out.print(
+        f"control CTR {result.control_ctr:.5f}, treatment CTR {result.treatment_ctr:.5f}; lift {result.lift:+.2%} "
+        f"[{result.lift_ci_low:+.2%}, {result.lift_ci_high:+.2%}], p = {result.p_value:.3g}"
+    )
+    out.print(f"true lift {result.true_lift:+.2%}; impressions per arm to detect it: {result.impressions_needed}")
+    target = proposals / "abtest.json"
+    tmp = target.with_name(".abtest.json.tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
     tmp.replace(target)
 
 
