@@ -30,6 +30,9 @@ bench: install
 	$(PY) bench/render.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards_real.py
+	$(PY) bench/ope_unbiased.py
+	$(PY) bench/ope_obd.py
+	$(PY) bench/aes_online.py
 
 clean:
 	rm -rf out .pytest_cache build dist src/*.egg-info
