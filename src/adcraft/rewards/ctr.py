@@ -47,7 +47,7 @@ from adcraft.rewards.encoding import (
     make_batch,
     outcome_tensors,
 )
-from adcraft.rewards.training import TrainConfig, TrainHistory, binomial_loss, fit
+from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
 
 KIND = "ctr"
 
@@ -222,17 +222,10 @@ class CTRTrainer:
                 images = np.stack([features.get(c, mean_image) for c in part["creative_id"]])
             return outcome_tensors(vocab, config.encoding, part, images)
 
-        train_batch, train_clicks, train_trials = tensors(train)
-        valid_batch, valid_clicks, valid_trials = tensors(valid)
-
-        def train_loss(index: torch.Tensor) -> torch.Tensor:
-            logits = network(train_batch.take(index))
-            return binomial_loss(logits, train_clicks[index], train_trials[index])
-
-        def valid_loss() -> float:
-            return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
-
-        clicks, trials = float(train_clicks.sum()), float(train_trials.sum())
+        train_tensors = tensors(train)
+        clicks, trials = float(train_tensors[1].sum()), float(train_tensors[2].sum())
         network.bias.data.fill_(np.log(clicks / (trials - clicks)))  # start at the base rate
-        history = fit(network, len(train), train_loss, valid_loss, config.train, progress, "training CTR model")
+        history = fit_click_model(
+            network, train_tensors, tensors(valid), config.train, progress, "training CTR model"
+        )
         return PointwiseCTRModel(config, vocab, network, context_distribution(train), mean_image, history)

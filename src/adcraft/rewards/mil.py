@@ -78,7 +78,7 @@ from adcraft.rewards.encoding import (
     make_batch,
     outcome_tensors,
 )
-from adcraft.rewards.training import TrainConfig, TrainHistory, binomial_loss, fit
+from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
 
 KIND = "mil"
 POOLINGS = ("sum", "attention", "noisy_or")
@@ -472,19 +472,11 @@ class MILTrainer:
         def tensors(part: pd.DataFrame) -> tuple[CreativeBatch, torch.Tensor, torch.Tensor]:
             return outcome_tensors(vocab, config.encoding, pooled_rows(part, config.use_context))
 
-        train_batch, train_clicks, train_trials = tensors(train)
-        valid_batch, valid_clicks, valid_trials = tensors(valid)
-
-        def train_loss(index: torch.Tensor) -> torch.Tensor:
-            return binomial_loss(network(train_batch.take(index)), train_clicks[index], train_trials[index])
-
-        def valid_loss() -> float:
-            return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
-
-        rate = float(train_clicks.sum() / train_trials.sum())
+        train_tensors = tensors(train)
+        rate = float(train_tensors[1].sum() / train_tensors[2].sum())
         network.bias.data.fill_(initial_bias(config.pooling, rate, len(vocab.slots)))
-        history = fit(
-            network, len(train_batch), train_loss, valid_loss, config.train, progress,
+        history = fit_click_model(
+            network, train_tensors, tensors(valid), config.train, progress,
             f"training multi-instance model ({config.pooling})",
         )
         bags = train.drop_duplicates("creative_id").sort_values("creative_id")

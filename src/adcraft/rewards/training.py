@@ -10,6 +10,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,6 +18,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from adcraft.errors import AdcraftError, InputError
+
+if TYPE_CHECKING:
+    from adcraft.rewards.encoding import CreativeBatch
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,30 @@ def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tens
     """
     nll = -(clicks * F.logsigmoid(logits) + (trials - clicks) * F.logsigmoid(-logits))
     return nll.sum() / trials.sum()
+
+
+ClickTensors = tuple["CreativeBatch", torch.Tensor, torch.Tensor]
+
+
+def fit_click_model(
+    network: nn.Module,
+    train: ClickTensors,
+    valid: ClickTensors,
+    config: TrainConfig,
+    progress: bool = False,
+    description: str = "training",
+) -> TrainHistory:
+    """``fit`` a network from a ``CreativeBatch`` to click logits on (batch, clicks, trials) tensors.
+
+    The loss is ``binomial_loss`` on training mini-batches; early stopping watches it on ``valid``.
+    """
+    train_batch, train_clicks, train_trials = train
+    valid_batch, valid_clicks, valid_trials = valid
+
+    def train_loss(index: torch.Tensor) -> torch.Tensor:
+        return binomial_loss(network(train_batch.take(index)), train_clicks[index], train_trials[index])
+
+    def valid_loss() -> float:
+        return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
+
+    return fit(network, len(train_batch), train_loss, valid_loss, config, progress, description)
