@@ -56,7 +56,7 @@ def main() -> None:
     ctx = contexts()
     true_ctr = np.array(
         [
-            [truth.model.ctr(p, list(e), {n: float(attrs.at[c, n]) for n in names}, x) for x, _ in ctx]
+            truth.model.ctr_by_context(p, list(e), {n: float(attrs.at[c, n]) for n in names})
             for c, p, e in zip(creatives["creative_id"], creatives["product_id"], creatives["elements"])
         ]
     )

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from adcraft import __version__
+from adcraft.atomic import write_png, write_text
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -139,10 +140,7 @@ def render(
     loaded = load_market(market)
     ids = [e.strip() for e in elements.split(",") if e.strip()]
     rendered = MarketRenderer(loaded).render(product, ids)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    rendered.image.save(tmp, format="PNG")
-    tmp.replace(out_path)
+    write_png(out_path, rendered.image)
     x0, y0, x1, y1 = rendered.product_bbox
     size = f"{rendered.image.width}x{rendered.image.height}"
     out.print(f"wrote {out_path} ({size}, product bbox [{x0}, {y0}, {x1}, {y1}])")
@@ -244,10 +242,7 @@ def ope(
         )
     out.print(f"lift {result.lift:+.2%}; {result.matched_impressions} of {result.impressions} logged impressions "
               "show a proposed creative")
-    target = proposals / "ope.json"
-    tmp = target.with_name(".ope.json.tmp")
-    tmp.write_text(result.dumps())
-    tmp.replace(target)
+    write_text(proposals / "ope.json", result.dumps())
 
 
 @app.command()
@@ -280,10 +275,7 @@ def abtest(
         f"[{result.lift_ci_low:+.2%}, {result.lift_ci_high:+.2%}], p = {result.p_value:.3g}"
     )
     out.print(f"true lift {result.true_lift:+.2%}; impressions per arm to detect it: {result.impressions_needed}")
-    target = proposals / "abtest.json"
-    tmp = target.with_name(".abtest.json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
-    tmp.replace(target)
+    write_text(proposals / "abtest.json", json.dumps(result.to_json(), indent=1, allow_nan=True))
 
 
 def main() -> None:

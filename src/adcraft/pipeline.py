@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
+from adcraft.atomic import write_png, write_text
 from adcraft.errors import InputError
 from adcraft.evaluate.gallery import Card, Section, write_gallery
 from adcraft.market import Market, load_market
@@ -89,7 +90,7 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
                 ]
                 creative = renderer.render(pid, combo)
                 path = folder / f"{pid}_new{k}.png"
-                creative.image.save(path)
+                write_png(path, creative.image)
                 ctr = truth.ctr_of_image(pid, combo, creative.image)
                 cards.append(
                     Card(
@@ -135,12 +136,6 @@ def _reward_classes(kind: str):
 
         return UtilityConfig, None, DemandUtilityModel
     raise InputError(f"unknown model kind {kind!r}; choose one of {', '.join(REWARD_KINDS)}")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
-    tmp.replace(path)
 
 
 def _click_validation(model, market: Market, split) -> dict:
@@ -191,7 +186,7 @@ def train_reward_model(
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     metrics["kind"] = kind
     model.save(out)
-    _write_json(out / "metrics.json", metrics)
+    write_text(out / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True, allow_nan=True))
     return metrics
 
 

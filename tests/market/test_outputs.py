@@ -64,3 +64,19 @@ def test_write_scores_types_and_replaces_atomically(tmp_path):
                                       ("predicted_ctr", pa.float64())])
     assert table.column("predicted_ctr").to_pylist() == [0.5, 0.25]
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+@pytest.mark.parametrize("rank", [0, 1.5, -2])
+def test_read_proposals_refuses_bad_ranks_and_missing_files(tmp_path, rank):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from adcraft.errors import InputError
+    from adcraft.market.outputs import read_proposals
+
+    with pytest.raises(InputError, match="missing"):
+        read_proposals(tmp_path)
+    pq.write_table(pa.table({"product_id": ["p1", "p1"], "rank": [1, rank], "elements": [["a"], ["b"]]}),
+                   tmp_path / "creatives.parquet")
+    with pytest.raises(InputError, match="rows \\[1\\]: column rank"):
+        read_proposals(tmp_path)

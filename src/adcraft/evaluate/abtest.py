@@ -260,11 +260,11 @@ class _ArmTable:
             for elements, p, image in choices:
                 probability.append(shares[product_id] / total_share * p)
                 if isinstance(image, Image.Image):
-                    ctr.append(_true_ctr_by_context(truth, renderer, market, product_id, elements, image, traffic))
+                    ctr.append(_true_ctr_by_context(truth, renderer, market, product_id, elements, image))
                     continue
                 key = (product_id, combination_key(elements), image)
                 if key not in scored:
-                    scored[key] = _true_ctr_by_context(truth, renderer, market, product_id, elements, image, traffic)
+                    scored[key] = _true_ctr_by_context(truth, renderer, market, product_id, elements, image)
                 ctr.append(scored[key])
         probability = np.asarray(probability)
         return cls(probability / probability.sum(), np.asarray(ctr), np.array([p for _, p in traffic]))
@@ -287,15 +287,14 @@ def _true_ctr_by_context(
     product_id: str,
     elements: Sequence[str],
     image: Image.Image | Path | None,
-    traffic: list[tuple[dict[str, str], float]],
 ) -> list[float]:
-    """``truth.ctr_of_image`` in each context, reading the image's attributes once."""
+    """``truth.ctr_of_image`` in each context of ``contexts()``, reading the image's attributes once."""
     if isinstance(image, Path):
         image = open_image(image, market.limits)
     elif image is None:
         image = renderer.render(product_id, list(elements)).image
     attributes = image_attributes(image)
-    return [truth.model.ctr(product_id, list(elements), attributes, context) for context, _ in traffic]
+    return truth.model.ctr_by_context(product_id, list(elements), attributes)
 
 
 def _traffic_shares(truth: GroundTruth, product_ids: list[str]) -> dict[str, float]:

@@ -6,6 +6,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adcraft.atomic import write_text
+
 
 @dataclass(frozen=True)
 class Card:
@@ -59,8 +61,4 @@ def write_gallery(path: Path, title: str, lead: str, sections: list[Section]) ->
             )
         parts.append("</div></section>")
     parts.append("</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, "\n".join(parts))

@@ -126,8 +126,8 @@ def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     if frame.empty:
         raise InputError(f"{path}: no proposals")
-    bad_rank = frame.index[~frame["rank"].apply(lambda r: isinstance(r, (int,)) or float(r).is_integer())
-                           | (frame["rank"].astype(float) < 1)]
+    rank = pd.to_numeric(frame["rank"], errors="coerce")
+    bad_rank = frame.index[rank.isna() | (rank % 1 != 0) | (rank < 1)]
     if len(bad_rank):
         raise InputError(f"{path}: rows {list(bad_rank[:5])}: column rank: must be an integer >= 1")
     frame["rank"] = frame["rank"].astype(int)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import zlib
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageStat
 
+from adcraft.atomic import write_png
 from adcraft.errors import InputError
 from adcraft.render.background import RGB, draw_background, parse_background, parse_color
 from adcraft.render.cutout import CutoutConfig, ensure_cutout
@@ -323,15 +323,6 @@ def render_to_png(spec: CreativeSpec, path: str | os.PathLike[str], canvas: tupl
                   config: CompositorConfig | None = None) -> RenderedCreative:
     """Render ``spec`` and write it as a PNG at ``path`` atomically (a temporary file, then a rename)."""
     rendered = Compositor(config).render(spec, canvas)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            rendered.image.save(handle, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_png(Path(path), rendered.image)
     return rendered
 

@@ -44,7 +44,9 @@ from adcraft.rewards.encoding import (
     EncodingConfig,
     creative_image_features,
     element_text_matrix,
+    image_rows,
     make_batch,
+    market_image_rows,
     outcome_tensors,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
@@ -147,10 +149,8 @@ class PointwiseCTRModel:
     def score_market(self, market: Market) -> pd.DataFrame:
         """Predicted CTR of every past creative of a market (``creative_id``, ``predicted_ctr``)."""
         creatives = past_creatives(market)
-        features = creative_image_features(market, creatives["creative_id"].tolist(), self.config.encoding)
-        images = None
-        if self.mean_image is not None:
-            images = np.stack([features.get(c, self.mean_image) for c in creatives["creative_id"]])
+        ids = creatives["creative_id"].tolist()
+        images = market_image_rows(market, ids, self.config.encoding, self.mean_image)
         ctr = self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
         return scores_frame(creatives, ctr)
 
@@ -217,10 +217,7 @@ class CTRTrainer:
         network = _network(config, vocab, text, 0 if mean_image is None else int(mean_image.shape[0]))
 
         def tensors(part: pd.DataFrame) -> tuple[CreativeBatch, torch.Tensor, torch.Tensor]:
-            images = None
-            if mean_image is not None:
-                images = np.stack([features.get(c, mean_image) for c in part["creative_id"]])
-            return outcome_tensors(vocab, config.encoding, part, images)
+            return outcome_tensors(vocab, config.encoding, part, image_rows(features, part["creative_id"], mean_image))
 
         train_tensors = tensors(train)
         clicks, trials = float(train_tensors[1].sum()), float(train_tensors[2].sum())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,6 +189,27 @@ def creative_image_features(
     paths = [market.resolve(images[c]) for c in wanted]
     features = encode_image_files(encoder, paths, FeatureCache(cache_dir or default_cache_dir()))
     return dict(zip(wanted, features))
+
+
+def image_rows(
+    features: Mapping[str, np.ndarray], creative_ids: Iterable[str], fallback: np.ndarray | None
+) -> np.ndarray | None:
+    """Image features of each creative in order, ``fallback`` where a creative has none.
+
+    ``fallback`` is a model's mean training image feature; None means the model reads no images.
+    """
+    if fallback is None:
+        return None
+    return np.stack([features.get(c, fallback) for c in creative_ids])
+
+
+def market_image_rows(
+    market: Market, creative_ids: Sequence[str], config: EncodingConfig, fallback: np.ndarray | None
+) -> np.ndarray | None:
+    """``image_rows`` of a market's past creatives (encoded, through the cache, only when needed)."""
+    if fallback is None:
+        return None
+    return image_rows(creative_image_features(market, creative_ids, config), creative_ids, fallback)
 
 
 @dataclass

@@ -58,7 +58,9 @@ from adcraft.rewards.encoding import (
     EncodingConfig,
     creative_image_features,
     element_text_matrix,
+    image_rows,
     make_batch,
+    market_image_rows,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 
@@ -412,10 +414,8 @@ class PairwiseModel:
     def score_market(self, market: Market) -> pd.DataFrame:
         """Point-wise CTR of every past creative of a market, from the point head."""
         creatives = past_creatives(market)
-        images = None
-        if self.mean_image is not None:
-            features = creative_image_features(market, creatives["creative_id"].tolist(), self.config.encoding)
-            images = np.stack([features.get(c, self.mean_image) for c in creatives["creative_id"]])
+        ids = creatives["creative_id"].tolist()
+        images = market_image_rows(market, ids, self.config.encoding, self.mean_image)
         ctr = self.predict_ctr(creatives["product_id"].tolist(), creatives["elements"].tolist(), images)
         return scores_frame(creatives, ctr)
 
@@ -435,10 +435,7 @@ class PairwiseModel:
         return float(np.mean((p > 0.5) == pairs["first_is_better"].to_numpy().astype(bool)))
 
     def _pair_images(self, creative_ids: pd.Series, features: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
-        mean = self.mean_image
-        if mean is None or not features:
-            return None
-        return np.stack([features.get(c, mean) for c in creative_ids])
+        return image_rows(features, creative_ids, self.mean_image) if features else None
 
     def save(self, folder: Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` to ``folder``."""
@@ -505,9 +502,7 @@ def _pair_tensors(
 ) -> _PairTensors:
     sides = []
     for side in ("first", "second"):
-        images = None
-        if mean_image is not None:
-            images = np.stack([features.get(c, mean_image) for c in pairs[f"creative_{side}"]])
+        images = image_rows(features, pairs[f"creative_{side}"], mean_image)
         sides.append(make_batch(
             vocab, config.encoding, pairs["product_id"].tolist(), pairs[f"elements_{side}"].tolist(), images=images
         ))

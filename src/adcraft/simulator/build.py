@@ -305,7 +305,7 @@ def _simulate_into(
     ctx = contexts()
     true_ctr = np.array(
         [
-            [model.ctr(pid, combo, attrs, c) for c, _ in ctx]
+            model.ctr_by_context(pid, combo, attrs)
             for pid, combo, attrs in zip(creatives["product_id"], creatives["elements"], attribute_rows)
         ]
     )

@@ -152,13 +152,20 @@ class TrueClickModel:
         context: dict[str, str] | None = None,
     ) -> float:
         """True click probability; ``context=None`` averages the probability over the traffic's contexts."""
+        if context is not None:
+            static = sum(self.static_logit_terms(product_id, element_ids).values())
+            static += self.attribute_logit(attributes)
+            return float(sigmoid(static + self.context_logit(element_ids, context)))
+        weights = [p for _, p in contexts()]
+        return float(np.dot(weights, self.ctr_by_context(product_id, element_ids, attributes)))
+
+    def ctr_by_context(
+        self, product_id: str, element_ids: list[str], attributes: dict[str, float]
+    ) -> list[float]:
+        """True click probability in each context of ``contexts()``, in that order."""
         static = sum(self.static_logit_terms(product_id, element_ids).values())
         static += self.attribute_logit(attributes)
-        if context is not None:
-            return float(sigmoid(static + self.context_logit(element_ids, context)))
-        return float(
-            sum(p * sigmoid(static + self.context_logit(element_ids, c)) for c, p in contexts())
-        )
+        return [float(sigmoid(static + self.context_logit(element_ids, c))) for c, _ in contexts()]
 
     # -- demand model ------------------------------------------------------------------------------
     def demand_log_utility(self, attributes: dict[str, float]) -> float:
