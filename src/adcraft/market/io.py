@@ -149,14 +149,15 @@ def _image_paths(tables: dict[str, TypedTable]) -> set[str]:
 
 
 def write_market(market: Market, out_dir: str | os.PathLike[str], *,
-                 table_format: str = "parquet", overwrite: bool = False) -> Path:
+                 table_format: str = "parquet", overwrite: bool = False, check_images: bool = True) -> Path:
     """Write ``market`` as a market folder at ``out_dir`` and return its path.
 
     Writes ``market.json``, every table present (as ``table_format``: parquet or csv) and a copy
     of every image the tables point to, at the same relative path. The market is validated
     first; an invalid market raises ``MarketValidationError`` and nothing is written. The folder
     is built beside ``out_dir`` and renamed into place, so a failure leaves no half-written
-    market. An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    market. An existing non-empty ``out_dir`` is refused unless ``overwrite``. ``check_images=False``
+    skips decoding the images (paths and existence are still checked) for a caller that made them.
     """
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
@@ -167,7 +168,7 @@ def write_market(market: Market, out_dir: str | os.PathLike[str], *,
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out} exists and is not empty; choose another folder or overwrite")
     read = _typed_market(market, table_format)
-    problems = _all_problems(read, market.root, market.limits, check_images=True)
+    problems = _all_problems(read, market.root, market.limits, check_images=check_images)
     if problems:
         raise MarketValidationError(problems)
     assert read.config is not None
