@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from adcraft.evaluate.metrics import click_metrics, spearman
 from adcraft.market import load_market
 from adcraft.errors import InputError
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer
-from adcraft.rewards.data import click_log, time_split
+from adcraft.rewards.data import SplitConfig, click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig, creative_image_features
 from adcraft.rewards.mil import MILConfig, MILTrainer
 from adcraft.rewards.pairwise import (
@@ -48,6 +49,7 @@ from adcraft.rewards.utility import UtilityConfig, utility_table
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
 SECTION = "## Reward models (bench/rewards.py)"
+SPLIT = SplitConfig()  # every click model is trained and scored on the same time split
 
 
 def simulated(seed: int, workdir: Path, products: int, impressions: int):
@@ -72,53 +74,61 @@ def true_probabilities(truth: GroundTruth, valid: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def bench_click_model(name, model, market, truth, split) -> dict:
-    _, valid = time_split(click_log(market), split)
-    predicted = model.predict(valid["product_id"].tolist(), valid["elements"].tolist(), valid["context"].tolist())
-    true = true_probabilities(truth, valid)
-    got = click_metrics(valid["clicks"], valid["trials"], predicted, valid["product_id"])
-    best = click_metrics(valid["clicks"], valid["trials"], true, valid["product_id"])
-    return {
-        "model": name,
-        "auc": got["auc"],
-        "true_auc": best["auc"],
-        "auc_gap": best["auc"] - got["auc"],
-        "log_loss": got["log_loss"],
-        "true_log_loss": best["log_loss"],
-        "ece": got["ece"],
-        "valid_impressions": int(got["impressions"]),
-    }
+@dataclass(frozen=True)
+class HeldOut:
+    """A market's training and held-out logs, with the truth's probability and metrics on the held-out rows."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    true: dict
+
+    @classmethod
+    def of(cls, market, truth, split) -> HeldOut:
+        train, valid = time_split(click_log(market), split)
+        true = true_probabilities(truth, valid)
+        return cls(train, valid, click_metrics(valid["clicks"], valid["trials"], true, valid["product_id"]))
+
+    def row(self, name: str, predicted: np.ndarray) -> dict:
+        valid = self.valid
+        got = click_metrics(valid["clicks"], valid["trials"], predicted, valid["product_id"])
+        return {
+            "model": name,
+            "auc": got["auc"],
+            "true_auc": self.true["auc"],
+            "auc_gap": self.true["auc"] - got["auc"],
+            "log_loss": got["log_loss"],
+            "true_log_loss": self.true["log_loss"],
+            "ece": got["ece"],
+            "valid_impressions": int(got["impressions"]),
+        }
+
+    def model_row(self, name: str, model) -> dict:
+        valid = self.valid
+        return self.row(
+            name, model.predict(valid["product_id"].tolist(), valid["elements"].tolist(), valid["context"].tolist())
+        )
+
+    def observed_ctr_row(self) -> dict:
+        """Reference: each creative's smoothed CTR in the training part (a memoriser of logged creatives)."""
+        rate = self.train["clicks"].sum() / self.train["trials"].sum()
+        counts = self.train.groupby("creative_id")[["clicks", "trials"]].sum()
+        smoothed = (counts["clicks"] + 50 * rate) / (counts["trials"] + 50)
+        predicted = self.valid["creative_id"].map(smoothed).fillna(rate).to_numpy()
+        return {**self.row("ref: observed CTR per creative", predicted), "train_s": 0.0}
 
 
-def bench_observed_ctr(market, truth, split, seed: int) -> dict:
-    """Reference: each creative's smoothed CTR in the training part (a memoriser of logged creatives)."""
-    train, valid = time_split(click_log(market), split)
-    rate = train["clicks"].sum() / train["trials"].sum()
-    counts = train.groupby("creative_id")[["clicks", "trials"]].sum()
-    smoothed = (counts["clicks"] + 50 * rate) / (counts["trials"] + 50)
-    predicted = valid["creative_id"].map(smoothed).fillna(rate).to_numpy()
-    true = true_probabilities(truth, valid)
-    got = click_metrics(valid["clicks"], valid["trials"], predicted, valid["product_id"])
-    best = click_metrics(valid["clicks"], valid["trials"], true, valid["product_id"])
-    return {
-        "seed": seed, "model": "ref: observed CTR per creative", "auc": got["auc"], "true_auc": best["auc"],
-        "auc_gap": best["auc"] - got["auc"], "log_loss": got["log_loss"], "true_log_loss": best["log_loss"],
-        "ece": got["ece"], "valid_impressions": int(got["impressions"]), "train_s": 0.0,
-    }
-
-
-def bench_mil(market, truth, seed: int) -> tuple[list[dict], list[dict]]:
+def bench_mil(market, truth, heldout: HeldOut, seed: int) -> tuple[list[dict], list[dict]]:
     """Every pooling and the per-element baseline: held-out AUC and element-effect Spearman vs the truth."""
     marginal = truth.element_marginal_effects(market)
     main = pd.Series(truth.model.element_effect)
     rows, effects = [], []
-    variants = {f"mil-{p}": MILConfig(pooling=p) for p in ("sum", "attention", "noisy_or")}
-    variants["per-element"] = MILConfig.per_element()
+    variants = {f"mil-{p}": MILConfig(pooling=p, split=SPLIT) for p in ("sum", "attention", "noisy_or")}
+    variants["per-element"] = MILConfig.per_element(split=SPLIT)
     for name, config in variants.items():
         started = time.perf_counter()
         model = MILTrainer(config).fit(market)
-        rows.append({"seed": seed, **bench_click_model(name, model, market, truth, config.split),
-                     "train_s": time.perf_counter() - started})
+        train_s = time.perf_counter() - started
+        rows.append({"seed": seed, **heldout.model_row(name, model), "train_s": train_s})
         learned = model.element_effects()
         shared = learned.index.intersection(marginal.index)
         non_title = [e for e in shared if truth.model.element_slot[e] != "title"]
@@ -220,15 +230,15 @@ def main() -> None:
         market, truth = simulated(seed, args.workdir, args.products, args.impressions)
         simulated_s = time.perf_counter() - started
         timings.append({"seed": seed, "simulate_s": simulated_s})
+        heldout = HeldOut.of(market, truth, SPLIT)
         variants = {"ctr": EncodingConfig(), "ctr+image": EncodingConfig(image_backbone="efficientnet-lite0")}
         for name, encoding in variants.items():
-            config = CTRConfig(encoding=encoding)
             started = time.perf_counter()
-            model = CTRTrainer(config).fit(market)
-            click_rows.append({"seed": seed, **bench_click_model(name, model, market, truth, config.split),
-                               "train_s": time.perf_counter() - started})
-        click_rows.append(bench_observed_ctr(market, truth, CTRConfig().split, seed))
-        mil_rows, mil_effects = bench_mil(market, truth, seed)
+            model = CTRTrainer(CTRConfig(encoding=encoding, split=SPLIT)).fit(market)
+            train_s = time.perf_counter() - started
+            click_rows.append({"seed": seed, **heldout.model_row(name, model), "train_s": train_s})
+        click_rows.append({"seed": seed, **heldout.observed_ctr_row()})
+        mil_rows, mil_effects = bench_mil(market, truth, heldout, seed)
         click_rows += mil_rows
         effect_rows += mil_effects
         utility_rows += [{"seed": seed, **row} for row in bench_utility(market, truth)]
