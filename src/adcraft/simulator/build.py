@@ -356,13 +356,13 @@ def _simulate_into(
         expected_demand=expected,
         traffic_share=[policy["traffic_share"][p] for p in product_ids],
     )
-    simulation = {"config": _jsonable(asdict(config)), "logging_policy": policy}
+    simulation = {"config": asdict(config), "logging_policy": policy}
     truth_files = {
         "click_model.json": model.save,
         "creatives.parquet": creatives_truth.to_parquet,
         "elements.parquet": elements_truth.to_parquet,
         "products.parquet": products_truth.to_parquet,
-        "simulation.json": lambda path: path.write_text(json.dumps(simulation, indent=1)),
+        "simulation.json": lambda path: path.write_text(json.dumps(simulation, indent=1, default=str)),
     }
     return market, truth_files
 
@@ -412,12 +412,3 @@ def log_impressions(
     }
     return impressions, policy
 
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
