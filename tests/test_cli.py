@@ -26,9 +26,38 @@ def cli_market(tmp_path_factory) -> Path:
 
 
 def test_every_verb_has_help():
-    for verb in ("env", "validate", "simulate", "render", "demo", "train", "score"):
+    verbs = ("env", "validate", "simulate", "render", "demo", "train", "score", "ope", "abtest", "optimize",
+             "rank-images", "edit", "generate")
+    for verb in verbs:
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
+    result = runner.invoke(app, ["generate", "backgrounds", "--help"])
+    assert result.exit_code == 0 and "elements.parquet" in result.output
+
+
+def test_optimize_refuses_a_broken_market_with_exit_2_and_writes_nothing(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "market.json").write_text('{"format": "adcraft-market/1", "slots": ["title"]}')
+    result = runner.invoke(app, ["optimize", "--market", str(broken), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_optimize_runs_from_the_command_line_with_a_yaml_config(cli_market, tmp_path):
+    config = tmp_path / "fast.yaml"
+    config.write_text(
+        "top_k: 2\nn_bootstrap: 20\n"
+        "reward: {encoding: {text_backbone: tiny}, train: {epochs: 2}}\n"
+        "combo: {policy: {encoding: {text_backbone: tiny}}, bc: {epochs: 3}, rl: {steps: 3}}\n"
+    )
+    result = runner.invoke(app, ["optimize", "--market", str(cli_market), "--out", str(tmp_path / "out"),
+                                 "--config", str(config), "--top-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "report:" in result.output and (tmp_path / "out" / "report.html").is_file()
+    import pandas as pd
+
+    assert (pd.read_parquet(tmp_path / "out" / "creatives.parquet")["rank"] == 1).all()
 
 
 def test_env_prints_versions():

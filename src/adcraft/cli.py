@@ -149,21 +149,30 @@ def render(
 @app.command()
 @reports_errors
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's market and page.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's market and run.")] = Path("out"),
     seed: Annotated[int, typer.Option(help="Random seed of the simulated market.")] = 0,
     products: Annotated[int, typer.Option(help="Number of products.")] = 120,
     impressions: Annotated[int, typer.Option(help="Number of logged impressions.")] = 150_000,
-    sample: Annotated[int, typer.Option(help="Products shown on the page.")] = 12,
+    config: Annotated[Path | None, typer.Option(help="YAML file of OptimizeConfig fields for the run.")] = None,
 ) -> None:
-    """The main job on the embedded default market: simulate, validate, render creatives, write index.html."""
+    """The main job on the embedded default market: simulate it, optimize it, A/B test the proposals."""
+    from adcraft.configuration import load_config
     from adcraft.pipeline import DemoConfig, run_demo
+    from adcraft.pipeline.optimize import OptimizeConfig
 
     result = run_demo(
-        DemoConfig(out=out_dir, seed=seed, n_products=products, n_impressions=impressions, sample=sample),
+        DemoConfig(out=out_dir, seed=seed, n_products=products, n_impressions=impressions,
+                   optimize=load_config(OptimizeConfig, config)),
         progress=sys.stderr.isatty(),
     )
+    ope, ab = result.run.run["ope"], result.ab_test
     out.print(f"market: {result.market_dir}")
-    out.print(f"page:   {result.page}")
+    if ope.get("possible"):
+        out.print(f"off-policy estimate ({ope['proposals']['estimator']}): CTR {ope['proposals']['value']:.3%} "
+                  f"vs logging {ope['logging']['value']:.3%}, lift {ope['lift']:+.1%}")
+    out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
+              f"[{ab.lift_ci_low:+.1%}, {ab.lift_ci_high:+.1%}]; true lift {ab.true_lift:+.1%}")
+    out.print(f"report: {result.report}")
 
 
 class ModelKind(StrEnum):
@@ -171,12 +180,13 @@ class ModelKind(StrEnum):
     pairwise = "pairwise"
     mil = "mil"
     utility = "utility"
+    contrastive = "contrastive"
 
 
 @app.command()
 @reports_errors
 def train(
-    kind: Annotated[ModelKind, typer.Argument(help="Which reward model: ctr, pairwise, mil or utility.")],
+    kind: Annotated[ModelKind, typer.Argument(help="Which model: ctr, pairwise, mil, utility or contrastive.")],
     market: Annotated[Path, typer.Option(help="Market folder with past creatives and logs.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write (config.json, model.safetensors).")],
     config: Annotated[Path | None, typer.Option(help="YAML file whose keys are the model config's fields.")] = None,
@@ -276,6 +286,103 @@ def abtest(
     )
     out.print(f"true lift {result.true_lift:+.2%}; impressions per arm to detect it: {result.impressions_needed}")
     write_text(proposals / "abtest.json", json.dumps(result.to_json(), indent=1, allow_nan=True))
+
+
+@app.command()
+@reports_errors
+def optimize(
+    market: Annotated[Path, typer.Option(help="Market folder (the market format), with past creatives and logs.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder: creatives.parquet, report.html, run.json.")],
+    config: Annotated[Path | None, typer.Option(help="YAML file whose keys are OptimizeConfig's fields.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Proposals per product (overrides the config).")] = None,
+    elements: Annotated[Path | None, typer.Option(help="elements.parquet of new elements to combine too (e.g. "
+                                                      "from `adcraft generate backgrounds`).")] = None,
+) -> None:
+    """The main job: learn from the logs, propose the top-K creatives per product, render them, estimate the lift."""
+    import dataclasses
+
+    from adcraft.configuration import load_config
+    from adcraft.pipeline.optimize import OptimizeConfig
+    from adcraft.pipeline.optimize import optimize as run_optimize
+
+    settings = load_config(OptimizeConfig, config)
+    if top_k is not None:
+        settings = dataclasses.replace(settings, top_k=top_k)
+    result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements)
+    ope = result.run["ope"]
+    if ope.get("possible"):
+        out.print(f"estimated CTR {ope['proposals']['value']:.4%} vs logging {ope['logging']['value']:.4%} "
+                  f"(lift {ope['lift']:+.1%}, {ope['proposals']['estimator']})")
+    else:
+        out.print(f"no off-policy estimate: {ope['reason']}")
+    out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {result.run['timings']['total']:.0f} s")
+    out.print(f"report: {Path(out_dir) / 'report.html'}")
+
+
+@app.command("rank-images")
+@reports_errors
+def rank_images_command(
+    model: Annotated[Path, typer.Option(help="A contrastive model folder (`adcraft train contrastive`).")],
+    text: Annotated[str, typer.Option(help="The product's text (title, selling point).")],
+    images: Annotated[list[Path], typer.Argument(help="Candidate images (PNG, JPEG, WebP).")],
+    ranking: Annotated[Path | None, typer.Option("--out", help="Also write the ranking to this JSON file.")] = None,
+) -> None:
+    """Best-of-N: rank images by the utility-aware score (demand + consistency with the text), best first."""
+    from adcraft.generate.best_of_n import rank_images
+    from adcraft.rewards.contrastive import ContrastiveModel
+
+    rows = rank_images(ContrastiveModel.load(model), [str(p) for p in images], text)
+    for row in rows:
+        out.print(json.dumps({k: row[k] for k in ("image", "score", "demand", "consistency")}), soft_wrap=True)
+    if ranking is not None:
+        write_text(ranking, json.dumps(rows, indent=1))
+
+
+@app.command("edit")
+@reports_errors
+def edit_command(
+    model: Annotated[Path, typer.Option(help="A contrastive model folder (`adcraft train contrastive`).")],
+    image: Annotated[Path, typer.Option(help="The product photo or creative to edit.")],
+    text: Annotated[str, typer.Option(help="The product's text (title, selling point).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the edited PNG.")],
+    config: Annotated[Path | None, typer.Option(help="YAML file whose keys are EditConfig's fields.")] = None,
+) -> None:
+    """Edit an image toward a higher utility-aware score, keeping the product faithful and the text consistent."""
+    from adcraft.configuration import load_config
+    from adcraft.generate.edit import EditConfig, edit_image
+    from adcraft.market.images import open_image
+    from adcraft.rewards.contrastive import ContrastiveModel
+
+    result = edit_image(ContrastiveModel.load(model), open_image(image), text, load_config(EditConfig, config))
+    write_png(out_path, result.image)
+    out.print(json.dumps(result.to_json()), soft_wrap=True)
+
+
+generate_app = typer.Typer(help="Generators that write new creative elements.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+
+
+@generate_app.command("backgrounds")
+@reports_errors
+def generate_backgrounds_command(
+    market: Annotated[Path, typer.Option(help="Market folder with past creatives and logs.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for elements.parquet (new background elements).")],
+    config: Annotated[Path | None, typer.Option(help="YAML file whose keys are BackgroundsConfig's fields.")] = None,
+    model: Annotated[Path | None, typer.Option(help="A trained reward model to judge prompts (default: train "
+                                                    "CAIG's pairwise model on the market).")] = None,
+) -> None:
+    """Write new background prompts per product (CAIG prompt model, DPO/PCPO rounds) to OUT/elements.parquet."""
+    from adcraft.configuration import load_config
+    from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds, write_backgrounds
+    from adcraft.market import load_market
+    from adcraft.pipeline import load_reward_model
+
+    loaded = load_market(market)
+    settings = load_config(BackgroundsConfig, config)
+    judge = load_reward_model(model) if model is not None else None
+    elements = generate_backgrounds(loaded, settings, judge=judge, progress=sys.stderr.isatty())
+    path = write_backgrounds(out_dir, elements, loaded)
+    out.print(f"wrote {len(elements)} background elements for {elements['product_id'].nunique()} products to {path}")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from adcraft.errors import InputError
-from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals
+from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals, lift_by_product
 from adcraft.market import load_market
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -86,3 +86,34 @@ def test_unknown_products_and_unmatched_proposals_are_refused(logged):
         estimate_proposals(market, never)
     with pytest.raises(InputError, match="reward model"):
         estimate_proposals(market, second_creatives(market), "dr")
+
+
+def test_per_product_lift_tracks_each_products_true_ctr(logged):
+    market, truth = logged
+    proposals = second_creatives(market)
+    rate = market.impressions["click"].mean()
+
+    def constant_model(products, combos, contexts):
+        return np.full(len(products), rate)
+
+    lifts = lift_by_product(market, proposals, constant_model, n_bootstrap=300, seed=2).set_index("product_id")
+    assert sorted(lifts.index) == sorted(market.products["product_id"])
+    ctr = truth.creatives.set_index("creative_id")["true_ctr"]
+    second = market.creatives.groupby("product_id")["creative_id"].nth(1)
+    covered = 0
+    for pid, cid in zip(market.creatives.loc[second.index, "product_id"], second):
+        row = lifts.loc[pid]
+        assert row["lift_low"] <= row["lift"] <= row["lift_high"]
+        assert row["estimated_ctr"] == pytest.approx(row["logged_ctr"] * (1 + row["lift"]))
+        covered += row["lift_low"] <= ctr[cid] / row["logged_ctr"] - 1 <= row["lift_high"]
+    assert covered >= len(lifts) - 1  # 95% intervals: at most one of six products may miss
+
+
+def test_per_product_lift_of_a_product_without_impressions_is_nan(logged):
+    market, _ = logged
+    quiet = market.creatives["product_id"].iloc[0]
+    shown = market.creatives.loc[market.creatives["product_id"] != quiet, "creative_id"]
+    pruned = dataclasses.replace(market, impressions=market.impressions[market.impressions["creative_id"].isin(shown)])
+    lifts = lift_by_product(pruned, second_creatives(market), lambda p, c, x: np.full(len(p), 0.03))
+    row = lifts.set_index("product_id").loc[quiet]
+    assert row["impressions"] == 0 and np.isnan(row["lift"])

@@ -36,18 +36,27 @@ h2{font-size:16px;margin:0} .sub{color:#666;font-size:13px;margin:2px 0 10px}
 figure{margin:0;width:200px;flex:0 0 200px;position:relative}
 figure img{width:200px;height:auto;border-radius:6px;border:1px solid #ddd;display:block}
 figcaption{font-size:12px;color:#444;margin-top:4px;line-height:1.35}
+.cards{display:flex;gap:16px;flex-wrap:wrap;margin:0 0 16px}
+.card{background:#fff;border-radius:10px;padding:12px 16px;box-shadow:0 1px 3px #0002}
+.card b{font-size:20px;display:block} table{border-collapse:collapse;font-size:13px}
+td,th{padding:3px 8px;text-align:right} th:first-child,td:first-child{text-align:left}
+.note{background:#fff6d6;border-radius:8px;padding:8px 12px;margin:0 0 16px}
 .badge{position:absolute;top:6px;left:6px;background:#111c;color:#fff;font-size:11px;padding:2px 6px;border-radius:4px}
 """
 
 
-def write_gallery(path: Path, title: str, lead: str, sections: list[Section]) -> Path:
-    """Write a self-contained HTML page (inline CSS, images by relative path); atomic replace."""
+def write_gallery(path: Path, title: str, lead: str, sections: list[Section], summary_html: str = "") -> Path:
+    """Write a self-contained HTML page (inline CSS, images by relative path); atomic replace.
+
+    ``summary_html`` is inserted after the lead as is: markup the caller built (and escaped) itself.
+    """
     path = Path(path)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='lead'>{html.escape(lead)}</p>",
+        summary_html,
     ]
     for section in sections:
         parts.append(f"<section><h2>{html.escape(section.title)}</h2>")

@@ -362,7 +362,7 @@ class PolicyEstimate:
     std_error: float
 
 
-def _resolve_estimator(estimator: str | OffPolicyEstimator) -> OffPolicyEstimator:
+def resolve_estimator(estimator: str | OffPolicyEstimator) -> OffPolicyEstimator:
     if isinstance(estimator, OffPolicyEstimator):
         return estimator
     if isinstance(estimator, str) and estimator.strip().lower() in ESTIMATORS:
@@ -427,7 +427,7 @@ def estimate_policy_value(
     probabilities outside [0, 1], missing reward-model predictions for DM/DR/Switch-DR, ``alpha``
     outside (0, 1) or fewer than 2 bootstrap draws.
     """
-    chosen = _resolve_estimator(estimator)
+    chosen = resolve_estimator(estimator)
     if not 0.0 < alpha < 1.0:
         raise OffPolicyInputError(f"alpha must lie in (0, 1), got {alpha!r}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2:

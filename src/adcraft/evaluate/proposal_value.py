@@ -22,6 +22,7 @@ import pandas as pd
 from adcraft.errors import InputError
 from adcraft.evaluate.ope import PolicyEstimate, estimate_policy_value
 from adcraft.market import Market
+from adcraft.rewards.data import impression_contexts
 
 Predict = Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.ndarray]
 
@@ -100,13 +101,52 @@ def logged_impressions(market: Market) -> pd.DataFrame:
         {
             "product_id": creatives.loc[imp["creative_id"], "product_id"].to_numpy(),
             "elements": creatives.loc[imp["creative_id"], "elements"].to_numpy(),
-            "context": imp["context"].fillna("").to_numpy() if "context" in imp else "",
+            "context": impression_contexts(imp).to_numpy(),
             "click": imp["click"].to_numpy(dtype=float),
             "propensity": imp["propensity"].to_numpy(dtype=float),
         }
     )
     out["key"] = [combination_key(e) for e in out["elements"]]
     return out
+
+
+@dataclass(frozen=True)
+class PolicyArrays:
+    """Per logged impression: click, logging propensity, target probability and (model-based) predictions."""
+
+    log: pd.DataFrame
+    target_probabilities: np.ndarray
+    q_logged: np.ndarray | None
+    q_target: np.ndarray | None
+
+
+def policy_arrays(
+    market: Market,
+    proposals: pd.DataFrame,
+    estimator: str,
+    policy: ProposalPolicy,
+    predict: Predict | None,
+) -> PolicyArrays:
+    """The arrays the off-policy estimators read, for a proposal set on a market's logs."""
+    log = logged_impressions(market)
+    unknown = sorted(set(proposals["product_id"]) - set(market.products["product_id"]))
+    if unknown:
+        raise InputError(f"proposals name products the market does not have: {unknown[:5]}")
+    target = policy.probabilities(proposals)
+    lookup = dict(zip(zip(target["product_id"], target["key"]), target["probability"]))
+    target_probs = np.array([lookup.get((p, k), 0.0) for p, k in zip(log["product_id"], log["key"])])
+    if not target_probs.any() and estimator.lower().strip() in ("ips", "snips"):
+        raise InputError(
+            "no logged impression shows a proposed creative, so importance weighting has nothing to weigh; "
+            "use a model-based estimator (dm, dr, switch-dr) with a reward model, or an A/B test"
+        )
+    q_logged = q_target = None
+    if estimator.lower().strip() in ("dm", "dr", "switch-dr"):
+        if predict is None:
+            raise InputError(f"the {estimator} estimator needs a reward model (--model)")
+        q_logged = predict(log["product_id"].tolist(), log["elements"].tolist(), log["context"].tolist())
+        q_target = _expected_under_policy(log, target, predict)
+    return PolicyArrays(log, target_probs, q_logged, q_target)
 
 
 def estimate_proposals(
@@ -125,33 +165,62 @@ def estimate_proposals(
     policy, for the proposals in the impression's context.
     """
     policy = policy or ProposalPolicy()
-    log = logged_impressions(market)
-    unknown = sorted(set(proposals["product_id"]) - set(market.products["product_id"]))
-    if unknown:
-        raise InputError(f"proposals name products the market does not have: {unknown[:5]}")
-    target = policy.probabilities(proposals)
-    lookup = dict(zip(zip(target["product_id"], target["key"]), target["probability"]))
-    target_probs = np.array([lookup.get((p, k), 0.0) for p, k in zip(log["product_id"], log["key"])])
-    if not target_probs.any() and estimator.lower().strip() != "dm":
-        raise InputError(
-            "no logged impression shows a proposed creative, so importance weighting has nothing to weigh; "
-            "use the dm estimator with a reward model, or an A/B test"
-        )
-    q_logged = q_target = None
-    if estimator.lower().strip() in ("dm", "dr", "switch-dr"):
-        if predict is None:
-            raise InputError(f"the {estimator} estimator needs a reward model (--model)")
-        q_logged = predict(log["product_id"].tolist(), log["elements"].tolist(), log["context"].tolist())
-        q_target = _expected_under_policy(log, target, predict)
+    arrays = policy_arrays(market, proposals, estimator, policy, predict)
+    clicks, propensities = arrays.log["click"].to_numpy(), arrays.log["propensity"].to_numpy()
     value = estimate_policy_value(
-        log["click"].to_numpy(), log["propensity"].to_numpy(), target_probs, estimator, q_logged, q_target,
+        clicks, propensities, arrays.target_probabilities, estimator, arrays.q_logged, arrays.q_target,
         n_bootstrap=n_bootstrap, seed=seed,
     )
-    logging = estimate_policy_value(
-        log["click"].to_numpy(), log["propensity"].to_numpy(), log["propensity"].to_numpy(), "ips",
-        n_bootstrap=n_bootstrap, seed=seed,
+    logging = estimate_policy_value(clicks, propensities, propensities, "ips", n_bootstrap=n_bootstrap, seed=seed)
+    return ProposalValue(value, logging, int((arrays.target_probabilities > 0).sum()), len(arrays.log), policy)
+
+
+def lift_by_product(
+    market: Market,
+    proposals: pd.DataFrame,
+    predict: Predict,
+    estimator: str = "dr",
+    policy: ProposalPolicy | None = None,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each product's estimated CTR under the proposals, its logged CTR and the relative lift, with intervals.
+
+    Within product p (impressions I_p), ``V_p = mean_{i in I_p} t_i`` with ``t_i`` the per-impression
+    terms of the estimator (doubly robust by default: ``q_target_i + w_i (r_i - q_logged_i)``), and the
+    lift is ``V_p / mean_{i in I_p} r_i - 1`` (the logging policy's on-policy CTR of p). The interval
+    is the percentile bootstrap of that ratio over impressions of p resampled with replacement (paired,
+    so the shared noise of r cancels). Products without logged impressions get NaN.
+    """
+    from adcraft.evaluate.ope import resolve_estimator
+
+    chosen = resolve_estimator(estimator)
+    policy = policy or ProposalPolicy()
+    arrays = policy_arrays(market, proposals, estimator, policy, predict)
+    clicks = arrays.log["click"].to_numpy(dtype=float)
+    terms = chosen.per_sample(
+        clicks, arrays.log["propensity"].to_numpy(), arrays.target_probabilities, arrays.q_logged, arrays.q_target
     )
-    return ProposalValue(value, logging, int((target_probs > 0).sum()), len(log), policy)
+    rng = np.random.default_rng(seed)
+    rows = []
+    groups = arrays.log.groupby("product_id", sort=True).indices
+    for pid in sorted(set(proposals["product_id"])):
+        index = groups.get(pid)
+        if index is None or len(index) == 0:
+            rows.append((pid, 0, np.nan, np.nan, np.nan, np.nan, np.nan))
+            continue
+        t, r = terms[index], clicks[index]
+        draws = rng.integers(0, len(index), size=(n_bootstrap, len(index)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            boot = t[draws].mean(axis=1) / r[draws].mean(axis=1) - 1.0
+            lift = t.mean() / r.mean() - 1.0 if r.mean() > 0 else np.nan
+        boot = boot[np.isfinite(boot)]
+        low, high = (np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if len(boot) else (np.nan, np.nan))
+        rows.append((pid, len(index), float(r.mean()), float(t.mean()), float(lift), float(low), float(high)))
+    return pd.DataFrame(
+        rows, columns=["product_id", "impressions", "logged_ctr", "estimated_ctr", "lift", "lift_low", "lift_high"]
+    )
 
 
 def _expected_under_policy(log: pd.DataFrame, target: pd.DataFrame, predict: Predict) -> np.ndarray:

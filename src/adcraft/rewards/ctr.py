@@ -48,6 +48,7 @@ from adcraft.rewards.encoding import (
     make_batch,
     market_image_rows,
     outcome_tensors,
+    with_new_elements,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
 
@@ -145,6 +146,10 @@ class PointwiseCTRModel:
                 batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, [context] * n, images)
                 out += weight * torch.sigmoid(self.network(batch)).numpy()
             return out
+
+    def with_elements(self, elements: pd.DataFrame) -> PointwiseCTRModel:
+        """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
+        return with_new_elements(self, elements)
 
     def score_market(self, market: Market) -> pd.DataFrame:
         """Predicted CTR of every past creative of a market (``creative_id``, ``predicted_ctr``)."""

@@ -14,11 +14,13 @@ The vocabulary is saved with the model as JSON, so a model loads without the mar
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ from torch import nn
 from adcraft.errors import InputError
 from adcraft.market import TEXT_SLOTS, Market
 
+ModelT = TypeVar("ModelT")
 UNKNOWN = 0  # index 0 of every vocabulary: an id not seen in training
 
 
@@ -157,19 +160,74 @@ class CreativeVocabulary:
 
 def element_text_matrix(vocab: CreativeVocabulary, config: EncodingConfig, cache_dir: Path | None = None) -> np.ndarray:
     """(n_elements + 1, d) text embeddings of the vocabulary's elements; zero rows for wordless ones."""
+    return _text_rows([None, *vocab.element_texts], config, cache_dir)
+
+
+def _text_rows(texts: Sequence[str | None], config: EncodingConfig, cache_dir: Path | None = None) -> np.ndarray:
+    """(len(texts), d) text embeddings; a zero row for None (d = 1 without a text backbone)."""
     if config.text_backbone == "none":
-        return np.zeros((len(vocab.elements) + 1, 1), dtype=np.float32)
+        return np.zeros((len(texts), 1), dtype=np.float32)
     from adcraft.features.cache import FeatureCache, encode_texts
     from adcraft.features.text_encoder import TextEncoderConfig, build_text_encoder
 
     encoder = build_text_encoder(TextEncoderConfig(backbone=config.text_backbone))
-    rows = [i + 1 for i, t in enumerate(vocab.element_texts) if t is not None]
-    matrix = np.zeros((len(vocab.elements) + 1, encoder.dim), dtype=np.float32)
+    rows = [i for i, t in enumerate(texts) if t is not None]
+    matrix = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     if rows:
         cache = FeatureCache(cache_dir or default_cache_dir())
-        texts = [vocab.element_texts[i - 1] for i in rows]
-        matrix[rows] = encode_texts(encoder, texts, cache)
+        matrix[rows] = encode_texts(encoder, [texts[i] for i in rows], cache)
     return matrix
+
+
+def with_new_elements(model: ModelT, elements: pd.DataFrame) -> ModelT:
+    """A copy of a trained reward model that also knows elements it never saw (e.g. generated prompts).
+
+    ``model`` is any reward model holding ``vocab``, ``network`` (with a ``tower``) and
+    ``config.encoding``. New rows of ``elements`` (market elements-table columns; ids the vocabulary
+    already has are skipped) are appended to the vocabulary, their text embeddings to the tower's text
+    table, and a zero row to every element-indexed embedding (modules named ``element_*``): exactly how
+    the model treats an unknown id, except that the new element now has its words.
+    """
+    model = copy.deepcopy(model)
+    vocab, network, tower = model.vocab, model.network, model.network.tower
+    missing = [c for c in ("element_id", "slot") if c not in elements]
+    if missing:
+        raise InputError(f"new elements need the columns element_id and slot; missing {missing}")
+    known = set(vocab.elements)
+    new = elements[~elements["element_id"].isin(known)].drop_duplicates("element_id")
+    unknown_slots = sorted(set(new["slot"]) - set(vocab.slots))
+    if unknown_slots:
+        raise InputError(f"new elements name slots the model does not have: {unknown_slots}")
+    blank = [None] * len(new)
+    texts = [
+        element_text(slot, text, value)
+        for slot, text, value in zip(new["slot"], new.get("text", blank), new.get("value", blank))
+    ]
+    old_rows = len(vocab.elements) + 1
+    rows = _text_rows(texts, model.config.encoding)
+    if rows.shape[1] != tower.text.shape[1]:
+        raise InputError("the model's text features and the new elements' do not have the same width")
+    tower.text = torch.cat([tower.text, torch.as_tensor(rows, dtype=tower.text.dtype)])
+    for name, module in list(network.named_modules()):
+        if isinstance(module, nn.Embedding) and name.rsplit(".", 1)[-1].startswith("element") \
+                and module.num_embeddings == old_rows:
+            grown = nn.Embedding(old_rows + len(new), module.embedding_dim, padding_idx=module.padding_idx)
+            with torch.no_grad():
+                grown.weight.zero_()
+                grown.weight[:old_rows] = module.weight
+            parent = network.get_submodule(name.rsplit(".", 1)[0]) if "." in name else network
+            setattr(parent, name.rsplit(".", 1)[-1], grown)
+    model.vocab = CreativeVocabulary(
+        slots=vocab.slots,
+        elements=vocab.elements + new["element_id"].tolist(),
+        element_slots=vocab.element_slots + new["slot"].tolist(),
+        element_texts=vocab.element_texts + texts,
+        products=vocab.products,
+        categories=vocab.categories,
+        product_categories=vocab.product_categories,
+        context_tokens=vocab.context_tokens,
+    )
+    return model
 
 
 def creative_image_features(

@@ -77,6 +77,7 @@ from adcraft.rewards.encoding import (
     element_text_matrix,
     make_batch,
     outcome_tensors,
+    with_new_elements,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
 
@@ -365,6 +366,10 @@ class MILModel:
     def attributions(self, product_id: str, combo: Sequence[str], context: str | None = None) -> dict[str, float]:
         """Each element's contribution to the bag's logit (Shapley values; module docstring)."""
         return self.decompose(product_id, combo, context).elements
+
+    def with_elements(self, elements: pd.DataFrame) -> MILModel:
+        """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
+        return with_new_elements(self, elements)
 
     def score_market(self, market: Market) -> pd.DataFrame:
         """Predicted CTR (traffic-averaged over contexts) of every past creative of a market."""

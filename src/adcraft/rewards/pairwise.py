@@ -61,6 +61,7 @@ from adcraft.rewards.encoding import (
     image_rows,
     make_batch,
     market_image_rows,
+    with_new_elements,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 
@@ -410,6 +411,10 @@ class PairwiseModel:
         z = self._embed(product_ids, combos, images)
         with torch.no_grad():
             return probability_from_logit(self.network.point(z).numpy())
+
+    def with_elements(self, elements: pd.DataFrame) -> PairwiseModel:
+        """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
+        return with_new_elements(self, elements)
 
     def score_market(self, market: Market) -> pd.DataFrame:
         """Point-wise CTR of every past creative of a market, from the point head."""

@@ -6,9 +6,10 @@ best epoch are restored, so a model never ends on an over-fitted state.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -139,3 +140,21 @@ def fit_click_model(
         return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
 
     return fit(network, len(train_batch), train_loss, valid_loss, config, progress, description)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run a block with ``threads`` torch intra-op threads (None: unchanged), then restore the setting.
+
+    The small networks trained here (policies, prompt models) have matrices too small for intra-op
+    parallelism to pay; on a busy machine the threads' waiting costs many times the work.
+    """
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,127 @@
+"""The page a marketer reads after a run: headline figures, notes, small charts, then one row per product.
+
+Everything is static and self-contained (inline CSS and SVG, images by relative path), so the output
+folder can be zipped, mailed or served as is. Charts are drawn here as SVG rather than with a plotting
+library: a histogram and a horizontal bar chart are all the report needs.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adcraft.evaluate.gallery import Section, write_gallery
+
+_BAR = "#3b6ea5"
+_NEGATIVE = "#c0392b"
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """Headline figures (label, value) shown as cards, notes in a highlighted box, charts as SVG markup."""
+
+    figures: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    charts: tuple[str, ...] = ()
+    tables: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_html(self) -> str:
+        parts = []
+        if self.figures:
+            parts.append("<div class='cards'>")
+            parts += [
+                f"<div class='card'><b>{html.escape(value)}</b>{html.escape(label)}</div>"
+                for label, value in self.figures
+            ]
+            parts.append("</div>")
+        parts += [f"<p class='note'>{html.escape(note)}</p>" for note in self.notes]
+        if self.charts:
+            parts.append("<div class='cards'>")
+            parts += [f"<div class='card'>{chart}</div>" for chart in self.charts]
+            parts.append("</div>")
+        parts += [f"<div class='card' style='margin:0 0 16px'>{table}</div>" for table in self.tables]
+        return "\n".join(parts)
+
+
+def write_report(path: Path, title: str, lead: str, summary: ReportSummary, sections: list[Section]) -> Path:
+    """Write the report page (atomic replace) and return its path."""
+    return write_gallery(Path(path), title, lead, sections, summary_html=summary.to_html())
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], caption: str = "") -> str:
+    """A small escaped HTML table."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    cap = f"<caption style='text-align:left;font-weight:600'>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<tr>{head}</tr>{body}</table>"
+
+
+def histogram_svg(values: Sequence[float], title: str, bins: int = 20, width: int = 360, height: int = 180,
+                  percent: bool = True) -> str:
+    """An SVG histogram of finite ``values`` with a marked zero line (percent axis labels by default)."""
+    data = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    top, left, bottom = 24, 8, 22
+    parts = [_svg_open(width, height), _text(left, 16, title, weight=600)]
+    if data.size == 0:
+        parts.append(_text(left, height / 2, "no values"))
+        return "".join(parts) + "</svg>"
+    low, high = float(data.min()), float(data.max())
+    if high - low < 1e-12:
+        low, high = low - 0.5 * max(abs(low), 1e-3), high + 0.5 * max(abs(high), 1e-3)
+    counts, edges = np.histogram(data, bins=bins, range=(low, high))
+    plot_w, plot_h = width - 2 * left, height - top - bottom
+    bar_w = plot_w / bins
+    peak = max(int(counts.max()), 1)
+    for k, count in enumerate(counts):
+        h = plot_h * count / peak
+        colour = _NEGATIVE if edges[k + 1] <= 0 else _BAR
+        parts.append(
+            f"<rect x='{left + k * bar_w:.1f}' y='{top + plot_h - h:.1f}' width='{max(bar_w - 1, 1):.1f}' "
+            f"height='{h:.1f}' fill='{colour}'><title>{int(count)}</title></rect>"
+        )
+    if low < 0 < high:
+        x = left + plot_w * (0 - low) / (high - low)
+        parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + plot_h}' stroke='#222' "
+                     "stroke-dasharray='3,2'/>")
+    fmt = (lambda v: f"{v:+.0%}") if percent else (lambda v: f"{v:.3g}")
+    parts.append(_text(left, height - 6, fmt(low)))
+    parts.append(_text(width - left, height - 6, fmt(high), anchor="end"))
+    parts.append(_text(width / 2, height - 6, f"n = {data.size}", anchor="middle"))
+    return "".join(parts) + "</svg>"
+
+
+def bar_chart_svg(labels: Sequence[str], values: Sequence[float], title: str, width: int = 420,
+                  row: int = 16) -> str:
+    """A horizontal SVG bar chart around zero (negative bars in red), one row per label."""
+    values = [float(v) for v in values]
+    top, label_w = 24, 170
+    height = top + row * len(labels) + 8
+    parts = [_svg_open(width, height), _text(4, 16, title, weight=600)]
+    span = max((abs(v) for v in values), default=1.0) or 1.0
+    half = (width - label_w - 8) / 2
+    zero = label_w + half
+    for k, (label, value) in enumerate(zip(labels, values)):
+        y = top + k * row
+        w = half * abs(value) / span
+        x = zero if value >= 0 else zero - w
+        parts.append(_text(label_w - 6, y + row - 4, label[:28], anchor="end"))
+        parts.append(
+            f"<rect x='{x:.1f}' y='{y + 2}' width='{max(w, 0.5):.1f}' height='{row - 4}' "
+            f"fill='{_BAR if value >= 0 else _NEGATIVE}'><title>{value:+.3f}</title></rect>"
+        )
+    parts.append(f"<line x1='{zero:.1f}' x2='{zero:.1f}' y1='{top}' y2='{height - 8}' stroke='#222'/>")
+    return "".join(parts) + "</svg>"
+
+
+def _svg_open(width: int, height: int) -> str:
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+            f"viewBox='0 0 {width} {height}' font-family='system-ui,sans-serif' font-size='11'>")
+
+
+def _text(x: float, y: float, text: str, anchor: str = "start", weight: int = 400) -> str:
+    return (f"<text x='{x:.1f}' y='{y:.1f}' text-anchor='{anchor}' font-weight='{weight}'>"
+            f"{html.escape(text)}</text>")

@@ -1,0 +1,586 @@
+"""GenCO combination generator (arXiv 2508.09730, stage 1): behaviour cloning, then RL on a reward model.
+
+The policy (``combo_policy``) builds a creative slot by slot for a product. Training has two parts:
+
+1. Behaviour cloning (warm start) on the logged creatives, each product's creatives weighted by their
+   share of its impressions (w_pc, sum_c w_pc = 1) and every product weighing the same, with label
+   smoothing eps towards the uniform distribution over the usable elements U_pt (so that elements never
+   shown keep some probability for RL to explore)::
+
+       L_BC = -(1/P) sum_p sum_c w_pc sum_t [(1 - eps) log pi(e_t | p, e_<t)
+                                              + (eps/|U_pt|) sum_{e in U_pt} log pi(e | p, e_<t)]
+
+2. Policy gradient with a group baseline (GRPO-style, no ratio clipping: one on-policy step per batch).
+   Each step draws K combinations c_1..c_K ~ pi_theta(. | p) for each of a batch of products, scores
+   them with the reward R (a callable, e.g. the multi-instance model's predicted CTR) and minimises::
+
+       A_k = (R(p, c_k) - mean_j R(p, c_j)) / std_j R(p, c_j)          (division optional)
+       L = -(1/N) sum A_k log pi_theta(c_k | p) + beta (1/N) sum KL_k - alpha (1/N) sum H_k
+       KL_k = sum_t KL(pi_theta(. | p, c_k,<t) || pi_ref(. | p, c_k,<t)),   H_k = sum_t H(pi_theta(. | p, c_k,<t))
+
+   pi_ref is the frozen behaviour-cloning policy. KL_k and H_k are the exact per-slot divergences and
+   entropies at the sampled prefixes, whose expectations are KL(pi_theta || pi_ref) and H(pi_theta) of the
+   whole combination distributions (chain rule), so the loss ascends E[R] - beta KL + alpha H (the
+   dependence of the prefixes on theta is left out of the KL and entropy gradients, as is usual). Each
+   distinct (product, combination[, context]) is sent to the reward once per run (``CachedReward``).
+
+Proposals (``ComboGenerator.propose``): candidates per product are the policy's ``beam_width`` most
+probable combinations (beam search; the first is the greedy decode), ``samples`` draws at
+``temperature`` and, with ``neighbours``, every combination one slot away from the greedy one. They are
+deduplicated and ranked by the reward (by the policy's probability when no reward is given). The top K
+is then chosen down the ranking under a diversity rule: proposals differ in at least
+``min_distinct_slots`` slots, and at most ceil(max_share K) of them share the element of the pivot slot,
+the slot whose elements' mean candidate reward varies most (so the set does not bet every proposal on one
+choice where the choice matters most). If the cap leaves fewer than K, the best skipped ones fill in; a
+product with fewer than K distinct combinations gets those that exist.
+
+Contexts (``policy.use_context``): the policy also reads the impression context, behaviour cloning uses
+each creative's impressions per context, and RL draws one context per group, half the time from the
+log's context distribution and otherwise none (so that proposing without a context gives the
+traffic-wide choice); the reward is then called as ``reward(product_ids, combos, contexts=...)`` for
+the rows that have one.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from adcraft.configuration import from_mapping, to_mapping
+from adcraft.errors import AdcraftError, InputError
+from adcraft.generate.combo_policy import (
+    ComboPolicyNetwork,
+    PolicyBatch,
+    PolicyInputs,
+    beam_search,
+    rollout,
+)
+from adcraft.generate.combo_search import (
+    NO_CONTEXT,
+    PROPOSAL_COLUMNS,
+    CachedReward,
+    RewardFn,
+    best_combinations,
+    check_k,
+    combination_space_sizes,
+    diverse_top_k,
+    elementwise_greedy_proposals,
+    logged_combinations,
+    most_shown_combinations,
+    proposals_frame,
+)
+from adcraft.market import Market
+from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.rewards.data import context_distribution
+from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
+from adcraft.rewards.training import torch_threads
+
+__all__ = [
+    "PROPOSAL_COLUMNS",
+    "BehaviourCloningConfig",
+    "CachedReward",
+    "ComboConfig",
+    "ComboGenerator",
+    "ComboHistory",
+    "ComboTrainer",
+    "PolicyConfig",
+    "ProposalConfig",
+    "RLConfig",
+    "RewardFn",
+    "behaviour_cloning_proposals",
+    "best_combinations",
+    "combination_space_sizes",
+    "diverse_top_k",
+    "elementwise_greedy_proposals",
+    "group_advantages",
+    "logged_combinations",
+    "most_shown_combinations",
+]
+
+KIND = "combo"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The policy's inputs and size. ``encoding.text_backbone`` is the frozen text encoder of element
+    words and product titles/categories; ``product_dropout`` hides the product id of that share of the
+    training rows, so the policy also learns to act from a product's category and title alone (what it
+    has for products added after training). ``use_context`` conditions the policy on the impression
+    context (reward then called with ``contexts=``)."""
+
+    encoding: EncodingConfig = field(default_factory=lambda: EncodingConfig(embedding_dim=32))
+    hidden: int = 64
+    use_context: bool = False
+    product_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1:
+            raise InputError("policy.hidden must be at least 1")
+        if not 0.0 <= self.product_dropout < 1.0:
+            raise InputError(f"policy.product_dropout must be in [0, 1), got {self.product_dropout}")
+        if self.encoding.image_backbone != "none":
+            raise InputError("the combination policy reads element words, not images: "
+                             "set policy.encoding.image_backbone to 'none'")
+
+
+@dataclass(frozen=True)
+class BehaviourCloningConfig:
+    """Warm start on the logged creatives (module docstring, L_BC)."""
+
+    epochs: int = 40
+    batch_size: int = 256
+    learning_rate: float = 0.01
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise InputError("bc: epochs must be >= 0, batch_size >= 1 and learning_rate > 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise InputError(f"bc.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Policy gradient with a group baseline (module docstring, L). ``kl_coef`` is beta, ``entropy_coef``
+    alpha, ``samples_per_product`` K."""
+
+    steps: int = 150
+    samples_per_product: int = 8
+    products_per_step: int = 64
+    learning_rate: float = 0.003
+    kl_coef: float = 0.05
+    entropy_coef: float = 0.01
+    normalise_advantage: bool = True
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.samples_per_product < 2 or self.products_per_step < 1:
+            raise InputError("rl: steps must be >= 0, samples_per_product >= 2 (a group needs two samples) "
+                             "and products_per_step >= 1")
+        if not self.learning_rate > 0 or self.kl_coef < 0 or self.entropy_coef < 0 or not self.max_grad_norm > 0:
+            raise InputError("rl: learning_rate and max_grad_norm must be > 0, kl_coef and entropy_coef >= 0")
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """How ``propose`` gathers candidates and picks a diverse top K (module docstring)."""
+
+    samples: int = 64
+    temperature: float = 1.0
+    beam_width: int = 8
+    neighbours: bool = True
+    min_distinct_slots: int = 1
+    max_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.samples < 0 or self.beam_width < 1 or not self.temperature > 0:
+            raise InputError("proposals: samples must be >= 0, beam_width >= 1 and temperature > 0")
+        if self.min_distinct_slots < 1 or not 0.0 < self.max_share <= 1.0:
+            raise InputError("proposals: min_distinct_slots must be >= 1 and max_share in (0, 1]")
+
+
+@dataclass(frozen=True)
+class ComboConfig:
+    """Settings of the combination generator; a YAML file's keys are these fields (nested mappings for
+    ``policy``, ``bc``, ``rl`` and ``proposals``)."""
+
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    seed: int = 0
+    # The policy's tensors are small (hundreds of rows, tens of columns): torch's intra-op threads cost
+    # more in synchronisation than they save, badly so on a busy machine. None keeps torch's setting.
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be at least 1 (or null to keep torch's setting), got {self.threads}")
+
+
+@dataclass
+class ComboHistory:
+    """Training curves: behaviour-cloning loss per epoch; per RL step the mean reward of the sampled
+    combinations, the mean KL to the reference and the mean entropy (both summed over slots), measured
+    before that step's update; and how many distinct rows the reward was asked for."""
+
+    bc_loss: list[float] = field(default_factory=list)
+    reward: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    entropy: list[float] = field(default_factory=list)
+    reward_evaluations: int = 0
+
+    def to_json(self) -> dict:
+        return {"bc_loss": self.bc_loss, "reward": self.reward, "kl": self.kl, "entropy": self.entropy,
+                "reward_evaluations": self.reward_evaluations}
+
+
+def _in_configured_threads(method: Callable) -> Callable:
+    """Run a generator method with ``config.threads`` torch threads (see ``ComboConfig``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ComboGenerator, *args, **kwargs):
+        with torch_threads(self.config.threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class ComboGenerator:
+    """A trained combination policy with its behaviour-cloning reference: proposes creatives for products."""
+
+    def __init__(
+        self,
+        config: ComboConfig,
+        vocab: CreativeVocabulary,
+        network: ComboPolicyNetwork,
+        reference: ComboPolicyNetwork,
+        market: Market,
+        contexts: list[tuple[str, float]] | None = None,
+        reward: RewardFn | None = None,
+        history: ComboHistory | None = None,
+    ) -> None:
+        self.config = config
+        self.vocab = vocab
+        self.network = network.eval()
+        self.reference = reference.eval()
+        self.market = market
+        self.contexts = contexts or []
+        self.reward = reward
+        self.history = history or ComboHistory()
+        self._inputs: tuple[tuple, PolicyInputs] | None = None
+
+    def inputs(self, market: Market | None = None) -> PolicyInputs:
+        """The policy's view of ``market`` (default: its own), rebuilt when the tables were replaced
+        (for example after elements were added)."""
+        market = market or self.market
+        key = (market.config, market.products, market.elements)
+        if self._inputs is None or any(a is not b for a, b in zip(self._inputs[0], key)):
+            self._inputs = (key, PolicyInputs.build(market, self.vocab, self.config.policy.encoding))
+        return self._inputs[1]
+
+    def _batch(self, inputs: PolicyInputs, rows: torch.Tensor, context: str | None) -> PolicyBatch:
+        if context is not None and not self.config.policy.use_context:
+            raise InputError("this generator was trained without contexts (policy.use_context is false): "
+                             "propose without a context")
+        tokens = None
+        if context is not None:
+            width = self.config.policy.encoding.max_context_tokens
+            tokens = torch.from_numpy(self.vocab.context_indices([context] * len(rows), width))
+        return PolicyBatch.of(inputs, rows, tokens)
+
+    def _products(self, inputs: PolicyInputs, product_ids: Sequence[str] | None) -> list[str]:
+        if isinstance(product_ids, str):
+            raise InputError("product_ids must be a list of product ids, not a single string")
+        chosen = list(inputs.product_ids if product_ids is None else product_ids)
+        inputs.rows(chosen)  # InputError for an unknown product
+        return list(dict.fromkeys(chosen))
+
+    @_in_configured_threads
+    def log_prob(
+        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], context: str | None = None,
+        reference: bool = False, market: Market | None = None,
+    ) -> np.ndarray:
+        """log pi(c | p[, x]) of each (product, combination) under the policy (or the BC reference)."""
+        inputs = self.inputs(market)
+        rows = inputs.rows(list(product_ids))
+        network = self.reference if reference else self.network
+        with torch.no_grad():
+            result = rollout(network, inputs, self._batch(inputs, rows, context), inputs.positions(rows, combos))
+        return result.log_prob.numpy().astype(np.float64)
+
+    @_in_configured_threads
+    def most_probable(
+        self, product_ids: Sequence[str] | None = None, k: int = 1, *, reference: bool = False,
+        reward: RewardFn | None = None, context: str | None = None, market: Market | None = None,
+    ) -> pd.DataFrame:
+        """The policy's k most probable combinations per product (beam search; k=1 is its greedy mode),
+        ranked by probability; ``reward`` filled in when a reward function is known."""
+        check_k(k)
+        inputs = self.inputs(market)
+        products = self._products(inputs, product_ids)
+        rows = inputs.rows(products)
+        network = self.reference if reference else self.network
+        paths, scores = beam_search(network, inputs, self._batch(inputs, rows, context), k)
+        out = []
+        for i, product in enumerate(products):
+            keep = torch.isfinite(scores[i])
+            combos = inputs.combinations(rows[i].repeat(int(keep.sum())), paths[i][keep])
+            out += [(product, combo, float(s)) for combo, s in zip(combos, scores[i][keep].tolist())]
+        rewards = _rewards(reward or self.reward, out, context)
+        return proposals_frame(
+            [(p, rank, c, r, lp) for (p, c, lp), r, rank in zip(out, rewards, _ranks([p for p, _, _ in out]))]
+        )
+
+    @_in_configured_threads
+    def propose(
+        self, product_ids: Sequence[str] | None = None, k: int = 5, *, reward: RewardFn | None = None,
+        context: str | None = None, market: Market | None = None,
+    ) -> pd.DataFrame:
+        """A diverse top-k of combinations per product (module docstring), columns ``PROPOSAL_COLUMNS``.
+
+        ``reward`` defaults to the one the generator was trained with (none after ``load`` unless given):
+        without a reward, candidates are ranked by the policy's probability and ``reward`` is NaN.
+        ``market`` may be a later version of the training market (new elements, new products).
+        """
+        check_k(k)
+        settings = self.config.proposals
+        inputs = self.inputs(market)
+        products = self._products(inputs, product_ids)
+        rows = inputs.rows(products)
+        batch = self._batch(inputs, rows, context)
+        with torch.no_grad():
+            paths, scores = beam_search(self.network, inputs, batch, settings.beam_width)
+            sampled = None
+            if settings.samples:
+                generator = torch.Generator().manual_seed(self.config.seed)
+                repeated = rows.repeat_interleave(settings.samples)
+                sampled = rollout(self.network, inputs, self._batch(inputs, repeated, context),
+                                  generator=generator, temperature=settings.temperature).actions
+        candidates: list[list[tuple[int, ...]]] = []
+        for i in range(len(products)):
+            found = [tuple(a) for a, s in zip(paths[i].tolist(), scores[i].tolist()) if math.isfinite(s)]
+            if sampled is not None:
+                found += [tuple(a) for a in sampled[i * settings.samples:(i + 1) * settings.samples].tolist()]
+            if settings.neighbours:
+                found += _neighbours(inputs, int(rows[i]), found[0])
+            candidates.append(list(dict.fromkeys(found)))
+        flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
+        flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
+        with torch.no_grad():
+            log_probs = rollout(self.network, inputs, self._batch(inputs, flat_rows, context), flat_actions).log_prob
+        combos = inputs.combinations(flat_rows, flat_actions)
+        pids = [products[i] for i, c in enumerate(candidates) for _ in c]
+        rewards = _rewards(reward or self.reward, list(zip(pids, combos)), context)
+        out, start = [], 0
+        for i, group in enumerate(candidates):
+            stop = start + len(group)
+            group_rewards, group_lp = rewards[start:stop], log_probs[start:stop].numpy()
+            ranking = group_lp if np.isnan(group_rewards).all() else group_rewards
+            chosen = diverse_top_k(np.array(group), ranking, group_lp, k, settings.min_distinct_slots,
+                                   settings.max_share)
+            for rank, j in enumerate(chosen, start=1):
+                out.append((products[i], rank, combos[start + j], group_rewards[j], float(group_lp[j])))
+            start = stop
+        return proposals_frame(out)
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` + ``model.safetensors`` (policy and reference weights, vocabulary, history)."""
+        tensors = {f"policy.{k}": v for k, v in self.network.state_dict().items()}
+        tensors.update({f"reference.{k}": v for k, v in self.reference.state_dict().items()})
+        save_artifact(folder, KIND, to_mapping(self.config), tensors, extra={
+            "vocab": self.vocab.to_json(),
+            "text_dim": int(self.network.element_words.in_features),
+            "contexts": [[c, w] for c, w in self.contexts],
+            "history": self.history.to_json(),
+        })
+
+    @classmethod
+    def load(
+        cls, folder: str | os.PathLike[str], market: Market, reward: RewardFn | None = None
+    ) -> ComboGenerator:
+        """A saved generator, proposing for ``market`` (the slots must be those it was trained on)."""
+        artifact = load_artifact(folder, expected_kind=KIND)
+        config = from_mapping(ComboConfig, artifact.config, where=f"{folder}/config.json")
+        extra = artifact.extra or {}
+        vocab = CreativeVocabulary.from_json(extra["vocab"])
+        networks = []
+        for prefix in ("policy.", "reference."):
+            network = _network(config, vocab, int(extra["text_dim"]))
+            network.load_state_dict({k.removeprefix(prefix): v for k, v in artifact.tensors.items()
+                                     if k.startswith(prefix)})
+            networks.append(network)
+        generator = cls(config, vocab, networks[0], networks[1], market,
+                        [(str(c), float(w)) for c, w in extra.get("contexts", [])], reward,
+                        ComboHistory(**extra.get("history", {})))
+        generator.inputs()  # refuse a market with other slots now, not at the first proposal
+        return generator
+
+
+def _network(config: ComboConfig, vocab: CreativeVocabulary, text_dim: int) -> ComboPolicyNetwork:
+    """A freshly initialised policy network, seeded by ``config.seed`` (the caller's RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return ComboPolicyNetwork(vocab, text_dim, config.policy.encoding.embedding_dim, config.policy.hidden)
+
+
+def _ranks(products: Sequence[str]) -> list[int]:
+    """1, 2, ... within each run of equal product ids."""
+    out, previous, rank = [], None, 0
+    for product in products:
+        rank = rank + 1 if product == previous else 1
+        out.append(rank)
+        previous = product
+    return out
+
+
+def _rewards(reward: RewardFn | None, rows: Sequence[tuple], context: str | None) -> np.ndarray:
+    """Reward of (product, combination, ...) rows, NaN without a reward function."""
+    if reward is None:
+        return np.full(len(rows), np.nan)
+    cached = CachedReward(reward)
+    contexts = None if context is None else [context] * len(rows)
+    return cached([r[0] for r in rows], [r[1] for r in rows], contexts)
+
+
+def _neighbours(inputs: PolicyInputs, row: int, actions: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every combination that differs from ``actions`` in exactly one slot."""
+    out = []
+    for t in range(inputs.n_slots):
+        for m in range(int(inputs.valid[t][row].sum())):
+            if m != actions[t]:
+                out.append(actions[:t] + (m,) + actions[t + 1:])
+    return out
+
+
+class ComboTrainer:
+    """Fits a ``ComboGenerator``: behaviour cloning on the market's logs, then RL on ``reward``."""
+
+    def __init__(self, config: ComboConfig | None = None) -> None:
+        self.config = config or ComboConfig()
+
+    def fit(self, market: Market, reward: RewardFn | None, progress: bool = False) -> ComboGenerator:
+        """Behaviour cloning, then ``rl.steps`` policy-gradient steps on ``reward`` (none without a reward:
+        the result is the behaviour-cloning policy)."""
+        with torch_threads(self.config.threads):
+            return self._fit(market, reward, progress)
+
+    def _fit(self, market: Market, reward: RewardFn | None, progress: bool) -> ComboGenerator:
+        config = self.config
+        logged = logged_combinations(market, config.policy.use_context)
+        vocab = CreativeVocabulary.from_market(market, logged if config.policy.use_context else None)
+        inputs = PolicyInputs.build(market, vocab, config.policy.encoding)
+        network = _network(config, vocab, int(inputs.element_text.shape[1]))
+        generator = torch.Generator().manual_seed(config.seed)
+        history = ComboHistory()
+        contexts = context_distribution(logged) if config.policy.use_context and len(logged) else []
+        contexts = [(c, w) for c, w in contexts if c != NO_CONTEXT]
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, disable=not progress, transient=True) as bar:
+            self._clone(network, inputs, vocab, logged, generator, history, bar)
+            reference = copy.deepcopy(network).eval().requires_grad_(False)
+            if reward is not None and config.rl.steps:
+                self._reinforce(network, reference, inputs, vocab, CachedReward(reward), contexts, generator,
+                                history, bar)
+        return ComboGenerator(config, vocab, network, reference, market, contexts, reward, history)
+
+    def _context_tokens(self, vocab: CreativeVocabulary, contexts: Sequence[str]) -> torch.Tensor:
+        width = self.config.policy.encoding.max_context_tokens
+        return torch.from_numpy(vocab.context_indices(list(contexts), width))
+
+    def _hide_products(self, products: torch.Tensor, groups: int, generator: torch.Generator) -> torch.Tensor:
+        """Product indices with ``product_dropout`` of the groups set to unknown (index 0)."""
+        hidden = torch.rand(groups, generator=generator) < self.config.policy.product_dropout
+        return products.masked_fill(hidden.repeat_interleave(len(products) // groups), 0)
+
+    def _clone(self, network, inputs, vocab, logged, generator, history, bar) -> None:
+        settings = self.config.bc
+        if logged.empty or settings.epochs == 0:
+            return
+        rows = inputs.rows(logged["product_id"].tolist())
+        actions = inputs.positions(rows, logged["elements"].tolist())
+        tokens = self._context_tokens(vocab, logged["context"].tolist())
+        weights = torch.tensor(logged["weight"].to_numpy(dtype=np.float32))
+        smoothing = settings.label_smoothing
+        optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
+                                      weight_decay=settings.weight_decay)
+        task = bar.add_task("behaviour cloning", total=settings.epochs, status="")
+        network.train()
+        for _ in range(settings.epochs):
+            order = torch.randperm(len(rows), generator=generator)
+            total = 0.0
+            for start in range(0, len(rows), settings.batch_size):
+                index = order[start:start + settings.batch_size]
+                products = self._hide_products(inputs.products[rows[index]], len(index), generator)
+                batch = PolicyBatch(rows[index], products, tokens[index])
+                result = rollout(network, inputs, batch, actions[index])
+                target = (1.0 - smoothing) * result.log_prob + smoothing * result.uniform_log_prob
+                loss = -(weights[index] * target).sum() / weights[index].sum()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * float(weights[index].sum())
+            history.bc_loss.append(total / float(weights.sum()))
+            bar.update(task, advance=1, status=f"loss {history.bc_loss[-1]:.4f}")
+        network.eval()
+
+    def _reinforce(self, network, reference, inputs, vocab, reward, contexts, generator, history, bar) -> None:
+        settings = self.config.rl
+        k = settings.samples_per_product
+        n_products = len(inputs.product_ids)
+        per_step = min(settings.products_per_step, n_products)
+        optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+        task = bar.add_task("policy gradient", total=settings.steps, status="")
+        queue = torch.empty(0, dtype=torch.long)
+        network.train()
+        for _ in range(settings.steps):
+            if len(queue) < per_step:  # every product once per pass, in a fresh random order
+                queue = torch.cat([queue, torch.randperm(n_products, generator=generator)])
+            groups, queue = queue[:per_step], queue[per_step:]
+            rows = groups.repeat_interleave(k)
+            context_names = self._sample_contexts(contexts, per_step, generator)
+            batch = PolicyBatch(rows, self._hide_products(inputs.products[rows], per_step, generator),
+                                self._context_tokens(vocab, [c for c in context_names for _ in range(k)]))
+            result = rollout(network, inputs, batch, generator=generator, reference=reference)
+            combos = inputs.combinations(rows, result.actions)
+            pids = [inputs.product_ids[r] for r in rows.tolist()]
+            values = reward(pids, combos, [c for c in context_names for _ in range(k)])
+            advantage = torch.from_numpy(
+                group_advantages(values.reshape(per_step, k), settings.normalise_advantage).reshape(-1)
+            ).float()
+            loss = (-(advantage * result.log_prob).mean() + settings.kl_coef * result.kl.mean()
+                    - settings.entropy_coef * result.entropy.mean())
+            if not torch.isfinite(loss.detach()):
+                raise AdcraftError(f"policy gradient: the loss became {float(loss)}")
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), settings.max_grad_norm)
+            optimiser.step()
+            history.reward.append(float(values.mean()))
+            history.kl.append(float(result.kl.detach().mean()))
+            history.entropy.append(float(result.entropy.detach().mean()))
+            history.reward_evaluations = reward.evaluations
+            bar.update(task, advance=1, status=f"reward {history.reward[-1]:.4g}  kl {history.kl[-1]:.3f}")
+        network.eval()
+
+    def _sample_contexts(self, contexts, groups: int, generator: torch.Generator) -> list[str]:
+        """A context per group: none without contexts; with them, none (the traffic-wide reward) half
+        the time and otherwise one drawn from the log's context distribution."""
+        if not contexts:
+            return [NO_CONTEXT] * groups
+        weights = torch.tensor([w for _, w in contexts], dtype=torch.float64)
+        picks = torch.multinomial(weights, groups, replacement=True, generator=generator).tolist()
+        free = (torch.rand(groups, generator=generator) < 0.5).tolist()
+        return [NO_CONTEXT if f else contexts[i][0] for i, f in zip(picks, free)]
+
+
+def group_advantages(rewards: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """A = r - mean over the group (rows of ``rewards``), divided by the group's std when ``normalise``
+    (a group whose rewards are all equal gets zero advantage)."""
+    centred = rewards - rewards.mean(axis=1, keepdims=True)
+    if not normalise:
+        return centred
+    std = rewards.std(axis=1, keepdims=True)
+    scale = np.maximum(std, 1e-8 * (np.abs(rewards).mean(axis=1, keepdims=True) + 1e-12))
+    return np.where(std > 0, centred / scale, 0.0)
+
+
+def behaviour_cloning_proposals(
+    generator: ComboGenerator, product_ids: Sequence[str] | None = None, k: int = 5,
+    reward: RewardFn | None = None, context: str | None = None, market: Market | None = None,
+) -> pd.DataFrame:
+    """The behaviour-cloning policy's k most probable combinations per product (no RL, no reward search),
+    ranked by its probability; ``reward`` only fills in the reward column."""
+    return generator.most_probable(product_ids, k, reference=True, reward=reward, context=context,
+                                   market=market)

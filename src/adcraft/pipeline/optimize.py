@@ -1,0 +1,312 @@
+"""The main job: a market in, better creatives out, with the evidence.
+
+validate -> reward model (GenCO multi-instance, on cached text features) -> optional new backgrounds
+(CAIG prompt model with DPO/PCPO, judged by the pairwise reward model) -> combination policy (behaviour
+cloning, then policy gradient against the reward model) -> top-K per product -> render -> off-policy
+estimate of the proposals against the logging policy -> ``OUT/creatives.parquet`` (+ ``elements.parquet``
+for generated elements), ``OUT/report.html``, ``OUT/run.json`` and the trained models under ``OUT/models/``
+(``reward``: the multi-instance model, ``combo``: the policy). Every rendered proposal is checked to show
+the product's own pixels unaltered (``evaluate.fidelity``); a run that would break that fails.
+
+Everything is written to a staging folder beside ``OUT`` and moved into place at the end, so a failed
+or refused run leaves no partial output (and an earlier ``OUT`` stays as it was until the new one is
+complete).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from adcraft.atomic import move_into_place, write_png, write_text
+from adcraft.configuration import to_mapping
+from adcraft.errors import AdcraftError, InputError
+from adcraft.evaluate.fidelity import product_fidelity
+from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals, lift_by_product
+from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
+from adcraft.generate.combo import ComboConfig, ComboTrainer
+from adcraft.market import Market, load_market, write_proposals
+from adcraft.render.from_market import MarketRenderer
+from adcraft.rewards.data import click_log
+from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
+
+
+@dataclass(frozen=True)
+class BackgroundStep:
+    """Whether and how ``optimize`` writes new background prompts before combining elements."""
+
+    enabled: bool = False
+    generator: BackgroundsConfig = field(default_factory=BackgroundsConfig)
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Settings of ``adcraft optimize`` (a YAML file's keys are these fields, nested)."""
+
+    top_k: int = 3
+    reward: MILConfig = field(default_factory=MILConfig)
+    combo: ComboConfig = field(default_factory=ComboConfig)
+    backgrounds: BackgroundStep = field(default_factory=BackgroundStep)
+    estimator: str = "dr"  # off-policy estimator of the proposals' value: ips | snips | dr | switch-dr | dm
+    policy: str = "top1"  # how proposals become a policy for the estimate: top1 | softmax
+    n_bootstrap: int = 500
+    prior_impressions: float = 200.0  # shrinkage of logged CTRs when picking each product's best logged creative
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {self.top_k}")
+        ProposalPolicy(self.policy)
+        if self.n_bootstrap < 2:
+            raise InputError("n_bootstrap must be at least 2")
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    out: Path
+    proposals: pd.DataFrame
+    run: dict
+
+
+class _Steps:
+    """Wall-clock time of each step, with a status line per step when asked to talk."""
+
+    def __init__(self, progress: bool) -> None:
+        self.timings: dict[str, float] = {}
+        self.console = Console(stderr=True, quiet=not progress)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        with self.console.status(name):
+            yield
+        self.timings[name] = round(time.perf_counter() - started, 2)
+        self.console.log(f"{name}: {self.timings[name]:.1f} s")
+
+
+def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, progress: bool = False,
+             extra_elements: Path | None = None) -> OptimizeResult:
+    """Run the main job on the market at ``market_dir`` and write its outputs to ``out``.
+
+    ``extra_elements``: an ``elements.parquet`` written by another run (e.g. ``adcraft generate
+    backgrounds``) whose elements the proposals may use beside the market's.
+    """
+    config = config or OptimizeConfig()
+    steps = _Steps(progress)
+    started = time.perf_counter()
+    with steps("validate market"):
+        market = load_market(market_dir)
+        click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
+        extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
+    out = Path(out)
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        result = _run(market, Path(market_dir), staging, out, config, steps, progress, extra)
+        result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
+        write_text(staging / "run.json", json.dumps(result.run, indent=1, allow_nan=True, default=str))
+        move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _run(market: Market, market_dir: Path, staging: Path, out: Path, config: OptimizeConfig, steps: _Steps,
+         progress: bool, extra: pd.DataFrame | None) -> OptimizeResult:
+    notes: list[str] = []
+    with steps("reward model (multi-instance)"):
+        reward_model = MILTrainer(config.reward).fit(market, progress=progress)
+    new_elements, working = extra, market
+    if config.backgrounds.enabled:
+        made = _new_backgrounds(market, config.backgrounds, steps, notes, progress)
+        if made is not None:
+            new_elements = made if new_elements is None else pd.concat([new_elements, made], ignore_index=True)
+        if new_elements is not None and len(new_elements):
+            working = dataclasses.replace(market, elements=pd.concat([market.elements, new_elements],
+                                                                      ignore_index=True))
+            reward_model = reward_model.with_elements(new_elements)
+
+    def reward(product_ids, combos) -> np.ndarray:
+        return reward_model.predict(list(product_ids), [list(c) for c in combos])
+
+    with steps("combination policy (behaviour cloning + policy gradient)"):
+        generator = ComboTrainer(config.combo).fit(working, reward, progress=progress)
+    with steps("proposals"):
+        proposals = generator.propose(working.products["product_id"].tolist(), k=config.top_k)
+        proposals["predicted_ctr"] = reward(proposals["product_id"], proposals["elements"])
+    with steps("render"):
+        proposals = _render(working, proposals, staging, progress)
+        fidelity = product_fidelity(working, proposals, staging)
+    if not fidelity["passed"].all():
+        bad = fidelity[~fidelity["passed"]]
+        raise AdcraftError(
+            f"{len(bad)} rendered proposals altered the product's pixels (first: {bad.iloc[0].to_dict()})"
+        )
+    reward_model.save(staging / "models" / "reward")
+    generator.save(staging / "models" / "combo")
+    logged = _best_logged(market, reward_model, config.prior_impressions)
+    with steps("off-policy estimate"):
+        ope, lifts = _estimate(market, proposals, reward_model, config, notes)
+    if new_elements is not None and len(new_elements):
+        used = {e for combo in proposals["elements"] for e in combo}
+        new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
+    write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
+                    new_elements if new_elements is not None and len(new_elements) else None)
+    with steps("report"):
+        from adcraft.pipeline.report import build_report
+
+        build_report(staging, working, proposals, logged, reward_model, ope, lifts, notes, generator.history)
+    run = {
+        "market": str(Path(market_dir).resolve()),
+        "out": str(out.resolve()),
+        "config": to_mapping(config),
+        "seeds": {"reward": config.reward.train.seed, "combo": config.combo.seed},
+        "versions": _versions(),
+        "counts": {
+            "products": len(market.products),
+            "proposals": len(proposals),
+            "new_elements": 0 if new_elements is None else len(new_elements),
+        },
+        "ope": ope,
+        "fidelity": {"checked": len(fidelity), "passed": int(fidelity["passed"].sum())},
+        "notes": notes,
+        "timings": steps.timings,
+    }
+    return OptimizeResult(out, proposals, run)
+
+
+def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:
+    """Elements made by another run (``elements.parquet``, or a folder holding one), checked against ``market``."""
+    from adcraft.market.coerce import typed_frame
+    from adcraft.market.schema import ELEMENTS
+
+    path = Path(path)
+    file = path / "elements.parquet" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"{file}: no such elements table")
+    try:
+        frame = pd.read_parquet(file)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{file}: not a readable Parquet table ({exc})") from exc
+    typed = typed_frame(ELEMENTS, frame, file.name)
+    problems = [str(p) for p in typed.problems]
+    frame = typed.frame
+    clash = sorted(set(frame.get("element_id", [])) & set(market.elements["element_id"]))
+    if clash:
+        problems.append(f"{file.name}: element ids already in the market: {clash[:5]}")
+    slots = sorted(set(frame.get("slot", [])) - set(market.config.slots))
+    if slots:
+        problems.append(f"{file.name}: slots the market does not use: {slots}")
+    owners = sorted(set(frame.get("product_id", pd.Series(dtype=object)).dropna()) - set(market.products["product_id"]))
+    if owners:
+        problems.append(f"{file.name}: products the market does not have: {owners[:5]}")
+    if problems:
+        raise InputError("; ".join(problems))
+    return frame.reset_index(drop=True)
+
+
+def _new_backgrounds(market: Market, step: BackgroundStep, steps: _Steps, notes: list[str], progress: bool
+                     ) -> pd.DataFrame | None:
+    if "background" not in market.config.slots:
+        notes.append("Background generation was skipped: the market has no background slot.")
+        return None
+    try:
+        with steps("background prompts (pairwise judge, prompt model, DPO/PCPO rounds)"):
+            return generate_backgrounds(market, step.generator, progress=progress)
+    except InputError as exc:
+        notes.append(f"Background generation was skipped: {exc}")
+        return None
+
+
+def _file_stem(product_id: str, rank: int, seen: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", product_id)[:60].strip("._") or "product"
+    name, k = f"{stem}-{rank}", 1
+    while name in seen:
+        k += 1
+        name = f"{stem}~{k}-{rank}"
+    seen.add(name)
+    return name
+
+
+def _render(market: Market, proposals: pd.DataFrame, staging: Path, progress: bool) -> pd.DataFrame:
+    from rich.progress import track
+
+    renderer = MarketRenderer(market)
+    images, boxes, seen = [], [], set()
+    folder = staging / "creatives"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = list(zip(proposals["product_id"], proposals["rank"], proposals["elements"]))
+    for pid, rank, combo in track(rows, description="rendering proposals", disable=not progress, transient=True):
+        creative = renderer.render(pid, list(combo))
+        name = f"creatives/{_file_stem(str(pid), int(rank), seen)}.png"
+        write_png(staging / name, creative.image)
+        images.append(name)
+        boxes.append([int(v) for v in creative.product_bbox])
+    return proposals.assign(image=images, product_bbox=boxes)
+
+
+def _best_logged(market: Market, model: MILModel, prior_impressions: float) -> pd.DataFrame:
+    """Each product's best logged creative by shrunk observed CTR, with its logged and predicted CTR.
+
+    Observed CTRs are shrunk toward the market's rate with ``prior_impressions`` pseudo-impressions,
+    ``(clicks + m·rate) / (impressions + m)``, so a creative with a lucky handful of impressions does not
+    pass for the best.
+    """
+    log = click_log(market)
+    per = log.groupby(["creative_id", "product_id"], sort=False)[["clicks", "trials"]].sum().reset_index()
+    rate = per["clicks"].sum() / per["trials"].sum()
+    per["shrunk_ctr"] = (per["clicks"] + prior_impressions * rate) / (per["trials"] + prior_impressions)
+    best = per.sort_values("shrunk_ctr", ascending=False).drop_duplicates("product_id")
+    creatives = market.creatives.set_index("creative_id")
+    best["elements"] = [list(creatives.loc[c, "elements"]) for c in best["creative_id"]]
+    best["image"] = [creatives.loc[c, "image"] if "image" in creatives else None for c in best["creative_id"]]
+    best["logged_ctr"] = best["clicks"] / best["trials"]
+    best["predicted_ctr"] = model.predict(best["product_id"].tolist(), best["elements"].tolist())
+    return best.set_index("product_id")
+
+
+def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: OptimizeConfig,
+              notes: list[str]) -> tuple[dict, pd.DataFrame | None]:
+    """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
+    policy = ProposalPolicy(config.policy)
+    try:
+        value = estimate_proposals(market, proposals, config.estimator, policy, model.predict,
+                                   n_bootstrap=config.n_bootstrap)
+        lifts = lift_by_product(market, proposals, model.predict, policy=policy,
+                                n_bootstrap=min(config.n_bootstrap, 300))
+    except InputError as exc:
+        notes.append(f"Off-policy estimation was not possible: {exc}")
+        return {"possible": False, "reason": str(exc)}, None
+    share = value.matched_impressions / max(value.impressions, 1)
+    if share < 0.01:
+        notes.append(
+            f"Only {value.matched_impressions} of {value.impressions} logged impressions showed a proposed creative: "
+            f"the {config.estimator} estimate rests almost entirely on the reward model's predictions. "
+            "Confirm the lift with an A/B test before rolling out."
+        )
+    return {"possible": True, **value.to_json()}, lifts
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("adcraft", "torch", "numpy", "pandas", "pyarrow", "pillow"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out

@@ -1,0 +1,152 @@
+"""``OUT/report.html`` of ``adcraft optimize``: per product, the best logged creative beside the proposals."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adcraft.atomic import write_png
+from adcraft.evaluate.gallery import Card, Section
+from adcraft.evaluate.report import ReportSummary, bar_chart_svg, histogram_svg, html_table, write_report
+from adcraft.market import Market
+from adcraft.render.from_market import MarketRenderer
+from adcraft.rewards.mil import MILModel
+
+ATTRIBUTION_LINES = 3
+
+
+def build_report(
+    staging: Path,
+    market: Market,
+    proposals: pd.DataFrame,
+    logged: pd.DataFrame,
+    model: MILModel,
+    ope: dict,
+    lifts: pd.DataFrame | None,
+    notes: list[str],
+    history: object,
+) -> Path:
+    """Write ``report.html`` (and copies of the best logged creatives under ``logged/``) into ``staging``."""
+    logged_images = _logged_images(staging, market, logged)
+    top = proposals[proposals["rank"] == 1].set_index("product_id")
+    shared = top.index.intersection(logged.index)
+    predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
+    lift_rows = lifts.set_index("product_id") if lifts is not None else None
+    sections = []
+    for pid, row in market.products.set_index("product_id").iterrows():
+        cards = []
+        if pid in logged.index:
+            best = logged.loc[pid]
+            cards.append(Card(
+                image=logged_images[pid],
+                caption=(
+                    f"best logged: {best['creative_id']}",
+                    f"logged CTR {best['logged_ctr']:.2%} ({int(best['clicks'])}/{int(best['trials'])})",
+                    f"predicted CTR {best['predicted_ctr']:.2%}",
+                ),
+                badge="now",
+            ))
+        mine = proposals[proposals["product_id"] == pid].sort_values("rank")
+        for _, proposal in mine.iterrows():
+            caption = [f"predicted CTR {proposal['predicted_ctr']:.2%}"]
+            if pid in logged.index:
+                caption[0] += f" ({proposal['predicted_ctr'] / logged.loc[pid, 'predicted_ctr'] - 1:+.1%} vs now)"
+            if proposal["rank"] == 1 and lift_rows is not None and pid in lift_rows.index:
+                lift = lift_rows.loc[pid]
+                if math.isfinite(lift["lift"]):
+                    caption.append(f"estimated lift {lift['lift']:+.1%} [{lift['lift_low']:+.1%}, "
+                                   f"{lift['lift_high']:+.1%}] on {int(lift['impressions'])} impressions")
+            caption += _attribution_lines(market, model, pid, list(proposal["elements"]),
+                                          logged.loc[pid, "elements"] if pid in logged.index else None)
+            cards.append(Card(image=proposal["image"], caption=tuple(caption), badge=f"#{int(proposal['rank'])}"))
+        sections.append(Section(title=f"{pid} · {row['title']}", subtitle=str(row["category"]), cards=tuple(cards)))
+    summary = _summary(market, proposals, logged, predicted_lift, model, ope, lift_rows, notes, history)
+    lead = (
+        f"{len(market.products)} products, {len(proposals)} proposed creatives. Each row shows the product's best "
+        "logged creative (highest observed CTR after shrinkage toward the market's rate) and the proposals, best "
+        "first, with the reward model's predicted CTR, the off-policy estimate of the lift of showing proposal #1 "
+        "and the elements that changed with their credit (Shapley share of the predicted logit)."
+    )
+    return write_report(staging / "report.html", "adcraft: proposed creatives", lead, summary, sections)
+
+
+def _logged_images(staging: Path, market: Market, logged: pd.DataFrame) -> dict[str, str]:
+    """Copy (or, without an image, render) each product's best logged creative into ``logged/``."""
+    folder = staging / "logged"
+    folder.mkdir(parents=True, exist_ok=True)
+    renderer, out = None, {}
+    for k, (pid, row) in enumerate(logged.iterrows()):
+        image = row.get("image")
+        if isinstance(image, str):
+            target = folder / f"{k:05d}{Path(image).suffix.lower()}"
+            shutil.copyfile(market.resolve(image), target)
+        else:
+            renderer = renderer or MarketRenderer(market)
+            target = folder / f"{k:05d}.png"
+            write_png(target, renderer.render(pid, list(row["elements"])).image)
+        out[pid] = f"logged/{target.name}"
+    return out
+
+
+def _attribution_lines(market: Market, model: MILModel, product_id: str, combo: list[str],
+                       current: list[str] | None) -> list[str]:
+    """The changed elements (all of them without a logged creative) with their credit, largest first."""
+    credit = model.attributions(product_id, combo)
+    slots = market.config.slots
+    changed = [(slot, e) for k, (slot, e) in enumerate(zip(slots, combo)) if current is None or current[k] != e]
+    if not changed:
+        return ["same elements as the best logged creative"]
+    changed.sort(key=lambda item: -abs(credit.get(item[1], 0.0)))
+    lines = [
+        f"{slot}: {_short(market.element_content(e))} ({credit.get(e, 0.0):+.2f})"
+        for slot, e in changed[:ATTRIBUTION_LINES]
+    ]
+    if len(changed) > ATTRIBUTION_LINES:
+        lines.append(f"+{len(changed) - ATTRIBUTION_LINES} more changed")
+    return lines
+
+
+def _short(text: str, width: int = 34) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, predicted_lift: pd.Series,
+             model: MILModel, ope: dict, lift_rows: pd.DataFrame | None, notes: list[str], history: object
+             ) -> ReportSummary:
+    figures = [
+        ("products", f"{len(market.products)}"),
+        ("proposals", f"{len(proposals)}"),
+        ("median predicted lift of #1 over the best logged creative",
+         f"{np.nanmedian(predicted_lift):+.1%}" if len(predicted_lift) else "n/a"),
+    ]
+    if ope.get("possible"):
+        value, base = ope["proposals"], ope["logging"]
+        figures += [
+            (f"estimated CTR of the proposals ({value['estimator']}), 95% interval "
+             f"[{value['ci_low']:.2%}, {value['ci_high']:.2%}]", f"{value['value']:.2%}"),
+            ("CTR of the logging policy", f"{base['value']:.2%}"),
+            ("estimated lift", f"{ope['lift']:+.1%}"),
+            ("impressions that show a proposal / all", f"{ope['matched_impressions']} / {ope['impressions']}"),
+        ]
+    charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product")]
+    if lift_rows is not None:
+        charts.append(histogram_svg(lift_rows["lift"].to_numpy(), "estimated lift of #1 per product (off-policy)"))
+    effects = model.element_effects()
+    if len(effects):
+        ordered = effects.sort_values()
+        picked = pd.concat([ordered.head(6), ordered.tail(6)]).drop_duplicates() if len(ordered) > 12 else ordered
+        labels = [_short(market.element_content(e), 26) if e in set(market.elements["element_id"]) else e
+                  for e in picked.index]
+        charts.append(bar_chart_svg(labels, picked.to_numpy(), "learned element effects (logit), top and bottom"))
+    tables = []
+    steps = getattr(history, "steps", None)
+    if isinstance(steps, list) and steps and isinstance(steps[0], dict):
+        keys = [k for k in steps[0] if isinstance(steps[0][k], (int, float))]
+        every = max(1, len(steps) // 8)
+        rows = [[f"{s[k]:.4g}" if isinstance(s[k], float) else s[k] for k in keys] for s in steps[::every]]
+        tables.append(html_table(keys, rows, "combination policy training"))
+    return ReportSummary(figures=tuple(figures), notes=tuple(notes), charts=tuple(charts), tables=tuple(tables))

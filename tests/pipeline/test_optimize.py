@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from adcraft.errors import InputError
+from adcraft.generate.combo import BehaviourCloningConfig, ComboConfig, PolicyConfig, ProposalConfig, RLConfig
+from adcraft.market import load_market, write_market
+from adcraft.market.market import MarketConfig
+from adcraft.market.outputs import read_proposals
+from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.rewards.encoding import EncodingConfig
+from adcraft.rewards.mil import MILConfig
+from adcraft.rewards.training import TrainConfig
+from adcraft.simulator import SimulatorConfig, simulate_market
+
+TINY_TEXT = EncodingConfig(text_backbone="tiny", embedding_dim=8)
+FAST = OptimizeConfig(
+    top_k=2,
+    reward=MILConfig(encoding=TINY_TEXT, train=TrainConfig(epochs=3, batch_size=512, learning_rate=0.02)),
+    combo=ComboConfig(
+        policy=PolicyConfig(encoding=TINY_TEXT, hidden=16),
+        bc=BehaviourCloningConfig(epochs=5),
+        rl=RLConfig(steps=10, products_per_step=8),
+        proposals=ProposalConfig(samples=8, beam_width=4),
+    ),
+    n_bootstrap=50,
+)
+
+
+@pytest.fixture(scope="module")
+def market_dir(tmp_path_factory):
+    config = SimulatorConfig(seed=21, n_products=6, n_impressions=8000, creatives_per_product=4,
+                             canvas=(192, 192), photo_size=128)
+    return simulate_market(config, tmp_path_factory.mktemp("opt") / "market").market_dir
+
+
+@pytest.fixture(scope="module")
+def run(market_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    return optimize(market_dir, out, FAST), out
+
+
+def test_outputs_follow_the_contract(run, market_dir):
+    result, out = run
+    market = load_market(market_dir)
+    proposals = read_proposals(out)
+    assert sorted(proposals["product_id"].unique()) == sorted(market.products["product_id"])
+    for pid, group in proposals.groupby("product_id"):
+        assert sorted(group["rank"]) == list(range(1, len(group) + 1)) and len(group) <= FAST.top_k
+        assert len({tuple(e) for e in group["elements"]}) == len(group)  # distinct proposals
+        for combo in group["elements"]:
+            for slot, element in zip(market.config.slots, combo):
+                assert element in set(market.usable_elements(pid, slot)["element_id"])
+    for image, box in zip(proposals["image"], proposals["product_bbox"]):
+        with Image.open(out / image) as im:
+            assert im.size == tuple(market.config.canvas)
+        x0, y0, x1, y1 = box
+        assert 0 <= x0 < x1 <= im.size[0] and 0 <= y0 < y1 <= im.size[1]
+    assert proposals["predicted_ctr"].between(0, 1).all()
+
+
+def test_run_json_and_report_tell_what_was_done(run):
+    result, out = run
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["top_k"] == FAST.top_k and meta["seeds"]["combo"] == FAST.combo.seed
+    assert {"torch", "numpy", "adcraft", "python"} <= set(meta["versions"])
+    assert meta["timings"]["total"] >= meta["timings"]["reward model (multi-instance)"] > 0
+    assert meta["ope"]["possible"] is True and meta["ope"]["impressions"] > 0
+    page = (out / "report.html").read_text()
+    images = re.findall(r"src='([^']+)'", page)
+    assert len(images) == len(result.proposals) + result.run["counts"]["products"]  # proposals + best logged
+    assert all((out / rel).is_file() for rel in images)
+    assert "estimated lift" in page and "<svg" in page
+    assert not list(out.parent.glob(".*partial*"))  # staging folder moved into place
+
+
+def test_a_market_without_propensities_optimizes_and_says_ope_was_not_possible(market_dir, tmp_path):
+    market = load_market(market_dir)
+    bare = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
+    write_market(bare, tmp_path / "bare", check_images=False)
+    result = optimize(tmp_path / "bare", tmp_path / "out", FAST)
+    assert result.run["ope"]["possible"] is False
+    assert "propensit" in result.run["ope"]["reason"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Off-policy estimation was not possible" in page
+    assert len(read_proposals(tmp_path / "out")) == len(result.proposals)
+
+
+def test_a_csv_market_with_a_subset_of_slots(market_dir, tmp_path):
+    market = load_market(market_dir)
+    keep = ["background", "title", "template"]  # another order and a subset of the standard slots
+    index = [market.config.slots.index(s) for s in keep]
+    creatives = market.creatives.assign(elements=[[combo[i] for i in index] for combo in market.creatives["elements"]])
+    subset = dataclasses.replace(
+        market,
+        config=MarketConfig(slots=tuple(keep), canvas=market.config.canvas),
+        elements=market.elements[market.elements["slot"].isin(keep)].reset_index(drop=True),
+        creatives=creatives,
+    )
+    write_market(subset, tmp_path / "subset", table_format="csv", check_images=False)
+    assert (tmp_path / "subset" / "elements.csv").is_file()
+    result = optimize(tmp_path / "subset", tmp_path / "out", FAST)
+    proposals = read_proposals(tmp_path / "out")
+    assert all(len(e) == 3 for e in proposals["elements"])
+    assert set(proposals["product_id"]) == set(market.products["product_id"])
+    assert result.run["ope"]["possible"] is True
+
+
+def test_a_refused_market_writes_nothing(market_dir, tmp_path):
+    market = load_market(market_dir)
+    broken = tmp_path / "broken"
+    write_market(market, broken, check_images=False)
+    pd.DataFrame({"product_id": ["x"], "title": ["t"]}).to_parquet(broken / "products.parquet")
+    with pytest.raises(InputError):
+        optimize(broken, tmp_path / "out", FAST)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_a_market_without_logs_is_refused_before_anything_is_written(market_dir, tmp_path):
+    market = load_market(market_dir)
+    quiet = dataclasses.replace(market, impressions=None, creative_stats=None)
+    write_market(quiet, tmp_path / "quiet", check_images=False)
+    with pytest.raises(InputError, match="no logs"):
+        optimize(tmp_path / "quiet", tmp_path / "out", FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_proposal_keeps_the_product_pixels_and_models_are_saved(run, market_dir):
+    result, out = run
+    assert result.run["fidelity"] == {"checked": len(result.proposals), "passed": len(result.proposals)}
+    assert (out / "models" / "reward" / "model.safetensors").is_file()
+    assert (out / "models" / "combo" / "model.safetensors").is_file()
+
+
+def test_extra_elements_are_checked_and_may_be_combined(market_dir, tmp_path):
+    market = load_market(market_dir)
+    pid = market.products["product_id"].iloc[0]
+    best_bg = market.elements[market.elements["slot"] == "background"].iloc[0]
+    extra = pd.DataFrame({"element_id": ["new-bg-1"], "slot": ["background"], "product_id": [pid], "text": [None],
+                          "value": [str(best_bg["value"]) + ", spotlight"], "image": [None]})
+    extra.to_parquet(tmp_path / "elements.parquet")
+    result = optimize(market_dir, tmp_path / "out", FAST, extra_elements=tmp_path)
+    used = {e for combo in result.proposals["elements"] for e in combo}
+    written = tmp_path / "out" / "elements.parquet"
+    assert written.is_file() == ("new-bg-1" in used)
+    clash = extra.assign(element_id=[best_bg["element_id"]])
+    clash.to_parquet(tmp_path / "clash.parquet")
+    with pytest.raises(InputError, match="already in the market"):
+        optimize(market_dir, tmp_path / "out2", FAST, extra_elements=tmp_path / "clash.parquet")
+    assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.slow
+def test_optimize_with_generated_backgrounds(market_dir, tmp_path):
+    from adcraft.generate.backgrounds import BackgroundsConfig
+    from adcraft.generate.preference import PreferenceConfig
+    from adcraft.generate.prompt import PromptModelConfig
+    from adcraft.pipeline.optimize import BackgroundStep
+
+    generator = BackgroundsConfig(
+        prompt=PromptModelConfig(text_backbone="tiny", image_backbone="tiny", epochs=5),
+        preference=PreferenceConfig(rounds=1, epochs=1), per_product=2, samples=8,
+    )
+    config = dataclasses.replace(FAST, backgrounds=BackgroundStep(enabled=True, generator=generator))
+    result = optimize(market_dir, tmp_path / "out", config)
+    market = load_market(market_dir)
+    assert result.run["counts"]["products"] == len(market.products)
+    steps = result.run["timings"]
+    assert any("background" in name for name in steps) or any("Background" in n for n in result.run["notes"])
