@@ -33,6 +33,9 @@ bench: install
 	$(PY) bench/ope_unbiased.py
 	$(PY) bench/ope_obd.py
 	$(PY) bench/aes_online.py
+	HF_HUB_OFFLINE=1 $(PY) bench/contrastive.py
+	HF_HUB_OFFLINE=1 $(PY) bench/backgrounds.py
+	HF_HUB_OFFLINE=1 $(PY) bench/optimize.py
 
 clean:
 	rm -rf out .pytest_cache build dist src/*.egg-info
