@@ -294,8 +294,9 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
     if share < 0.01:
         notes.append(
             f"Only {value.matched_impressions} of {value.impressions} logged impressions showed a proposed creative: "
-            f"the {config.estimator} estimate rests almost entirely on the reward model's predictions. "
-            "Confirm the lift with an A/B test before rolling out."
+            f"the {config.estimator} estimate rests almost entirely on the reward model's predictions, and its "
+            "interval covers the logs' sampling noise, not the model's error. Confirm the lift with an A/B test "
+            "before rolling out."
         )
     return {"possible": True, **value.to_json()}, lifts
 
