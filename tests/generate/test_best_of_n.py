@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 
 from adcraft.errors import InputError
-from adcraft.features import ImageEncoderConfig, TextEncoderConfig
 from adcraft.generate.best_of_n import best_of_n_creatives, rank_images, sample_combinations
-from adcraft.rewards.contrastive import ContrastiveConfig, ContrastiveTrainConfig, ContrastiveTrainer
-from adcraft.rewards.utility import UtilityConfig
 
 
 @pytest.fixture(scope="module")
-def model(generator_market):
-    market, _ = generator_market
-    config = ContrastiveConfig(
-        image=ImageEncoderConfig(backbone="tiny"), text=TextEncoderConfig(backbone="tiny"),
-        demand=UtilityConfig(target="logit_ctr"), alpha=0.5, validation_share=0.3,
-        train=ContrastiveTrainConfig(epochs=20),
-    )
-    return ContrastiveTrainer(config).fit(market)
+def model(ua_model):
+    return ua_model
 
 
 def creative_paths(market, n):
@@ -95,3 +86,22 @@ def test_best_of_n_renders_every_candidate_and_puts_the_highest_score_first(gene
     assert ranked[0].image.size == tuple(market.config.canvas)
     with pytest.raises(InputError, match="no candidate"):
         best_of_n_creatives(model, market, product, [])
+
+
+def test_rank_images_command_prints_one_json_line_per_image_best_first(ua_model, generator_market, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+
+    market, _ = generator_market
+    ua_model.save(tmp_path / "ua")
+    paths = [str(market.resolve(p)) for p in market.creatives["image"].iloc[:3]]
+    result = CliRunner().invoke(app, ["rank-images", "--model", str(tmp_path / "ua"), "--text", "Linen shirt",
+                                      "--out", str(tmp_path / "ranking.json"), *paths])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert sorted(r["image"] for r in rows) == sorted(paths)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert json.loads((tmp_path / "ranking.json").read_text())[0]["image"] == rows[0]["image"]

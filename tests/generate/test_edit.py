@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from adcraft.errors import InputError
-from adcraft.features import ImageEncoderConfig, TextEncoderConfig
 from adcraft.generate.edit import (
     IDENTITY,
     EditConfig,
@@ -24,8 +23,6 @@ from adcraft.generate.edit import (
     structural_similarity,
 )
 from adcraft.render.from_market import MarketRenderer
-from adcraft.rewards.contrastive import ContrastiveConfig, ContrastiveTrainConfig, ContrastiveTrainer
-from adcraft.rewards.utility import UtilityConfig
 
 SIZE = 128
 BOX = (30, 40, 70, 88)  # x0, y0, x1, y1 of the synthetic product
@@ -57,14 +54,8 @@ def cutout() -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def model(generator_market):
-    market, _ = generator_market
-    config = ContrastiveConfig(
-        image=ImageEncoderConfig(backbone="tiny"), text=TextEncoderConfig(backbone="tiny"),
-        demand=UtilityConfig(target="logit_ctr"), alpha=0.5, validation_share=0.3,
-        train=ContrastiveTrainConfig(epochs=20),
-    )
-    return ContrastiveTrainer(config).fit(market)
+def model(ua_model):
+    return ua_model
 
 
 # ------------------------------------------------------------------------------------ SSIM
@@ -196,3 +187,20 @@ def test_edit_settings_are_validated() -> None:
         EditConfig(scale=(0.0,))
     with pytest.raises(InputError, match="list"):
         EditConfig(brightness=1.1)
+
+
+def test_edit_command_writes_the_edited_png_and_its_figures(ua_model, generator_market, tmp_path):
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+
+    market, _ = generator_market
+    ua_model.save(tmp_path / "ua")
+    source = market.resolve(market.creatives["image"].iloc[0])
+    result = CliRunner().invoke(app, ["edit", "--model", str(tmp_path / "ua"), "--image", str(source),
+                                      "--text", "Linen shirt", "--out", str(tmp_path / "edited.png")])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.index("{"):])
+    assert figures["score_after"] >= figures["score_before"] and figures["passed"] is True
+    with Image.open(tmp_path / "edited.png") as edited, Image.open(source) as original:
+        assert edited.size == original.size
