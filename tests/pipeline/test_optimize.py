@@ -77,6 +77,7 @@ def test_run_json_and_report_tell_what_was_done(run):
     assert len(images) == len(result.proposals) + result.run["counts"]["products"]  # proposals + best logged
     assert all((out / rel).is_file() for rel in images)
     assert "estimated lift" in page and "<svg" in page
+    assert "combination policy training" in page  # the RL curve table
     assert not list(out.parent.glob(".*partial*"))  # staging folder moved into place
 
 

@@ -69,3 +69,21 @@ def test_position_becomes_part_of_the_context(logged_market):
     log = click_log(dataclasses.replace(market, impressions=imp))
     assert all('"position": ' in c for c in log["context"])
     assert {json.loads(c)["position"] for c in log["context"]} == {1, 2, 3}
+
+
+def test_best_logged_creative_is_not_won_by_a_lucky_handful_of_impressions():
+    from adcraft.rewards.data import best_logged_creatives
+
+    log = pd.DataFrame({
+        "creative_id": ["lucky", "steady", "weak", "only"],
+        "product_id": ["a", "a", "a", "b"],
+        "elements": [["e1"], ["e2"], ["e3"], ["e4"]],
+        "clicks": [2.0, 60.0, 20.0, 1.0],
+        "trials": [3.0, 1000.0, 1000.0, 50.0],
+    })
+    best = best_logged_creatives(log, prior_impressions=200.0)
+    assert best.loc["a", "creative_id"] == "steady"  # 2/3 observed, but shrunk toward a's 4% it loses
+    assert best.loc["b", "creative_id"] == "only"
+    assert best.loc["a", "shrunk_ctr"] == pytest.approx((60 + 200 * 82 / 2003) / 1200)
+    # without shrinkage the lucky one would win
+    assert best_logged_creatives(log, prior_impressions=0.0).loc["a", "creative_id"] == "lucky"

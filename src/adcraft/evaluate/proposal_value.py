@@ -157,15 +157,17 @@ def estimate_proposals(
     predict: Predict | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    arrays: PolicyArrays | None = None,
 ) -> ProposalValue:
     """Estimate the proposals' CTR and the logging policy's CTR from the market's logs.
 
     ``predict(product_ids, combos, contexts) -> CTR`` (a reward model) is needed by the model-based
     estimators (dm, dr, switch-dr): it gives q for the logged creative and, averaged over the target
-    policy, for the proposals in the impression's context.
+    policy, for the proposals in the impression's context. ``arrays``: the ``policy_arrays`` of these
+    proposals when the caller already has them (the reward model is then not asked again).
     """
     policy = policy or ProposalPolicy()
-    arrays = policy_arrays(market, proposals, estimator, policy, predict)
+    arrays = arrays or policy_arrays(market, proposals, estimator, policy, predict)
     clicks, propensities = arrays.log["click"].to_numpy(), arrays.log["propensity"].to_numpy()
     value = estimate_policy_value(
         clicks, propensities, arrays.target_probabilities, estimator, arrays.q_logged, arrays.q_target,
@@ -184,6 +186,7 @@ def lift_by_product(
     n_bootstrap: int = 200,
     alpha: float = 0.05,
     seed: int = 0,
+    arrays: PolicyArrays | None = None,
 ) -> pd.DataFrame:
     """Each product's estimated CTR under the proposals, its logged CTR and the relative lift, with intervals.
 
@@ -191,13 +194,14 @@ def lift_by_product(
     terms of the estimator (doubly robust by default: ``q_target_i + w_i (r_i - q_logged_i)``), and the
     lift is ``V_p / mean_{i in I_p} r_i - 1`` (the logging policy's on-policy CTR of p). The interval
     is the percentile bootstrap of that ratio over impressions of p resampled with replacement (paired,
-    so the shared noise of r cancels). Products without logged impressions get NaN.
+    so the shared noise of r cancels). Products without logged impressions get NaN. ``arrays`` as in
+    :func:`estimate_proposals`.
     """
     from adcraft.evaluate.ope import resolve_estimator
 
     chosen = resolve_estimator(estimator)
     policy = policy or ProposalPolicy()
-    arrays = policy_arrays(market, proposals, estimator, policy, predict)
+    arrays = arrays or policy_arrays(market, proposals, estimator, policy, predict)
     clicks = arrays.log["click"].to_numpy(dtype=float)
     terms = chosen.per_sample(
         clicks, arrays.log["propensity"].to_numpy(), arrays.target_probabilities, arrays.q_logged, arrays.q_target

@@ -54,6 +54,7 @@ from adcraft.generate.prompt import (
     repeats_a_word,
 )
 from adcraft.market import Market
+from adcraft.rewards.data import best_logged_creatives, click_log
 from adcraft.rewards.pairwise import PairConfig, PairwiseConfig
 
 ELEMENT_COLUMNS = ("element_id", "slot", "product_id", "text", "value", "image")
@@ -108,37 +109,18 @@ def current_best_combinations(market: Market) -> dict[str, list[str]]:
     best: dict[str, list[str]] = {}
     creatives = market.creatives
     if creatives is not None and not creatives.empty:
-        outcomes = _outcomes(market)
-        if outcomes is not None:
-            pooled = outcomes.groupby("product_id")[["clicks", "trials"]].transform("sum")
-            prior = pooled["clicks"] / pooled["trials"].clip(lower=1.0)
-            outcomes = outcomes.assign(score=(outcomes["clicks"] + PRIOR_IMPRESSIONS * prior)
-                                       / (outcomes["trials"] + PRIOR_IMPRESSIONS))
-            top = outcomes.sort_values(["product_id", "score", "creative_id"], ascending=[True, False, True])
-            combos = dict(zip(creatives["creative_id"], creatives["elements"]))
-            for pid, cid in top.drop_duplicates("product_id")[["product_id", "creative_id"]].itertuples(index=False):
-                best[pid] = list(combos[cid])
+        try:
+            top = best_logged_creatives(click_log(market), PRIOR_IMPRESSIONS)
+        except InputError:  # no usable logs: every product takes its first past creative
+            top = None
+        if top is not None:
+            best.update({pid: list(combo) for pid, combo in zip(top.index, top["elements"])})
         for pid, combo in zip(creatives["product_id"], creatives["elements"]):
             best.setdefault(pid, list(combo))
     for pid in market.products["product_id"]:
         if pid not in best:
             best[pid] = [market.usable_elements(pid, slot)["element_id"].iloc[0] for slot in market.config.slots]
     return best
-
-
-def _outcomes(market: Market) -> pd.DataFrame | None:
-    """Clicks and impressions per logged creative (None without logs)."""
-    if market.impressions is not None and not market.impressions.empty:
-        grouped = market.impressions.groupby("creative_id")["click"].agg(clicks="sum", trials="size")
-    elif market.creative_stats is not None and not market.creative_stats.empty:
-        grouped = market.creative_stats.groupby("creative_id")[["clicks", "impressions"]].sum()
-        grouped = grouped.rename(columns={"impressions": "trials"})
-    else:
-        return None
-    grouped = grouped.astype(float).reset_index()
-    owner = dict(zip(market.creatives["creative_id"], market.creatives["product_id"]))
-    grouped["product_id"] = grouped["creative_id"].map(owner)
-    return grouped.dropna(subset=["product_id"])
 
 
 def build_judge(

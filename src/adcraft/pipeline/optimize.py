@@ -34,12 +34,17 @@ from adcraft.atomic import move_into_place, write_png, write_text
 from adcraft.configuration import to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.evaluate.fidelity import product_fidelity
-from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals, lift_by_product
+from adcraft.evaluate.proposal_value import (
+    ProposalPolicy,
+    estimate_proposals,
+    lift_by_product,
+    policy_arrays,
+)
 from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
 from adcraft.generate.combo import ComboConfig, ComboTrainer
 from adcraft.market import Market, load_market, write_proposals
 from adcraft.render.from_market import MarketRenderer
-from adcraft.rewards.data import click_log
+from adcraft.rewards.data import best_logged_creatives, click_log
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
 
 
@@ -62,7 +67,7 @@ class OptimizeConfig:
     estimator: str = "dr"  # off-policy estimator of the proposals' value: ips | snips | dr | switch-dr | dm
     policy: str = "top1"  # how proposals become a policy for the estimate: top1 | softmax
     n_bootstrap: int = 500
-    prior_impressions: float = 200.0  # shrinkage of logged CTRs when picking each product's best logged creative
+    prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -107,14 +112,14 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     started = time.perf_counter()
     with steps("validate market"):
         market = load_market(market_dir)
-        click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
+        log = click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
         extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        result = _run(market, Path(market_dir), staging, out, config, steps, progress, extra)
+        result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra)
         result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
         write_text(staging / "run.json", json.dumps(result.run, indent=1, allow_nan=True, default=str))
         move_into_place(staging, out)
@@ -124,8 +129,8 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     return result
 
 
-def _run(market: Market, market_dir: Path, staging: Path, out: Path, config: OptimizeConfig, steps: _Steps,
-         progress: bool, extra: pd.DataFrame | None) -> OptimizeResult:
+def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out: Path, config: OptimizeConfig,
+         steps: _Steps, progress: bool, extra: pd.DataFrame | None) -> OptimizeResult:
     notes: list[str] = []
     with steps("reward model (multi-instance)"):
         reward_model = MILTrainer(config.reward).fit(market, progress=progress)
@@ -157,7 +162,7 @@ def _run(market: Market, market_dir: Path, staging: Path, out: Path, config: Opt
         )
     reward_model.save(staging / "models" / "reward")
     generator.save(staging / "models" / "combo")
-    logged = _best_logged(market, reward_model, config.prior_impressions)
+    logged = _best_logged(market, log, reward_model, config.prior_impressions)
     with steps("off-policy estimate"):
         ope, lifts = _estimate(market, proposals, reward_model, config, notes)
     if new_elements is not None and len(new_elements):
@@ -258,24 +263,14 @@ def _render(market: Market, proposals: pd.DataFrame, staging: Path, progress: bo
     return proposals.assign(image=images, product_bbox=boxes)
 
 
-def _best_logged(market: Market, model: MILModel, prior_impressions: float) -> pd.DataFrame:
-    """Each product's best logged creative by shrunk observed CTR, with its logged and predicted CTR.
-
-    Observed CTRs are shrunk toward the market's rate with ``prior_impressions`` pseudo-impressions,
-    ``(clicks + m·rate) / (impressions + m)``, so a creative with a lucky handful of impressions does not
-    pass for the best.
-    """
-    log = click_log(market)
-    per = log.groupby(["creative_id", "product_id"], sort=False)[["clicks", "trials"]].sum().reset_index()
-    rate = per["clicks"].sum() / per["trials"].sum()
-    per["shrunk_ctr"] = (per["clicks"] + prior_impressions * rate) / (per["trials"] + prior_impressions)
-    best = per.sort_values("shrunk_ctr", ascending=False).drop_duplicates("product_id")
-    creatives = market.creatives.set_index("creative_id")
-    best["elements"] = [list(creatives.loc[c, "elements"]) for c in best["creative_id"]]
-    best["image"] = [creatives.loc[c, "image"] if "image" in creatives else None for c in best["creative_id"]]
-    best["logged_ctr"] = best["clicks"] / best["trials"]
-    best["predicted_ctr"] = model.predict(best["product_id"].tolist(), best["elements"].tolist())
-    return best.set_index("product_id")
+def _best_logged(market: Market, log: pd.DataFrame, model: MILModel, prior_impressions: float) -> pd.DataFrame:
+    """Each product's best logged creative (``best_logged_creatives``), with its logged and predicted CTR."""
+    best = best_logged_creatives(log, prior_impressions)
+    images = market.creatives.set_index("creative_id")["image"] if "image" in market.creatives else None
+    best["image"] = [images.get(c) if images is not None else None for c in best["creative_id"]]
+    best["elements"] = [list(e) for e in best["elements"]]
+    best["predicted_ctr"] = model.predict(best.index.tolist(), best["elements"].tolist())
+    return best
 
 
 def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: OptimizeConfig,
@@ -283,10 +278,11 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
     """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
     policy = ProposalPolicy(config.policy)
     try:
-        value = estimate_proposals(market, proposals, config.estimator, policy, model.predict,
-                                   n_bootstrap=config.n_bootstrap)
-        lifts = lift_by_product(market, proposals, model.predict, policy=policy,
-                                n_bootstrap=min(config.n_bootstrap, 300))
+        arrays = policy_arrays(market, proposals, config.estimator, policy, model.predict)
+        value = estimate_proposals(market, proposals, config.estimator, policy, n_bootstrap=config.n_bootstrap,
+                                   arrays=arrays)
+        lifts = lift_by_product(market, proposals, model.predict, config.estimator, policy,
+                                n_bootstrap=min(config.n_bootstrap, 300), arrays=arrays)
     except InputError as exc:
         notes.append(f"Off-policy estimation was not possible: {exc}")
         return {"possible": False, "reason": str(exc)}, None

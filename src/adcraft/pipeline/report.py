@@ -12,6 +12,7 @@ import pandas as pd
 from adcraft.atomic import write_png
 from adcraft.evaluate.gallery import Card, Section
 from adcraft.evaluate.report import ReportSummary, bar_chart_svg, histogram_svg, html_table, write_report
+from adcraft.generate.combo import ComboHistory
 from adcraft.market import Market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILModel
@@ -28,7 +29,7 @@ def build_report(
     ope: dict,
     lifts: pd.DataFrame | None,
     notes: list[str],
-    history: object,
+    history: ComboHistory,
 ) -> Path:
     """Write ``report.html`` (and copies of the best logged creatives under ``logged/``) into ``staging``."""
     logged_images = _logged_images(staging, market, logged)
@@ -45,7 +46,7 @@ def build_report(
                 image=logged_images[pid],
                 caption=(
                     f"best logged: {best['creative_id']}",
-                    f"logged CTR {best['logged_ctr']:.2%} ({int(best['clicks'])}/{int(best['trials'])})",
+                    f"logged CTR {best['ctr']:.2%} ({int(best['clicks'])}/{int(best['trials'])})",
                     f"predicted CTR {best['predicted_ctr']:.2%}",
                 ),
                 badge="now",
@@ -115,7 +116,7 @@ def _short(text: str, width: int = 34) -> str:
 
 
 def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, predicted_lift: pd.Series,
-             model: MILModel, ope: dict, lift_rows: pd.DataFrame | None, notes: list[str], history: object
+             model: MILModel, ope: dict, lift_rows: pd.DataFrame | None, notes: list[str], history: ComboHistory
              ) -> ReportSummary:
     figures = [
         ("products", f"{len(market.products)}"),
@@ -143,10 +144,10 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
                   for e in picked.index]
         charts.append(bar_chart_svg(labels, picked.to_numpy(), "learned element effects (logit), top and bottom"))
     tables = []
-    steps = getattr(history, "steps", None)
-    if isinstance(steps, list) and steps and isinstance(steps[0], dict):
-        keys = [k for k in steps[0] if isinstance(steps[0][k], (int, float))]
-        every = max(1, len(steps) // 8)
-        rows = [[f"{s[k]:.4g}" if isinstance(s[k], float) else s[k] for k in keys] for s in steps[::every]]
-        tables.append(html_table(keys, rows, "combination policy training"))
+    if history.reward:
+        every = max(1, len(history.reward) // 8)
+        rows = [[k + 1, f"{history.reward[k]:.4g}", f"{history.kl[k]:.3g}", f"{history.entropy[k]:.3g}"]
+                for k in range(0, len(history.reward), every)]
+        tables.append(html_table(["RL step", "mean reward", "KL to behaviour cloning", "entropy"], rows,
+                                 "combination policy training (per step, before its update)"))
     return ReportSummary(figures=tuple(figures), notes=tuple(notes), charts=tuple(charts), tables=tuple(tables))

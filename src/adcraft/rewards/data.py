@@ -169,6 +169,22 @@ def creative_outcomes(log: pd.DataFrame) -> pd.DataFrame:
     return grouped.reset_index()
 
 
+def best_logged_creatives(log: pd.DataFrame, prior_impressions: float = 200.0) -> pd.DataFrame:
+    """Each product's logged creative with the best shrunk CTR, indexed by product (``creative_outcomes``
+    columns plus ``shrunk_ctr``).
+
+    A creative's CTR is shrunk toward its product's pooled CTR c_p with m = ``prior_impressions``
+    pseudo-impressions, ``(clicks + m·c_p) / (trials + m)``, so a creative shown a handful of times does
+    not win on luck; ties go to the smaller creative id.
+    """
+    per = creative_outcomes(log)
+    pooled = per.groupby("product_id")[["clicks", "trials"]].transform("sum")
+    prior = pooled["clicks"] / pooled["trials"].clip(lower=1.0)
+    per["shrunk_ctr"] = (per["clicks"] + prior_impressions * prior) / (per["trials"] + prior_impressions)
+    ranked = per.sort_values(["product_id", "shrunk_ctr", "creative_id"], ascending=[True, False, True])
+    return ranked.drop_duplicates("product_id").set_index("product_id")
+
+
 def context_distribution(log: pd.DataFrame, limit: int = MAX_CONTEXTS) -> list[tuple[str, float]]:
     """The most frequent contexts of a log with their share of impressions (renormalised to sum to 1)."""
     weights = log.groupby("context")["trials"].sum().sort_values(ascending=False).head(limit)
