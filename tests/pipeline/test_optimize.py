@@ -175,3 +175,19 @@ def test_optimize_with_generated_backgrounds(market_dir, tmp_path):
     assert result.run["counts"]["products"] == len(market.products)
     steps = result.run["timings"]
     assert any("background" in name for name in steps) or any("Background" in n for n in result.run["notes"])
+
+
+def test_products_table_names_the_current_creative_and_the_lift(run, market_dir):
+    result, out = run
+    market = load_market(market_dir)
+    products = pd.read_parquet(out / "products.parquet")
+    assert sorted(products["product_id"]) == sorted(market.products["product_id"])
+    logged_ids = set(market.creatives["creative_id"])
+    for _, row in products.iterrows():
+        assert row["current_creative_id"] in logged_ids
+        assert (out / row["current_image"]).is_file()
+        assert len(row["current_elements"]) == len(market.config.slots)
+        assert 0 < row["current_predicted_ctr"] < 1
+        if row["lift_impressions"] > 0:
+            assert row["lift_low"] <= row["estimated_lift"] <= row["lift_high"]
+    assert (products["lift_impressions"] > 0).any()

@@ -5,8 +5,10 @@ validate -> reward model (GenCO multi-instance, on cached text features) -> opti
 cloning, then policy gradient against the reward model) -> top-K per product -> render -> off-policy
 estimate of the proposals against the logging policy -> ``OUT/creatives.parquet`` (+ ``elements.parquet``
 for generated elements), ``OUT/report.html``, ``OUT/run.json`` and the trained models under ``OUT/models/``
-(``reward``: the multi-instance model, ``combo``: the policy). Every rendered proposal is checked to show
-the product's own pixels unaltered (``evaluate.fidelity``); a run that would break that fails.
+(``reward``: the multi-instance model, ``combo``: the policy), and ``OUT/products.parquet`` (per product, the
+creative shown now and the estimated lift of proposal #1; see ``_write_products``). Every rendered
+proposal is checked to show the product's own pixels unaltered (``evaluate.fidelity``);
+a run that would break that fails.
 
 Everything is written to a staging folder beside ``OUT`` and moved into place at the end, so a failed
 or refused run leaves no partial output (and an earlier ``OUT`` stays as it was until the new one is
@@ -28,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 
 from adcraft.atomic import move_into_place, write_png, write_text
@@ -171,9 +175,12 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
     write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
                     new_elements if new_elements is not None and len(new_elements) else None)
     with steps("report"):
-        from adcraft.pipeline.report import build_report
+        from adcraft.pipeline.report import build_report, copy_logged_images
 
-        build_report(staging, working, proposals, logged, reward_model, ope, lifts, notes, generator.history)
+        logged_images = copy_logged_images(staging, working, logged)
+        build_report(staging, working, proposals, logged, reward_model, ope, lifts, notes, generator.history,
+                     logged_images)
+        _write_products(staging, market, logged, logged_images, lifts)
     run = {
         "market": str(Path(market_dir).resolve()),
         "out": str(out.resolve()),
@@ -191,6 +198,49 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
         "timings": steps.timings,
     }
     return OptimizeResult(out, proposals, run)
+
+
+PRODUCT_COLUMNS = (
+    "product_id", "current_creative_id", "current_image", "current_elements", "current_logged_ctr",
+    "current_predicted_ctr", "lift_impressions", "estimated_lift", "lift_low", "lift_high",
+)
+
+
+def _write_products(staging: Path, market: Market, logged: pd.DataFrame, logged_images: dict[str, str],
+                    lifts: pd.DataFrame | None) -> None:
+    """``OUT/products.parquet``: per product, the creative shown now and the estimated lift of proposal #1.
+
+    An optional output beside the contract's ``creatives.parquet`` (one row per product of the market),
+    read by the review page. Columns: ``PRODUCT_COLUMNS``; the current creative is the best logged one
+    (null when the product has none), ``current_image`` is relative to OUT; the lift columns are the
+    per-product off-policy estimate and its interval (NaN when no estimate was possible).
+    """
+    lift_rows = lifts.set_index("product_id") if lifts is not None else None
+    rows = []
+    for pid in market.products["product_id"]:
+        has_logged = pid in logged.index
+        best = logged.loc[pid] if has_logged else None
+        lift = lift_rows.loc[pid] if lift_rows is not None and pid in lift_rows.index else None
+        rows.append((
+            pid,
+            best["creative_id"] if has_logged else None,
+            logged_images.get(pid),
+            [str(e) for e in best["elements"]] if has_logged else None,
+            float(best["ctr"]) if has_logged else np.nan,
+            float(best["predicted_ctr"]) if has_logged else np.nan,
+            int(lift["impressions"]) if lift is not None else 0,
+            float(lift["lift"]) if lift is not None else np.nan,
+            float(lift["lift_low"]) if lift is not None else np.nan,
+            float(lift["lift_high"]) if lift is not None else np.nan,
+        ))
+    frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
+    table = pa.Table.from_pandas(frame, preserve_index=False, schema=pa.schema([
+        ("product_id", pa.string()), ("current_creative_id", pa.string()), ("current_image", pa.string()),
+        ("current_elements", pa.list_(pa.string())), ("current_logged_ctr", pa.float64()),
+        ("current_predicted_ctr", pa.float64()), ("lift_impressions", pa.int64()), ("estimated_lift", pa.float64()),
+        ("lift_low", pa.float64()), ("lift_high", pa.float64()),
+    ]))
+    pq.write_table(table, staging / "products.parquet")
 
 
 def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:

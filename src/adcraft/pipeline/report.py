@@ -30,9 +30,9 @@ def build_report(
     lifts: pd.DataFrame | None,
     notes: list[str],
     history: ComboHistory,
+    logged_images: dict[str, str],
 ) -> Path:
-    """Write ``report.html`` (and copies of the best logged creatives under ``logged/``) into ``staging``."""
-    logged_images = _logged_images(staging, market, logged)
+    """Write ``report.html`` into ``staging``; ``logged_images`` from :func:`copy_logged_images`."""
     top = proposals[proposals["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
@@ -75,8 +75,11 @@ def build_report(
     return write_report(staging / "report.html", "adcraft: proposed creatives", lead, summary, sections)
 
 
-def _logged_images(staging: Path, market: Market, logged: pd.DataFrame) -> dict[str, str]:
-    """Copy (or, without an image, render) each product's best logged creative into ``logged/``."""
+def copy_logged_images(staging: Path, market: Market, logged: pd.DataFrame) -> dict[str, str]:
+    """Copy (or, without an image, render) each product's best logged creative into ``logged/``.
+
+    Returns each product's image path relative to ``staging``.
+    """
     folder = staging / "logged"
     folder.mkdir(parents=True, exist_ok=True)
     renderer, out = None, {}
