@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adcraft.market.problems import Problem
+from adcraft.market.problems import Problem, examples
 from adcraft.market.schema import ColumnSpec, Kind, Presence, TableSpec
 
 Source = Literal["parquet", "csv", "frame"]
@@ -268,8 +268,7 @@ def _cast_or_none(column: pa.ChunkedArray, data_type: pa.DataType) -> pa.Chunked
 
 def _shown(values: np.ndarray) -> str:
     """The first few distinct values, for a message."""
-    shown = list(dict.fromkeys(values.tolist()))[:3]
-    return ", ".join(repr(value) for value in shown)
+    return examples(values.tolist())
 
 
 def _read_integers(spec: ColumnSpec, column: pa.ChunkedArray, file: str,
@@ -318,7 +317,7 @@ def _parse_json_lists(spec: ColumnSpec, text: np.ndarray, null: np.ndarray, file
             continue
         try:
             items = json.loads(cell)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too long an integer, nested too deeply
             items = None
         if isinstance(items, list) and all(isinstance(item, str) for item in items):
             values[row] = items

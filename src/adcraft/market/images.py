@@ -64,7 +64,10 @@ def resolve_inside(root: Path, relpath: str) -> Path:
     if reason is not None:
         raise InputError(f"{relpath!r}: {reason}")
     real_root = Path(root).resolve()
-    real = (real_root / relpath).resolve()
+    try:
+        real = (real_root / relpath).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a loop of symbolic links
+        raise InputError(f"{relpath!r}: path cannot be followed ({error})") from None
     if not real.is_relative_to(real_root):
         raise InputError(f"{relpath!r}: a symbolic link leads outside the market folder ({real})")
     return real
@@ -78,9 +81,9 @@ def open_image(path: Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     corrupt.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: image file does not exist" if not path.exists()
-                         else f"{path}: is not a file")
+    kind = _file_kind(path)
+    if kind is not None:
+        raise InputError(f"{path}: {kind}")
     try:
         with Image.open(path, formats=ACCEPTED_FORMATS) as header:
             width, height = header.size
@@ -106,6 +109,16 @@ def open_image(path: Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     return image
 
 
+def _file_kind(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be opened, or None if it is one."""
+    try:
+        if path.is_file():
+            return None
+        return "is not a file" if path.exists() else "image file does not exist"
+    except OSError as error:  # a name too long, a permission denied on a folder, ...
+        return f"cannot be read ({error.strerror or error})"
+
+
 def _unaccepted_kind(path: Path) -> str:
     """Say what a file that is not PNG/JPEG/WebP is, reading its header only."""
     try:
@@ -128,10 +141,9 @@ def image_problem(root: Path, relpath: str, limits: ImageLimits = ImageLimits(),
         path = resolve_inside(root, relpath)
     except InputError as error:
         return str(error).removeprefix(f"{relpath!r}: ")
-    if not path.exists():
-        return "image file does not exist"
-    if not path.is_file():
-        return "is not a file"
+    kind = _file_kind(path)
+    if kind is not None:
+        return kind
     if not decode:
         return None
     try:

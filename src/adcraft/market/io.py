@@ -43,11 +43,16 @@ class _ReadMarket:
 def _read_config(root: Path, limits: ImageLimits) -> tuple[MarketConfig | None, list[Problem]]:
     path = root / CONFIG_FILE
     if not path.is_file():
-        return None, [Problem(CONFIG_FILE, (), None, "file is missing; it must hold "
+        what = "is not a file" if path.exists() else "file is missing"
+        return None, [Problem(CONFIG_FILE, (), None, f"{what}; it must hold "
                               '{"format": "adcraft-market/1", "slots": [...]}')]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except OSError as error:
+        return None, [Problem(CONFIG_FILE, (), None, f"cannot be read ({error.strerror or error})")]
+    # ValueError covers JSONDecodeError, bad UTF-8 and integers longer than Python's digit limit;
+    # RecursionError is what json raises for arrays or objects nested too deeply.
+    except (ValueError, RecursionError) as error:
         return None, [Problem(CONFIG_FILE, (), None, f"is not valid JSON ({error})")]
     problems = config_problems(data, limits)
     return (None if problems else MarketConfig.from_json(data)), problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from adcraft.errors import InputError
 
@@ -11,6 +12,23 @@ MAX_LISTED_ROWS = 10
 """Rows a problem names; the rest are only counted (``more_rows``)."""
 MAX_LISTED_PROBLEMS = 20
 """Problems an error message lists; the rest are only counted."""
+MAX_EXAMPLES = 3
+"""Distinct bad values a problem quotes."""
+MAX_EXAMPLE_CHARS = 60
+"""Characters of one quoted value; a longer one is cut (a cell may hold megabytes)."""
+
+
+def examples(values: Iterable[Any]) -> str:
+    """The first few distinct values, each quoted with ``repr`` and cut short, for a message."""
+    shown: list[Any] = []
+    for value in values:
+        if value not in shown:
+            shown.append(value)
+            if len(shown) == MAX_EXAMPLES:
+                break
+    quoted = (repr(value) for value in shown)
+    return ", ".join(text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + "..."
+                     for text in quoted)
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,8 @@ class Problem:
                 where += f" and {self.more_rows} more"
         if self.column is not None:
             where += f": column {self.column}"
-        return f"{where}: {self.rule}"
+        rule = " ".join(self.rule.splitlines())  # a parser's message may span lines; a problem is one
+        return f"{where}: {rule}"
 
 
 class MarketValidationError(InputError):
@@ -56,8 +75,11 @@ class MarketValidationError(InputError):
         self.problems = list(problems)
         subject = f"the market at {where}" if where else "the market"
         count = len(self.problems)
-        lines = [f"{subject} breaks {count} rule{'s' if count != 1 else ''} "
-                 "of the market format (adcraft-market/1):"]
+        if count == 1:  # one line, as the command line prints it
+            super().__init__(f"{subject} breaks a rule of the market format (adcraft-market/1): "
+                             f"{self.problems[0]}")
+            return
+        lines = [f"{subject} breaks {count} rules of the market format (adcraft-market/1):"]
         lines += [f"- {problem}" for problem in self.problems[:MAX_LISTED_PROBLEMS]]
         if count > MAX_LISTED_PROBLEMS:
             lines.append(f"- ... and {count - MAX_LISTED_PROBLEMS} more")

@@ -57,12 +57,20 @@ def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
     """Read and type a table file; a ``Problem`` if the file cannot be read at all."""
     try:
         if table_file.format == "parquet":
-            table = pq.read_table(table_file.path)
+            # One file, read as written: pq.read_table would also read a folder as a dataset and
+            # refuses a file with a repeated column name, which typing reports by name instead.
+            with pq.ParquetFile(table_file.path) as parquet:
+                table = parquet.read()
         else:
             table = _read_csv_text(table_file.path)
     except (OSError, pa.ArrowException, csv.Error, UnicodeDecodeError, ValueError) as error:
         return Problem(table_file.name, (), None,
                        f"cannot be read as {table_file.format.upper()}: {error}")
+    for name, column in zip(table.column_names, table.columns):
+        try:  # Parquet readers do not check that text is UTF-8; typing it would fail later
+            column.validate(full=True)
+        except pa.ArrowInvalid as error:
+            return Problem(table_file.name, (), name, f"holds malformed data ({error})")
     return typed_table(spec, table, table_file.name, table_file.format)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from adcraft.market.coerce import TypedTable
 from adcraft.market.images import ImageLimits, image_problems
-from adcraft.market.problems import Problem
+from adcraft.market.problems import Problem, examples
 from adcraft.market.schema import (
     CONTENT_FIELDS,
     FORMAT,
@@ -63,9 +63,9 @@ def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Prob
             problems.append(Problem(CONFIG_FILE, (), "canvas",
                                     "must be [width, height] in pixels, two positive integers"))
         elif canvas[0] * canvas[1] > limits.max_pixels:
+            size = "x".join(examples([side]) for side in canvas)  # a side may have 4000 digits
             problems.append(Problem(CONFIG_FILE, (), "canvas",
-                                    f"{canvas[0]}x{canvas[1]} is over the pixel limit of "
-                                    f"{limits.max_pixels:,}"))
+                                    f"{size} is over the pixel limit of {limits.max_pixels:,}"))
     return problems
 
 
@@ -109,13 +109,7 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
 
 def _examples(values: Iterable[Any]) -> str:
     """The first few distinct values, for a message."""
-    shown: list[Any] = []
-    for value in values:
-        if value not in shown:
-            shown.append(value)
-            if len(shown) == EXAMPLES:
-                break
-    return ", ".join(repr(value) for value in shown)
+    return examples(values)
 
 
 def _rows_where(table: TypedTable, mask: np.ndarray, column: str, rule: str) -> list[Problem]:
@@ -205,7 +199,9 @@ def _number(value: float | None) -> str:
 def _is_json_object(text: str) -> bool:
     try:
         return isinstance(json.loads(text), dict)
-    except (json.JSONDecodeError, TypeError):
+    # ValueError: not JSON, or an integer longer than Python's digit limit; RecursionError:
+    # nested too deeply for the parser.
+    except (ValueError, RecursionError, TypeError):
         return False
 
 
