@@ -232,6 +232,13 @@ class Compositor:
             self._draw_shadow(image, bbox, product_box)
         image.paste(product.convert("RGB"), bbox[:2], product.getchannel("A"))
 
+        drawn = self.draw_text(image, spec, canvas)
+        return RenderedCreative(image=image, product_bbox=bbox, text_boxes=drawn)
+
+    def draw_text(self, image: Image.Image, spec: CreativeSpec, canvas: tuple[int, int]) -> tuple[PixelBox, ...]:
+        """Draw the template's band, the title and the highlight badge on ``image`` (in place), after the
+        background and the product; the boxes drawn into. Every renderer backend finishes a creative this way."""
+        template = get_template(spec.template)
         title = (spec.title or "").strip()
         highlight = (spec.highlight or "").strip()
         drawn: list[PixelBox] = []
@@ -247,7 +254,7 @@ class Compositor:
             box = to_pixels(template.badge, canvas)
             if self._draw_badge(image, box, highlight, spec.font):
                 drawn.append(box)
-        return RenderedCreative(image=image, product_bbox=bbox, text_boxes=tuple(drawn))
+        return tuple(drawn)
 
     def _draw_shadow(self, image: Image.Image, bbox: PixelBox, product_box: PixelBox) -> None:
         """A soft elliptical contact shadow at the product's base, kept inside the product box."""

@@ -1,4 +1,7 @@
-"""From a market's element ids to a rendered creative: the glue between the data contract and the compositor."""
+"""From a market's element ids to a rendered creative: the glue between the data contract and the renderer.
+
+The renderer is the compositor unless a :class:`RenderConfig` selects the diffusion backend.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,25 @@ from PIL import Image
 
 from adcraft.errors import InputError
 from adcraft.market import Market
+from adcraft.render.backend import RenderConfig, build_renderer
 from adcraft.render.compositor import Compositor, CreativeSpec, RenderedCreative
 
 RENDERED_SLOTS: tuple[str, ...] = ("title", "highlight", "background", "template", "font", "text_color")
 
 
 class MarketRenderer:
-    """Renders combinations of a market's elements; opens each product photo once."""
+    """Renders combinations of a market's elements; opens each product photo once.
 
-    def __init__(self, market: Market, compositor: Compositor | None = None) -> None:
+    ``config`` picks the background backend (default: the compositor); ``compositor`` (default: one
+    made from ``config.compositor``) places the product and draws the text for either backend.
+    """
+
+    def __init__(self, market: Market, compositor: Compositor | None = None,
+                 config: RenderConfig | None = None) -> None:
         self.market = market
-        self.compositor = compositor or Compositor()
+        self.config = config or RenderConfig()
+        self.compositor = compositor or Compositor(self.config.compositor)
+        self.backend = build_renderer(self.config, self.compositor)
         self._product_image = dict(zip(market.products["product_id"], market.products["image"]))
         el = market.elements
         self._elements = {
@@ -60,4 +71,4 @@ class MarketRenderer:
     def render(self, product_id: str, element_ids: Sequence[str]) -> RenderedCreative:
         """Render one combination of a product at the market's canvas size."""
         spec = self.spec(product_id, element_ids)
-        return self.compositor.render(spec, canvas=self.market.config.canvas)
+        return self.backend.render(spec, canvas=self.market.config.canvas)
