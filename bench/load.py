@@ -1,0 +1,256 @@
+"""Load test of ``adcraft serve``: latency per route, throughput, errors and the server's peak memory.
+
+    python bench/load.py [--duration 60] [--clients 50] [--seed 41] [--products 20]
+                         [--workdir /tmp/adcraft-bench/load] [--out out/bench/load.json]
+
+It simulates a small market, runs ``optimize`` on it with a small configuration, starts ``adcraft serve``
+on a free loopback port in a subprocess (a real uvicorn server with a token) and runs two phases of
+``--clients`` concurrent clients (httpx, asyncio) for ``--duration`` seconds each:
+
+- ``score``: ``POST /v1/score`` on combinations drawn from the run's proposals and the market's logged
+  creatives, every one scored once before the clock starts (cached features; goal p99 < 50 ms);
+- ``mixed``: 70 % score, 15 % ``/v1/propose`` (k in 1..3) and 15 % ``GET /v1/creatives/{id}.png``.
+
+Reported per phase: requests, errors (status >= 400 or a failed connection), requests/s, p50/p99 latency
+per route in ms as the clients saw it and as the server's access log measured it (time inside the app);
+and the server's peak resident memory (``VmHWM`` of /proc/PID/status). After SIGTERM the server finishes
+in-flight requests and exits with status -15 (uvicorn re-raises the signal once shut down). The client runs
+on the same machine as the server, so on a small or shared machine both compete for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.simulator import SimulatorConfig, simulate_market
+
+SMALL_OPTIMIZE = OptimizeConfig.smoke(top_k=3)
+
+
+def make_run(workdir: Path, seed: int, products: int) -> tuple[Path, Path]:
+    """A simulated market and a small optimize run on it (reused when already there)."""
+    market_dir, run_dir = workdir / f"market-{seed}-{products}", workdir / f"run-{seed}-{products}"
+    if not (run_dir / "creatives.parquet").is_file():
+        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=600 * products,
+                                 creatives_per_product=3, canvas=(256, 256), photo_size=160)
+        market_dir = simulate_market(config, market_dir).market_dir
+        optimize(market_dir, run_dir, SMALL_OPTIMIZE)
+    return run_dir, market_dir
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(run_dir: Path, market_dir: Path, workdir: Path, port: int, token: str, log) -> subprocess.Popen:
+    token_file = workdir / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    command = [sys.executable, "-m", "adcraft.cli", "serve", "--run", str(run_dir), "--market", str(market_dir),
+               "--port", str(port), "--token-file", str(token_file),
+               "--database-url", f"sqlite:///{workdir / 'decisions.sqlite'}"]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(base: str, server: subprocess.Popen, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode} (see server.log)")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the server did not become healthy in time")
+
+
+@dataclass
+class Workload:
+    combos: list[tuple[str, list[str]]]
+    products: list[str]
+    creative_ids: list[str]
+    live_ids: list[str] = field(default_factory=list)
+
+
+def workload(run_dir: Path, market_dir: Path) -> Workload:
+    proposals = pd.read_parquet(run_dir / "creatives.parquet")
+    logged = pd.read_parquet(market_dir / "creatives.parquet")
+    combos = [(p, [str(e) for e in c]) for p, c in zip(proposals["product_id"], proposals["elements"])]
+    combos += [(p, [str(e) for e in c]) for p, c in zip(logged["product_id"], logged["elements"])]
+    ids = [Path(i).stem for i in proposals["image"]] + logged["creative_id"].tolist()
+    return Workload(combos, sorted(set(proposals["product_id"])), ids)
+
+
+async def one_request(client: httpx.AsyncClient, rng: random.Random, work: Workload, mixed: bool
+                      ) -> tuple[str, int, float]:
+    draw = rng.random() if mixed else 0.0
+    started = time.perf_counter()
+    try:
+        if draw < 0.70:
+            product, elements = rng.choice(work.combos)
+            route = "score"
+            response = await client.post("/v1/score", json={"product_id": product, "elements": elements})
+        elif draw < 0.85:
+            route = "propose"
+            response = await client.post("/v1/propose", json={"product_id": rng.choice(work.products),
+                                                              "k": rng.randint(1, 3)})
+            if response.status_code == 200:
+                work.live_ids.extend(c["id"] for c in response.json()["creatives"])
+                del work.live_ids[:-200]
+        else:
+            route = "creatives"
+            pool = work.creative_ids + work.live_ids
+            response = await client.get(f"/v1/creatives/{rng.choice(pool)}.png")
+        status = response.status_code
+    except httpx.HTTPError:
+        route, status = ("score" if draw < 0.70 else "propose" if draw < 0.85 else "creatives"), 0
+    return route, status, 1000 * (time.perf_counter() - started)
+
+
+async def phase(base: str, token: str, work: Workload, clients: int, duration_s: float, seed: int, mixed: bool
+                ) -> dict:
+    records: list[tuple[str, int, float]] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=30) as client:
+        deadline = time.perf_counter() + duration_s
+
+        async def user(index: int) -> None:
+            rng = random.Random(seed * 1000 + index)
+            while time.perf_counter() < deadline:
+                records.append(await one_request(client, rng, work, mixed))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user(i) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    return summarise(records, elapsed)
+
+
+def summarise(records: list[tuple[str, int, float]], elapsed: float) -> dict:
+    out = {"requests": len(records), "seconds": round(elapsed, 2),
+           "requests_per_s": round(len(records) / elapsed, 1),
+           "errors": sum(1 for _, status, _ in records if status == 0 or status >= 400),
+           "statuses": {}, "routes": {}}
+    for _, status, _ in records:
+        out["statuses"][str(status)] = out["statuses"].get(str(status), 0) + 1
+    for route in sorted({r for r, _, _ in records}):
+        ms = np.array([m for r, _, m in records if r == route])
+        out["routes"][route] = {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                                "p99_ms": round(float(np.percentile(ms, 99)), 2),
+                                "max_ms": round(float(ms.max()), 2)}
+    return out
+
+
+def access_lines(log: Path) -> list[dict]:
+    """The server's access-log records (one JSON object per request)."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def server_side(records: list[dict]) -> dict:
+    """p50/p99 of the time each request spent inside the app (the access log's ms), per route."""
+    out = {}
+    for route in ("score", "propose", "creatives"):
+        ms = np.array([r["ms"] for r in records if r["path"].startswith(f"/v1/{route}")])
+        if len(ms):
+            out[route] = {"p50_ms": round(float(np.percentile(ms, 50)), 2),
+                          "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+    return out
+
+
+def warm_scores(base: str, token: str, work: Workload) -> None:
+    """Score every combination once, so that the score phase measures cached features."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for product, elements in work.combos:
+            response = client.post("/v1/score", json={"product_id": product, "elements": elements})
+            response.raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=41)
+    parser.add_argument("--products", type=int, default=20)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/adcraft-bench/load"))
+    parser.add_argument("--out", type=Path, default=Path("out/bench/load.json"))
+    args = parser.parse_args()
+    print(f"seeds: market {args.seed}, clients {args.seed}*1000+i; {args.clients} clients, {args.duration:g} s "
+          "per phase", flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    run_dir, market_dir = make_run(args.workdir, args.seed, args.products)
+    token, port = secrets.token_urlsafe(24), free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(args.workdir / "server.log", "w") as log:
+        server = start_server(run_dir, market_dir, args.workdir, port, token, log)
+        report_run(args, run_dir, market_dir, server, base, token)
+
+
+def report_run(args: argparse.Namespace, run_dir: Path, market_dir: Path, server: subprocess.Popen, base: str,
+               token: str) -> None:
+    try:
+        wait_healthy(base, server)
+        work = workload(run_dir, market_dir)
+        warm_scores(base, token, work)
+        results = {}
+        for name, seed, mixed in (("score", args.seed, False), ("mixed", args.seed + 1, True)):
+            start_line = len(access_lines(args.workdir / "server.log"))
+            results[name] = asyncio.run(phase(base, token, work, args.clients, args.duration, seed, mixed))
+            results[name]["server_side"] = server_side(access_lines(args.workdir / "server.log")[start_line:])
+        peak = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            exit_status = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            exit_status = server.wait()
+    report = {
+        "seed": args.seed, "clients": args.clients, "duration_s": args.duration, "products": args.products,
+        "combinations": len(work.combos), "server_peak_rss_mb": round(peak, 1), "server_exit_status": exit_status,
+        "cpu_count": os.cpu_count(), "python": platform.python_version(), "phases": results,
+    }
+    for name, result in results.items():
+        print(f"{name}: {result['requests']} requests in {result['seconds']} s = {result['requests_per_s']}/s, "
+              f"{result['errors']} errors {result['statuses']}")
+        for route, figures in result["routes"].items():
+            print(f"  {route:>9}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms "
+                  f"({figures['requests']} requests)")
+        for route, figures in result["server_side"].items():
+            print(f"  {route:>9}: inside the app p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
+    print(f"server peak RSS {peak:.0f} MB; exit status after SIGTERM {exit_status}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

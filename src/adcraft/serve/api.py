@@ -1,0 +1,191 @@
+"""The API's routes: health, score, propose, edit and the creatives' images.
+
+Model and rendering work runs through the app's ``WorkLimiter`` (bounded concurrency and time); a
+combination whose score is cached is answered on the event loop without waiting for a worker.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from adcraft import __version__
+from adcraft.errors import InputError
+from adcraft.serve.auth import require_token
+from adcraft.serve.limits import WorkLimiter, decode_upload
+from adcraft.serve.schemas import (
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    Attribution,
+    HealthResponse,
+    ProposedCreative,
+    ProposeRequest,
+    ProposeResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from adcraft.serve.state import (
+    CONTRASTIVE_MODEL_MISSING,
+    CTR_MODEL_MISSING,
+    ModelMissing,
+    ScoredCombination,
+    ServedRun,
+    png_bytes,
+)
+
+UPLOAD_FIELDS = {
+    "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"},
+    "text": {"type": "string", "maxLength": MAX_TEXT_CHARS, "description": "the product's text"},
+    "product_id": {"type": "string", "maxLength": MAX_ID_CHARS},
+}
+SCORE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ScoreRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image", "text", "product_id"],
+                                       "properties": UPLOAD_FIELDS}},
+}}}
+EDIT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image", "text"],
+                                       "properties": UPLOAD_FIELDS}},
+}}}
+PNG_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+
+
+def served(request: Request) -> ServedRun:
+    return request.app.state.served
+
+
+def limiter(request: Request) -> WorkLimiter:
+    return request.app.state.limiter
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", response_model=HealthResponse)
+    async def health(request: Request) -> HealthResponse:
+        """Liveness: ok, the adcraft version and which models are loaded (no authentication)."""
+        return HealthResponse(ok=True, version=__version__, models=served(request).loaded_models())
+
+    return router
+
+
+def api_router() -> APIRouter:
+    """The ``/v1`` routes, all behind :func:`adcraft.serve.auth.require_token`."""
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["api"])
+
+    @router.post("/score", response_model=ScoreResponse, openapi_extra=SCORE_BODY)
+    async def score(request: Request) -> ScoreResponse:
+        """Predicted CTR of a combination (JSON, multi-instance model, with per-element attributions) or of an
+        uploaded image and text (multipart, point-wise CTR model given with --ctr-model)."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            return await _score_upload(request)
+        if kind not in ("application/json", ""):
+            raise HTTPException(status_code=415, detail="send a combination as application/json or an image and "
+                                                        "text as multipart/form-data")
+        payload = _parse(ScoreRequest, await request.body())
+        run, context = served(request), payload.context_text()
+        result = run.cached_score(payload.product_id, payload.elements, context)
+        if result is None:
+            result = await limiter(request).run(run.score, payload.product_id, payload.elements, context)
+        return _score_response(result)
+
+    async def _score_upload(request: Request) -> ScoreResponse:
+        image, text, product_id = await _upload_fields(request, need_product=True)
+        run = served(request)
+        if run.ctr_model is None:
+            raise ModelMissing(CTR_MODEL_MISSING)
+
+        def work() -> tuple[float, list[str], bool]:
+            decoded = decode_upload(image, run.config.max_image_pixels)
+            return run.score_upload(product_id, decoded, text)
+
+        ctr, elements, image_used = await limiter(request).run(work)
+        return ScoreResponse(model="ctr", product_id=product_id, elements=elements, predicted_ctr=ctr,
+                             image_used=image_used)
+
+    @router.post("/propose", response_model=ProposeResponse)
+    async def propose(payload: ProposeRequest, request: Request) -> ProposeResponse:
+        """The combination policy's top-K creatives for a product, rendered; images at ``image_url``."""
+        run = served(request)
+        creatives = await limiter(request).run(run.propose, payload.product_id, payload.k, payload.context)
+        return ProposeResponse(product_id=payload.product_id, k=payload.k, creatives=[
+            ProposedCreative(id=c.id, rank=c.rank, elements=c.elements, predicted_ctr=c.predicted_ctr,
+                             image_url=f"/v1/creatives/{c.id}.png", product_bbox=c.product_bbox)
+            for c in creatives
+        ])
+
+    @router.post("/edit", response_class=Response, responses=PNG_RESPONSE, openapi_extra=EDIT_BODY)
+    async def edit(request: Request) -> Response:
+        """An uploaded image edited toward a higher utility-aware score (needs --contrastive-model); the
+        figures of the edit are in the ``X-Adcraft-Edit`` header (JSON)."""
+        image, text, _ = await _upload_fields(request, need_product=False)
+        run = served(request)
+        model = run.contrastive_model
+        if model is None:
+            raise ModelMissing(CONTRASTIVE_MODEL_MISSING)
+
+        def work() -> tuple[bytes, dict]:
+            from adcraft.generate.edit import edit_image
+
+            result = edit_image(model, decode_upload(image, run.config.max_image_pixels), text)
+            return png_bytes(result.image), result.to_json()
+
+        png, figures = await limiter(request).run(work)
+        return Response(png, media_type="image/png",
+                        headers={"X-Adcraft-Edit": json.dumps(figures, separators=(",", ":"), default=float)})
+
+    @router.get("/creatives/{creative_id}.png", response_class=Response, responses=PNG_RESPONSE)
+    def creative_image(creative_id: str, request: Request) -> Response:
+        """A creative's PNG: a proposal of the run, a logged creative of the market or a live render."""
+        found = served(request).creative_png(creative_id)
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if isinstance(found, bytes):
+            return Response(found, media_type="image/png", headers=headers)
+        return FileResponse(found, media_type="image/png", headers=headers)
+
+    return router
+
+
+def _parse(model: type[ScoreRequest], body: bytes) -> ScoreRequest:
+    if not body:
+        raise InputError("the request body is empty: send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+async def _upload_fields(request: Request, need_product: bool) -> tuple[bytes, str, str]:
+    """(image bytes, text, product_id) of a multipart upload; ``InputError`` for a missing or bad field."""
+    form = await request.form(max_files=1, max_fields=4)
+    image = form.get("image")
+    if not isinstance(image, UploadFile):
+        raise InputError("multipart field 'image' is required: a PNG, JPEG or WebP file")
+    text = form.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("multipart field 'text' is required and may not be empty: the product's text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"field 'text' is {len(text):,} characters long; at most {MAX_TEXT_CHARS:,} are accepted")
+    product_id = form.get("product_id")
+    if need_product and (not isinstance(product_id, str) or not product_id):
+        raise InputError("multipart field 'product_id' is required: the product the image shows")
+    if isinstance(product_id, str) and len(product_id) > MAX_ID_CHARS:
+        raise InputError(f"field 'product_id' is longer than {MAX_ID_CHARS} characters")
+    data = await image.read()
+    return data, text.strip(), product_id if isinstance(product_id, str) else ""
+
+
+def _score_response(result: ScoredCombination) -> ScoreResponse:
+    return ScoreResponse(
+        model="mil", product_id=result.product_id, elements=result.elements, context=result.context,
+        predicted_ctr=result.predicted_ctr, logit=result.logit, baseline=result.baseline,
+        attributions=[Attribution(slot=s, element_id=e, contribution=c) for s, e, c in result.attributions],
+    )

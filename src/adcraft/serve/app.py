@@ -1,0 +1,192 @@
+"""``create_app``: the FastAPI application over one optimize run (API, login, review page, docs).
+
+Every response carries an ``X-Request-ID`` (the caller's, when it sent a plain one, else a new one) and
+one JSON line is logged per request to the ``adcraft.serve.access`` logger: method, path, status,
+milliseconds and request id. Errors answer ``{"error", "message", "detail"}`` with a message a caller can
+act on; an unexpected failure answers 500 with the request id only (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adcraft import __version__
+from adcraft.errors import InputError
+from adcraft.serve.api import api_router, health_router
+from adcraft.serve.auth import login_router, require_token
+from adcraft.serve.config import ServeConfig
+from adcraft.serve.limits import BodyLimitMiddleware, WorkLimiter
+from adcraft.serve.state import ModelMissing, NotFound, ServedRun
+
+access_log = logging.getLogger("adcraft.serve.access")
+error_log = logging.getLogger("adcraft.serve")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_MESSAGE_CHARS = 2000
+
+
+def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
+    """The application serving ``config.run_dir``; ``served`` reuses an already loaded run (tests, benchmarks).
+
+    Loads the run, its market and models now, so a bad run folder fails here with an ``InputError``.
+    """
+    served = served or ServedRun(config)
+    work = WorkLimiter(config.max_concurrent, config.queue_timeout_s, config.request_timeout_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(work.close)  # running jobs finish before the process exits
+        served.close()
+
+    app = FastAPI(title="adcraft", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, description="Score, propose and edit ad creatives of an optimize run.")
+    app.state.serve_config = config
+    app.state.served = served
+    app.state.limiter = work
+    app.include_router(health_router())
+    app.include_router(login_router())
+    app.include_router(api_router())
+    _add_docs(app)
+    from adcraft.serve.review import build_review_router
+
+    app.include_router(build_review_router(config.run_dir, config.market_dir, config.database_url, require_token))
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """OpenAPI schema and Swagger UI, behind the token like every other route."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_token)])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="adcraft API")
+
+
+def _error(status: int, message: str, detail: object = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    try:
+        code = HTTPStatus(status).phrase.lower().replace(" ", "_")
+    except ValueError:
+        code = "error"
+    message = message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "..."
+    return JSONResponse({"error": code, "message": message, "detail": message if detail is None else detail},
+                        status_code=status, headers=headers)
+
+
+def validation_message(errors: list[dict]) -> str:
+    """One line per problem of a refused request: where (``body.k``) and what."""
+    lines = []
+    for error in errors[:10]:
+        where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+        lines.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "invalid request: " + "; ".join(lines) + more
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InputError)
+    async def bad_input(request: Request, exc: InputError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(ModelMissing)
+    async def model_missing(request: Request, exc: ModelMissing) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                  for e in exc.errors()]
+        return _error(422, validation_message(errors), errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login", status_code=303)  # a browser without the cookie: to the login form
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
+        return _error(exc.status_code, message, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("adcraft.request_id", "")
+        error_log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
+        return _error(500, f"internal error; the server log has the details (request id {request_id})")
+
+
+class AccessLogMiddleware:
+    """Pure ASGI middleware: a request id on every request and response, one JSON log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope["adcraft.request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info(json.dumps({
+                "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                "ms": round(1000 * (time.perf_counter() - started), 2), "request_id": request_id,
+            }))
+
+
+def run_server(config: ServeConfig) -> None:
+    """Check the configuration (``auth.check_startup``), load the run and serve it with uvicorn until SIGINT/SIGTERM.
+
+    On shutdown uvicorn stops accepting connections and lets requests in flight finish (up to the request
+    timeout); the app's lifespan then waits for running jobs and closes the decisions database.
+    """
+    import uvicorn
+
+    from adcraft.serve.auth import check_startup
+
+    check_startup(config)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    access_log.setLevel(logging.INFO)
+    app = create_app(config)
+    if config.token is None:
+        error_log.warning("authentication is off (--insecure-local): only this machine can reach the server")
+    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info",
+                timeout_graceful_shutdown=max(1, int(config.request_timeout_s)), server_header=False)

@@ -1,0 +1,69 @@
+"""Settings of ``adcraft serve``: which run to serve, where to listen, who may call it and how much it may take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from adcraft.errors import InputError
+
+DATABASE_FILE = "decisions.sqlite"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything the HTTP API needs to start; validated on construction.
+
+    - ``run_dir``: an ``adcraft optimize`` output folder; ``market_dir``: the market it was made from.
+    - ``token``: the bearer token every route but ``/health`` (and the login form) asks for; None turns
+      authentication off, which ``auth.check_startup`` allows only on a loopback address with
+      ``insecure_local``.
+    - ``database_url``: where the review page keeps decisions (default: ``decisions.sqlite`` in the run folder).
+    - ``max_body_bytes``: largest request body (413 beyond); ``max_image_pixels``: largest uploaded image,
+      read from its header before any pixel is decoded (422 beyond).
+    - ``max_concurrent``: model or rendering jobs running at once; a request waits at most
+      ``queue_timeout_s`` for a slot, then gets 503 with ``Retry-After``. ``request_timeout_s``: a job
+      running longer answers 504.
+    - ``ctr_model_dir``: a point-wise CTR model (``adcraft train ctr``) for scoring uploaded images;
+      ``contrastive_model_dir``: a contrastive model (``adcraft train contrastive``) for ``/v1/edit``.
+    - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
+      in-memory caches of scores and rendered PNGs.
+    """
+
+    run_dir: Path
+    market_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    insecure_local: bool = False
+    database_url: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 4_000_000
+    max_concurrent: int = 4
+    queue_timeout_s: float = 2.0
+    request_timeout_s: float = 30.0
+    ctr_model_dir: Path | None = None
+    contrastive_model_dir: Path | None = None
+    max_k: int = 20
+    score_cache_size: int = 65_536
+    render_cache_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        object.__setattr__(self, "market_dir", Path(self.market_dir))
+        if self.database_url is None:
+            object.__setattr__(self, "database_url", f"sqlite:///{(self.run_dir / DATABASE_FILE).resolve()}")
+        for name in ("ctr_model_dir", "contrastive_model_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"port must lie in [0, 65535], got {self.port}")
+        for name in ("max_body_bytes", "max_image_pixels", "max_concurrent", "max_k", "score_cache_size",
+                     "render_cache_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("queue_timeout_s", "request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.token is not None and not self.token.strip():
+            raise InputError("the API token is empty")

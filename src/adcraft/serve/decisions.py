@@ -1,0 +1,173 @@
+"""The reviewers' decisions on a run's proposals, kept in a SQL database (SQLAlchemy 2).
+
+An embedded SQLite file by default (``sqlite_url``); any SQLAlchemy URL works, e.g.
+``postgresql+psycopg://user@host/db`` with that driver installed. Each decision is one row, never updated:
+the latest row of a creative is its state, the older ones its history. A row keeps the creative as it was
+when decided (elements, predicted CTR, image), so an export still says what was approved after the run
+folder is replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from adcraft.errors import InputError
+from adcraft.serve.run_view import RunView
+
+DECISIONS = ("approve", "reject")
+MAX_NOTE_CHARS = 2000
+EXPORT_COLUMNS = ("product_id", "creative_id", "rank", "elements", "image", "predicted_ctr", "note", "decided_at")
+
+_metadata = sa.MetaData()
+decisions_table = sa.Table(
+    "review_decisions",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("product_id", sa.String(255), nullable=False),
+    sa.Column("creative_id", sa.String(255), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("elements", sa.JSON, nullable=False),
+    sa.Column("predicted_ctr", sa.Float, nullable=False),
+    sa.Column("image", sa.String(1024), nullable=False),
+    sa.Index("ix_review_decisions_creative", "product_id", "creative_id"),
+)
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of an SQLite database file at ``path``."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One stored decision, with the creative as it was when decided. ``decided_at`` is in UTC."""
+
+    id: int
+    product_id: str
+    creative_id: str
+    decision: str
+    note: str
+    decided_at: datetime
+    rank: int
+    elements: tuple[str, ...]
+    predicted_ctr: float
+    image: str
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "product_id": self.product_id, "creative_id": self.creative_id,
+            "decision": self.decision, "note": self.note, "decided_at": self.decided_at.isoformat(),
+            "rank": self.rank, "elements": list(self.elements), "predicted_ctr": self.predicted_ctr,
+            "image": self.image,
+        }
+
+
+class DecisionStore:
+    """Decisions on the proposals of ``run``, in the database at ``database_url`` (its table is created if absent).
+
+    Raises ``InputError`` when the URL is malformed, names a driver that is not installed or cannot be opened.
+    """
+
+    def __init__(self, database_url: str, run: RunView) -> None:
+        self.run = run
+        try:
+            connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
+            self.engine = sa.create_engine(database_url, connect_args=connect_args)
+            _metadata.create_all(self.engine)
+        except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise InputError(f"database URL {_redacted(database_url)!r} is not usable: {exc}") from exc
+        except OperationalError as exc:
+            raise InputError(f"cannot open the decisions database {_redacted(database_url)!r}: {exc.orig}") from exc
+
+    def record(self, product_id: str, creative_id: str, decision: str, note: str = "") -> Decision:
+        """Store one decision on a proposal of the run, in one transaction, and return it.
+
+        Raises ``InputError`` (and stores nothing) for a decision other than approve/reject, a note over
+        ``MAX_NOTE_CHARS`` characters or a product/creative the run does not have.
+        """
+        if decision not in DECISIONS:
+            raise InputError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
+        if not isinstance(note, str):
+            raise InputError("note must be text")
+        if len(note) > MAX_NOTE_CHARS:
+            raise InputError(f"note is {len(note)} characters long; at most {MAX_NOTE_CHARS} are kept")
+        proposal = self.run.proposal(product_id, creative_id)
+        row = {
+            "product_id": product_id, "creative_id": creative_id, "decision": decision, "note": note,
+            "decided_at": datetime.now(UTC), "rank": proposal.rank, "elements": list(proposal.elements),
+            "predicted_ctr": proposal.predicted_ctr, "image": proposal.image,
+        }
+        with self.engine.begin() as connection:
+            new_id = connection.execute(sa.insert(decisions_table).values(**row)).inserted_primary_key[0]
+        return _decision({"id": new_id, **row})
+
+    def history(self, product_id: str | None = None, creative_id: str | None = None) -> list[Decision]:
+        """Every decision (of one product, or one creative), newest first."""
+        query = sa.select(decisions_table)
+        if product_id is not None:
+            query = query.where(decisions_table.c.product_id == product_id)
+        if creative_id is not None:
+            query = query.where(decisions_table.c.creative_id == creative_id)
+        return self._fetch(query.order_by(decisions_table.c.id.desc()))
+
+    def latest(self, product_id: str | None = None) -> list[Decision]:
+        """The latest decision of each decided creative (of one product), by product then rank."""
+        newest = sa.select(sa.func.max(decisions_table.c.id)).group_by(
+            decisions_table.c.product_id, decisions_table.c.creative_id)
+        if product_id is not None:
+            newest = newest.where(decisions_table.c.product_id == product_id)
+        query = sa.select(decisions_table).where(decisions_table.c.id.in_(newest)).order_by(
+            decisions_table.c.product_id, decisions_table.c.rank, decisions_table.c.creative_id)
+        return self._fetch(query)
+
+    def approved(self) -> pd.DataFrame:
+        """The export: creatives whose latest decision is approve, columns ``EXPORT_COLUMNS``."""
+        rows = [d for d in self.latest() if d.decision == "approve"]
+        frame = pd.DataFrame({
+            "product_id": pd.Series([d.product_id for d in rows], dtype=object),
+            "creative_id": pd.Series([d.creative_id for d in rows], dtype=object),
+            "rank": pd.Series([d.rank for d in rows], dtype="int64"),
+            "elements": pd.Series([list(d.elements) for d in rows], dtype=object),
+            "image": pd.Series([d.image for d in rows], dtype=object),
+            "predicted_ctr": pd.Series([d.predicted_ctr for d in rows], dtype="float64"),
+            "note": pd.Series([d.note for d in rows], dtype=object),
+            "decided_at": pd.Series(pd.to_datetime([d.decided_at for d in rows], utc=True)),
+        })
+        return frame[list(EXPORT_COLUMNS)]
+
+    def dispose(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()
+
+    def _fetch(self, query: sa.Select) -> list[Decision]:
+        with self.engine.connect() as connection:
+            return [_decision(dict(row._mapping)) for row in connection.execute(query)]
+
+
+def _decision(row: dict) -> Decision:
+    decided_at = row["decided_at"]
+    if decided_at.tzinfo is None:  # SQLite keeps no time zone; every stored time is UTC
+        decided_at = decided_at.replace(tzinfo=UTC)
+    return Decision(
+        id=int(row["id"]), product_id=row["product_id"], creative_id=row["creative_id"], decision=row["decision"],
+        note=row["note"], decided_at=decided_at.astimezone(UTC), rank=int(row["rank"]),
+        elements=tuple(str(e) for e in row["elements"]), predicted_ctr=float(row["predicted_ctr"]),
+        image=row["image"],
+    )
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<malformed URL>"

@@ -1,0 +1,178 @@
+"""What one request may cost: body size, image pixels, concurrent work and time.
+
+- ``BodyLimitMiddleware``: 413 when ``Content-Length`` is over the limit (before anything is read) and
+  while the body streams in (a chunked or lying client).
+- ``decode_upload``: an uploaded image, decoded only after its header's pixel count passed the limit
+  (decompression bombs), with the same checks as a market's images (``market.images.open_image``).
+- ``WorkLimiter``: model and rendering work runs on at most ``max_concurrent`` worker threads; a request
+  that cannot get one within the queue timeout gets 503 with ``Retry-After``, one whose work runs past
+  the request timeout gets 504 (the work finishes in the background and only then frees its slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from fastapi import HTTPException
+from PIL import Image
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adcraft.errors import InputError
+from adcraft.market.images import ImageLimits, open_image
+
+T = TypeVar("T")
+
+
+def too_large_message(limit: int) -> str:
+    return f"request body is over the limit of {limit:,} bytes"
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware: refuse request bodies over ``max_body_bytes`` with 413 (JSON)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await _send_413(send, self.max_body_bytes)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(status_code=413, detail=too_large_message(self.max_body_bytes))
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except HTTPException as exc:
+            if exc.status_code != 413 or started:
+                raise
+            await _send_413(send, self.max_body_bytes)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    message = too_large_message(limit)
+    body = json.dumps({"error": "too_large", "message": message, "detail": message}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def decode_upload(data: bytes, max_pixels: int, what: str = "uploaded image") -> Image.Image:
+    """Decode an uploaded PNG, JPEG or WebP image; ``InputError`` naming ``what`` when it is refused.
+
+    Refused: an empty file, a file that is not such an image, one whose header declares more than
+    ``max_pixels`` pixels (refused before any pixel is decoded) and a truncated or corrupt one.
+    """
+    if not data:
+        raise InputError(f"{what} is an empty file")
+    with tempfile.TemporaryDirectory(prefix="adcraft-upload-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
+        try:
+            return open_image(path, ImageLimits(max_pixels=max_pixels))
+        except InputError as exc:
+            raise InputError(f"{what}{str(exc).removeprefix(str(path))}") from None
+
+
+class WorkLimiter:
+    """At most ``max_concurrent`` jobs at once, each bounded in waiting and running time (module docstring).
+
+    A slot is a ``threading.Semaphore`` permit released by the worker thread when the job ends, so a
+    job abandoned after a timeout keeps its slot until it really stops, whatever happened to the event loop.
+    """
+
+    def __init__(self, max_concurrent: int, queue_timeout_s: float, request_timeout_s: float) -> None:
+        self.max_concurrent = max_concurrent
+        self.queue_timeout_s = queue_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="adcraft-work")
+
+    @property
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self.queue_timeout_s))
+
+    async def _acquire(self) -> bool:
+        deadline = time.monotonic() + self.queue_timeout_s
+        delay = 0.001
+        while not self._slots.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.01)
+        return True
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` on a worker thread; 503 when no slot frees up in time, 504 when it runs too long."""
+        if not await self._acquire():
+            raise HTTPException(
+                status_code=503, detail=f"the server is busy ({self.max_concurrent} jobs running); retry shortly",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+
+        def job() -> T:
+            try:
+                return work(*args)
+            finally:
+                self._slots.release()
+
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._pool, job)
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.request_timeout_s)
+        except TimeoutError:
+            future.add_done_callback(_consume_exception)
+            raise HTTPException(
+                status_code=504, detail=f"the request took longer than {self.request_timeout_s:g} s and was abandoned"
+            ) from None
+
+    def close(self) -> None:
+        """Wait for running jobs to finish and stop the worker threads (server shutdown)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _consume_exception(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
