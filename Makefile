@@ -35,6 +35,7 @@ test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	HF_HUB_OFFLINE=1 $(PY) bench/encoders.py
 	$(PY) bench/render.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
@@ -45,6 +46,10 @@ bench: install
 	HF_HUB_OFFLINE=1 $(PY) bench/contrastive.py
 	HF_HUB_OFFLINE=1 $(PY) bench/backgrounds.py
 	HF_HUB_OFFLINE=1 $(PY) bench/optimize.py
+	HF_HUB_OFFLINE=1 $(PY) bench/performance.py
+	HF_HUB_OFFLINE=1 $(PY) bench/load.py
+	HF_HUB_OFFLINE=1 $(PY) bench/scale.py
+	$(PY) bench/diffusion.py
 
 clean:
 	rm -rf out .pytest_cache build dist src/*.egg-info

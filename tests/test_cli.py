@@ -27,7 +27,7 @@ def cli_market(tmp_path_factory) -> Path:
 
 def test_every_verb_has_help():
     verbs = ("env", "validate", "simulate", "render", "demo", "train", "score", "ope", "abtest", "optimize",
-             "rank-images", "edit", "generate")
+             "rank-images", "edit", "generate", "features", "serve")
     for verb in verbs:
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
@@ -268,3 +268,12 @@ def test_abtest_runs_a_proposal_set_against_the_logging_policy(logged_cli_market
     result = runner.invoke(app, ["abtest", "--market", str(logged_cli_market), "--proposals", str(out),
                                  "--truth", str(tmp_path)])
     assert result.exit_code == 2 and "truth" in result.output
+
+
+def test_render_refuses_a_diffusion_config_without_weights(tiny_market_dir, tmp_path):
+    config = tmp_path / "render.yaml"
+    config.write_text(f"backend: diffusion\ndiffusion:\n  weights_dir: {tmp_path / 'missing'}\n")
+    result = runner.invoke(app, ["render", "--market", str(tiny_market_dir), "--out", str(tmp_path / "x.png"),
+                                 "--product", "p", "--elements", "a", "--config", str(config)])
+    assert result.exit_code == 2 and "missing" in result.output
+    assert not (tmp_path / "x.png").exists()

@@ -7,6 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def move_into_place(staging: Path, out: Path) -> None:
     """Rename the finished folder ``staging`` to ``out``; an old ``out`` is moved aside first, then removed."""
@@ -31,6 +34,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp's file is private; an output is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from adcraft import __version__
 from adcraft.atomic import write_png, write_text
@@ -44,11 +45,11 @@ def reports_errors(command: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except InputError as exc:
-            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        except InputError as exc:  # the message quotes user data: never read it as markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except AdcraftError as exc:
-            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -123,27 +124,123 @@ def simulate(
     )
 
 
+class Backend(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+BackendOption = Annotated[Backend, typer.Option(help="Where batch work runs: local (this process) or ray "
+                                                     "(Ray Data; needs `pip install 'adcraft[ray]'`).")]
+AddressOption = Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. auto or ray://HOST:10001 "
+                                                        "(default: start a local Ray instance for the job).")]
+WorkersOption = Annotated[int, typer.Option(help="Ray workers (actors), each loading the model once.")]
+BatchSizeOption = Annotated[int, typer.Option(help="Items a worker processes at once.")]
+
+
+def batch_config(backend: Backend, address: str | None, num_workers: int, batch_size: int):
+    """The ``BatchConfig`` of the batch options; ``--address`` and ``--num-workers`` only mean something on ray."""
+    from adcraft.batch import BatchConfig
+
+    if backend is Backend.local and address is not None:
+        raise InputError("--address names a Ray cluster: use it with --backend ray")
+    return BatchConfig(backend=backend.value, address=address, num_workers=num_workers, batch_size=batch_size)
+
+
 @app.command()
 @reports_errors
 def render(
     market: Annotated[Path, typer.Option(help="Market folder.")],
-    product: Annotated[str, typer.Option(help="Product id.")],
-    elements: Annotated[str, typer.Option(help="Comma-separated element ids, one per slot in slot order.")],
-    out_path: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+    out_path: Annotated[Path, typer.Option("--out", help="PNG file to write (one creative), or the folder for "
+                                                          "images/ and rendered.parquet (many).")],
+    product: Annotated[str | None, typer.Option(help="Product id of the one creative to render.")] = None,
+    elements: Annotated[str | None, typer.Option(help="Comma-separated element ids, one per slot in slot order.")
+                        ] = None,
+    creatives: Annotated[Path | None, typer.Option(help="Parquet of creatives to render (product_id, elements, "
+                                                        "optional creative_id); default: the market's past "
+                                                        "creatives.")] = None,
+    backend: BackendOption = Backend.local,
+    address: AddressOption = None,
+    num_workers: WorkersOption = 2,
+    batch_size: BatchSizeOption = 64,
+    config: Annotated[Path | None, typer.Option(help="YAML file of RenderConfig fields: which renderer paints the "
+                                                     "background (compositor, or diffusion from local weights).")
+                      ] = None,
 ) -> None:
-    """Render one creative (a product and one element per slot) to a PNG of the market's canvas size."""
+    """Render creatives at the market's canvas size: one (--product, --elements) to a PNG, or many to a folder.
+
+    Without --product, every creative of --creatives (default: the market's past creatives) is rendered to
+    OUT/images/<creative_id>.png, with OUT/rendered.parquet (creative_id, product_id, elements, image,
+    product_bbox); --backend ray spreads the work over Ray workers, with the same output.
+    """
+    from adcraft.configuration import load_config
     from adcraft.market import load_market
+    from adcraft.render.backend import RenderConfig
     from adcraft.render.from_market import MarketRenderer
 
+    settings = load_config(RenderConfig, config)
+    settings.check_available()
+    if product is None and elements is None:
+        _render_many(market, out_path, creatives, batch_config(backend, address, num_workers, batch_size), settings)
+        return
+    if product is None or elements is None:
+        raise InputError("one creative needs both --product and --elements (leave both out to render many)")
+    if creatives is not None or backend is not Backend.local:
+        raise InputError("--creatives and --backend ray render many creatives: leave out --product and --elements")
     if out_path.suffix.lower() != ".png":
         raise InputError(f"--out must name a .png file, got {out_path}")
     loaded = load_market(market)
     ids = [e.strip() for e in elements.split(",") if e.strip()]
-    rendered = MarketRenderer(loaded).render(product, ids)
+    rendered = MarketRenderer(loaded, config=settings).render(product, ids)
     write_png(out_path, rendered.image)
     x0, y0, x1, y1 = rendered.product_bbox
     size = f"{rendered.image.width}x{rendered.image.height}"
     out.print(f"wrote {out_path} ({size}, product bbox [{x0}, {y0}, {x1}, {y1}])")
+
+
+def _render_many(market: Path, out_dir: Path, creatives: Path | None, config, render) -> None:
+    """``adcraft render`` without --product: a batch of creatives to a folder."""
+    import pandas as pd
+
+    from adcraft.batch import render_creatives
+
+    table = None
+    if creatives is not None:
+        try:
+            table = pd.read_parquet(creatives)
+        except (OSError, ValueError) as error:
+            raise InputError(f"cannot read {creatives} as Parquet: {error}") from None
+    index = render_creatives(market, out_dir, table, config, render=render)
+    out.print(f"wrote {len(pd.read_parquet(index))} creatives to {out_dir / 'images'} and {index}")
+
+
+@app.command()
+@reports_errors
+def features(
+    market: Annotated[Path, typer.Option(help="Market folder whose images and texts to encode.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for image_features.parquet and "
+                                                        "text_features.parquet.")],
+    image_backbone: Annotated[str, typer.Option(help="efficientnet-lite0 (pretrained) or tiny.")
+                              ] = "efficientnet-lite0",
+    text_backbone: Annotated[str, typer.Option(help="minilm (pretrained) or tiny.")] = "minilm",
+    cache: Annotated[bool, typer.Option(help="Read and fill the feature cache ($ADCRAFT_CACHE_DIR).")] = True,
+    backend: BackendOption = Backend.local,
+    address: AddressOption = None,
+    num_workers: WorkersOption = 2,
+    batch_size: BatchSizeOption = 64,
+) -> None:
+    """Encode every image and text of a market: OUT/image_features.parquet (image, key, vector) and
+    OUT/text_features.parquet (text, key, vector), vectors as list<float32>."""
+    from adcraft.batch import FeaturesConfig, extract_features
+    from adcraft.features.image_encoder import ImageEncoderConfig
+    from adcraft.features.text_encoder import TextEncoderConfig
+    from adcraft.rewards.encoding import default_cache_dir
+
+    settings = FeaturesConfig(
+        image=ImageEncoderConfig(backbone=image_backbone), text=TextEncoderConfig(backbone=text_backbone),
+        cache_dir=default_cache_dir() if cache else None,
+    )
+    paths = extract_features(market, out_dir, settings, batch_config(backend, address, num_workers, batch_size))
+    out.print(f"wrote {paths[0]} and {paths[1]}")
 
 
 @app.command()
@@ -190,11 +287,19 @@ def train(
     market: Annotated[Path, typer.Option(help="Market folder with past creatives and logs.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write (config.json, model.safetensors).")],
     config: Annotated[Path | None, typer.Option(help="YAML file whose keys are the model config's fields.")] = None,
+    world_size: Annotated[int, typer.Option("--world-size", help="Train data-parallel in this many processes "
+                                                                 "(ctr, pairwise, mil).")] = 1,
+    fresh: Annotated[bool, typer.Option(help="Discard the checkpoint of an interrupted run instead of "
+                                             "resuming from it.")] = False,
 ) -> None:
-    """Train a reward model on a market's logs; writes the model and metrics.json (validation: latest logs)."""
+    """Train a reward model on a market's logs; writes the model and metrics.json (validation: latest logs).
+
+    A killed run of ctr, pairwise or mil resumes from its last epoch when the same command is run again.
+    """
     from adcraft.pipeline import train_reward_model
 
-    metrics = train_reward_model(kind.value, market, out_dir, config, progress=sys.stderr.isatty())
+    metrics = train_reward_model(kind.value, market, out_dir, config, progress=sys.stderr.isatty(),
+                                 world_size=world_size, fresh=fresh)
     out.print(f"wrote {out_dir} ({kind.value} model, {metrics['seconds']} s)")
     shown = metrics.get("validation") or metrics.get("pairwise") or {
         k: metrics[k] for k in ("rows", "target", "r2", "r2_linear") if k in metrics
@@ -208,11 +313,15 @@ def score(
     model: Annotated[Path, typer.Option(help="Model folder written by `adcraft train`.")],
     market: Annotated[Path, typer.Option(help="Market folder whose past creatives to score.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for scores.parquet.")],
+    backend: BackendOption = Backend.local,
+    address: AddressOption = None,
+    num_workers: WorkersOption = 2,
+    batch_size: BatchSizeOption = 4096,
 ) -> None:
     """Predict the CTR of every past creative of a market: OUT/scores.parquet (creative_id, predicted_ctr)."""
-    from adcraft.pipeline import score_creatives
+    from adcraft.batch import score_market_batch
 
-    path = score_creatives(model, market, out_dir)
+    path = score_market_batch(model, market, out_dir, batch_config(backend, address, num_workers, batch_size))
     out.print(f"wrote {path}")
 
 
@@ -297,8 +406,13 @@ def optimize(
     top_k: Annotated[int | None, typer.Option("--top-k", help="Proposals per product (overrides the config).")] = None,
     elements: Annotated[Path | None, typer.Option(help="elements.parquet of new elements to combine too (e.g. "
                                                       "from `adcraft generate backgrounds`).")] = None,
+    fresh: Annotated[bool, typer.Option(help="Discard what an interrupted run of this job left (trained models, "
+                                             "checkpoints) instead of resuming from it.")] = False,
 ) -> None:
-    """The main job: learn from the logs, propose the top-K creatives per product, render them, estimate the lift."""
+    """The main job: learn from the logs, propose the top-K creatives per product, render them, estimate the lift.
+
+    A killed run resumes from its last checkpoint when the same command is run again (same market and config).
+    """
     import dataclasses
 
     from adcraft.configuration import load_config
@@ -308,7 +422,10 @@ def optimize(
     settings = load_config(OptimizeConfig, config)
     if top_k is not None:
         settings = dataclasses.replace(settings, top_k=top_k)
-    result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements)
+    result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements,
+                          fresh=fresh)
+    if result.run.get("resumed_from"):
+        out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in result.run["resumed_from"].items()))
     ope = result.run["ope"]
     if ope.get("possible"):
         out.print(f"estimated CTR {ope['proposals']['value']:.4%} vs logging {ope['logging']['value']:.4%} "
@@ -383,6 +500,34 @@ def generate_backgrounds_command(
     elements = generate_backgrounds(loaded, settings, judge=judge, progress=sys.stderr.isatty())
     path = write_backgrounds(out_dir, elements, loaded)
     out.print(f"wrote {len(elements)} background elements for {elements['product_id'].nunique()} products to {path}")
+
+
+@app.command()
+@reports_errors
+def serve(
+    run: Annotated[Path, typer.Option(help="Run folder written by `adcraft optimize`.")],
+    market: Annotated[Path, typer.Option(help="The market folder the run was made from.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token_file: Annotated[Path | None, typer.Option(help="File holding the API token (default: "
+                                                         "$ADCRAFT_API_TOKEN).")] = None,
+    insecure_local: Annotated[bool, typer.Option("--insecure-local", help="Serve without a token; only on a "
+                                                                          "loopback address.")] = False,
+    database_url: Annotated[str | None, typer.Option(help="Decisions database (default: sqlite file "
+                                                          "decisions.sqlite in the run folder).")] = None,
+    ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`) to score "
+                                                        "uploaded images.")] = None,
+    contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "
+                                                                "for /v1/edit.")] = None,
+) -> None:
+    """Serve a run over HTTP: score, propose and edit creatives, and the review page (docs at /docs)."""
+    from adcraft.serve.app import run_server
+    from adcraft.serve.auth import load_token
+    from adcraft.serve.config import ServeConfig
+
+    run_server(ServeConfig(run_dir=run, market_dir=market, host=host, port=port, token=load_token(token_file),
+                           insecure_local=insecure_local, database_url=database_url, ctr_model_dir=ctr_model,
+                           contrastive_model_dir=contrastive_model))
 
 
 def main() -> None:

@@ -9,28 +9,13 @@ import pytest
 from PIL import Image
 
 from adcraft.errors import InputError
-from adcraft.generate.combo import BehaviourCloningConfig, ComboConfig, PolicyConfig, ProposalConfig, RLConfig
 from adcraft.market import load_market, write_market
 from adcraft.market.market import MarketConfig
 from adcraft.market.outputs import read_proposals
 from adcraft.pipeline.optimize import OptimizeConfig, optimize
-from adcraft.rewards.encoding import EncodingConfig
-from adcraft.rewards.mil import MILConfig
-from adcraft.rewards.training import TrainConfig
 from adcraft.simulator import SimulatorConfig, simulate_market
 
-TINY_TEXT = EncodingConfig(text_backbone="tiny", embedding_dim=8)
-FAST = OptimizeConfig(
-    top_k=2,
-    reward=MILConfig(encoding=TINY_TEXT, train=TrainConfig(epochs=3, batch_size=512, learning_rate=0.02)),
-    combo=ComboConfig(
-        policy=PolicyConfig(encoding=TINY_TEXT, hidden=16),
-        bc=BehaviourCloningConfig(epochs=5),
-        rl=RLConfig(steps=10, products_per_step=8),
-        proposals=ProposalConfig(samples=8, beam_width=4),
-    ),
-    n_bootstrap=50,
-)
+FAST = OptimizeConfig.smoke()
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +176,33 @@ def test_products_table_names_the_current_creative_and_the_lift(run, market_dir)
         if row["lift_impressions"] > 0:
             assert row["lift_low"] <= row["estimated_lift"] <= row["lift_high"]
     assert (products["lift_impressions"] > 0).any()
+
+
+def test_a_diffusion_backend_without_weights_is_refused_before_anything_is_written(market_dir, tmp_path):
+    from adcraft.render.backend import RenderConfig
+    from adcraft.render.diffusion import DiffusionConfig
+
+    config = dataclasses.replace(FAST, render=RenderConfig(
+        backend="diffusion", diffusion=DiffusionConfig(weights_dir=str(tmp_path / "no-weights"))))
+    with pytest.raises(InputError, match="no-weights"):
+        optimize(market_dir, tmp_path / "out", config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_optimize_renders_with_the_diffusion_backend_and_keeps_the_product(market_dir, tmp_path):
+    from adcraft.render.backend import RenderConfig
+    from adcraft.render.diffusion import DiffusionConfig
+    from adcraft.render.tiny_diffusion import write_tiny_diffusion_weights
+
+    weights = write_tiny_diffusion_weights(tmp_path / "weights")
+    config = dataclasses.replace(FAST, top_k=1, render=RenderConfig(
+        backend="diffusion", diffusion=DiffusionConfig(weights_dir=str(weights), steps=2, resolution=64)))
+    result = optimize(market_dir, tmp_path / "out", config)
+    assert result.run["fidelity"]["passed"] == result.run["fidelity"]["checked"] == len(result.proposals)
+    compositor = optimize(market_dir, tmp_path / "compositor", dataclasses.replace(FAST, top_k=1))
+    diffused = Image.open(tmp_path / "out" / result.proposals["image"].iloc[0])
+    drawn = Image.open(tmp_path / "compositor" / compositor.proposals["image"].iloc[0])
+    assert diffused.size == drawn.size
+    assert result.proposals["elements"].iloc[0] == compositor.proposals["elements"].iloc[0]
+    assert diffused.convert("RGB").tobytes() != drawn.convert("RGB").tobytes()  # the background was painted

@@ -193,3 +193,18 @@ def test_score_market_covers_every_past_creative(trained, market):
     assert list(scores.columns) == ["creative_id", "predicted_ctr"]
     assert sorted(scores["creative_id"]) == sorted(market.creatives["creative_id"])
     assert scores["predicted_ctr"].between(0, 1).all()
+
+
+def test_changed_credit_lists_only_the_changed_slots_largest_first(trained, market):
+    first, second = market.creatives.iloc[0], market.creatives.iloc[1]
+    combo = list(first.elements)
+    assert trained.changed_credit(first.product_id, combo, combo) == []
+    everything = trained.changed_credit(first.product_id, combo, None)
+    assert [k for k, _, _ in sorted(everything)] == list(range(len(combo)))
+    credit = trained.attributions(first.product_id, combo)
+    assert all(value == pytest.approx(credit[element]) for _, element, value in everything)
+    assert [abs(v) for _, _, v in everything] == sorted((abs(v) for _, _, v in everything), reverse=True)
+    current = list(second.elements)
+    current[0] = combo[0]
+    changed = trained.changed_credit(first.product_id, combo, current)
+    assert {k for k, _, _ in changed} == {k for k in range(len(combo)) if combo[k] != current[k]}

@@ -27,6 +27,7 @@ from adcraft.features.cache import file_sha256
 from adcraft.features.preprocess import check_images, resize_center_crop, to_rgb
 
 BACKBONES = ("efficientnet-lite0", "tiny")
+RUNTIMES = ("torch", "onnx")
 LITE0_DIM = 1280
 LITE_MEAN = 127.0
 LITE_STD = 128.0
@@ -41,6 +42,8 @@ class ImageEncoderConfig:
     batch_size: images per forward pass.
     num_threads: ``torch.set_num_threads`` value; ``None`` leaves torch's setting alone.
     tiny_dim, seed: output size and weight seed of the tiny CNN.
+    runtime: ``"torch"`` (PyTorch eager, the default) or ``"onnx"`` (the same network run by ONNX Runtime,
+        several times faster on CPU; features equal up to ~1e-5; needs ``adcraft[onnx]``; Lite0 only).
     """
 
     backbone: str = "efficientnet-lite0"
@@ -49,12 +52,17 @@ class ImageEncoderConfig:
     num_threads: int | None = None
     tiny_dim: int = 64
     seed: int = 0
+    runtime: str = "torch"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise InputError(
                 f"unknown image backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}."
             )
+        if self.runtime not in RUNTIMES:
+            raise InputError(f"unknown image runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}.")
+        if self.runtime == "onnx" and self.backbone != "efficientnet-lite0":
+            raise InputError("runtime='onnx' runs the efficientnet-lite0 backbone only; use runtime='torch'.")
         if self.image_size < 32:
             raise InputError(f"image_size must be at least 32 pixels, got {self.image_size}.")
         if self.batch_size < 1:
@@ -172,6 +180,11 @@ def build_image_encoder(config: ImageEncoderConfig | None = None) -> ImageEncode
         return ImageEncoder(config, tiny, config.tiny_dim, identity)
     model, weights = _pretrained_lite0(config.image_size)
     identity = f"image/efficientnet-lite0/weights={weights[:16]}/avgpool/{preprocessing}"
+    if config.runtime == "onnx":
+        from adcraft.features.onnx_runtime import onnx_networks
+
+        features, logits = onnx_networks(model, config.image_size, config.num_threads or torch.get_num_threads())
+        return ImageEncoder(config, features, LITE0_DIM, identity + "/onnxruntime", logits=logits)
     return ImageEncoder(config, _lite0_pooled_features(model), LITE0_DIM, identity, logits=model)
 
 

@@ -49,6 +49,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,17 @@ from adcraft.generate.combo_search import (
 )
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.rewards.checkpoint import (
+    Checkpoint,
+    array_digest,
+    fingerprint,
+    load_checkpoint,
+    module_tensors,
+    optimiser_tensors,
+    restore_optimiser,
+    save_checkpoint,
+    tensor_digest,
+)
 from adcraft.rewards.data import context_distribution
 from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
 from adcraft.rewards.training import torch_threads
@@ -202,10 +214,14 @@ class ComboConfig:
     # The policy's tensors are small (hundreds of rows, tens of columns): torch's intra-op threads cost
     # more in synchronisation than they save, badly so on a busy machine. None keeps torch's setting.
     threads: int | None = 1
+    # With a checkpoint folder, the training state is saved every this many BC epochs and RL steps.
+    checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be at least 1 (or null to keep torch's setting), got {self.threads}")
+        if self.checkpoint_every < 1:
+            raise InputError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 
 
 @dataclass
@@ -443,19 +459,33 @@ def _neighbours(inputs: PolicyInputs, row: int, actions: tuple[int, ...]) -> lis
     return out
 
 
+CHECKPOINT_FILE = "combo.safetensors"
+
+
 class ComboTrainer:
     """Fits a ``ComboGenerator``: behaviour cloning on the market's logs, then RL on ``reward``."""
 
     def __init__(self, config: ComboConfig | None = None) -> None:
         self.config = config or ComboConfig()
 
-    def fit(self, market: Market, reward: RewardFn | None, progress: bool = False) -> ComboGenerator:
+    def fit(
+        self, market: Market, reward: RewardFn | None, progress: bool = False, *, checkpoint: Path | None = None,
+        on_checkpoint: Callable[[str, int], None] | None = None,
+    ) -> ComboGenerator:
         """Behaviour cloning, then ``rl.steps`` policy-gradient steps on ``reward`` (none without a reward:
-        the result is the behaviour-cloning policy)."""
-        with torch_threads(self.config.threads):
-            return self._fit(market, reward, progress)
+        the result is the behaviour-cloning policy).
 
-    def _fit(self, market: Market, reward: RewardFn | None, progress: bool) -> ComboGenerator:
+        ``checkpoint``: a folder where the training state (policy, reference, optimiser, generator state,
+        history, RL's product queue and reward cache) is saved every ``config.checkpoint_every`` BC epochs
+        and RL steps; a run that finds a checkpoint of the same run there continues from it to bitwise the
+        same policy as an uninterrupted run (given the same ``reward`` function). ``on_checkpoint(phase,
+        done)`` is called after each save ("bc" epochs or "rl" steps done).
+        """
+        with torch_threads(self.config.threads):
+            return self._fit(market, reward, progress, _ComboCheckpoint(checkpoint, on_checkpoint))
+
+    def _fit(self, market: Market, reward: RewardFn | None, progress: bool, saver: _ComboCheckpoint
+             ) -> ComboGenerator:
         config = self.config
         logged = logged_combinations(market, config.policy.use_context)
         vocab = CreativeVocabulary.from_market(market, logged if config.policy.use_context else None)
@@ -465,14 +495,16 @@ class ComboTrainer:
         history = ComboHistory()
         contexts = context_distribution(logged) if config.policy.use_context and len(logged) else []
         contexts = [(c, w) for c, w in contexts if c != NO_CONTEXT]
+        saver.open(config, network, inputs, logged, reward is not None)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                    TimeElapsedColumn())
         with Progress(*columns, disable=not progress, transient=True) as bar:
-            self._clone(network, inputs, vocab, logged, generator, history, bar)
+            if saver.phase != "rl":
+                self._clone(network, inputs, vocab, logged, generator, history, bar, saver)
             reference = copy.deepcopy(network).eval().requires_grad_(False)
             if reward is not None and config.rl.steps:
                 self._reinforce(network, reference, inputs, vocab, CachedReward(reward), contexts, generator,
-                                history, bar)
+                                history, bar, saver)
         return ComboGenerator(config, vocab, network, reference, market, contexts, reward, history)
 
     def _context_tokens(self, vocab: CreativeVocabulary, contexts: Sequence[str]) -> torch.Tensor:
@@ -484,7 +516,7 @@ class ComboTrainer:
         hidden = torch.rand(groups, generator=generator) < self.config.policy.product_dropout
         return products.masked_fill(hidden.repeat_interleave(len(products) // groups), 0)
 
-    def _clone(self, network, inputs, vocab, logged, generator, history, bar) -> None:
+    def _clone(self, network, inputs, vocab, logged, generator, history, bar, saver) -> None:
         settings = self.config.bc
         if logged.empty or settings.epochs == 0:
             return
@@ -495,9 +527,10 @@ class ComboTrainer:
         smoothing = settings.label_smoothing
         optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                       weight_decay=settings.weight_decay)
-        task = bar.add_task("behaviour cloning", total=settings.epochs, status="")
+        done = saver.restore_bc(network, optimiser, generator, history)
+        task = bar.add_task("behaviour cloning", total=settings.epochs, completed=done, status="")
         network.train()
-        for _ in range(settings.epochs):
+        for epoch in range(done, settings.epochs):
             order = torch.randperm(len(rows), generator=generator)
             total = 0.0
             for start in range(0, len(rows), settings.batch_size):
@@ -512,19 +545,21 @@ class ComboTrainer:
                 optimiser.step()
                 total += float(loss.detach()) * float(weights[index].sum())
             history.bc_loss.append(total / float(weights.sum()))
+            if (epoch + 1) % self.config.checkpoint_every == 0 or epoch + 1 == settings.epochs:
+                saver.save_bc(epoch + 1, settings.epochs, network, optimiser, generator, history)
             bar.update(task, advance=1, status=f"loss {history.bc_loss[-1]:.4f}")
         network.eval()
 
-    def _reinforce(self, network, reference, inputs, vocab, reward, contexts, generator, history, bar) -> None:
+    def _reinforce(self, network, reference, inputs, vocab, reward, contexts, generator, history, bar, saver) -> None:
         settings = self.config.rl
         k = settings.samples_per_product
         n_products = len(inputs.product_ids)
         per_step = min(settings.products_per_step, n_products)
         optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
-        task = bar.add_task("policy gradient", total=settings.steps, status="")
-        queue = torch.empty(0, dtype=torch.long)
+        done, queue = saver.restore_rl(network, reference, optimiser, generator, history, reward)
+        task = bar.add_task("policy gradient", total=settings.steps, completed=done, status="")
         network.train()
-        for _ in range(settings.steps):
+        for step in range(done, settings.steps):
             if len(queue) < per_step:  # every product once per pass, in a fresh random order
                 queue = torch.cat([queue, torch.randperm(n_products, generator=generator)])
             groups, queue = queue[:per_step], queue[per_step:]
@@ -551,6 +586,9 @@ class ComboTrainer:
             history.kl.append(float(result.kl.detach().mean()))
             history.entropy.append(float(result.entropy.detach().mean()))
             history.reward_evaluations = reward.evaluations
+            if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == settings.steps:
+                saver.save_rl(step + 1, settings.steps, network, reference, optimiser, generator, history, reward,
+                              queue)
             bar.update(task, advance=1, status=f"reward {history.reward[-1]:.4g}  kl {history.kl[-1]:.3f}")
         network.eval()
 
@@ -563,6 +601,91 @@ class ComboTrainer:
         picks = torch.multinomial(weights, groups, replacement=True, generator=generator).tolist()
         free = (torch.rand(groups, generator=generator) < 0.5).tolist()
         return [NO_CONTEXT if f else contexts[i][0] for i, f in zip(picks, free)]
+
+
+class _ComboCheckpoint:
+    """Saves and restores a ``ComboTrainer`` run in ``folder/combo.safetensors`` (a no-op without a folder).
+
+    A behaviour-cloning checkpoint holds the policy, AdamW's state, the generator state and the history;
+    an RL checkpoint also the frozen reference, Adam's state, the queue of products still to visit in
+    this pass and the reward cache (a row's reward is asked once per run, and the cached values and the
+    count of evaluations are part of the result).
+    """
+
+    def __init__(self, folder: Path | None, on_checkpoint: Callable[[str, int], None] | None) -> None:
+        self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE
+        self.on_checkpoint = on_checkpoint
+        self.run = ""
+        self.saved: Checkpoint | None = None
+
+    @property
+    def phase(self) -> str | None:
+        """"bc" or "rl": the phase of the checkpoint this run resumes from; None for a fresh run."""
+        return None if self.saved is None else self.saved.state["phase"]
+
+    def open(self, config: ComboConfig, network: ComboPolicyNetwork, inputs: PolicyInputs, logged: pd.DataFrame,
+             has_reward: bool) -> None:
+        """Fingerprint the run (settings without ``checkpoint_every``, the policy's inputs, the logged
+        creatives, the initial weights) and load a checkpoint of it, if there is one."""
+        if self.path is None:
+            return
+        settings = to_mapping(config)
+        settings.pop("checkpoint_every")
+        data = array_digest(inputs.products, inputs.categories, inputs.product_text, inputs.elements,
+                            inputs.element_slots, inputs.element_text, *inputs.candidates, *inputs.valid)
+        rows = logged[["product_id", "elements", "context", "weight"]].astype(str).to_numpy().tolist()
+        self.run = fingerprint("combo", settings, has_reward, inputs.product_ids, inputs.element_ids, data, rows,
+                               tensor_digest(network.state_dict().items()))
+        self.saved = load_checkpoint(self.path, self.run, "combination policy")
+
+    def restore_bc(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> int:
+        """Behaviour-cloning epochs done (0 for a fresh run); restores their state."""
+        if self.phase != "bc":
+            return 0
+        self._restore_common(network, optimiser, generator, history)
+        return int(self.saved.state["done"])
+
+    def restore_rl(self, network, reference, optimiser, generator: torch.Generator, history: ComboHistory,
+                   reward: CachedReward) -> tuple[int, torch.Tensor]:
+        """(RL steps done, product queue): (0, empty) for a run that starts RL now; restores their state."""
+        if self.phase != "rl":
+            return 0, torch.empty(0, dtype=torch.long)
+        saved = self.saved
+        self._restore_common(network, optimiser, generator, history)
+        reference.load_state_dict(saved.module_state("reference."))
+        reward.values = {(p, tuple(c), x): float(v) for p, c, x, v in saved.state["reward_cache"]}
+        return int(saved.state["done"]), saved.tensors["queue"].clone()
+
+    def _restore_common(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> None:
+        saved = self.saved
+        network.load_state_dict(saved.module_state("policy."))
+        restore_optimiser(optimiser, saved, "optimiser.")
+        generator.set_state(saved.tensors["generator"])
+        restored = ComboHistory(**saved.state["history"])
+        for name in ("bc_loss", "reward", "kl", "entropy", "reward_evaluations"):
+            setattr(history, name, getattr(restored, name))
+
+    def save_bc(self, done: int, total: int, network, optimiser, generator: torch.Generator,
+                history: ComboHistory) -> None:
+        self._save("bc", done, f"behaviour cloning epoch {done} of {total}", network, optimiser, generator,
+                   history)
+
+    def save_rl(self, done: int, total: int, network, reference, optimiser, generator: torch.Generator,
+                history: ComboHistory, reward: CachedReward, queue: torch.Tensor) -> None:
+        cache = [[p, list(c), x, v] for (p, c, x), v in reward.values.items()]
+        self._save("rl", done, f"policy-gradient step {done} of {total}", network, optimiser, generator, history,
+                   {**module_tensors("reference.", reference), "queue": queue}, {"reward_cache": cache})
+
+    def _save(self, phase: str, done: int, where: str, network, optimiser, generator: torch.Generator,
+              history: ComboHistory, tensors: dict | None = None, state: dict | None = None) -> None:
+        if self.path is None:
+            return
+        tensors = {**module_tensors("policy.", network), **optimiser_tensors("optimiser.", optimiser),
+                   "generator": generator.get_state(), **(tensors or {})}
+        state = {"phase": phase, "done": done, "position": where, "history": history.to_json(), **(state or {})}
+        save_checkpoint(self.path, self.run, state, tensors)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(phase, done)
 
 
 def group_advantages(rewards: np.ndarray, normalise: bool = True) -> np.ndarray:

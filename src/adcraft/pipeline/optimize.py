@@ -12,13 +12,17 @@ a run that would break that fails.
 
 Everything is written to a staging folder beside ``OUT`` and moved into place at the end, so a failed
 or refused run leaves no partial output (and an earlier ``OUT`` stays as it was until the new one is
-complete).
+complete). The staging folder also keeps the trained models and training checkpoints until the end, so
+a killed run resumes where it stopped when it is run again (``optimize``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
+import os
 import platform
 import re
 import shutil
@@ -34,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
+import adcraft
 from adcraft.atomic import move_into_place, write_png, write_text
 from adcraft.configuration import to_mapping
 from adcraft.errors import AdcraftError, InputError
@@ -45,11 +50,18 @@ from adcraft.evaluate.proposal_value import (
     policy_arrays,
 )
 from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
-from adcraft.generate.combo import ComboConfig, ComboTrainer
+from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
+from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
 from adcraft.market import Market, load_market, write_proposals
+from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
+from adcraft.rewards.checkpoint import fingerprint
+from adcraft.rewards.checkpoint import position as checkpoint_position
 from adcraft.rewards.data import best_logged_creatives, click_log
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
+from adcraft.rewards.training import CHECKPOINT_FILE as FIT_CHECKPOINT
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,29 @@ class OptimizeConfig:
     policy: str = "top1"  # how proposals become a policy for the estimate: top1 | softmax
     n_bootstrap: int = 500
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
+    render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
+
+    @classmethod
+    def smoke(cls, **overrides: object) -> OptimizeConfig:
+        """A seconds-long run for smoke tests and trying the pipeline: the tiny hashed text encoder, a few
+        epochs and policy steps, top-2, 50 bootstrap draws. Its proposals are not worth showing to anyone."""
+        from adcraft.generate.combo import BehaviourCloningConfig, PolicyConfig, ProposalConfig, RLConfig
+        from adcraft.rewards.encoding import EncodingConfig
+        from adcraft.rewards.training import TrainConfig
+
+        tiny_text = EncodingConfig(text_backbone="tiny", embedding_dim=8)
+        settings: dict[str, object] = dict(
+            top_k=2,
+            reward=MILConfig(encoding=tiny_text, train=TrainConfig(epochs=3, batch_size=512, learning_rate=0.02)),
+            combo=ComboConfig(
+                policy=PolicyConfig(encoding=tiny_text, hidden=16),
+                bc=BehaviourCloningConfig(epochs=5),
+                rl=RLConfig(steps=10, products_per_step=8),
+                proposals=ProposalConfig(samples=8, beam_width=4),
+            ),
+            n_bootstrap=50,
+        )
+        return cls(**{**settings, **overrides})
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -104,12 +139,24 @@ class _Steps:
         self.console.log(f"{name}: {self.timings[name]:.1f} s")
 
 
+RESUME_FILE = "resume.json"  # in the staging folder: the fingerprint of the run it belongs to
+CHECKPOINTS = "checkpoints"  # in the staging folder: finished models and training checkpoints
+
+
 def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, progress: bool = False,
-             extra_elements: Path | None = None) -> OptimizeResult:
+             extra_elements: Path | None = None, fresh: bool = False) -> OptimizeResult:
     """Run the main job on the market at ``market_dir`` and write its outputs to ``out``.
 
     ``extra_elements``: an ``elements.parquet`` written by another run (e.g. ``adcraft generate
     backgrounds``) whose elements the proposals may use beside the market's.
+
+    A run killed at any moment is resumed by running it again with the same market and config: the
+    staging folder ``.OUT.partial`` keeps the trained models and the training checkpoints
+    (``checkpoints/``), and ``resume.json`` holds the run's fingerprint (market files, config, extra
+    elements); a staging folder of another run is discarded. Finished models are loaded, not retrained,
+    and a killed training continues from its last checkpoint, so the outputs equal an uninterrupted
+    run's; ``run.json`` records what was reused under ``resumed_from``. ``fresh`` discards the staging
+    folder instead. A failed run removes it; an interrupted one (Ctrl-C) keeps it.
     """
     config = config or OptimizeConfig()
     steps = _Steps(progress)
@@ -118,26 +165,112 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         market = load_market(market_dir)
         log = click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
         extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
+        config.render.check_available()
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    discarded = out.parent / f".{out.name}.checkpoints.old"
+    shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
+    resumable = _open_staging(staging, _fingerprint(Path(market_dir), config, extra_elements), fresh, steps)
     try:
-        result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra)
+        result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra,
+                      _Resume(staging / CHECKPOINTS, resumable))
         result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
         write_text(staging / "run.json", json.dumps(result.run, indent=1, allow_nan=True, default=str))
+        os.replace(staging / CHECKPOINTS, discarded)  # the staging folder now holds only the outputs
+        (staging / RESUME_FILE).unlink()
         move_into_place(staging, out)
-    except BaseException:
+    except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(discarded, ignore_errors=True)
     return result
 
 
+def _fingerprint(market_dir: Path, config: OptimizeConfig, extra_elements: Path | None) -> str:
+    """The identity of a run: its config, the market's files (tables by content, images by size and
+    modification time) and the extra elements file's content."""
+    files = []
+    for path in sorted(p for p in market_dir.rglob("*") if p.is_file()):
+        stat = path.stat()
+        table = path.suffix.lower() in TABLE_SUFFIXES
+        files.append([str(path.relative_to(market_dir)), _file_digest(path) if table else
+                      [stat.st_size, stat.st_mtime_ns]])
+    extra = None
+    if extra_elements is not None:
+        file = Path(extra_elements) / "elements.parquet" if Path(extra_elements).is_dir() else Path(extra_elements)
+        extra = _file_digest(file)
+    return fingerprint("optimize", adcraft.__version__, to_mapping(config), files, extra)
+
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".txt")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_staging(staging: Path, run: str, fresh: bool, steps: _Steps) -> bool:
+    """Make the staging folder ready; True when it holds a resumable earlier attempt of this run."""
+    marker = staging / RESUME_FILE
+    if not fresh and marker.is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == run:
+                steps.console.log(f"resuming an interrupted run from {staging}")
+                return True
+        except (OSError, ValueError):
+            pass
+        logger.warning("discarding %s: it belongs to a run with another market or config", staging)
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / CHECKPOINTS).mkdir(parents=True)
+    write_text(marker, json.dumps({"fingerprint": run}))
+    return False
+
+
+@dataclass
+class _Resume:
+    """Where a run keeps its finished models and training checkpoints, and what it reused from them."""
+
+    folder: Path
+    resumable: bool
+    reused: dict[str, str] = field(default_factory=dict)
+
+    def finished(self, name: str, label: str) -> Path | None:
+        """The finished model ``name`` of an earlier attempt, or None (noted under ``label`` when found)."""
+        path = self.folder / name
+        if self.resumable and (path / "config.json").is_file():
+            self.reused[label] = "finished model"
+            return path
+        return None
+
+    def training(self, name: str, label: str, file: str) -> Path:
+        """The checkpoint folder of a training (its position noted under ``label`` when there is one)."""
+        path = self.folder / f"{name}-training"
+        where = checkpoint_position(path / file) if self.resumable else None
+        if where is not None:
+            self.reused[label] = f"checkpoint at {where}"
+        return path
+
+    def keep(self, model, name: str) -> None:
+        """Save a finished model, then drop its training checkpoint."""
+        model.save(self.folder / name)
+        shutil.rmtree(self.folder / f"{name}-training", ignore_errors=True)
+
+
 def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out: Path, config: OptimizeConfig,
-         steps: _Steps, progress: bool, extra: pd.DataFrame | None) -> OptimizeResult:
+         steps: _Steps, progress: bool, extra: pd.DataFrame | None, resume: _Resume) -> OptimizeResult:
     notes: list[str] = []
     with steps("reward model (multi-instance)"):
-        reward_model = MILTrainer(config.reward).fit(market, progress=progress)
+        saved = resume.finished("reward", "reward model")
+        if saved is not None:
+            reward_model = MILModel.load(saved)
+        else:
+            checkpoint = resume.training("reward", "reward model", FIT_CHECKPOINT)
+            reward_model = MILTrainer(config.reward).fit(market, progress=progress, checkpoint=checkpoint)
+            resume.keep(reward_model, "reward")
     new_elements, working = extra, market
     if config.backgrounds.enabled:
         made = _new_backgrounds(market, config.backgrounds, steps, notes, progress)
@@ -152,13 +285,20 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
         return reward_model.predict(list(product_ids), [list(c) for c in combos])
 
     with steps("combination policy (behaviour cloning + policy gradient)"):
-        generator = ComboTrainer(config.combo).fit(working, reward, progress=progress)
+        saved = resume.finished("combo", "combination policy")
+        if saved is not None:
+            generator = ComboGenerator.load(saved, working, reward)
+        else:
+            checkpoint = resume.training("combo", "combination policy", COMBO_CHECKPOINT)
+            generator = ComboTrainer(config.combo).fit(working, reward, progress=progress, checkpoint=checkpoint)
+            resume.keep(generator, "combo")
     with steps("proposals"):
         proposals = generator.propose(working.products["product_id"].tolist(), k=config.top_k)
         proposals["predicted_ctr"] = reward(proposals["product_id"], proposals["elements"])
     with steps("render"):
-        proposals = _render(working, proposals, staging, progress)
-        fidelity = product_fidelity(working, proposals, staging)
+        renderer = MarketRenderer(working, config=config.render)
+        proposals = _render(renderer, proposals, staging, progress)
+        fidelity = product_fidelity(working, proposals, staging, renderer=renderer)
     if not fidelity["passed"].all():
         bad = fidelity[~fidelity["passed"]]
         raise AdcraftError(
@@ -195,6 +335,7 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
         "ope": ope,
         "fidelity": {"checked": len(fidelity), "passed": int(fidelity["passed"].sum())},
         "notes": notes,
+        "resumed_from": resume.reused or None,
         "timings": steps.timings,
     }
     return OptimizeResult(out, proposals, run)
@@ -296,10 +437,9 @@ def _file_stem(product_id: str, rank: int, seen: set[str]) -> str:
     return name
 
 
-def _render(market: Market, proposals: pd.DataFrame, staging: Path, progress: bool) -> pd.DataFrame:
+def _render(renderer: MarketRenderer, proposals: pd.DataFrame, staging: Path, progress: bool) -> pd.DataFrame:
     from rich.progress import track
 
-    renderer = MarketRenderer(market)
     images, boxes, seen = [], [], set()
     folder = staging / "creatives"
     folder.mkdir(parents=True, exist_ok=True)

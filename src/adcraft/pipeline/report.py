@@ -99,15 +99,13 @@ def copy_logged_images(staging: Path, market: Market, logged: pd.DataFrame) -> d
 def _attribution_lines(market: Market, model: MILModel, product_id: str, combo: list[str],
                        current: list[str] | None) -> list[str]:
     """The changed elements (all of them without a logged creative) with their credit, largest first."""
-    credit = model.attributions(product_id, combo)
-    slots = market.config.slots
-    changed = [(slot, e) for k, (slot, e) in enumerate(zip(slots, combo)) if current is None or current[k] != e]
+    changed = model.changed_credit(product_id, combo, current)
     if not changed:
         return ["same elements as the best logged creative"]
-    changed.sort(key=lambda item: -abs(credit.get(item[1], 0.0)))
+    slots = market.config.slots
     lines = [
-        f"{slot}: {_short(market.element_content(e))} ({credit.get(e, 0.0):+.2f})"
-        for slot, e in changed[:ATTRIBUTION_LINES]
+        f"{slots[k]}: {_short(market.element_content(e))} ({credit:+.2f})"
+        for k, e, credit in changed[:ATTRIBUTION_LINES]
     ]
     if len(changed) > ATTRIBUTION_LINES:
         lines.append(f"+{len(changed) - ATTRIBUTION_LINES} more changed")

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adcraft.atomic import write_text
+from adcraft.atomic import move_into_place, write_text
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 
+if TYPE_CHECKING:
+    from adcraft.rewards.distributed import DataParallel
+
 REWARD_KINDS = ("ctr", "pairwise", "mil", "utility", "contrastive")
+RESUMABLE_KINDS = ("ctr", "pairwise", "mil")  # trained by training.fit with checkpoints; data-parallel too
+MODEL_FOLDER = "model"
+CHECKPOINT_FOLDER = "checkpoint"
+METRICS_FILE = "metrics.json"
 
 
 def _reward_classes(kind: str):
@@ -51,15 +60,58 @@ def _click_validation(model, market: Market, split) -> dict:
 
 
 def train_reward_model(
-    kind: str, market_dir: Path, out: Path, config_path: Path | None = None, progress: bool = False
+    kind: str, market_dir: Path, out: Path, config_path: Path | None = None, progress: bool = False, *,
+    world_size: int = 1, fresh: bool = False,
 ) -> dict:
-    """Train one reward model on a market, save it to ``out`` with ``metrics.json``; return the metrics."""
+    """Train one reward model on a market, save it to ``out`` with ``metrics.json``; return the metrics.
+
+    The model is built in a staging folder beside ``out`` (``.OUT.partial``) and moved into place when
+    complete, so ``out`` never holds half a model. The kinds in ``RESUMABLE_KINDS`` checkpoint their
+    training there after every epoch: running the same command again after the process was killed
+    continues from the last epoch to the same model (``fresh`` discards the checkpoint instead). A failed
+    run removes the staging folder; an interrupted one (Ctrl-C) keeps it to resume from.
+
+    ``world_size`` > 1 trains data-parallel in that many processes (``rewards.distributed``; the kinds
+    in ``RESUMABLE_KINDS``).
+    """
     from adcraft.configuration import load_config
 
-    config_class, trainer_class, _ = _reward_classes(kind)
+    config_class, _, _ = _reward_classes(kind)
     config = load_config(config_class, config_path)
+    if world_size < 1:
+        raise InputError(f"world size must be at least 1, got {world_size}")
+    if world_size > 1 and kind not in RESUMABLE_KINDS:
+        raise InputError(f"data-parallel training is for {', '.join(RESUMABLE_KINDS)} models, not {kind}")
     market = load_market(market_dir)
     out = Path(out)
+    _check_model_folder(out)
+    staging = out.parent / f".{out.name}.partial"
+    if fresh:
+        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if world_size == 1:
+            _train_into(None, kind, market, config, staging, progress)
+        else:
+            from adcraft.rewards.distributed import run_data_parallel
+
+            run_data_parallel(_train_rank, world_size, kind, Path(market_dir), config, staging, progress)
+        metrics = json.loads((staging / MODEL_FOLDER / METRICS_FILE).read_text(encoding="utf-8"))
+        move_into_place(staging / MODEL_FOLDER, out)
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def _train_rank(world: DataParallel, kind: str, market_dir: Path, config, staging: Path, progress: bool) -> None:
+    """One process of a data-parallel ``train_reward_model``."""
+    _train_into(world, kind, load_market(market_dir), config, staging, progress and world.writes)
+
+
+def _train_into(world: DataParallel | None, kind: str, market: Market, config, staging: Path, progress: bool) -> None:
+    """Train, then (on the writing rank) save the model and ``metrics.json`` to ``staging/model``."""
+    trainer_class = _reward_classes(kind)[1]
     started = time.perf_counter()
     if kind == "utility":
         from adcraft.rewards.utility import utility_table
@@ -72,11 +124,13 @@ def train_reward_model(
             "r2_linear": model.r2_linear,
             "attributes": {name: {k: _plain(v) for k, v in row.items()} for name, row in summary.iterrows()},
         }
-    else:
+    elif kind == "contrastive":
         model = trainer_class(config).fit(market, progress=progress)
-        if kind == "contrastive":
-            metrics = {"validation": {k: v for k, v in model.validation.items() if k != "products"}}
-        elif kind == "pairwise":
+        metrics = {"validation": {k: v for k, v in model.validation.items() if k != "products"}}
+    else:
+        model = trainer_class(config).fit(market, progress=progress, checkpoint=staging / CHECKPOINT_FOLDER,
+                                          world=world)
+        if kind == "pairwise":
             metrics = {
                 "pairwise": {
                     "valid_accuracy": model.valid_accuracy,
@@ -86,12 +140,26 @@ def train_reward_model(
             }
         else:
             metrics = {"validation": _click_validation(model, market, config.split)}
+    if world is not None:
+        metrics["world"] = {"size": world.size, "weights_identical": world.identical(model.network)}
+        if not world.writes:
+            return
+    if kind != "utility":
         metrics["history"] = model.history.to_json()
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     metrics["kind"] = kind
-    model.save(out)
-    write_text(out / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True, allow_nan=True))
-    return metrics
+    model.save(staging / MODEL_FOLDER)
+    write_text(staging / MODEL_FOLDER / METRICS_FILE, json.dumps(metrics, indent=1, sort_keys=True, allow_nan=True))
+
+
+def _check_model_folder(out: Path) -> None:
+    """Refuse an ``out`` that is a file or a non-empty folder other than a model (never wipe unrelated files)."""
+    from adcraft.rewards.artifacts import CONFIG_FILE
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder; choose another model folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
+        raise InputError(f"{out} is a non-empty folder that is not a model; choose an empty or new folder")
 
 
 def _plain(value):
@@ -106,6 +174,14 @@ def load_reward_model(folder: Path):
 
     kind = load_artifact(folder).kind
     return _reward_classes(kind)[2].load(folder)
+
+
+def load_scoring_model(folder: Path):
+    """A saved reward model that predicts CTR (it has ``score_market``); ``InputError`` for any other kind."""
+    model = load_reward_model(folder)
+    if not hasattr(model, "score_market"):
+        raise InputError(f"{folder} holds a model that does not predict CTR (a demand utility); nothing to score")
+    return model
 
 
 def score_creatives(model_dir: Path, market_dir: Path, out: Path) -> Path:

@@ -17,9 +17,10 @@ which equals the mean log loss over the raw impressions. Validation is the lates
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,12 +46,15 @@ from adcraft.rewards.encoding import (
     creative_image_features,
     element_text_matrix,
     image_rows,
-    make_batch,
     market_image_rows,
     outcome_tensors,
     with_new_elements,
 )
+from adcraft.rewards.fast_scoring import CTRScorer
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
+
+if TYPE_CHECKING:
+    from adcraft.rewards.distributed import DataParallel
 
 KIND = "ctr"
 
@@ -135,17 +139,11 @@ class PointwiseCTRModel:
         ``images`` are the rendered creatives' image features; a model trained with images uses the mean
         training image feature for rows without one.
         """
-        n = len(product_ids)
-        images = self._images(n, images)
-        with torch.no_grad():
-            if contexts is not None:
-                batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, contexts, images)
-                return torch.sigmoid(self.network(batch)).numpy().astype(np.float64)
-            out = np.zeros(n)
-            for context, weight in self.contexts:
-                batch = make_batch(self.vocab, self.config.encoding, product_ids, combos, [context] * n, images)
-                out += weight * torch.sigmoid(self.network(batch)).numpy()
-            return out
+        images = self._images(len(product_ids), images)
+        # Same values as the network's forward pass, from per-element tables built once per set of weights.
+        self._scorer = CTRScorer.for_network(getattr(self, "_scorer", None), self.network, self.vocab,
+                                             self.config.encoding)
+        return self._scorer.predict(product_ids, combos, contexts, self.contexts, images)
 
     def with_elements(self, elements: pd.DataFrame) -> PointwiseCTRModel:
         """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
@@ -210,7 +208,12 @@ class CTRTrainer:
     def __init__(self, config: CTRConfig | None = None) -> None:
         self.config = config or CTRConfig()
 
-    def fit(self, market: Market, progress: bool = False) -> PointwiseCTRModel:
+    def fit(
+        self, market: Market, progress: bool = False, *, checkpoint: Path | None = None,
+        world: DataParallel | None = None, on_epoch: Callable[[int], None] | None = None,
+    ) -> PointwiseCTRModel:
+        """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
+        run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
         config = self.config
         torch.manual_seed(config.train.seed)
         log = click_log(market)
@@ -228,6 +231,7 @@ class CTRTrainer:
         clicks, trials = float(train_tensors[1].sum()), float(train_tensors[2].sum())
         network.bias.data.fill_(np.log(clicks / (trials - clicks)))  # start at the base rate
         history = fit_click_model(
-            network, train_tensors, tensors(valid), config.train, progress, "training CTR model"
+            network, train_tensors, tensors(valid), config.train, progress, "training CTR model",
+            checkpoint=checkpoint, world=world, on_epoch=on_epoch,
         )
         return PointwiseCTRModel(config, vocab, network, context_distribution(train), mean_image, history)

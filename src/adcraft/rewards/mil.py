@@ -49,6 +49,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,11 @@ from adcraft.rewards.encoding import (
     outcome_tensors,
     with_new_elements,
 )
+from adcraft.rewards.fast_scoring import MILScorer
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
+
+if TYPE_CHECKING:
+    from adcraft.rewards.distributed import DataParallel
 
 KIND = "mil"
 POOLINGS = ("sum", "attention", "noisy_or")
@@ -328,13 +333,10 @@ class MILModel:
         Without contexts, the probability is averaged over the training log's most frequent contexts,
         weighted by their share of impressions (``self.contexts``).
         """
-        n = len(product_ids)
-        mixture = [(contexts, 1.0)] if contexts is not None else [([c] * n, w) for c, w in self._contexts(None)]
-        out = np.zeros(n)
-        with torch.no_grad():
-            for rows, weight in mixture:
-                out += weight * torch.sigmoid(self.network(self._batch(product_ids, combos, rows))).numpy()
-        return out
+        # Same values as the network's forward pass, from per-element tables built once per set of weights.
+        self._scorer = MILScorer.for_network(getattr(self, "_scorer", None), self.network, self.vocab,
+                                             self.config.encoding)
+        return self._scorer.predict(product_ids, combos, contexts, self._contexts(None))
 
     def _decompose(
         self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], context: str | None
@@ -366,6 +368,18 @@ class MILModel:
     def attributions(self, product_id: str, combo: Sequence[str], context: str | None = None) -> dict[str, float]:
         """Each element's contribution to the bag's logit (Shapley values; module docstring)."""
         return self.decompose(product_id, combo, context).elements
+
+    def changed_credit(self, product_id: str, combo: Sequence[str], current: Sequence[str] | None
+                       ) -> list[tuple[int, str, float]]:
+        """``(slot index, element, credit)`` for each slot where ``combo`` differs from ``current``, largest
+        absolute credit first (every slot when ``current`` is None): what a proposal changed and what the
+        model credits each change with (:meth:`attributions`)."""
+        changed = [k for k, element in enumerate(combo) if current is None or current[k] != element]
+        if not changed:
+            return []
+        credit = self.attributions(product_id, combo)
+        rows = [(k, combo[k], float(credit.get(combo[k], 0.0))) for k in changed]
+        return sorted(rows, key=lambda row: -abs(row[2]))
 
     def with_elements(self, elements: pd.DataFrame) -> MILModel:
         """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
@@ -466,7 +480,12 @@ class MILTrainer:
     def __init__(self, config: MILConfig | None = None) -> None:
         self.config = config or MILConfig()
 
-    def fit(self, market: Market, progress: bool = False) -> MILModel:
+    def fit(
+        self, market: Market, progress: bool = False, *, checkpoint: Path | None = None,
+        world: DataParallel | None = None, on_epoch: Callable[[int], None] | None = None,
+    ) -> MILModel:
+        """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
+        run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
         config = self.config
         torch.manual_seed(config.train.seed)
         log = click_log(market)
@@ -482,7 +501,7 @@ class MILTrainer:
         network.bias.data.fill_(initial_bias(config.pooling, rate, len(vocab.slots)))
         history = fit_click_model(
             network, train_tensors, tensors(valid), config.train, progress,
-            f"training multi-instance model ({config.pooling})",
+            f"training multi-instance model ({config.pooling})", checkpoint=checkpoint, world=world, on_epoch=on_epoch,
         )
         bags = train.drop_duplicates("creative_id").sort_values("creative_id")
         return MILModel(

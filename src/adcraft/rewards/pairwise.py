@@ -29,9 +29,10 @@ empirical logit ``log((clicks + 0.5) / (trials - clicks + 0.5))`` instead, whose
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.rewards.checkpoint import array_digest
 from adcraft.rewards.data import (
     SplitConfig,
     click_log,
@@ -64,6 +66,9 @@ from adcraft.rewards.encoding import (
     with_new_elements,
 )
 from adcraft.rewards.training import TrainConfig, TrainHistory, fit
+
+if TYPE_CHECKING:
+    from adcraft.rewards.distributed import DataParallel
 
 KIND = "pairwise"
 AUTO_QUANTILE = 0.25  # min_impressions="auto": this quantile of the creatives' impressions ...
@@ -526,7 +531,12 @@ class PairwiseTrainer:
     def __init__(self, config: PairwiseConfig | None = None) -> None:
         self.config = config or PairwiseConfig()
 
-    def fit(self, market: Market, progress: bool = False) -> PairwiseModel:
+    def fit(
+        self, market: Market, progress: bool = False, *, checkpoint: Path | None = None,
+        world: DataParallel | None = None, on_epoch: Callable[[int], None] | None = None,
+    ) -> PairwiseModel:
+        """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
+        run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
         config = self.config
         torch.manual_seed(config.train.seed)
         train_pairs, valid_pairs = pair_split(click_log(market), config)
@@ -550,13 +560,19 @@ class PairwiseTrainer:
             mean_target = float(np.log(mean_target / (1 - mean_target)))
         network.point_head.bias.data.fill_(mean_target)
 
-        def loss(part: _PairTensors) -> torch.Tensor:
-            outputs = network(part.first, part.second)
+        forward = network if world is None else world.wrap(network)
+
+        def loss(part: _PairTensors, through: nn.Module) -> torch.Tensor:
+            outputs = through(part.first, part.second)
             return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
 
+        data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, pairs.first.elements,
+                                   pairs.second.elements, pairs.first.products)
+                for part, pairs in (("train", train), ("valid", valid))}
         history = fit(
-            network, len(train_pairs), lambda index: loss(train.take(index)), lambda: float(loss(valid)),
-            config.train, progress, "training pairwise reward model",
+            network, len(train_pairs), lambda index: loss(train.take(index), forward),
+            lambda: float(loss(valid, network)), config.train, progress, "training pairwise reward model",
+            checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch,
         )
         model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
         model.valid_accuracy = model.pairwise_accuracy(valid_pairs, features)

@@ -2,6 +2,10 @@
 
 Training stops when the validation loss has not improved for ``patience`` epochs, and the weights of the
 best epoch are restored, so a model never ends on an over-fitted state.
+
+With a checkpoint folder, the whole state is saved after every epoch (``checkpoint.py``) and a killed
+run resumes to bitwise the same weights; with a ``world`` (``distributed.py``) the mini-batches are split
+over data-parallel processes.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,8 +24,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from adcraft.errors import AdcraftError, InputError
+from adcraft.rewards.checkpoint import (
+    array_digest,
+    load_checkpoint,
+    module_tensors,
+    optimiser_tensors,
+    restore_optimiser,
+    save_checkpoint,
+    tensor_digest,
+)
+from adcraft.rewards.checkpoint import fingerprint as run_fingerprint
 
 if TYPE_CHECKING:
+    from adcraft.rewards.distributed import DataParallel
     from adcraft.rewards.encoding import CreativeBatch
 
 
@@ -54,6 +70,9 @@ class TrainHistory:
         return {"train_loss": self.train_loss, "valid_loss": self.valid_loss, "best_epoch": self.best_epoch}
 
 
+CHECKPOINT_FILE = "fit.safetensors"
+
+
 def fit(
     model: nn.Module,
     n_train: int,
@@ -62,31 +81,59 @@ def fit(
     config: TrainConfig,
     progress: bool = False,
     description: str = "training",
+    *,
+    checkpoint: Path | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
+    world: DataParallel | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> TrainHistory:
     """Minimise ``train_loss(index)`` over shuffled mini-batches of ``range(n_train)``.
 
     ``train_loss`` gets a LongTensor of row indices and returns a scalar loss; ``valid_loss`` returns the
     validation loss of the current weights (lower is better). Raises ``AdcraftError`` if a loss is NaN.
+
+    ``checkpoint``: a folder where the whole training state (weights, AdamW moments, best weights,
+    early-stopping counters, history, the shuffling generator's and torch's global RNG states) is
+    written after every epoch (``checkpoint.py``); a run that finds a checkpoint of the same run there
+    continues from it and ends with bitwise the same weights and history as an uninterrupted run. The
+    run's identity is ``config``, ``n_train``, the initial weights and ``fingerprint`` (the caller's
+    description of its data).
+
+    ``world``: train data-parallel (``distributed.py``): ``train_loss`` must run the model through
+    ``world.wrap(model)``; each rank computes the loss on its shard of every mini-batch.
+
+    ``on_epoch(epoch)`` is called after each epoch (and its checkpoint).
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    history = TrainHistory()
-    best, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    if world is not None and not world.wraps(model):
+        raise AdcraftError(f"{description}: data-parallel training needs train_loss to run world.wrap(model)")
+    saver = _FitCheckpoint(checkpoint, model, optimiser, generator, config, n_train, fingerprint, world, description)
+    history, best, best_state, stale, start = saver.restore()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(description, total=config.epochs, status="")
-        for epoch in range(config.epochs):
+        task = bar.add_task(description, total=config.epochs, completed=start, status="")
+        last = config.epochs if stale < config.patience else start  # a resumed run may have stopped already
+        for epoch in range(start, last):
             model.train()
             order = torch.randperm(n_train, generator=generator)
             total, batches = 0.0, 0
-            for start in range(0, n_train, config.batch_size):
-                loss = train_loss(order[start : start + config.batch_size])
-                if not torch.isfinite(loss.detach()):
-                    raise AdcraftError(f"{description}: the training loss became {loss.item()} at epoch {epoch}")
+            for begin in range(0, n_train, config.batch_size):
+                index = order[begin : begin + config.batch_size]
+                if world is None:
+                    loss = train_loss(index)
+                    value = loss.item()
+                else:
+                    shard, share = world.shard(index)
+                    loss = train_loss(shard)
+                    value = world.batch_loss(loss, share)
+                    loss = loss * (share * world.size)
+                if not math.isfinite(value):
+                    raise AdcraftError(f"{description}: the training loss became {value} at epoch {epoch}")
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total, batches = total + loss.item(), batches + 1
+                total, batches = total + value, batches + 1
             model.eval()
             with torch.no_grad():
                 current = float(valid_loss())
@@ -97,12 +144,59 @@ def fit(
                 history.best_epoch = epoch
             else:
                 stale += 1
+            saver.save(history, best, best_state, stale, epoch + 1)
+            if on_epoch is not None:
+                on_epoch(epoch)
             bar.update(task, advance=1, status=f"valid loss {current:.5f} (best {best:.5f})")
             if stale >= config.patience:
                 break
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+class _FitCheckpoint:
+    """Writes and restores ``fit``'s state in ``folder/fit.safetensors`` (a no-op without a folder)."""
+
+    def __init__(self, folder: Path | None, model: nn.Module, optimiser: torch.optim.Optimizer,
+                 generator: torch.Generator, config: TrainConfig, n_train: int,
+                 fingerprint: Mapping[str, Any] | None, world: DataParallel | None, description: str) -> None:
+        self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE
+        self.model, self.optimiser, self.generator, self.config = model, optimiser, generator, config
+        self.writes = world is None or world.writes
+        self.description = description
+        self.run = "" if folder is None else run_fingerprint(
+            "fit", asdict(config), n_train, None if world is None else world.size,
+            tensor_digest(model.state_dict().items()), dict(fingerprint or {}),
+        )
+
+    def restore(self) -> tuple[TrainHistory, float, dict[str, torch.Tensor], int, int]:
+        """(history, best loss, best state, stale epochs, epochs done): a fresh start or the checkpoint's."""
+        fresh = (TrainHistory(), math.inf, copy.deepcopy(self.model.state_dict()), 0, 0)
+        if self.path is None:
+            return fresh
+        saved = load_checkpoint(self.path, self.run, self.description)
+        if saved is None:
+            return fresh
+        state = saved.state
+        self.model.load_state_dict(saved.module_state("model."))
+        restore_optimiser(self.optimiser, saved, "optimiser.")
+        self.generator.set_state(saved.tensors["rng.generator"])
+        torch.set_rng_state(saved.tensors["rng.torch"])
+        history = TrainHistory(**state["history"])
+        return history, float(state["best"]), saved.module_state("best."), int(state["stale"]), int(state["epochs"])
+
+    def save(self, history: TrainHistory, best: float, best_state: Mapping[str, torch.Tensor], stale: int,
+             epochs: int) -> None:
+        if self.path is None or not self.writes:
+            return
+        tensors = {**module_tensors("model.", self.model), **optimiser_tensors("optimiser.", self.optimiser)}
+        tensors.update({f"best.{k}": v for k, v in best_state.items()})
+        tensors["rng.generator"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        state = {"epochs": epochs, "best": best, "stale": stale, "history": history.to_json(),
+                 "position": f"epoch {epochs} of {self.config.epochs}"}
+        save_checkpoint(self.path, self.run, state, tensors)
 
 
 def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
@@ -125,21 +219,36 @@ def fit_click_model(
     config: TrainConfig,
     progress: bool = False,
     description: str = "training",
+    *,
+    checkpoint: Path | None = None,
+    world: DataParallel | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> TrainHistory:
     """``fit`` a network from a ``CreativeBatch`` to click logits on (batch, clicks, trials) tensors.
 
     The loss is ``binomial_loss`` on training mini-batches; early stopping watches it on ``valid``.
+    ``checkpoint``, ``world`` and ``on_epoch`` are passed to ``fit``; the checkpoint's fingerprint covers
+    the training and validation outcomes.
     """
     train_batch, train_clicks, train_trials = train
     valid_batch, valid_clicks, valid_trials = valid
+    forward = network if world is None else world.wrap(network)
 
     def train_loss(index: torch.Tensor) -> torch.Tensor:
-        return binomial_loss(network(train_batch.take(index)), train_clicks[index], train_trials[index])
+        return binomial_loss(forward(train_batch.take(index)), train_clicks[index], train_trials[index])
 
     def valid_loss() -> float:
         return float(binomial_loss(network(valid_batch), valid_clicks, valid_trials))
 
-    return fit(network, len(train_batch), train_loss, valid_loss, config, progress, description)
+    data = {"train": _click_digest(train), "valid": _click_digest(valid)}
+    return fit(network, len(train_batch), train_loss, valid_loss, config, progress, description,
+               checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch)
+
+
+def _click_digest(tensors: ClickTensors) -> str:
+    batch, clicks, trials = tensors
+    images = () if batch.images is None else (batch.images,)
+    return array_digest(clicks, trials, batch.elements, batch.products, batch.categories, batch.contexts, *images)
 
 
 @contextlib.contextmanager
