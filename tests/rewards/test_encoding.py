@@ -91,3 +91,11 @@ def test_new_elements_of_an_unknown_slot_are_refused(model, logged_market):
     frame = new_backgrounds(logged_market[0], ["plain grey"]).assign(slot="sticker")
     with pytest.raises(InputError, match="sticker"):
         model.with_elements(frame)
+
+
+def test_the_image_runtime_is_checked_with_the_backbone():
+    assert EncodingConfig(image_backbone="efficientnet-lite0", image_runtime="onnx").image_runtime == "onnx"
+    with pytest.raises(InputError, match="image_runtime"):
+        EncodingConfig(image_runtime="tensorrt")
+    with pytest.raises(InputError, match="efficientnet-lite0"):
+        EncodingConfig(image_backbone="tiny", image_runtime="onnx")

@@ -45,6 +45,7 @@ class EncodingConfig:
 
     text_backbone: str = "minilm"  # "minilm" | "tiny" | "none"
     image_backbone: str = "none"  # "efficientnet-lite0" | "tiny" | "none"
+    image_runtime: str = "torch"  # "torch" | "onnx" (Lite0 through ONNX Runtime: faster on CPU, adcraft[onnx])
     embedding_dim: int = 16
     max_context_tokens: int = 8
 
@@ -55,6 +56,10 @@ class EncodingConfig:
             raise InputError(
                 f"image_backbone must be efficientnet-lite0, tiny or none, got {self.image_backbone!r}"
             )
+        if self.image_runtime not in ("torch", "onnx"):
+            raise InputError(f"image_runtime must be torch or onnx, got {self.image_runtime!r}")
+        if self.image_runtime == "onnx" and self.image_backbone == "tiny":
+            raise InputError("image_runtime onnx runs the efficientnet-lite0 backbone only")
         if self.embedding_dim < 1:
             raise InputError("embedding_dim must be at least 1")
 
@@ -245,7 +250,7 @@ def creative_image_features(
     wanted = [c for c in dict.fromkeys(creative_ids) if isinstance(images.get(c), str)]
     if not wanted:
         return {}
-    encoder = build_image_encoder(ImageEncoderConfig(backbone=config.image_backbone))
+    encoder = build_image_encoder(ImageEncoderConfig(backbone=config.image_backbone, runtime=config.image_runtime))
     paths = [market.resolve(images[c]) for c in wanted]
     features = encode_image_files(encoder, paths, FeatureCache(cache_dir or default_cache_dir()))
     return dict(zip(wanted, features))

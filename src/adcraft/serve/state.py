@@ -321,7 +321,9 @@ class ServedRun:
         from adcraft.features.image_encoder import ImageEncoderConfig, build_image_encoder
 
         if self._image_encoder is None:
-            self._image_encoder = build_image_encoder(ImageEncoderConfig(backbone=model.config.encoding.image_backbone))
+            encoding = model.config.encoding
+            self._image_encoder = build_image_encoder(ImageEncoderConfig(backbone=encoding.image_backbone,
+                                                                         runtime=encoding.image_runtime))
         return np.asarray(self._image_encoder.encode([image.convert("RGB")]), dtype=np.float32)
 
     # ------------------------------------------------------------------ proposing
