@@ -35,6 +35,8 @@ test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "note: wrk is not installed; bench/load.py skips its wrk phase"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	HF_HUB_OFFLINE=1 $(PY) bench/encoders.py
 	$(PY) bench/render.py

@@ -11,6 +11,10 @@ on a free loopback port in a subprocess (a real uvicorn server with a token) and
   creatives, every one scored once before the clock starts (cached features; goal p99 < 50 ms);
 - ``mixed``: 70 % score, 15 % ``/v1/propose`` (k in 1..3) and 15 % ``GET /v1/creatives/{id}.png``.
 
+When ``wrk`` (Debian package ``wrk``, a C load generator) is on PATH, a third phase ``score-wrk`` runs the
+score workload from ``--clients`` wrk connections instead: the Python client above costs more CPU per request
+than the server, so on a small machine it measures itself; wrk leaves the CPU to the server.
+
 Reported per phase: requests, errors (status >= 400 or a failed connection), requests/s, p50/p99 latency
 per route in ms as the clients saw it and as the server's access log measured it (time inside the app);
 and the server's peak resident memory (``VmHWM`` of /proc/PID/status). After SIGTERM the server finishes
@@ -27,6 +31,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,6 +191,46 @@ def server_side(records: list[dict]) -> dict:
     return out
 
 
+WRK_SCRIPT = """
+bodies = {}
+for line in io.lines(os.getenv("ADCRAFT_WRK_BODIES")) do bodies[#bodies + 1] = line end
+counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("ADCRAFT_WRK_TOKEN")
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/v1/score", nil, bodies[(counter % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("ADCRAFT %d %d %d %d %d %d %.1f %.1f %.1f\\n", summary.requests, summary.errors.connect,
+    summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def wrk_phase(base: str, token: str, work: Workload, clients: int, duration_s: float, workdir: Path) -> dict | None:
+    """The score workload driven by wrk (``clients`` connections, one thread); None when wrk is missing."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk not found (apt-get install wrk): the score-wrk phase is skipped", flush=True)
+        return None
+    bodies, script = workdir / "score-bodies.jsonl", workdir / "score.lua"
+    bodies.write_text("".join(json.dumps({"product_id": p, "elements": e}) + "\n" for p, e in work.combos))
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "ADCRAFT_WRK_BODIES": str(bodies), "ADCRAFT_WRK_TOKEN": token}
+    result = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{int(duration_s)}s", "-s", str(script), base],
+                            capture_output=True, text=True, env=env, check=True)
+    fields = next(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("ADCRAFT "))
+    requests, connect, read, write, status, timeout = (int(v) for v in fields[:6])
+    p50, p99, worst = (float(v) for v in fields[6:])
+    errors = connect + read + write + status + timeout
+    return {"requests": requests, "seconds": duration_s, "requests_per_s": round(requests / duration_s, 1),
+            "errors": errors, "statuses": {"non-2xx or failed": errors},
+            "routes": {"score": {"requests": requests, "p50_ms": p50, "p99_ms": p99, "max_ms": worst}}}
+
+
 def warm_scores(base: str, token: str, work: Workload) -> None:
     """Score every combination once, so that the score phase measures cached features."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
@@ -225,6 +270,11 @@ def report_run(args: argparse.Namespace, run_dir: Path, market_dir: Path, server
             start_line = len(access_lines(args.workdir / "server.log"))
             results[name] = asyncio.run(phase(base, token, work, args.clients, args.duration, seed, mixed))
             results[name]["server_side"] = server_side(access_lines(args.workdir / "server.log")[start_line:])
+        start_line = len(access_lines(args.workdir / "server.log"))
+        driven = wrk_phase(base, token, work, args.clients, args.duration, args.workdir)
+        if driven is not None:
+            driven["server_side"] = server_side(access_lines(args.workdir / "server.log")[start_line:])
+            results["score-wrk"] = driven
         peak = peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
