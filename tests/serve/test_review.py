@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from adcraft.serve.decisions import EXPORT_COLUMNS, sqlite_url
 from adcraft.serve.review import build_review_router
+from adcraft.serve.run_view import RunView
 
 
 def allow_all() -> None:
@@ -24,7 +25,8 @@ def allow_all() -> None:
 @pytest.fixture
 def client(served_run: tuple[Path, Path], tmp_path: Path):
     app = FastAPI()
-    app.include_router(build_review_router(*served_run, sqlite_url(tmp_path / "decisions.sqlite"), allow_all))
+    router = build_review_router(RunView.load(*served_run), sqlite_url(tmp_path / "decisions.sqlite"), allow_all)
+    app.include_router(router)
     with TestClient(app) as client:
         yield client
 
@@ -171,7 +173,7 @@ def test_every_route_depends_on_the_given_token_check(served_run, tmp_path: Path
         raise HTTPException(401, "no token")
 
     app = FastAPI()
-    router = build_review_router(*served_run, sqlite_url(tmp_path / "d.sqlite"), refuse)
+    router = build_review_router(RunView.load(*served_run), sqlite_url(tmp_path / "d.sqlite"), refuse)
     app.include_router(router)
     with TestClient(app) as client:
         for route in router.routes:

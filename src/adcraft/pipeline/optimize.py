@@ -384,6 +384,21 @@ def _write_products(staging: Path, market: Market, logged: pd.DataFrame, logged_
     pq.write_table(table, staging / "products.parquet")
 
 
+def load_run_reward(run_dir: Path, market: Market) -> tuple[Market, MILModel]:
+    """An optimize run's reward model (``OUT/models/reward``) and ``market`` extended with the elements the run
+    made (``OUT/elements.parquet``, if any), which the model then scores by their words."""
+    folder = Path(run_dir) / "models" / "reward"
+    if not folder.is_dir():
+        raise InputError(f"{folder} is missing: is {run_dir} the output of `adcraft optimize`?")
+    model = MILModel.load(folder)
+    extra_file = Path(run_dir) / "elements.parquet"
+    if not extra_file.is_file():
+        return market, model
+    extra = read_extra_elements(extra_file, market)
+    market = dataclasses.replace(market, elements=pd.concat([market.elements, extra], ignore_index=True))
+    return market, model.with_elements(extra)
+
+
 def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:
     """Elements made by another run (``elements.parquet``, or a folder holding one), checked against ``market``."""
     from adcraft.market.coerce import typed_frame

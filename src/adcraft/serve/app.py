@@ -63,8 +63,10 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     app.include_router(api_router())
     _add_docs(app)
     from adcraft.serve.review import build_review_router
+    from adcraft.serve.run_view import RunView
 
-    app.include_router(build_review_router(config.run_dir, config.market_dir, config.database_url, require_token))
+    view = RunView.of_run(served.run_dir, served.market, served.reward)  # the models ServedRun already loaded
+    app.include_router(build_review_router(view, config.database_url, require_token))
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib.resources import files
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -52,14 +51,12 @@ class DecisionRequest(BaseModel):
     note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
-def build_review_router(run_dir: Path, market_dir: Path, database_url: str,
-                        require_token: Callable[..., Any]) -> APIRouter:
-    """The review page's routes over the run at ``run_dir``, decisions kept at ``database_url``.
+def build_review_router(run: RunView, database_url: str, require_token: Callable[..., Any]) -> APIRouter:
+    """The review page's routes over ``run``, decisions kept at ``database_url``.
 
-    Reads the run once (``RunView.load``) and opens the database now, so a bad run or URL fails at start-up
-    with an ``InputError``; the database connections close when the app shuts down.
+    Opens the database now, so a bad URL fails at start-up with an ``InputError``; the database connections
+    close when the app shuts down.
     """
-    run = RunView.load(run_dir, market_dir)
     store = DecisionStore(database_url, run)
     page = files("adcraft.serve").joinpath("static", "review.html").read_text(encoding="utf-8")
     assets = {name: files("adcraft.serve").joinpath("static", name).read_bytes() for name in _ASSETS}

@@ -8,7 +8,6 @@ is computed when a product is first asked for and kept, so opening a run of many
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pandas as pd
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 from adcraft.market.outputs import read_proposals
-from adcraft.pipeline.optimize import PRODUCT_COLUMNS, read_extra_elements
+from adcraft.pipeline.optimize import PRODUCT_COLUMNS, load_run_reward
 from adcraft.rewards.mil import MILModel
 
 
@@ -113,28 +112,29 @@ class RunView:
 
         Raises ``InputError`` when a file the view needs is missing or the run does not match the market.
         """
-        run_dir, market_dir = Path(run_dir), Path(market_dir)
+        run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise InputError(f"{run_dir}: no such run folder (the OUT of `adcraft optimize`)")
+        market, model = load_run_reward(run_dir, load_market(market_dir))
+        return cls.of_run(run_dir, market, model)
+
+    @classmethod
+    def of_run(cls, run_dir: Path, market: Market, model: MILModel) -> RunView:
+        """The view of the run at ``run_dir`` over an already loaded ``market`` and reward ``model`` (both
+        knowing the run's generated elements, as :func:`load_run_reward` returns them)."""
+        run_dir = Path(run_dir)
         products_file = run_dir / "products.parquet"
         if not products_file.is_file():
             raise InputError(
                 f"{products_file} is missing: this run was written by an older adcraft that did not record the "
                 "creative each product shows now. Run `adcraft optimize` again to review it."
             )
-        market = load_market(market_dir)
         frame = read_proposals(run_dir)
         products = _read_products(products_file)
         unknown = sorted(set(frame["product_id"]) - set(market.products["product_id"]))
         if unknown:
-            raise InputError(f"{run_dir}: proposals for products the market at {market_dir} does not have "
+            raise InputError(f"{run_dir}: proposals for products the market does not have "
                              f"({unknown[:5]}); pass the market the run was made from")
-        model = _load_model(run_dir / "models" / "reward")
-        extra_file = run_dir / "elements.parquet"
-        if extra_file.is_file():
-            extra = read_extra_elements(extra_file, market)
-            market = dataclasses.replace(market, elements=pd.concat([market.elements, extra], ignore_index=True))
-            model = model.with_elements(extra)
         return cls(market, model, _proposal_rows(frame), _current_creatives(products), _lift_estimates(products))
 
     @property
@@ -205,12 +205,6 @@ def _read_products(path: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; run `adcraft optimize` again")
     return frame
-
-
-def _load_model(folder: Path) -> MILModel:
-    if not folder.is_dir():
-        raise InputError(f"{folder} is missing: the run's reward model is needed for the elements' credit")
-    return MILModel.load(folder)
 
 
 def _proposal_rows(frame: pd.DataFrame) -> dict[str, tuple[_ProposalRow, ...]]:

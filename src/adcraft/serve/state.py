@@ -20,7 +20,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -136,26 +136,20 @@ class ServedRun:
     def __init__(self, config: ServeConfig) -> None:
         from adcraft.generate.combo import ComboGenerator
         from adcraft.render.from_market import MarketRenderer
-        from adcraft.rewards.mil import MILModel
-
         self.config = config
         self.run_dir = config.run_dir.resolve()
         if not self.run_dir.is_dir():
             raise InputError(f"{config.run_dir}: no such run folder (write one with `adcraft optimize`)")
-        market = load_market(config.market_dir)
-        self.base_market = market
-        extra = self._extra_elements(market)
-        if extra is not None:
-            market = replace(market, elements=pd.concat([market.elements, extra], ignore_index=True))
+        from adcraft.pipeline.optimize import load_run_reward
+
+        self.base_market = load_market(config.market_dir)
+        market, self.reward = load_run_reward(self.run_dir, self.base_market)
         self.market: Market = market
         self.market_root = Path(config.market_dir).resolve()
-        models = self.run_dir / "models"
-        for name in ("reward", "combo"):
-            if not (models / name).is_dir():
-                raise InputError(f"{models / name}: missing; is {config.run_dir} the output of `adcraft optimize`?")
-        reward = MILModel.load(models / "reward")
-        self.reward = reward.with_elements(extra) if extra is not None else reward
-        self.generator = ComboGenerator.load(models / "combo", market, self._reward_fn)
+        combo = self.run_dir / "models" / "combo"
+        if not combo.is_dir():
+            raise InputError(f"{combo}: missing; is {config.run_dir} the output of `adcraft optimize`?")
+        self.generator = ComboGenerator.load(combo, market, self._reward_fn)
         self.renderer = MarketRenderer(market, config=run_render_config(self.run_dir))
         self.slots = list(market.config.slots)
         el = market.elements
@@ -175,14 +169,6 @@ class ServedRun:
         self._image_encoder = None
 
     # ------------------------------------------------------------------ loading
-
-    def _extra_elements(self, market: Market) -> pd.DataFrame | None:
-        path = self.run_dir / "elements.parquet"
-        if not path.is_file():
-            return None
-        from adcraft.pipeline.optimize import read_extra_elements
-
-        return read_extra_elements(path, market)
 
     def _reward_fn(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]],
                    contexts: Sequence[str] | None = None) -> np.ndarray:
