@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +28,7 @@ from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig
 from adcraft.rewards.training import CHECKPOINT_FILE as FIT_CHECKPOINT
 from adcraft.rewards.training import TrainConfig
+from tests.killed_processes import adcraft, kill_when
 
 TINY_TEXT = EncodingConfig(text_backbone="tiny", embedding_dim=8)
 CONFIG = OptimizeConfig(
@@ -133,24 +130,6 @@ def test_a_failed_run_leaves_nothing_behind(tiny_market_dir, tmp_path, monkeypat
     with pytest.raises(AdcraftError):
         optimize(tiny_market_dir, tmp_path / "out", CONFIG)
     assert list(tmp_path.iterdir()) == []
-
-
-def adcraft(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from adcraft.cli import main; main()", *args]
-
-
-def kill_when(command: list[str], ready, timeout: float = 60.0) -> None:
-    """Start ``command``, SIGKILL it as soon as ``ready()`` holds; fail if it ends first."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            assert process.poll() is None, f"finished before it could be killed: {process.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no checkpoint appeared in time"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
 
 
 SLOW_CONFIG = dataclasses.replace(

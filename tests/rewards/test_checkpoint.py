@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from adcraft.rewards.checkpoint import position, read_state
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILTrainer
 from adcraft.rewards.training import CHECKPOINT_FILE, TrainConfig, fit
+from tests.killed_processes import adcraft, kill_when
 
 MIL = MILConfig(encoding=EncodingConfig(text_backbone="tiny", embedding_dim=8),
                 train=TrainConfig(epochs=12, batch_size=16, learning_rate=0.02, patience=4))
@@ -121,24 +118,6 @@ MIL_YAML = """\
 encoding: {text_backbone: tiny, embedding_dim: 8}
 train: {epochs: 20, batch_size: 16, learning_rate: 0.002, patience: 20}
 """
-
-
-def adcraft(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from adcraft.cli import main; main()", *args]
-
-
-def kill_when(command: list[str], ready, timeout: float = 60.0) -> None:
-    """Start ``command``, SIGKILL it as soon as ``ready()`` holds; fail if it ends first."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            assert process.poll() is None, f"finished before it could be killed: {process.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no checkpoint appeared in time"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
 
 
 def epochs_done(path: Path) -> int:
