@@ -193,9 +193,7 @@ def with_new_elements(model: ModelT, elements: pd.DataFrame) -> ModelT:
     table, and a zero row to every element-indexed embedding (modules named ``element_*``): exactly how
     the model treats an unknown id, except that the new element now has its words.
     """
-    # The fast scorer (a cache of tables derived from the weights) is not copied; the copy builds its own.
-    memo = {id(model.__dict__["_scorer"]): None} if "_scorer" in model.__dict__ else {}
-    model = copy.deepcopy(model, memo)
+    model = copy.deepcopy(model)
     vocab, network, tower = model.vocab, model.network, model.network.tower
     missing = [c for c in ("element_id", "slot") if c not in elements]
     if missing:

@@ -152,13 +152,28 @@ def _flat_index(elements: torch.Tensor, per_slot: int) -> torch.Tensor:
     return elements + torch.arange(elements.shape[1]) * per_slot
 
 
-class MILScorer:
-    """Bag click probabilities of a ``MILNetwork`` from per-element tables (module docstring)."""
+class TableScorer:
+    """What both scorers share: the weights they were built from, the id lookups, and reuse while those hold."""
 
-    def __init__(self, network: MILNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
+    def __init__(self, network: nn.Module, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
         self.stamp = WeightsStamp(network, vocab)
         self.network, self.vocab, self.config = network, vocab, config
         self.indexer = RowIndexer(vocab)
+
+    @classmethod
+    def for_network(cls, previous: TableScorer | None, network: nn.Module, vocab: CreativeVocabulary,
+                    config: EncodingConfig):
+        """``previous`` if it was built from these very weights, else a new scorer."""
+        if isinstance(previous, cls) and previous.network is network and previous.stamp.matches(network, vocab):
+            return previous
+        return cls(network, vocab, config)
+
+
+class MILScorer(TableScorer):
+    """Bag click probabilities of a ``MILNetwork`` from per-element tables (module docstring)."""
+
+    def __init__(self, network: MILNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
+        super().__init__(network, vocab, config)
         tower = network.tower
         d = tower.element_id.embedding_dim
         with torch.no_grad():
@@ -177,14 +192,6 @@ class MILScorer:
                 w = network.attention.weight[0]
                 self.attention = (_flat(elements @ w[:d]), products @ w[d:2 * d] + network.attention.bias[0], w[2 * d:])
             self.pairs = None if network.pair_projection is None else _flat(network.pair_projection(elements))
-
-    @classmethod
-    def for_network(cls, previous: MILScorer | None, network: MILNetwork, vocab: CreativeVocabulary,
-                    config: EncodingConfig) -> MILScorer:
-        """``previous`` if it was built from these very weights, else a new scorer."""
-        if previous is not None and previous.network is network and previous.stamp.matches(network, vocab):
-            return previous
-        return cls(network, vocab, config)
 
     def _element_parts(self, elements: torch.Tensor) -> dict[str, torch.Tensor | None]:
         """What of a bag does not depend on the product or the context: gathered once per chunk of rows."""
@@ -276,35 +283,25 @@ class MILScorer:
         return out
 
 
-class CTRScorer:
+class CTRScorer(TableScorer):
     """Click probabilities of a ``CTRNetwork`` (eval mode) from per-element tables (module docstring)."""
 
     def __init__(self, network: CTRNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
-        self.stamp = WeightsStamp(network, vocab)
-        self.network, self.vocab, self.config = network, vocab, config
-        self.indexer = RowIndexer(vocab)
+        super().__init__(network, vocab, config)
         tower = network.tower
         d, slots = tower.element_id.embedding_dim, tower.n_slots
         first, last = network.mlp[0], network.mlp[-1]
-        blocks = first.weight.split(d, dim=1)  # v_1..v_S, p, c[, i]: every block is d wide
-        with torch.no_grad():
+        with torch.no_grad():  # tables of plain tensors: no autograd graph held (or copied with the model)
+            blocks = first.weight.split(d, dim=1)  # v_1..v_S, p, c[, i]: every block is d wide
             elements = element_table(tower)
             self.per_slot = elements.shape[1]
             self.per_element = _flat(torch.stack([elements[s] @ blocks[s].T for s in range(slots)]))  # S(N + 1) x H
             self.per_product = product_table(tower, vocab) @ blocks[slots].T + first.bias
             self.product_bias = network.bias + network.product_bias.weight[:, 0]
             self.element_bias = network.element_bias.weight[:, 0].clone()
-        self.context_weight = blocks[slots + 1]
-        self.image_weight = blocks[slots + 2] if tower.image_proj is not None else None
-        self.out_weight, self.out_bias = last.weight[0], last.bias[0]
-
-    @classmethod
-    def for_network(cls, previous: CTRScorer | None, network: CTRNetwork, vocab: CreativeVocabulary,
-                    config: EncodingConfig) -> CTRScorer:
-        """``previous`` if it was built from these very weights, else a new scorer."""
-        if previous is not None and previous.network is network and previous.stamp.matches(network, vocab):
-            return previous
-        return cls(network, vocab, config)
+            self.context_weight = blocks[slots + 1]
+            self.image_weight = blocks[slots + 2] if tower.image_proj is not None else None
+            self.out_weight, self.out_bias = last.weight[0], last.bias[0]
 
     def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None,
                 traffic: Sequence[tuple[str, float]], images: np.ndarray | None) -> np.ndarray:
