@@ -53,10 +53,10 @@ def score_market_batch(model_dir: Path, market_dir: Path, out: Path, config: Bat
     bad input is refused with nothing written.
     """
     from adcraft.market import load_market, write_scores
-    from adcraft.pipeline.reward_jobs import load_scoring_model
+    from adcraft.pipeline.reward_jobs import check_scoring_model
 
     config = config or BatchConfig()
-    load_scoring_model(Path(model_dir))
+    check_scoring_model(Path(model_dir))
     market = load_market(market_dir)
     if market.creatives is None or market.creatives.empty:
         raise InputError(f"the market at {market_dir} has no past creatives to score")

@@ -168,29 +168,38 @@ def _plain(value):
     return value
 
 
+SCORING_KINDS = ("ctr", "pairwise", "mil")  # the kinds that predict a creative's CTR (``score_market``)
+
+
 def load_reward_model(folder: Path):
     """Load any saved reward model by the kind recorded in its ``config.json``."""
-    from adcraft.rewards.artifacts import load_artifact
+    from adcraft.rewards.artifacts import read_artifact_header
 
-    kind = load_artifact(folder).kind
-    return _reward_classes(kind)[2].load(folder)
+    return _reward_classes(read_artifact_header(folder)["kind"])[2].load(folder)
+
+
+def check_scoring_model(folder: Path) -> str:
+    """The kind of the saved model at ``folder``, read from its header; ``InputError`` unless it predicts CTR."""
+    from adcraft.rewards.artifacts import read_artifact_header
+
+    kind = read_artifact_header(folder)["kind"]
+    if kind not in SCORING_KINDS:
+        raise InputError(f"{folder} holds a '{kind}' model, which does not predict CTR; nothing to score "
+                         f"(score with a {', '.join(SCORING_KINDS)} model)")
+    return kind
 
 
 def load_scoring_model(folder: Path):
-    """A saved reward model that predicts CTR (it has ``score_market``); ``InputError`` for any other kind."""
-    model = load_reward_model(folder)
-    if not hasattr(model, "score_market"):
-        raise InputError(f"{folder} holds a model that does not predict CTR (a demand utility); nothing to score")
-    return model
+    """A saved reward model that predicts CTR (:func:`check_scoring_model`), loaded."""
+    check_scoring_model(folder)
+    return load_reward_model(folder)
 
 
 def score_creatives(model_dir: Path, market_dir: Path, out: Path) -> Path:
     """Write ``OUT/scores.parquet``: the model's predicted CTR of every past creative of the market."""
     from adcraft.market import write_scores
 
-    model = load_reward_model(model_dir)
-    if not hasattr(model, "score_market"):
-        raise InputError(f"{model_dir} holds a model that does not predict CTR (a demand utility); nothing to score")
+    model = load_scoring_model(model_dir)
     market = load_market(market_dir)
     scores = model.score_market(market)
     write_scores(out, scores)

@@ -90,19 +90,13 @@ def save_artifact(
     return target
 
 
-def load_artifact(
-    folder: str | os.PathLike[str],
-    expected_kind: str | None = None,
-    tensor_format: TensorFormat = "torch",
-) -> Artifact:
-    """Read an artifact written by :func:`save_artifact`.
+def read_artifact_header(folder: str | os.PathLike[str], expected_kind: str | None = None) -> dict:
+    """The ``config.json`` header of an artifact (``kind``, ``config``, ``extra``, ...) without its tensors.
 
-    Raises ``InputError`` naming the folder and the expected layout when it is missing or
-    unreadable, and naming both kinds when ``expected_kind`` is given and differs.
+    Raises ``InputError`` naming the folder and the expected layout when it is missing or unreadable, and
+    naming both kinds when ``expected_kind`` is given and differs.
     """
     path = Path(folder)
-    if tensor_format not in ("torch", "numpy"):
-        raise InputError(f"tensor_format must be 'torch' or 'numpy', got {tensor_format!r}")
     if not path.is_dir():
         raise InputError(f"no model artifact at {path}: expected {LAYOUT}")
     try:
@@ -116,6 +110,19 @@ def load_artifact(
     if expected_kind is not None and header["kind"] != expected_kind:
         raise InputError(f"{path} holds a '{header['kind']}' model, not the expected "
                          f"'{expected_kind}' model")
+    return header
+
+
+def load_artifact(
+    folder: str | os.PathLike[str],
+    expected_kind: str | None = None,
+    tensor_format: TensorFormat = "torch",
+) -> Artifact:
+    """Read an artifact written by :func:`save_artifact` (header checked by :func:`read_artifact_header`)."""
+    path = Path(folder)
+    if tensor_format not in ("torch", "numpy"):
+        raise InputError(f"tensor_format must be 'torch' or 'numpy', got {tensor_format!r}")
+    header = read_artifact_header(path, expected_kind)
     try:
         if tensor_format == "torch":
             from safetensors.torch import load_file
