@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,16 @@ class BrightnessModel:
 def make_config(run_dir: Path, market_dir: Path, tmp: Path, **overrides) -> ServeConfig:
     settings = {"token": TOKEN, "database_url": f"sqlite:///{tmp / 'decisions.sqlite'}", **overrides}
     return ServeConfig(run_dir=run_dir, market_dir=market_dir, **settings)
+
+
+@contextlib.contextmanager
+def editing_client(served_run, tmp: Path, **overrides) -> Iterator[TestClient]:
+    """A test client of an app over ``served_run`` whose editor uses :class:`BrightnessModel`."""
+    config = make_config(*served_run, tmp, **overrides)
+    served = ServedRun(config)
+    served.contrastive_model = BrightnessModel()
+    with TestClient(create_app(config, served), raise_server_exceptions=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +210,11 @@ def test_edit_without_a_contrastive_model_says_what_to_train(client):
 
 
 def test_edit_returns_a_png_that_scores_no_lower(served_run, tmp_path):
-    run_dir, market_dir = served_run
-    served = ServedRun(make_config(run_dir, market_dir, tmp_path))
-    served.contrastive_model = BrightnessModel()
-    client = TestClient(create_app(make_config(run_dir, market_dir, tmp_path), served))
-    photo = (market_dir / served.market.products["image"].iloc[0]).read_bytes()
-    response = client.post("/v1/edit", files={"image": ("p.png", photo, "image/png")},
-                           data={"text": "a shoe"}, headers=AUTH)
+    market_dir = served_run[1]
+    with editing_client(served_run, tmp_path) as client:
+        photo = (market_dir / client.app.state.served.market.products["image"].iloc[0]).read_bytes()
+        response = client.post("/v1/edit", files={"image": ("p.png", photo, "image/png")},
+                               data={"text": "a shoe"}, headers=AUTH)
     assert response.status_code == 200, response.text
     assert Image.open(io.BytesIO(response.content)).format == "PNG"
     figures = json.loads(response.headers["x-adcraft-edit"])

@@ -11,10 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from adcraft.serve.app import create_app
-from adcraft.serve.state import ServedRun
-
-from .test_api import AUTH, BrightnessModel, make_config
+from .test_api import AUTH, editing_client
 from .test_limits import png_header_only
 
 PRODUCT = "p0000"
@@ -137,11 +134,7 @@ def snapshot(*folders: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(served_run, tmp_path_factory) -> TestClient:
-    run_dir, market_dir = served_run
-    config = make_config(run_dir, market_dir, tmp_path_factory.mktemp("db"), max_image_pixels=1_000_000)
-    served = ServedRun(config)
-    served.contrastive_model = BrightnessModel()
-    with TestClient(create_app(config, served), raise_server_exceptions=False) as test_client:
+    with editing_client(served_run, tmp_path_factory.mktemp("db"), max_image_pixels=1_000_000) as test_client:
         yield test_client
 
 

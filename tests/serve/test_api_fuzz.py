@@ -7,11 +7,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adcraft.serve.app import create_app
 from adcraft.serve.schemas import ProposeRequest, ScoreRequest
-from adcraft.serve.state import ServedRun
 
-from .test_api import AUTH, BrightnessModel, make_config
+from .test_api import AUTH, editing_client
 from .test_api_bad_inputs import GOOD, png
 
 # Derandomized: the same examples on every run, so a failure reproduces (and CI does not flip on a new draw).
@@ -54,11 +52,7 @@ uploads = st.fixed_dictionaries({
 
 @pytest.fixture(scope="module")
 def client(served_run, tmp_path_factory) -> TestClient:
-    run_dir, market_dir = served_run
-    config = make_config(run_dir, market_dir, tmp_path_factory.mktemp("db"), max_image_pixels=100_000)
-    served = ServedRun(config)
-    served.contrastive_model = BrightnessModel()
-    with TestClient(create_app(config, served), raise_server_exceptions=False) as test_client:
+    with editing_client(served_run, tmp_path_factory.mktemp("db"), max_image_pixels=100_000) as test_client:
         yield test_client
 
 
