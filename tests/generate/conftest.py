@@ -16,7 +16,7 @@ def ua_model(generator_market):
     market, _ = generator_market
     config = ContrastiveConfig(
         image=ImageEncoderConfig(backbone="tiny"), text=TextEncoderConfig(backbone="tiny"),
-        demand=UtilityConfig(target="logit_ctr"), alpha=0.5, validation_share=0.3,
+        demand=UtilityConfig(target="logit_ctr"), alpha=0.5, retrieval_tolerance=None, validation_share=0.3,
         train=ContrastiveTrainConfig(epochs=20),
     )
     return ContrastiveTrainer(config).fit(market)

@@ -20,6 +20,7 @@ from adcraft.rewards.contrastive import (
     ContrastiveTrainer,
     fit_demand_utility,
     retrieval_recall,
+    select_alpha,
     training_pairs,
     ua_infonce_directions,
     ua_infonce_loss,
@@ -154,6 +155,14 @@ def test_config_from_yaml_mapping_keeps_the_contrastive_train_defaults() -> None
         ContrastiveConfig(demand=UtilityConfig(attributes=("brightness", "uniqueness")))
     with pytest.raises(InputError, match="alpha"):
         ContrastiveConfig(alpha=-1.0)
+    with pytest.raises(InputError, match="retrieval_tolerance"):
+        ContrastiveConfig(retrieval_tolerance=1.5)
+    with pytest.raises(InputError, match="alpha_fractions"):
+        ContrastiveConfig(alpha_fractions=(0.5, 2.0))
+    with pytest.raises(InputError, match="alpha_fractions"):
+        ContrastiveConfig(alpha_fractions=())
+    assert from_mapping(ContrastiveConfig, {"retrieval_tolerance": None, "alpha_fractions": [0.5, 1.0]}
+                        ).alpha_fractions == (0.5, 1.0)
 
 
 # ------------------------------------------------------------------------------------ training
@@ -190,7 +199,9 @@ def test_score_is_alpha_utility_plus_beta_consistency(logged_market, trained) ->
     market, _ = logged_market
     images, pairs = training_images(market, trained)
     parts = trained.score_parts(images[:6], pairs["text"].iloc[0])
-    np.testing.assert_allclose(parts.score, 0.1 * parts.utility + 1.0 * parts.consistency, rtol=1e-6, atol=1e-7)
+    alpha, beta = trained.config.alpha, trained.config.beta
+    assert alpha > 0
+    np.testing.assert_allclose(parts.score, alpha * parts.utility + beta * parts.consistency, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(trained.consistency(images[:6], pairs["text"].iloc[0]), parts.consistency)
     assert np.all(np.abs(parts.consistency) <= 1 + 1e-6)
     texts = [pairs["text"].iloc[0], pairs["text"].iloc[-1]]
@@ -217,6 +228,42 @@ def test_save_and_load_give_identical_scores(logged_market, trained, tmp_path, m
     np.testing.assert_array_equal(loaded.demand_model.coefficients, model.demand_model.coefficients)
     assert loaded.validation == model.validation
     assert not list(tmp_path.glob("model/*.p*kl*"))
+
+
+def test_select_alpha_keeps_the_largest_alpha_within_the_tolerance_in_both_directions() -> None:
+    standard = {"i2t_r@5": 0.60, "t2i_r@5": 0.50}
+    candidates = {
+        0.02: {"i2t_r@5": 0.61, "t2i_r@5": 0.49},
+        0.05: {"i2t_r@5": 0.58, "t2i_r@5": 0.52},  # 2 points below image->text: still within 0.02
+        0.10: {"i2t_r@5": 0.65, "t2i_r@5": 0.47},  # 3 points below text->image
+    }
+    assert select_alpha(standard, candidates, 0.02) == (0.05, True)
+    assert select_alpha(standard, candidates, 0.03) == (0.10, True)
+    assert select_alpha(standard, candidates, 0.0) == (0.02, False)  # none within: the smallest
+    assert select_alpha(standard, {0.1: {"i2t_r@5": 0.2, "t2i_r@5": 0.9}}, 0.05) == (0.1, False)
+    with pytest.raises(InputError, match="at least one"):
+        select_alpha(standard, {}, 0.02)
+
+
+def test_alpha_is_chosen_on_the_validation_products(logged_market, trained) -> None:
+    market, _ = logged_market
+    search = trained.validation["alpha_search"]
+    grid = [candidate["alpha"] for candidate in search["candidates"]]
+    assert grid == pytest.approx([0.02, 0.05, 0.1])
+    assert trained.config.alpha == search["alpha"] and trained.config.retrieval_tolerance is None
+    expected = select_alpha(search["standard"], {c["alpha"]: c for c in search["candidates"]}, search["tolerance"])
+    assert (search["alpha"], search["within_tolerance"]) == expected
+    chosen = next(c for c in search["candidates"] if c["alpha"] == search["alpha"])
+    assert {k: trained.validation[k] for k in ("i2t_r@5", "t2i_r@5")} == {k: chosen[k] for k in ("i2t_r@5", "t2i_r@5")}
+    # The kept model is the one trained with that alpha alone, from the same seed.
+    direct = ContrastiveTrainer(tiny_config(alpha=search["alpha"], retrieval_tolerance=None)).fit(market)
+    assert "alpha_search" not in direct.validation and direct.config == trained.config
+    images, pairs = training_images(market, trained)
+    text = pairs["text"].iloc[0]
+    np.testing.assert_array_equal(direct.score(images[:5], text), trained.score(images[:5], text))
+    standard = ContrastiveTrainer(tiny_config(alpha=0.0)).fit(market)
+    assert "alpha_search" not in standard.validation
+    assert {k: standard.validation[k] for k in ("i2t_r@5", "t2i_r@5")} == search["standard"]
 
 
 def test_bad_inputs_raise_input_errors(logged_market, trained, tmp_path) -> None:

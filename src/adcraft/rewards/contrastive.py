@@ -15,12 +15,19 @@ where ``f``, ``g`` are the projections and ``h̃`` is the image's visual demand 
 ``h`` the demand regression of :mod:`adcraft.rewards.utility` on the image's visual attributes (each
 attribute clipped to the range the regression observed, so the quadratic never extrapolates) and
 ``m_h``, ``s_h`` its mean and standard deviation over the training images (stored with the model).
-With this choice α reads as "cosine units per standard deviation of demand utility": the default
-α = 0.1 lets three standard deviations of utility weigh about as much as 0.3 of cosine similarity,
-less than the gap between a matching and a non-matching text, so demand reorders images of similar
-consistency without overriding what the text asks for. (The paper's secondary sources quote α = 0.5
-or 1 with ``h`` in its own log-demand units; on the standardised scale that would let demand outweigh
-the whole range of the cosine.) The value was set from this reasoning, not tuned on a benchmark.
+With this choice α reads as "cosine units per standard deviation of demand utility". (The paper's
+secondary sources quote α = 0.5 or 1 with ``h`` in its own log-demand units; on the standardised scale
+that would let demand outweigh the whole range of the cosine.)
+
+α trades demand against matching: in a text's ranking of images the prior α·h̃ reorders images of
+similar consistency (what best-of-N wants) but, once it is as large as the cosine gap between a
+matching and a non-matching image, it also ranks well-selling images of other products above the
+matching one (what retrieval penalises). How large that gap is depends on the market, so by default
+α is chosen on the validation products (``retrieval_tolerance``): besides the standard model (α = 0)
+the trainer fits one model per candidate ``alpha · f`` (f in ``alpha_fractions``) and keeps the
+largest candidate whose validation recall@5 in both directions, ranked by ``US``, is within
+``retrieval_tolerance`` of the standard model's (:func:`select_alpha`); when none is, the smallest.
+``retrieval_tolerance=None`` trains with ``alpha`` as given.
 
 Training minimises the symmetric InfoNCE loss with the logits ``US(v_i, t_j) / τ`` (see
 :func:`ua_infonce_loss`); τ is learned (CLIP's logit scale, clamped at 100), α and β are fixed:
@@ -92,7 +99,10 @@ class ContrastiveConfig:
     - ``image``, ``text``: the frozen towers (``backbone`` "efficientnet-lite0"/"tiny", "minilm"/"tiny").
     - ``embedding_dim``: size of the shared space the projections map to.
     - ``alpha``, ``beta``: weights of the standardised utility and of the cosine in ``US``; α = 0 is
-      standard CLIP InfoNCE.
+      standard CLIP InfoNCE. With ``retrieval_tolerance`` set, ``alpha`` is the largest weight tried.
+    - ``retrieval_tolerance``: choose α on the validation products, the largest of ``alpha · f`` for f in
+      ``alpha_fractions`` whose validation recall@5 (image→text and text→image, by ``US``) is at most this
+      much below the standard model's (see the module docstring); ``None``: use ``alpha`` as given.
     - ``temperature``: initial τ; ``learn_temperature``: learn it (as CLIP's log logit scale).
     - ``utility``: "fixed" (the regression's h̃) or "head" (a trainable head kept near h̃ with
       weight ``utility_weight``).
@@ -107,6 +117,8 @@ class ContrastiveConfig:
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     embedding_dim: int = 64
     alpha: float = 0.1
+    retrieval_tolerance: float | None = 0.02
+    alpha_fractions: tuple[float, ...] = (0.2, 0.5, 1.0)
     beta: float = 1.0
     temperature: float = 0.07
     learn_temperature: bool = True
@@ -127,6 +139,12 @@ class ContrastiveConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+        tolerance = self.retrieval_tolerance
+        if tolerance is not None and not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
+            raise InputError(f"retrieval_tolerance must be a share in [0, 1) or null, got {tolerance!r}")
+        fractions = self.alpha_fractions
+        if not fractions or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fractions):
+            raise InputError(f"alpha_fractions must be one or more numbers in (0, 1], got {fractions!r}")
         if not 1.0 / MAX_LOGIT_SCALE <= self.temperature <= 10.0:
             raise InputError(f"temperature must lie in [{1 / MAX_LOGIT_SCALE}, 10], got {self.temperature}")
         if not 0.0 < self.validation_share < 1.0:
@@ -566,40 +584,94 @@ class ContrastiveTrainer:
         scale = scale if scale > 0 else 1.0
         h = (h - mean) / scale
 
-        torch.manual_seed(config.train.seed)
-        network = DualEncoderHeads(
-            image_features.shape[1], text_features.shape[1], config.embedding_dim, config.temperature,
-            config.learn_temperature, config.utility == "head",
-        )
-        network.standardise_inputs(image_features[~is_valid], text_features[~is_valid])
         train = _PairTensors.of(image_features[~is_valid], text_features[~is_valid], h[~is_valid])
         valid = _PairTensors.of(image_features[is_valid], text_features[is_valid], h[is_valid])
-        if network.utility_head is not None:
-            _initialise_head(network, train)
-        loss_before = float(_objective(network, valid, config).detach())
+        valid_texts = pairs[is_valid]["text"].tolist()
 
-        def train_loss(index: torch.Tensor) -> torch.Tensor:
-            return _objective(network, train.take(index), config)
+        def fit_heads(alpha: float) -> _FittedHeads:
+            return _fit_heads(dataclasses.replace(config, alpha=alpha), train, valid, valid_texts, progress)
 
-        def valid_loss() -> float:
-            return float(_objective(network, valid, config))
-
-        history = fit(
-            network, len(train), train_loss, valid_loss, config.train, progress, "training UA-InfoNCE encoder"
-        )
-        valid_pairs = pairs[is_valid].reset_index(drop=True)
+        search = None
+        if config.retrieval_tolerance is not None and config.alpha > 0:
+            standard = fit_heads(0.0)
+            grid = sorted({round(config.alpha * fraction, 12) for fraction in config.alpha_fractions})
+            candidates = {alpha: fit_heads(alpha) for alpha in grid}
+            alpha, within = select_alpha(standard.retrieval, {a: c.retrieval for a, c in candidates.items()},
+                                         config.retrieval_tolerance)
+            fitted = candidates[alpha]
+            search = {"tolerance": config.retrieval_tolerance, "standard": _recall_at_5(standard.retrieval),
+                      "candidates": [{"alpha": a, **_recall_at_5(c.retrieval)} for a, c in candidates.items()],
+                      "alpha": alpha, "within_tolerance": within}
+            config = dataclasses.replace(config, alpha=alpha, retrieval_tolerance=None)  # what the model is
+        else:
+            fitted = fit_heads(config.alpha)
         validation = {
-            "pairs": int(len(valid_pairs)),
+            "pairs": int(is_valid.sum()),
             "train_pairs": int((~is_valid).sum()),
             "products": sorted(valid_products),
-            "loss_before": loss_before,
-            "loss": min(history.valid_loss) if history.valid_loss else loss_before,
-            "logit_scale": float(network.logit_scale().detach()),
+            "loss_before": fitted.loss_before,
+            "loss": min(fitted.history.valid_loss) if fitted.history.valid_loss else fitted.loss_before,
+            "logit_scale": float(fitted.network.logit_scale().detach()),
             "demand_target": demand_model.config.target,
             "demand_r2": float(demand_model.r2),
-            **_retrieval(network, valid, valid_pairs["text"].tolist(), config),
+            **fitted.retrieval,
+            **({"alpha_search": search} if search is not None else {}),
         }
-        return ContrastiveModel(config, network, demand_model, mean, scale, history, validation)
+        return ContrastiveModel(config, fitted.network, demand_model, mean, scale, fitted.history, validation)
+
+
+def select_alpha(
+    standard: dict[str, float], candidates: dict[float, dict[str, float]], tolerance: float
+) -> tuple[float, bool]:
+    """The largest candidate α whose validation recall@5 in both directions is at most ``tolerance`` below
+    the standard model's, and True; when no candidate is, the smallest α and False.
+
+    ``standard``, ``candidates[α]``: :func:`retrieval_recall` results (``i2t_r@5``, ``t2i_r@5``) of the
+    α = 0 model and of the model trained with each α, on the same validation pairs, ranked by ``US``.
+    """
+    if not candidates:
+        raise InputError("select_alpha needs at least one candidate alpha")
+    keys = ("i2t_r@5", "t2i_r@5")
+    within = [alpha for alpha, recall in candidates.items()
+              if all(recall[key] >= standard[key] - tolerance - 1e-9 for key in keys)]
+    return (max(within), True) if within else (min(candidates), False)
+
+
+def _recall_at_5(retrieval: dict[str, float]) -> dict[str, float]:
+    return {key: retrieval[key] for key in ("i2t_r@5", "t2i_r@5")}
+
+
+@dataclass(frozen=True)
+class _FittedHeads:
+    network: DualEncoderHeads
+    history: TrainHistory
+    loss_before: float
+    retrieval: dict[str, float]  # recall@k on the validation pairs, ranked by US
+
+
+def _fit_heads(
+    config: ContrastiveConfig, train: _PairTensors, valid: _PairTensors, valid_texts: list[str], progress: bool
+) -> _FittedHeads:
+    """Train the projection heads (and the utility head in "head" mode) with ``config.alpha``, from the seed."""
+    torch.manual_seed(config.train.seed)
+    network = DualEncoderHeads(
+        train.images.shape[1], train.texts.shape[1], config.embedding_dim, config.temperature,
+        config.learn_temperature, config.utility == "head",
+    )
+    network.standardise_inputs(train.images.numpy(), train.texts.numpy())
+    if network.utility_head is not None:
+        _initialise_head(network, train)
+    loss_before = float(_objective(network, valid, config).detach())
+
+    def train_loss(index: torch.Tensor) -> torch.Tensor:
+        return _objective(network, train.take(index), config)
+
+    def valid_loss() -> float:
+        return float(_objective(network, valid, config))
+
+    history = fit(network, len(train), train_loss, valid_loss, config.train, progress,
+                  f"training UA-InfoNCE encoder (alpha {config.alpha:g})")
+    return _FittedHeads(network, history, loss_before, _retrieval(network, valid, valid_texts, config))
 
 
 @dataclass(frozen=True)
