@@ -331,14 +331,20 @@ def mean_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.groupby("model", sort=False)[columns].mean().reset_index()
 
 
+def recall_gaps(retrieval: pd.DataFrame, r_cols: list[str]) -> dict[str, pd.Series]:
+    """Per model other than standard: its mean recall minus the standard model's, in points."""
+    means = mean_table(retrieval, r_cols).set_index("model")
+    return {name: (means.loc[name, r_cols] - means.loc["standard", r_cols]) * 100
+            for name in means.index if name != "standard"}
+
+
 def fresh_seed_lines(bon: pd.DataFrame, retrieval: pd.DataFrame, r_cols: list[str]) -> list[str]:
     """Best-of-N gain and UA-minus-standard recall on the seeds outside the exploratory alpha sweep, if any."""
     fresh = sorted(set(bon["seed"]) - SWEPT_SEEDS)
     if not fresh:
         return []
     b = bon[bon["seed"].isin(fresh)]
-    means = mean_table(retrieval[retrieval["seed"].isin(fresh)], r_cols).set_index("model")
-    gap = (means.loc["ua", r_cols] - means.loc["standard", r_cols]) * 100
+    gap = recall_gaps(retrieval[retrieval["seed"].isin(fresh)], r_cols)["ua"]
     return [f"Seeds {fresh} only (not looked at before this run): best-of-N UA vs standard "
             f"{b['ua'].mean() / b['standard'].mean() - 1:+.1%}; ua minus standard, points: "
             + ", ".join(f"{c} {g:+.1f}" for c, g in gap.items()) + "."]
@@ -353,8 +359,7 @@ def report(args, sim: dict, real: dict | None, seconds: float) -> str:
     retrieval = sim["retrieval"]
     r_cols = ["i2t_r@1", "i2t_r@5", "t2i_r@1", "t2i_r@5"]
     r_mean = mean_table(retrieval, r_cols).set_index("model")
-    gaps = {name: (r_mean.loc[name, r_cols] - r_mean.loc["standard", r_cols]) * 100
-            for name in r_mean.index if name != "standard"}
+    gaps = recall_gaps(retrieval, r_cols)
     edit_gain = edits["demand_after"].mean() / edits["demand_before"].mean() - 1
     edit_ratio = float(np.mean(edits["demand_after"] / edits["demand_before"]) - 1)
     lines = [

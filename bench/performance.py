@@ -82,29 +82,30 @@ def row(area: str, measure: str, value: float, unit: str, target: str = "", note
 def machine() -> dict[str, str]:
     import onnxruntime
 
-    model = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        model = names[0] if names else model
+    cpuinfo = cpu_info()
+    flags = set(cpuinfo.get("flags", "").split())
     return {
-        "CPU": model, "cores (os.cpu_count)": str(os.cpu_count()),
+        "CPU": cpuinfo.get("model name", platform.processor() or "unknown"),
+        "cores (os.cpu_count)": str(os.cpu_count()),
         "torch": torch.__version__, "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
         "torch threads": str(torch.get_num_threads()), "torch interop threads": str(torch.get_num_interop_threads()),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "(unset)"),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "python": platform.python_version(),
         "openvino": openvino_version(), "int8 dot-product instructions (avx512_vnni / avx_vnni / amx_int8)":
-            ", ".join(flag for flag in ("avx512_vnni", "avx_vnni", "amx_int8") if flag in cpu_flags()) or "none",
+            ", ".join(flag for flag in ("avx512_vnni", "avx_vnni", "amx_int8") if flag in flags) or "none",
     }
 
 
-def cpu_flags() -> set[str]:
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
-        return set()
-    lines = [line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")]
-    return set(lines[0].split(":", 1)[1].split()) if lines else set()
+        return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
 
 
 def openvino_version() -> str:
@@ -156,10 +157,11 @@ def real_images(data: Path, count: int, calibration: int, fallback: Callable[[in
     return images[:count], images[count:], f"{count} rendered creatives of the simulated market"
 
 
-def onnx_sessions(model: nn.Module, threads: int, calibration: np.ndarray) -> dict[str, object]:
-    """ONNX Runtime sessions of the Lite0 graph (features + logits): fp32; int8 by dynamic quantisation; and int8
-    by static quantisation (QDQ, per-channel weights, activation ranges calibrated on ``calibration``, images
-    other than those the agreement is measured on), the kind that uses the CPU's VNNI int8 kernels."""
+def onnx_sessions(graph: bytes, threads: int, calibration: np.ndarray) -> dict[str, object]:
+    """ONNX Runtime sessions of the Lite0 ONNX ``graph`` (features + logits): fp32; int8 by dynamic
+    quantisation; and int8 by static quantisation (QDQ, per-channel weights, activation ranges calibrated on
+    ``calibration``, images other than those the agreement is measured on), the kind that uses the CPU's VNNI
+    int8 kernels."""
     import onnxruntime
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -169,8 +171,6 @@ def onnx_sessions(model: nn.Module, threads: int, calibration: np.ndarray) -> di
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from adcraft.features.onnx_runtime import export_onnx
 
     class Calibration(CalibrationDataReader):
         def __init__(self) -> None:
@@ -182,7 +182,6 @@ def onnx_sessions(model: nn.Module, threads: int, calibration: np.ndarray) -> di
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    graph = export_onnx(model, 224)
     sessions = {"ONNX Runtime fp32": onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])}
     quantisers = {
         "ONNX Runtime dynamic int8 (QUInt8 weights)":
@@ -213,18 +212,16 @@ def onnx_sessions(model: nn.Module, threads: int, calibration: np.ndarray) -> di
     return sessions
 
 
-def openvino_request(model: nn.Module, threads: int):
+def openvino_request(graph: bytes, threads: int):
     """An OpenVINO CPU inference request of the same ONNX graph (fp32, latency hint), or None without openvino."""
     try:
         import openvino
     except ImportError:
         print("openvino is not installed (pip install adcraft[bench]): its row is left out")
         return None
-    from adcraft.features.onnx_runtime import export_onnx
-
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "fp32.onnx"
-        source.write_bytes(export_onnx(model, 224))
+        source.write_bytes(graph)
         core = openvino.Core()
         compiled = core.compile_model(core.read_model(str(source)), "CPU", {
             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
@@ -233,6 +230,7 @@ def openvino_request(model: nn.Module, threads: int):
 
 def image_encoder_rows(args: argparse.Namespace, fallback: Callable[[int], list[Image.Image]]) -> list[dict]:
     from adcraft.features.image_encoder import ImageEncoderConfig, _pretrained_lite0, build_image_encoder
+    from adcraft.features.onnx_runtime import export_onnx
 
     threads = torch.get_num_threads()
     ceilings = [matmul_ceiling()]  # re-measured between the variants: this machine's clock drifts by ~1.5x
@@ -274,7 +272,8 @@ def image_encoder_rows(args: argparse.Namespace, fallback: Callable[[int], list[
         print(f"TorchScript failed, its row is left out: {error}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sessions = onnx_sessions(model, threads, calibration)
+        graph = export_onnx(model, 224)  # one export for ONNX Runtime and OpenVINO
+        sessions = onnx_sessions(graph, threads, calibration)
     for name, session in sessions.items():
         for batch in (8, 32):
             def run_onnx(x: torch.Tensor = timed, session=session, batch: int = batch) -> np.ndarray:
@@ -282,7 +281,7 @@ def image_encoder_rows(args: argparse.Namespace, fallback: Callable[[int], list[
                 return np.concatenate([session.run(["logits"], {"pixels": array[s:s + batch]})[0]
                                        for s in range(0, len(array), batch)])
             variants[f"{name}, batch {batch}"] = run_onnx
-    openvino = openvino_request(model, threads)
+    openvino = openvino_request(graph, threads)
     if openvino is not None:
         for batch in (8, 32):
             def run_openvino(x: torch.Tensor = timed, batch: int = batch, request=openvino[0], output=openvino[1]

@@ -16,10 +16,7 @@ from adcraft.errors import AdcraftError
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import (
     BehaviourCloningConfig,
-    ComboConfig,
     ComboTrainer,
-    PolicyConfig,
-    ProposalConfig,
     RLConfig,
 )
 from adcraft.pipeline.optimize import OptimizeConfig, optimize
@@ -31,17 +28,10 @@ from adcraft.rewards.training import TrainConfig
 from tests.killed_processes import adcraft, kill_when
 
 TINY_TEXT = EncodingConfig(text_backbone="tiny", embedding_dim=8)
-CONFIG = OptimizeConfig(
-    top_k=2,
+CONFIG = OptimizeConfig.smoke(  # smoke settings with several batches per epoch and a checkpoint every 2 steps
     reward=MILConfig(encoding=TINY_TEXT, train=TrainConfig(epochs=6, batch_size=64, learning_rate=0.02)),
-    combo=ComboConfig(
-        policy=PolicyConfig(encoding=TINY_TEXT, hidden=16),
-        bc=BehaviourCloningConfig(epochs=4),
-        rl=RLConfig(steps=8, products_per_step=4),
-        proposals=ProposalConfig(samples=8, beam_width=4),
-        checkpoint_every=2,
-    ),
-    n_bootstrap=50,
+    combo=dataclasses.replace(OptimizeConfig.smoke().combo, bc=BehaviourCloningConfig(epochs=4),
+                              rl=RLConfig(steps=8, products_per_step=4), checkpoint_every=2),
 )
 
 

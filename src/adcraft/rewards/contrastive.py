@@ -79,6 +79,7 @@ KIND = "contrastive"
 UTILITY_MODES = ("fixed", "head")
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on 1/τ
 RECALL_AT = (1, 5)
+SELECTION_RECALLS = ("i2t_r@5", "t2i_r@5")  # what select_alpha compares
 
 
 @dataclass(frozen=True)
@@ -631,14 +632,13 @@ def select_alpha(
     """
     if not candidates:
         raise InputError("select_alpha needs at least one candidate alpha")
-    keys = ("i2t_r@5", "t2i_r@5")
     within = [alpha for alpha, recall in candidates.items()
-              if all(recall[key] >= standard[key] - tolerance - 1e-9 for key in keys)]
+              if all(recall[key] >= standard[key] - tolerance - 1e-9 for key in SELECTION_RECALLS)]
     return (max(within), True) if within else (min(candidates), False)
 
 
 def _recall_at_5(retrieval: dict[str, float]) -> dict[str, float]:
-    return {key: retrieval[key] for key in ("i2t_r@5", "t2i_r@5")}
+    return {key: retrieval[key] for key in SELECTION_RECALLS}
 
 
 @dataclass(frozen=True)
