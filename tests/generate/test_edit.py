@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from adcraft.generate.edit import (
     apply_edit,
     creative_product_mask,
     edit_image,
+    edit_objective,
     evaluate_edit,
     product_fidelity,
     product_layers,
@@ -165,15 +167,45 @@ def test_edit_never_lowers_the_score_and_respects_the_thresholds(generator_marke
         edited = apply_edit(layers, result.parameters)
         assert np.array_equal(np.asarray(edited.image), np.asarray(result.image))
         assert product_fidelity(layers, edited) == pytest.approx(result.ssim)
-        assert model.score([result.image], text)[0] == pytest.approx(result.score_after, abs=1e-5)
+        parts = model.score_parts([result.image], text)
+        assert edit_objective(model, parts, config)[0] == pytest.approx(result.score_after, abs=1e-5)
+        expected = config.demand_weight * parts.utility[0] + model.config.beta * parts.consistency[0]
+        assert result.score_after == pytest.approx(expected, abs=1e-5)
     json.dumps(result.to_json())
+
+
+def test_edit_objective_is_the_models_score_without_a_demand_weight_of_its_own(generator_market, model) -> None:
+    market, _ = generator_market
+    image = market.open_image(market.creatives["image"].iloc[0])
+    result = edit_image(model, image, "Linen shirt", dataclasses.replace(SMALL_SEARCH, demand_weight=None))
+    assert result.score_after >= result.score_before
+    assert model.score([result.image], "Linen shirt")[0] == pytest.approx(result.score_after, abs=1e-5)
+
+
+def test_the_demand_weight_trades_consistency_for_demand(generator_market, model) -> None:
+    """One round from the identity scores the same candidates under every weight, so the pick with a
+    huge weight has (up to the cosine's share of E) the most demand and the pick with weight 0 the most
+    consistency among the allowed edits."""
+    market, _ = generator_market
+    creative = market.creatives.iloc[0]
+    image = market.open_image(creative["image"])
+    mask = creative_product_mask(MarketRenderer(market), creative["product_id"], creative["elements"])
+    one_round = dataclasses.replace(EditConfig(), rounds=1, max_consistency_drop=0.5)
+    by_weight = {w: edit_image(model, image, "Linen shirt", dataclasses.replace(one_round, demand_weight=w),
+                               product_mask=mask) for w in (0.0, 1e3)}
+    cosine_share = 2 * model.config.beta / 1e3  # how much demand the cosine can tip the w = 1e3 pick by
+    assert by_weight[1e3].demand_after >= by_weight[0.0].demand_after - cosine_share
+    assert by_weight[0.0].consistency_after >= by_weight[1e3].consistency_after
+    assert by_weight[1e3].demand_after > by_weight[1e3].demand_before  # some edit of the grid raises demand
+    with pytest.raises(InputError, match="demand_weight"):
+        EditConfig(demand_weight=-0.1)
 
 
 def test_edit_returns_the_image_unchanged_when_no_edit_is_allowed(model) -> None:
     image = photo_on()
     result = edit_image(model, image, "a red box", EditConfig(min_ssim=1.0, brightness=(1.1,), contrast=(),
                                                              saturation=(), warmth=(), background=(), scale=(),
-                                                             shift_x=(0.01,), shift_y=(), crop=()))
+                                                             shift_x=(), shift_y=(), crop=(0.1,)))
     assert result.parameters == IDENTITY and result.score_after == result.score_before
     assert np.array_equal(np.asarray(result.image), np.asarray(image))
 

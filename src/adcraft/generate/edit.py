@@ -1,8 +1,18 @@
 """Demand-aware editing of an ad image that keeps the product faithful (UA-InfoNCE, arXiv 2605.28733).
 
 An image (a product photo or a creative) is split into the product and the rest, then parametric
-edits are searched for a higher utility-aware score ``US = α h̃(v) + β s(v, t)`` of the
-:class:`~adcraft.rewards.contrastive.ContrastiveModel`:
+edits are searched for a higher utility-aware score of the
+:class:`~adcraft.rewards.contrastive.ContrastiveModel`, with its own demand weight ``w``:
+
+    E(v, t) = w h̃(v) + β s(v, t),
+
+h̃ the model's standardised demand utility, s its text–image cosine and β its similarity weight.
+``w`` is ``EditConfig.demand_weight`` (the model's α when that is None, which makes E the model's
+``US``). The two are apart because they guard different things: the model's α is the largest that
+leaves retrieval intact (it shapes the embedding during training), while an edit's faithfulness to
+its text is kept by the consistency floor below, so the edit objective may weigh demand more.
+
+The edits:
 
 - photometric, on the whole image: brightness, contrast, saturation (Pillow's ``ImageEnhance``
   factors) and warmth (red × (1 + w), blue × (1 − w));
@@ -43,7 +53,7 @@ from adcraft.render.cutout import has_transparency
 
 if TYPE_CHECKING:
     from adcraft.render.from_market import MarketRenderer
-    from adcraft.rewards.contrastive import ContrastiveModel
+    from adcraft.rewards.contrastive import ContrastiveModel, ImageScores
 
 # SSIM constants of Wang, Bovik, Sheikh & Simoncelli (2004), "Image quality assessment: from error
 # visibility to structural similarity", IEEE TIP 13(4): K1, K2, and the 11x11 Gaussian window, σ = 1.5.
@@ -106,6 +116,10 @@ class EditConfig:
     - ``min_ssim``: least structural similarity of the product before and after an edit.
     - ``max_consistency_drop``: largest fall of the text–image cosine s(v, t) an edit may cause;
       ``min_consistency``: optionally, an absolute floor as well.
+    - ``demand_weight``: w, the weight of the standardised demand h̃ against ``β s(v, t)`` in the edit
+      objective E (module docstring); None: the model's α. The default 0.1 is ``ContrastiveConfig``'s
+      default α before its validation search lowers it to protect retrieval: one sd of demand is worth
+      0.1 of cosine, twice the default ``max_consistency_drop``.
     - ``rounds``: most rounds of coordinate ascent.
     - one grid per :class:`EditParameters` field: the values tried besides the current one and the
       identity (``background``: colours).
@@ -116,6 +130,7 @@ class EditConfig:
     min_ssim: float = 0.9
     max_consistency_drop: float = 0.05
     min_consistency: float | None = None
+    demand_weight: float | None = 0.1
     rounds: int = 3
     brightness: tuple[float, ...] = (0.85, 1.15)
     contrast: tuple[float, ...] = (0.85, 1.15)
@@ -135,6 +150,8 @@ class EditConfig:
             raise InputError(f"min_ssim must lie in [-1, 1], got {self.min_ssim}")
         if not self.max_consistency_drop >= 0:
             raise InputError(f"max_consistency_drop must be >= 0, got {self.max_consistency_drop}")
+        if self.demand_weight is not None and not (math.isfinite(self.demand_weight) and self.demand_weight >= 0):
+            raise InputError(f"demand_weight must be a finite number >= 0 or None, got {self.demand_weight!r}")
         if self.rounds < 0:
             raise InputError(f"rounds must be >= 0, got {self.rounds}")
         if not 0 <= self.border_tolerance <= 255:
@@ -149,7 +166,8 @@ class EditConfig:
 
 @dataclass(frozen=True)
 class EditResult:
-    """The chosen edit and its figures. ``demand_*`` are the model's standardised demand utility h̃,
+    """The chosen edit and its figures. ``score_*`` are the edit objective E (module docstring),
+    ``demand_*`` the model's standardised demand utility h̃, ``consistency_*`` the cosine s(v, t),
     ``ssim`` the product's fidelity, ``passed`` whether the thresholds hold, ``evaluated`` how many
     candidate images were scored."""
 
@@ -470,11 +488,12 @@ def evaluate_edit(
     """Apply one edit and measure it against the original: scores, fidelity and whether it passes."""
     config = config or EditConfig()
     layers = product_layers(image, product_mask, config.border_tolerance)
-    original = _original(model, layers, text)
+    original = _original(model, layers, text, config)
     edited = apply_edit(layers, parameters)
     parts = model.score_parts([edited.image], text)
-    candidate = _Candidate(parameters, edited.image, product_fidelity(layers, edited), float(parts.score[0]),
-                           float(parts.utility[0]), float(parts.consistency[0]))
+    candidate = _Candidate(parameters, edited.image, product_fidelity(layers, edited),
+                           float(edit_objective(model, parts, config)[0]), float(parts.utility[0]),
+                           float(parts.consistency[0]))
     return _result(original, candidate, config, evaluated=1)
 
 
@@ -485,11 +504,11 @@ def edit_image(
     config: EditConfig | None = None,
     product_mask: np.ndarray | None = None,
 ) -> EditResult:
-    """Search the edits of ``config`` for the highest ``US`` that keeps the product faithful and the text
-    consistent (see the module docstring); returns the identity when no edit helps."""
+    """Search the edits of ``config`` for the highest edit objective E that keeps the product faithful and
+    the text consistent (see the module docstring); returns the identity when no edit helps."""
     config = config or EditConfig()
     layers = product_layers(image, product_mask, config.border_tolerance)
-    original = _original(model, layers, text)
+    original = _original(model, layers, text, config)
     required = _required_consistency(original.consistency, config)
     best, visited, evaluated = original, {IDENTITY}, 0
     for _ in range(config.rounds):
@@ -508,20 +527,29 @@ def edit_image(
             break
         parts = model.score_parts([image for _, image, _ in faithful], text)
         evaluated += len(faithful)
-        allowed = np.where(parts.consistency >= required, parts.score, -np.inf)
+        objective = edit_objective(model, parts, config)
+        allowed = np.where(parts.consistency >= required, objective, -np.inf)
         pick = int(np.argmax(allowed))
         if not allowed[pick] > best.score:
             break
         parameters, edited_image, fidelity = faithful[pick]
-        best = _Candidate(parameters, edited_image, fidelity, float(parts.score[pick]), float(parts.utility[pick]),
+        best = _Candidate(parameters, edited_image, fidelity, float(objective[pick]), float(parts.utility[pick]),
                           float(parts.consistency[pick]))
     return _result(original, best, config, evaluated)
 
 
-def _original(model: ContrastiveModel, layers: ProductLayers, text: str) -> _Candidate:
+def edit_objective(model: ContrastiveModel, parts: ImageScores, config: EditConfig) -> np.ndarray:
+    """The edit objective ``E = w h̃(v) + β s(v, t)`` of scored images (module docstring), ``w`` the
+    config's ``demand_weight`` or, when None, the model's α (then E is the model's ``US``)."""
+    if config.demand_weight is None:
+        return parts.score
+    return config.demand_weight * parts.utility + model.config.beta * parts.consistency
+
+
+def _original(model: ContrastiveModel, layers: ProductLayers, text: str, config: EditConfig) -> _Candidate:
     parts = model.score_parts([layers.page], text)
-    return _Candidate(IDENTITY, layers.page, 1.0, float(parts.score[0]), float(parts.utility[0]),
-                      float(parts.consistency[0]))
+    return _Candidate(IDENTITY, layers.page, 1.0, float(edit_objective(model, parts, config)[0]),
+                      float(parts.utility[0]), float(parts.consistency[0]))
 
 
 def _required_consistency(before: float, config: EditConfig) -> float:
