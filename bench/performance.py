@@ -10,9 +10,10 @@ Measures, on this machine:
    EfficientNet-Lite0's throughput (images/s, and its FLOPs/s as a share of that ceiling; the FLOPs of one
    224x224 image are counted by forward hooks on every convolution and linear layer, 2 per multiply-add)
    for PyTorch eager (NCHW, channels-last, batch sizes), TorchScript (traced, frozen), ONNX Runtime fp32,
-   ONNX Runtime int8 (dynamic, and static with calibrated activation ranges) and OpenVINO fp32 (when
-   installed, extra ``bench``); each variant's top-1 ImageNet class is compared with the fp32 eager reference
-   on real product photos (``../shared/data/visuelle``; rendered creatives when the bundle is absent);
+   ONNX Runtime int8 (dynamic, and static with calibrated activation ranges), OpenVINO fp32 and OpenVINO
+   int8 by NNCF post-training quantisation (when installed, extra ``bench``);
+   each variant's top-1 ImageNet class is compared with the fp32 eager reference on real product photos
+   (``../shared/data/visuelle``; rendered creatives when the bundle is absent);
 2. reward-model scoring (creatives/s) of the multi-instance and point-wise CTR models on a simulated market,
    the fast path (``rewards.fast_scoring``) against the networks' forward pass;
 3. rendering (creatives/s) of the simulated market's combinations at 512x512;
@@ -212,19 +213,47 @@ def onnx_sessions(graph: bytes, threads: int, calibration: np.ndarray) -> dict[s
     return sessions
 
 
-def openvino_request(graph: bytes, threads: int):
-    """An OpenVINO CPU inference request of the same ONNX graph (fp32, latency hint), or None without openvino."""
+def openvino_models(graph: bytes, calibration: np.ndarray) -> dict[str, object]:
+    """OpenVINO models of the same ONNX graph: fp32 and, when NNCF is installed, int8 by its post-training
+    quantisation (calibrated on ``calibration``). Empty without openvino.
+
+    NNCF's accuracy-controlled quantisation (fp32 restored op by op until agreement drops at most 1 point)
+    is left out: on these photos it restored every operation, so it measured as fp32, and its re-ranking
+    passes took over 20 minutes."""
     try:
         import openvino
     except ImportError:
-        print("openvino is not installed (pip install adcraft[bench]): its row is left out")
-        return None
+        print("openvino is not installed (pip install adcraft[bench]): its rows are left out")
+        return {}
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "fp32.onnx"
         source.write_bytes(graph)
-        core = openvino.Core()
-        compiled = core.compile_model(core.read_model(str(source)), "CPU", {
-            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+        fp32 = openvino.Core().read_model(str(source))
+    models: dict[str, object] = {"OpenVINO fp32": fp32}
+    try:
+        import nncf
+    except ImportError:
+        print("nncf is not installed (pip install adcraft[bench]): the OpenVINO int8 rows are left out")
+        return models
+    nncf.set_log_level(logging.ERROR)
+    batches = [{"pixels": calibration[s:s + 8]} for s in range(0, len(calibration), 8)]
+    plain = nncf.quantize(fp32, nncf.Dataset(batches), subset_size=len(batches))
+    models[f"OpenVINO int8 (NNCF, calibrated on {len(calibration)} other images; {fake_quantizers(plain)} "
+           "quantisers)"] = plain
+    return models
+
+
+def fake_quantizers(model) -> int:
+    """How many FakeQuantize operations (int8 quantisation points) an OpenVINO model has."""
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def openvino_request(model, threads: int):
+    """A CPU inference request of an OpenVINO ``model`` (latency hint, fp32 where not quantised) and its logits."""
+    import openvino
+
+    compiled = openvino.Core().compile_model(model, "CPU", {
+        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
     return compiled.create_infer_request(), compiled.output("logits")
 
 
@@ -281,15 +310,16 @@ def image_encoder_rows(args: argparse.Namespace, fallback: Callable[[int], list[
                 return np.concatenate([session.run(["logits"], {"pixels": array[s:s + batch]})[0]
                                        for s in range(0, len(array), batch)])
             variants[f"{name}, batch {batch}"] = run_onnx
-    openvino = openvino_request(graph, threads)
-    if openvino is not None:
+        openvino = openvino_models(graph, calibration)
+    for name, openvino_model in openvino.items():
+        request, output = openvino_request(openvino_model, threads)
         for batch in (8, 32):
-            def run_openvino(x: torch.Tensor = timed, batch: int = batch, request=openvino[0], output=openvino[1]
+            def run_openvino(x: torch.Tensor = timed, batch: int = batch, request=request, output=output
                              ) -> np.ndarray:
                 array = x.numpy()
                 return np.concatenate([request.infer({"pixels": array[s:s + batch]})[output].copy()
                                        for s in range(0, len(array), batch)])
-            variants[f"OpenVINO fp32, batch {batch}"] = run_openvino
+            variants[f"{name}, batch {batch}"] = run_openvino
     measured = []
     for name, run in variants.items():
         agreement = float(np.mean(run(pixels).argmax(1) == reference_top1))  # also the warm-up
