@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 class BrightnessModel:
     """A stand-in contrastive model: brighter images score higher (enough to make the editor move)."""
+
+    config = types.SimpleNamespace(alpha=1.0, beta=1.0)  # the weights the editor reads (US = utility + consistency)
 
     def score_parts(self, images, text):
         utility = np.array([np.asarray(im.convert("L"), dtype=float).mean() / 255 for im in images])
