@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 
 .PHONY: install browser demo test test-fast bench clean
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+	touch $(BENCH_STAMP)
 
 # The review page's end-to-end test drives Debian's Chromium. Installed here when missing and run as root;
 # otherwise that one test skips and says why.
@@ -34,10 +39,9 @@ test: install browser
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install
+bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "note: wrk is not installed; bench/load.py skips its wrk phase"
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	HF_HUB_OFFLINE=1 $(PY) bench/encoders.py
 	$(PY) bench/render.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py

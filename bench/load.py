@@ -118,26 +118,24 @@ def workload(run_dir: Path, market_dir: Path) -> Workload:
 async def one_request(client: httpx.AsyncClient, rng: random.Random, work: Workload, mixed: bool
                       ) -> tuple[str, int, float]:
     draw = rng.random() if mixed else 0.0
+    route = "score" if draw < 0.70 else "propose" if draw < 0.85 else "creatives"
     started = time.perf_counter()
     try:
-        if draw < 0.70:
+        if route == "score":
             product, elements = rng.choice(work.combos)
-            route = "score"
             response = await client.post("/v1/score", json={"product_id": product, "elements": elements})
-        elif draw < 0.85:
-            route = "propose"
+        elif route == "propose":
             response = await client.post("/v1/propose", json={"product_id": rng.choice(work.products),
                                                               "k": rng.randint(1, 3)})
             if response.status_code == 200:
                 work.live_ids.extend(c["id"] for c in response.json()["creatives"])
                 del work.live_ids[:-200]
         else:
-            route = "creatives"
             pool = work.creative_ids + work.live_ids
             response = await client.get(f"/v1/creatives/{rng.choice(pool)}.png")
         status = response.status_code
     except httpx.HTTPError:
-        route, status = ("score" if draw < 0.70 else "propose" if draw < 0.85 else "creatives"), 0
+        status = 0
     return route, status, 1000 * (time.perf_counter() - started)
 
 
@@ -160,6 +158,11 @@ async def phase(base: str, token: str, work: Workload, clients: int, duration_s:
     return summarise(records, elapsed)
 
 
+def percentiles(ms: np.ndarray) -> dict[str, float]:
+    """p50 and p99 of latencies in ms, rounded to 0.01 ms."""
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
 def summarise(records: list[tuple[str, int, float]], elapsed: float) -> dict:
     out = {"requests": len(records), "seconds": round(elapsed, 2),
            "requests_per_s": round(len(records) / elapsed, 1),
@@ -169,9 +172,7 @@ def summarise(records: list[tuple[str, int, float]], elapsed: float) -> dict:
         out["statuses"][str(status)] = out["statuses"].get(str(status), 0) + 1
     for route in sorted({r for r, _, _ in records}):
         ms = np.array([m for r, _, m in records if r == route])
-        out["routes"][route] = {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-                                "p99_ms": round(float(np.percentile(ms, 99)), 2),
-                                "max_ms": round(float(ms.max()), 2)}
+        out["routes"][route] = {"requests": len(ms), **percentiles(ms), "max_ms": round(float(ms.max()), 2)}
     return out
 
 
@@ -186,8 +187,7 @@ def server_side(records: list[dict]) -> dict:
     for route in ("score", "propose", "creatives"):
         ms = np.array([r["ms"] for r in records if r["path"].startswith(f"/v1/{route}")])
         if len(ms):
-            out[route] = {"p50_ms": round(float(np.percentile(ms, 50)), 2),
-                          "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+            out[route] = percentiles(ms)
     return out
 
 

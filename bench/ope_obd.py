@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -58,6 +57,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 from markdown import markdown_table, write_section
+from timing import best_of
 
 from adcraft.evaluate.ope import (
     IPS,
@@ -240,17 +240,6 @@ def estimate_rows(direction: Direction, n_bootstrap: int, seed: int) -> list[dic
     return rows
 
 
-def fastest_seconds(run: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` timed calls of ``run``, after one untimed warm-up call."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def obp_estimator(estimator: OffPolicyEstimator) -> object:
     """Open Bandit Pipeline's counterpart of an adcraft estimator, with the same settings."""
     from obp import ope
@@ -294,7 +283,7 @@ def obp_side_by_side(direction: Direction, estimators: tuple[OffPolicyEstimator,
         "action_dist": np.repeat(direction.row_policy[:, :, None], N_SLOTS, axis=2),
         "estimated_rewards_by_reg_model": np.repeat(q[:, :, None], N_SLOTS, axis=2),
     }
-    prep_s = fastest_seconds(lambda: adcraft_arrays(direction), repeats)
+    prep_s = best_of(lambda: adcraft_arrays(direction), repeats).wall
     rows = []
     for estimator in estimators:
         counterpart = obp_estimator(estimator)
@@ -309,8 +298,8 @@ def obp_side_by_side(direction: Direction, estimators: tuple[OffPolicyEstimator,
             return float(np.mean(counterpart._estimate_round_rewards(**obp_inputs)))
 
         value, obp_value = ours(), theirs()
-        adcraft_s, obp_s = fastest_seconds(ours, repeats), fastest_seconds(theirs, repeats)
-        unchecked_s = fastest_seconds(theirs_unchecked, repeats)
+        adcraft_s, obp_s = best_of(ours, repeats).wall, best_of(theirs, repeats).wall
+        unchecked_s = best_of(theirs_unchecked, repeats).wall
         rows.append({
             "direction": direction.name,
             "estimator": estimator.label,

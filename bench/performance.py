@@ -47,33 +47,11 @@ import pandas as pd
 import torch
 from markdown import markdown_table
 from PIL import Image
+from timing import best_of, Timer
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION_IMAGES = 64  # images that calibrate static int8 quantisation (never those agreement is measured on)
-
-
-class Timer:
-    """Wall and CPU seconds of a block (CPU time of this process, all threads)."""
-
-    def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def best_of(run: Callable[[], object], repeats: int, warm_up: bool = True) -> Timer:
-    """The fastest of ``repeats`` timed calls (after one untimed warm-up call unless ``warm_up`` is False)."""
-    if warm_up:
-        run()
-    timers = []
-    for _ in range(repeats):
-        with Timer() as timer:
-            run()
-        timers.append(timer)
-    return min(timers, key=lambda t: t.wall)
 
 
 def row(area: str, measure: str, value: float, unit: str, target: str = "", note: str = "") -> dict:
@@ -218,8 +196,8 @@ def openvino_models(graph: bytes, calibration: np.ndarray) -> dict[str, object]:
     quantisation (calibrated on ``calibration``). Empty without openvino.
 
     NNCF's accuracy-controlled quantisation (fp32 restored op by op until agreement drops at most 1 point)
-    is left out: on these photos it restored every operation, so it measured as fp32, and its re-ranking
-    passes took over 20 minutes."""
+    is left out: on these photos it restored every operation, so it measured as fp32, after about 7 minutes
+    of re-ranking."""
     try:
         import openvino
     except ImportError:
@@ -310,7 +288,7 @@ def image_encoder_rows(args: argparse.Namespace, fallback: Callable[[int], list[
                 return np.concatenate([session.run(["logits"], {"pixels": array[s:s + batch]})[0]
                                        for s in range(0, len(array), batch)])
             variants[f"{name}, batch {batch}"] = run_onnx
-        openvino = openvino_models(graph, calibration)
+    openvino = openvino_models(graph, calibration)
     for name, openvino_model in openvino.items():
         request, output = openvino_request(openvino_model, threads)
         for batch in (8, 32):
@@ -464,8 +442,8 @@ def optimize_rows(args: argparse.Namespace) -> list[dict]:
 
 
 def ope_rows(args: argparse.Namespace) -> list[dict]:
-    from ope_obd import (ESTIMATORS, N_ITEMS, OBP_MISSING, Direction, bts_slot_tables, load_log, obp_side_by_side,
-                         reward_model)
+    from ope_obd import (ESTIMATORS, N_ITEMS, OBP_MISSING, Direction, adcraft_arrays, bts_slot_tables, load_log,
+                         obp_side_by_side)
 
     from adcraft.evaluate.ope import estimate_policy_value
 
@@ -474,11 +452,8 @@ def ope_rows(args: argparse.Namespace) -> list[dict]:
         return [row("off-policy evaluation", "OBD arrays", float("nan"), "", note=f"{obd} not found: skipped")]
     random, bts = load_log(obd / "random_all.csv.gz", "random"), load_log(obd / "bts_all.csv.gz", "bts")
     table = bts_slot_tables(bts)["harmonic mean of logged propensities per (slot, item), renormalised"]
-    policy = table[random.slot]
-    q = reward_model(random)[random.slot]
-    index = np.arange(random.n)
-    target, predictions = policy[index, random.item], q[index, random.item]
-    target_predictions = np.sum(policy * q, axis=1)
+    direction = Direction("bts<-random", random, bts, table[random.slot])
+    target, predictions, target_predictions = adcraft_arrays(direction)
     rows = []
     for estimator in ESTIMATORS:
         def run(draws: int, estimator=estimator) -> None:
@@ -491,7 +466,7 @@ def ope_rows(args: argparse.Namespace) -> list[dict]:
                         note=f"point estimate {point.wall * 1e3:.2f} ms; {per_draw * 1e6:.0f} µs per bootstrap "
                              f"resample ({args.bootstrap} resamples)"))
     try:
-        comparison = obp_side_by_side(Direction("bts<-random", random, bts, policy))
+        comparison = obp_side_by_side(direction)
     except ImportError:
         rows.append(row("off-policy evaluation", "Open Bandit Pipeline on the same arrays", float("nan"), "",
                         note=OBP_MISSING))
@@ -522,15 +497,19 @@ def rendered_creatives(market) -> Callable[[int], list[Image.Image]]:
     return make
 
 
+def facts_table(facts: dict[str, str]) -> str:
+    """The machine table of the report: one row per setting."""
+    return markdown_table(pd.DataFrame({"setting": list(facts), "value": list(facts.values())}))
+
+
 def write_report(path: Path, args: argparse.Namespace, facts: dict[str, str], table: pd.DataFrame,
                  seconds: float) -> None:
-    facts_table = pd.DataFrame({"setting": list(facts), "value": list(facts.values())})
     text = "\n\n".join([
         "# Performance",
         "Measured by `bench/performance.py` in one run (regenerate with `python bench/performance.py`). "
         f"Seed {args.seed}; suite wall time {seconds / 60:.1f} min. Rates are by wall time; the notes give "
         "rates by this process's CPU time, which are steadier when the machine is shared.",
-        markdown_table(facts_table),
+        facts_table(facts),
         markdown_table(table, digits=2),
         "Image-encoder shares of the ceiling are the model's counted FLOPs per second (wall time, network "
         "only, preprocessed 224x224 inputs) over the matmul ceiling. Top-1 agreement is with the fp32 eager "
@@ -559,8 +538,7 @@ def replace_facts(path: Path, facts: dict[str, str]) -> None:
     lines = path.read_text().splitlines()
     start = lines.index("| setting | value |")
     end = start + next(i for i, line in enumerate(lines[start:]) if not line.startswith("|"))
-    table = markdown_table(pd.DataFrame({"setting": list(facts), "value": list(facts.values())})).splitlines()
-    path.write_text("\n".join(lines[:start] + table + lines[end:]) + "\n")
+    path.write_text("\n".join(lines[:start] + facts_table(facts).splitlines() + lines[end:]) + "\n")
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ from typer.testing import CliRunner
 from adcraft.cli import app
 from adcraft.errors import InputError
 from adcraft.market import load_market
+from tests.market.market_cases import truncated_png
+from tests.market.market_drafts import png_bytes
 
 Corrupt = Callable[[Path], None]
 IMPRESSION_ROWS = 400
@@ -203,7 +205,7 @@ def _symlink(relpath: str, target: Callable[[Path], Path | str]) -> Corrupt:
 
 def _outside_png(root: Path) -> Path:
     outside = root.parent / "outside.png"
-    outside.write_bytes(_png(Image.new("RGB", (4, 4))))
+    outside.write_bytes(png_bytes((4, 4), (0, 0, 0)))
     return outside
 
 
@@ -227,24 +229,6 @@ def _rename(column: str, old: str, new: str) -> Corrupt:
 
 
 # --- image files ----------------------------------------------------------------------------
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _encoded(fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def _truncated_png() -> bytes:
-    noise = Image.frombytes("RGB", (64, 64), np.random.default_rng(0).bytes(64 * 64 * 3))
-    data = _png(noise)
-    return data[: len(data) // 2]
-
 
 def bomb_png(width: int, height: int) -> bytes:
     """A real, complete 1-bit PNG of ``width`` x ``height`` black pixels: a few kilobytes that
@@ -438,7 +422,7 @@ CORPUS = [
           "products.parquet row 0", "column image", "images/products/gone.png", "does not exist"),
     _case("image_zero_bytes", _product_image("images/zero.png", b""),
           "products.parquet row 0", "column image", "not an image file"),
-    _case("image_truncated_png", _product_image("images/cut.png", _truncated_png()),
+    _case("image_truncated_png", _product_image("images/cut.png", truncated_png()),
           "products.parquet row 0", "column image", "truncated or corrupt"),
     _case("image_random_bytes", _product_image("images/noise.png", _RANDOM),
           "products.parquet row 0", "column image", "not an image file"),
@@ -448,9 +432,9 @@ CORPUS = [
           "products.parquet row 0", "column image", "images/bomb.png", "over the"),
     _case("image_over_pixel_limit", _product_image("images/big.png", bomb_png(8000, 8000)),
           "products.parquet row 0", "column image", "8000x8000", "over the limit of 40,000,000"),
-    _case("image_tiff", _product_image("images/scan.png", _encoded("TIFF")),
+    _case("image_tiff", _product_image("images/scan.png", png_bytes((8, 8), (10, 20, 30), "TIFF")),
           "products.parquet row 0", "column image", "TIFF image; only PNG, JPEG and WebP"),
-    _case("image_bmp", _product_image("images/scan.bmp", _encoded("BMP")),
+    _case("image_bmp", _product_image("images/scan.bmp", png_bytes((8, 8), (10, 20, 30), "BMP")),
           "products.parquet row 0", "column image", "BMP image"),
     _case("image_path_leaves_market", _product_image("../x.png"),
           "products.parquet row 0", "column image", "'..'"),

@@ -29,6 +29,8 @@ from PIL import Image
 
 from adcraft.errors import InputError
 from adcraft.market import FORMAT, Market, load_market, validate_market
+from tests.market.market_cases import png_header_only
+from tests.market.market_drafts import png_bytes
 
 Draft = dict[str, "pa.Table | bytes"]
 """A market folder in memory: relative path -> Arrow table (written as Parquet) or file bytes."""
@@ -324,23 +326,10 @@ def odd_image(data: st.DataObject, draft: Draft) -> None:
     name = data.draw(st.sampled_from(sorted(n for n in draft if n.endswith(".png"))), label="image")
     kind = data.draw(st.sampled_from(["GIF", "TIFF", "BMP", "JPEG", "WEBP", "huge", "cut-jpeg"]), label="kind")
     if kind == "huge":
-        draft[name] = _huge_png_header()
+        draft[name] = png_header_only(50_000, 50_000)
         return
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="JPEG" if kind == "cut-jpeg" else kind)
-    draft[name] = buffer.getvalue()[:60] if kind == "cut-jpeg" else buffer.getvalue()
-
-
-def _huge_png_header() -> bytes:
-    """A PNG whose header claims 50000 x 50000 pixels (the pixel data is a few bytes)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
+    encoded = png_bytes((8, 8), (200, 10, 10), "JPEG" if kind == "cut-jpeg" else kind)
+    draft[name] = encoded[:60] if kind == "cut-jpeg" else encoded
 
 
 FILE_MUTATIONS: list[Callable[[st.DataObject, Draft], None]] = [garbage_csv, damage_file, odd_image]

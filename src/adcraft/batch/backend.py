@@ -89,19 +89,14 @@ def apply_to_chunks(function: ChunkFunction, table: pa.Table) -> pa.Table:
     A backend may hand over several chunks at once (or one); grouping by ``_chunk`` here makes the
     function's batches the same whatever the backend did.
     """
-    chunk_ids = table.column(CHUNK).to_numpy()
+    starts = np.flatnonzero(np.diff(table.column(CHUNK).to_numpy(), prepend=-1)).tolist()
     results = []
-    start = 0
-    while start < len(chunk_ids):
-        stop = start
-        while stop < len(chunk_ids) and chunk_ids[stop] == chunk_ids[start]:
-            stop += 1
+    for start, stop in zip(starts, [*starts[1:], table.num_rows]):
         chunk = table.slice(start, stop - start)
         result = function(chunk.drop_columns([ROW, CHUNK]))
         if result.num_rows != chunk.num_rows:
             raise RuntimeError(f"a batch job returned {result.num_rows} rows for {chunk.num_rows} items")
         results.append(result.append_column(ROW, chunk.column(ROW)))
-        start = stop
     return pa.concat_tables(results)
 
 

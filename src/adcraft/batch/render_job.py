@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +22,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from adcraft.atomic import move_into_place, write_bytes
+from adcraft.atomic import staged_folder
 from adcraft.batch.backend import ROW, BatchConfig, ChunkFunction, map_chunks
 from adcraft.batch.outputs import write_parquet
 from adcraft.errors import InputError
@@ -121,23 +119,18 @@ def render_creatives(
     out = Path(out)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / RENDERED).is_file())):
         raise InputError(f"{out} exists and is not an empty folder or an earlier render's output; choose a new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
+        (staging / "images").mkdir()
         boxes: dict[int, list[int]] = {}
         job = RenderJob(str(Path(market_dir).resolve()), render)
         for result in map_chunks(job, items.select(["product_id", "elements"]), config):
             for row, png, box in zip(result.column(ROW).to_pylist(), result.column("png").to_pylist(),
                                      result.column("product_bbox").to_pylist()):
-                write_bytes(staging / names[row], png)
+                (staging / names[row]).write_bytes(png)  # the staging folder is moved into place whole
                 boxes[row] = box
         if sorted(boxes) != list(range(items.num_rows)):
             raise RuntimeError(f"rendered {len(boxes)} of {items.num_rows} creatives")
         index = items.append_column("image", pa.array(names, pa.string())).append_column(
             "product_bbox", pa.array([boxes[row] for row in range(items.num_rows)], pa.list_(pa.int32())))
         write_parquet(staging / RENDERED, index)
-        move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out / RENDERED

@@ -45,17 +45,13 @@ def export_onnx(model: nn.Module, image_size: int) -> bytes:
     example = torch.zeros(1, 3, image_size, image_size)
     with warnings.catch_warnings():  # the exporter's notes on constant folding and tracing say nothing to a user
         warnings.simplefilter("ignore")
-        _export(model, example, buffer)
+        torch.onnx.export(
+            _FeaturesAndLogits(model).eval(), (example,), buffer, input_names=["pixels"],
+            output_names=["features", "logits"],
+            dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
+            opset_version=17, dynamo=False,
+        )
     return buffer.getvalue()
-
-
-def _export(model: nn.Module, example: torch.Tensor, buffer: io.BytesIO) -> None:
-    torch.onnx.export(
-        _FeaturesAndLogits(model).eval(), (example,), buffer, input_names=["pixels"],
-        output_names=["features", "logits"],
-        dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
-        opset_version=17, dynamo=False,
-    )
 
 
 @functools.cache

@@ -85,13 +85,23 @@ def open_image(path: Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     if kind is not None:
         raise InputError(f"{path}: {kind}")
     try:
-        with Image.open(path, formats=ACCEPTED_FORMATS) as header:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: image file is truncated or corrupt ({error})") from None
+    return decode_image(data, limits, str(path))
+
+
+def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), name: str = "image") -> Image.Image:
+    """Decode the bytes of a PNG, JPEG or WebP image file, fully; errors are ``InputError`` starting with
+    ``name``: not such an image, more than ``limits.max_pixels`` pixels (read from the header, before any
+    pixel is decoded), or truncated or corrupt."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as header:
             width, height = header.size
         if width * height > limits.max_pixels:
             raise InputError(
-                f"{path}: image is {width}x{height} = {width * height:,} pixels, over the limit "
+                f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit "
                 f"of {limits.max_pixels:,} pixels")
-        data = path.read_bytes()
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as probe:
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
@@ -99,13 +109,13 @@ def open_image(path: Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path}: {_unaccepted_kind(path)}") from None
+        raise InputError(f"{name}: {_unaccepted_kind(data)}") from None
     except Image.DecompressionBombError as error:
-        raise InputError(f"{path}: image is over the pixel limit ({error})") from None
+        raise InputError(f"{name}: image is over the pixel limit ({error})") from None
     # A corrupt file can make a decoder raise almost anything (OSError, SyntaxError, struct.error,
     # zlib.error, ...); all of them mean the same to the user.
     except Exception as error:
-        raise InputError(f"{path}: image file is truncated or corrupt ({error})") from None
+        raise InputError(f"{name}: image file is truncated or corrupt ({error})") from None
     return image
 
 
@@ -119,10 +129,10 @@ def _file_kind(path: Path) -> str | None:
         return f"cannot be read ({error.strerror or error})"
 
 
-def _unaccepted_kind(path: Path) -> str:
+def _unaccepted_kind(data: bytes) -> str:
     """Say what a file that is not PNG/JPEG/WebP is, reading its header only."""
     try:
-        with Image.open(path) as other:
+        with Image.open(io.BytesIO(data)) as other:
             kind = other.format
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         kind = None

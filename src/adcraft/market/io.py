@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adcraft.atomic import move_into_place
+from adcraft.atomic import staged_folder
 from adcraft.errors import InputError
 from adcraft.market.coerce import TypedTable, typed_frame
 from adcraft.market.images import ImageLimits, resolve_inside
@@ -178,10 +177,7 @@ def write_market(market: Market, out_dir: str | os.PathLike[str], *,
         raise MarketValidationError(problems)
     assert read.config is not None
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the market is an ordinary folder
-    try:
+    with staged_folder(out) as staging:
         (staging / CONFIG_FILE).write_text(json.dumps(read.config.to_json(), indent=2) + "\n",
                                            encoding="utf-8")
         for table in read.tables.values():
@@ -191,8 +187,4 @@ def write_market(market: Market, out_dir: str | os.PathLike[str], *,
             target = staging / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(resolve_inside(market.root, relpath), target)
-        move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -20,7 +20,7 @@ import pandas as pd
 
 from adcraft.market.coerce import TypedTable
 from adcraft.market.images import ImageLimits, image_problems
-from adcraft.market.problems import Problem, examples
+from adcraft.market.problems import MAX_EXAMPLES, Problem, examples
 from adcraft.market.schema import (
     CONTENT_FIELDS,
     FORMAT,
@@ -32,7 +32,6 @@ from adcraft.market.schema import (
 
 CONFIG_FILE = "market.json"
 COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
-EXAMPLES = 3
 
 
 def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Problem]:
@@ -107,11 +106,6 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
     return problems
 
 
-def _examples(values: Iterable[Any]) -> str:
-    """The first few distinct values, for a message."""
-    return examples(values)
-
-
 def _rows_where(table: TypedTable, mask: np.ndarray, column: str, rule: str) -> list[Problem]:
     rows = np.flatnonzero(mask)
     return [Problem.at_rows(table.file, rows, column, rule)] if len(rows) else []
@@ -153,7 +147,7 @@ def _column_rules(table: TypedTable) -> list[Problem]:
         if spec.unique:
             repeated = pd.Series(values).duplicated(keep=False).to_numpy() & present
             problems += _rows_where(table, repeated, spec.name,
-                                    f"must be unique; repeated: {_examples(values[repeated])}")
+                                    f"must be unique; repeated: {examples(values[repeated])}")
         if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE) and present.any():
             check = _is_json_object if spec.text is TextRule.JSON_OBJECT else _is_iso_date
             bad = {value for value in pd.unique(values[present]) if not check(value)}
@@ -161,7 +155,7 @@ def _column_rules(table: TypedTable) -> list[Problem]:
                 wrong = _member(values, bad)
                 problems += _rows_where(table, wrong, spec.name,
                                         f"must be {spec.text.value}, found "
-                                        f"{_examples(values[wrong])}")
+                                        f"{examples(values[wrong])}")
     return problems
 
 
@@ -174,7 +168,7 @@ def _bounds(table: TypedTable, name: str, minimum: float | None, exclusive: bool
         outside = present & ~np.isin(numbers, choices)
         allowed = " or ".join(str(choice) for choice in choices)
         return _rows_where(table, outside, name,
-                           f"must be {allowed}, found {_examples(series[outside].tolist())}")
+                           f"must be {allowed}, found {examples(series[outside].tolist())}")
     outside = np.zeros(len(numbers), dtype=bool)
     if minimum is not None:
         outside |= numbers <= minimum if exclusive else numbers < minimum
@@ -189,7 +183,7 @@ def _bounds(table: TypedTable, name: str, minimum: float | None, exclusive: bool
     else:
         wanted = f"{'>' if exclusive else '>='} {_number(minimum)}"
     return _rows_where(table, outside, name,
-                       f"must be {wanted}, found {_examples(series[outside].tolist())}")
+                       f"must be {wanted}, found {examples(series[outside].tolist())}")
 
 
 def _number(value: float | None) -> str:
@@ -236,7 +230,7 @@ def _reference(table: TypedTable, column: str, target: TypedTable | None, target
     unknown = filled & ~_member(values, set(_cells(target, target_column)))
     return _rows_where(table, unknown, column,
                        f"must name a {target_name.removesuffix('s')} in {target.file}; "
-                       f"unknown: {_examples(values[unknown])}")
+                       f"unknown: {examples(values[unknown])}")
 
 
 def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem]:
@@ -248,7 +242,7 @@ def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem
     unknown = _filled(slot) & ~_member(slot, set(slots))
     problems += _rows_where(elements, unknown, "slot",
                             f"must be one of market.json's slots ({', '.join(slots)}), found "
-                            f"{_examples(slot[unknown])}")
+                            f"{examples(slot[unknown])}")
     fields = {name: _cells(elements, name) for name in CONTENT_FIELDS if elements.usable(name)}
     filled = {name: _filled(values) for name, values in fields.items()}
     for name in slots:
@@ -270,7 +264,7 @@ def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem
             bad = colors.copy()
             bad[colors] = [COLOR.fullmatch(text) is None for text in values[colors]]
             problems += _rows_where(elements, bad, needed,
-                                    f"text_color must be #RRGGBB, found {_examples(values[bad])}")
+                                    f"text_color must be #RRGGBB, found {examples(values[bad])}")
     return problems
 
 
@@ -291,7 +285,7 @@ def _coverage(products: TypedTable, elements: TypedTable,
         problems += _rows_where(products, lacking, "product_id",
                                 f"no usable element for slot {name} in {elements.file} "
                                 f"(one with slot {name} and product_id null or this product), "
-                                f"for {_examples(product_ids[lacking])}")
+                                f"for {examples(product_ids[lacking])}")
     return problems
 
 
@@ -338,15 +332,15 @@ def _creative_elements(creatives: TypedTable, elements: TypedTable,
     if unknown:
         problems.append(Problem.at_rows(file, unknown, "elements",
                                         f"names elements not in {elements.file}: "
-                                        f"{_examples(unknown_ids)}"))
+                                        f"{examples(unknown_ids)}"))
     if out_of_order:
         problems.append(Problem.at_rows(file, out_of_order, "elements",
                                         "must follow market.json's slot order; "
-                                        + "; ".join(order_examples[:EXAMPLES])))
+                                        + "; ".join(order_examples[:MAX_EXAMPLES])))
     if foreign:
         problems.append(Problem.at_rows(file, foreign, "elements",
                                         "names elements not usable for the creative's product; "
-                                        + "; ".join(foreign_examples[:EXAMPLES])))
+                                        + "; ".join(foreign_examples[:MAX_EXAMPLES])))
     return problems
 
 

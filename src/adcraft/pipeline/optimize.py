@@ -19,7 +19,6 @@ a killed run resumes where it stopped when it is run again (``optimize``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -49,12 +48,14 @@ from adcraft.evaluate.proposal_value import (
     lift_by_product,
     policy_arrays,
 )
+from adcraft.features.cache import file_sha256
 from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
 from adcraft.market import Market, load_market, write_proposals
 from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
+from adcraft.rewards.artifacts import CONFIG_FILE
 from adcraft.rewards.checkpoint import fingerprint
 from adcraft.rewards.checkpoint import position as checkpoint_position
 from adcraft.rewards.data import best_logged_creatives, click_log
@@ -193,24 +194,16 @@ def _fingerprint(market_dir: Path, config: OptimizeConfig, extra_elements: Path 
     for path in sorted(p for p in market_dir.rglob("*") if p.is_file()):
         stat = path.stat()
         table = path.suffix.lower() in TABLE_SUFFIXES
-        files.append([str(path.relative_to(market_dir)), _file_digest(path) if table else
+        files.append([str(path.relative_to(market_dir)), file_sha256(path) if table else
                       [stat.st_size, stat.st_mtime_ns]])
     extra = None
     if extra_elements is not None:
         file = Path(extra_elements) / "elements.parquet" if Path(extra_elements).is_dir() else Path(extra_elements)
-        extra = _file_digest(file)
+        extra = file_sha256(file)
     return fingerprint("optimize", adcraft.__version__, to_mapping(config), files, extra)
 
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".txt")
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_staging(staging: Path, run: str, fresh: bool, steps: _Steps) -> bool:
@@ -241,7 +234,7 @@ class _Resume:
     def finished(self, name: str, label: str) -> Path | None:
         """The finished model ``name`` of an earlier attempt, or None (noted under ``label`` when found)."""
         path = self.folder / name
-        if self.resumable and (path / "config.json").is_file():
+        if self.resumable and (path / CONFIG_FILE).is_file():
             self.reused[label] = "finished model"
             return path
         return None

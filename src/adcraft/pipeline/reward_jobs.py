@@ -191,8 +191,7 @@ def check_scoring_model(folder: Path) -> str:
 
 def load_scoring_model(folder: Path):
     """A saved reward model that predicts CTR (:func:`check_scoring_model`), loaded."""
-    check_scoring_model(folder)
-    return load_reward_model(folder)
+    return _reward_classes(check_scoring_model(folder))[2].load(folder)
 
 
 def score_creatives(model_dir: Path, market_dir: Path, out: Path) -> Path:

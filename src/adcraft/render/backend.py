@@ -21,7 +21,7 @@ from typing import Protocol
 
 from adcraft.errors import InputError
 from adcraft.render.compositor import Compositor, CompositorConfig, CreativeSpec, RenderedCreative
-from adcraft.render.diffusion import DiffusionConfig, DiffusionRenderer
+from adcraft.render.diffusion import DiffusionConfig, DiffusionRenderer, check_weights, import_diffusion
 
 BACKENDS: tuple[str, ...] = ("compositor", "diffusion")
 
@@ -54,8 +54,6 @@ class RenderConfig:
         instead of failing after training.
         """
         if self.backend == "diffusion":
-            from adcraft.render.diffusion import check_weights, import_diffusion
-
             check_weights(self.diffusion)
             import_diffusion()
 

@@ -263,15 +263,16 @@ def inpainting_inputs(cutout: Image.Image, bbox: PixelBox, canvas: tuple[int, in
         layer = layer.resize(size, Image.Resampling.LANCZOS)
     alpha = layer.getchannel("A")
 
+    product = layer.convert("RGB")
     image = draw_background(parse_background(prompt), size, config.seed)
-    image.paste(layer.convert("RGB"), (0, 0), alpha)
+    image.paste(product, (0, 0), alpha)
 
     repaint = Image.fromarray(np.where(np.asarray(alpha) >= 128, 0, 255).astype(np.uint8))
     if config.mask_grow_px:
         repaint = repaint.filter(ImageFilter.MaxFilter(2 * config.mask_grow_px + 1))
 
     grey = Image.new("RGB", size, (128, 128, 128))
-    grey.paste(layer.convert("RGB"), (0, 0), alpha)
+    grey.paste(product, (0, 0), alpha)
     edges = canny_edges(np.asarray(grey.convert("L")), config.canny) | canny_edges(np.asarray(alpha), config.canny)
     control = Image.fromarray(np.repeat((edges * 255).astype(np.uint8)[..., None], 3, axis=2))
     return InpaintingInputs(image=image, mask=repaint, control=control)

@@ -43,26 +43,29 @@ class MarketRenderer:
             self._photos[relpath] = self.market.open_image(relpath)
         return self._photos[relpath]
 
-    def spec(self, product_id: str, element_ids: Sequence[str]) -> CreativeSpec:
-        """The compositor's input for one combination: one element id per slot, in the market's slot order."""
+    def check_combination(self, product_id: str, element_ids: Sequence[str]) -> None:
+        """``InputError`` unless ``element_ids`` is one usable element of ``product_id`` per slot of the market,
+        in slot order (ids in messages are cut to 80 characters: they may come from outside)."""
         slots = self.market.config.slots
         if len(element_ids) != len(slots):
-            raise InputError(
-                f"a combination needs one element per slot {list(slots)}; "
-                f"got {len(element_ids)}: {list(element_ids)}"
-            )
+            raise InputError(f"a combination needs one element per slot {list(slots)} (in that order); "
+                             f"got {len(element_ids)} elements")
         if product_id not in self._product_image:
-            raise InputError(f"unknown product '{product_id}'")
-        content: dict[str, str] = {}
+            raise InputError(f"unknown product {product_id[:80]!r}")
         for slot, element_id in zip(slots, element_ids):
             if element_id not in self._elements:
-                raise InputError(f"unknown element '{element_id}' for slot '{slot}'")
+                raise InputError(f"unknown element {element_id[:80]!r} for slot {slot!r}")
             element_slot, owner = self._elements[element_id]
             if element_slot != slot:
-                raise InputError(f"element '{element_id}' belongs to slot '{element_slot}', not '{slot}'")
+                raise InputError(f"element {element_id!r} belongs to slot {element_slot!r}, not {slot!r}")
             if isinstance(owner, str) and owner != product_id:
-                raise InputError(f"element '{element_id}' belongs to product '{owner}', not '{product_id}'")
-            content[slot] = self.market.element_content(element_id)
+                raise InputError(f"element {element_id!r} belongs to product {owner!r}, not {product_id!r}")
+
+    def spec(self, product_id: str, element_ids: Sequence[str]) -> CreativeSpec:
+        """The compositor's input for one combination: one element id per slot, in the market's slot order."""
+        self.check_combination(product_id, element_ids)
+        content = {slot: self.market.element_content(element_id)
+                   for slot, element_id in zip(self.market.config.slots, element_ids)}
         photo = content.pop("product_image", None) or self._product_image[product_id]
         known = {slot: content.get(slot) for slot in RENDERED_SLOTS}
         extra = {slot: value for slot, value in content.items() if slot not in RENDERED_SLOTS}

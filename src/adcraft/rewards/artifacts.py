@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 import adcraft
-from adcraft.atomic import move_into_place
+from adcraft.atomic import staged_folder
 from adcraft.errors import InputError
 
 if TYPE_CHECKING:
@@ -77,16 +75,9 @@ def save_artifact(
         )
     except (TypeError, ValueError) as error:
         raise InputError(f"the config or extra of artifact '{kind}' is not plain JSON: {error}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is an ordinary folder
+    with staged_folder(target) as staging:
         (staging / CONFIG_FILE).write_text(header + "\n", encoding="utf-8")
         _write_tensors(staging / TENSORS_FILE, tensors)
-        move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -26,7 +26,6 @@ How to run it:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -42,6 +41,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from adcraft.errors import AdcraftError, InputError
+from adcraft.rewards.checkpoint import tensor_digest
 
 BACKEND = "gloo"
 
@@ -96,11 +96,7 @@ class DataParallel:
 
     def identical(self, module: nn.Module) -> bool:
         """Whether ``module``'s weights are bitwise the same on every rank (a digest of them is gathered)."""
-        digest = hashlib.sha256()
-        for name, value in module.state_dict().items():
-            digest.update(name.encode())
-            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        mine = torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+        mine = torch.frombuffer(bytearray.fromhex(tensor_digest(module.state_dict().items())), dtype=torch.uint8)
         gathered = [torch.empty_like(mine) for _ in range(self.size)]
         dist.all_gather(gathered, mine)
         return all(torch.equal(mine, other) for other in gathered)

@@ -294,6 +294,12 @@ class CreativeBatch:
             None if self.images is None else self.images[index],
         )
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor of the batch (elements, products, categories, contexts, then images if any), e.g.
+        for a training checkpoint's digest of its data."""
+        images = () if self.images is None else (self.images,)
+        return (self.elements, self.products, self.categories, self.contexts, *images)
+
 
 def make_batch(
     vocab: CreativeVocabulary,

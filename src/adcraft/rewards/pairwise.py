@@ -566,8 +566,8 @@ class PairwiseTrainer:
             outputs = through(part.first, part.second)
             return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
 
-        data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, pairs.first.elements,
-                                   pairs.second.elements, pairs.first.products)
+        data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, *pairs.first.tensors(),
+                                   *pairs.second.tensors())
                 for part, pairs in (("train", train), ("valid", valid))}
         history = fit(
             network, len(train_pairs), lambda index: loss(train.take(index), forward),

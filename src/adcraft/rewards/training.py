@@ -247,8 +247,7 @@ def fit_click_model(
 
 def _click_digest(tensors: ClickTensors) -> str:
     batch, clicks, trials = tensors
-    images = () if batch.images is None else (batch.images,)
-    return array_digest(clicks, trials, batch.elements, batch.products, batch.categories, batch.contexts, *images)
+    return array_digest(clicks, trials, *batch.tensors())
 
 
 @contextlib.contextmanager

@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from fastapi import HTTPException
@@ -27,7 +25,7 @@ from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adcraft.errors import InputError
-from adcraft.market.images import ImageLimits, open_image
+from adcraft.market.images import ImageLimits, decode_image
 
 T = TypeVar("T")
 
@@ -104,13 +102,7 @@ def decode_upload(data: bytes, max_pixels: int, what: str = "uploaded image") ->
     """
     if not data:
         raise InputError(f"{what} is an empty file")
-    with tempfile.TemporaryDirectory(prefix="adcraft-upload-") as folder:
-        path = Path(folder) / "upload"
-        path.write_bytes(data)
-        try:
-            return open_image(path, ImageLimits(max_pixels=max_pixels))
-        except InputError as exc:
-            raise InputError(f"{what}{str(exc).removeprefix(str(path))}") from None
+    return decode_image(data, ImageLimits(max_pixels=max_pixels), what)
 
 
 class WorkLimiter:

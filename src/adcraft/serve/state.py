@@ -152,13 +152,14 @@ class ServedRun:
         self.generator = ComboGenerator.load(combo, market, self._reward_fn)
         self.renderer = MarketRenderer(market, config=run_render_config(self.run_dir))
         self.slots = list(market.config.slots)
-        el = market.elements
-        self.element_info = {e: (s, o if isinstance(o, str) else None)
-                             for e, s, o in zip(el["element_id"], el["slot"], el["product_id"])}
         self.products = set(market.products["product_id"])
-        self.proposal_images = self._proposal_images()
-        self.logged_images = self._logged_images()
-        self.current_elements = self._current_elements()
+        proposals = read_proposals(self.run_dir)
+        products_file = self.run_dir / "products.parquet"
+        products = pd.read_parquet(products_file, columns=["product_id", "current_creative_id", "current_image",
+                                                            "current_elements"]) if products_file.is_file() else None
+        self.proposal_images = self._proposal_images(proposals)
+        self.logged_images = self._logged_images(products)
+        self.current_elements = self._current_elements(proposals, products)
         self.ctr_model = self._optional_model(config.ctr_model_dir, "ctr")
         self.contrastive_model = self._optional_model(config.contrastive_model_dir, "contrastive")
         self.scores = LRUCache(config.score_cache_size)
@@ -174,44 +175,39 @@ class ServedRun:
                    contexts: Sequence[str] | None = None) -> np.ndarray:
         return self.reward.predict(list(product_ids), [list(c) for c in combos], contexts)
 
-    def _proposal_images(self) -> dict[str, Path]:
-        table = read_proposals(self.run_dir)
+    def _proposal_images(self, proposals: pd.DataFrame) -> dict[str, Path]:
         out = {}
-        for relpath in table.get("image", pd.Series(dtype=object)):
+        for relpath in proposals.get("image", pd.Series(dtype=object)):
             if isinstance(relpath, str):
                 out[PurePosixPath(relpath).stem] = resolve_inside(self.run_dir, relpath)
         return out
 
-    def _logged_images(self) -> dict[str, tuple[Path, str]]:
+    def _logged_images(self, products: pd.DataFrame | None) -> dict[str, tuple[Path, str]]:
         """creative id -> (root, relative path) of its image: the market's, else the run's current image."""
         out: dict[str, tuple[Path, str]] = {}
-        products = self.run_dir / "products.parquet"
-        if products.is_file():
-            table = pd.read_parquet(products, columns=["current_creative_id", "current_image"])
-            for cid, relpath in zip(table["current_creative_id"], table["current_image"]):
+        if products is not None:
+            for cid, relpath in zip(products["current_creative_id"], products["current_image"]):
                 if isinstance(cid, str) and isinstance(relpath, str):
                     out[cid] = (self.run_dir, relpath)
         creatives = self.base_market.creatives
-        if creatives is not None and "image" in creatives:
-            for cid, relpath in zip(creatives["creative_id"], creatives["image"]):
+        if creatives is not None:
+            images = creatives["image"] if "image" in creatives else [None] * len(creatives)
+            for cid, relpath in zip(creatives["creative_id"], images):
                 if isinstance(relpath, str):
                     out[cid] = (self.market_root, relpath)
-        if creatives is not None:
-            for cid in creatives["creative_id"]:
-                out.setdefault(cid, (self.run_dir, ""))
+                else:
+                    out.setdefault(cid, (self.run_dir, ""))
         return out
 
-    def _current_elements(self) -> dict[str, list[str]]:
+    def _current_elements(self, proposals: pd.DataFrame, products: pd.DataFrame | None) -> dict[str, list[str]]:
         """Per product, the combination an uploaded image is scored with: its current creative, else proposal 1."""
         out: dict[str, list[str]] = {}
-        table = read_proposals(self.run_dir).sort_values("rank")
+        table = proposals.sort_values("rank")
         for pid, elements in zip(table["product_id"], table["elements"]):
             out.setdefault(pid, list(elements))
-        products = self.run_dir / "products.parquet"
-        if products.is_file():
-            current = pd.read_parquet(products, columns=["product_id", "current_elements"])
-            for pid, elements in zip(current["product_id"], current["current_elements"]):
-                if elements is not None and len(elements) == len(self.market.config.slots):
+        if products is not None:
+            for pid, elements in zip(products["product_id"], products["current_elements"]):
+                if elements is not None and len(elements) == len(self.slots):
                     out[pid] = [str(e) for e in elements]
         return out
 
@@ -240,18 +236,7 @@ class ServedRun:
     def check_combination(self, product_id: str, elements: Sequence[str]) -> None:
         """``InputError`` unless ``elements`` is one usable element per slot of the market, in slot order."""
         self.check_product(product_id)
-        if len(elements) != len(self.slots):
-            raise InputError(f"a combination needs one element per slot {self.slots} (in that order); "
-                             f"got {len(elements)} elements")
-        for slot, element in zip(self.slots, elements):
-            info = self.element_info.get(element)
-            if info is None:
-                raise InputError(f"unknown element {element[:80]!r} (slot {slot!r})")
-            element_slot, owner = info
-            if element_slot != slot:
-                raise InputError(f"element {element!r} belongs to slot {element_slot!r}, not {slot!r}")
-            if owner is not None and owner != product_id:
-                raise InputError(f"element {element!r} belongs to product {owner!r}, not {product_id!r}")
+        self.renderer.check_combination(product_id, elements)
 
     # ------------------------------------------------------------------ scoring
 
