@@ -43,11 +43,14 @@ import numpy as np
 import pandas as pd
 
 from markdown import markdown_table, write_section
+from structured_reference import fit_selected
 
 from adcraft.generate.backgrounds import BackgroundsConfig, build_judge
 from adcraft.generate.preference import PairwiseJudge, PhotoMasker, PreferenceConfig, PreferenceTrainer
 from adcraft.generate.prompt import BackgroundPromptModel, PromptTrainer, normalize_prompt
+from adcraft.evaluate.metrics import spearman
 from adcraft.market import Market, load_market
+from adcraft.rewards.data import click_log
 from adcraft.rewards.pairwise import PairwiseModel, PairwiseTrainer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -195,6 +198,43 @@ def verdict(final: pd.DataFrame) -> str:
             f"PCPO/DPO {ratio:.3f}. Target {'met' if met else 'not met'}.")
 
 
+def relevance_knowledge(market: Market, truth: GroundTruth, judge: PairwiseJudge, scorer: TruthScorer) -> dict:
+    """How much of the true product-background relevance the logs reveal, over the market's own backgrounds.
+
+    - judge: per product, Spearman between the judge's predicted CTR of each background (on the product's
+      best combination) and the background's true relevance to the product; mean over products;
+    - true CTR: the same with the truth's CTR of those renders in place of the judge (how much relevance
+      moves CTR at all);
+    - structured reference: the click model told the simulator's functional form (category x background
+      indicators among its features; ``structured_reference.py``) fitted on all the logs; correlation of
+      its category x background coefficients with the true relevance.
+    """
+    backgrounds = market.elements.loc[market.elements["slot"] == "background", "value"].tolist()
+    judge_rho, ctr_rho, top_match = [], [], []
+    for pid in sorted(judge.base_combos):
+        ids = [pid] * len(backgrounds)
+        relevance = np.array([truth.background_relevance(pid, b) for b in backgrounds])
+        predicted = judge.predicted_ctr(ids, backgrounds)
+        judge_rho.append(spearman(predicted, relevance))
+        ctr_rho.append(spearman(scorer.ctr(ids, backgrounds), relevance))
+        top_match.append(float(np.mean(relevance[np.argsort(-predicted)[:3]] > 0)))
+    reference = fit_selected(truth, click_log(market))
+    cells = reference.relevance_coefficients()
+    by_category = {c: p for p, c in truth.model.product_category.items()}
+    prompt = market.elements.set_index("element_id")["value"]
+    true = np.array([truth.background_relevance(by_category[c], prompt[b])
+                     for c, b in zip(cells["category"], cells["background"])])
+    return {
+        "backgrounds": len(backgrounds),
+        "judge_spearman_with_relevance": float(np.nanmean(judge_rho)),
+        "true_ctr_spearman_with_relevance": float(np.nanmean(ctr_rho)),
+        "match_of_judge_top3": float(np.mean(top_match)),
+        "reference_cells": len(cells),
+        "reference_corr_with_relevance": float(np.corrcoef(cells["coefficient"], true)[0, 1]),
+        "reference_sign_agreement": float(np.mean((cells["coefficient"].to_numpy() > 0) == (true > 0))),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
@@ -223,6 +263,8 @@ def main() -> None:
     products = list(baseline)
     current = scorer.score(products, [baseline[p] for p in products])
     print(f"current backgrounds: match {current['match']:.3f}, true CTR {current['true_ctr']:.5f}", flush=True)
+    knowledge = relevance_knowledge(market, truth, judge, scorer)
+    print(f"relevance knowledge: {knowledge}", flush=True)
 
     rows, sft_seconds = [], []
     for seed in args.seeds:
@@ -260,6 +302,16 @@ def main() -> None:
         "supervised model, the same for both methods of a seed (no chosen prompts: `nan`).",
         "",
         f"Reference, the current backgrounds: match {current['match']:.4f}, true CTR {current['true_ctr']:.5f}.",
+        "",
+        "### What the logs reveal of product-background relevance (the market's own backgrounds)",
+        "",
+        "Per product, every background of the market drawn on the product's best combination: Spearman of the "
+        "judge's predicted CTR, and of the true CTR, with the true relevance (mean over products); the true "
+        "match rate of the judge's top 3. `reference`: a click model told the simulator's functional form, "
+        "category x background indicators included (`bench/structured_reference.py`), fitted on all the logs: "
+        "correlation and sign agreement of its category x background coefficients with the true relevance.",
+        "",
+        markdown_table(pd.DataFrame([knowledge])),
         "",
         "### Mean over training seeds, by round",
         "",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -259,3 +261,41 @@ def test_score_market_uses_the_point_head_for_every_past_creative(trained, gap_m
     scores = trained.score_market(market)
     assert sorted(scores["creative_id"]) == sorted(market.creatives["creative_id"])
     assert scores["predicted_ctr"].between(0, 1).all() and scores["predicted_ctr"].nunique() > 1
+
+
+def test_lambda_point_is_chosen_among_the_candidates_by_inner_validation(trained):
+    selection = trained.lambda_point_selection
+    assert set(selection) == set(FAST.lambda_point_candidates)
+    assert all(np.isfinite(loss) and loss > 0 for loss in selection.values())
+    assert trained.config.lambda_point == min(selection, key=selection.get)
+
+
+def test_lambda_point_choice_never_sees_the_validation_part(gap_market, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    market, _ = gap_market
+    log = click_log(market)
+    _, valid = time_split(log, FAST.split)
+    cutoff = valid["time"].min()
+    imp = market.impressions.copy()
+    later = imp["ts"].to_numpy() // 86400 * 86400 >= cutoff
+    imp.loc[later, "click"] = 1 - imp.loc[later, "click"]  # the held-out part says the opposite
+    flipped = dataclasses.replace(market, impressions=imp)
+    trainer = PairwiseTrainer(FAST)
+    config, losses = trainer._chosen_config(market, log)
+    config_flipped, losses_flipped = trainer._chosen_config(flipped, click_log(flipped))
+    assert config_flipped.lambda_point == config.lambda_point
+    assert losses_flipped == pytest.approx(losses, rel=1e-6)
+
+
+def test_without_candidates_lambda_point_is_kept(gap_market, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    market, _ = gap_market
+    model = PairwiseTrainer(dataclasses.replace(FAST, lambda_point=0.7, lambda_point_candidates=())).fit(market)
+    assert model.lambda_point_selection is None
+    assert model.config.lambda_point == 0.7
+
+
+@pytest.mark.parametrize("candidates", [(-1.0,), (float("nan"), 1.0), (float("inf"),)])
+def test_bad_lambda_point_candidates_are_refused(candidates):
+    with pytest.raises(InputError, match="lambda_point_candidates"):
+        PairwiseConfig(lambda_point_candidates=candidates)

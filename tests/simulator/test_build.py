@@ -15,6 +15,7 @@ from adcraft.market import load_market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 from adcraft.simulator.build import log_impressions
+from adcraft.simulator.truth import additive_element_effects
 
 
 def test_simulated_market_is_valid_and_complete(tiny_sim, tiny_config):
@@ -206,3 +207,6 @@ def test_marginal_effects_recover_main_effects_of_a_purely_additive_truth(tiny_s
             continue  # per-product titles: identified only relative to their product
         main = pd.Series({e: model.element_effect[e] for e in ids})
         np.testing.assert_allclose(learned[ids].to_numpy(), (main - main.mean()).to_numpy(), atol=0.02)
+    # the projection is a function of any creative CTRs, not only the truth's (benchmarks project fitted ones)
+    again = additive_element_effects(many, truth.creatives.set_index("creative_id")["true_ctr"])
+    pd.testing.assert_series_equal(again, learned)

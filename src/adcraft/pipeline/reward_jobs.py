@@ -136,6 +136,11 @@ def _train_into(world: DataParallel | None, kind: str, market: Market, config, s
                     "valid_accuracy": model.valid_accuracy,
                     "train_pairs": model.n_train_pairs,
                     "valid_pairs": model.n_valid_pairs,
+                    "lambda_point": model.config.lambda_point,
+                    "lambda_point_selection": (
+                        None if model.lambda_point_selection is None
+                        else {str(k): v for k, v in model.lambda_point_selection.items()}
+                    ),
                 }
             }
         else:

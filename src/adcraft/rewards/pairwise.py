@@ -24,13 +24,16 @@ with lambda_pair = 1 and lambda_point = 0.5 as in the released code. The release
 those are of order 0.01, so their squared errors (~1e-4) vanish beside the cross-entropy (~0.7) and the
 point term does nothing. By default (``point_target="logit"``) the point head therefore regresses the
 empirical logit ``log((clicks + 0.5) / (trials - clicks + 0.5))`` instead, whose errors are of order 1;
-``point_target="ctr"`` reproduces the release.
+``point_target="ctr"`` reproduces the release. How much the point-wise term should weigh depends on the
+data (it shapes the shared tower from each paired creative's own CTR), so by default ``lambda_point`` is
+chosen among ``lambda_point_candidates`` on a time split of the training part alone (``PairwiseConfig``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +73,7 @@ from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 if TYPE_CHECKING:
     from adcraft.rewards.distributed import DataParallel
 
+logger = logging.getLogger(__name__)
 KIND = "pairwise"
 AUTO_QUANTILE = 0.25  # min_impressions="auto": this quantile of the creatives' impressions ...
 AUTO_FLOOR = 50  # ... but never fewer impressions than this
@@ -221,6 +225,12 @@ class PairwiseConfig:
         ``image_backbone="efficientnet-lite0"`` by default ("tiny" and "none" also work).
     point_target: what the point-wise head regresses, "logit" (empirical logit CTR, default) or "ctr"
         (raw CTR, as in the release).
+    lambda_point_candidates: when not empty, ``lambda_point`` is chosen among these values before the
+        final fit, without looking at the validation pairs: the training part of the log is split again by
+        time (``split``), a model per candidate is fitted on the earlier pairs, and the candidate with the
+        lowest pair cross-entropy on the later pairs wins (``lambda_point`` is used when that inner split
+        has no pairs). The point-wise term shapes the shared tower from every paired creative's own CTR,
+        and how much that helps the comparison depends on how many pairs there are.
     train: optimiser settings; batches are small by default because pair sets are small.
     """
 
@@ -230,6 +240,7 @@ class PairwiseConfig:
     lambda_pair: float = 1.0
     lambda_point: float = 0.5
     point_target: str = "logit"
+    lambda_point_candidates: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, learning_rate=0.003))
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -238,6 +249,9 @@ class PairwiseConfig:
             raise InputError(f"hidden must be at least 1, got {self.hidden}")
         if self.lambda_pair < 0 or self.lambda_point < 0 or self.lambda_pair + self.lambda_point <= 0:
             raise InputError("lambda_pair and lambda_point must be >= 0 and not both 0")
+        object.__setattr__(self, "lambda_point_candidates", tuple(float(v) for v in self.lambda_point_candidates))
+        if any(not np.isfinite(v) or v < 0 for v in self.lambda_point_candidates):
+            raise InputError(f"lambda_point_candidates must be finite and >= 0, got {self.lambda_point_candidates}")
         if self.point_target not in POINT_TARGETS:
             raise InputError(f"point_target must be one of {', '.join(POINT_TARGETS)}, got {self.point_target!r}")
 
@@ -364,6 +378,8 @@ class PairwiseModel:
         self.n_train_pairs = n_train_pairs
         self.n_valid_pairs = n_valid_pairs
         self.valid_accuracy = valid_accuracy
+        self.valid_cross_entropy: float | None = None
+        self.lambda_point_selection: dict[float, float] | None = None  # candidate -> inner validation CE
 
     @property
     def mean_image(self) -> np.ndarray | None:
@@ -435,14 +451,20 @@ class PairwiseModel:
         ``image_features`` maps creative ids to image features (``creative_image_features``); creatives
         missing from it get the mean training feature.
         """
+        p = self.pair_probabilities(pairs, image_features)
+        return float(np.mean((p > 0.5) == pairs["first_is_better"].to_numpy().astype(bool)))
+
+    def pair_probabilities(
+        self, pairs: pd.DataFrame, image_features: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """P(first is better) of each ``build_pairs`` row (``image_features`` as in ``pairwise_accuracy``)."""
         if len(pairs) == 0:
             raise InputError("no pairs to score")
         images = [self._pair_images(pairs[f"creative_{side}"], image_features) for side in ("first", "second")]
-        p = self.prob_first_better(
+        return self.prob_first_better(
             pairs["product_id"].tolist(), pairs["elements_first"].tolist(), pairs["elements_second"].tolist(),
             images[0], images[1],
         )
-        return float(np.mean((p > 0.5) == pairs["first_is_better"].to_numpy().astype(bool)))
 
     def _pair_images(self, creative_ids: pd.Series, features: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
         return image_rows(features, creative_ids, self.mean_image) if features else None
@@ -537,46 +559,82 @@ class PairwiseTrainer:
     ) -> PairwiseModel:
         """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
         run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
-        config = self.config
-        torch.manual_seed(config.train.seed)
-        train_pairs, valid_pairs = pair_split(click_log(market), config)
-        vocab = CreativeVocabulary.from_market(market)
-        text = element_text_matrix(vocab, config.encoding)
-        creatives = pd.concat([train_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
-        valid_creatives = pd.concat([valid_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
-        features = creative_image_features(market, creatives + valid_creatives, config.encoding)
-        seen = np.stack([features[c] for c in creatives if c in features]) if features else None
-        network = _network(config, vocab, text, 0 if seen is None else seen.shape[1])
-        mean_image = None
-        if seen is not None:
-            mean_image = seen.mean(axis=0).astype(np.float32)
-            scale = seen.std(axis=0)
-            network.image_mean.copy_(torch.from_numpy(mean_image))
-            network.image_scale.copy_(torch.from_numpy(np.where(scale > 1e-6, scale, 1.0).astype(np.float32)))
-        train = _pair_tensors(train_pairs, vocab, config, features, mean_image)
-        valid = _pair_tensors(valid_pairs, vocab, config, features, mean_image)
-        mean_target = float(torch.cat([train.target_first, train.target_second]).mean())
-        if config.point_target == "ctr":
-            mean_target = float(np.log(mean_target / (1 - mean_target)))
-        network.point_head.bias.data.fill_(mean_target)
-
-        forward = network if world is None else world.wrap(network)
-
-        def loss(part: _PairTensors, through: nn.Module) -> torch.Tensor:
-            outputs = through(part.first, part.second)
-            return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
-
-        data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, *pairs.first.tensors(),
-                                   *pairs.second.tensors())
-                for part, pairs in (("train", train), ("valid", valid))}
-        history = fit(
-            network, len(train_pairs), lambda index: loss(train.take(index), forward),
-            lambda: float(loss(valid, network)), config.train, progress, "training pairwise reward model",
-            checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch,
-        )
-        model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
-        model.valid_accuracy = model.pairwise_accuracy(valid_pairs, features)
+        log = click_log(market)
+        config, selection = self._chosen_config(market, log)
+        train_pairs, valid_pairs = pair_split(log, config)
+        model = _fit_pairs(market, config, train_pairs, valid_pairs, progress,
+                           checkpoint=checkpoint, world=world, on_epoch=on_epoch)
+        model.lambda_point_selection = selection
         return model
+
+    def _chosen_config(self, market: Market, log: pd.DataFrame) -> tuple[PairwiseConfig, dict[float, float] | None]:
+        """The config with ``lambda_point`` chosen on the training part only (see ``PairwiseConfig``), and the
+        inner validation pair cross-entropy of each candidate (None when nothing was chosen)."""
+        config = self.config
+        if not config.lambda_point_candidates:
+            return config, None
+        training, _ = time_split(log, config.split)
+        try:
+            inner_train, inner_valid = pair_split(training, config)
+        except InputError as error:
+            logger.warning("lambda_point kept at %s: the training part has no inner validation pairs (%s)",
+                           config.lambda_point, error)
+            return config, None
+        losses = {}
+        for candidate in config.lambda_point_candidates:
+            trial = replace(config, lambda_point=candidate, lambda_point_candidates=())
+            losses[candidate] = _fit_pairs(market, trial, inner_train, inner_valid, progress=False).valid_cross_entropy
+        best = min(losses, key=lambda candidate: (losses[candidate], candidate))
+        return replace(config, lambda_point=best), losses
+
+
+def _fit_pairs(
+    market: Market, config: PairwiseConfig, train_pairs: pd.DataFrame, valid_pairs: pd.DataFrame,
+    progress: bool, *, checkpoint: Path | None = None, world: DataParallel | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> PairwiseModel:
+    """One pairwise model fitted on ``train_pairs`` (early stopping on ``valid_pairs``)."""
+    torch.manual_seed(config.train.seed)
+    vocab = CreativeVocabulary.from_market(market)
+    text = element_text_matrix(vocab, config.encoding)
+    creatives = pd.concat([train_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
+    valid_creatives = pd.concat([valid_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
+    features = creative_image_features(market, creatives + valid_creatives, config.encoding)
+    seen = np.stack([features[c] for c in creatives if c in features]) if features else None
+    network = _network(config, vocab, text, 0 if seen is None else seen.shape[1])
+    mean_image = None
+    if seen is not None:
+        mean_image = seen.mean(axis=0).astype(np.float32)
+        scale = seen.std(axis=0)
+        network.image_mean.copy_(torch.from_numpy(mean_image))
+        network.image_scale.copy_(torch.from_numpy(np.where(scale > 1e-6, scale, 1.0).astype(np.float32)))
+    train = _pair_tensors(train_pairs, vocab, config, features, mean_image)
+    valid = _pair_tensors(valid_pairs, vocab, config, features, mean_image)
+    mean_target = float(torch.cat([train.target_first, train.target_second]).mean())
+    if config.point_target == "ctr":
+        mean_target = float(np.log(mean_target / (1 - mean_target)))
+    network.point_head.bias.data.fill_(mean_target)
+
+    forward = network if world is None else world.wrap(network)
+
+    def loss(part: _PairTensors, through: nn.Module) -> torch.Tensor:
+        outputs = through(part.first, part.second)
+        return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
+
+    data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, *pairs.first.tensors(),
+                               *pairs.second.tensors())
+            for part, pairs in (("train", train), ("valid", valid))}
+    history = fit(
+        network, len(train_pairs), lambda index: loss(train.take(index), forward),
+        lambda: float(loss(valid, network)), config.train, progress, "training pairwise reward model",
+        checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch,
+    )
+    model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
+    model.valid_accuracy = model.pairwise_accuracy(valid_pairs, features)
+    p = np.clip(model.pair_probabilities(valid_pairs, features), 1e-7, 1 - 1e-7)
+    label = valid_pairs["first_is_better"].to_numpy(dtype=float)
+    model.valid_cross_entropy = float(-np.mean(label * np.log(p) + (1 - label) * np.log1p(-p)))
+    return model
 
 
 __all__ = [

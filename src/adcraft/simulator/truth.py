@@ -139,25 +139,7 @@ class GroundTruth:
         ``model.element_effect`` (the main-effect parameters) they include each element's average share
         of the interaction and image-attribute terms, which no learner can tell apart from its own effect.
         """
-        ctr = self.creatives.set_index("creative_id")["true_ctr"]
-        creatives = market.creatives[market.creatives["creative_id"].isin(ctr.index)]
-        y = np.log(ctr.loc[creatives["creative_id"]].to_numpy() / (1 - ctr.loc[creatives["creative_id"]].to_numpy()))
-        products = sorted(creatives["product_id"].unique())
-        columns = [("product", p) for p in products]
-        columns += sorted({(slot, e) for combo in creatives["elements"] for slot, e in zip(market.config.slots, combo)})
-        index = {c: j for j, c in enumerate(columns)}
-        design = np.zeros((len(creatives), len(columns)))
-        for i, (pid, combo) in enumerate(zip(creatives["product_id"], creatives["elements"])):
-            design[i, index[("product", pid)]] = 1.0
-            for slot, e in zip(market.config.slots, combo):
-                design[i, index[(slot, e)]] = 1.0
-        coef = np.linalg.lstsq(design, y, rcond=None)[0]
-        effects = pd.DataFrame(
-            [(slot, e, coef[j]) for (slot, e), j in index.items() if slot != "product"],
-            columns=["slot", "element_id", "effect"],
-        )
-        effects["effect"] -= effects.groupby("slot")["effect"].transform("mean")
-        return effects.set_index("element_id")["effect"].sort_index()
+        return additive_element_effects(market, self.creatives.set_index("creative_id")["true_ctr"])
 
     def demand_of_image(self, product_id: str, image: Image.Image) -> float:
         """Expected demand of the product if its listing showed this image."""
@@ -248,3 +230,29 @@ class GroundTruth:
             simulation=self.simulation,
             added_prompts={**self.added_prompts, **dict(zip(new["element_id"], new["value"]))},
         )
+
+
+def additive_element_effects(market: Market, ctr: pd.Series) -> pd.Series:
+    """Element effects of the additive projection of past creatives' logit CTRs (``ctr`` by creative id).
+
+    The logits are projected by least squares on one-hot products and elements; the element
+    coefficients, centred within their slot, are returned by element id.
+    """
+    creatives = market.creatives[market.creatives["creative_id"].isin(ctr.index)]
+    y = np.log(ctr.loc[creatives["creative_id"]].to_numpy() / (1 - ctr.loc[creatives["creative_id"]].to_numpy()))
+    products = sorted(creatives["product_id"].unique())
+    columns = [("product", p) for p in products]
+    columns += sorted({(slot, e) for combo in creatives["elements"] for slot, e in zip(market.config.slots, combo)})
+    index = {c: j for j, c in enumerate(columns)}
+    design = np.zeros((len(creatives), len(columns)))
+    for i, (pid, combo) in enumerate(zip(creatives["product_id"], creatives["elements"])):
+        design[i, index[("product", pid)]] = 1.0
+        for slot, e in zip(market.config.slots, combo):
+            design[i, index[(slot, e)]] = 1.0
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    effects = pd.DataFrame(
+        [(slot, e, coef[j]) for (slot, e), j in index.items() if slot != "product"],
+        columns=["slot", "element_id", "effect"],
+    )
+    effects["effect"] -= effects.groupby("slot")["effect"].transform("mean")
+    return effects.set_index("element_id")["effect"].sort_index()
