@@ -205,9 +205,11 @@ def row_rewards(direction: Direction) -> np.ndarray:
     return reward_model(direction.logged)[direction.logged.slot]
 
 
-def adcraft_arrays(direction: Direction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target_probabilities, reward_predictions, target_reward_predictions) as adcraft's estimators take them."""
-    log, q = direction.logged, row_rewards(direction)
+def adcraft_arrays(direction: Direction, q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target_probabilities, reward_predictions, target_reward_predictions) as adcraft's estimators take them,
+    from the (n, 80) reward table ``q`` (``row_rewards``, fitted here when not given)."""
+    log = direction.logged
+    q = row_rewards(direction) if q is None else q
     rows_index = np.arange(log.n)
     return (direction.row_policy[rows_index, log.item], q[rows_index, log.item],
             np.sum(direction.row_policy * q, axis=1))
@@ -274,7 +276,7 @@ def obp_side_by_side(direction: Direction, estimators: tuple[OffPolicyEstimator,
     import obp
 
     log, q = direction.logged, row_rewards(direction)
-    target, predictions, target_predictions = adcraft_arrays(direction)
+    target, predictions, target_predictions = adcraft_arrays(direction, q)
     obp_inputs = {
         "reward": log.click,
         "action": log.item,
@@ -283,7 +285,7 @@ def obp_side_by_side(direction: Direction, estimators: tuple[OffPolicyEstimator,
         "action_dist": np.repeat(direction.row_policy[:, :, None], N_SLOTS, axis=2),
         "estimated_rewards_by_reg_model": np.repeat(q[:, :, None], N_SLOTS, axis=2),
     }
-    prep_s = best_of(lambda: adcraft_arrays(direction), repeats).wall
+    prep_s = best_of(lambda: adcraft_arrays(direction, q), repeats).wall
     rows = []
     for estimator in estimators:
         counterpart = obp_estimator(estimator)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from adcraft.evaluate.metrics import binomial_log_loss
 from adcraft.render.text_layout import contrast_ratio
 from adcraft.rewards.data import SplitConfig, time_split
 from adcraft.simulator import GroundTruth
@@ -31,7 +32,7 @@ class StructuredReference:
     """Coefficients of the true click logit's features, fitted on ``train`` (a ``click_log`` part)."""
 
     def __init__(self, truth: GroundTruth, train: pd.DataFrame, penalty: float) -> None:
-        self.truth, self.penalty = truth, penalty
+        self.penalty = penalty
         self.model = truth.model
         attrs = truth.creatives.set_index("creative_id")
         self.attribute_names = [t.attribute for t in self.model.click_terms]
@@ -115,19 +116,21 @@ class StructuredReference:
         return pd.Series(total, index=creatives["creative_id"].to_numpy())
 
 
-def fit_selected(truth: GroundTruth, train: pd.DataFrame, penalties: Sequence[float] = PENALTIES
-                 ) -> StructuredReference:
-    """The reference with the penalty whose fit on the earlier part of ``train`` has the lowest log loss on
-    its latest part (``time_split``), refitted on all of ``train``: nothing held out is looked at."""
+def select_penalty(truth: GroundTruth, train: pd.DataFrame, penalties: Sequence[float] = PENALTIES) -> float:
+    """The penalty whose fit on the earlier part of ``train`` has the lowest log loss on its latest part
+    (``time_split``): nothing held out from ``train`` is looked at."""
     inner_train, inner_valid = time_split(train, SplitConfig())
-    losses = []
-    for penalty in penalties:
-        reference = StructuredReference(truth, inner_train, penalty)
-        p = reference.predict(inner_valid["product_id"].tolist(), inner_valid["elements"].tolist(),
-                              inner_valid["context"].tolist(), inner_valid["creative_id"].tolist())
-        clicks, trials = inner_valid["clicks"].to_numpy(float), inner_valid["trials"].to_numpy(float)
-        losses.append(-np.sum(clicks * np.log(p) + (trials - clicks) * np.log1p(-p)) / trials.sum())
-    return StructuredReference(truth, train, penalties[int(np.argmin(losses))])
+    keys = (inner_valid["product_id"].tolist(), inner_valid["elements"].tolist(), inner_valid["context"].tolist(),
+            inner_valid["creative_id"].tolist())
+    losses = [binomial_log_loss(inner_valid["clicks"], inner_valid["trials"],
+                                StructuredReference(truth, inner_train, penalty).predict(*keys))
+              for penalty in penalties]
+    return penalties[int(np.argmin(losses))]
+
+
+def fit_selected(truth: GroundTruth, train: pd.DataFrame) -> StructuredReference:
+    """The reference fitted on all of ``train`` with the penalty ``select_penalty`` chooses."""
+    return StructuredReference(truth, train, select_penalty(truth, train))
 
 
 def _penalised_logistic(design: np.ndarray, clicks: np.ndarray, trials: np.ndarray, penalty: float) -> np.ndarray:

@@ -13,7 +13,6 @@ cache when one is given.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ class FeatureJob:
     cache_dir: str | None = None
 
     def load(self) -> ChunkFunction:
-        from adcraft.features.cache import FeatureCache, content_key, encode_image_files, encode_texts, file_sha256
+        from adcraft.features.cache import FeatureCache, encode_image_files, encode_texts
         from adcraft.features.image_encoder import build_image_encoder
         from adcraft.features.text_encoder import build_text_encoder
 
@@ -63,15 +62,11 @@ class FeatureJob:
             if kind not in encoders:
                 encoders[kind] = builders[kind]()
             encoder = encoders[kind]
+            keys: list[str] = []  # each item's cache key, from the one read and hash of its content
             if kind == "image":
-                paths = items.column("path").to_pylist()
-                vectors = encode_image_files(encoder, paths, cache)
-                digests = [file_sha256(path) for path in paths]
+                vectors = encode_image_files(encoder, items.column("path").to_pylist(), cache, keys=keys)
             else:
-                texts = items.column("id").to_pylist()
-                vectors = encode_texts(encoder, texts, cache)
-                digests = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
-            keys = [content_key(encoder.identity, digest) for digest in digests]
+                vectors = encode_texts(encoder, items.column("id").to_pylist(), cache, keys=keys)
             return pa.table({"key": pa.array(keys, pa.string()), "vector": vector_array(vectors)})
 
         return encode

@@ -94,11 +94,13 @@ def encode_image_files(
     paths: Sequence[str | os.PathLike[str]],
     cache: FeatureCache | None = None,
     progress: bool = False,
+    keys: list[str] | None = None,
 ) -> np.ndarray:
     """Features of image files, shape ``(len(paths), encoder.dim)``, in the order of ``paths``.
 
     Only files whose content is not cached are decoded and encoded, ``encoder.config.batch_size``
-    at a time; repeated contents are encoded once.
+    at a time; repeated contents are encoded once. ``keys``, when given, receives each row's cache key
+    (``content_key``), in order, so that a caller need not read and hash the files again.
     """
 
     if isinstance(paths, (str, os.PathLike)):
@@ -119,6 +121,7 @@ def encode_image_files(
         encoder,
         cache,
         "encoding images" if progress else None,
+        keys,
     )
 
 
@@ -127,8 +130,10 @@ def encode_texts(
     texts: Sequence[str],
     cache: FeatureCache | None = None,
     progress: bool = False,
+    keys: list[str] | None = None,
 ) -> np.ndarray:
-    """Features of texts, shape ``(len(texts), encoder.dim)``, in order; only misses are encoded."""
+    """Features of texts, shape ``(len(texts), encoder.dim)``, in order; only misses are encoded. ``keys`` as
+    in :func:`encode_image_files`."""
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got a single string.")
     for index, text in enumerate(texts):
@@ -142,6 +147,7 @@ def encode_texts(
         encoder,
         cache,
         "encoding texts" if progress else None,
+        keys,
     )
 
 
@@ -152,8 +158,10 @@ def _encode_through_cache(
     encoder: ImageEncoder | TextEncoder,
     cache: FeatureCache | None,
     progress_label: str | None,
+    keys: list[str] | None = None,
 ) -> np.ndarray:
-    """Fill rows from the cache, encode misses in batches as they accumulate, copy repeats."""
+    """Fill rows from the cache, encode misses in batches as they accumulate, copy repeats; each row's
+    key is appended to ``keys`` when given."""
     identity, dim, batch_size = encoder.identity, encoder.dim, encoder.config.batch_size
     out = np.empty((count, dim), dtype=np.float32)
     first_row: dict[str, int] = {}
@@ -175,6 +183,8 @@ def _encode_through_cache(
 
         for row, (digest, payload) in enumerate(contents):
             key = content_key(identity, digest)
+            if keys is not None:
+                keys.append(key)
             if key in first_row:
                 repeats.append((row, first_row[key]))
                 continue

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
+from adcraft.evaluate.metrics import log_loss
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
 from adcraft.rewards.checkpoint import array_digest
@@ -560,48 +561,77 @@ class PairwiseTrainer:
         """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
         run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
         log = click_log(market)
-        config, selection = self._chosen_config(market, log)
-        train_pairs, valid_pairs = pair_split(log, config)
-        model = _fit_pairs(market, config, train_pairs, valid_pairs, progress,
+        train_pairs, valid_pairs = pair_split(log, self.config)
+        inner = self._inner_pairs(log)
+        shared = _SharedInputs.of(market, self.config, [train_pairs, valid_pairs, *(inner or ())])
+        config, selection = self._chosen_config(market, log, shared, inner)
+        model = _fit_pairs(market, config, shared, train_pairs, valid_pairs, progress,
                            checkpoint=checkpoint, world=world, on_epoch=on_epoch)
         model.lambda_point_selection = selection
         return model
 
-    def _chosen_config(self, market: Market, log: pd.DataFrame) -> tuple[PairwiseConfig, dict[float, float] | None]:
-        """The config with ``lambda_point`` chosen on the training part only (see ``PairwiseConfig``), and the
-        inner validation pair cross-entropy of each candidate (None when nothing was chosen)."""
+    def _inner_pairs(self, log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """Pairs of the earlier and later part of the log's training part, to choose ``lambda_point`` on;
+        None when there are no candidates or that split has no pairs."""
         config = self.config
         if not config.lambda_point_candidates:
-            return config, None
-        training, _ = time_split(log, config.split)
+            return None
         try:
-            inner_train, inner_valid = pair_split(training, config)
+            return pair_split(time_split(log, config.split)[0], config)
         except InputError as error:
             logger.warning("lambda_point kept at %s: the training part has no inner validation pairs (%s)",
                            config.lambda_point, error)
+            return None
+
+    def _chosen_config(
+        self, market: Market, log: pd.DataFrame, shared: _SharedInputs | None = None,
+        inner: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    ) -> tuple[PairwiseConfig, dict[float, float] | None]:
+        """The config with ``lambda_point`` chosen on the training part only (see ``PairwiseConfig``), and the
+        inner validation pair cross-entropy of each candidate (None when nothing was chosen)."""
+        config = self.config
+        inner = inner if inner is not None else self._inner_pairs(log)
+        if inner is None:
             return config, None
-        losses = {}
-        for candidate in config.lambda_point_candidates:
-            trial = replace(config, lambda_point=candidate, lambda_point_candidates=())
-            losses[candidate] = _fit_pairs(market, trial, inner_train, inner_valid, progress=False).valid_cross_entropy
+        shared = shared or _SharedInputs.of(market, config, list(inner))
+        losses = {
+            candidate: _fit_pairs(market, replace(config, lambda_point=candidate, lambda_point_candidates=()),
+                                  shared, *inner, progress=False).valid_cross_entropy
+            for candidate in config.lambda_point_candidates
+        }
         best = min(losses, key=lambda candidate: (losses[candidate], candidate))
         return replace(config, lambda_point=best), losses
 
 
+@dataclass(frozen=True)
+class _SharedInputs:
+    """What every fit on one market reads the same way: the vocabulary, its element text features and the
+    image features of every creative in the pair sets it will see (read once, not once per candidate)."""
+
+    vocab: CreativeVocabulary
+    text: np.ndarray
+    features: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, market: Market, config: PairwiseConfig, pair_sets: Sequence[pd.DataFrame]) -> _SharedInputs:
+        vocab = CreativeVocabulary.from_market(market)
+        creatives = [c for pairs in pair_sets for side in ("first", "second") for c in pairs[f"creative_{side}"]]
+        return cls(vocab, element_text_matrix(vocab, config.encoding),
+                   creative_image_features(market, creatives, config.encoding))
+
+
 def _fit_pairs(
-    market: Market, config: PairwiseConfig, train_pairs: pd.DataFrame, valid_pairs: pd.DataFrame,
-    progress: bool, *, checkpoint: Path | None = None, world: DataParallel | None = None,
-    on_epoch: Callable[[int], None] | None = None,
+    market: Market, config: PairwiseConfig, shared: _SharedInputs, train_pairs: pd.DataFrame,
+    valid_pairs: pd.DataFrame, progress: bool, *, checkpoint: Path | None = None,
+    world: DataParallel | None = None, on_epoch: Callable[[int], None] | None = None,
 ) -> PairwiseModel:
-    """One pairwise model fitted on ``train_pairs`` (early stopping on ``valid_pairs``)."""
+    """One pairwise model fitted on ``train_pairs`` (early stopping on ``valid_pairs``), with its accuracy and
+    pair cross-entropy on ``valid_pairs``."""
     torch.manual_seed(config.train.seed)
-    vocab = CreativeVocabulary.from_market(market)
-    text = element_text_matrix(vocab, config.encoding)
+    vocab, features = shared.vocab, shared.features
     creatives = pd.concat([train_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
-    valid_creatives = pd.concat([valid_pairs[f"creative_{s}"] for s in ("first", "second")]).unique().tolist()
-    features = creative_image_features(market, creatives + valid_creatives, config.encoding)
     seen = np.stack([features[c] for c in creatives if c in features]) if features else None
-    network = _network(config, vocab, text, 0 if seen is None else seen.shape[1])
+    network = _network(config, vocab, shared.text, 0 if seen is None else seen.shape[1])
     mean_image = None
     if seen is not None:
         mean_image = seen.mean(axis=0).astype(np.float32)
@@ -630,10 +660,10 @@ def _fit_pairs(
         checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch,
     )
     model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
-    model.valid_accuracy = model.pairwise_accuracy(valid_pairs, features)
-    p = np.clip(model.pair_probabilities(valid_pairs, features), 1e-7, 1 - 1e-7)
-    label = valid_pairs["first_is_better"].to_numpy(dtype=float)
-    model.valid_cross_entropy = float(-np.mean(label * np.log(p) + (1 - label) * np.log1p(-p)))
+    p = model.pair_probabilities(valid_pairs, features)
+    label = valid_pairs["first_is_better"].to_numpy().astype(bool)
+    model.valid_accuracy = float(np.mean((p > 0.5) == label))
+    model.valid_cross_entropy = log_loss(label, p)
     return model
 
 

@@ -239,7 +239,8 @@ def additive_element_effects(market: Market, ctr: pd.Series) -> pd.Series:
     coefficients, centred within their slot, are returned by element id.
     """
     creatives = market.creatives[market.creatives["creative_id"].isin(ctr.index)]
-    y = np.log(ctr.loc[creatives["creative_id"]].to_numpy() / (1 - ctr.loc[creatives["creative_id"]].to_numpy()))
+    p = ctr.loc[creatives["creative_id"]].to_numpy()
+    y = np.log(p / (1 - p))
     products = sorted(creatives["product_id"].unique())
     columns = [("product", p) for p in products]
     columns += sorted({(slot, e) for combo in creatives["elements"] for slot, e in zip(market.config.slots, combo)})
