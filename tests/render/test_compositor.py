@@ -139,6 +139,16 @@ def test_missing_font_family_renders(product: Image.Image) -> None:
     assert len(rendered.text_boxes) == 2
 
 
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\u200f", "\ufeff\u2060 ", "\r\n"])
+@pytest.mark.parametrize("text_color", [None, "#ffffff"])
+def test_title_with_nothing_visible_renders_without_text(product: Image.Image, text: str,
+                                                         text_color: str | None) -> None:
+    """A title of zero-width spaces (or other invisible characters) renders as the creative without that text."""
+    rendered = Compositor().render(_spec(product, title=text, highlight=text, text_color=text_color))
+    plain = Compositor().render(_spec(product, title=None, highlight=None))
+    assert rendered.text_boxes == () and rendered.image.tobytes() == plain.image.tobytes()
+
+
 def test_same_spec_gives_identical_png_bytes(product: Image.Image, tmp_path: Path) -> None:
     spec = _spec(product, background="pastel pink marble, shadow", template="left", font="serif")
     first = render_to_png(spec, tmp_path / "a.png")

@@ -7,6 +7,12 @@ is checked on the glyphs' ink boxes, not on nominal line heights, so nothing is 
 the box. If even ``min_px`` does not fit, the text is cut after the last line that fits and ends
 with an ellipsis; if not even one line fits, the block is empty.
 
+Any text is accepted (:func:`visible_text`): every Unicode line break breaks a line, control
+characters are dropped, and a text with nothing visible (zero-width spaces, direction marks) is
+the empty block. The work is bounded by the box, not by the text: line breaks and cuts are found
+by bisection, wrapping stops at the most lines the box can hold, and only as many characters are
+read as can fit at ``min_px`` (a longer text ends with the ellipsis).
+
 Legibility follows WCAG 2.x: relative luminance ``L = 0.2126 R + 0.7152 G + 0.0722 B`` of
 linearised sRGB channels (``c/12.92`` if ``c <= 0.04045`` else ``((c+0.055)/1.055)^2.4``), and the
 contrast ratio ``(L_light + 0.05) / (L_dark + 0.05)``, from 1 to 21. What is behind text is
@@ -20,7 +26,8 @@ text colour) to draw behind the text, with the least opacity that restores the c
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +40,8 @@ ColorLike = tuple[float, float, float] | RGB
 Box = tuple[int, int, int, int]
 
 ELLIPSIS = "\u2026"
+_REMOVED = frozenset({"Cc", "Cs"})  # control characters (line breaks are handled first), lone surrogates
+_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})  # format characters (zero-width, joiners, marks of direction)
 _DARK: RGB = (0, 0, 0)
 _LIGHT: RGB = (255, 255, 255)
 
@@ -66,42 +75,113 @@ class TextBlock:
             draw.text((ox + x, oy + y), line, font=self.font, fill=fill, anchor="la")
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, split_words: bool) -> list[str] | None:
-    """Greedy word wrap by advance width, keeping hard line breaks.
+def visible_text(text: str) -> str:
+    """``text`` as it is laid out: every line break (``\\r\\n``, ``\\r``, U+2028, U+2029, ...) a
+    ``\\n``, tabs as spaces, other control characters and lone surrogates removed, the ends stripped
+    of white space; "" when nothing visible is left (only white space and invisible format
+    characters such as zero-width spaces, joiners or direction marks).
 
-    A word wider than ``width`` is split between characters if ``split_words``; otherwise the
-    text does not wrap at this size and the result is None.
+    FreeType/Raqm cannot measure most of the removed characters (``raqm_layout() failed``), and a
+    text of invisible characters alone has no ink to place or to judge the contrast of.
     """
+    lines = []
+    for line in text.replace("\t", " ").splitlines():
+        lines.append("".join(ch for ch in line if unicodedata.category(ch) not in _REMOVED))
+    shown = "\n".join(lines).strip()
+    if all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in shown):
+        return ""
+    return shown
+
+
+def _longest(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest ``n`` in ``[0, upper]`` with ``fits(n)``, for ``fits`` true up to some ``n`` and
+    false after: doubling from 1, then bisection, so ``O(log n)`` calls, none asking about more than
+    twice the answer. Anything that does not hold the monotony still gets an ``n`` that was checked."""
+    good, bad = 0, upper + 1
+    probe = 1
+    while probe < bad:
+        if not fits(probe):
+            bad = probe
+            break
+        good = probe
+        probe *= 2
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _pitch(font: ImageFont.FreeTypeFont, line_spacing: float) -> int:
+    ascent, descent = font.getmetrics()
+    return max(1, round((ascent + descent) * line_spacing))
+
+
+def _line_limits(font: ImageFont.FreeTypeFont, box_w: int, box_h: int, line_spacing: float) -> tuple[int, int]:
+    """At most how many lines, and characters per line, can fit the box in ``font``.
+
+    The ``i``-th line's ink starts ``i`` pitches below the first's, so more than ``box_h // pitch + 1``
+    lines never fit. No glyph advances less than half a pixel but zero-width ones (marks, joiners),
+    so a line holds at most ``2 * box_w`` characters; zero-width characters beyond that are not shown.
+    """
+    return box_h // _pitch(font, line_spacing) + 1, 2 * box_w + 2
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, split_words: bool, max_lines: int,
+          max_chars: int) -> tuple[list[str], bool] | None:
+    """Greedy word wrap by advance width, keeping hard line breaks: the lines and whether the text
+    ends in them (False once more than ``max_lines`` lines are made: the rest cannot fit anyway).
+
+    Each line takes the most words that fit, found by :func:`_longest` (``O(log k)`` measurements
+    of at most ``max_chars`` characters for a line of ``k`` words), so wrapping costs
+    ``O(lines log n)`` measurements, not one per character. A word wider than ``width`` is split
+    between characters (as many as fit, at least one a line) if ``split_words``; otherwise the text
+    does not wrap at this size and the result is None.
+    """
+
+    def fits(line: str) -> bool:
+        return len(line) <= max_chars and font.getlength(line) <= width
+
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        current = ""
-        for word in paragraph.split():
-            trial = f"{current} {word}" if current else word
-            if font.getlength(trial) <= width:
-                current = trial
+        words = paragraph.split()
+        i = 0
+        while i < len(words):
+            if len(lines) >= max_lines:
+                return lines, False
+            count = _words_that_fit(words, i, fits, max_chars)
+            if count:
+                lines.append(" ".join(words[i : i + count]))
+                i += count
                 continue
-            if current:
-                lines.append(current)
-            current = ""
-            if font.getlength(word) > width and not split_words:
+            word = words[i]  # wider than the box on its own
+            if not split_words:
                 return None
-            while font.getlength(word) > width and len(word) > 1:
-                cut = len(word) - 1
-                while cut > 1 and font.getlength(word[:cut]) > width:
-                    cut -= 1
-                lines.append(word[:cut])
-                word = word[cut:]
-            current = word
-        if current:
-            lines.append(current)
-    return lines
+            cut = max(1, _longest(lambda n, word=word: fits(word[:n]), len(word) - 1))
+            lines.append(word[:cut])
+            if cut < len(word):
+                words[i] = word[cut:]
+            else:  # one character wider than the box: its line will not fit
+                i += 1
+    return lines, True
+
+
+def _words_that_fit(words: list[str], start: int, fits: Callable[[str], bool], max_chars: int) -> int:
+    """How many words from ``start`` on fit one line; a line longer than ``max_chars`` is not measured."""
+
+    def line_fits(count: int) -> bool:
+        line = words[start : start + count]
+        return sum(len(word) for word in line) + count - 1 <= max_chars and fits(" ".join(line))
+
+    return _longest(line_fits, len(words) - start)
 
 
 def _layout(lines: list[str], font: ImageFont.FreeTypeFont, box_w: int, box_h: int,
             line_spacing: float) -> tuple[list[tuple[int, int]], Box] | None:
     """Centred positions and the ink box of ``lines`` in the box, or None if they do not fit."""
-    ascent, descent = font.getmetrics()
-    pitch = max(1, round((ascent + descent) * line_spacing))
+    pitch = _pitch(font, line_spacing)
     boxes = [font.getbbox(line, anchor="la") for line in lines]
     top = min(i * pitch + b[1] for i, b in enumerate(boxes))
     bottom = max(i * pitch + b[3] for i, b in enumerate(boxes))
@@ -126,39 +206,69 @@ def _block(lines: list[str], font: ImageFont.FreeTypeFont, size: int, box_w: int
 
 def _truncated(lines: list[str], font: ImageFont.FreeTypeFont, size: int, box_w: int, box_h: int,
                line_spacing: float) -> TextBlock | None:
-    """The most lines that fit, the last one ending with an ellipsis; None if only "…" would be left."""
-    for count in range(len(lines), 0, -1):
-        head, last = lines[: count - 1], lines[count - 1]
-        if _layout(head + [ELLIPSIS], font, box_w, box_h, line_spacing) is None:
-            continue  # too many lines even with the last one cut to the bare ellipsis
-        while head or last.strip():  # ends at the latest with the bare ellipsis, which fits
-            block = _block(head + [last.rstrip(" .,;:-") + ELLIPSIS], font, size, box_w, box_h,
-                           line_spacing, truncated=True)
-            if block is not None:
-                return block
-            last = last[:-1]
-    return None
+    """The most lines that fit, the last one cut to end with an ellipsis; None if only "…" would be
+    left. Both the number of lines and the cut are bisected (more lines or characters never take
+    less room), so this costs ``O(log)`` layouts, not one per character."""
+
+    def with_ellipsis(head: list[str], last: str) -> list[str]:
+        return head + [last.rstrip(" .,;:-") + ELLIPSIS]
+
+    count = _longest(lambda n: _layout(lines[: n - 1] + [ELLIPSIS], font, box_w, box_h, line_spacing)
+                     is not None, len(lines))
+    if count == 0:
+        return None
+    head, last = lines[: count - 1], lines[count - 1]
+    keep = _longest(lambda n: _layout(with_ellipsis(head, last[:n]), font, box_w, box_h, line_spacing)
+                    is not None, len(last))
+    if not head and not last[:keep].strip():
+        return None
+    return _block(with_ellipsis(head, last[:keep]), font, size, box_w, box_h, line_spacing, truncated=True)
 
 
-@functools.lru_cache(maxsize=1024)
 def fit_text(text: str, family: str | None, box_w: int, box_h: int, max_px: int, min_px: int,
              bold: bool = False, line_spacing: float = 1.1) -> TextBlock:
-    """Wrap and size ``text`` to fit a ``box_w`` x ``box_h`` box (see the module docstring)."""
+    """Wrap and size ``text`` to fit a ``box_w`` x ``box_h`` box (see the module docstring).
+
+    Only a bounded prefix of ``text`` is read: no more characters than can fit the box at
+    ``min_px`` (:func:`_line_limits`); a longer text is truncated with an ellipsis. The work is
+    then bounded by the box, not by the text's length.
+    """
     box_w, box_h = int(box_w), int(box_h)
     min_px = max(1, int(min_px))
     max_px = max(min_px, int(max_px))
-    empty = TextBlock((), None, 0, (), (0, 0, 0, 0), (box_w, box_h))
-    text = (text or "").strip()
     if not text or box_w <= 0 or box_h <= 0:
-        return empty
+        return _empty(box_w, box_h)
+    max_lines, max_chars = _line_limits(resolve_font(family, min_px, bold), box_w, box_h, line_spacing)
+    readable = max_lines * (max_chars + 1)
+    return _fit_text(text[:readable], len(text) > readable, family, box_w, box_h, max_px, min_px, bold,
+                     line_spacing)
+
+
+def _empty(box_w: int, box_h: int) -> TextBlock:
+    return TextBlock((), None, 0, (), (0, 0, 0, 0), (box_w, box_h))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fit_text(text: str, cut: bool, family: str | None, box_w: int, box_h: int, max_px: int, min_px: int,
+              bold: bool, line_spacing: float) -> TextBlock:
+    """:func:`fit_text` on a prefix of at most the readable length; ``cut``: the text went on."""
+    text = visible_text(text)
+    if not text:
+        return _empty(box_w, box_h)
+
+    def wrapped(size: int, split_words: bool) -> tuple[ImageFont.FreeTypeFont, list[str], bool] | None:
+        font = resolve_font(family, size, bold)
+        result = _wrap(text, font, box_w, split_words, *_line_limits(font, box_w, box_h, line_spacing))
+        return None if result is None else (font, *result)
 
     def attempt(size: int, split_words: bool) -> TextBlock | None:
-        font = resolve_font(family, size, bold)
-        lines = _wrap(text, font, box_w, split_words)
-        return _block(lines, font, size, box_w, box_h, line_spacing) if lines else None
+        result = wrapped(size, split_words)
+        if result is None or not result[2] or not result[1]:
+            return None
+        return _block(result[1], result[0], size, box_w, box_h, line_spacing)
 
     # Whole words first; splitting words between characters only when no size fits otherwise.
-    for split_words in (False, True):
+    for split_words in (False, True) if not cut else ():
         best = attempt(min_px, split_words)
         if best is None:
             continue
@@ -170,10 +280,16 @@ def fit_text(text: str, family: str | None, box_w: int, box_h: int, max_px: int,
                 low, best = mid, block
             else:
                 high = mid - 1
-        return best
-    font = resolve_font(family, min_px, bold)
-    lines = _wrap(text, font, box_w, split_words=True) or []
-    return _truncated(lines, font, min_px, box_w, box_h, line_spacing) or empty
+        return _shown(best)
+    font, lines, _ = wrapped(min_px, split_words=True) or (None, [], False)
+    block = _truncated(lines, font, min_px, box_w, box_h, line_spacing) if lines else None
+    return _shown(block) if block is not None else _empty(box_w, box_h)
+
+
+def _shown(block: TextBlock) -> TextBlock:
+    """``block``, or the empty block when its ink has no area (glyphs that draw nothing)."""
+    left, top, right, bottom = block.ink_box
+    return block if right > left and bottom > top else _empty(*block.box_size)
 
 
 def relative_luminance(rgb: RGB) -> float:
@@ -233,6 +349,8 @@ def legible_color(bg_rgb_mean: ColorLike | Sequence[ColorLike]) -> RGB:
 
 
 def _as_backdrop(colors: ColorLike | Sequence[ColorLike]) -> tuple[ColorLike, ...]:
+    if len(colors) == 0:  # nothing behind: every colour reads (see _worst_contrast)
+        return ()
     first = colors[0]
     if isinstance(first, (int, float, np.integer, np.floating)):
         return (colors,)  # type: ignore[return-value]
