@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import ImageFont
@@ -81,3 +82,18 @@ def test_family_with_style_name_picks_that_style() -> None:
         pytest.skip("DejaVu Sans Condensed is not installed")
     assert "condensed" in condensed.style and "condensed" not in regular.style
     assert find_face("DejaVu Sans Sparkly") is None
+
+
+def test_relative_font_path_is_never_read_from_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    face = find_face("DejaVu Serif")
+    if face is None:
+        pytest.skip("DejaVu fonts are not installed")
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "fonts" / "cwd-serif.ttf").write_bytes(Path(face.path).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="adcraft.render.fonts"):
+        font = resolve_font("fonts/cwd-serif.ttf", 12)
+    assert font.getname()[0] != "DejaVu Serif"
+    assert "cwd-serif.ttf" in caplog.text
+    assert resolve_font(str(tmp_path / "fonts" / "cwd-serif.ttf"), 12).getname()[0] == "DejaVu Serif"

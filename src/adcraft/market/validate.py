@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from adcraft.market.coerce import TypedTable
+from adcraft.market.fonts import font_path_problems
 from adcraft.market.images import ImageLimits, image_problems
 from adcraft.market.problems import MAX_EXAMPLES, Problem, examples
 from adcraft.market.schema import (
@@ -103,6 +104,7 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
     if "demand" in tables:
         problems += _reference(tables["demand"], "product_id", products, "products", "product_id")
     problems += _image_rules(tables.values(), root, limits, check_images)
+    problems += font_path_problems(tables.get("elements"), root)
     return problems
 
 

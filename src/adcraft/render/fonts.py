@@ -4,8 +4,11 @@ The system font folders (``/usr/share/fonts``, ``/usr/local/share/fonts``, ``~/.
 ``~/.local/share/fonts``) are indexed once per process: every ``.ttf``/``.otf``/``.ttc`` file's
 family and style names are read from the font itself. A requested family matches when it equals
 the font's family with case, spaces, dashes and underscores ignored ("Open Sans" = "open-sans" =
-"OpenSans"); a family followed by a style ("DejaVu Sans Condensed") picks that style of the family;
-a path to a font file is used directly.
+"OpenSans"); a family followed by a style ("DejaVu Sans Condensed") picks that style of the family.
+A value with a path separator or a font file's suffix is a path (:func:`adcraft.market.fonts.is_font_path`):
+only an absolute one is opened, never one relative to the working directory; a market's font paths
+are resolved inside the market's folder, and refused when they leave it, by
+:class:`adcraft.render.from_market.MarketRenderer`.
 
 Generic names map to the first installed of a list of common families: ``serif``; ``sans``,
 ``sans-serif`` (and ``None``); ``mono``, ``monospace``; ``bold`` is the sans family in bold.
@@ -24,6 +27,8 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from adcraft.market.fonts import FONT_SUFFIXES, is_font_path
+
 logger = logging.getLogger(__name__)
 
 FONT_DIRS: tuple[str, ...] = (
@@ -32,7 +37,6 @@ FONT_DIRS: tuple[str, ...] = (
     "~/.fonts",
     "~/.local/share/fonts",
 )
-_FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 _MAX_FONT_FILES = 5000
 
 _GENERIC: dict[str, tuple[str, ...]] = {
@@ -71,7 +75,7 @@ def _font_files(dirs: tuple[str, ...]) -> list[str]:
             continue
         for dirpath, _, filenames in os.walk(root):
             for filename in sorted(filenames):
-                if filename.lower().endswith(_FONT_SUFFIXES):
+                if filename.lower().endswith(FONT_SUFFIXES):
                     found.append(os.path.join(dirpath, filename))
                     if len(found) >= _MAX_FONT_FILES:
                         return found
@@ -124,22 +128,28 @@ def find_face(family: str, bold: bool = False) -> FontFace | None:
 
 @functools.cache
 def _warn_missing(family: str) -> None:
-    logger.warning("font family %r is not installed; falling back to DejaVu Sans or Pillow's default", family)
+    logger.warning("font %r is not installed or not readable; falling back to DejaVu Sans or Pillow's default",
+                   family)
 
 
 @functools.lru_cache(maxsize=256)
 def resolve_font(family: str | None, size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     """A FreeType font of ``family`` at ``size`` px; never fails (see the module docstring for fallbacks).
 
-    ``family`` may be a family name, a generic name, a path to a font file, or None (sans).
+    ``family`` may be a family name, a generic name, an absolute path to a font file, or None (sans).
+    A relative path is not opened (it would depend on the working directory): it falls back as a
+    missing font does.
     """
     size = max(1, int(size))
     requested = (family or "sans").strip() or "sans"
-    if requested.lower().endswith(_FONT_SUFFIXES) and os.path.isfile(requested):
-        try:
-            return ImageFont.truetype(requested, size)
-        except OSError:
-            _warn_missing(requested)
+    if is_font_path(requested):
+        if os.path.isabs(requested) and os.path.isfile(requested):
+            try:
+                return ImageFont.truetype(requested, size)
+            except OSError:
+                pass
+        _warn_missing(requested)
+        return _fallback(bold, size)
     key = normalise_family(requested)
     if key == "bold":
         bold = True
@@ -150,6 +160,11 @@ def resolve_font(family: str | None, size: int, bold: bool = False) -> ImageFont
             return ImageFont.truetype(face.path, size)
     if key not in _GENERIC_ALIASES:
         _warn_missing(requested)
+    return _fallback(bold, size)
+
+
+def _fallback(bold: bool, size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, or without it Pillow's embedded font."""
     face = find_face(_FALLBACK_FAMILY, bold)
     if face is not None:
         return ImageFont.truetype(face.path, size)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from adcraft.errors import InputError
 from adcraft.market import Market
+from adcraft.market.fonts import FONT_SLOT, is_font_path
 from adcraft.render.backend import RenderConfig, build_renderer
 from adcraft.render.compositor import Compositor, CreativeSpec, RenderedCreative
 
@@ -36,6 +37,7 @@ class MarketRenderer:
             e: (slot, owner) for e, slot, owner in zip(el["element_id"], el["slot"], el["product_id"])
         }
         self._photos: dict[str, Image.Image] = {}
+        self._font_files: dict[str, str] = {}
 
     def photo(self, relpath: str) -> Image.Image:
         """The product photo at ``relpath``, opened once (the compositor cuts it out)."""
@@ -61,10 +63,24 @@ class MarketRenderer:
             if isinstance(owner, str) and owner != product_id:
                 raise InputError(f"element {element_id!r} belongs to product {owner!r}, not {product_id!r}")
 
+    def font(self, element_id: str) -> str:
+        """A ``font`` element as the compositor reads it: a family name as it is, a font file's path
+        resolved inside the market's folder (``InputError`` naming the element if it would leave it:
+        an absolute path, ``..``, a symbolic link leading out), never against the working directory."""
+        value = self.market.element_content(element_id)
+        if not is_font_path(value):
+            return value
+        if value not in self._font_files:
+            try:
+                self._font_files[value] = str(self.market.resolve(value))
+            except InputError as error:
+                raise InputError(f"element {element_id[:80]!r} (slot {FONT_SLOT}): font {error}") from None
+        return self._font_files[value]
+
     def spec(self, product_id: str, element_ids: Sequence[str]) -> CreativeSpec:
         """The compositor's input for one combination: one element id per slot, in the market's slot order."""
         self.check_combination(product_id, element_ids)
-        content = {slot: self.market.element_content(element_id)
+        content = {slot: self.font(element_id) if slot == FONT_SLOT else self.market.element_content(element_id)
                    for slot, element_id in zip(self.market.config.slots, element_ids)}
         photo = content.pop("product_image", None) or self._product_image[product_id]
         known = {slot: content.get(slot) for slot in RENDERED_SLOTS}
