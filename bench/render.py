@@ -1,12 +1,14 @@
 """Throughput of the default compositor: renders per second at 512x512.
 
-    python bench/render.py [--n 100] [--seed 0] [--canvas 512] [--out DIR]
+    python bench/render.py [--n 100] [--seed 0] [--canvas 512] [--out DIR] [--unbroken 500 5000 50000]
 
 The product is drawn here (a shaded bottle on a transparent background, plus the same bottle on
 a white photo background so the cut-out path is measured too); backgrounds, templates, titles and
 highlights vary per render. Caches (parsed prompts, drawn backgrounds, fonts, text fits) warm up
 during the run, as they would in a batch; the first-pass time is printed separately, and so is
-the rate by this process's CPU time (steadier than wall time on a busy machine).
+the rate by this process's CPU time (steadier than wall time on a busy machine). ``--unbroken``
+also times one creative whose title and highlight are that many characters without a space each
+(the worst case of line breaking: every line is cut inside a word).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random creative choices")
     parser.add_argument("--canvas", type=int, default=512, help="square canvas side in pixels")
     parser.add_argument("--out", type=Path, default=None, help="folder to save the renders as PNGs")
+    parser.add_argument("--unbroken", type=int, nargs="*", default=[],
+                        help="lengths of unbroken titles/highlights to time one creative each with")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -117,6 +121,12 @@ def main() -> None:
     print(f"rendered {len(specs)} creatives at {canvas[0]}x{canvas[1]} in {elapsed:.2f} s: "
           f"{len(specs) / elapsed:.1f} renders/s (first {first_pass}: {first_pass / cold:.1f}/s; "
           f"by CPU time of this process: {len(specs) / cpu:.1f}/s)")
+    for length in args.unbroken:
+        text = (f"{length}Waterbottle" * (length // 11 + 1))[:length]  # a prefix of its own: not a cached fit
+        start = time.perf_counter()
+        compositor.render(CreativeSpec(product_image=bottle, title=text, highlight=text), canvas)
+        print(f"one creative with a {length:,}-character unbroken title and highlight: "
+              f"{time.perf_counter() - start:.2f} s")
 
 
 if __name__ == "__main__":

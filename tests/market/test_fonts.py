@@ -54,3 +54,8 @@ def test_font_paths_that_leave_the_market_or_miss_are_refused(make_draft: Callab
     assert problems[0].startswith(f"elements.parquet row {FONT_ROW}: column value: font ") and rule in problems[0]
     with pytest.raises(MarketValidationError, match=rule):
         load_market(draft.root)
+
+
+def test_a_huge_font_path_is_refused_in_a_short_message(make_draft: Callable[..., MarketDraft]) -> None:
+    problems = _font_problems(make_draft(), "fonts/" + "a" * 100_000 + ".ttf")
+    assert len(problems) == 1 and len(problems[0]) < 300

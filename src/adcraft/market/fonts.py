@@ -3,7 +3,8 @@
 A value with a path separator (``/`` or ``\\``) or a font file's suffix (``.ttf``, ``.otf``,
 ``.ttc``) is a path, and like every path in a market's tables it is relative to the market folder
 and must stay inside it: no absolute path, no ``..``, no symbolic link leading out
-(:func:`adcraft.market.images.resolve_inside`). Anything else is a family name, looked up among
+(:func:`adcraft.market.images.resolve_inside`), and the file must be there. Anything else is a
+family name, looked up among
 the installed fonts when rendering. Checking this when the market is validated refuses a market
 that would read a font from elsewhere before any work starts; the renderer checks it again
 (:class:`adcraft.render.from_market.MarketRenderer`) for markets built in memory.
@@ -18,7 +19,7 @@ import numpy as np
 from adcraft.errors import InputError
 from adcraft.market.coerce import TypedTable
 from adcraft.market.images import resolve_inside
-from adcraft.market.problems import Problem
+from adcraft.market.problems import Problem, examples
 
 FONT_SUFFIXES: tuple[str, ...] = (".ttf", ".otf", ".ttc")
 FONT_SLOT = "font"
@@ -29,17 +30,26 @@ def is_font_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.lower().endswith(FONT_SUFFIXES)
 
 
-def font_file_problem(root: Path | None, value: str) -> str | None:
-    """What is wrong with the font file ``value`` of a market at ``root``, or None if nothing is."""
+def font_file(root: Path | None, value: str) -> Path:
+    """The real location of the font file ``value`` of the market at ``root``.
+
+    Raises ``InputError`` (quoting ``value`` cut short: a cell may hold megabytes) for an absolute
+    path, a path with ``..``, a symbolic link leading out of the folder, or no such file.
+    """
+    shown = examples([value])
     if root is None:
-        return f"{value!r}: the market has no folder to read font files from"
+        raise InputError(f"font {shown}: the market has no folder to read font files from")
     try:
         path = resolve_inside(root, value)
     except InputError as error:
-        return str(error)
-    if not path.is_file():
-        return f"{value!r}: no such font file in the market folder"
-    return None
+        raise InputError(f"font {shown}: {str(error).removeprefix(repr(value) + ': ')}") from None
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name too long, a permission denied on a folder, ...
+        raise InputError(f"font {shown}: cannot be read ({error.strerror})") from None
+    if not found:
+        raise InputError(f"font {shown}: no such font file in the market folder")
+    return path
 
 
 def font_path_problems(elements: TypedTable | None, root: Path | None) -> list[Problem]:
@@ -56,7 +66,8 @@ def font_path_problems(elements: TypedTable | None, root: Path | None) -> list[P
             rows_of.setdefault(value, []).append(int(row))
     problems = []
     for value, rows in rows_of.items():
-        reason = font_file_problem(root, value)
-        if reason is not None:
-            problems.append(Problem.at_rows(elements.file, rows, "value", f"font {reason}"))
+        try:
+            font_file(root, value)
+        except InputError as error:
+            problems.append(Problem.at_rows(elements.file, rows, "value", str(error)))
     return problems

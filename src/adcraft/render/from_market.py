@@ -11,7 +11,7 @@ from PIL import Image
 
 from adcraft.errors import InputError
 from adcraft.market import Market
-from adcraft.market.fonts import FONT_SLOT, is_font_path
+from adcraft.market.fonts import FONT_SLOT, font_file, is_font_path
 from adcraft.render.backend import RenderConfig, build_renderer
 from adcraft.render.compositor import Compositor, CreativeSpec, RenderedCreative
 
@@ -65,16 +65,17 @@ class MarketRenderer:
 
     def font(self, element_id: str) -> str:
         """A ``font`` element as the compositor reads it: a family name as it is, a font file's path
-        resolved inside the market's folder (``InputError`` naming the element if it would leave it:
-        an absolute path, ``..``, a symbolic link leading out), never against the working directory."""
+        resolved inside the market's folder (``InputError`` naming the element if it leaves it: an
+        absolute path, ``..``, a symbolic link leading out; or if there is no such file), never
+        against the working directory."""
         value = self.market.element_content(element_id)
         if not is_font_path(value):
             return value
         if value not in self._font_files:
             try:
-                self._font_files[value] = str(self.market.resolve(value))
+                self._font_files[value] = str(font_file(self.market.root, value))
             except InputError as error:
-                raise InputError(f"element {element_id[:80]!r} (slot {FONT_SLOT}): font {error}") from None
+                raise InputError(f"element {element_id[:80]!r} (slot {FONT_SLOT}): {error}") from None
         return self._font_files[value]
 
     def spec(self, product_id: str, element_ids: Sequence[str]) -> CreativeSpec:
