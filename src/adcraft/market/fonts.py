@@ -4,10 +4,10 @@ A value with a path separator (``/`` or ``\\``) or a font file's suffix (``.ttf`
 ``.ttc``) is a path, and like every path in a market's tables it is relative to the market folder
 and must stay inside it: no absolute path, no ``..``, no symbolic link leading out
 (:func:`adcraft.market.images.resolve_inside`), and the file must be there. Anything else is a
-family name, looked up among
-the installed fonts when rendering. Checking this when the market is validated refuses a market
-that would read a font from elsewhere before any work starts; the renderer checks it again
-(:class:`adcraft.render.from_market.MarketRenderer`) for markets built in memory.
+family name, looked up among the installed fonts when rendering. Checking this when the market is
+validated refuses a market that would read a font from elsewhere before any work starts; the
+renderer checks it again (:class:`adcraft.render.from_market.MarketRenderer`) for markets built in
+memory.
 """
 
 from __future__ import annotations

@@ -96,7 +96,8 @@ def visible_text(text: str) -> str:
 def _longest(fits: Callable[[int], bool], upper: int) -> int:
     """The largest ``n`` in ``[0, upper]`` with ``fits(n)``, for ``fits`` true up to some ``n`` and
     false after: doubling from 1, then bisection, so ``O(log n)`` calls, none asking about more than
-    twice the answer. Anything that does not hold the monotony still gets an ``n`` that was checked."""
+    twice the answer. Should ``fits`` not be monotone (kerning, shaping), the answer is still one it
+    accepted, or 0."""
     good, bad = 0, upper + 1
     probe = 1
     while probe < bad:
@@ -123,8 +124,9 @@ def _line_limits(font: ImageFont.FreeTypeFont, box_w: int, box_h: int, line_spac
     """At most how many lines, and characters per line, can fit the box in ``font``.
 
     The ``i``-th line's ink starts ``i`` pitches below the first's, so more than ``box_h // pitch + 1``
-    lines never fit. No glyph advances less than half a pixel but zero-width ones (marks, joiners),
-    so a line holds at most ``2 * box_w`` characters; zero-width characters beyond that are not shown.
+    lines never fit. A line is given at most ``2 * box_w + 2`` characters: only glyphs narrower than
+    half a pixel (zero-width marks and joiners, or any glyph at a size of a pixel or two) could fit
+    more, and those are cut rather than measured without end.
     """
     return box_h // _pitch(font, line_spacing) + 1, 2 * box_w + 2
 
@@ -256,16 +258,16 @@ def _fit_text(text: str, cut: bool, family: str | None, box_w: int, box_h: int, 
     if not text:
         return _empty(box_w, box_h)
 
-    def wrapped(size: int, split_words: bool) -> tuple[ImageFont.FreeTypeFont, list[str], bool] | None:
+    def wrapped(size: int, split_words: bool) -> tuple[ImageFont.FreeTypeFont, tuple[list[str], bool] | None]:
         font = resolve_font(family, size, bold)
-        result = _wrap(text, font, box_w, split_words, *_line_limits(font, box_w, box_h, line_spacing))
-        return None if result is None else (font, *result)
+        return font, _wrap(text, font, box_w, split_words, *_line_limits(font, box_w, box_h, line_spacing))
 
     def attempt(size: int, split_words: bool) -> TextBlock | None:
-        result = wrapped(size, split_words)
-        if result is None or not result[2] or not result[1]:
+        font, result = wrapped(size, split_words)
+        if result is None:
             return None
-        return _block(result[1], result[0], size, box_w, box_h, line_spacing)
+        lines, complete = result
+        return _block(lines, font, size, box_w, box_h, line_spacing) if complete and lines else None
 
     # Whole words first; splitting words between characters only when no size fits otherwise.
     for split_words in (False, True) if not cut else ():
@@ -281,7 +283,8 @@ def _fit_text(text: str, cut: bool, family: str | None, box_w: int, box_h: int, 
             else:
                 high = mid - 1
         return _shown(best)
-    font, lines, _ = wrapped(min_px, split_words=True) or (None, [], False)
+    font, result = wrapped(min_px, split_words=True)
+    lines = result[0] if result is not None else []
     block = _truncated(lines, font, min_px, box_w, box_h, line_spacing) if lines else None
     return _shown(block) if block is not None else _empty(box_w, box_h)
 
