@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from adcraft.errors import InputError
@@ -91,6 +93,23 @@ def test_long_text_stays_in_its_boxes(product: Image.Image, template: str, canva
     for box in with_text.text_boxes:
         assert not boxes_overlap(box, with_text.product_bbox)
         assert 0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1]
+
+
+TEXTS = st.text(st.one_of(st.characters(exclude_categories=()), st.sampled_from(list("\u200b\u200f\r\n\x85\u0301 W"))),
+                max_size=60)
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # the product is never modified
+@given(title=TEXTS, highlight=TEXTS, template=st.sampled_from(TEXT_TEMPLATES))
+def test_any_title_and_highlight_render_inside_their_boxes(product: Image.Image, title: str, highlight: str,
+                                                           template: str) -> None:
+    """Whatever the text, a creative renders, and text changes pixels only inside the boxes it reports."""
+    compositor, canvas = Compositor(), (160, 160)
+    with_text = compositor.render(_spec(product, template=template, title=title, highlight=highlight), canvas)
+    without = compositor.render(_spec(product, template=template, title=None, highlight=None), canvas)
+    changed = np.any(np.asarray(with_text.image) != np.asarray(without.image), axis=2)
+    assert not (changed & ~_inside_any(changed.shape, with_text.text_boxes)).any()
 
 
 def test_minimal_template_draws_no_text(product: Image.Image) -> None:

@@ -129,7 +129,7 @@ def find_face(family: str, bold: bool = False) -> FontFace | None:
 @functools.cache
 def _warn_missing(family: str) -> None:
     logger.warning("font %r is not installed or not readable; falling back to DejaVu Sans or Pillow's default",
-                   family)
+                   family if len(family) <= 80 else family[:80] + "...")
 
 
 @functools.lru_cache(maxsize=256)
