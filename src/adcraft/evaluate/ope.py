@@ -475,8 +475,16 @@ def estimate_policy_value(
         ess=effective_sample_size(log.relative_weights),
         estimator=label,
         n=log.n,
-        std_error=float(np.std(draws, ddof=1)) if len(draws) > 1 else math.nan,
+        std_error=_spread(draws),
     )
+
+
+def _spread(draws: np.ndarray) -> float:
+    """The standard deviation of the bootstrap draws (NaN for fewer than two, inf when it overflows)."""
+    if len(draws) < 2:
+        return math.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.std(draws, ddof=1))
 
 
 def bootstrap_policy_values(
