@@ -484,6 +484,7 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
     except InputError as exc:
         notes.append(f"Off-policy estimation was not possible: {exc}")
         return {"possible": False, "reason": str(exc)}, None
+    notes.extend(f"Off-policy estimate: {warning}." for warning in value.warnings)
     share = value.matched_impressions / max(value.impressions, 1)
     if share < 0.01:
         notes.append(
