@@ -18,9 +18,9 @@ from adcraft.evaluate.ope import (
     DoublyRobust,
     OffPolicyInputError,
     SwitchDR,
-    bootstrap_policy_values,
     effective_sample_size,
     estimate_policy_value,
+    estimate_with_draws,
 )
 
 # A 4-row log: w = target / propensity = [0.5, 2, 2, 0.5].
@@ -386,11 +386,10 @@ def test_bootstrap_draws_of_the_same_log_and_seed_are_paired() -> None:
     rng = np.random.default_rng(0)
     rewards = (rng.random(300) < 0.2).astype(float)
     propensities = rng.uniform(0.1, 0.9, 300)
-    on_policy = bootstrap_policy_values(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)
-    self_normalised = bootstrap_policy_values(rewards, propensities, propensities, "snips", n_bootstrap=200, seed=7)
+    result, on_policy = estimate_with_draws(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)
+    _, self_normalised = estimate_with_draws(rewards, propensities, propensities, "snips", n_bootstrap=200, seed=7)
     np.testing.assert_allclose(on_policy, self_normalised)  # weights 1: both are the resample's mean reward
-    assert on_policy.std() > 0 and not np.allclose(
-        on_policy, bootstrap_policy_values(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=8)
-    )
-    result = estimate_policy_value(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)
+    _, reseeded = estimate_with_draws(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=8)
+    assert on_policy.std() > 0 and not np.allclose(on_policy, reseeded)
     assert (result.ci_low, result.ci_high) == tuple(np.quantile(on_policy, [0.025, 0.975]))
+    assert result == estimate_policy_value(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)

@@ -202,7 +202,7 @@ def test_dr_intervals_stay_inside_zero_one_when_its_terms_do_not(one_slot):
                                 arrays.q_logged, arrays.q_target, n_bootstrap=300, seed=4)
     assert raw.ci_low < 0.0 <= raw.value  # what the DR bootstrap gives on its own
     result = estimate_proposals(short, proposals, "dr", n_bootstrap=300, seed=4, arrays=arrays)
-    assert result.proposals.value == raw.value and result.proposals.ci_high == raw.ci_high
+    assert result.proposals.value == raw.value and raw.ci_high <= result.proposals.ci_high <= 1.0
     assert result.proposals.ci_low == 0.0
 
 
@@ -257,3 +257,21 @@ def test_the_ope_command_writes_strict_json_or_refuses_in_one_line(one_slot, tmp
     assert flagged.exit_code == 0 and "warning: the logged propensities are implausibly small" in flagged.output
     data = strict_json((proposals_dir / "ope.json").read_text())
     assert data["reliable"] is False and 0.0 <= data["proposals"]["ci_low"] <= data["proposals"]["ci_high"] <= 1.0
+
+
+def test_an_estimate_resting_on_one_impression_has_an_honest_interval(one_slot):
+    """One logged impression shows the proposals: the bootstrap alone would say [0, 0] (it has no click)."""
+    unclicked = one_slot.impressions[one_slot.impressions["click"] == 0]
+    product = one_slot.creatives.set_index("creative_id").loc[unclicked["creative_id"], "product_id"]
+    one = unclicked[(product == product.iloc[0]).to_numpy()].head(1)
+    log = pd.concat([one, one_slot.impressions[~one_slot.impressions["creative_id"].isin(
+        one_slot.creatives.loc[one_slot.creatives["product_id"] == product.iloc[0], "creative_id"])]])
+    sparse = dataclasses.replace(one_slot, impressions=log)
+    proposals = logged_combinations(one_slot)
+    proposals = proposals[proposals["product_id"] == product.iloc[0]]
+    result = estimate_proposals(sparse, proposals, "snips", n_bootstrap=200)
+    assert result.matched_impressions == 1 and result.proposals.value == 0.0 and result.proposals.ess == 1.0
+    assert not result.reliable
+    # Wilson at n = 1 with no success: [0, z^2 / (1 + z^2)] = [0, 0.79]
+    assert result.proposals.ci_low == 0.0 and result.proposals.ci_high == pytest.approx(0.7934, abs=1e-3)
+    assert result.lift_ci_low == -1.0 and result.lift_ci_high > 10

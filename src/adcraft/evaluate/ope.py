@@ -36,9 +36,9 @@ __all__ = [
     "OffPolicyInputError",
     "PolicyEstimate",
     "SwitchDR",
-    "bootstrap_policy_values",
     "effective_sample_size",
     "estimate_policy_value",
+    "estimate_with_draws",
 ]
 
 # Bootstrap draws are processed in blocks of at most this many resampled row indices, which
@@ -450,9 +450,9 @@ def estimate_policy_value(
     settings: no clipping, ``tau = 10``) or a configured :class:`OffPolicyEstimator` such as
     ``IPS(clip=20)``. The interval is the ``alpha/2`` and ``1 - alpha/2`` quantiles of the
     estimator re-run on ``n_bootstrap`` resamples of the impressions (rows drawn with replacement,
-    seeded by ``seed``; see :func:`bootstrap_policy_values`); ``std_error`` is the standard
-    deviation of those re-estimates. ``ess`` is Kish's ``(sum w)^2 / sum w^2`` of the unclipped
-    weights ``w_i = pi(a_i|x_i) / p_i``: how many on-policy impressions the log is worth (roughly).
+    seeded by ``seed``; see :func:`estimate_with_draws`); ``std_error`` is the standard deviation
+    of those re-estimates. ``ess`` is Kish's ``(sum w)^2 / sum w^2`` of the unclipped weights
+    ``w_i = pi(a_i|x_i) / p_i``: how many on-policy impressions the log is worth (roughly).
 
     Raises :class:`OffPolicyInputError` (a ``ValueError``) for an unknown estimator, arrays of
     different lengths, an empty log, NaN or infinite values, propensities outside (0, 1], target
@@ -460,23 +460,49 @@ def estimate_policy_value(
     outside (0, 1), fewer than 2 bootstrap draws, importance weights that overflow float64, or an
     estimate that is not a finite number (weights so large that their sum overflows).
     """
+    return estimate_with_draws(
+        rewards, logging_propensities, target_probabilities, estimator, reward_predictions,
+        target_reward_predictions, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed,
+    )[0]
+
+
+def estimate_with_draws(
+    rewards: ArrayLike,
+    logging_propensities: ArrayLike,
+    target_probabilities: ArrayLike,
+    estimator: str | OffPolicyEstimator = "snips",
+    reward_predictions: ArrayLike | None = None,
+    target_reward_predictions: ArrayLike | None = None,
+    *,
+    alpha: float = 0.05,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[PolicyEstimate, np.ndarray]:
+    """:func:`estimate_policy_value` and the ``n_bootstrap`` re-estimates behind its interval (NaN where a
+    resample has no estimate, e.g. SNIPS on only zero-weight rows).
+
+    Which rows each resample draws depends only on ``seed`` and the number of rows, so two calls on
+    the same log with the same seed resample the same rows: their draws are paired, and a ratio of
+    two policies' values (a lift) can be bootstrapped draw by draw.
+    """
     if not 0.0 < alpha < 1.0:
         raise OffPolicyInputError(f"alpha must lie in (0, 1), got {alpha!r}")
     label, log, value, draws = _estimate_with_draws(
         rewards, logging_propensities, target_probabilities, estimator, reward_predictions,
         target_reward_predictions, n_bootstrap, seed,
     )
-    draws = draws[np.isfinite(draws)]
-    low, high = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0]) if len(draws) else (math.nan,) * 2
-    return PolicyEstimate(
+    finite = draws[np.isfinite(draws)]
+    low, high = np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0]) if len(finite) else (math.nan,) * 2
+    estimate = PolicyEstimate(
         value=value,
         ci_low=float(low),
         ci_high=float(high),
         ess=effective_sample_size(log.relative_weights),
         estimator=label,
         n=log.n,
-        std_error=_spread(draws),
+        std_error=_spread(finite),
     )
+    return estimate, draws
 
 
 def _spread(draws: np.ndarray) -> float:
@@ -485,31 +511,6 @@ def _spread(draws: np.ndarray) -> float:
         return math.nan
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.std(draws, ddof=1))
-
-
-def bootstrap_policy_values(
-    rewards: ArrayLike,
-    logging_propensities: ArrayLike,
-    target_probabilities: ArrayLike,
-    estimator: str | OffPolicyEstimator = "snips",
-    reward_predictions: ArrayLike | None = None,
-    target_reward_predictions: ArrayLike | None = None,
-    *,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-) -> np.ndarray:
-    """The ``n_bootstrap`` re-estimates behind :func:`estimate_policy_value`'s interval (NaN where a
-    resample has no estimate, e.g. SNIPS on only zero-weight rows).
-
-    Which rows each resample draws depends only on ``seed`` and the number of rows, so two calls on
-    the same log with the same seed resample the same rows: their draws are paired, and a ratio of
-    two policies' values (a lift) can be bootstrapped draw by draw. Raises as
-    :func:`estimate_policy_value` does.
-    """
-    return _estimate_with_draws(
-        rewards, logging_propensities, target_probabilities, estimator, reward_predictions,
-        target_reward_predictions, n_bootstrap, seed,
-    )[3]
 
 
 def _estimate_with_draws(

@@ -14,7 +14,8 @@ far from everything logged has a small effective sample size, which the output s
 
 A CTR is a probability: an estimate outside [0, 1] is refused (it says the weights are too large for
 the log, not what the proposals would do), intervals are intersected with [0, 1], and an estimate that
-rests on fewer than ``MIN_EFFECTIVE_CLICKS`` effective clicks is flagged as not reliable.
+rests on fewer than ``MIN_EFFECTIVE_CLICKS`` effective clicks is flagged as not reliable, its intervals
+widened to at least the binomial uncertainty of its effective sample (``_widened``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from adcraft.errors import InputError
-from adcraft.evaluate.ope import PolicyEstimate, bootstrap_policy_values, estimate_policy_value
+from adcraft.evaluate.ope import PolicyEstimate, estimate_with_draws
 from adcraft.market import Market
 from adcraft.rewards.data import impression_contexts
 
@@ -223,19 +225,41 @@ def estimate_proposals(
     arrays = arrays or policy_arrays(market, proposals, estimator, policy, predict)
     clicks, propensities = arrays.log["click"].to_numpy(), arrays.log["propensity"].to_numpy()
     inputs = (clicks, propensities, arrays.target_probabilities, estimator, arrays.q_logged, arrays.q_target)
-    value = _bounded(estimate_policy_value(*inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed))
-    logging = _bounded(estimate_policy_value(clicks, propensities, propensities, "ips", alpha=alpha,
-                                             n_bootstrap=n_bootstrap, seed=seed))
+    value, draws = estimate_with_draws(*inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
     # same seed, same rows: each draw of the proposals' value is paired with the logging CTR's on the same resample
-    draws = bootstrap_policy_values(*inputs, n_bootstrap=n_bootstrap, seed=seed)
-    logged = bootstrap_policy_values(clicks, propensities, propensities, "ips", n_bootstrap=n_bootstrap, seed=seed)
+    logging, logged = estimate_with_draws(clicks, propensities, propensities, "ips", alpha=alpha,
+                                          n_bootstrap=n_bootstrap, seed=seed)
+    value, logging = _bounded(value), _bounded(logging)
     with np.errstate(divide="ignore", invalid="ignore"):
         lifts = np.clip(draws, 0.0, 1.0) / logged - 1.0
     lifts = lifts[np.isfinite(lifts)] if logging.value > 0 else np.empty(0)
     low, high = np.quantile(lifts, [alpha / 2, 1 - alpha / 2]) if len(lifts) else (math.nan, math.nan)
     matched = int((arrays.target_probabilities > 0).sum())
     warnings = _warnings(value, logging, arrays, market, estimator)
+    if warnings and estimator.lower().strip() != "dm":
+        # a bootstrap of a handful of weighted clicks can be as narrow as [0, 0]: no narrower than the
+        # data's own binomial uncertainty
+        value = _widened(value, alpha)
+        if logging.value > 0:
+            low = min(low, value.ci_low / logging.value - 1.0)
+            high = max(high, value.ci_high / logging.value - 1.0)
     return ProposalValue(value, logging, matched, len(arrays.log), policy, float(low), float(high), warnings)
+
+
+def _widened(estimate: PolicyEstimate, alpha: float) -> PolicyEstimate:
+    """``estimate`` with its interval widened to cover the Wilson score interval of a proportion
+    ``estimate.value`` observed on ``estimate.ess`` impressions (Kish's effective sample size standing in
+    for n, as in Korn & Graubard, "Confidence intervals for proportions with small expected number of
+    positive counts estimated from survey data", Survey Methodology 1998)."""
+    n, p = estimate.ess, estimate.value
+    if not n > 0:
+        return replace(estimate, ci_low=0.0, ci_high=1.0)
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2.0 * n)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denominator
+    return replace(estimate, ci_low=max(min(estimate.ci_low, centre - half), 0.0),
+                   ci_high=min(max(estimate.ci_high, centre + half), 1.0))
 
 
 def _bounded(estimate: PolicyEstimate) -> PolicyEstimate:
