@@ -7,7 +7,6 @@ problem on stderr and exits with status 2; nothing is written for a refused inpu
 from __future__ import annotations
 
 import functools
-import json
 import platform
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adcraft import __version__
-from adcraft.atomic import write_json, write_png
+from adcraft.atomic import json_text, write_json, write_png
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -451,7 +450,8 @@ def rank_images_command(
 
     rows = rank_images(ContrastiveModel.load(model), [str(p) for p in images], text)
     for row in rows:
-        out.print(json.dumps({k: row[k] for k in ("image", "score", "demand", "consistency")}), soft_wrap=True)
+        out.print(json_text({k: row[k] for k in ("image", "score", "demand", "consistency")}, indent=None),
+                  soft_wrap=True)
     if ranking is not None:
         write_json(ranking, rows)
 
@@ -473,7 +473,7 @@ def edit_command(
 
     result = edit_image(ContrastiveModel.load(model), open_image(image), text, load_config(EditConfig, config))
     write_png(out_path, result.image)
-    out.print(json.dumps(result.to_json()), soft_wrap=True)
+    out.print(json_text(result.to_json(), indent=None), soft_wrap=True)
 
 
 generate_app = typer.Typer(help="Generators that write new creative elements.", no_args_is_help=True)
