@@ -103,11 +103,13 @@ class ProposalValue:
     def support(self) -> str:
         """How much of the log the estimate rests on, in words."""
         clicks = self.proposals.ess * self.logging.value
-        return (
+        said = (
             f"{self.matched_impressions} of {self.impressions} logged impressions show a proposed creative; "
             f"the importance weights are worth {self.proposals.ess:.0f} on-policy impressions (Kish's effective "
             f"sample size), about {clicks:.1f} clicks at the logged CTR"
         )
+        return said + ("; dm does not weigh them: it rests on the reward model alone"
+                       if self.proposals.estimator == "dm" else "")
 
     def to_json(self) -> dict:
         out = {
@@ -268,8 +270,8 @@ def _bounded(estimate: PolicyEstimate) -> PolicyEstimate:
         raise InputError(
             f"the {estimate.estimator} estimate of the CTR is {estimate.value:.4g}, outside [0, 1]: the importance "
             f"weights are too large for this log (effective sample size {estimate.ess:.3g} of {estimate.n} "
-            "impressions), so it says nothing about the proposals; check the logged propensities, or use snips "
-            "(self-normalised) or a model-based estimator (dm, dr, switch-dr)"
+            "impressions) or the reward model's predictions too far off, so it says nothing about the proposals; "
+            "check the logged propensities, or use snips (self-normalised) or another estimator"
         )
     return replace(estimate, ci_low=min(max(estimate.ci_low, 0.0), 1.0),
                                ci_high=min(max(estimate.ci_high, 0.0), 1.0))
