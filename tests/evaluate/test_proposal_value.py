@@ -275,3 +275,17 @@ def test_an_estimate_resting_on_one_impression_has_an_honest_interval(one_slot):
     # Wilson at n = 1 with no success: [0, z^2 / (1 + z^2)] = [0, 0.79]
     assert result.proposals.ci_low == 0.0 and result.proposals.ci_high == pytest.approx(0.7934, abs=1e-3)
     assert result.lift_ci_low == -1.0 and result.lift_ci_high > 10
+
+
+def test_per_product_lift_says_how_much_of_the_log_it_rests_on(logged):
+    market, _ = logged
+    proposals = second_creatives(market)
+    unseen = proposals["product_id"].iloc[0]
+    proposals["elements"] = [["never", "logged"] if (pid, rank) == (unseen, 1) else elements
+                             for pid, rank, elements in zip(proposals["product_id"], proposals["rank"],
+                                                            proposals["elements"])]
+    lifts = lift_by_product(market, proposals, lambda p, c, x: np.full(len(p), 0.03), n_bootstrap=50)
+    lifts = lifts.set_index("product_id")
+    assert lifts.loc[unseen, "ess"] == 0.0  # the model alone speaks for it
+    others = lifts.drop(index=unseen)
+    assert ((others["ess"] > 0) & (others["ess"] < others["impressions"])).all()

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adcraft.errors import InputError
-from adcraft.evaluate.ope import PolicyEstimate, estimate_with_draws
+from adcraft.evaluate.ope import PolicyEstimate, effective_sample_size, estimate_with_draws, resolve_estimator
 from adcraft.market import Market
 from adcraft.rewards.data import impression_contexts
 
@@ -317,11 +317,10 @@ def lift_by_product(
     terms of the estimator (doubly robust by default: ``q_target_i + w_i (r_i - q_logged_i)``), and the
     lift is ``V_p / mean_{i in I_p} r_i - 1`` (the logging policy's on-policy CTR of p). The interval
     is the percentile bootstrap of that ratio over impressions of p resampled with replacement (paired,
-    so the shared noise of r cancels). Products without logged impressions get NaN. ``arrays`` as in
-    :func:`estimate_proposals`.
+    so the shared noise of r cancels). ``ess`` is the Kish effective sample size of the product's importance
+    weights: near 0, the interval describes the logs' noise around the reward model's guess, not evidence
+    about the proposal. Products without logged impressions get NaN. ``arrays`` as in :func:`estimate_proposals`.
     """
-    from adcraft.evaluate.ope import resolve_estimator
-
     chosen = resolve_estimator(estimator)
     policy = policy or ProposalPolicy()
     arrays = arrays or policy_arrays(market, proposals, estimator, policy, predict)
@@ -329,13 +328,16 @@ def lift_by_product(
     terms = chosen.per_sample(
         clicks, arrays.log["propensity"].to_numpy(), arrays.target_probabilities, arrays.q_logged, arrays.q_target
     )
+    shown = arrays.target_probabilities > 0
+    log_weights = np.full(len(shown), -np.inf)  # log space: a propensity near 1e-308 must not overflow
+    log_weights[shown] = np.log(arrays.target_probabilities[shown]) - np.log(arrays.log["propensity"].to_numpy()[shown])
     rng = np.random.default_rng(seed)
     rows = []
     groups = arrays.log.groupby("product_id", sort=True).indices
     for pid in sorted(set(proposals["product_id"])):
         index = groups.get(pid)
         if index is None or len(index) == 0:
-            rows.append((pid, 0, np.nan, np.nan, np.nan, np.nan, np.nan))
+            rows.append((pid, 0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
         t, r = terms[index], clicks[index]
         draws = rng.integers(0, len(index), size=(n_bootstrap, len(index)))
@@ -344,10 +346,18 @@ def lift_by_product(
             lift = t.mean() / r.mean() - 1.0 if r.mean() > 0 else np.nan
         boot = boot[np.isfinite(boot)]
         low, high = (np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if len(boot) else (np.nan, np.nan))
-        rows.append((pid, len(index), float(r.mean()), float(t.mean()), float(lift), float(low), float(high)))
-    return pd.DataFrame(
-        rows, columns=["product_id", "impressions", "logged_ctr", "estimated_ctr", "lift", "lift_low", "lift_high"]
-    )
+        rows.append((pid, len(index), float(r.mean()), float(t.mean()), float(lift), float(low), float(high),
+                     _product_ess(log_weights[index])))
+    return pd.DataFrame(rows, columns=["product_id", "impressions", "logged_ctr", "estimated_ctr", "lift", "lift_low",
+                                       "lift_high", "ess"])
+
+
+def _product_ess(log_weights: np.ndarray) -> float:
+    """Kish's effective sample size of weights given by their logarithms (scale-free, so taken relative to the
+    largest)."""
+    if not np.isfinite(log_weights).any():
+        return 0.0
+    return effective_sample_size(np.exp(log_weights - log_weights.max()))
 
 
 def _expected_under_policy(log: pd.DataFrame, target: pd.DataFrame, predict: Predict) -> np.ndarray:
