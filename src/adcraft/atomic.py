@@ -1,13 +1,21 @@
-"""Atomic replacement of output folders and files: a reader sees the old version or the new one, never half."""
+"""Atomic replacement of output folders and files: a reader sees the old version or the new one, never half.
+
+JSON outputs go through ``write_json``, which writes strict JSON (no ``NaN`` or ``Infinity`` tokens).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -62,6 +70,53 @@ def write_bytes(path: Path, data: bytes) -> Path:
 def write_text(path: Path, text: str) -> Path:
     """``write_bytes`` of UTF-8 text."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+NOT_FINITE_FIELD = "not_finite"
+"""Key under which ``write_json`` lists the numbers it wrote as null, each with what it was (``NaN``, ...)."""
+
+
+def finite_json(data: Any) -> tuple[Any, dict[str, str]]:
+    """``data`` with every non-finite float (NaN, +-inf, NumPy's too) replaced by ``None``, and where.
+
+    Returns the cleaned copy and ``{path: what}``, e.g. ``{"ope.lift": "NaN"}`` (paths join keys and
+    list positions with dots). NumPy scalars and arrays become Python numbers and lists; other objects
+    are left for ``json.dumps``' ``default``.
+    """
+    replaced: dict[str, str] = {}
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            replaced[path or "."] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            return None
+        if isinstance(value, Mapping):
+            return {key: clean(item, f"{path}.{key}" if path else str(key)) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item, f"{path}.{k}" if path else str(k)) for k, item in enumerate(value)]
+        return value
+
+    return clean(data, ""), replaced
+
+
+def json_text(data: Any, *, indent: int | None = 1, sort_keys: bool = False,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """Strict JSON (RFC 8259) for ``data``: non-finite numbers are written as ``null``, and when ``data`` is
+    a mapping its ``not_finite`` field says which ones and what they were. ``allow_nan=False`` then makes
+    any NaN that still slipped through (say, from ``default``) an error instead of invalid JSON."""
+    cleaned, replaced = finite_json(data)
+    if replaced and isinstance(cleaned, dict):
+        cleaned[NOT_FINITE_FIELD] = {**cleaned.get(NOT_FINITE_FIELD, {}), **replaced}
+    return json.dumps(cleaned, indent=indent, sort_keys=sort_keys, default=default, allow_nan=False)
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = 1, sort_keys: bool = False,
+               default: Callable[[Any], Any] | None = None) -> Path:
+    """``write_text`` of ``json_text(data)``: every JSON output adcraft writes parses with a strict parser."""
+    return write_text(path, json_text(data, indent=indent, sort_keys=sort_keys, default=default))
 
 
 def write_png(path: Path, image) -> Path:

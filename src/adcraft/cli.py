@@ -7,7 +7,6 @@ problem on stderr and exits with status 2; nothing is written for a refused inpu
 from __future__ import annotations
 
 import functools
-import json
 import platform
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adcraft import __version__
-from adcraft.atomic import write_png, write_text
+from adcraft.atomic import json_text, write_json, write_png
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -359,9 +358,10 @@ def ope(
             f"{name:>14}: CTR {estimate.value:.5f} [{estimate.ci_low:.5f}, {estimate.ci_high:.5f}] "
             f"({estimate.estimator}, ESS {estimate.ess:.0f} of {estimate.n})"
         )
-    out.print(f"lift {result.lift:+.2%}; {result.matched_impressions} of {result.impressions} logged impressions "
-              "show a proposed creative")
-    write_text(proposals / "ope.json", result.dumps())
+    out.print(f"lift {result.lift:+.2%} [{result.lift_ci_low:+.2%}, {result.lift_ci_high:+.2%}]; {result.support}")
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", style="yellow")
+    write_json(proposals / "ope.json", result.to_json())
 
 
 @app.command()
@@ -394,7 +394,7 @@ def abtest(
         f"[{result.lift_ci_low:+.2%}, {result.lift_ci_high:+.2%}], p = {result.p_value:.3g}"
     )
     out.print(f"true lift {result.true_lift:+.2%}; impressions per arm to detect it: {result.impressions_needed}")
-    write_text(proposals / "abtest.json", json.dumps(result.to_json(), indent=1, allow_nan=True))
+    write_json(proposals / "abtest.json", result.to_json())
 
 
 @app.command()
@@ -450,9 +450,10 @@ def rank_images_command(
 
     rows = rank_images(ContrastiveModel.load(model), [str(p) for p in images], text)
     for row in rows:
-        out.print(json.dumps({k: row[k] for k in ("image", "score", "demand", "consistency")}), soft_wrap=True)
+        out.print(json_text({k: row[k] for k in ("image", "score", "demand", "consistency")}, indent=None),
+                  soft_wrap=True)
     if ranking is not None:
-        write_text(ranking, json.dumps(rows, indent=1))
+        write_json(ranking, rows)
 
 
 @app.command("edit")
@@ -472,7 +473,7 @@ def edit_command(
 
     result = edit_image(ContrastiveModel.load(model), open_image(image), text, load_config(EditConfig, config))
     write_png(out_path, result.image)
-    out.print(json.dumps(result.to_json()), soft_wrap=True)
+    out.print(json_text(result.to_json(), indent=None), soft_wrap=True)
 
 
 generate_app = typer.Typer(help="Generators that write new creative elements.", no_args_is_help=True)

@@ -205,3 +205,20 @@ def test_bad_proposals_are_refused(simulated, tmp_path):
     with pytest.raises(InputError, match="sum to 1"):
         true_policy_ctr(truth, market, {pid: [(proposals["elements"].iloc[0], 0.5, None)]})
     assert np.isfinite(true_policy_ctr(truth, market, {pid: [(proposals["elements"].iloc[0], 1.0, None)]}))
+
+
+def test_an_undefined_lift_is_written_as_null_with_its_reason(simulated):
+    from adcraft.atomic import json_text
+
+    market, truth = simulated
+    proposals = best_past_creatives(market, truth)
+    tests = (run_ab_test(market, truth, proposals, config=ABTestConfig(impressions=1, seed=seed)) for seed in range(20))
+    result = next(r for r in tests if r.clicks_control == 0)  # one impression per arm, CTR about 3%
+    assert math.isnan(result.lift)
+
+    def refuse(token):
+        raise ValueError(token)
+
+    report = json.loads(json_text(result.to_json()), parse_constant=refuse)
+    assert report["lift"] is None and report["lift_ci_low"] is None and "no click" in report["lift_note"]
+    assert report["not_finite"]["lift"] == "NaN"

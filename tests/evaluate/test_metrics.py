@@ -175,3 +175,11 @@ def test_click_metrics_on_aggregated_rows_equal_raw_impressions():
     assert got["impressions"] == trials.sum() and 0.5 < got["gauc"] <= 1.0
     with pytest.raises(ValueError, match="clicks"):
         click_metrics(trials + 1, trials, probs)
+
+
+def test_click_metrics_of_a_log_where_every_impression_is_clicked_are_finite_or_nan():
+    from adcraft.evaluate.metrics import click_metrics
+
+    got = click_metrics([5, 3], [5, 3], [0.5, 0.6], ["a", "b"])  # CTR 1 everywhere: no negative impression
+    assert np.isnan(got["auc"]) and np.isnan(got["gauc"])
+    assert got["observed_ctr"] == 1.0 and np.isfinite(got["log_loss"]) and np.isfinite(got["ece"])

@@ -20,6 +20,7 @@ from adcraft.evaluate.ope import (
     SwitchDR,
     effective_sample_size,
     estimate_policy_value,
+    estimate_with_draws,
 )
 
 # A 4-row log: w = target / propensity = [0.5, 2, 2, 0.5].
@@ -354,3 +355,41 @@ def test_bad_options_are_refused(options: dict, message: str) -> None:
     with pytest.raises(OffPolicyInputError, match=message) as caught:
         estimate_policy_value(**GOOD, **options)
     assert isinstance(caught.value, InputError) and isinstance(caught.value, ValueError)
+
+
+# --- Numerical safety: weights far beyond any plausible log ---
+
+
+def test_effective_sample_size_is_scale_free() -> None:
+    assert effective_sample_size([1e300, 1e300, 1e300]) == pytest.approx(3.0)  # squares overflow float64
+    assert effective_sample_size([1e-300, 2e-300, 3e-300]) == pytest.approx(36.0 / 14.0)  # squares underflow
+
+
+def test_snips_and_the_ess_survive_weights_that_overflow() -> None:
+    rewards, propensities, target = [1.0, 0.0, 1.0, 0.0], [5e-324, 5e-324, 1e-300, 5e-324], [1.0, 1.0, 0.0, 1.0]
+    with pytest.raises(OffPolicyInputError, match="overflows at position 0"):
+        IPS().estimate(rewards, propensities, target)
+    with pytest.raises(OffPolicyInputError, match="overflows"):
+        estimate_policy_value(rewards, propensities, target, "dr", [0.1] * 4, [0.1] * 4, n_bootstrap=10)
+    result = estimate_policy_value(rewards, propensities, target, "snips", n_bootstrap=50)
+    assert result.value == pytest.approx(1.0 / 3.0) and result.ess == pytest.approx(3.0)
+    assert math.isfinite(result.ci_low) and math.isfinite(result.ci_high)
+
+
+def test_an_estimate_whose_terms_cannot_add_up_is_refused() -> None:
+    n = 100  # each weight 1e307 is finite, their sum is not
+    with pytest.raises(OffPolicyInputError, match="not a finite number"):
+        estimate_policy_value(np.ones(n), np.full(n, 1e-307), np.ones(n), "ips", n_bootstrap=10)
+
+
+def test_bootstrap_draws_of_the_same_log_and_seed_are_paired() -> None:
+    rng = np.random.default_rng(0)
+    rewards = (rng.random(300) < 0.2).astype(float)
+    propensities = rng.uniform(0.1, 0.9, 300)
+    result, on_policy = estimate_with_draws(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)
+    _, self_normalised = estimate_with_draws(rewards, propensities, propensities, "snips", n_bootstrap=200, seed=7)
+    np.testing.assert_allclose(on_policy, self_normalised)  # weights 1: both are the resample's mean reward
+    _, reseeded = estimate_with_draws(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=8)
+    assert on_policy.std() > 0 and not np.allclose(on_policy, reseeded)
+    assert (result.ci_low, result.ci_high) == tuple(np.quantile(on_policy, [0.025, 0.975]))
+    assert result == estimate_policy_value(rewards, propensities, propensities, "ips", n_bootstrap=200, seed=7)

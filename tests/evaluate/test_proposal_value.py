@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from adcraft.atomic import json_text
 from adcraft.errors import InputError
 from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals, lift_by_product
 from adcraft.market import load_market
@@ -117,3 +119,173 @@ def test_per_product_lift_of_a_product_without_impressions_is_nan(logged):
     lifts = lift_by_product(pruned, second_creatives(market), lambda p, c, x: np.full(len(p), 0.03))
     row = lifts.set_index("product_id").loc[quiet]
     assert row["impressions"] == 0 and np.isnan(row["lift"])
+
+
+# --- A one-slot market: several creative ids of a product share its one combination ---
+
+
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity (RFC 8259 has neither)."""
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def one_slot(tmp_path_factory):
+    """A simulated one-slot market whose creatives of a product all show the product's first combination,
+    its clicks redrawn from one CTR per product: every target policy over its combinations is then worth
+    exactly what the logging policy is worth. Propensities are the simulator's (house default or uniform
+    exploration over three creative ids), so a combination's own propensity is the sum over its ids."""
+    config = SimulatorConfig(seed=5, n_products=4, n_impressions=4000, creatives_per_product=3,
+                             slots=("background",), canvas=(96, 96), photo_size=48)
+    market = load_market(simulate_market(config, tmp_path_factory.mktemp("one_slot") / "market").market_dir)
+    first = market.creatives.groupby("product_id")["elements"].transform("first")
+    creatives = market.creatives.assign(elements=first)
+    product = creatives.set_index("creative_id").loc[market.impressions["creative_id"], "product_id"].to_numpy()
+    ctr = dict(zip(sorted(set(product)), (0.02, 0.04, 0.06, 0.08)))
+    clicks = np.random.default_rng(0).random(len(product)) < np.array([ctr[p] for p in product])
+    impressions = market.impressions.assign(click=clicks.astype(market.impressions["click"].dtype))
+    return dataclasses.replace(market, creatives=creatives, impressions=impressions)
+
+
+def logged_combinations(market) -> pd.DataFrame:
+    """The proposal set that equals what was logged: each product's one combination, at rank 1."""
+    first = market.creatives.drop_duplicates("product_id")
+    elements = [list(e) for e in first["elements"]]
+    return pd.DataFrame({"product_id": first["product_id"], "rank": 1, "elements": elements})
+
+
+def logged_ctr_model(market):
+    """A calibrated reward model of the one-slot market: each product's logged CTR."""
+    product = market.creatives.set_index("creative_id").loc[market.impressions["creative_id"], "product_id"]
+    rate = market.impressions["click"].groupby(product.to_numpy()).mean()
+    return lambda products, combos, contexts: rate.loc[list(products)].to_numpy()
+
+
+@pytest.mark.parametrize("estimator", ["ips", "snips", "dm", "dr", "switch-dr"])
+def test_proposals_equal_to_the_log_are_worth_the_logging_policys_ctr(one_slot, estimator):
+    result = estimate_proposals(one_slot, logged_combinations(one_slot), estimator,
+                                predict=logged_ctr_model(one_slot), n_bootstrap=400, seed=3)
+    assert result.matched_impressions == result.impressions == 4000
+    # Counting each creative id's propensity as the combination's made IPS about 3x the logged CTR.
+    assert abs(result.lift) < 0.1
+    assert result.lift_ci_low <= 0.0 <= result.lift_ci_high
+    for estimate in (result.proposals, result.logging):
+        assert 0.0 <= estimate.ci_low <= estimate.value <= estimate.ci_high <= 1.0
+    assert result.proposals.ci_low <= result.logging.value <= result.proposals.ci_high
+    assert result.reliable and strict_json(json.dumps(result.to_json(), allow_nan=False))["reliable"] is True
+
+
+def test_a_combination_shared_by_creative_ids_splits_its_target_probability(one_slot):
+    from adcraft.evaluate.proposal_value import policy_arrays
+
+    arrays = policy_arrays(one_slot, logged_combinations(one_slot), "ips", ProposalPolicy(), None)
+    ids = arrays.log.groupby("product_id")["creative_id"].nunique()
+    np.testing.assert_allclose(arrays.target_probabilities, 1.0 / ids.loc[arrays.log["product_id"]].to_numpy())
+    # the split target is a distribution over each product's logged creative ids: E_pi0[w] = 1 per product
+    weights = arrays.target_probabilities / arrays.log["propensity"].to_numpy()
+    assert weights.mean() == pytest.approx(1.0, abs=0.1)
+
+
+def test_dr_intervals_stay_inside_zero_one_when_its_terms_do_not(one_slot):
+    """DR terms q_target + w (r - q_logged) go below 0 for unclicked rows with large weights: with an
+    overconfident model on a short log, the bootstrap's lower quantile falls below 0."""
+    from adcraft.evaluate.ope import estimate_policy_value
+    from adcraft.evaluate.proposal_value import policy_arrays
+
+    short = dataclasses.replace(one_slot, impressions=one_slot.impressions.head(100))
+    proposals = logged_combinations(one_slot)
+    overconfident = lambda products, combos, contexts: np.full(len(products), 0.3)  # noqa: E731
+    arrays = policy_arrays(short, proposals, "dr", ProposalPolicy(), overconfident)
+    raw = estimate_policy_value(arrays.log["click"], arrays.log["propensity"], arrays.target_probabilities, "dr",
+                                arrays.q_logged, arrays.q_target, n_bootstrap=300, seed=4)
+    assert raw.ci_low < 0.0 <= raw.value  # what the DR bootstrap gives on its own
+    result = estimate_proposals(short, proposals, "dr", n_bootstrap=300, seed=4, arrays=arrays)
+    assert result.proposals.value == raw.value and raw.ci_high <= result.proposals.ci_high <= 1.0
+    assert result.proposals.ci_low == 0.0
+
+
+def test_tiny_propensities_are_refused_for_ips_and_flagged_for_snips(one_slot):
+    tiny = dataclasses.replace(one_slot, impressions=one_slot.impressions.assign(propensity=1e-300))
+    with pytest.raises(InputError, match=r"ips estimate of the CTR is .*, outside \[0, 1\]"):
+        estimate_proposals(tiny, logged_combinations(tiny), "ips", n_bootstrap=50)
+    result = estimate_proposals(tiny, logged_combinations(tiny), "snips", n_bootstrap=50)
+    # SNIPS is scale-free: equal weights, however large, give the logged CTR and the full sample
+    assert result.proposals.value == pytest.approx(result.logging.value)
+    assert result.proposals.ess == pytest.approx(4000.0)
+    assert not result.reliable and any("implausibly small" in w for w in result.warnings)
+    data = strict_json(json.dumps(result.to_json(), allow_nan=False))
+    assert data["reliable"] is False and data["ess"] == pytest.approx(4000.0) and "4000" in data["support"]
+
+
+def test_an_estimate_on_a_handful_of_effective_clicks_is_flagged(one_slot):
+    rare = one_slot.creatives.groupby("product_id")["creative_id"].first()
+    shown = one_slot.impressions["creative_id"].isin(rare)
+    # keep 60 impressions: about 3 clicks
+    few = dataclasses.replace(one_slot, impressions=one_slot.impressions[shown].head(60))
+    result = estimate_proposals(few, logged_combinations(one_slot), "snips", n_bootstrap=100)
+    assert not result.reliable and "effective clicks" in result.warnings[0]
+
+
+def test_a_log_without_clicks_has_no_lift_and_still_writes_strict_json(one_slot):
+    silent = dataclasses.replace(one_slot, impressions=one_slot.impressions.assign(click=0))
+    result = estimate_proposals(silent, logged_combinations(silent), "snips", n_bootstrap=50)
+    data = strict_json(json_text(result.to_json()))
+    assert data["lift"] is None and "lift" in data["not_finite"] and "no click" in data["lift_note"]
+
+
+def test_the_ope_command_writes_strict_json_or_refuses_in_one_line(one_slot, tmp_path):
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+    from adcraft.market import write_market
+
+    market_dir, proposals_dir = tmp_path / "market", tmp_path / "run"
+    tiny = dataclasses.replace(one_slot, impressions=one_slot.impressions.assign(propensity=1e-300))
+    write_market(tiny, market_dir)
+    proposals_dir.mkdir()
+    logged_combinations(one_slot).to_parquet(proposals_dir / "creatives.parquet")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["ope", "--market", str(market_dir), "--proposals", str(proposals_dir),
+                                  "--estimator", "ips", "--bootstrap", "50"])
+    assert refused.exit_code == 2 and "outside [0, 1]" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    assert "Traceback" not in refused.output and not (proposals_dir / "ope.json").exists()
+    flagged = runner.invoke(app, ["ope", "--market", str(market_dir), "--proposals", str(proposals_dir),
+                                  "--bootstrap", "50"])
+    assert flagged.exit_code == 0 and "warning: the logged propensities are implausibly small" in flagged.output
+    data = strict_json((proposals_dir / "ope.json").read_text())
+    assert data["reliable"] is False and 0.0 <= data["proposals"]["ci_low"] <= data["proposals"]["ci_high"] <= 1.0
+
+
+def test_an_estimate_resting_on_one_impression_has_an_honest_interval(one_slot):
+    """One logged impression shows the proposals: the bootstrap alone would say [0, 0] (it has no click)."""
+    unclicked = one_slot.impressions[one_slot.impressions["click"] == 0]
+    product = one_slot.creatives.set_index("creative_id").loc[unclicked["creative_id"], "product_id"]
+    one = unclicked[(product == product.iloc[0]).to_numpy()].head(1)
+    log = pd.concat([one, one_slot.impressions[~one_slot.impressions["creative_id"].isin(
+        one_slot.creatives.loc[one_slot.creatives["product_id"] == product.iloc[0], "creative_id"])]])
+    sparse = dataclasses.replace(one_slot, impressions=log)
+    proposals = logged_combinations(one_slot)
+    proposals = proposals[proposals["product_id"] == product.iloc[0]]
+    result = estimate_proposals(sparse, proposals, "snips", n_bootstrap=200)
+    assert result.matched_impressions == 1 and result.proposals.value == 0.0 and result.proposals.ess == 1.0
+    assert not result.reliable
+    # Wilson at n = 1 with no success: [0, z^2 / (1 + z^2)] = [0, 0.79]
+    assert result.proposals.ci_low == 0.0 and result.proposals.ci_high == pytest.approx(0.7934, abs=1e-3)
+    assert result.lift_ci_low == -1.0 and result.lift_ci_high > 10
+
+
+def test_per_product_lift_says_how_much_of_the_log_it_rests_on(logged):
+    market, _ = logged
+    proposals = second_creatives(market)
+    unseen = proposals["product_id"].iloc[0]
+    proposals["elements"] = [["never", "logged"] if (pid, rank) == (unseen, 1) else elements
+                             for pid, rank, elements in zip(proposals["product_id"], proposals["rank"],
+                                                            proposals["elements"])]
+    lifts = lift_by_product(market, proposals, lambda p, c, x: np.full(len(p), 0.03), n_bootstrap=50)
+    lifts = lifts.set_index("product_id")
+    assert lifts.loc[unseen, "ess"] == 0.0  # the model alone speaks for it
+    others = lifts.drop(index=unseen)
+    assert ((others["ess"] > 0) & (others["ess"] < others["impressions"])).all()

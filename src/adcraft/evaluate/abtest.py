@@ -100,7 +100,13 @@ class ABTestResult:
     power: float
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The fields, with a note on each relative lift that is undefined (written as null by ``write_json``)."""
+        out = asdict(self)
+        if not math.isfinite(self.lift):
+            out["lift_note"] = "the control arm got no click, so a lift relative to its CTR is undefined"
+        if not math.isfinite(self.true_lift):
+            out["true_lift_note"] = "the control policy's true CTR is 0, so a true relative lift is undefined"
+        return out
 
 
 def required_impressions(p1: float, p2: float, alpha: float = 0.05, power: float = 0.8) -> int | None:

@@ -335,7 +335,8 @@ def click_metrics(
 
     A row of ``clicks`` out of ``trials`` impressions counts as ``clicks`` positive and
     ``trials - clicks`` negative impressions with the same prediction, so every figure equals the one
-    computed on the raw impressions.
+    computed on the raw impressions. AUC and GAUC are NaN when undefined (every impression clicked, or
+    none), as a validation split of a small log can be.
     """
     clicks = _vector(clicks, "clicks")
     trials = _vector(trials, "trials")
@@ -349,7 +350,7 @@ def click_metrics(
     out = {
         "impressions": float(trials.sum()),
         "clicks": float(clicks.sum()),
-        "auc": auc(labels, scores, weights),
+        "auc": _defined(auc, labels, scores, weights),
         "log_loss": binomial_log_loss(clicks, trials, probs),
         "ece": expected_calibration_error(labels, scores, weights=weights),
         "mean_predicted_ctr": float(np.sum(probs * trials) / trials.sum()),
@@ -357,8 +358,13 @@ def click_metrics(
     }
     if groups is not None:
         group_array = np.asarray(groups)
-        try:
-            out["gauc"] = gauc(labels, scores, np.concatenate([group_array, group_array]), weights)
-        except ValueError:  # no group has both clicks and non-clicks
-            out["gauc"] = float("nan")
+        out["gauc"] = _defined(gauc, labels, scores, np.concatenate([group_array, group_array]), weights)
     return out
+
+
+def _defined(metric, *arrays: np.ndarray) -> float:
+    """``metric(*arrays)``, or NaN where it is undefined because one class is missing."""
+    try:
+        return metric(*arrays)
+    except ValueError:  # no clicks, or nothing but clicks (in every group, for GAUC)
+        return float("nan")

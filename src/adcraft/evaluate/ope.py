@@ -38,6 +38,7 @@ __all__ = [
     "SwitchDR",
     "effective_sample_size",
     "estimate_policy_value",
+    "estimate_with_draws",
 ]
 
 # Bootstrap draws are processed in blocks of at most this many resampled row indices, which
@@ -61,7 +62,35 @@ class _LoggedImpressions:
 
     @property
     def weights(self) -> np.ndarray:
-        return self.target_probabilities / self.logging_propensities
+        """``pi(a_i|x_i) / p_i``; refuses a log where one overflows float64 (a propensity near 1e-308)."""
+        with np.errstate(over="ignore"):
+            weights = self.target_probabilities / self.logging_propensities
+        overflow = np.isinf(weights)
+        if overflow.any():
+            first = int(np.flatnonzero(overflow)[0])
+            raise OffPolicyInputError(
+                f"the importance weight target_probabilities / logging_propensities overflows at position "
+                f"{first} ({self.target_probabilities[first]!r} / {self.logging_propensities[first]!r}): a "
+                "propensity this small says the logging policy (almost) never shows the creative, so the "
+                "log cannot be reweighed towards it"
+            )
+        return weights
+
+    @property
+    def relative_weights(self) -> np.ndarray:
+        """``w_i / max_j w_j``, computed in log space so that it is finite even where ``w_i`` overflows.
+
+        Every scale-free quantity (SNIPS, the effective sample size) reads these: multiplying all
+        weights by one constant changes neither.
+        """
+        positive = self.target_probabilities > 0
+        log_weights = np.full(self.n, -np.inf)
+        log_weights[positive] = np.log(self.target_probabilities[positive]) - np.log(
+            self.logging_propensities[positive]
+        )
+        if not positive.any():
+            return np.zeros(self.n)
+        return np.exp(log_weights - log_weights.max())
 
     @property
     def n(self) -> int:
@@ -141,8 +170,11 @@ def effective_sample_size(weights: ArrayLike) -> float:
     w = _finite_vector(weights, "weights")
     if (w < 0).any():
         raise OffPolicyInputError("weights must be non-negative")
-    squares = float(np.sum(w * w))
-    return float(np.sum(w) ** 2 / squares) if squares > 0 else 0.0
+    largest = float(w.max(initial=0.0))
+    if largest == 0.0:
+        return 0.0
+    relative = w / largest  # scale-free, so dividing by the largest weight keeps the squares finite
+    return float(np.sum(relative) ** 2 / np.sum(relative * relative))
 
 
 @dataclass(frozen=True)
@@ -273,7 +305,7 @@ class SNIPS(OffPolicyEstimator):
     name: ClassVar[str] = "snips"
 
     def _terms(self, log: _LoggedImpressions) -> tuple[np.ndarray, np.ndarray]:
-        w = log.weights
+        w = log.relative_weights  # the ratio is scale-free: w / max(w) gives it without overflow
         return w * log.rewards, w
 
 
@@ -418,18 +450,81 @@ def estimate_policy_value(
     settings: no clipping, ``tau = 10``) or a configured :class:`OffPolicyEstimator` such as
     ``IPS(clip=20)``. The interval is the ``alpha/2`` and ``1 - alpha/2`` quantiles of the
     estimator re-run on ``n_bootstrap`` resamples of the impressions (rows drawn with replacement,
-    seeded by ``seed``); ``std_error`` is the standard deviation of those re-estimates. ``ess``
-    is Kish's ``(sum w)^2 / sum w^2`` of the unclipped weights ``w_i = pi(a_i|x_i) / p_i``: how
-    many on-policy impressions the log is worth (roughly).
+    seeded by ``seed``; see :func:`estimate_with_draws`); ``std_error`` is the standard deviation
+    of those re-estimates. ``ess`` is Kish's ``(sum w)^2 / sum w^2`` of the unclipped weights
+    ``w_i = pi(a_i|x_i) / p_i``: how many on-policy impressions the log is worth (roughly).
 
     Raises :class:`OffPolicyInputError` (a ``ValueError``) for an unknown estimator, arrays of
     different lengths, an empty log, NaN or infinite values, propensities outside (0, 1], target
     probabilities outside [0, 1], missing reward-model predictions for DM/DR/Switch-DR, ``alpha``
-    outside (0, 1) or fewer than 2 bootstrap draws.
+    outside (0, 1), fewer than 2 bootstrap draws, importance weights that overflow float64, or an
+    estimate that is not a finite number (weights so large that their sum overflows).
     """
-    chosen = resolve_estimator(estimator)
+    return estimate_with_draws(
+        rewards, logging_propensities, target_probabilities, estimator, reward_predictions,
+        target_reward_predictions, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed,
+    )[0]
+
+
+def estimate_with_draws(
+    rewards: ArrayLike,
+    logging_propensities: ArrayLike,
+    target_probabilities: ArrayLike,
+    estimator: str | OffPolicyEstimator = "snips",
+    reward_predictions: ArrayLike | None = None,
+    target_reward_predictions: ArrayLike | None = None,
+    *,
+    alpha: float = 0.05,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[PolicyEstimate, np.ndarray]:
+    """:func:`estimate_policy_value` and the ``n_bootstrap`` re-estimates behind its interval (NaN where a
+    resample has no estimate, e.g. SNIPS on only zero-weight rows).
+
+    Which rows each resample draws depends only on ``seed`` and the number of rows, so two calls on
+    the same log with the same seed resample the same rows: their draws are paired, and a ratio of
+    two policies' values (a lift) can be bootstrapped draw by draw.
+    """
     if not 0.0 < alpha < 1.0:
         raise OffPolicyInputError(f"alpha must lie in (0, 1), got {alpha!r}")
+    label, log, value, draws = _estimate_with_draws(
+        rewards, logging_propensities, target_probabilities, estimator, reward_predictions,
+        target_reward_predictions, n_bootstrap, seed,
+    )
+    finite = draws[np.isfinite(draws)]
+    low, high = np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0]) if len(finite) else (math.nan,) * 2
+    estimate = PolicyEstimate(
+        value=value,
+        ci_low=float(low),
+        ci_high=float(high),
+        ess=effective_sample_size(log.relative_weights),
+        estimator=label,
+        n=log.n,
+        std_error=_spread(finite),
+    )
+    return estimate, draws
+
+
+def _spread(draws: np.ndarray) -> float:
+    """The standard deviation of the bootstrap draws (NaN for fewer than two, inf when it overflows)."""
+    if len(draws) < 2:
+        return math.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.std(draws, ddof=1))
+
+
+def _estimate_with_draws(
+    rewards: ArrayLike,
+    logging_propensities: ArrayLike,
+    target_probabilities: ArrayLike,
+    estimator: str | OffPolicyEstimator,
+    reward_predictions: ArrayLike | None,
+    target_reward_predictions: ArrayLike | None,
+    n_bootstrap: int,
+    seed: int,
+) -> tuple[str, _LoggedImpressions, float, np.ndarray]:
+    """The estimator's label, the checked log, the estimate and its bootstrap re-estimates."""
+    chosen = resolve_estimator(estimator)
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2:
         raise OffPolicyInputError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
     log = chosen._checked(
@@ -437,16 +532,15 @@ def estimate_policy_value(
         target_reward_predictions,
     )
     numerator, denominator = chosen._ratio_terms(log)
-    value = float(np.mean(numerator) / (1.0 if denominator is None else np.mean(denominator)))
-    draws = _bootstrap_estimates(numerator, denominator, int(n_bootstrap), seed)
-    draws = draws[~np.isnan(draws)]
-    low, high = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0]) if len(draws) else (math.nan,) * 2
-    return PolicyEstimate(
-        value=value,
-        ci_low=float(low),
-        ci_high=float(high),
-        ess=effective_sample_size(log.weights),
-        estimator=chosen.label,
-        n=log.n,
-        std_error=float(np.std(draws, ddof=1)) if len(draws) > 1 else math.nan,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(np.mean(numerator) / (1.0 if denominator is None else np.mean(denominator)))
+        draws = _bootstrap_estimates(numerator, denominator, int(n_bootstrap), seed)
+    if not math.isfinite(value):
+        with np.errstate(over="ignore"):
+            largest = float(np.max(log.target_probabilities / log.logging_propensities))
+        raise OffPolicyInputError(
+            f"the {chosen.label} estimate is not a finite number: its terms are too large to add up (largest "
+            f"importance weight {largest:.3g}); the logged propensities are implausibly small for the "
+            "creatives the target policy shows"
+        )
+    return chosen.label, log, value, draws

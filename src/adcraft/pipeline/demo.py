@@ -8,11 +8,10 @@ by the simulator's true click model) so the off-policy estimate can be read besi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adcraft.atomic import write_text
+from adcraft.atomic import write_json
 from adcraft.evaluate.abtest import ABTestConfig, ABTestResult, run_ab_test
 from adcraft.market import load_market
 from adcraft.pipeline.optimize import OptimizeConfig, OptimizeResult, optimize
@@ -64,5 +63,5 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
         truth = truth.with_elements(extra)
     ab = run_ab_test(market, truth, result.proposals, out / "run",
                      config=ABTestConfig(impressions=config.ab_impressions, seed=config.seed))
-    write_text(out / "run" / "abtest.json", json.dumps(ab.to_json(), indent=1, allow_nan=True))
+    write_json(out / "run" / "abtest.json", ab.to_json())
     return DemoResult(simulated.market_dir, simulated.truth_dir, result, out / "run" / "report.html", ab)

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 import adcraft
-from adcraft.atomic import move_into_place, write_png, write_text
+from adcraft.atomic import move_into_place, write_json, write_png, write_text
 from adcraft.configuration import to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.evaluate.fidelity import product_fidelity
@@ -176,7 +176,7 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra,
                       _Resume(staging / CHECKPOINTS, resumable))
         result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
-        write_text(staging / "run.json", json.dumps(result.run, indent=1, allow_nan=True, default=str))
+        write_json(staging / "run.json", result.run, default=str)
         os.replace(staging / CHECKPOINTS, discarded)  # the staging folder now holds only the outputs
         (staging / RESUME_FILE).unlink()
         move_into_place(staging, out)
@@ -484,6 +484,7 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
     except InputError as exc:
         notes.append(f"Off-policy estimation was not possible: {exc}")
         return {"possible": False, "reason": str(exc)}, None
+    notes.extend(f"Off-policy estimate: {warning}." for warning in value.warnings)
     share = value.matched_impressions / max(value.impressions, 1)
     if share < 0.01:
         notes.append(

@@ -131,7 +131,8 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
             (f"estimated CTR of the proposals ({value['estimator']}), 95% interval "
              f"[{value['ci_low']:.2%}, {value['ci_high']:.2%}]", f"{value['value']:.2%}"),
             ("CTR of the logging policy", f"{base['value']:.2%}"),
-            ("estimated lift", f"{ope['lift']:+.1%}"),
+            (f"estimated lift, 95% interval [{ope['lift_ci_low']:+.1%}, {ope['lift_ci_high']:+.1%}]",
+             f"{ope['lift']:+.1%}"),
             ("impressions that show a proposal / all", f"{ope['matched_impressions']} / {ope['impressions']}"),
         ]
     charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product")]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adcraft.atomic import move_into_place, write_text
+from adcraft.atomic import move_into_place, write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 
@@ -154,7 +154,7 @@ def _train_into(world: DataParallel | None, kind: str, market: Market, config, s
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     metrics["kind"] = kind
     model.save(staging / MODEL_FOLDER)
-    write_text(staging / MODEL_FOLDER / METRICS_FILE, json.dumps(metrics, indent=1, sort_keys=True, allow_nan=True))
+    write_json(staging / MODEL_FOLDER / METRICS_FILE, metrics, sort_keys=True)
 
 
 def _check_model_folder(out: Path) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
+from adcraft.atomic import write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, MarketConfig, write_market
 from adcraft.render.background import draw_background, parse_background
@@ -362,7 +363,7 @@ def _simulate_into(
         "creatives.parquet": creatives_truth.to_parquet,
         "elements.parquet": elements_truth.to_parquet,
         "products.parquet": products_truth.to_parquet,
-        "simulation.json": lambda path: path.write_text(json.dumps(simulation, indent=1, default=str)),
+        "simulation.json": lambda path: write_json(path, simulation, default=str),
     }
     return market, truth_files
 

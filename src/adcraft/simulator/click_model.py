@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adcraft.atomic import write_json
 from adcraft.render.text_layout import contrast_ratio
 
 CLICK_ATTRIBUTES: tuple[str, ...] = ("brightness", "colourfulness", "product_area", "clutter")
@@ -178,7 +179,7 @@ class TrueClickModel:
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+        write_json(Path(path), asdict(self), sort_keys=True)
 
     @classmethod
     def load(cls, path: Path) -> TrueClickModel:
