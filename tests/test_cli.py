@@ -277,3 +277,36 @@ def test_render_refuses_a_diffusion_config_without_weights(tiny_market_dir, tmp_
                                  "--product", "p", "--elements", "a", "--config", str(config)])
     assert result.exit_code == 2 and "missing" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["optimize", "--market", "{market}", "--out", "{market}"],
+        ["optimize", "--market", "{market}", "--out", "{home}"],
+        ["optimize", "--market", "{market}", "--out", "{photos}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{market}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{photos}"],
+        ["render", "--market", "{market}", "--out", "{home}"],
+        ["render", "--market", "{market}", "--out", "{photos}"],
+        ["features", "--market", "{market}", "--out", "{market}/features"],
+        ["generate", "backgrounds", "--market", "{market}", "--out", "{market}"],
+        ["simulate", "--out", "{home}/sim", "--truth", "{home}/sim/truth"],
+    ],
+)
+def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tmp_path, args):
+    home = tmp_path / "home"
+    shutil.copytree(cli_market, home / "market")
+    (home / "photos").mkdir()
+    (home / "photos" / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
+    before = _tree(home)
+    argv = [a.format(market=home / "market", home=home, photos=home / "photos") for a in args]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0 and "error:" in result.output  # one line, no traceback
+    assert _tree(home) == before
+    assert sorted(p.name for p in home.iterdir()) == ["market", "photos"]

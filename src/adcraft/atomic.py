@@ -3,14 +3,69 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from adcraft.errors import InputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+OUTPUT_MARKER = ".adcraft-output"  # in every output folder adcraft writes: the command that wrote it
+
+
+def mark_output(folder: Path, command: str) -> Path:
+    """Write ``OUTPUT_MARKER`` into ``folder``: it is the output of ``command`` and may be replaced by its next run."""
+    return write_text(Path(folder) / OUTPUT_MARKER, json.dumps({"command": command}) + "\n")
+
+
+def written_by(folder: Path, command: str) -> bool:
+    """True when ``folder`` holds the ``OUTPUT_MARKER`` of an output of ``command``."""
+    try:
+        return json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8")).get("command") == command
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+
+
+def check_output_folder(out: Path, command: str, *, inputs: Iterable[Path] = (), scratch: Iterable[Path] = (),
+                        previous: Callable[[Path], bool] | None = None, replaces: bool = True) -> Path:
+    """Refuse, before any work, an output folder whose writing would destroy what adcraft did not write.
+
+    ``InputError`` when: ``out`` exists and is not a folder; ``out`` is, contains or lies inside one of
+    ``inputs`` (a market: replacing ``out`` would delete it, writing into it would add outputs to it); one
+    of ``scratch`` (folders beside ``out`` the command makes and removes, e.g. its staging folder) is or
+    contains an input; and, when the command ``replaces`` the whole folder, ``out`` is a non-empty folder
+    that is not an earlier output of ``command`` (its ``OUTPUT_MARKER``, or ``previous(out)`` for outputs
+    recognised otherwise). Returns ``out``.
+    """
+    out = Path(out)
+    where = out.resolve()
+    for source in inputs:
+        source_at = Path(source).resolve()
+        if where == source_at or where in source_at.parents:
+            raise InputError(f"--out {out} is or contains the input folder {source}: writing there would "
+                             "replace it; choose a new folder outside it")
+        if source_at in where.parents:
+            raise InputError(f"--out {out} lies inside the input folder {source}: outputs must not be written "
+                             "into an input; choose a folder outside it")
+        for folder in scratch:
+            folder_at = Path(folder).resolve()
+            if folder_at == source_at or folder_at in source_at.parents:
+                raise InputError(f"the input folder {source} is or lies inside {folder}, which `adcraft {command}` "
+                                 f"uses as a scratch folder for --out {out} and removes; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder; choose a new folder")
+    if replaces and out.is_dir() and any(out.iterdir()) and not (
+        written_by(out, command) or (previous is not None and previous(out))
+    ):
+        raise InputError(f"--out {out} is not empty and is not an earlier output of `adcraft {command}`; "
+                         "it is left untouched: choose a new --out (or an empty folder)")
+    return out
 
 
 def move_into_place(staging: Path, out: Path) -> None:

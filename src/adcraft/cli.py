@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adcraft import __version__
-from adcraft.atomic import write_png, write_text
+from adcraft.atomic import check_output_folder, write_png, write_text
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -494,8 +494,9 @@ def generate_backgrounds_command(
     from adcraft.market import load_market
     from adcraft.pipeline import load_reward_model
 
-    loaded = load_market(market)
+    check_output_folder(out_dir, "generate backgrounds", inputs=[market], replaces=False)
     settings = load_config(BackgroundsConfig, config)
+    loaded = load_market(market)
     judge = load_reward_model(model) if model is not None else None
     elements = generate_backgrounds(loaded, settings, judge=judge, progress=sys.stderr.isatty())
     path = write_backgrounds(out_dir, elements, loaded)
