@@ -310,3 +310,25 @@ def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tm
     assert result.output.strip().count("\n") == 0 and "error:" in result.output  # one line, no traceback
     assert _tree(home) == before
     assert sorted(p.name for p in home.iterdir()) == ["market", "photos"]
+
+
+@pytest.mark.parametrize("command", [["optimize"], ["train", "mil"], ["train", "ctr"]])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "top_k: 2\ntop_k: 3\n",
+        "big: &big [1, 2]\nseed: *big\n",
+        "combo: {threads: 1000000}\n",
+        "train: {seed: 1180591620717411303424}\n",
+        "encoding: {embedding_dim: 100000000}\n",
+        b"estimator: 'd\xe9'\n",
+    ],
+)
+def test_every_bad_config_exits_2_with_one_line_and_writes_nothing(cli_market, tmp_path, command, text):
+    config = tmp_path / "cfg.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    result = runner.invoke(app, [*command, "--market", str(cli_market), "--out", str(tmp_path / "out"),
+                                 "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0 and "error:" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # no out, no .out.partial
