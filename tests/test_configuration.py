@@ -119,7 +119,7 @@ def test_values_that_fit_are_converted_to_the_field_type():
         ("combo: {seed: 1180591620717411303424}\n", "combo.seed"),
         ("reward: {train: {seed: -1}}\n", r"reward\.train\.seed: -1 .* outside the accepted range \[0, 4294967295\]"),
         ("n_bootstrap: 1e12\n", "n_bootstrap: expected a whole number"),
-        ("n_bootstrap: 1000000000000\n", r"n_bootstrap: .* outside the accepted range \[1, 100000\]"),
+        ("n_bootstrap: 1000000000000\n", r"n_bootstrap: .* outside the accepted range \[2, 100000\]"),
         ("n_bootstrap: 2.5\n", "n_bootstrap: expected a whole number"),
         ("reward: {encoding: {embedding_dim: 100000000}}\n", "embedding_dim: .* outside the accepted range"),
         ("combo: {policy: {hidden: 100000000}}\n", r"combo\.policy\.hidden"),

@@ -37,7 +37,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything nea
 FIELD_LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, 2**32 - 1),
     "top_k": (1, 100),
-    "n_bootstrap": (1, 100_000),
+    "n_bootstrap": (2, 100_000),  # an interval needs two draws
     "threads": (1, 256),
     "num_threads": (1, 256),
     "embedding_dim": (1, 4096),
@@ -47,8 +47,8 @@ FIELD_LIMITS: dict[str, tuple[int, int]] = {
     "interaction_rank": (1, 4096),
     "max_context_tokens": (0, 4096),
     "max_tokens": (1, 4096),
-    "epochs": (1, 100_000),
-    "steps": (1, 1_000_000),
+    "epochs": (0, 100_000),
+    "steps": (0, 1_000_000),
     "rounds": (1, 10_000),
     "batch_size": (1, 1_000_000),
     "samples": (1, 100_000),

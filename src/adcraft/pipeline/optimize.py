@@ -115,9 +115,6 @@ class OptimizeConfig:
 
     def __post_init__(self) -> None:
         check_config(self)  # types and FIELD_LIMITS (top_k, n_bootstrap, prior_impressions), also when built directly
-        ProposalPolicy(self.policy)
-        if self.n_bootstrap < 2:
-            raise InputError(f"n_bootstrap must be at least 2, got {self.n_bootstrap}")
 
 
 @dataclass(frozen=True)
@@ -188,6 +185,7 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         move_into_place(staging, out)
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(discarded, ignore_errors=True)
         raise
     shutil.rmtree(discarded, ignore_errors=True)
     return result
