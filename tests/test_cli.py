@@ -356,6 +356,7 @@ def test_a_disk_or_permission_error_while_writing_is_one_line(cli_market, tmp_pa
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # a whole (tiny) optimize run
 def test_optimize_that_cannot_move_its_output_into_place_says_so_and_leaves_nothing(cli_market, tmp_path,
                                                                                       monkeypatch):
     import adcraft.pipeline.optimize

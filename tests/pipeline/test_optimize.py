@@ -246,3 +246,17 @@ def test_optimize_replaces_its_own_earlier_output(market_dir, tmp_path):
     optimize(market_dir, out, dataclasses.replace(FAST, top_k=1))
     assert (read_proposals(out)["rank"] == 1).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or old copy is left
+
+
+def test_a_full_disk_while_opening_the_staging_folder_leaves_nothing(market_dir, tmp_path, monkeypatch):
+    import errno
+
+    import adcraft.pipeline.optimize as module
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(module, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        optimize(market_dir, tmp_path / "out", FAST)
+    assert list(tmp_path.iterdir()) == []

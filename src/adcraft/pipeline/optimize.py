@@ -173,8 +173,9 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
         config.render.check_available()
     shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
-    resumable = _open_staging(staging, _fingerprint(Path(market_dir), config, extra_elements), fresh, steps)
+    run = _fingerprint(Path(market_dir), config, extra_elements)
     try:
+        resumable = _open_staging(staging, run, fresh, steps)  # a new staging folder that cannot be written is removed
         result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra,
                       _Resume(staging / CHECKPOINTS, resumable))
         result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
