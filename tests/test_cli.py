@@ -298,6 +298,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
         ["features", "--market", "{market}", "--out", "{market}/features"],
         ["generate", "backgrounds", "--market", "{market}", "--out", "{market}"],
         ["simulate", "--out", "{home}/sim", "--truth", "{home}/sim/truth"],
+        ["render", "--market", "{market}", "--product", "{product}", "--elements", "{elements}",
+         "--out", "{image}"],
     ],
 )
 def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tmp_path, args):
@@ -306,7 +308,10 @@ def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tm
     (home / "photos").mkdir()
     (home / "photos" / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
     before = _tree(home)
-    argv = [a.format(market=home / "market", home=home, photos=home / "photos") for a in args]
+    row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+    image = home / "market" / row["image"]  # rendering over the market's own image would change the market
+    argv = [a.format(market=home / "market", home=home, photos=home / "photos", product=row["product_id"],
+                     elements=",".join(row["elements"]), image=image) for a in args]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2, result.output
     assert result.output.strip().count("\n") == 0 and "error:" in result.output  # one line, no traceback

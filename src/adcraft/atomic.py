@@ -68,6 +68,20 @@ def check_output_folder(out: Path, command: str, *, inputs: Iterable[Path] = (),
     return out
 
 
+def check_output_file(out: Path, *, inputs: Iterable[Path] = ()) -> Path:
+    """Refuse an output file that is a folder or lies inside one of ``inputs`` (a market's own image, say:
+    writing it would change the market). Returns ``out``."""
+    out = Path(out)
+    where = out.resolve()
+    for source in inputs:
+        if Path(source).resolve() in where.parents:
+            raise InputError(f"--out {out} lies inside the input folder {source}: outputs must not be written "
+                             "into an input; choose a file outside it")
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; name a file")
+    return out
+
+
 def move_into_place(staging: Path, out: Path) -> None:
     """Rename the finished folder ``staging`` to ``out``; an old ``out`` is moved aside first, then removed."""
     if out.is_dir() and any(out.iterdir()):

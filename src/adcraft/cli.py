@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adcraft import __version__
-from adcraft.atomic import check_output_folder, write_png, write_text
+from adcraft.atomic import check_output_file, check_output_folder, write_png, write_text
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -209,6 +209,7 @@ def render(
         raise InputError("--creatives and --backend ray render many creatives: leave out --product and --elements")
     if out_path.suffix.lower() != ".png":
         raise InputError(f"--out must name a .png file, got {out_path}")
+    check_output_file(out_path, inputs=[market])
     loaded = load_market(market)
     ids = [e.strip() for e in elements.split(",") if e.strip()]
     rendered = MarketRenderer(loaded, config=settings).render(product, ids)
