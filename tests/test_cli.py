@@ -300,6 +300,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
         ["simulate", "--out", "{home}/sim", "--truth", "{home}/sim/truth"],
         ["render", "--market", "{market}", "--product", "{product}", "--elements", "{elements}",
          "--out", "{image}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{home}/model", "--fresh"],  # .model.partial is not ours
+        ["optimize", "--market", "{market}", "--out", "{home}/model", "--fresh"],
     ],
 )
 def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tmp_path, args):
@@ -307,6 +309,8 @@ def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tm
     shutil.copytree(cli_market, home / "market")
     (home / "photos").mkdir()
     (home / "photos" / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
+    (home / ".model.partial").mkdir()
+    (home / ".model.partial" / "draft.txt").write_text("mine")
     before = _tree(home)
     row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
     image = home / "market" / row["image"]  # rendering over the market's own image would change the market
@@ -316,7 +320,7 @@ def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tm
     assert result.exit_code == 2, result.output
     assert result.output.strip().count("\n") == 0 and "error:" in result.output  # one line, no traceback
     assert _tree(home) == before
-    assert sorted(p.name for p in home.iterdir()) == ["market", "photos"]
+    assert sorted(p.name for p in home.iterdir()) == [".model.partial", "market", "photos"]
 
 
 @pytest.mark.parametrize("command", [["optimize"], ["train", "mil"], ["train", "ctr"]])

@@ -68,6 +68,19 @@ def check_output_folder(out: Path, command: str, *, inputs: Iterable[Path] = (),
     return out
 
 
+def check_scratch_folder(folder: Path, command: str, ours: Callable[[Path], bool]) -> Path:
+    """Refuse a scratch folder (the staging folder ``.OUT.partial`` beside an output) that exists and holds
+    what ``command`` did not write (``ours(folder)`` is False): the command reuses or removes it. Returns it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} exists and is not a folder; `adcraft {command}` needs that name for its "
+                         "staging folder: move it or choose another --out")
+    if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
+        raise InputError(f"{folder} holds files an interrupted `adcraft {command}` did not write; it is left "
+                         "untouched: move it or choose another --out")
+    return folder
+
+
 def check_output_file(out: Path, *, inputs: Iterable[Path] = ()) -> Path:
     """Refuse an output file that is a folder or lies inside one of ``inputs`` (a market's own image, say:
     writing it would change the market). Returns ``out``."""

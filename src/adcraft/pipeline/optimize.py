@@ -39,7 +39,14 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 import adcraft
-from adcraft.atomic import check_output_folder, mark_output, move_into_place, write_png, write_text
+from adcraft.atomic import (
+    check_output_folder,
+    check_scratch_folder,
+    mark_output,
+    move_into_place,
+    write_png,
+    write_text,
+)
 from adcraft.configuration import check_config, to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.evaluate.fidelity import product_fidelity
@@ -164,7 +171,7 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     staging = out.parent / f".{out.name}.partial"
     discarded = out.parent / f".{out.name}.checkpoints.old"
     check_output_folder(out, "optimize", inputs=[Path(market_dir)], scratch=[staging, discarded])
-    _check_staging(staging)
+    check_scratch_folder(staging, "optimize", _own_staging)
     steps = _Steps(progress)
     started = time.perf_counter()
     with steps("validate market"):
@@ -211,16 +218,10 @@ def _fingerprint(market_dir: Path, config: OptimizeConfig, extra_elements: Path 
 TABLE_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".txt")
 
 
-def _check_staging(staging: Path) -> None:
-    """Refuse a ``.OUT.partial`` folder that holds what an earlier attempt of ``optimize`` did not write:
-    it is removed or reused, so it must be empty or hold ``resume.json`` (or only ``checkpoints/``)."""
-    if staging.exists() and not staging.is_dir():
-        raise InputError(f"{staging} exists and is not a folder; `adcraft optimize` needs that name for its "
-                         "staging folder: move it or choose another --out")
-    ours = not staging.is_dir() or (staging / RESUME_FILE).is_file()
-    if not ours and {p.name for p in staging.iterdir()} - {CHECKPOINTS}:
-        raise InputError(f"{staging} holds files an interrupted `adcraft optimize` did not write; it is left "
-                         "untouched: move it or choose another --out")
+def _own_staging(staging: Path) -> bool:
+    """True when ``staging`` is an interrupted attempt's staging folder: it holds ``resume.json`` or only
+    ``checkpoints/``."""
+    return (staging / RESUME_FILE).is_file() or {p.name for p in staging.iterdir()} <= {CHECKPOINTS}
 
 
 def _open_staging(staging: Path, run: str, fresh: bool, steps: _Steps) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adcraft.atomic import check_output_folder, mark_output, move_into_place, write_text
+from adcraft.atomic import check_output_folder, check_scratch_folder, mark_output, move_into_place, write_text
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 
@@ -85,6 +85,8 @@ def train_reward_model(
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
     check_output_folder(out, "train", inputs=[Path(market_dir)], scratch=[staging], previous=_is_model)
+    check_scratch_folder(staging, "train", lambda folder: {p.name for p in folder.iterdir()} <= {
+        MODEL_FOLDER, CHECKPOINT_FOLDER})
     market = load_market(market_dir)
     if fresh:
         shutil.rmtree(staging, ignore_errors=True)
