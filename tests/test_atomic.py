@@ -65,5 +65,8 @@ def test_a_command_that_only_adds_files_may_use_a_non_empty_folder_but_not_the_i
     unrelated.mkdir()
     (unrelated / "q1.pdf").write_bytes(b"pdf")
     check_output_folder(unrelated, "score", inputs=[market], replaces=False)
+    check_output_folder(market.parent, "score", inputs=[market], replaces=False)  # adds scores.parquet beside it
+    with pytest.raises(InputError, match="is or contains the input folder"):
+        check_output_folder(market, "score", inputs=[market], replaces=False)
     with pytest.raises(InputError, match="inside the input folder"):
         check_output_folder(market / "scores", "score", inputs=[market], replaces=False)

@@ -36,18 +36,18 @@ def check_output_folder(out: Path, command: str, *, inputs: Iterable[Path] = (),
                         previous: Callable[[Path], bool] | None = None, replaces: bool = True) -> Path:
     """Refuse, before any work, an output folder whose writing would destroy what adcraft did not write.
 
-    ``InputError`` when: ``out`` exists and is not a folder; ``out`` is, contains or lies inside one of
-    ``inputs`` (a market: replacing ``out`` would delete it, writing into it would add outputs to it); one
-    of ``scratch`` (folders beside ``out`` the command makes and removes, e.g. its staging folder) is or
-    contains an input; and, when the command ``replaces`` the whole folder, ``out`` is a non-empty folder
-    that is not an earlier output of ``command`` (its ``OUTPUT_MARKER``, or ``previous(out)`` for outputs
-    recognised otherwise). Returns ``out``.
+    ``InputError`` when: ``out`` exists and is not a folder; ``out`` is or lies inside one of ``inputs``
+    (writing into a market would add outputs to it), or contains one when the command ``replaces`` ``out``
+    (replacing it would delete the market); one of ``scratch`` (folders beside ``out`` the command makes
+    and removes, e.g. its staging folder) is or contains an input; and, when the command ``replaces`` the
+    whole folder, ``out`` is a non-empty folder that is not an earlier output of ``command`` (its
+    ``OUTPUT_MARKER``, or ``previous(out)`` for outputs recognised otherwise). Returns ``out``.
     """
     out = Path(out)
     where = out.resolve()
     for source in inputs:
         source_at = Path(source).resolve()
-        if where == source_at or where in source_at.parents:
+        if where == source_at or (replaces and where in source_at.parents):
             raise InputError(f"--out {out} is or contains the input folder {source}: writing there would "
                              "replace it; choose a new folder outside it")
         if source_at in where.parents:
