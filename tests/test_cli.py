@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -277,3 +279,136 @@ def test_render_refuses_a_diffusion_config_without_weights(tiny_market_dir, tmp_
                                  "--product", "p", "--elements", "a", "--config", str(config)])
     assert result.exit_code == 2 and "missing" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["optimize", "--market", "{market}", "--out", "{market}"],
+        ["optimize", "--market", "{market}", "--out", "{home}"],
+        ["optimize", "--market", "{market}", "--out", "{photos}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{market}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{photos}"],
+        ["render", "--market", "{market}", "--out", "{home}"],
+        ["render", "--market", "{market}", "--out", "{photos}"],
+        ["features", "--market", "{market}", "--out", "{market}/features"],
+        ["generate", "backgrounds", "--market", "{market}", "--out", "{market}"],
+        ["simulate", "--out", "{home}/sim", "--truth", "{home}/sim/truth"],
+        ["render", "--market", "{market}", "--product", "{product}", "--elements", "{elements}",
+         "--out", "{image}"],
+        ["train", "ctr", "--market", "{market}", "--out", "{home}/model", "--fresh"],  # .model.partial is not ours
+        ["optimize", "--market", "{market}", "--out", "{home}/model", "--fresh"],
+    ],
+)
+def test_commands_refuse_to_write_over_what_adcraft_did_not_write(cli_market, tmp_path, args):
+    home = tmp_path / "home"
+    shutil.copytree(cli_market, home / "market")
+    (home / "photos").mkdir()
+    (home / "photos" / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
+    (home / ".model.partial").mkdir()
+    (home / ".model.partial" / "draft.txt").write_text("mine")
+    before = _tree(home)
+    row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+    image = home / "market" / row["image"]  # rendering over the market's own image would change the market
+    argv = [a.format(market=home / "market", home=home, photos=home / "photos", product=row["product_id"],
+                     elements=",".join(row["elements"]), image=image) for a in args]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0 and "error:" in result.output  # one line, no traceback
+    assert _tree(home) == before
+    assert sorted(p.name for p in home.iterdir()) == [".model.partial", "market", "photos"]
+
+
+@pytest.mark.parametrize("command", [["optimize"], ["train", "mil"], ["train", "ctr"]])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "top_k: 2\ntop_k: 3\n",
+        "big: &big [1, 2]\nseed: *big\n",
+        "combo: {threads: 1000000}\n",
+        "train: {seed: 1180591620717411303424}\n",
+        "encoding: {embedding_dim: 100000000}\n",
+        b"estimator: 'd\xe9'\n",
+    ],
+)
+def test_every_bad_config_exits_2_with_one_line_and_writes_nothing(cli_market, tmp_path, command, text):
+    config = tmp_path / "cfg.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    result = runner.invoke(app, [*command, "--market", str(cli_market), "--out", str(tmp_path / "out"),
+                                 "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0 and "error:" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # no out, no .out.partial
+
+
+FAST_OPTIMIZE = ("top_k: 1\nn_bootstrap: 20\nreward: {encoding: {text_backbone: tiny}, train: {epochs: 2}}\n"
+                 "combo: {policy: {encoding: {text_backbone: tiny}}, bc: {epochs: 2}, rl: {steps: 2}}\n")
+
+
+@pytest.mark.parametrize("code, status", [(errno.ENOSPC, 1), (errno.EACCES, 2), (errno.EROFS, 2)])
+def test_a_disk_or_permission_error_while_writing_is_one_line(cli_market, tmp_path, monkeypatch, code, status):
+    import adcraft.atomic
+
+    def refuse(path, data):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(adcraft.atomic, "write_bytes", refuse)
+    row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+    result = runner.invoke(app, ["render", "--market", str(cli_market), "--product", row["product_id"],
+                                 "--elements", ",".join(row["elements"]), "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == status, result.output
+    assert result.output.strip().count("\n") == 0 and "x.png" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow  # a whole (tiny) optimize run
+def test_optimize_that_cannot_move_its_output_into_place_says_so_and_leaves_nothing(cli_market, tmp_path,
+                                                                                      monkeypatch):
+    import adcraft.pipeline.optimize
+
+    def full_disk(staging, out):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out))
+
+    monkeypatch.setattr(adcraft.pipeline.optimize, "move_into_place", full_disk)
+    config = tmp_path / "fast.yaml"
+    config.write_text(FAST_OPTIMIZE)
+    result = runner.invoke(app, ["optimize", "--market", str(cli_market), "--out", str(tmp_path / "out"),
+                                 "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "no space left" in result.output.splitlines()[-1] and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.yaml"]
+
+
+def test_a_programming_error_keeps_its_traceback(cli_market, tmp_path, monkeypatch):
+    import adcraft.atomic
+
+    def broken(path, data):
+        raise OSError("no errno: a fault in adcraft, not the user's disk")
+
+    monkeypatch.setattr(adcraft.atomic, "write_bytes", broken)
+    row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+    result = runner.invoke(app, ["render", "--market", str(cli_market), "--product", row["product_id"],
+                                 "--elements", ",".join(row["elements"]), "--out", str(tmp_path / "x.png")])
+    assert isinstance(result.exception, OSError) and result.exit_code == 1
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_parent_is_one_line_and_exit_2(cli_market, tmp_path):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        if os.access(parent, os.W_OK):
+            pytest.skip("this file system ignores the read-only mode")
+        row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+        result = runner.invoke(app, ["render", "--market", str(cli_market), "--product", row["product_id"],
+                                     "--elements", ",".join(row["elements"]), "--out", str(parent / "x.png")])
+    finally:
+        parent.chmod(0o755)
+    assert result.exit_code == 2, result.output
+    assert "permission denied" in result.output and result.output.strip().count("\n") == 0
+    assert list(parent.iterdir()) == []

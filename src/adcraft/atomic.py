@@ -11,14 +11,95 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from adcraft.errors import InputError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+OUTPUT_MARKER = ".adcraft-output"  # in every output folder adcraft writes: the command that wrote it
+
+
+def mark_output(folder: Path, command: str) -> Path:
+    """Write ``OUTPUT_MARKER`` into ``folder``: it is the output of ``command`` and may be replaced by its next run."""
+    return write_text(Path(folder) / OUTPUT_MARKER, json.dumps({"command": command}) + "\n")
+
+
+def written_by(folder: Path, command: str) -> bool:
+    """True when ``folder`` holds the ``OUTPUT_MARKER`` of an output of ``command``."""
+    try:
+        return json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8")).get("command") == command
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+
+
+def check_output_folder(out: Path, command: str, *, inputs: Iterable[Path] = (), scratch: Iterable[Path] = (),
+                        previous: Callable[[Path], bool] | None = None, replaces: bool = True) -> Path:
+    """Refuse, before any work, an output folder whose writing would destroy what adcraft did not write.
+
+    ``InputError`` when: ``out`` exists and is not a folder; ``out`` is or lies inside one of ``inputs``
+    (writing into a market would add outputs to it), or contains one when the command ``replaces`` ``out``
+    (replacing it would delete the market); one of ``scratch`` (folders beside ``out`` the command makes
+    and removes, e.g. its staging folder) is or contains an input; and, when the command ``replaces`` the
+    whole folder, ``out`` is a non-empty folder that is not an earlier output of ``command`` (its
+    ``OUTPUT_MARKER``, or ``previous(out)`` for outputs recognised otherwise). Returns ``out``.
+    """
+    out = Path(out)
+    where = out.resolve()
+    for source in inputs:
+        source_at = Path(source).resolve()
+        if where == source_at or (replaces and where in source_at.parents):
+            raise InputError(f"--out {out} is or contains the input folder {source}: writing there would "
+                             "replace it; choose a new folder outside it")
+        if source_at in where.parents:
+            raise InputError(f"--out {out} lies inside the input folder {source}: outputs must not be written "
+                             "into an input; choose a folder outside it")
+        for folder in scratch:
+            folder_at = Path(folder).resolve()
+            if folder_at == source_at or folder_at in source_at.parents:
+                raise InputError(f"the input folder {source} is or lies inside {folder}, which `adcraft {command}` "
+                                 f"uses as a scratch folder for --out {out} and removes; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder; choose a new folder")
+    if replaces and out.is_dir() and any(out.iterdir()) and not (
+        written_by(out, command) or (previous is not None and previous(out))
+    ):
+        raise InputError(f"--out {out} is not empty and is not an earlier output of `adcraft {command}`; "
+                         "it is left untouched: choose a new --out (or an empty folder)")
+    return out
+
+
+def check_scratch_folder(folder: Path, command: str, ours: Callable[[Path], bool]) -> Path:
+    """Refuse a scratch folder (the staging folder ``.OUT.partial`` beside an output) that exists and holds
+    what ``command`` did not write (``ours(folder)`` is False): the command reuses or removes it. Returns it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} exists and is not a folder; `adcraft {command}` needs that name for its "
+                         "staging folder: move it or choose another --out")
+    if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
+        raise InputError(f"{folder} holds files an interrupted `adcraft {command}` did not write; it is left "
+                         "untouched: move it or choose another --out")
+    return folder
+
+
+def check_output_file(out: Path, *, inputs: Iterable[Path] = ()) -> Path:
+    """Refuse an output file that is a folder or lies inside one of ``inputs`` (a market's own image, say:
+    writing it would change the market). Returns ``out``."""
+    out = Path(out)
+    where = out.resolve()
+    for source in inputs:
+        if Path(source).resolve() in where.parents:
+            raise InputError(f"--out {out} lies inside the input folder {source}: outputs must not be written "
+                             "into an input; choose a file outside it")
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; name a file")
+    return out
 
 
 def move_into_place(staging: Path, out: Path) -> None:

@@ -6,6 +6,7 @@ problem on stderr and exits with status 2; nothing is written for a refused inpu
 
 from __future__ import annotations
 
+import errno
 import functools
 import platform
 import sys
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adcraft import __version__
-from adcraft.atomic import json_text, write_json, write_png
+from adcraft.atomic import check_output_file, check_output_folder, json_text, write_json, write_png
 from adcraft.errors import AdcraftError, InputError
 
 app = typer.Typer(
@@ -37,8 +38,21 @@ F = TypeVar("F", bound=Callable)
 EXIT_BAD_INPUT = 2
 
 
+# Operating-system errors a user fixes by choosing another place or fixing permissions: exit 2.
+FIXABLE_OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                     errno.EROFS: "read-only file system", errno.ENOENT: "no such file or folder",
+                     errno.ENOTDIR: "not a folder", errno.EISDIR: "is a folder", errno.ENAMETOOLONG: "name too long",
+                     errno.ELOOP: "too many symbolic links", errno.EXDEV: "on another file system"}
+# Those of the machine's resources: exit 1.
+RESOURCE_OS_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                      errno.EFBIG: "file too large", errno.EMFILE: "too many open files",
+                      errno.ENFILE: "too many open files", errno.EIO: "input/output error"}
+
+
 def reports_errors(command: F) -> F:
-    """Turn adcraft's own errors into a message and an exit status instead of a traceback."""
+    """Turn adcraft's own errors, and the operating system's refusals to read or write a file (permission,
+    read-only or full disk), into one line and an exit status instead of a traceback. Other exceptions,
+    which mean a fault in adcraft, keep their traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -50,6 +64,13 @@ def reports_errors(command: F) -> F:
         except AdcraftError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from None
+        except OSError as exc:
+            if exc.errno not in FIXABLE_OS_ERRORS and exc.errno not in RESOURCE_OS_ERRORS:
+                raise
+            reason = FIXABLE_OS_ERRORS.get(exc.errno) or RESOURCE_OS_ERRORS[exc.errno]
+            where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+            err.print(f"[bold red]error:[/] {escape(where or 'a file')}: {reason}", soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT if exc.errno in FIXABLE_OS_ERRORS else 1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -187,6 +208,7 @@ def render(
         raise InputError("--creatives and --backend ray render many creatives: leave out --product and --elements")
     if out_path.suffix.lower() != ".png":
         raise InputError(f"--out must name a .png file, got {out_path}")
+    check_output_file(out_path, inputs=[market])
     loaded = load_market(market)
     ids = [e.strip() for e in elements.split(",") if e.strip()]
     rendered = MarketRenderer(loaded, config=settings).render(product, ids)
@@ -495,8 +517,9 @@ def generate_backgrounds_command(
     from adcraft.market import load_market
     from adcraft.pipeline import load_reward_model
 
-    loaded = load_market(market)
+    check_output_folder(out_dir, "generate backgrounds", inputs=[market], replaces=False)
     settings = load_config(BackgroundsConfig, config)
+    loaded = load_market(market)
     judge = load_reward_model(model) if model is not None else None
     elements = generate_backgrounds(loaded, settings, judge=judge, progress=sys.stderr.isatty())
     path = write_backgrounds(out_dir, elements, loaded)

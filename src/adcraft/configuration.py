@@ -1,15 +1,27 @@
 """Config dataclasses from YAML files and dicts: a file's keys are the dataclass's fields.
 
 Nested dataclass fields take nested mappings (``train: {epochs: 10}``); tuples take lists; unknown keys
-are refused with the list of valid ones, so a typo never passes silently.
+are refused with the list of valid ones, so a typo never passes silently. Every value is checked
+against its field's type hint when the config is built (``check_value``): a bool is not an int, an int
+field takes an integral number only, a float field a finite one, a ``Literal[...]`` field one of its
+choices, a nested config a mapping. Fields named in ``FIELD_LIMITS`` are range-checked too, so a seed of
+2**70 or a million threads is refused here, not as an overflow or a crash minutes later.
+
+YAML files are read by ``load_config``: a regular UTF-8 file of at most ``MAX_CONFIG_BYTES``, without
+anchors or aliases (``*name``: a few lines of them expand to gigabytes) and without duplicate keys
+(where the last one would silently win).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import stat
+import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -17,44 +29,233 @@ from adcraft.errors import InputError
 
 T = TypeVar("T")
 
+MAX_INT = 2**63 - 1  # no whole-number setting goes beyond 64 bits (most have a FIELD_LIMITS range)
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything near a megabyte is not a config
 
-def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build the dataclass ``cls`` from ``data`` (missing keys keep their defaults)."""
+# The accepted range of every config field of these names, in whichever config it appears: generous for
+# real use, small enough that no setting makes adcraft allocate terabytes, overflow or spawn a million threads.
+FIELD_LIMITS: dict[str, tuple[int, int]] = {
+    "seed": (0, 2**32 - 1),
+    "top_k": (1, 100),
+    "n_bootstrap": (2, 100_000),  # an interval needs two draws
+    "threads": (1, 256),
+    "num_threads": (1, 256),
+    "embedding_dim": (1, 4096),
+    "condition_dim": (1, 4096),
+    "tiny_dim": (1, 4096),
+    "hidden": (1, 4096),
+    "interaction_rank": (1, 4096),
+    "max_context_tokens": (0, 4096),
+    "max_tokens": (1, 4096),
+    "epochs": (0, 100_000),
+    "steps": (0, 1_000_000),
+    "rounds": (1, 10_000),
+    "batch_size": (1, 1_000_000),
+    "samples": (1, 100_000),
+    "samples_per_product": (1, 100_000),
+    "products_per_step": (1, 1_000_000),
+    "beam_width": (1, 10_000),
+    "per_product": (1, 10_000),
+    "resample": (1, 10_000),
+    "patience": (0, 100_000),
+    "checkpoint_every": (1, 1_000_000),
+    "image_size": (1, 4096),
+    "resolution": (64, 4096),
+    "prior_impressions": (0, 1_000_000_000),
+}
+
+
+def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "config", *, nested: bool = False) -> T:
+    """Build the dataclass ``cls`` from ``data`` (missing keys keep their defaults); ``InputError`` naming the
+    setting (``where: reward.train.seed``) for any value its field does not accept."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    strange = [key for key in data if not isinstance(key, str)]
+    if strange:
+        raise InputError(f"{where}: setting names must be text, got {strange[0]!r}; valid: {sorted(fields)}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise InputError(f"{where}: unknown setting(s) {unknown}; valid: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in data.items():
-        kind = hints.get(name)
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            value = from_mapping(kind, value, f"{where}.{name}")
-        elif typing.get_origin(kind) is tuple and isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        values[name] = value
+    label = {name: f"{where}.{name}" if nested else f"{where}: {name}" for name in data}
+    values = {name: check_value(hints[name], value, label[name]) for name, value in data.items()}
+    for name, value in values.items():
+        _check_limit(name, value, label[name])
     try:
         return cls(**values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"{where}: {exc}") from exc
 
 
-def load_config(cls: type[T], path: Path | None) -> T:
-    """The dataclass ``cls`` from a YAML file (``None``: all defaults)."""
-    if path is None:
-        return cls()
+def check_value(kind: Any, value: Any, where: str) -> Any:
+    """``value`` as a value of the type hint ``kind`` (a list becomes a tuple, an integral float an int, a
+    mapping a nested config), or ``InputError`` naming ``where``, what was given and what is accepted."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any or kind is object:
+        return value
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a mapping of settings, got {_shown(value)}")
+        return from_mapping(kind, value, where, nested=True)
+    if origin is Literal:
+        for choice in args:
+            if type(value) is type(choice) and value == choice:
+                return value
+        raise InputError(f"{where}: {_shown(value)} is not one of {', '.join(repr(c) for c in args)}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        problems = []
+        for member in (a for a in args if a is not type(None)):
+            try:
+                return check_value(member, value, where)
+            except InputError as exc:
+                problems.append(str(exc))
+        raise InputError(problems[0] if len(problems) == 1 else
+                         f"{where}: {_shown(value)} is none of {' | '.join(_name(a) for a in args)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {_shown(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(check_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise InputError(f"{where}: expected a list of {len(args)} values, got {len(value)}")
+        return tuple(check_value(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))) if args \
+            else tuple(value)
+    if origin in (dict, list, set, frozenset) or origin is not None:
+        return value  # no config field uses these today; their values pass as given
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true or false, got {_shown(value)}")
+        return value
+    if kind is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError(f"{where}: expected a whole number, got {_shown(value)}")
+        if not -MAX_INT <= value <= MAX_INT:
+            raise InputError(f"{where}: {_shown(value)} is too large (at most {MAX_INT})")
+        return value
+    if kind is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"{where}: expected a number, got {_shown(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise InputError(f"{where}: expected a finite number, got {value}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise InputError(f"{where}: expected text, got {_shown(value)}")
+        return value
+    if kind is Path:
+        if not isinstance(value, (str, os.PathLike)):
+            raise InputError(f"{where}: expected a path, got {_shown(value)}")
+        return Path(value)
+    return value
+
+
+def _check_limit(name: str, value: Any, where: str) -> None:
+    """Refuse a number outside ``FIELD_LIMITS[name]`` (other fields and non-numbers pass)."""
+    if name not in FIELD_LIMITS or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = FIELD_LIMITS[name]
+    if not low <= value <= high:
+        raise InputError(f"{where}: {_shown(value)} is outside the accepted range [{low}, {high}]")
+
+
+def check_config(config: Any) -> None:
+    """``__post_init__``'s check of a config built directly (not by ``from_mapping``): each field's value
+    against its type hint (``check_value``) and ``FIELD_LIMITS``."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        check_value(hints[field.name], value, field.name)
+        _check_limit(field.name, value, field.name)
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: its repr cut short, with its YAML-ish type."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({_name(type(value))})"
+
+
+def _name(kind: Any) -> str:
+    names = {bool: "true/false", int: "whole number", float: "number", str: "text", type(None): "null",
+             list: "list", dict: "mapping", tuple: "list"}
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """The safe YAML loader without anchors and aliases, and refusing a key given twice in one mapping."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, f"anchors and aliases (&{event.anchor}, *{event.anchor}) are not allowed in a config; "
+                "write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (the first one would be ignored)",
+                        key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The data of a YAML config file; ``InputError`` for a file that is not a regular UTF-8 file of at most
+    ``MAX_CONFIG_BYTES``, not valid YAML, or uses anchors, aliases or a key twice. A FIFO or a device is
+    refused from its metadata, never opened."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"config {path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"config {path} has {info.st_size} bytes; a config has at most {MAX_CONFIG_BYTES}")
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never blocks, even if swapped
+        with os.fdopen(descriptor, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise InputError(f"config {path} is not a regular file")
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise InputError(f"cannot read config {path}: {exc}") from exc
+        raise InputError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InputError(f"config {path} has more than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"config {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise InputError(f"config {path}{at} is not valid YAML: {exc.problem or exc.context}") from exc
     except yaml.YAMLError as exc:
-        raise InputError(f"config {path} is not valid YAML: {exc}") from exc
-    return from_mapping(cls, data, where=str(path))
+        raise InputError(f"config {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError as exc:
+        raise InputError(f"config {path} nests too deeply") from exc
+
+
+def load_config(cls: type[T], path: Path | None) -> T:
+    """The dataclass ``cls`` from a YAML file (``None``: all defaults); see ``read_yaml``."""
+    if path is None:
+        return cls()
+    return from_mapping(cls, read_yaml(Path(path)), where=str(path))
 
 
 def to_mapping(config: Any) -> dict[str, Any]:

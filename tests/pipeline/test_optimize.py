@@ -13,6 +13,7 @@ from adcraft.market import load_market, write_market
 from adcraft.market.market import MarketConfig
 from adcraft.market.outputs import read_proposals
 from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.rewards.mil import MILTrainer
 from adcraft.simulator import SimulatorConfig, simulate_market
 
 FAST = OptimizeConfig.smoke()
@@ -206,3 +207,56 @@ def test_optimize_renders_with_the_diffusion_backend_and_keeps_the_product(marke
     assert diffused.size == drawn.size
     assert result.proposals["elements"].iloc[0] == compositor.proposals["elements"].iloc[0]
     assert diffused.convert("RGB").tobytes() != drawn.convert("RGB").tobytes()  # the background was painted
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["market", "parent", "inside", "unrelated", "staging-is-market",
+                                   "foreign-staging"])
+def test_optimize_never_replaces_a_folder_it_did_not_write(market_dir, tmp_path, where, monkeypatch):
+    home = tmp_path / "home"
+    market = home / "market"
+    write_market(load_market(market_dir), market, check_images=False)
+    unrelated = home / "photos"
+    unrelated.mkdir()
+    (unrelated / "holiday.jpg").write_bytes(b"\xff\xd8 keep")
+    if where == "staging-is-market":
+        market = market.rename(home / ".out.partial")
+    if where == "foreign-staging":
+        (home / ".out.partial").mkdir()
+        (home / ".out.partial" / "draft.txt").write_text("mine")
+    out = {"market": market, "parent": home, "inside": market / "out", "unrelated": unrelated,
+           "staging-is-market": home / "out", "foreign-staging": home / "out"}[where]
+    trained = []
+    monkeypatch.setattr(MILTrainer, "fit", lambda *a, **k: trained.append(1))
+    before = _tree(home)
+    with pytest.raises(InputError) as refused:
+        optimize(market, out, FAST)
+    assert "\n" not in str(refused.value)
+    assert _tree(home) == before and trained == []  # refused before any work, nothing touched
+
+
+def test_optimize_replaces_its_own_earlier_output(market_dir, tmp_path):
+    out = tmp_path / "out"
+    optimize(market_dir, out, FAST)
+    assert (out / ".adcraft-output").is_file()
+    (out / "creatives.parquet").write_bytes(b"stale")
+    optimize(market_dir, out, dataclasses.replace(FAST, top_k=1))
+    assert (read_proposals(out)["rank"] == 1).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or old copy is left
+
+
+def test_a_full_disk_while_opening_the_staging_folder_leaves_nothing(market_dir, tmp_path, monkeypatch):
+    import errno
+
+    import adcraft.pipeline.optimize as module
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(module, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        optimize(market_dir, tmp_path / "out", FAST)
+    assert list(tmp_path.iterdir()) == []

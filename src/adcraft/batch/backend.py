@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import pyarrow as pa
 
 from adcraft.errors import InputError
 
-BACKENDS = ("local", "ray")
+Backend = Literal["local", "ray"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 ROW = "_row"
 CHUNK = "_chunk"
 
@@ -41,7 +42,7 @@ class BatchConfig:
     object_store_memory: bytes of object store of a local Ray instance the job starts (``None``: Ray's default).
     """
 
-    backend: str = "local"
+    backend: Backend = "local"
     address: str | None = None
     num_workers: int = 2
     batch_size: int = 256

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from adcraft.atomic import check_output_folder
 from adcraft.batch.backend import BatchConfig, ChunkFunction, run_batch
 from adcraft.batch.outputs import write_parquet
 from adcraft.features.image_encoder import ImageEncoderConfig
@@ -109,6 +110,7 @@ def extract_features(
     from adcraft.market import load_market
 
     features, config = features or FeaturesConfig(), config or BatchConfig()
+    check_output_folder(Path(out), "features", inputs=[Path(market_dir)], replaces=False)
     market = load_market(market_dir)
     images, texts = market_images(market), market_texts(market)
     items = pa.table({

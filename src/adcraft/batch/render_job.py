@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from adcraft.atomic import staged_folder
+from adcraft.atomic import check_output_folder, mark_output, staged_folder
 from adcraft.batch.backend import ROW, BatchConfig, ChunkFunction, map_chunks
 from adcraft.batch.outputs import write_parquet
 from adcraft.errors import InputError
@@ -109,6 +109,7 @@ def render_creatives(
     from adcraft.market import load_market
 
     config = config or BatchConfig()
+    out = check_output_folder(Path(out), "render", inputs=[Path(market_dir)])
     market = load_market(market_dir)
     if creatives is None:
         if market.creatives is None or market.creatives.empty:
@@ -116,9 +117,6 @@ def render_creatives(
         creatives = market.creatives
     items = creative_items(creatives)
     names = file_names(items.column("creative_id").to_pylist())
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / RENDERED).is_file())):
-        raise InputError(f"{out} exists and is not an empty folder or an earlier render's output; choose a new --out")
     with staged_folder(out) as staging:
         (staging / "images").mkdir()
         boxes: dict[int, list[int]] = {}
@@ -133,4 +131,5 @@ def render_creatives(
         index = items.append_column("image", pa.array(names, pa.string())).append_column(
             "product_bbox", pa.array([boxes[row] for row in range(items.num_rows)], pa.list_(pa.int32())))
         write_parquet(staging / RENDERED, index)
+        mark_output(staging, "render")
     return out / RENDERED

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from adcraft.atomic import check_output_folder
 from adcraft.batch.backend import BatchConfig, ChunkFunction, run_batch
 from adcraft.errors import InputError
 
@@ -56,6 +57,7 @@ def score_market_batch(model_dir: Path, market_dir: Path, out: Path, config: Bat
     from adcraft.pipeline.reward_jobs import check_scoring_model
 
     config = config or BatchConfig()
+    check_output_folder(Path(out), "score", inputs=[Path(market_dir), Path(model_dir)], replaces=False)
     check_scoring_model(Path(model_dir))
     market = load_market(market_dir)
     if market.creatives is None or market.creatives.empty:

@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -26,8 +27,10 @@ from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
 from adcraft.features.preprocess import check_images, resize_center_crop, to_rgb
 
-BACKBONES = ("efficientnet-lite0", "tiny")
-RUNTIMES = ("torch", "onnx")
+Backbone = Literal["efficientnet-lite0", "tiny"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
+Runtime = Literal["torch", "onnx"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 LITE0_DIM = 1280
 LITE_MEAN = 127.0
 LITE_STD = 128.0
@@ -46,13 +49,13 @@ class ImageEncoderConfig:
         several times faster on CPU; features equal up to ~1e-5; needs ``adcraft[onnx]``; Lite0 only).
     """
 
-    backbone: str = "efficientnet-lite0"
+    backbone: Backbone = "efficientnet-lite0"
     image_size: int = 224
     batch_size: int = 8  # measured fastest per image on 2 CPU cores (bench/encoders.py)
     num_threads: int | None = None
     tiny_dim: int = 64
     seed: int = 0
-    runtime: str = "torch"
+    runtime: Runtime = "torch"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

@@ -21,14 +21,15 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
 
-BACKBONES = ("minilm", "tiny")
+Backbone = Literal["minilm", "tiny"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
 MINILM_DIM = 384
 HASH_BUCKETS = 1 << 13
 _WORD = re.compile(r"\w+")
@@ -43,7 +44,7 @@ class TextEncoderConfig:
     tiny_dim, seed: output size and projection seed of the tiny encoder.
     """
 
-    backbone: str = "minilm"
+    backbone: Backbone = "minilm"
     batch_size: int = 64
     tiny_dim: int = 64
     seed: int = 0

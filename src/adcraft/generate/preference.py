@@ -36,7 +36,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,8 @@ from adcraft.rewards.training import torch_threads
 Judge = Callable[[Sequence[str], Sequence[str], Sequence[str]], np.ndarray]
 """``judge(product_ids, prompts_a, prompts_b)``: P(prompt a makes the better creative), one per product."""
 
-METHODS = ("dpo", "pcpo")
+Method = Literal["dpo", "pcpo"]
+METHODS: tuple[str, ...] = get_args(Method)
 JUDGE_ELEMENT_PREFIX = "judged-bg-"
 
 
@@ -167,7 +168,7 @@ class PreferenceConfig:
     learning_rate, epochs, batch_size: Adam over each round's pairs. seed: sampling, corruption, order.
     """
 
-    method: str = "pcpo"
+    method: Method = "pcpo"
     rounds: int = 5
     beta: float = 0.5
     pcpo_weight: float = 1.0

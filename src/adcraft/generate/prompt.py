@@ -32,6 +32,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -52,8 +53,10 @@ PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIALS = (PAD, BOS, EOS)
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 BACKGROUND_SLOT = "background"
-TEXT_BACKBONES = ("minilm", "tiny")
-IMAGE_BACKBONES = ("efficientnet-lite0", "tiny", "none")
+TextBackbone = Literal["minilm", "tiny"]
+TEXT_BACKBONES: tuple[str, ...] = get_args(TextBackbone)
+ImageBackbone = Literal["efficientnet-lite0", "tiny", "none"]
+IMAGE_BACKBONES: tuple[str, ...] = get_args(ImageBackbone)
 _TOKEN = re.compile(r"#[0-9a-f]{6}(?![0-9a-f])|#[0-9a-f]{3}(?![0-9a-f])|[a-z]+|,")
 _HEX_ONLY = re.compile(r"^\s*#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})\s*$")
 
@@ -209,8 +212,8 @@ class PromptModelConfig:
         torch's setting alone).
     """
 
-    text_backbone: str = "minilm"
-    image_backbone: str = "efficientnet-lite0"
+    text_backbone: TextBackbone = "minilm"
+    image_backbone: ImageBackbone = "efficientnet-lite0"
     embedding_dim: int = 32
     condition_dim: int = 64
     hidden: int = 128

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,16 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 import adcraft
-from adcraft.atomic import move_into_place, write_json, write_png, write_text
-from adcraft.configuration import to_mapping
+from adcraft.atomic import (
+    check_output_folder,
+    check_scratch_folder,
+    mark_output,
+    move_into_place,
+    write_json,
+    write_png,
+    write_text,
+)
+from adcraft.configuration import check_config, to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
@@ -72,6 +81,9 @@ class BackgroundStep:
     enabled: bool = False
     generator: BackgroundsConfig = field(default_factory=BackgroundsConfig)
 
+    def __post_init__(self) -> None:
+        check_config(self)
+
 
 @dataclass(frozen=True)
 class OptimizeConfig:
@@ -81,8 +93,8 @@ class OptimizeConfig:
     reward: MILConfig = field(default_factory=MILConfig)
     combo: ComboConfig = field(default_factory=ComboConfig)
     backgrounds: BackgroundStep = field(default_factory=BackgroundStep)
-    estimator: str = "dr"  # off-policy estimator of the proposals' value: ips | snips | dr | switch-dr | dm
-    policy: str = "top1"  # how proposals become a policy for the estimate: top1 | softmax
+    estimator: Literal["ips", "snips", "dr", "switch-dr", "dm"] = "dr"  # off-policy estimator of the proposals
+    policy: Literal["top1", "softmax"] = "top1"  # how proposals become a policy for the estimate
     n_bootstrap: int = 500
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
@@ -110,11 +122,7 @@ class OptimizeConfig:
         return cls(**{**settings, **overrides})
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise InputError(f"top_k must be at least 1, got {self.top_k}")
-        ProposalPolicy(self.policy)
-        if self.n_bootstrap < 2:
-            raise InputError("n_bootstrap must be at least 2")
+        check_config(self)  # types and FIELD_LIMITS (top_k, n_bootstrap, prior_impressions), also when built directly
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,11 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     folder instead. A failed run removes it; an interrupted one (Ctrl-C) keeps it.
     """
     config = config or OptimizeConfig()
+    out = Path(os.path.abspath(out))
+    staging = out.parent / f".{out.name}.partial"
+    discarded = out.parent / f".{out.name}.checkpoints.old"
+    check_output_folder(out, "optimize", inputs=[Path(market_dir)], scratch=[staging, discarded])
+    check_scratch_folder(staging, "optimize", _own_staging)
     steps = _Steps(progress)
     started = time.perf_counter()
     with steps("validate market"):
@@ -167,21 +180,21 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         log = click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
         extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
         config.render.check_available()
-    out = Path(out)
-    staging = out.parent / f".{out.name}.partial"
-    discarded = out.parent / f".{out.name}.checkpoints.old"
     shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
-    resumable = _open_staging(staging, _fingerprint(Path(market_dir), config, extra_elements), fresh, steps)
+    run = _fingerprint(Path(market_dir), config, extra_elements)
     try:
+        resumable = _open_staging(staging, run, fresh, steps)  # a new staging folder that cannot be written is removed
         result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra,
                       _Resume(staging / CHECKPOINTS, resumable))
         result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
         write_json(staging / "run.json", result.run, default=str)
+        mark_output(staging, "optimize")
         os.replace(staging / CHECKPOINTS, discarded)  # the staging folder now holds only the outputs
         (staging / RESUME_FILE).unlink()
         move_into_place(staging, out)
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(discarded, ignore_errors=True)
         raise
     shutil.rmtree(discarded, ignore_errors=True)
     return result
@@ -204,6 +217,12 @@ def _fingerprint(market_dir: Path, config: OptimizeConfig, extra_elements: Path 
 
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".txt")
+
+
+def _own_staging(staging: Path) -> bool:
+    """True when ``staging`` is an interrupted attempt's staging folder: it holds ``resume.json`` or only
+    ``checkpoints/``."""
+    return (staging / RESUME_FILE).is_file() or {p.name for p in staging.iterdir()} <= {CHECKPOINTS}
 
 
 def _open_staging(staging: Path, run: str, fresh: bool, steps: _Steps) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adcraft.atomic import move_into_place, write_json
+from adcraft.atomic import check_output_folder, check_scratch_folder, mark_output, move_into_place, write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 
@@ -82,10 +82,12 @@ def train_reward_model(
         raise InputError(f"world size must be at least 1, got {world_size}")
     if world_size > 1 and kind not in RESUMABLE_KINDS:
         raise InputError(f"data-parallel training is for {', '.join(RESUMABLE_KINDS)} models, not {kind}")
-    market = load_market(market_dir)
     out = Path(out)
-    _check_model_folder(out)
     staging = out.parent / f".{out.name}.partial"
+    check_output_folder(out, "train", inputs=[Path(market_dir)], scratch=[staging], previous=_is_model)
+    check_scratch_folder(staging, "train", lambda folder: {p.name for p in folder.iterdir()} <= {
+        MODEL_FOLDER, CHECKPOINT_FOLDER})
+    market = load_market(market_dir)
     if fresh:
         shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -96,6 +98,7 @@ def train_reward_model(
 
             run_data_parallel(_train_rank, world_size, kind, Path(market_dir), config, staging, progress)
         metrics = json.loads((staging / MODEL_FOLDER / METRICS_FILE).read_text(encoding="utf-8"))
+        mark_output(staging / MODEL_FOLDER, "train")
         move_into_place(staging / MODEL_FOLDER, out)
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
@@ -157,14 +160,15 @@ def _train_into(world: DataParallel | None, kind: str, market: Market, config, s
     write_json(staging / MODEL_FOLDER / METRICS_FILE, metrics, sort_keys=True)
 
 
-def _check_model_folder(out: Path) -> None:
-    """Refuse an ``out`` that is a file or a non-empty folder other than a model (never wipe unrelated files)."""
-    from adcraft.rewards.artifacts import CONFIG_FILE
+def _is_model(folder: Path) -> bool:
+    """True when ``folder`` holds a saved model (a readable artifact header), which a new one may replace."""
+    from adcraft.rewards.artifacts import read_artifact_header
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder; choose another model folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
-        raise InputError(f"{out} is a non-empty folder that is not a model; choose an empty or new folder")
+    try:
+        read_artifact_header(folder)
+    except InputError:
+        return False
+    return True
 
 
 def _plain(value):

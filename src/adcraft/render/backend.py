@@ -17,13 +17,14 @@ A YAML ``render`` section's keys are :class:`RenderConfig`'s fields::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from adcraft.errors import InputError
 from adcraft.render.compositor import Compositor, CompositorConfig, CreativeSpec, RenderedCreative
 from adcraft.render.diffusion import DiffusionConfig, DiffusionRenderer, check_weights, import_diffusion
 
-BACKENDS: tuple[str, ...] = ("compositor", "diffusion")
+Backend = Literal["compositor", "diffusion"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 class CreativeRenderer(Protocol):
@@ -39,7 +40,7 @@ class RenderConfig:
     ``compositor`` also serves the diffusion backend for the product's placement and the text layers.
     """
 
-    backend: str = "compositor"
+    backend: Backend = "compositor"
     compositor: CompositorConfig = field(default_factory=CompositorConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 

@@ -31,7 +31,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -52,7 +52,8 @@ WEIGHTS_LAYOUT = (
     "lllyasviel/sd-controlnet-canny"
 )
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 _SAMPLING = threading.Lock()  # loaded pipelines are shared between renderers and are not thread-safe
 
 
@@ -93,7 +94,7 @@ class DiffusionConfig:
     empty_prompt: str = "a clean studio background"
     scheduler: str | None = None
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     canny: CannyConfig = field(default_factory=CannyConfig)
 
     def __post_init__(self) -> None:

@@ -53,7 +53,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,8 @@ from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 from adcraft.rewards.utility import DemandUtilityModel, UtilityConfig, utility_table
 
 KIND = "contrastive"
-UTILITY_MODES = ("fixed", "head")
+UtilityMode = Literal["fixed", "head"]
+UTILITY_MODES: tuple[str, ...] = get_args(UtilityMode)
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on 1/τ
 RECALL_AT = (1, 5)
 SELECTION_RECALLS = ("i2t_r@5", "t2i_r@5")  # what select_alpha compares
@@ -123,7 +124,7 @@ class ContrastiveConfig:
     beta: float = 1.0
     temperature: float = 0.07
     learn_temperature: bool = True
-    utility: str = "fixed"
+    utility: UtilityMode = "fixed"
     utility_weight: float = 1.0
     demand: UtilityConfig = field(default_factory=UtilityConfig)
     fall_back_to_ctr: bool = True

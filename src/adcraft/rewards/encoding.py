@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,9 @@ def default_cache_dir() -> Path:
 class EncodingConfig:
     """How creatives are turned into tensors."""
 
-    text_backbone: str = "minilm"  # "minilm" | "tiny" | "none"
-    image_backbone: str = "none"  # "efficientnet-lite0" | "tiny" | "none"
-    image_runtime: str = "torch"  # "torch" | "onnx" (Lite0 through ONNX Runtime: faster on CPU, adcraft[onnx])
+    text_backbone: Literal["minilm", "tiny", "none"] = "minilm"
+    image_backbone: Literal["efficientnet-lite0", "tiny", "none"] = "none"
+    image_runtime: Literal["torch", "onnx"] = "torch"  # onnx: Lite0 through ONNX Runtime (faster on CPU)
     embedding_dim: int = 16
     max_context_tokens: int = 8
 

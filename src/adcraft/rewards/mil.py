@@ -49,7 +49,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,8 @@ if TYPE_CHECKING:
     from adcraft.rewards.distributed import DataParallel
 
 KIND = "mil"
-POOLINGS = ("sum", "attention", "noisy_or")
+Pooling = Literal["sum", "attention", "noisy_or"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 EXACT_SHAPLEY_SLOTS = 10  # beyond this many slots, noisy-or attributions sample permutations
 SHAPLEY_PERMUTATIONS = 256
 
@@ -101,7 +102,7 @@ class MILConfig:
     """
 
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
-    pooling: str = "sum"
+    pooling: Pooling = "sum"
     interactions: bool = True
     interaction_rank: int = 8
     element_only: bool = False

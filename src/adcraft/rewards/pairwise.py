@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,8 @@ PAIR_COLUMNS = (
     "first_is_better",
 )
 OUTCOME_COLUMNS = ("creative_id", "product_id", "elements", "clicks", "trials", "ctr")
-POINT_TARGETS = ("logit", "ctr")
+PointTarget = Literal["logit", "ctr"]
+POINT_TARGETS: tuple[str, ...] = get_args(PointTarget)
 CHUNK = 8192  # rows per forward pass at prediction time
 RATIO_TOLERANCE = 1e-9  # ratio bounds are inclusive up to rounding (21/1000 over 20/1000 is 1.05)
 
@@ -240,7 +241,7 @@ class PairwiseConfig:
     hidden: int = 64
     lambda_pair: float = 1.0
     lambda_point: float = 0.5
-    point_target: str = "logit"
+    point_target: PointTarget = "logit"
     lambda_point_candidates: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, learning_rate=0.003))
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
-from adcraft.atomic import write_json
+from adcraft.atomic import check_output_folder, write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, MarketConfig, write_market
 from adcraft.render.background import draw_background, parse_background
@@ -76,9 +76,8 @@ def simulate_market(
     """Simulate a market per ``config`` and write it to ``out`` (market format) and its truth beside it."""
     out = Path(out)
     truth_out = Path(truth_out) if truth_out else default_truth_dir(out)
-    for target in (out, truth_out):
-        if target.exists() and any(target.iterdir()) and not overwrite:
-            raise InputError(f"{target} exists and is not empty; choose another folder or pass overwrite")
+    for target, other in ((out, truth_out), (truth_out, out)):  # neither may hold the other: both are replaced
+        check_output_folder(target, "simulate", inputs=[other], replaces=not overwrite)
     rng = np.random.default_rng(config.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-") as staging:
