@@ -111,7 +111,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             buffer = io.BytesIO()
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, schema=EXPORT_SCHEMA), buffer)
             return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
-        return Response(_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(export_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
 
     return router
 
@@ -123,18 +123,29 @@ EXPORT_SCHEMA = pa.schema([
 ])
 
 
-def _csv(frame: pd.DataFrame) -> str:
-    """The export as CSV: ``elements`` a JSON array, times ISO 8601, and free text that a spreadsheet would
-    run as a formula (starting with = + - @) prefixed with an apostrophe (OWASP's advice on CSV injection)."""
+def export_csv(frame: pd.DataFrame) -> str:
+    """The export as CSV: ``elements`` a JSON array, times ISO 8601, every text cell made inert for spreadsheets
+    (:func:`spreadsheet_text`) and rows ended with CRLF, so that a cell holding a CR or LF is quoted and stays
+    one cell in a reader that takes a bare CR for a line break."""
     frame = frame.assign(
         elements=[json.dumps(list(e)) for e in frame["elements"]],
         decided_at=[t.isoformat() for t in frame["decided_at"]],
-        note=[f"'{text}" if text[:1] in _FORMULA_STARTS else text for text in frame["note"]],
     )
-    return frame.to_csv(index=False)
+    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    frame = frame.assign(**{name: [spreadsheet_text(str(v)) for v in frame[name]] for name in text_columns})
+    return frame.to_csv(index=False, lineterminator="\r\n")
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), with the full-width forms some read too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` prefixed with an apostrophe when a spreadsheet could run it as a formula: it starts with
+    = + - @ (also after leading spaces or line breaks, which some spreadsheets drop), a tab or a CR."""
+    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in FORMULA_STARTS:
+        return "'" + text
+    return text
 
 
 def _product_json(review: ProductReview, decided: dict[tuple[str, str], Decision]) -> dict:
