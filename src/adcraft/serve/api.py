@@ -1,7 +1,9 @@
 """The API's routes: health, score, propose, edit and the creatives' images.
 
 Model and rendering work runs through the app's ``WorkLimiter`` (bounded concurrency and time); a
-combination whose score is cached is answered on the event loop without waiting for a worker.
+combination whose score is cached is answered on the event loop without waiting for a worker. JSON bodies
+are parsed and validated on a worker thread (``parse_json_body``), so a large body never stalls the event
+loop that answers everyone else.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
-from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from adcraft import __version__
@@ -29,6 +30,8 @@ from adcraft.serve.schemas import (
     ProposeResponse,
     ScoreRequest,
     ScoreResponse,
+    json_body_schema,
+    parse_json_body,
 )
 from adcraft.serve.state import (
     CONTRASTIVE_MODEL_MISSING,
@@ -89,7 +92,7 @@ def api_router() -> APIRouter:
         if kind not in ("application/json", ""):
             raise HTTPException(status_code=415, detail="send a combination as application/json or an image and "
                                                         "text as multipart/form-data")
-        payload = _parse(ScoreRequest, await request.body())
+        payload = await run_in_threadpool(parse_json_body, ScoreRequest, await request.body())
         run, context = served(request), payload.context_text()
         result = run.cached_score(payload.product_id, payload.elements, context)
         if result is None:
@@ -110,9 +113,10 @@ def api_router() -> APIRouter:
         return ScoreResponse(model="ctr", product_id=product_id, elements=elements, predicted_ctr=ctr,
                              image_used=image_used)
 
-    @router.post("/propose", response_model=ProposeResponse)
-    async def propose(payload: ProposeRequest, request: Request) -> ProposeResponse:
+    @router.post("/propose", response_model=ProposeResponse, openapi_extra=json_body_schema(ProposeRequest))
+    async def propose(request: Request) -> ProposeResponse:
         """The combination policy's top-K creatives for a product, rendered; images at ``image_url``."""
+        payload = await run_in_threadpool(parse_json_body, ProposeRequest, await request.body())
         run = served(request)
         creatives = await limiter(request).run(run.propose, payload.product_id, payload.k, payload.context)
         return ProposeResponse(product_id=payload.product_id, k=payload.k, creatives=[
@@ -151,16 +155,6 @@ def api_router() -> APIRouter:
         return FileResponse(found, media_type="image/png", headers=headers)
 
     return router
-
-
-def _parse(model: type[ScoreRequest], body: bytes) -> ScoreRequest:
-    if not body:
-        raise InputError("the request body is empty: send a JSON object")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 async def _upload_fields(request: Request, need_product: bool) -> tuple[bytes, str, str]:

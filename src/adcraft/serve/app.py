@@ -14,9 +14,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +38,9 @@ access_log = logging.getLogger("adcraft.serve.access")
 error_log = logging.getLogger("adcraft.serve")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_MESSAGE_CHARS = 2000
+MAX_ERRORS = 10  # validation errors listed in an answer; the message counts the rest
+MAX_LOC_PARTS = 8
+MAX_PART_CHARS = 120
 
 
 def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
@@ -68,7 +72,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     view = RunView.of_run(served.run_dir, served.market, served.reward)  # the models ServedRun already loaded
     app.include_router(build_review_router(view, config.database_url, require_token))
     _add_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -95,14 +99,30 @@ def _error(status: int, message: str, detail: object = None, headers: dict[str, 
                         status_code=status, headers=headers)
 
 
-def validation_message(errors: list[dict]) -> str:
-    """One line per problem of a refused request: where (``body.k``) and what."""
+def validation_message(errors: list[dict], total: int | None = None) -> str:
+    """One line per problem of a refused request (the first ``MAX_ERRORS``): where (``body.k``) and what;
+    ``total`` (default ``len(errors)``) counts the problems left out."""
+    total = len(errors) if total is None else total
     lines = []
-    for error in errors[:10]:
+    for error in errors[:MAX_ERRORS]:
         where = ".".join(str(part) for part in error.get("loc", ())) or "body"
         lines.append(f"{where}: {error.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    more = f" (and {total - MAX_ERRORS} more)" if total > MAX_ERRORS else ""
     return "invalid request: " + "; ".join(lines) + more
+
+
+def bounded_errors(errors: Sequence[Any]) -> list[dict]:
+    """The first ``MAX_ERRORS`` validation errors as ``{loc, msg, type}``, each part cut to ``MAX_PART_CHARS``
+    (a key or message may be as long as the body), so that the answer to any body stays a few KB."""
+    out = []
+    for error in errors[:MAX_ERRORS]:
+        loc = [_cut(part) if isinstance(part, str) else part for part in list(error.get("loc", ()))[:MAX_LOC_PARTS]]
+        out.append({"loc": loc, "msg": _cut(str(error.get("msg", ""))), "type": _cut(str(error.get("type", "")))})
+    return out
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_PART_CHARS else text[:MAX_PART_CHARS] + "..."
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -120,9 +140,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-                  for e in exc.errors()]
-        return _error(422, validation_message(errors), errors)
+        found = exc.errors()
+        errors = bounded_errors(found)
+        return _error(422, validation_message(errors, len(found)), errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -23,7 +23,8 @@ class ServeConfig:
       read from its header before any pixel is decoded (422 beyond).
     - ``max_concurrent``: model or rendering jobs running at once; a request waits at most
       ``queue_timeout_s`` for a slot, then gets 503 with ``Retry-After``. ``request_timeout_s``: a job
-      running longer answers 504.
+      running longer answers 504. ``body_timeout_s``: a request body that has not all arrived this long after
+      the server began reading it answers 408 (a client stalling mid-body frees its connection).
     - ``ctr_model_dir``: a point-wise CTR model (``adcraft train ctr``) for scoring uploaded images;
       ``contrastive_model_dir``: a contrastive model (``adcraft train contrastive``) for ``/v1/edit``.
     - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
@@ -42,6 +43,7 @@ class ServeConfig:
     max_concurrent: int = 4
     queue_timeout_s: float = 2.0
     request_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0
     ctr_model_dir: Path | None = None
     contrastive_model_dir: Path | None = None
     max_k: int = 20
@@ -62,7 +64,7 @@ class ServeConfig:
                      "render_cache_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("queue_timeout_s", "request_timeout_s"):
+        for name in ("queue_timeout_s", "request_timeout_s", "body_timeout_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
         if self.token is not None and not self.token.strip():

@@ -25,13 +25,15 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from adcraft.errors import InputError
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
+from adcraft.serve.schemas import BoundedRequest, json_body_schema, parse_json_body
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
@@ -40,10 +42,8 @@ PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src
 _ASSETS = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(BoundedRequest):
     """The body of ``POST /v1/decisions``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     product_id: str = Field(min_length=1, max_length=255)
     creative_id: str = Field(min_length=1, max_length=255)
@@ -88,16 +88,21 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             "products": [_product_json(review, decided) for review in reviews],
         })
 
-    @router.post("/v1/decisions", status_code=201)
-    def record_decision(body: DecisionRequest) -> JSONResponse:
+    def parse_and_record(raw: bytes) -> Decision:
+        body = parse_json_body(DecisionRequest, raw)
         try:
-            decision = store.record(body.product_id, body.creative_id, body.decision, body.note)
+            return store.record(body.product_id, body.creative_id, body.decision, body.note)
         except InputError as exc:
             raise HTTPException(400, str(exc)) from exc
+
+    @router.post("/v1/decisions", status_code=201, openapi_extra=json_body_schema(DecisionRequest))
+    async def record_decision(request: Request) -> JSONResponse:
+        decision = await run_in_threadpool(parse_and_record, await request.body())  # parsing, writing: off the loop
         return JSONResponse(decision.to_json(), status_code=201)
 
     @router.get("/v1/decisions")
-    def list_decisions(product_id: str | None = None, history: bool = False) -> JSONResponse:
+    def list_decisions(product_id: Annotated[str | None, Query(max_length=255)] = None,
+                       history: bool = False) -> JSONResponse:
         found = store.history(product_id) if history else store.latest(product_id)
         return JSONResponse({"decisions": [d.to_json() for d in found]})
 

@@ -1,28 +1,82 @@
 """Request and response bodies of the HTTP API (pydantic models; the OpenAPI page at /docs shows them).
 
-Requests are strict: unknown fields, wrong types and oversized strings or lists are refused with 422
-before any model runs.
+Requests are strict: unknown fields, wrong types and oversized strings, lists or objects are refused with 422
+before any model runs. Sizes are checked before items are (``BoundedRequest``, ``at_most_keys``), so a body of
+a million keys costs one error, not a million.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_ID_CHARS = 200
 MAX_ELEMENTS = 64
 MAX_CONTEXT_CHARS = 2000
 MAX_CONTEXT_KEYS = 32
 MAX_TEXT_CHARS = 2000
+MAX_UNKNOWN_KEYS = 16
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 ContextValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
+Request = TypeVar("Request", bound=BaseModel)
 
 
-class StrictRequest(BaseModel):
+def _too_many_keys(value: object, limit: int, what: str) -> None:
+    if isinstance(value, dict) and len(value) > limit:
+        raise PydanticCustomError("too_many_keys", "{what} has {count} keys; at most {limit} are accepted",
+                                  {"what": what, "count": len(value), "limit": limit})
+
+
+def at_most_keys(limit: int, what: str) -> BeforeValidator:
+    """Refuse an object of more than ``limit`` keys before its keys and values are validated one by one."""
+
+    def check(value: Any) -> Any:
+        _too_many_keys(value, limit, what)
+        return value
+
+    return BeforeValidator(check)
+
+
+class BoundedRequest(BaseModel):
+    """A request body with no unknown field, each named in the answer; a body of more than
+    ``MAX_UNKNOWN_KEYS`` keys beyond the model's fields is refused as a whole (one error, whatever its size)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_more_keys_than_fields(cls, data: Any) -> Any:
+        _too_many_keys(data, len(cls.model_fields) + MAX_UNKNOWN_KEYS, "the body")
+        return data
+
+
+class StrictRequest(BoundedRequest):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def parse_json_body(model: type[Request], body: bytes) -> Request:
+    """``body`` (JSON) validated as ``model``; ``RequestValidationError`` (422) naming each problem under ``body``.
+
+    Called on a worker thread by the routes, so that a large body is parsed off the event loop.
+    """
+    if not body.strip():
+        raise RequestValidationError([{"loc": ("body",), "msg": "the request body is empty: send a JSON object",
+                                       "type": "missing"}])
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+def json_body_schema(model: type[BaseModel]) -> dict:
+    """The ``openapi_extra`` of a route that reads ``model`` as its JSON body itself (``parse_json_body``)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 class ScoreRequest(StrictRequest):
@@ -30,12 +84,13 @@ class ScoreRequest(StrictRequest):
 
     product_id: Identifier
     elements: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_ELEMENTS)]
-    context: (
+    context: Annotated[
         Annotated[str, StringConstraints(max_length=MAX_CONTEXT_CHARS)]
         | Annotated[dict[Annotated[str, StringConstraints(max_length=100)], ContextValue],
                     Field(max_length=MAX_CONTEXT_KEYS)]
-        | None
-    ) = Field(default=None, description="The traffic context as in the click log (a JSON object or its text); "
+        | None,
+        at_most_keys(MAX_CONTEXT_KEYS, "context"),
+    ] = Field(default=None, description="The traffic context as in the click log (a JSON object or its text); "
                                         "omitted: the prediction is averaged over the log's contexts.")
 
     def context_text(self) -> str | None:
