@@ -1,9 +1,11 @@
 """``create_app``: the FastAPI application over one optimize run (API, login, review page, docs).
 
 Every response carries an ``X-Request-ID`` (the caller's, when it sent a plain one, else a new one) and
-one JSON line is logged per request to the ``adcraft.serve.access`` logger: method, path, status,
-milliseconds and request id. Errors answer ``{"error", "message", "detail"}`` with a message a caller can
-act on; an unexpected failure answers 500 with the request id only (the traceback goes to the log).
+the headers of ``SECURITY_HEADERS`` (a page sets its own ``Content-Security-Policy``; everything else gets
+one that allows nothing), and one JSON line is logged per request to the ``adcraft.serve.access`` logger:
+method, path, status, milliseconds and request id. Errors answer ``{"error", "message", "detail"}`` (the
+``ErrorResponse`` model) with a message a caller can act on; an unexpected failure answers 500 with the
+request id only (the traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adcraft import __version__
 from adcraft.errors import InputError
 from adcraft.serve.api import api_router, health_router
-from adcraft.serve.auth import login_router, require_token
+from adcraft.serve.auth import Logins, login_router, require_token
 from adcraft.serve.config import ServeConfig
 from adcraft.serve.limits import BodyLimitMiddleware, WorkLimiter
 from adcraft.serve.state import ModelMissing, NotFound, ServedRun
@@ -37,6 +39,13 @@ from adcraft.serve.state import ModelMissing, NotFound, ServedRun
 access_log = logging.getLogger("adcraft.serve.access")
 error_log = logging.getLogger("adcraft.serve")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"))
+DEFAULT_POLICY = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Swagger UI's page (only with ServeConfig.docs): its script and style from the CDN, one inline script.
+DOCS_POLICY = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+               "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+               "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 MAX_MESSAGE_CHARS = 2000
 MAX_ERRORS = 10  # validation errors listed in an answer; the message counts the rest
 MAX_LOC_PARTS = 8
@@ -62,10 +71,11 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     app.state.serve_config = config
     app.state.served = served
     app.state.limiter = work
+    app.state.logins = Logins(config.login_ttl_s)
     app.include_router(health_router())
     app.include_router(login_router())
     app.include_router(api_router())
-    _add_docs(app)
+    _add_docs(app, config.docs)
     from adcraft.serve.review import build_review_router
     from adcraft.serve.run_view import RunView
 
@@ -77,8 +87,9 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     return app
 
 
-def _add_docs(app: FastAPI) -> None:
-    """OpenAPI schema and Swagger UI, behind the token like every other route."""
+def _add_docs(app: FastAPI, docs_page: bool) -> None:
+    """The OpenAPI schema, and Swagger UI when ``docs_page`` (else 404 saying how to turn it on), behind the
+    token like every other route."""
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
     def openapi() -> JSONResponse:
@@ -86,7 +97,12 @@ def _add_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_token)])
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="adcraft API")
+        if not docs_page:
+            raise StarletteHTTPException(404, "the docs page is off (it loads Swagger UI from a CDN): start the "
+                                              "server with --docs to turn it on; the schema is at /openapi.json")
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="adcraft API")
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
 
 def _error(status: int, message: str, detail: object = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -179,8 +195,11 @@ class AccessLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers += [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer")]
+                present = {name.lower() for name, _ in headers}
+                headers += [(b"x-request-id", request_id.encode())]
+                headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", DEFAULT_POLICY))
                 message = {**message, "headers": headers}
             await send(message)
 
