@@ -110,8 +110,8 @@ def test_a_decision_is_stored_and_shown_with_its_product(client: TestClient) -> 
     ({"decision": None}, 422, "decision"),
     ({"surprise": 1}, 422, "surprise"),
     ({"product_id": ""}, 422, "product_id"),
-    ({"product_id": "no-such-product"}, 400, "no product"),
-    ({"creative_id": "no-such-creative"}, 400, "no proposed creative"),
+    ({"product_id": "no-such-product"}, 404, "no product"),
+    ({"creative_id": "no-such-creative"}, 404, "no proposed creative"),
 ])
 def test_bad_payloads_are_refused_with_a_message_and_store_nothing(client: TestClient, change: dict, status: int,
                                                                    message: str) -> None:

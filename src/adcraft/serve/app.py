@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adcraft import __version__
@@ -74,7 +75,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     app.state.logins = Logins(config.login_ttl_s)
     app.include_router(health_router())
     app.include_router(login_router())
-    app.include_router(api_router())
+    app.include_router(api_router(config.max_k))
     _add_docs(app, config.docs)
     from adcraft.serve.review import build_review_router
     from adcraft.serve.run_view import RunView
@@ -165,13 +166,25 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             return RedirectResponse("/login", status_code=303)  # a browser without the cookie: to the login form
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
-        return _error(exc.status_code, message, exc.detail, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matching it
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return _error(exc.status_code, message, exc.detail, headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("adcraft.request_id", "")
         error_log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
         return _error(500, f"internal error; the server log has the details (request id {request_id})")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 class AccessLogMiddleware:

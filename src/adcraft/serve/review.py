@@ -6,7 +6,7 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
 - ``GET /v1/review/products?offset=&limit=``: a page of products, each with its current creative, its
   proposals and each proposal's latest decision;
 - ``POST /v1/decisions`` ``{product_id, creative_id, decision, note}``: store a decision (201), 422 for a
-  malformed body, 400 for a product or creative the run does not have;
+  malformed body, 404 for a product or creative the run does not have;
 - ``GET /v1/decisions?product_id=&history=``: latest decision per creative, or every decision newest first;
 - ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``).
 """
@@ -33,12 +33,16 @@ from starlette.concurrency import run_in_threadpool
 from adcraft.errors import InputError
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
-from adcraft.serve.schemas import BoundedRequest, json_body_schema, parse_json_body
+from adcraft.serve.schemas import BoundedRequest, error_responses, json_body_schema, parse_json_body
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "the approved creatives", "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+}}}
 _ASSETS = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
 
 
@@ -66,7 +70,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
         yield
         store.dispose()
 
-    router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan)
+    router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan, responses=error_responses(401, 500))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def review_page() -> HTMLResponse:
@@ -78,7 +82,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             raise HTTPException(404, f"no asset {name!r}")
         return Response(assets[name], media_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
 
-    @router.get("/v1/review/products")
+    @router.get("/v1/review/products", responses=error_responses(422))
     def review_products(offset: Annotated[int, Query(ge=0)] = 0,
                         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20) -> JSONResponse:
         reviews = run.page(offset, limit)
@@ -92,21 +96,22 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
         body = parse_json_body(DecisionRequest, raw)
         try:
             return store.record(body.product_id, body.creative_id, body.decision, body.note)
-        except InputError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        except InputError as exc:  # the body is valid, so what is left is a product or proposal the run lacks
+            raise HTTPException(404, str(exc)) from exc
 
-    @router.post("/v1/decisions", status_code=201, openapi_extra=json_body_schema(DecisionRequest))
+    @router.post("/v1/decisions", status_code=201, openapi_extra=json_body_schema(DecisionRequest),
+                 responses=error_responses(404, 408, 413, 422))
     async def record_decision(request: Request) -> JSONResponse:
         decision = await run_in_threadpool(parse_and_record, await request.body())  # parsing, writing: off the loop
         return JSONResponse(decision.to_json(), status_code=201)
 
-    @router.get("/v1/decisions")
+    @router.get("/v1/decisions", responses=error_responses(422))
     def list_decisions(product_id: Annotated[str | None, Query(max_length=255)] = None,
                        history: bool = False) -> JSONResponse:
         found = store.history(product_id) if history else store.latest(product_id)
         return JSONResponse({"decisions": [d.to_json() for d in found]})
 
-    @router.get("/v1/decisions/export")
+    @router.get("/v1/decisions/export", response_class=Response, responses={**EXPORT_RESPONSE, **error_responses(422)})
     def export_decisions(
         file_format: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
     ) -> Response:

@@ -74,9 +74,13 @@ def parse_json_body(model: type[Request], body: bytes) -> Request:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
-def json_body_schema(model: type[BaseModel]) -> dict:
-    """The ``openapi_extra`` of a route that reads ``model`` as its JSON body itself (``parse_json_body``)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+def json_body_schema(model: type[BaseModel], **properties: dict[str, Any]) -> dict:
+    """The ``openapi_extra`` of a route that reads ``model`` as its JSON body itself (``parse_json_body``);
+    ``properties`` adds to the schema of the named fields (limits that depend on the server's settings)."""
+    schema = model.model_json_schema()
+    for name, extra in properties.items():
+        schema["properties"][name] = {**schema["properties"][name], **extra}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class ScoreRequest(StrictRequest):
@@ -119,9 +123,15 @@ class ScoreResponse(BaseModel):
     image_used: bool | None = Field(default=None, description="whether the CTR model read the uploaded image")
 
 
+def _whole_number(value: Any) -> Any:
+    """A float with no fraction (``3.0``) as the integer it is: JSON Schema's ``integer`` includes it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class ProposeRequest(StrictRequest):
     product_id: Identifier
-    k: int = Field(default=3, ge=1, description="creatives to propose (at most the server's max_k)")
+    k: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        default=3, ge=1, description="creatives to propose (at most the server's max_k, 422 beyond)")
     context: Annotated[str, StringConstraints(max_length=MAX_CONTEXT_CHARS)] | None = None
 
 
@@ -147,6 +157,28 @@ class HealthResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    error: str
-    message: str
-    detail: object = None
+    """The body of every error answer."""
+
+    error: str = Field(description="the HTTP status in words, e.g. 'not_found'")
+    message: str = Field(description="what went wrong and what to do about it")
+    detail: object = Field(default=None, description="the message again, or the validation problems (at most 10)")
+
+
+ERRORS = {
+    400: "a multipart form the server cannot read (too many fields or files)",
+    401: "missing or wrong API token",
+    404: "no such product, creative or route",
+    408: "the request body did not arrive in time",
+    409: "the route needs a model the server was not started with",
+    413: "the request body is over the limit",
+    415: "a body of a content type the route does not take",
+    422: "a request the server cannot use: the message names each problem",
+    500: "an unexpected failure; the message has the request id of the server log's entry",
+    503: "the server is busy; retry after Retry-After seconds",
+    504: "the work took longer than the request timeout",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the given error statuses, each an ``ErrorResponse``."""
+    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in statuses}
