@@ -252,3 +252,12 @@ def test_health_is_answered_while_a_body_is_being_parsed(served_run, served, tmp
 
     health_status, parse_still_held, slow_status = asyncio.run(scenario())
     assert health_status == 200 and parse_still_held and slow_status == 422
+
+
+def test_the_app_works_again_after_a_shutdown(served_run, served, tmp_path):
+    app = app_with(served_run, served, tmp_path)
+    product = served.market.products["product_id"].iloc[0]
+    for _ in range(2):  # each client starts the app and shuts it down, which stops the worker threads
+        with TestClient(app) as client:
+            response = client.post("/v1/propose", json={"product_id": product, "k": 1}, headers=AUTH)
+            assert response.status_code == 200, response.text

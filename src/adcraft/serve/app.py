@@ -63,6 +63,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        work.open()
         yield
         await asyncio.to_thread(work.close)  # running jobs finish before the process exits
         served.close()

@@ -138,7 +138,17 @@ class WorkLimiter:
         self.queue_timeout_s = queue_timeout_s
         self.request_timeout_s = request_timeout_s
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="adcraft-work")
+        self._pool = self._new_pool()
+        self._closed = False
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="adcraft-work")
+
+    def open(self) -> None:
+        """Worker threads again after :meth:`close`: an app can be started again after a shutdown (test
+        clients start and stop it once per client)."""
+        if self._closed:
+            self._pool, self._closed = self._new_pool(), False
 
     @property
     def retry_after_s(self) -> int:
@@ -183,6 +193,7 @@ class WorkLimiter:
 
     def close(self) -> None:
         """Wait for running jobs to finish and stop the worker threads (server shutdown)."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
