@@ -20,6 +20,7 @@ from PIL import Image, ImageFile
 from adcraft.errors import InputError
 from adcraft.serve.app import MAX_ERRORS, create_app
 from adcraft.serve.limits import decode_upload
+from adcraft.serve.schemas import MAX_JSON_BODY_BYTES
 from adcraft.serve.state import ServedRun, check_creative_id
 
 from .test_api import AUTH, BrightnessModel, first_proposal, make_config
@@ -170,25 +171,44 @@ def test_missing_run_folder_is_refused(served_run, tmp_path):
         ServedRun(make_config(Path(tmp_path / "nope"), market_dir, tmp_path))
 
 
-def test_a_huge_context_object_gets_a_small_answer(served_run, served, tmp_path):
+def test_huge_json_bodies_get_a_small_answer_before_parsing(served_run, served, tmp_path, monkeypatch):
+    import adcraft.serve.api as api
+    import adcraft.serve.review as review
+
+    def no_parsing(model, body):
+        raise AssertionError("a body over the JSON limit was parsed")
+
+    monkeypatch.setattr(api, "parse_json_body", no_parsing)
+    monkeypatch.setattr(review, "parse_json_body", no_parsing)
     client = TestClient(app_with(served_run, served, tmp_path))
     product, elements, _ = first_proposal(served_run[0])
     context = ",".join(f'"k{i:x}":[0]' for i in range(500_000))  # 500k keys, each with an invalid value
-    body = f'{{"product_id":"{product}","elements":{json.dumps(elements)},"context":{{{context}}}}}'.encode()
-    assert 6_000_000 < len(body) < 8 * 1024 * 1024
-    response = client.post("/v1/score", content=body, headers={**AUTH, "Content-Type": "application/json"})
-    assert response.status_code == 422 and len(response.content) < 2048
-    assert "context has 500000 keys; at most 32" in response.json()["message"]
+    huge_context = f'{{"product_id":"{product}","elements":{json.dumps(elements)},"context":{{{context}}}}}'
+    unknown_keys = "{" + ",".join(f'"unknown{i}":{i}' for i in range(300_000)) + "}"
+    for path, body in (("/v1/score", huge_context), ("/v1/decisions", unknown_keys), ("/v1/propose", unknown_keys)):
+        assert 4_000_000 < len(body) < 8 * 1024 * 1024
+        response = client.post(path, content=body.encode(), headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 413 and len(response.content) < 1024, path
+        assert f"at most {MAX_JSON_BODY_BYTES:,} bytes" in response.json()["message"]
 
 
-def test_a_body_of_unknown_keys_gets_a_small_answer(served_run, served, tmp_path):
+def test_an_object_of_many_keys_is_refused_whole(served_run, served, tmp_path):
     client = TestClient(app_with(served_run, served, tmp_path))
-    body = ("{" + ",".join(f'"unknown{i}":{i}' for i in range(300_000)) + "}").encode()
-    assert len(body) > 4_000_000
-    for path in ("/v1/decisions", "/v1/score", "/v1/propose"):
-        response = client.post(path, content=body, headers={**AUTH, "Content-Type": "application/json"})
-        assert response.status_code == 422 and len(response.content) < 2048, path
-        assert "300000 keys" in response.json()["message"]
+    product, elements, _ = first_proposal(served_run[0])
+    context = {f"k{i:x}": [0] for i in range(15_000)}  # under the JSON limit: parsed, then refused by its size
+    unknown_keys = {f"u{i:x}": 0 for i in range(15_000)}
+    for path, body, message in (
+        ("/v1/score", {"product_id": product, "elements": elements, "context": context},
+         "context has 15000 keys; at most 32"),
+        ("/v1/decisions", unknown_keys, "the body has 15000 keys"),
+        ("/v1/propose", unknown_keys, "the body has 15000 keys"),
+    ):
+        raw = json.dumps(body).encode()
+        assert 100_000 < len(raw) < MAX_JSON_BODY_BYTES
+        response = client.post(path, content=raw, headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 422 and len(response.content) < 1024, path
+        answer = response.json()
+        assert message in answer["message"] and len(answer["detail"]) == 1
 
 
 def test_many_problems_are_listed_up_to_a_bound_and_counted(served_run, served, tmp_path):

@@ -2,8 +2,8 @@
 
 Model and rendering work runs through the app's ``WorkLimiter`` (bounded concurrency and time); a
 combination whose score is cached is answered on the event loop without waiting for a worker. JSON bodies
-are parsed and validated on a worker thread (``parse_json_body``), so a large body never stalls the event
-loop that answers everyone else.
+are read up to ``MAX_JSON_BODY_BYTES`` (``read_json_body``) and parsed on a worker thread
+(``parse_json_body``), so that no body stalls the event loop that answers everyone else for long.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from adcraft.serve.schemas import (
     error_responses,
     json_body_schema,
     parse_json_body,
+    read_json_body,
 )
 from adcraft.serve.state import (
     CONTRASTIVE_MODEL_MISSING,
@@ -106,7 +107,7 @@ def api_router(max_k: int) -> APIRouter:
         if kind not in ("application/json", ""):
             raise HTTPException(status_code=415, detail="send a combination as application/json or an image and "
                                                         "text as multipart/form-data")
-        payload = await run_in_threadpool(parse_json_body, ScoreRequest, await request.body())
+        payload = await run_in_threadpool(parse_json_body, ScoreRequest, await read_json_body(request))
         run, context = served(request), payload.context_text()
         result = run.cached_score(payload.product_id, payload.elements, context)
         if result is None:
@@ -131,7 +132,7 @@ def api_router(max_k: int) -> APIRouter:
                  openapi_extra=json_body_schema(ProposeRequest, k={"maximum": max_k}))
     async def propose(request: Request) -> ProposeResponse:
         """The combination policy's top-K creatives for a product, rendered; images at ``image_url``."""
-        payload = await run_in_threadpool(parse_json_body, ProposeRequest, await request.body())
+        payload = await run_in_threadpool(parse_json_body, ProposeRequest, await read_json_body(request))
         run = served(request)
         creatives = await limiter(request).run(run.propose, payload.product_id, payload.k, payload.context)
         return ProposeResponse(product_id=payload.product_id, k=payload.k, creatives=[

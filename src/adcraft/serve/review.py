@@ -33,7 +33,13 @@ from starlette.concurrency import run_in_threadpool
 from adcraft.errors import InputError
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
-from adcraft.serve.schemas import BoundedRequest, error_responses, json_body_schema, parse_json_body
+from adcraft.serve.schemas import (
+    BoundedRequest,
+    error_responses,
+    json_body_schema,
+    parse_json_body,
+    read_json_body,
+)
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
@@ -102,7 +108,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
     @router.post("/v1/decisions", status_code=201, openapi_extra=json_body_schema(DecisionRequest),
                  responses=error_responses(404, 408, 413, 422))
     async def record_decision(request: Request) -> JSONResponse:
-        decision = await run_in_threadpool(parse_and_record, await request.body())  # parsing, writing: off the loop
+        decision = await run_in_threadpool(parse_and_record, await read_json_body(request))  # off the loop
         return JSONResponse(decision.to_json(), status_code=201)
 
     @router.get("/v1/decisions", responses=error_responses(422))
