@@ -209,18 +209,27 @@ def test_logout_ends_the_login_and_clears_the_cookie(client):
     assert client.get("/v1/decisions", headers=cookie).status_code == 401  # a copy of the cookie is worth nothing
 
 
-def test_logins_expire_and_the_table_is_bounded(monkeypatch):
+def test_logins_expire_cannot_be_forged_and_stay_ended(monkeypatch):
     import adcraft.serve.auth as auth
 
-    now = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
-    logins = Logins(ttl_s=60, max_logins=3)
-    first = logins.start()
-    assert logins.is_valid(first) and not logins.is_valid("made-up") and not logins.is_valid(None)
+    now = [1_000_000.0]
+    monkeypatch.setattr(auth.time, "time", lambda: now[0])
+    logins = Logins(TOKEN, ttl_s=60, max_ended=3)
+    login = logins.start()
+    nonce, expiry, signature = login.split(".")
+    assert logins.is_valid(login) and int(expiry) == 1_000_060
+    assert Logins(TOKEN, ttl_s=60).is_valid(login)  # a restarted server with the same token accepts it
+    assert not Logins(TOKEN + "-new", ttl_s=60).is_valid(login)  # a new token ends every login
+    for forged in (f"{nonce}.{int(expiry) + 3600}.{signature}", f"x{nonce}.{expiry}.{signature}",
+                   f"{nonce}.{expiry}.{signature[:-1]}A", f"{nonce}.{expiry}", "", None, "a.b.c", "." * 200):
+        assert not logins.is_valid(forged), forged
     now[0] += 61
-    assert not logins.is_valid(first) and len(logins) == 0
-    ids = [logins.start() for _ in range(5)]
-    assert len(logins) == 3 and [logins.is_valid(i) for i in ids] == [False, False, True, True, True]
+    assert not logins.is_valid(login)
+    logins = Logins(TOKEN, ttl_s=60, max_ended=3)
+    ended = [logins.start() for _ in range(5)]
+    for login in ended:
+        logins.end(login)
+    assert logins.ended_count() == 3 and not any(logins.is_valid(login) for login in ended[2:])
 
 
 def test_pages_and_answers_carry_protective_headers(client):

@@ -73,7 +73,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     app.state.serve_config = config
     app.state.served = served
     app.state.limiter = work
-    app.state.logins = Logins(config.login_ttl_s)
+    app.state.logins = Logins(config.token or "", config.login_ttl_s)
     app.include_router(health_router())
     app.include_router(login_router())
     app.include_router(api_router(config.max_k))

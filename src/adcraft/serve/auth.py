@@ -2,8 +2,9 @@
 
 Every route but ``/health`` and ``/login`` depends on :func:`require_token`. Tokens are compared in
 constant time (``hmac.compare_digest``) so that response times do not leak how much of a guess was right.
-A login never puts the token in the browser: the cookie holds a random login id that the server keeps in
-a table (:class:`Logins`) until it expires (``ServeConfig.login_ttl_s``) or ``POST /logout`` ends it.
+A login never puts the token in the browser: the cookie holds a random login id with its expiry, signed
+with a key derived from the token (:class:`Logins`), valid until it expires (``ServeConfig.login_ttl_s``)
+or ``POST /logout`` ends it.
 The server refuses to start without a token unless it listens on a loopback address and was told
 ``--insecure-local`` (:func:`check_startup`); then authentication is off.
 """
@@ -85,47 +86,66 @@ def _matches(candidate: str | None, expected: str) -> bool:
 
 
 class Logins:
-    """The logged-in browsers: random login id -> expiry (monotonic seconds), at most ``max_logins`` of them.
+    """Browser logins: a cookie value ``nonce.expiry.signature``, signed with a key derived from the API token.
 
-    An id is 256 random bits, so it cannot be guessed; it means nothing once it expired, was ended by
-    logout or was dropped as the oldest when the table was full. The table lives in memory: a restart logs
-    everyone out.
+    The nonce is 128 random bits and the signature an HMAC-SHA256 over nonce and expiry (Unix seconds), so
+    a login cannot be forged or extended without the token, and it holds nothing the token could be read
+    from. A login is valid until its expiry, so it survives a restart of the server; a new token ends every
+    login. ``end`` (logout) remembers the nonce until the login would have expired (at most ``max_ended``
+    of them, in memory: after a restart a copy of a logged-out cookie is accepted again until it expires).
     """
 
-    def __init__(self, ttl_s: float, max_logins: int = MAX_LOGINS) -> None:
+    def __init__(self, token: str, ttl_s: float, max_ended: int = MAX_LOGINS) -> None:
         self.ttl_s = ttl_s
-        self.max_logins = max_logins
-        self._expiry: dict[str, float] = {}
+        self.max_ended = max_ended
+        self._key = hmac.new(token.encode("utf-8"), b"adcraft login cookie", hashlib.sha256).digest()
+        self._ended: dict[str, float] = {}  # nonce -> expiry of its login
         self._lock = threading.Lock()
 
     def start(self) -> str:
-        """A new login id, valid for ``ttl_s`` seconds."""
-        login_id = secrets.token_urlsafe(32)
-        now = time.monotonic()
-        with self._lock:
-            if len(self._expiry) >= self.max_logins:
-                self._expiry = {key: until for key, until in self._expiry.items() if until > now}
-                while len(self._expiry) >= self.max_logins:
-                    del self._expiry[next(iter(self._expiry))]  # the oldest login
-            self._expiry[login_id] = now + self.ttl_s
-        return login_id
+        """The cookie value of a new login, valid for ``ttl_s`` seconds."""
+        body = f"{secrets.token_urlsafe(16)}.{int(time.time() + self.ttl_s)}"
+        return f"{body}.{self._sign(body)}"
 
-    def is_valid(self, login_id: str | None) -> bool:
-        if not login_id or len(login_id) > 64:
+    def is_valid(self, value: str | None) -> bool:
+        parts = _login_parts(value)
+        if parts is None:
+            return False
+        nonce, expiry, signature = parts
+        if not hmac.compare_digest(signature, self._sign(f"{nonce}.{expiry}")) or int(expiry) <= time.time():
             return False
         with self._lock:
-            until = self._expiry.get(login_id)
-            if until is not None and until <= time.monotonic():
-                del self._expiry[login_id]
-                until = None
-        return until is not None
+            return nonce not in self._ended
 
-    def end(self, login_id: str | None) -> None:
+    def end(self, value: str | None) -> None:
+        """Log out: the login of ``value`` (when valid) is refused from now on."""
+        if not self.is_valid(value):
+            return
+        nonce, expiry, _ = value.split(".")  # type: ignore[union-attr]
+        now = time.time()
         with self._lock:
-            self._expiry.pop(login_id or "", None)
+            if len(self._ended) >= self.max_ended:
+                self._ended = {key: until for key, until in self._ended.items() if until > now}
+                while len(self._ended) >= self.max_ended:
+                    del self._ended[next(iter(self._ended))]  # the oldest logout
+            self._ended[nonce] = float(expiry)
 
-    def __len__(self) -> int:
-        return len(self._expiry)
+    def ended_count(self) -> int:
+        return len(self._ended)
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _login_parts(value: str | None) -> tuple[str, str, str] | None:
+    """(nonce, expiry, signature) of a well-formed login cookie value, else None."""
+    if not value or len(value) > 128 or not value.isascii():
+        return None
+    parts = value.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
 
 
 def bearer_token(request: Request) -> str | None:
