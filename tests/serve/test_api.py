@@ -386,3 +386,9 @@ def test_live_renders_use_the_renderer_the_run_recorded(served_run, tmp_path):
     (copy / "run.json").write_text(json.dumps(record))
     with pytest.raises(InputError, match="none"):
         run_render_config(copy)
+
+
+def test_a_method_the_path_lacks_is_405_listing_every_method_it_has(client):
+    response = client.delete("/v1/decisions", headers=AUTH)  # GET and POST are two routes of the same path
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adcraft import __version__
@@ -48,6 +48,7 @@ DOCS_POLICY = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-
                "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
                "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 MAX_MESSAGE_CHARS = 2000
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_ERRORS = 10  # validation errors listed in an answer; the message counts the rest
 MAX_LOC_PARTS = 8
 MAX_PART_CHARS = 120
@@ -180,12 +181,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods of every route whose path matches the request's."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
-            methods |= route.methods
-    return sorted(methods)
+    """The methods that some route of the app answers on the request's path."""
+    allowed = set()
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return sorted(allowed)
 
 
 class AccessLogMiddleware:
