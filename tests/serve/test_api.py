@@ -258,8 +258,20 @@ def test_pages_and_answers_carry_protective_headers(client):
 def test_docs_page_is_off_by_default_and_the_schema_is_served(client):
     off = client.get("/docs", headers=AUTH)
     assert off.status_code == 404 and "--docs" in off.json()["message"]
-    paths = client.get("/openapi.json", headers=AUTH).json()["paths"]
+    schema = client.get("/openapi.json", headers=AUTH).json()
+    paths = schema["paths"]
     assert {"/v1/score", "/v1/propose", "/v1/edit", "/v1/creatives/{creative_id}.png", "/health"} <= set(paths)
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path == "/health":
+                assert "security" not in operation
+                continue
+            assert operation["security"] == [{"HTTPBearer": []}], (method, path)
+            errors = {status: answer for status, answer in operation["responses"].items() if status >= "400"}
+            assert {"401", "422", "500"} <= set(errors), (method, path)
+            assert all(answer["content"]["application/json"]["schema"] == error for answer in errors.values())
 
 
 def test_docs_page_when_turned_on(served_run, served, tmp_path):

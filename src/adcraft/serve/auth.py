@@ -21,9 +21,11 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPBearer
 
 from adcraft.errors import InputError
 from adcraft.serve.config import ServeConfig
@@ -168,7 +170,11 @@ def is_authorized(request: Request) -> bool:
     return request.app.state.logins.is_valid(request.cookies.get(LOGIN_COOKIE))
 
 
-async def require_token(request: Request) -> None:
+# Declares the bearer scheme in the OpenAPI schema; the check itself is is_authorized (header or login cookie).
+BEARER = HTTPBearer(auto_error=False, description="the server's API token (or the cookie of a /login)")
+
+
+async def require_token(request: Request, _: Annotated[object, Depends(BEARER)] = None) -> None:
     """FastAPI dependency: 401 unless :func:`is_authorized` (no-op with auth off)."""
     if not is_authorized(request):
         raise HTTPException(
