@@ -543,15 +543,18 @@ def serve(
                                                         "uploaded images.")] = None,
     contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "
                                                                 "for /v1/edit.")] = None,
+    docs: Annotated[bool, typer.Option("--docs", help="Also serve the Swagger page at /docs (it loads Swagger UI "
+                                                      "from a CDN); the schema is at /openapi.json either way.")
+                    ] = False,
 ) -> None:
-    """Serve a run over HTTP: score, propose and edit creatives, and the review page (docs at /docs)."""
+    """Serve a run over HTTP: score, propose and edit creatives, and the review page (schema at /openapi.json)."""
     from adcraft.serve.app import run_server
     from adcraft.serve.auth import load_token
     from adcraft.serve.config import ServeConfig
 
     run_server(ServeConfig(run_dir=run, market_dir=market, host=host, port=port, token=load_token(token_file),
                            insecure_local=insecure_local, database_url=database_url, ctr_model_dir=ctr_model,
-                           contrastive_model_dir=contrastive_model))
+                           contrastive_model_dir=contrastive_model, docs=docs))
 
 
 def main() -> None:

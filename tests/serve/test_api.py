@@ -19,7 +19,7 @@ from adcraft.errors import InputError
 from adcraft.rewards.contrastive import ImageScores
 from adcraft.rewards.mil import MILModel
 from adcraft.serve.app import create_app
-from adcraft.serve.auth import TOKEN_COOKIE, check_startup, is_loopback, load_token
+from adcraft.serve.auth import LOGIN_COOKIE, LOGIN_POLICY, LOGIN_STYLE, Logins, check_startup, is_loopback, load_token
 from adcraft.serve.config import ServeConfig
 from adcraft.serve.state import ServedRun
 
@@ -172,11 +172,11 @@ def test_cookie_login(client, served_run):
     assert form.status_code == 200 and 'name="token"' in form.text
     client.cookies.clear()
     wrong = client.post("/login", data={"token": "not-the-token"}, follow_redirects=False)
-    assert wrong.status_code == 401 and TOKEN_COOKIE not in wrong.cookies
+    assert wrong.status_code == 401 and LOGIN_COOKIE not in wrong.cookies
     right = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
     assert right.status_code == 303 and right.headers["location"] == "/"
     cookie = right.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie and "samesite=strict" in cookie and "max-age=28800" in cookie
     try:
         response = client.post("/v1/score", json={"product_id": product, "elements": elements})
         assert response.status_code == 200
@@ -185,10 +185,102 @@ def test_cookie_login(client, served_run):
     assert client.post("/v1/score", json={"product_id": product, "elements": elements}).status_code == 401
 
 
-def test_docs_list_the_routes(client):
-    assert client.get("/docs", headers=AUTH).status_code == 200
-    paths = client.get("/openapi.json", headers=AUTH).json()["paths"]
+def test_the_login_cookie_holds_a_random_id_not_the_token(client):
+    client.cookies.clear()
+    first = client.post("/login", data={"token": TOKEN}, follow_redirects=False).cookies[LOGIN_COOKIE]
+    client.cookies.clear()
+    second = client.post("/login", data={"token": TOKEN}, follow_redirects=False).cookies[LOGIN_COOKIE]
+    client.cookies.clear()
+    assert first != second and TOKEN not in first and len(first) >= 40
+    forged = client.get("/v1/decisions", headers={"Cookie": f"{LOGIN_COOKIE}={TOKEN}"})
+    assert forged.status_code == 401  # the token itself is no login id
+    assert client.get("/v1/decisions", headers={"Cookie": f"{LOGIN_COOKIE}={first}"}).status_code == 200
+
+
+def test_logout_ends_the_login_and_clears_the_cookie(client):
+    client.cookies.clear()
+    login_id = client.post("/login", data={"token": TOKEN}, follow_redirects=False).cookies[LOGIN_COOKIE]
+    cookie = {"Cookie": f"{LOGIN_COOKIE}={login_id}"}
+    assert client.get("/v1/decisions", headers=cookie).status_code == 200
+    client.cookies.clear()
+    out = client.post("/logout", headers=cookie, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert f'{LOGIN_COOKIE}=""' in out.headers["set-cookie"] and "max-age=0" in out.headers["set-cookie"].lower()
+    assert client.get("/v1/decisions", headers=cookie).status_code == 401  # a copy of the cookie is worth nothing
+
+
+def test_logins_expire_cannot_be_forged_and_stay_ended(monkeypatch):
+    import adcraft.serve.auth as auth
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(auth.time, "time", lambda: now[0])
+    logins = Logins(TOKEN, ttl_s=60, max_ended=3)
+    login = logins.start()
+    nonce, expiry, signature = login.split(".")
+    assert logins.is_valid(login) and int(expiry) == 1_000_060
+    assert Logins(TOKEN, ttl_s=60).is_valid(login)  # a restarted server with the same token accepts it
+    assert not Logins(TOKEN + "-new", ttl_s=60).is_valid(login)  # a new token ends every login
+    other_last = "B" if signature.endswith("A") else "A"
+    for forged in (f"{nonce}.{int(expiry) + 3600}.{signature}", f"x{nonce}.{expiry}.{signature}",
+                   f"{nonce}.{expiry}.{signature[:-1]}{other_last}", f"{nonce}.{expiry}", "", None, "a.b.c",
+                   "." * 200):
+        assert not logins.is_valid(forged), forged
+    now[0] += 61
+    assert not logins.is_valid(login)
+    logins = Logins(TOKEN, ttl_s=60, max_ended=3)
+    ended = [logins.start() for _ in range(5)]
+    for login in ended:
+        logins.end(login)
+    assert logins.ended_count() == 3 and not any(logins.is_valid(login) for login in ended[2:])
+
+
+def test_pages_and_answers_carry_protective_headers(client):
+    import base64
+    import hashlib
+
+    login = client.get("/login")
+    policy = login.headers["content-security-policy"]
+    assert policy == LOGIN_POLICY and "frame-ancestors 'none'" in policy and "script-src" not in policy
+    style_hash = base64.b64encode(hashlib.sha256(LOGIN_STYLE.encode()).digest()).decode()
+    assert f"<style>{LOGIN_STYLE}</style>" in login.text and f"'sha256-{style_hash}'" in policy
+    assert "style=" not in login.text  # no inline style attribute, which the policy would block
+    for response in (login, client.get("/health"), client.get("/v1/decisions", headers=AUTH),
+                     client.get("/v1/nothing-here", headers=AUTH)):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page = client.get("/", headers=AUTH)
+    assert page.headers["content-security-policy"].count("frame-ancestors") == 1
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_docs_page_is_off_by_default_and_the_schema_is_served(client):
+    off = client.get("/docs", headers=AUTH)
+    assert off.status_code == 404 and "--docs" in off.json()["message"]
+    schema = client.get("/openapi.json", headers=AUTH).json()
+    paths = schema["paths"]
     assert {"/v1/score", "/v1/propose", "/v1/edit", "/v1/creatives/{creative_id}.png", "/health"} <= set(paths)
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path == "/health":
+                assert "security" not in operation
+                continue
+            assert operation["security"] == [{"HTTPBearer": []}], (method, path)
+            errors = {status: answer for status, answer in operation["responses"].items() if status >= "400"}
+            assert {"401", "422", "500"} <= set(errors), (method, path)
+            assert all(answer["content"]["application/json"]["schema"] == error for answer in errors.values())
+
+
+def test_docs_page_when_turned_on(served_run, served, tmp_path):
+    run_dir, market_dir = served_run
+    client = TestClient(create_app(make_config(run_dir, market_dir, tmp_path, docs=True), served))
+    assert client.get("/docs").status_code == 401
+    page = client.get("/docs", headers=AUTH)
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 def test_requests_get_an_id_and_one_json_log_line(client, caplog):
@@ -308,3 +400,9 @@ def test_live_renders_use_the_renderer_the_run_recorded(served_run, tmp_path):
     (copy / "run.json").write_text(json.dumps(record))
     with pytest.raises(InputError, match="none"):
         run_render_config(copy)
+
+
+def test_a_method_the_path_lacks_is_405_listing_every_method_it_has(client):
+    response = client.delete("/v1/decisions", headers=AUTH)  # GET and POST are two routes of the same path
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adcraft.serve.auth import LOGIN_COOKIE
 from adcraft.serve.schemas import ProposeRequest, ScoreRequest
 
 from .test_api import AUTH, editing_client
@@ -111,6 +112,6 @@ def test_creative_ids(client, creative_id):
 @given(token=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
        header=st.sampled_from(["Authorization", "Cookie"]))
 def test_tokens(client, token, header):
-    value = f"Bearer {token}" if header == "Authorization" else f"adcraft_token={token}"
+    value = f"Bearer {token}" if header == "Authorization" else f"{LOGIN_COOKIE}={token}"
     response = client.post("/v1/score", json={"product_id": "p0000", "elements": GOOD}, headers={header: value})
     assert response.status_code == 401

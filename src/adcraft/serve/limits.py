@@ -1,7 +1,8 @@
 """What one request may cost: body size, image pixels, concurrent work and time.
 
 - ``BodyLimitMiddleware``: 413 when ``Content-Length`` is over the limit (before anything is read) and
-  while the body streams in (a chunked or lying client).
+  while the body streams in (a chunked or lying client); 408 when the body has not all arrived within the
+  body timeout (a client that stalls mid-body would otherwise hold its connection for ever).
 - ``decode_upload``: an uploaded image, decoded only after its header's pixel count passed the limit
   (decompression bombs), with the same checks as a market's images (``market.images.open_image``).
 - ``WorkLimiter``: model and rendering work runs on at most ``max_concurrent`` worker threads; a request
@@ -34,12 +35,18 @@ def too_large_message(limit: int) -> str:
     return f"request body is over the limit of {limit:,} bytes"
 
 
-class BodyLimitMiddleware:
-    """Pure ASGI middleware: refuse request bodies over ``max_body_bytes`` with 413 (JSON)."""
+def too_slow_message(timeout_s: float) -> str:
+    return f"the request body did not arrive within {timeout_s:g} s"
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware: refuse request bodies over ``max_body_bytes`` with 413 and bodies that take longer
+    than ``body_timeout_s`` to arrive (counted from the first read) with 408, both JSON."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,18 +54,31 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _send_413(send, self.max_body_bytes)
+            await _send_error(send, 413, too_large_message(self.max_body_bytes))
             return
         received = 0
         started = False
+        body_done = False
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done, deadline
+            if body_done:  # later reads wait for a disconnect, which has no deadline
+                return await receive()
+            deadline = loop.time() + self.body_timeout_s if deadline is None else deadline
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise HTTPException(status_code=408, detail=too_slow_message(self.body_timeout_s),
+                                    headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise HTTPException(status_code=413, detail=too_large_message(self.max_body_bytes))
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         async def watched_send(message: Message) -> None:
@@ -70,9 +90,10 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, watched_send)
         except HTTPException as exc:
-            if exc.status_code != 413 or started:
+            if exc.status_code not in (408, 413) or started:
                 raise
-            await _send_413(send, self.max_body_bytes)
+            message = too_large_message(self.max_body_bytes) if exc.status_code == 413 else exc.detail
+            await _send_error(send, exc.status_code, message)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -85,10 +106,10 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    message = too_large_message(limit)
-    body = json.dumps({"error": "too_large", "message": message, "detail": message}).encode()
-    await send({"type": "http.response.start", "status": 413,
+async def _send_error(send: Send, status: int, message: str) -> None:
+    code = "too_large" if status == 413 else "request_timeout"
+    body = json.dumps({"error": code, "message": message, "detail": message}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
@@ -117,7 +138,17 @@ class WorkLimiter:
         self.queue_timeout_s = queue_timeout_s
         self.request_timeout_s = request_timeout_s
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="adcraft-work")
+        self._pool = self._new_pool()
+        self._closed = False
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="adcraft-work")
+
+    def open(self) -> None:
+        """Worker threads again after :meth:`close`: an app can be started again after a shutdown (test
+        clients start and stop it once per client)."""
+        if self._closed:
+            self._pool, self._closed = self._new_pool(), False
 
     @property
     def retry_after_s(self) -> int:
@@ -162,6 +193,7 @@ class WorkLimiter:
 
     def close(self) -> None:
         """Wait for running jobs to finish and stop the worker threads (server shutdown)."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

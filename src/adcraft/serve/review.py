@@ -6,7 +6,7 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
 - ``GET /v1/review/products?offset=&limit=``: a page of products, each with its current creative, its
   proposals and each proposal's latest decision;
 - ``POST /v1/decisions`` ``{product_id, creative_id, decision, note}``: store a decision (201), 422 for a
-  malformed body, 400 for a product or creative the run does not have;
+  malformed body, 404 for a product or creative the run does not have;
 - ``GET /v1/decisions?product_id=&history=``: latest decision per creative, or every decision newest first;
 - ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``).
 """
@@ -25,25 +25,35 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from adcraft.errors import InputError
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
+from adcraft.serve.schemas import (
+    BoundedRequest,
+    error_responses,
+    json_body_schema,
+    parse_json_body,
+    read_json_body,
+)
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "the approved creatives", "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+}}}
 _ASSETS = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(BoundedRequest):
     """The body of ``POST /v1/decisions``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     product_id: str = Field(min_length=1, max_length=255)
     creative_id: str = Field(min_length=1, max_length=255)
@@ -66,7 +76,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
         yield
         store.dispose()
 
-    router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan)
+    router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan, responses=error_responses(401, 500))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def review_page() -> HTMLResponse:
@@ -78,7 +88,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             raise HTTPException(404, f"no asset {name!r}")
         return Response(assets[name], media_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
 
-    @router.get("/v1/review/products")
+    @router.get("/v1/review/products", responses=error_responses(422))
     def review_products(offset: Annotated[int, Query(ge=0)] = 0,
                         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20) -> JSONResponse:
         reviews = run.page(offset, limit)
@@ -88,20 +98,26 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             "products": [_product_json(review, decided) for review in reviews],
         })
 
-    @router.post("/v1/decisions", status_code=201)
-    def record_decision(body: DecisionRequest) -> JSONResponse:
+    def parse_and_record(raw: bytes) -> Decision:
+        body = parse_json_body(DecisionRequest, raw)
         try:
-            decision = store.record(body.product_id, body.creative_id, body.decision, body.note)
-        except InputError as exc:
-            raise HTTPException(400, str(exc)) from exc
+            return store.record(body.product_id, body.creative_id, body.decision, body.note)
+        except InputError as exc:  # the body is valid, so what is left is a product or proposal the run lacks
+            raise HTTPException(404, str(exc)) from exc
+
+    @router.post("/v1/decisions", status_code=201, openapi_extra=json_body_schema(DecisionRequest),
+                 responses=error_responses(404, 408, 413, 422))
+    async def record_decision(request: Request) -> JSONResponse:
+        decision = await run_in_threadpool(parse_and_record, await read_json_body(request))  # off the loop
         return JSONResponse(decision.to_json(), status_code=201)
 
-    @router.get("/v1/decisions")
-    def list_decisions(product_id: str | None = None, history: bool = False) -> JSONResponse:
+    @router.get("/v1/decisions", responses=error_responses(422))
+    def list_decisions(product_id: Annotated[str | None, Query(max_length=255)] = None,
+                       history: bool = False) -> JSONResponse:
         found = store.history(product_id) if history else store.latest(product_id)
         return JSONResponse({"decisions": [d.to_json() for d in found]})
 
-    @router.get("/v1/decisions/export")
+    @router.get("/v1/decisions/export", response_class=Response, responses={**EXPORT_RESPONSE, **error_responses(422)})
     def export_decisions(
         file_format: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
     ) -> Response:
@@ -111,7 +127,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             buffer = io.BytesIO()
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, schema=EXPORT_SCHEMA), buffer)
             return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
-        return Response(_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(export_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
 
     return router
 
@@ -123,18 +139,29 @@ EXPORT_SCHEMA = pa.schema([
 ])
 
 
-def _csv(frame: pd.DataFrame) -> str:
-    """The export as CSV: ``elements`` a JSON array, times ISO 8601, and free text that a spreadsheet would
-    run as a formula (starting with = + - @) prefixed with an apostrophe (OWASP's advice on CSV injection)."""
+def export_csv(frame: pd.DataFrame) -> str:
+    """The export as CSV: ``elements`` a JSON array, times ISO 8601, every text cell made inert for spreadsheets
+    (:func:`spreadsheet_text`) and rows ended with CRLF, so that a cell holding a CR or LF is quoted and stays
+    one cell in a reader that takes a bare CR for a line break."""
     frame = frame.assign(
         elements=[json.dumps(list(e)) for e in frame["elements"]],
         decided_at=[t.isoformat() for t in frame["decided_at"]],
-        note=[f"'{text}" if text[:1] in _FORMULA_STARTS else text for text in frame["note"]],
     )
-    return frame.to_csv(index=False)
+    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    frame = frame.assign(**{name: [spreadsheet_text(str(v)) for v in frame[name]] for name in text_columns})
+    return frame.to_csv(index=False, lineterminator="\r\n")
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), with the full-width forms some read too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` prefixed with an apostrophe when a spreadsheet could run it as a formula: it starts with
+    = + - @ (also after leading spaces or line breaks, which some spreadsheets drop), a tab or a CR."""
+    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in FORMULA_STARTS:
+        return "'" + text
+    return text
 
 
 def _product_json(review: ProductReview, decided: dict[tuple[str, str], Decision]) -> dict:

@@ -35,6 +35,9 @@ from adcraft.render.backend import RenderConfig
 from adcraft.serve.config import ServeConfig
 
 CREATIVE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,199}")
+# CREATIVE_ID without '..', as the OpenAPI schema states it (JSON Schema has no lookahead to say "no '..'").
+CREATIVE_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200,
+                      "pattern": r"^[A-Za-z0-9][A-Za-z0-9_~-]*(\.[A-Za-z0-9_~-]+)*\.?$"}
 LIVE_PREFIX = "live-"
 CTR_MODEL_MISSING = ("scoring an uploaded image needs a point-wise CTR model: train one with `adcraft train ctr "
                      "--market MARKET --out DIR` and start the server with --ctr-model DIR (or score a combination "
@@ -44,7 +47,7 @@ CONTRASTIVE_MODEL_MISSING = ("editing needs a contrastive model: train one with 
 
 
 class NotFound(LookupError):
-    """A creative id that names nothing served here (404)."""
+    """A product or creative id that names nothing served here (404)."""
 
 
 class ModelMissing(LookupError):
@@ -231,7 +234,7 @@ class ServedRun:
 
     def check_product(self, product_id: str) -> None:
         if product_id not in self.products:
-            raise InputError(f"unknown product {product_id[:80]!r}: the market has no such product_id")
+            raise NotFound(f"unknown product {product_id[:80]!r}: the market has no such product_id")
 
     def check_combination(self, product_id: str, elements: Sequence[str]) -> None:
         """``InputError`` unless ``elements`` is one usable element per slot of the market, in slot order."""
