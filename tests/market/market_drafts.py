@@ -62,7 +62,7 @@ def base_tables() -> dict[str, pd.DataFrame]:
     })
     impressions = pd.DataFrame({
         "impression_id": ["i1", "i2", "i3", "i4"],
-        "ts": [1_700_000_000, 1_700_000_060, 1_700_000_120, 1_700_000_180],
+        "ts": [1_700_000_000, 1_700_000_060, 1_700_090_000, 1_700_090_060],  # two days
         "creative_id": ["c1", "c1", "c2", "c2"],
         "click": [0, 1, 0, 0],
         "propensity": [0.5, 0.5, 0.25, 1.0],
@@ -98,7 +98,7 @@ _BASE = base_tables()
 
 IMAGES = {
     "images/p1.png": png_bytes(),
-    "images/p2.png": png_bytes(color=(20, 90, 200, 0)),
+    "images/p2.png": png_bytes(color=(20, 90, 200, 128)),  # half transparent
     "images/p3.png": png_bytes(fmt="WEBP"),  # a WebP file with a .png name is fine
     "images/p3_alt.png": png_bytes((5, 5)),
     "images/c1.jpg": png_bytes((16, 16), (90, 90, 90), fmt="JPEG"),

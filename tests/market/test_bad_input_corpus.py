@@ -52,7 +52,8 @@ def valid_market(tmp_path_factory: pytest.TempPathFactory, tiny_market_dir: Path
         with Image.open(path) as image:
             image.convert("RGBA").resize((IMAGE_SIDE, IMAGE_SIDE)).save(path)
     impressions = pq.read_table(root / "impressions.parquet")
-    pq.write_table(impressions.slice(0, IMPRESSION_ROWS), root / "impressions.parquet")
+    step = impressions.num_rows // IMPRESSION_ROWS  # spread over the log's days, as a time split needs
+    pq.write_table(impressions.take(np.arange(0, step * IMPRESSION_ROWS, step)), root / "impressions.parquet")
     return root
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from adcraft.errors import InputError
 from adcraft.market import Market
+from adcraft.market.logs import impression_days, log_problem, span_problem, stats_days
 
 MAX_CONTEXTS = 64
 LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")
@@ -68,7 +69,7 @@ def click_log(market: Market) -> pd.DataFrame:
     if market.impressions is not None and not market.impressions.empty:
         imp = market.impressions
         context = impression_contexts(imp)
-        day = (imp["ts"].to_numpy(dtype=np.int64) // 86400) * 86400
+        day = impression_days(imp["ts"].to_numpy(dtype=np.int64))
         frame = pd.DataFrame(
             {"creative_id": imp["creative_id"], "context": context, "time": day, "click": imp["click"]}
         )
@@ -80,7 +81,7 @@ def click_log(market: Market) -> pd.DataFrame:
     elif market.creative_stats is not None and not market.creative_stats.empty:
         stats = market.creative_stats
         if "date" in stats and stats["date"].notna().all():
-            time = pd.to_datetime(stats["date"], utc=True).astype("int64") // 10**9
+            time = pd.Series(stats_days(stats["date"]), index=stats.index)
         else:
             time = pd.Series(np.nan, index=stats.index)
         log = pd.DataFrame(
@@ -99,12 +100,10 @@ def click_log(market: Market) -> pd.DataFrame:
     log = log.merge(creatives, on="creative_id", how="left")
     log["clicks"] = log["clicks"].astype("float64")
     log["trials"] = log["trials"].astype("float64")
-    if log["creative_id"].nunique() < 2:
-        raise InputError(
-            "the logs cover a single creative: a reward model needs at least 2 different creatives to compare"
-        )
-    if log["clicks"].sum() <= 0:
-        raise InputError("the logs have no clicks at all: there is nothing to learn a click model from")
+    times = log["time"].to_numpy() if log["time"].notna().all() else None
+    problem = log_problem(log["creative_id"].to_numpy(), log["clicks"].to_numpy(), log["trials"].to_numpy(), times)
+    if problem is not None:  # the same rules as validation (market.logs)
+        raise InputError(problem.rule)
     return log[list(LOG_COLUMNS)].reset_index(drop=True)
 
 
@@ -138,8 +137,9 @@ def time_split(log: pd.DataFrame, config: SplitConfig = SplitConfig()) -> tuple[
     if log["time"].notna().all():
         order = log["time"].to_numpy()
         times = np.unique(order)
-        if len(times) < 2:
-            raise InputError("the logs span a single day: a time split for validation needs at least two")
+        single_day = span_problem(times)
+        if single_day is not None:
+            raise InputError(single_day.rule)
         weight = log.groupby("time")["trials"].sum().reindex(times).to_numpy()
         share = np.cumsum(weight) / weight.sum()
         cut_index = min(int(np.searchsorted(share, 1.0 - config.valid_fraction)) + 1, len(times) - 1)
