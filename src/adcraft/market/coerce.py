@@ -190,7 +190,8 @@ def _nfc(text: str) -> str:
 def _nfc_ids(values: np.ndarray, unique: bool, file: str,
              column: str) -> tuple[np.ndarray, list[Problem]]:
     """Ids in NFC; for a column of unique ids, a problem naming ids that differ only in their
-    normalisation (they would become one id), whose cells are then kept as written."""
+    normalisation (they would become one id). Of such ids only the first row keeps it; the others
+    become null, so that no later rule reports the same clash again."""
     normal = _objects([value if value is None else _nfc(value) for value in values])
     if not unique:
         return normal, []
@@ -206,7 +207,8 @@ def _nfc_ids(values: np.ndarray, unique: bool, file: str,
         return normal, []
     rows = np.flatnonzero(np.fromiter((value in clashing for value in normal), dtype=bool,
                                       count=len(normal)))
-    normal[rows] = values[rows]
+    repeated = pd.Series(normal[rows]).duplicated().to_numpy()
+    normal[rows[repeated]] = None
     pairs = "; ".join(" and ".join(ascii(raw) for raw in sorted(written[value]))
                       for value in sorted(clashing)[:3])
     return normal, [Problem.at_rows(file, rows, column,

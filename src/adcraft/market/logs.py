@@ -52,6 +52,18 @@ class LogProblem:
     rule: str
 
 
+def missing_logs(creatives: pd.DataFrame | None, impressions: pd.DataFrame | None,
+                 creative_stats: pd.DataFrame | None) -> str | None:
+    """Why a market has nothing for a reward model to learn from (no past creatives, or no logs of
+    them), or None. Such a market is valid (logs are optional) but cannot be optimised."""
+    if creatives is None or creatives.empty:
+        return "the market has no past creatives: a reward model needs creatives.parquet and logs"
+    if all(table is None or table.empty for table in (impressions, creative_stats)):
+        return ("the market has no logs: a reward model needs impressions.parquet or "
+                "creative_stats.parquet")
+    return None
+
+
 def span_problem(times: np.ndarray) -> LogProblem | None:
     """A log whose rows all fall on one day cannot be split in time for validation."""
     if len(np.unique(times)) < 2:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from adcraft.errors import InputError
 from adcraft.market import Market
-from adcraft.market.logs import impression_days, log_problem, span_problem, stats_days
+from adcraft.market.logs import impression_days, log_problem, missing_logs, span_problem, stats_days
 
 MAX_CONTEXTS = 64
 LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")
@@ -63,8 +63,9 @@ def click_log(market: Market) -> pd.DataFrame:
     A single product with several creatives is enough (one ad with many variants is a common case).
     Raises ``InputError`` for a market without logs, with a single logged creative, or without clicks.
     """
-    if market.creatives is None or market.creatives.empty:
-        raise InputError("the market has no past creatives: a reward model needs creatives.parquet and logs")
+    missing = missing_logs(market.creatives, market.impressions, market.creative_stats)
+    if missing is not None:
+        raise InputError(missing)
     creatives = market.creatives[["creative_id", "product_id", "elements"]]
     if market.impressions is not None and not market.impressions.empty:
         imp = market.impressions
@@ -78,8 +79,9 @@ def click_log(market: Market) -> pd.DataFrame:
             .agg(clicks="sum", trials="size")
             .reset_index()
         )
-    elif market.creative_stats is not None and not market.creative_stats.empty:
+    else:  # no impressions, so creative_stats (missing_logs found one of the two)
         stats = market.creative_stats
+        assert stats is not None
         if "date" in stats and stats["date"].notna().all():
             time = pd.Series(stats_days(stats["date"]), index=stats.index)
         else:
@@ -92,10 +94,6 @@ def click_log(market: Market) -> pd.DataFrame:
                 "clicks": stats["clicks"],
                 "trials": stats["impressions"],
             }
-        )
-    else:
-        raise InputError(
-            "the market has no logs: a reward model needs impressions.parquet or creative_stats.parquet"
         )
     log = log.merge(creatives, on="creative_id", how="left")
     log["clicks"] = log["clicks"].astype("float64")
