@@ -72,10 +72,9 @@ def span_problem(times: np.ndarray) -> LogProblem | None:
     return None
 
 
-def log_problem(creative_ids: np.ndarray, clicks: np.ndarray, trials: np.ndarray,
-                times: np.ndarray | None) -> LogProblem | None:
-    """The first rule a click log breaks, or None: at least two creatives, some clicks, some
-    impressions without a click, and (when rows carry a day, ``times``) at least two days."""
+def log_problem(creative_ids: np.ndarray, clicks: np.ndarray, trials: np.ndarray) -> LogProblem | None:
+    """The first rule a click log breaks, or None: at least two creatives, some clicks and some
+    impressions without a click. (A time split also needs two days: ``span_problem``.)"""
     if len(pd.unique(creative_ids)) < 2:
         return LogProblem("creative", "the logs cover a single creative: a reward model needs at "
                                       "least 2 different creatives to compare")
@@ -86,6 +85,4 @@ def log_problem(creative_ids: np.ndarray, clicks: np.ndarray, trials: np.ndarray
     if total_clicks >= float(np.sum(trials)):
         return LogProblem("clicks", "every logged impression was clicked: a click model needs "
                                     "impressions without a click to learn from")
-    if times is not None:
-        return span_problem(times)
     return None

@@ -27,7 +27,13 @@ from adcraft.market.limits import (
     MAX_SLOTS,
     MIN_CANVAS_PX,
 )
-from adcraft.market.logs import impression_days, is_iso_date, log_problem, stats_days
+from adcraft.market.logs import (
+    impression_days,
+    is_iso_date,
+    log_problem,
+    span_problem,
+    stats_days,
+)
 from adcraft.market.problems import MAX_EXAMPLES, Problem, examples
 from adcraft.market.schema import (
     CONTENT_FIELDS,
@@ -421,7 +427,8 @@ def _clicks_within_impressions(stats: TypedTable) -> list[Problem]:
 
 def _log_rules(tables: Mapping[str, TypedTable], found: list[Problem]) -> list[Problem]:
     """The logs a reward model reads (impressions, else creative_stats) break none of the rules of
-    ``logs.log_problem``. Checked once the log table and creatives broke no other rule."""
+    ``logs.log_problem`` (``click_log``) and ``logs.span_problem`` (``time_split``). Checked once the
+    log table and creatives broke no other rule."""
     for name, columns in (("impressions", {"creative": "creative_id", "clicks": "click", "time": "ts"}),
                           ("creative_stats", {"creative": "creative_id", "clicks": "clicks",
                                               "time": "date"})):
@@ -443,7 +450,9 @@ def _log_rules(tables: Mapping[str, TypedTable], found: list[Problem]) -> list[P
             trials = frame["impressions"].to_numpy(dtype=np.int64)
             dates = frame["date"]
             times = stats_days(dates) if dates.notna().all() else None
-        problem = log_problem(frame["creative_id"].to_numpy(dtype=object), clicks, trials, times)
+        problem = log_problem(frame["creative_id"].to_numpy(dtype=object), clicks, trials)
+        if problem is None and times is not None:  # the time split of the reward models
+            problem = span_problem(times)
         if problem is None:
             return []
         return [Problem(table.file, (), columns[problem.about], problem.rule)]

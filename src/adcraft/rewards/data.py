@@ -98,8 +98,7 @@ def click_log(market: Market) -> pd.DataFrame:
     log = log.merge(creatives, on="creative_id", how="left")
     log["clicks"] = log["clicks"].astype("float64")
     log["trials"] = log["trials"].astype("float64")
-    times = log["time"].to_numpy() if log["time"].notna().all() else None
-    problem = log_problem(log["creative_id"].to_numpy(), log["clicks"].to_numpy(), log["trials"].to_numpy(), times)
+    problem = log_problem(log["creative_id"].to_numpy(), log["clicks"].to_numpy(), log["trials"].to_numpy())
     if problem is not None:  # the same rules as validation (market.logs)
         raise InputError(problem.rule)
     return log[list(LOG_COLUMNS)].reset_index(drop=True)
