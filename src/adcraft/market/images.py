@@ -146,14 +146,24 @@ def _unaccepted_kind(data: bytes) -> str:
     return "is not an image file (PNG, JPEG or WebP expected)"
 
 
-def shows_nothing(image: Image.Image) -> bool:
-    """Whether every pixel of ``image`` is fully transparent: a product photo that shows no product
-    (nothing is left to cut out and place on a creative)."""
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return image.getchannel(image.mode[-1]).getbbox() is None
-    if image.mode == "P" or "transparency" in image.info:
-        return image.convert("RGBA").getchannel("A").getbbox() is None
-    return False
+def shows_nothing(image: Image.Image) -> str | None:
+    """Why a product photo shows no product, or None: every pixel is fully transparent, or the photo
+    is one plain colour (the renderer's cut-out removes a plain background, whatever its tolerance,
+    and would leave nothing to place on a creative)."""
+    if "A" in image.getbands() or "transparency" in image.info:
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getbbox() is None:
+            return "every pixel is fully transparent"
+        if alpha.getextrema()[0] < 255:
+            return None  # a cut-out with something visible
+    if all(low == high for low, high in _extrema(image)):
+        return "it is one plain colour"
+    return None
+
+
+def _extrema(image: Image.Image) -> list[tuple[float, float]]:
+    extrema = image.getextrema()
+    return list(extrema) if isinstance(extrema[0], tuple) else [extrema]
 
 
 def image_problem(root: Path, relpath: str, limits: ImageLimits = ImageLimits(),
@@ -174,9 +184,10 @@ def image_problem(root: Path, relpath: str, limits: ImageLimits = ImageLimits(),
         return None
     try:
         with open_image(path, limits) as image:
-            if product and shows_nothing(image):
-                return ("the product photo shows nothing: every pixel is fully transparent "
-                        "(give a cut-out with the product visible)")
+            nothing = shows_nothing(image) if product else None
+            if nothing is not None:
+                return (f"the product photo shows nothing: {nothing} (give a cut-out with the "
+                        "product visible, or a photo of the product on a plain background)")
     except InputError as error:
         return str(error).removeprefix(f"{path}: ")
     return None
