@@ -192,6 +192,9 @@ def _nfc_ids(values: np.ndarray, unique: bool, file: str,
     """Ids in NFC; for a column of unique ids, a problem naming ids that differ only in their
     normalisation (they would become one id). Of such ids only the first row keeps it; the others
     become null, so that no later rule reports the same clash again."""
+    texts = [value for value in values if value is not None]
+    if "".join(texts).isascii():  # the common case: nothing to normalise
+        return values, []
     normal = _objects([value if value is None else _nfc(value) for value in values])
     if not unique:
         return normal, []

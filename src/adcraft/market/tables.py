@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -125,9 +126,9 @@ def _nul_problems(table: pa.Table, file: str) -> list[Problem]:
             column = column.cast(column.type.value_type)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
-        found = pc.match_substring(column, "\x00").to_numpy(zero_copy_only=False)
-        rows = [row for row, hit in enumerate(found) if hit]
-        if rows:
+        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if pc.any(found).as_py():
+            rows = np.flatnonzero(found.to_numpy(zero_copy_only=False))
             problems.append(Problem.at_rows(file, rows, name, "holds a NUL character"))
     return problems
 

@@ -169,7 +169,7 @@ def _column_rules(table: TypedTable) -> list[Problem]:
         values = _cells(table, spec.name)
         present = ~pd.isna(values)
         if spec.max_chars is not None and present.any():
-            lengths = pd.Series(values[present], dtype=object).str.len().to_numpy()
+            lengths = np.fromiter(map(len, values[present]), dtype=np.int64, count=int(present.sum()))
             long = present.copy()
             long[present] = lengths > spec.max_chars
             if long.any():
@@ -178,7 +178,7 @@ def _column_rules(table: TypedTable) -> list[Problem]:
                                         f"must be {what}at most {spec.max_chars:,} characters, "
                                         f"found {int(lengths.max()):,}")
                 present &= ~long  # not parsed or compared further
-        if spec.identifier and present.any():
+        if spec.identifier and present.any() and CONTROL.search("".join(values[present])):
             controls = present.copy()
             controls[present] = [CONTROL.search(value) is not None for value in values[present]]
             problems += _rows_where(table, controls, spec.name,
