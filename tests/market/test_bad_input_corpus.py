@@ -537,8 +537,9 @@ CORPUS = [
     _case("context_of_20000_keys", _cells("impressions", "context", {row: _json_with_keys(20_000)
                                                                     for row in range(0, IMPRESSION_ROWS, 50)}),
           "impressions.parquet rows 0, 50", "column context", "JSON object of at most 10,000 characters"),
-    _case("context_over_key_limit", _cell("impressions", "context", 2, _json_with_keys(101)),
-          "impressions.parquet row 2", "column context", "at most 100 keys", "found 101"),
+    _case("context_over_key_limit", _cells("impressions", "context", {2: _json_with_keys(101),
+                                                                     7: _json_with_keys(140)}),
+          "impressions.parquet rows 2, 7", "column context", "at most 100 keys", "found 140"),
     _case("context_nested_too_deep", _cell("impressions", "context", 3, '{"a": {"b": {"c": {"d": [1]}}}}'),
           "impressions.parquet row 3", "column context", "at most 4 levels deep", "found 5"),
     _case("attributes_over_key_limit", _cell("products", "attributes", 0, _json_with_keys(150)),

@@ -123,10 +123,9 @@ _F = Kind.FLOAT
 _L = Kind.STRING_LIST
 _NULLABLE = Presence.NULLABLE
 _OPTIONAL = Presence.OPTIONAL
-_ID = {"identifier": True, "max_chars": MAX_ID_CHARS}
 
 PRODUCTS = TableSpec("products", True, max_rows=MAX_PRODUCTS, columns=(
-    ColumnSpec("product_id", _S, pa.string(), unique=True, non_empty=True, **_ID),
+    ColumnSpec("product_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("title", _S, pa.string(), non_empty=True, max_chars=MAX_TEXT_CHARS),
     ColumnSpec("category", _S, pa.string(), non_empty=True, max_chars=MAX_TEXT_CHARS),
     ColumnSpec("image", _S, pa.string(), non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
@@ -135,25 +134,25 @@ PRODUCTS = TableSpec("products", True, max_rows=MAX_PRODUCTS, columns=(
 ))
 
 ELEMENTS = TableSpec("elements", True, max_rows=MAX_ELEMENTS, columns=(
-    ColumnSpec("element_id", _S, pa.string(), unique=True, non_empty=True, **_ID),
+    ColumnSpec("element_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("slot", _S, pa.string(), non_empty=True, max_chars=MAX_ID_CHARS),
-    ColumnSpec("product_id", _S, pa.string(), _NULLABLE, non_empty=True, **_ID),
+    ColumnSpec("product_id", _S, pa.string(), _NULLABLE, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("text", _S, pa.string(), _NULLABLE, max_chars=MAX_TEXT_CHARS),
     ColumnSpec("value", _S, pa.string(), _NULLABLE, max_chars=MAX_TEXT_CHARS),
     ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
 ))
 
 CREATIVES = TableSpec("creatives", False, max_rows=MAX_CREATIVES, columns=(
-    ColumnSpec("creative_id", _S, pa.string(), unique=True, non_empty=True, **_ID),
-    ColumnSpec("product_id", _S, pa.string(), non_empty=True, **_ID),
+    ColumnSpec("creative_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("product_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("elements", _L, pa.list_(pa.string())),
     ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
 ))
 
 IMPRESSIONS = TableSpec("impressions", False, columns=(
-    ColumnSpec("impression_id", _S, pa.string(), unique=True, non_empty=True, **_ID),
+    ColumnSpec("impression_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("ts", _I, pa.int64()),
-    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, **_ID),
+    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("click", _I, pa.int8(), choices=(0, 1)),
     ColumnSpec("propensity", _F, pa.float64(), _OPTIONAL,
                minimum=0.0, exclusive_minimum=True, maximum=1.0),
@@ -162,14 +161,14 @@ IMPRESSIONS = TableSpec("impressions", False, columns=(
 ))
 
 CREATIVE_STATS = TableSpec("creative_stats", False, columns=(
-    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, **_ID),
+    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("date", _S, pa.string(), _OPTIONAL, text=TextRule.ISO_DATE),
     ColumnSpec("impressions", _I, pa.int64(), minimum=1),
     ColumnSpec("clicks", _I, pa.int64(), minimum=0),
 ))
 
 DEMAND = TableSpec("demand", False, columns=(
-    ColumnSpec("product_id", _S, pa.string(), non_empty=True, **_ID),
+    ColumnSpec("product_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("demand", _F, pa.float64(), minimum=0.0),
     ColumnSpec("period", _S, pa.string(), _OPTIONAL, max_chars=MAX_TEXT_CHARS),
 ))

@@ -193,16 +193,17 @@ def _column_rules(table: TypedTable) -> list[Problem]:
                                     f"must be unique; repeated: {examples(values[repeated])}")
         if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE) and present.any():
             check = _json_object_problem if spec.text is TextRule.JSON_OBJECT else _date_problem
-            reasons: dict[str, set[str]] = {}
+            reasons: dict[str, tuple[set[str], int]] = {}  # rule -> bad values, largest count
             for value in pd.unique(values[present]):
                 reason = check(value)
                 if reason is not None:
-                    reasons.setdefault(reason, set()).add(value)
-            for reason, bad in reasons.items():
+                    bad, most = reasons.get(reason[0], (set(), 0))
+                    reasons[reason[0]] = (bad | {value}, max(most, reason[1]))
+            for rule, (bad, most) in reasons.items():
                 wrong = _member(values, bad) & present
                 problems += _rows_where(table, wrong, spec.name,
-                                        reason.format(wanted=spec.text.value,
-                                                      found=examples(values[wrong])))
+                                        rule.format(wanted=spec.text.value, most=f"{most:,}",
+                                                    found=examples(values[wrong])))
     return problems
 
 
@@ -237,9 +238,10 @@ def _number(value: float | None) -> str:
     return str(int(value)) if value is not None and float(value).is_integer() else str(value)
 
 
-def _json_object_problem(text: str) -> str | None:
-    """Why ``text`` is not a JSON object within the limits, as a rule to ``format`` with
-    ``wanted`` and ``found``; None if it is one."""
+def _json_object_problem(text: str) -> tuple[str, int] | None:
+    """Why ``text`` is not a JSON object within the limits, or None if it is one: a rule to
+    ``format`` with ``wanted``, ``most`` (the largest count over the cells breaking it) and
+    ``found``, and this cell's count."""
     try:
         data = json.loads(text)
     # ValueError: not JSON, or an integer longer than Python's digit limit; RecursionError:
@@ -247,14 +249,12 @@ def _json_object_problem(text: str) -> str | None:
     except (ValueError, RecursionError, TypeError):
         data = None
     if not isinstance(data, dict):
-        return "must be {wanted}, found {found}"
+        return "must be {wanted}, found {found}", 0
     keys, depth = _json_size(data)
     if depth > MAX_JSON_DEPTH:
-        return (f"a JSON object may nest at most {MAX_JSON_DEPTH} levels deep, found {depth}: "
-                "{found}")
+        return f"a JSON object may nest at most {MAX_JSON_DEPTH} levels deep, found {{most}}: {{found}}", depth
     if keys > MAX_JSON_KEYS:
-        return (f"a JSON object may hold at most {MAX_JSON_KEYS} keys, found {keys:,}: "
-                "{found}")
+        return f"a JSON object may hold at most {MAX_JSON_KEYS} keys, found {{most}}: {{found}}", keys
     return None
 
 
@@ -276,8 +276,8 @@ def _json_size(data: Any) -> tuple[int, int]:
     return keys, depth
 
 
-def _date_problem(text: str) -> str | None:
-    return None if is_iso_date(text) else "must be {wanted}, found {found}"
+def _date_problem(text: str) -> tuple[str, int] | None:
+    return None if is_iso_date(text) else ("must be {wanted}, found {found}", 0)
 
 
 def _reference(table: TypedTable, column: str, target: TypedTable | None, target_name: str,
