@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adcraft.market.problems import Problem, examples
 from adcraft.market.schema import ColumnSpec, Kind, Presence, TableSpec
@@ -93,8 +94,24 @@ def _typed(spec: TableSpec, table: pa.Table, file: str, source: Source,
     for position, name in enumerate(names):
         if name not in spec.names and name not in result.unusable:
             columns[name] = plain_values(table.column(position))
+    result.problems += _nul_problems(table, file)
     result.frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
     return result
+
+
+def _nul_problems(table: pa.Table, file: str) -> list[Problem]:
+    """Text cells holding a NUL character: C libraries and file formats cut text there."""
+    problems = []
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if pc.any(found).as_py():
+            rows = np.flatnonzero(found.to_numpy(zero_copy_only=False))
+            problems.append(Problem.at_rows(file, rows, name, "holds a NUL character"))
+    return problems
 
 
 def _spec_column(spec: ColumnSpec, table: pa.Table, file: str, source: Source,

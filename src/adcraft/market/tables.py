@@ -15,10 +15,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -113,24 +111,7 @@ def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
     if table.num_rows > spec.max_rows:
         return Problem(table_file.name, (), None,
                        f"has {table.num_rows:,} rows, over the limit of {spec.max_rows:,}")
-    typed = typed_table(spec, table, table_file.name, table_file.format)
-    typed.problems += _nul_problems(table, table_file.name)
-    return typed
-
-
-def _nul_problems(table: pa.Table, file: str) -> list[Problem]:
-    """Text cells holding a NUL character: C libraries and file formats cut text there."""
-    problems = []
-    for name, column in zip(table.column_names, table.columns):
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            continue
-        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
-        if pc.any(found).as_py():
-            rows = np.flatnonzero(found.to_numpy(zero_copy_only=False))
-            problems.append(Problem.at_rows(file, rows, name, "holds a NUL character"))
-    return problems
+    return typed_table(spec, table, table_file.name, table_file.format)
 
 
 def _read_csv_text(path: Path) -> pa.Table:

@@ -46,8 +46,8 @@ from adcraft.market.schema import (
 
 CONFIG_FILE = "market.json"
 COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-"""Control characters (NUL, tab, newline, ...), refused in ids."""
+CONTROL = re.compile(r"[\x01-\x1f\x7f-\x9f]")
+"""Control characters (tab, newline, ...), refused in ids; NUL is refused in every cell (coerce.py)."""
 
 
 def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Problem]:
@@ -182,7 +182,7 @@ def _column_rules(table: TypedTable) -> list[Problem]:
             controls = present.copy()
             controls[present] = [CONTROL.search(value) is not None for value in values[present]]
             problems += _rows_where(table, controls, spec.name,
-                                    "ids must not hold control characters (NUL, tab, newline, ...), "
+                                    "ids must not hold control characters (tab, newline, ...), "
                                     f"found {examples(values[controls])}")
         if spec.non_empty:
             problems += _rows_where(table, present & (values == ""), spec.name,
