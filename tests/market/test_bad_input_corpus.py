@@ -520,6 +520,8 @@ CORPUS = [
         lambda root: (root / "market.json").unlink(),
         lambda root: os.symlink(root.parent / "outside.json", root / "market.json")),
           "market.json", "outside the market folder"),
+    _case("market_json_over_size_limit", lambda root: (root / "market.json").write_text(
+        (root / "market.json").read_text() + " " * 1024**2), "market.json", "over the limit of 1,048,576 bytes"),
     # dates: YYYY-MM-DD only
     _case("date_in_week_form", _cell("creative_stats", "date", 0, "2026-W01-3"),
           "creative_stats.parquet row 0", "column date", "ISO date", "'2026-W01-3'"),
