@@ -102,15 +102,20 @@ def validate(
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 40_000_000,
 ) -> None:
     """Check a market against the market format; exit 0 if it is valid, 2 with every problem if not."""
-    from adcraft.market import ImageLimits, validate_market
+    from adcraft.market import ImageLimits, MarketValidationError, load_market
+    from adcraft.market.logs import missing_logs
 
-    problems = validate_market(market, limits=ImageLimits(max_pixels=max_pixels))
-    if problems:
-        for problem in problems:
+    try:
+        loaded = load_market(market, limits=ImageLimits(max_pixels=max_pixels))
+    except MarketValidationError as error:
+        for problem in error.problems:
             err.print(f"{market}: {problem}", soft_wrap=True, markup=False)
-        err.print(f"[bold red]invalid market:[/] {len(problems)} problem(s)")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        err.print(f"[bold red]invalid market:[/] {len(error.problems)} problem(s)")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     out.print(f"{market}: valid market")
+    missing = missing_logs(loaded.creatives, loaded.impressions, loaded.creative_stats)
+    if missing is not None:  # valid, but optimize and train will refuse it
+        out.print(f"note: {missing}; `adcraft optimize` and `adcraft train` need them", soft_wrap=True, markup=False)
 
 
 @app.command()

@@ -304,4 +304,22 @@ CASES = [
          "elements.parquet", "image", "not an image"),
     Case("creative_image_missing", _cell("creatives", "image", 0, "images/gone.jpg"),
          "creatives.parquet", "image", "does not exist"),
+    Case("product_photo_transparent", _image_file("images/clear.png", png_bytes((6, 6), (1, 2, 3, 0))),
+         "products.parquet", "image", "shows nothing"),
+    # text: NUL characters, control characters in ids, Unicode normalisation, limits
+    Case("title_with_nul", _cell("products", "title", 0, "Linen\x00shirt"), "products.parquet", "title",
+         "NUL character"),
+    Case("element_id_with_newline", _cell("elements", "element_id", 6, "h\n1"), "elements.parquet",
+         "element_id", "control characters"),
+    Case("element_ids_same_in_nfc", lambda d: (d.set("elements", "element_id", 8, "b\u00e9"),
+                                               d.set("elements", "element_id", 9, "be\u0301")),
+         "elements.parquet", "element_id", "Unicode normalisation"),
+    Case("category_over_text_limit", _cell("products", "category", 1, "c" * 1001), "products.parquet",
+         "category", "at most 1,000 characters"),
+    Case("stats_date_basic_form", _cell("creative_stats", "date", 1, "20240102"), "creative_stats.parquet",
+         "date", "ISO date"),
+    # what optimize needs
+    Case("canvas_under_32_px", _config("canvas", [31, 240]), "market.json", "canvas", "[32, 8192]"),
+    Case("impressions_on_one_day", lambda d: d.tables["impressions"].__setitem__("ts", [1_700_000_000] * 4),
+         "impressions.parquet", "ts", "single day"),
 ]

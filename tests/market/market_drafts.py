@@ -27,6 +27,20 @@ def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, ...] = (200, 40,
     return buffer.getvalue()
 
 
+def photo_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, ...] = (200, 40, 40, 255),
+                fmt: str = "PNG") -> bytes:
+    """A tiny product photo's bytes: a block of ``color`` on a light background, so that it shows
+    a product (a photo of one plain colour shows nothing)."""
+    mode = "RGBA" if len(color) == 4 and fmt != "JPEG" else "RGB"
+    image = Image.new(mode, size, (245, 245, 240, 255)[: len(mode)])
+    width, height = size
+    image.paste(Image.new(mode, (max(1, width // 2), max(1, height // 2)), color[: len(mode)]),
+                (width // 4, height // 4))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
 def base_tables() -> dict[str, pd.DataFrame]:
     """A valid market's tables: 3 products, elements for every slot, every optional table."""
     products = pd.DataFrame({
@@ -62,7 +76,7 @@ def base_tables() -> dict[str, pd.DataFrame]:
     })
     impressions = pd.DataFrame({
         "impression_id": ["i1", "i2", "i3", "i4"],
-        "ts": [1_700_000_000, 1_700_000_060, 1_700_000_120, 1_700_000_180],
+        "ts": [1_700_000_000, 1_700_000_060, 1_700_090_000, 1_700_090_060],  # two days
         "creative_id": ["c1", "c1", "c2", "c2"],
         "click": [0, 1, 0, 0],
         "propensity": [0.5, 0.5, 0.25, 1.0],
@@ -97,10 +111,10 @@ def _copy(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame | None]:
 _BASE = base_tables()
 
 IMAGES = {
-    "images/p1.png": png_bytes(),
-    "images/p2.png": png_bytes(color=(20, 90, 200, 0)),
-    "images/p3.png": png_bytes(fmt="WEBP"),  # a WebP file with a .png name is fine
-    "images/p3_alt.png": png_bytes((5, 5)),
+    "images/p1.png": photo_bytes(),
+    "images/p2.png": png_bytes(color=(20, 90, 200, 128)),  # half transparent
+    "images/p3.png": photo_bytes(fmt="WEBP"),  # a WebP file with a .png name is fine
+    "images/p3_alt.png": photo_bytes((5, 5)),
     "images/c1.jpg": png_bytes((16, 16), (90, 90, 90), fmt="JPEG"),
 }
 

@@ -7,6 +7,7 @@ Nothing binary is committed: every broken file is made here, from the simulated 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -52,7 +53,8 @@ def valid_market(tmp_path_factory: pytest.TempPathFactory, tiny_market_dir: Path
         with Image.open(path) as image:
             image.convert("RGBA").resize((IMAGE_SIDE, IMAGE_SIDE)).save(path)
     impressions = pq.read_table(root / "impressions.parquet")
-    pq.write_table(impressions.slice(0, IMPRESSION_ROWS), root / "impressions.parquet")
+    step = impressions.num_rows // IMPRESSION_ROWS  # spread over the log's days, as a time split needs
+    pq.write_table(impressions.take(np.arange(0, step * IMPRESSION_ROWS, step)), root / "impressions.parquet")
     return root
 
 
@@ -226,6 +228,62 @@ def _rename(column: str, old: str, new: str) -> Corrupt:
             _save(root, name, table.set_column(table.column_names.index(column), column,
                                                pa.array(ids, type=pa.string())))
     return corrupt
+
+
+def _table_link(name: str, target: Callable[[Path], Path | str]) -> Corrupt:
+    """Replace table ``name`` (a file name such as ``demand.csv``) by a symbolic link to ``target``."""
+    def corrupt(root: Path) -> None:
+        stem, link = name.split(".")[0], target(root)
+        for old in (root / f"{stem}.parquet", root / f"{stem}.csv"):
+            old.unlink(missing_ok=True)
+        os.symlink(link, root / name)
+    return corrupt
+
+
+SECRET = "do-not-quote-me-4711"
+
+
+def _outside_table(root: Path) -> Path:
+    """A readable Parquet table outside the market, holding a value no message may quote."""
+    outside = root.parent / "outside-products.parquet"
+    products = _table(root, "products")
+    titles = pa.array([SECRET] * products.num_rows)
+    pq.write_table(products.set_column(products.column_names.index("title"), "title", titles), outside)
+    return outside
+
+
+def _all_cells(name: str, column: str, value: Callable[[object], object]) -> Corrupt:
+    """Set every cell of one column to ``value(old cell)``, keeping the column's Arrow type."""
+    def corrupt(root: Path) -> None:
+        table = _table(root, name)
+        position = table.column_names.index(column)
+        values = [value(old) for old in table.column(position).to_pylist()]
+        _save(root, name, table.set_column(position, column,
+                                           pa.array(values, type=table.schema.field(position).type)))
+    return corrupt
+
+
+def _only_stats(*steps: Corrupt) -> Corrupt:
+    """Keep creative_stats as the only log, then apply ``steps``."""
+    return _both(lambda root: (root / "impressions.parquet").unlink(), *steps)
+
+
+def _json_with_keys(count: int) -> str:
+    return json.dumps({f"k{key}": 0 for key in range(count)})
+
+
+_COMPOSED, _DECOMPOSED = "caf\u00e9", "cafe\u0301"
+
+
+def _clicks_equal_impressions(root: Path) -> None:
+    stats = _table(root, "creative_stats")
+    _save(root, "creative_stats", stats.set_column(stats.column_names.index("clicks"), "clicks",
+                                                   stats.column("impressions")))
+
+
+def _every_first_creative(root: Path) -> None:
+    """Point every impression at one creative."""
+    _all_cells("impressions", "creative_id", lambda old: "c_p0000_0")(root)
 
 
 # --- image files ----------------------------------------------------------------------------
@@ -452,6 +510,75 @@ CORPUS = [
     _case("image_path_empty", _product_image(""), "products.parquet row 0", "column image", "must not be empty"),
     _case("creative_image_truncated", _replace_file("images/creatives/c_p0001_0.png", lambda data: data[:40]),
           "creatives.parquet row 3", "column image", "c_p0001_0.png"),
+    # special and outside files: refused without being opened
+    _case("table_symlink_to_dev_zero", _table_link("demand.csv", lambda root: "/dev/zero"),
+          "demand.csv", "cannot be read", "outside the market folder"),
+    _case("table_symlink_outside", _table_link("products.parquet", _outside_table),
+          "products.parquet", "cannot be read", "outside the market folder"),
+    _case("market_json_symlink_outside", _both(
+        lambda root: (root.parent / "outside.json").write_text((root / "market.json").read_text()),
+        lambda root: (root / "market.json").unlink(),
+        lambda root: os.symlink(root.parent / "outside.json", root / "market.json")),
+          "market.json", "outside the market folder"),
+    _case("market_json_over_size_limit", lambda root: (root / "market.json").write_text(
+        (root / "market.json").read_text() + " " * 1024**2), "market.json", "over the limit of 1,048,576 bytes"),
+    # dates: YYYY-MM-DD only
+    _case("date_in_week_form", _cell("creative_stats", "date", 0, "2026-W01-3"),
+          "creative_stats.parquet row 0", "column date", "ISO date", "'2026-W01-3'"),
+    _case("date_in_basic_form", _cell("creative_stats", "date", 3, "20260104"),
+          "creative_stats.parquet row 3", "column date", "ISO date", "'20260104'"),
+    # limits (market/limits.py)
+    _case("title_over_text_limit", _cell("products", "title", 1, "x" * 1_000_000),
+          "products.parquet row 1", "column title", "at most 1,000 characters", "1,000,000"),
+    _case("element_text_over_text_limit", _cell("elements", "text", 0, "long " * 300),
+          "elements.parquet row 0", "column text", "at most 1,000 characters"),
+    _case("id_over_id_limit", _rename("product_id", "p0003", "p" * 300),
+          "products.parquet row 3", "column product_id", "at most 256 characters"),
+    _case("image_path_over_path_limit", _product_image("images/" + "d/" * 600 + "p.png"),
+          "products.parquet row 0", "column image", "at most 1,024 characters"),
+    _case("context_of_20000_keys", _cells("impressions", "context", {row: _json_with_keys(20_000)
+                                                                    for row in range(0, IMPRESSION_ROWS, 50)}),
+          "impressions.parquet rows 0, 50", "column context", "JSON object of at most 10,000 characters"),
+    _case("context_over_key_limit", _cells("impressions", "context", {2: _json_with_keys(101),
+                                                                     7: _json_with_keys(140)}),
+          "impressions.parquet rows 2, 7", "column context", "at most 100 keys", "found 140"),
+    _case("context_nested_too_deep", _cell("impressions", "context", 3, '{"a": {"b": {"c": {"d": [1]}}}}'),
+          "impressions.parquet row 3", "column context", "at most 4 levels deep", "found 5"),
+    _case("attributes_over_key_limit", _cell("products", "attributes", 0, _json_with_keys(150)),
+          "products.parquet row 0", "column attributes", "at most 100 keys"),
+    _case("slots_over_limit", _config(slots=[f"s{slot}" for slot in range(65)]),
+          "market.json", "column slots", "over the limit of 64"),
+    # Unicode and control characters
+    _case("ids_differ_only_in_normalisation", _both(_rename("product_id", "p0001", _COMPOSED),
+                                                    _rename("product_id", "p0002", _DECOMPOSED)),
+          "products.parquet rows 1, 2", "column product_id", "Unicode normalisation",
+          ascii(_COMPOSED), ascii(_DECOMPOSED)),
+    _case("element_ids_differ_only_in_normalisation",
+          _cells("elements", "element_id", {0: "\u00c5ngstr\u00f6m", 1: "A\u030angstro\u0308m"}),
+          "elements.parquet rows 0, 1", "column element_id", "Unicode normalisation"),
+    _case("id_with_control_character", _rename("creative_id", "c_p0001_0", "c\x07bell"),
+          "creatives.parquet row 3", "column creative_id", "control characters"),
+    _case("id_with_nul", _rename("product_id", "p0004", "p\x00004"),
+          "products.parquet row 4", "column product_id", "NUL"),
+    _case("nul_in_csv_cell", _as_csv("products", lambda data: data.replace(b"sneaker", b"snea\x00ker", 1)),
+          "products.csv row 0", "column category", "NUL character"),
+    # what optimize needs: validation refuses it first
+    _case("canvas_under_32_px", _config(canvas=[16, 512]), "market.json", "column canvas", "[32, 8192]", "16x512"),
+    _case("canvas_over_8192_px", _config(canvas=[9000, 100]), "market.json", "column canvas", "[32, 8192]"),
+    _case("product_photo_fully_transparent", _product_image("images/clear.png", png_bytes((8, 8), (9, 9, 9, 0))),
+          "products.parquet row 0", "column image", "images/clear.png", "shows nothing", "fully transparent"),
+    _case("product_photo_one_plain_colour", _product_image("images/plain.png", png_bytes((8, 8), (240, 240, 240))),
+          "products.parquet row 0", "column image", "images/plain.png", "shows nothing", "one plain colour"),
+    _case("logs_on_a_single_day", _all_cells("impressions", "ts", lambda old: 1_767_225_810 + int(old) % 3600),
+          "impressions.parquet", "column ts", "the logs span a single day"),
+    _case("logs_of_a_single_creative", _every_first_creative,
+          "impressions.parquet", "column creative_id", "the logs cover a single creative"),
+    _case("logs_without_clicks", _all_cells("impressions", "click", lambda old: 0),
+          "impressions.parquet", "column click", "no clicks at all"),
+    _case("stats_every_impression_clicked", _only_stats(_clicks_equal_impressions),
+          "creative_stats.parquet", "column clicks", "every logged impression was clicked"),
+    _case("stats_on_a_single_day", _only_stats(_all_cells("creative_stats", "date", lambda old: "2026-01-05")),
+          "creative_stats.parquet", "column date", "the logs span a single day"),
 ]
 
 GOOD = [
@@ -568,6 +695,20 @@ def _command(verb: str, market: Path, out: Path, model: Path | None) -> list[str
 
 CLI_CASES = [
     ("market_json_nested_too_deep", "validate"),
+    ("table_symlink_to_dev_zero", "validate"),
+    ("date_in_week_form", "validate"),
+    ("title_over_text_limit", "validate"),
+    ("context_of_20000_keys", "validate"),
+    ("ids_differ_only_in_normalisation", "validate"),
+    ("nul_in_csv_cell", "validate"),
+    ("canvas_under_32_px", "validate"),
+    ("product_photo_fully_transparent", "validate"),
+    ("product_photo_one_plain_colour", "optimize"),
+    ("logs_on_a_single_day", "validate"),
+    ("stats_every_impression_clicked", "validate"),
+    ("canvas_over_8192_px", "optimize"),
+    ("stats_on_a_single_day", "optimize"),
+    ("logs_without_clicks", "train-mil"),
     ("image_decompression_bomb", "validate"),
     ("csv_bad_quoting", "train-ctr"),
     ("clicks_over_impressions", "train-pairwise"),
@@ -627,3 +768,60 @@ def test_command_sample_covers_every_command_group():
     assert {"validate", "train-ctr", "train-pairwise", "train-mil", "train-utility", "score", "render",
             "optimize", "ope"} <= verbs
     assert len(CLI_CASES) >= 10
+
+
+def test_a_table_outside_the_market_is_not_quoted(market: Path):
+    _table_link("products.parquet", _outside_table)(market)
+    with pytest.raises(InputError) as caught:
+        load_market(market)
+    assert "outside the market folder" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_validate_refuses_a_fifo_table_without_opening_it(market: Path):
+    # A reader that opens the FIFO blocks until a writer comes; the timeout only stops a hung run.
+    (market / "demand.parquet").unlink()
+    os.mkfifo(market / "demand.csv")
+    result = subprocess.run([sys.executable, "-m", "adcraft.cli", "validate", str(market)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "demand.csv: cannot be read: it is not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_table_over_the_size_limit_is_refused_before_reading(market: Path, monkeypatch: pytest.MonkeyPatch):
+    size = (market / "demand.parquet").stat().st_size
+    monkeypatch.setattr("adcraft.market.tables.MAX_TABLE_BYTES", size - 1)
+    read: list[object] = []
+    monkeypatch.setattr(pq, "ParquetFile", lambda *args, **kwargs: read.append(args))
+    with pytest.raises(InputError, match=f"demand.parquet: cannot be read: the file is {size:,} bytes, over the "
+                                         f"limit of {size - 1:,} bytes"):
+        load_market(market, check_images=False)
+    assert not any("demand" in str(args[0]) for args in read)
+
+
+def test_table_over_the_row_limit_is_refused(market: Path, monkeypatch: pytest.MonkeyPatch):
+    from adcraft.market.schema import TABLES
+
+    monkeypatch.setitem(TABLES, "demand", dataclasses.replace(TABLES["demand"], max_rows=3))
+    rows = _table(market, "demand").num_rows
+    with pytest.raises(InputError, match=f"demand.parquet: has {rows} rows, over the limit of 3"):
+        load_market(market, check_images=False)
+
+
+def test_ids_are_normalised_to_nfc_so_references_match(market: Path):
+    _rename("product_id", "p0002", _DECOMPOSED)(market)
+    _cells("products", "product_id", {2: _COMPOSED})(market)  # the catalogue spells it composed
+    loaded = load_market(market)
+    assert _COMPOSED in set(loaded.products["product_id"])
+    assert (loaded.creatives["product_id"] == _COMPOSED).sum() == 3
+    assert _DECOMPOSED not in set(loaded.elements["product_id"])
+
+
+def test_validate_notes_a_market_without_logs(market: Path):
+    for name in ("impressions", "creative_stats"):
+        (market / f"{name}.parquet").unlink()
+    result = runner.invoke(app, ["validate", str(market)])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    assert "valid market" in printed and "note: the market has no logs" in printed

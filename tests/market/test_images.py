@@ -15,8 +15,10 @@ from adcraft.market.images import (
     image_problems,
     open_image,
     resolve_inside,
+    shows_nothing,
     unsafe_path_reason,
 )
+from adcraft.render.cutout import CutoutConfig, ensure_cutout
 from tests.market.market_cases import gif_bytes, png_header_only, truncated_png
 from tests.market.market_drafts import png_bytes
 
@@ -110,3 +112,45 @@ def test_png_header_only_really_claims_its_size(tmp_path):
     path.write_bytes(png_header_only(300, 200))
     with Image.open(path) as header:
         assert header.size == (300, 200)
+
+
+_PHOTOS = {
+    "clear_rgba": Image.new("RGBA", (20, 12), (200, 10, 10, 0)),
+    "clear_la": Image.new("LA", (20, 12), (90, 0)),
+    "plain_rgb": Image.new("RGB", (20, 12), (250, 250, 250)),
+    "plain_opaque_rgba": Image.new("RGBA", (20, 12), (30, 30, 30, 255)),
+    "plain_grey": Image.new("L", (20, 12), 128),
+    "half_transparent": Image.new("RGBA", (20, 12), (30, 30, 30, 128)),
+    "cut_out": Image.new("RGBA", (20, 12), (0, 0, 0, 0)),
+    "on_plain_background": Image.new("RGB", (20, 12), (250, 250, 250)),
+}
+_PHOTOS["cut_out"].paste((200, 10, 10, 255), (5, 3, 12, 9))
+_PHOTOS["on_plain_background"].paste((20, 60, 200), (5, 3, 12, 9))
+_NOTHING = {"clear_rgba", "clear_la", "plain_rgb", "plain_opaque_rgba", "plain_grey"}
+
+
+@pytest.mark.parametrize("name", sorted(_PHOTOS))
+def test_a_photo_that_shows_nothing_is_one_the_renderer_cannot_cut_out(name: str):
+    image = _PHOTOS[name]
+    assert (shows_nothing(image) is not None) == (name in _NOTHING)
+    if name in _NOTHING:  # whatever the cut-out's settings, nothing is left
+        for config in (CutoutConfig(), CutoutConfig(tolerance=0), CutoutConfig(min_plain_border=1.0)):
+            with pytest.raises(InputError, match="no visible product"):
+                ensure_cutout(image, config)
+    else:
+        assert ensure_cutout(image).getchannel("A").getbbox() is not None
+
+
+def test_image_problems_refuse_only_product_photos_that_show_nothing(tmp_path):
+    (tmp_path / "plain.png").write_bytes(png_bytes((8, 8), (9, 9, 9, 255)))
+    assert image_problems(tmp_path, ["plain.png"]) == {}  # a creative or a background may be plain
+    found = image_problems(tmp_path, ["plain.png"], products=frozenset({"plain.png"}))
+    assert "shows nothing: it is one plain colour" in found["plain.png"]
+
+
+def test_an_image_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    path.write_bytes(png_bytes((8, 8)))
+    monkeypatch.setattr("adcraft.market.images.MAX_IMAGE_BYTES", path.stat().st_size - 1)
+    with pytest.raises(InputError, match="over the limit of"):
+        open_image(path)

@@ -54,7 +54,8 @@ def base_draft(tiny_market_dir: Path) -> Draft:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
             keep = {"impressions": 60, "creative_stats": 30}.get(path.stem, table.num_rows)
-            draft[relpath] = table.slice(0, keep)
+            step = table.num_rows // keep  # rows spread over the log's days, as a time split needs
+            draft[relpath] = table.take(list(range(0, step * keep, step)))
         elif path.suffix == ".png":
             buffer = io.BytesIO()
             with Image.open(path) as image:

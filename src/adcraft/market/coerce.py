@@ -20,6 +20,7 @@ rules that need it are skipped.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +28,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adcraft.market.problems import Problem, examples
 from adcraft.market.schema import ColumnSpec, Kind, Presence, TableSpec
@@ -92,8 +94,24 @@ def _typed(spec: TableSpec, table: pa.Table, file: str, source: Source,
     for position, name in enumerate(names):
         if name not in spec.names and name not in result.unusable:
             columns[name] = plain_values(table.column(position))
+    result.problems += _nul_problems(table, file)
     result.frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
     return result
+
+
+def _nul_problems(table: pa.Table, file: str) -> list[Problem]:
+    """Text cells holding a NUL character: C libraries and file formats cut text there."""
+    problems = []
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if pc.any(found).as_py():
+            rows = np.flatnonzero(found.to_numpy(zero_copy_only=False))
+            problems.append(Problem.at_rows(file, rows, name, "holds a NUL character"))
+    return problems
 
 
 def _spec_column(spec: ColumnSpec, table: pa.Table, file: str, source: Source,
@@ -165,7 +183,57 @@ def _typed_column(spec: ColumnSpec, column: pa.ChunkedArray, file: str,
     if read.invalid.any():
         values = values.copy()
         values[read.invalid] = None
+    if spec.identifier:
+        values, collisions = _nfc_ids(values, spec.unique, file, spec.name)
+        problems += collisions
+    elif spec.kind is Kind.STRING_LIST:
+        values = _objects([None if items is None else [_nfc(item) for item in items]
+                           for items in values])
     return pd.Series(values, dtype=object), problems
+
+
+def _objects(items: list[object]) -> np.ndarray:
+    """A 1-d object array of ``items`` (lists stay cells, not a second dimension)."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
+def _nfc(text: str) -> str:
+    """``text`` in Unicode normal form C (composed), so that ids typed on different systems match."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def _nfc_ids(values: np.ndarray, unique: bool, file: str,
+             column: str) -> tuple[np.ndarray, list[Problem]]:
+    """Ids in NFC; for a column of unique ids, a problem naming ids that differ only in their
+    normalisation (they would become one id). Of such ids only the first row keeps it; the others
+    become null, so that no later rule reports the same clash again."""
+    texts = [value for value in values if value is not None]
+    if "".join(texts).isascii():  # the common case: nothing to normalise
+        return values, []
+    normal = _objects([value if value is None else _nfc(value) for value in values])
+    if not unique:
+        return normal, []
+    changed = np.flatnonzero(normal != values)
+    if not len(changed):
+        return normal, []
+    written: dict[str, set[str]] = {}
+    for value, raw in zip(normal, values):
+        if value is not None:
+            written.setdefault(value, set()).add(raw)
+    clashing = {value for value in normal[changed] if len(written[value]) > 1}
+    if not clashing:
+        return normal, []
+    rows = np.flatnonzero(np.fromiter((value in clashing for value in normal), dtype=bool,
+                                      count=len(normal)))
+    repeated = pd.Series(normal[rows]).duplicated().to_numpy()
+    normal[rows[repeated]] = None
+    pairs = "; ".join(" and ".join(ascii(raw) for raw in sorted(written[value]))
+                      for value in sorted(clashing)[:3])
+    return normal, [Problem.at_rows(file, rows, column,
+                                    "ids differ only in Unicode normalisation, so they name the "
+                                    f"same id once normalised (NFC): {pairs}")]
 
 
 def _wrong_type(spec: ColumnSpec, column: pa.ChunkedArray, file: str) -> Problem:

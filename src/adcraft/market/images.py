@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from PIL import Image, UnidentifiedImageError
 
 from adcraft.errors import InputError
+from adcraft.market.limits import MAX_IMAGE_BYTES
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 """Pillow format names of the image files a market may hold."""
@@ -85,6 +86,10 @@ def open_image(path: Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     if kind is not None:
         raise InputError(f"{path}: {kind}")
     try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise InputError(f"{path}: the file is {size:,} bytes, over the limit of "
+                             f"{MAX_IMAGE_BYTES:,} bytes for an image")
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"{path}: image file is truncated or corrupt ({error})") from None
@@ -141,11 +146,32 @@ def _unaccepted_kind(data: bytes) -> str:
     return "is not an image file (PNG, JPEG or WebP expected)"
 
 
+def shows_nothing(image: Image.Image) -> str | None:
+    """Why a product photo shows no product, or None: every pixel is fully transparent, or the photo
+    is one plain colour (the renderer's cut-out removes a plain background, whatever its tolerance,
+    and would leave nothing to place on a creative)."""
+    if "A" in image.getbands() or "transparency" in image.info:
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getbbox() is None:
+            return "every pixel is fully transparent"
+        if alpha.getextrema()[0] < 255:
+            return None  # a cut-out with something visible
+    if all(low == high for low, high in _extrema(image)):
+        return "it is one plain colour"
+    return None
+
+
+def _extrema(image: Image.Image) -> list[tuple[float, float]]:
+    extrema = image.getextrema()
+    return list(extrema) if isinstance(extrema[0], tuple) else [extrema]
+
+
 def image_problem(root: Path, relpath: str, limits: ImageLimits = ImageLimits(),
-                  decode: bool = True) -> str | None:
+                  decode: bool = True, product: bool = False) -> str | None:
     """What is wrong with the image at ``relpath`` inside ``root``, or None if nothing is.
 
-    With ``decode=False`` only the path and the file's existence are checked.
+    With ``decode=False`` only the path and the file's existence are checked. A ``product`` photo
+    must also show something (``shows_nothing``).
     """
     try:
         path = resolve_inside(root, relpath)
@@ -157,15 +183,21 @@ def image_problem(root: Path, relpath: str, limits: ImageLimits = ImageLimits(),
     if not decode:
         return None
     try:
-        open_image(path, limits).close()
+        with open_image(path, limits) as image:
+            nothing = shows_nothing(image) if product else None
+            if nothing is not None:
+                return (f"the product photo shows nothing: {nothing} (give a cut-out with the "
+                        "product visible, or a photo of the product on a plain background)")
     except InputError as error:
         return str(error).removeprefix(f"{path}: ")
     return None
 
 
 def image_problems(root: Path, relpaths: Iterable[str], limits: ImageLimits = ImageLimits(),
-                   decode: bool = True, workers: int | None = None) -> dict[str, str]:
+                   decode: bool = True, workers: int | None = None,
+                   products: frozenset[str] = frozenset()) -> dict[str, str]:
     """``image_problem`` for many paths at once, each checked once; returns only the bad ones.
+    Paths in ``products`` are product photos.
 
     Decoding runs in a small thread pool: Pillow's decoders release the GIL, and the pool stays
     small so that a few large images do not exhaust memory.
@@ -174,9 +206,10 @@ def image_problems(root: Path, relpaths: Iterable[str], limits: ImageLimits = Im
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
     if not decode or workers <= 1 or len(unique) < 2:
-        found = [image_problem(root, relpath, limits, decode) for relpath in unique]
+        found = [image_problem(root, relpath, limits, decode, relpath in products)
+                 for relpath in unique]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(lambda relpath: image_problem(root, relpath, limits, decode),
-                                  unique))
+            found = list(pool.map(lambda relpath: image_problem(root, relpath, limits, decode,
+                                                                relpath in products), unique))
     return {relpath: reason for relpath, reason in zip(unique, found) if reason is not None}

@@ -17,10 +17,11 @@ from adcraft.atomic import staged_folder
 from adcraft.errors import InputError
 from adcraft.market.coerce import TypedTable, typed_frame
 from adcraft.market.images import ImageLimits, resolve_inside
+from adcraft.market.limits import MAX_CONFIG_BYTES
 from adcraft.market.market import Market, MarketConfig
 from adcraft.market.problems import MarketValidationError, Problem
 from adcraft.market.schema import TABLE_FORMATS, TABLES, TextRule
-from adcraft.market.tables import find_table, read_table, to_arrow, write_table
+from adcraft.market.tables import file_problem, find_table, read_table, to_arrow, write_table
 from adcraft.market.validate import CONFIG_FILE, config_problems, table_problems
 
 
@@ -45,6 +46,9 @@ def _read_config(root: Path, limits: ImageLimits) -> tuple[MarketConfig | None, 
         what = "is not a file" if path.exists() else "file is missing"
         return None, [Problem(CONFIG_FILE, (), None, f"{what}; it must hold "
                               '{"format": "adcraft-market/1", "slots": [...]}')]
+    problem = file_problem(root, CONFIG_FILE, MAX_CONFIG_BYTES)
+    if problem is not None:
+        return None, [Problem(CONFIG_FILE, (), None, problem)]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:

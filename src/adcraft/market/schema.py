@@ -13,6 +13,17 @@ from enum import Enum
 
 import pyarrow as pa
 
+from adcraft.market.limits import (
+    MAX_CREATIVES,
+    MAX_ELEMENTS,
+    MAX_ID_CHARS,
+    MAX_JSON_CHARS,
+    MAX_LOG_ROWS,
+    MAX_PATH_CHARS,
+    MAX_PRODUCTS,
+    MAX_TEXT_CHARS,
+)
+
 FORMAT = "adcraft-market/1"
 """The ``format`` marker every ``market.json`` of this version carries."""
 
@@ -81,15 +92,19 @@ class ColumnSpec:
     maximum: float | None = None
     choices: tuple[int, ...] | None = None
     text: TextRule | None = None
+    identifier: bool = False  # an id: normalised to Unicode NFC on load, no control characters
+    max_chars: int | None = None  # longest string value (limits.py)
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A market table: its name (file stem), whether it must be present, and its columns."""
+    """A market table: its name (file stem), whether it must be present, its columns and the most
+    rows it may hold (``limits.py``)."""
 
     name: str
     required: bool
     columns: tuple[ColumnSpec, ...]
+    max_rows: int = MAX_LOG_ROWS
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -109,53 +124,53 @@ _L = Kind.STRING_LIST
 _NULLABLE = Presence.NULLABLE
 _OPTIONAL = Presence.OPTIONAL
 
-PRODUCTS = TableSpec("products", True, (
-    ColumnSpec("product_id", _S, pa.string(), unique=True, non_empty=True),
-    ColumnSpec("title", _S, pa.string(), non_empty=True),
-    ColumnSpec("category", _S, pa.string(), non_empty=True),
-    ColumnSpec("image", _S, pa.string(), non_empty=True, text=TextRule.PATH),
+PRODUCTS = TableSpec("products", True, max_rows=MAX_PRODUCTS, columns=(
+    ColumnSpec("product_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("title", _S, pa.string(), non_empty=True, max_chars=MAX_TEXT_CHARS),
+    ColumnSpec("category", _S, pa.string(), non_empty=True, max_chars=MAX_TEXT_CHARS),
+    ColumnSpec("image", _S, pa.string(), non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
     ColumnSpec("price", _F, pa.float64(), _OPTIONAL, minimum=0.0),
-    ColumnSpec("attributes", _S, pa.string(), _OPTIONAL, text=TextRule.JSON_OBJECT),
+    ColumnSpec("attributes", _S, pa.string(), _OPTIONAL, text=TextRule.JSON_OBJECT, max_chars=MAX_JSON_CHARS),
 ))
 
-ELEMENTS = TableSpec("elements", True, (
-    ColumnSpec("element_id", _S, pa.string(), unique=True, non_empty=True),
-    ColumnSpec("slot", _S, pa.string(), non_empty=True),
-    ColumnSpec("product_id", _S, pa.string(), _NULLABLE, non_empty=True),
-    ColumnSpec("text", _S, pa.string(), _NULLABLE),
-    ColumnSpec("value", _S, pa.string(), _NULLABLE),
-    ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH),
+ELEMENTS = TableSpec("elements", True, max_rows=MAX_ELEMENTS, columns=(
+    ColumnSpec("element_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("slot", _S, pa.string(), non_empty=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("product_id", _S, pa.string(), _NULLABLE, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("text", _S, pa.string(), _NULLABLE, max_chars=MAX_TEXT_CHARS),
+    ColumnSpec("value", _S, pa.string(), _NULLABLE, max_chars=MAX_TEXT_CHARS),
+    ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
 ))
 
-CREATIVES = TableSpec("creatives", False, (
-    ColumnSpec("creative_id", _S, pa.string(), unique=True, non_empty=True),
-    ColumnSpec("product_id", _S, pa.string(), non_empty=True),
+CREATIVES = TableSpec("creatives", False, max_rows=MAX_CREATIVES, columns=(
+    ColumnSpec("creative_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
+    ColumnSpec("product_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("elements", _L, pa.list_(pa.string())),
-    ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH),
+    ColumnSpec("image", _S, pa.string(), _NULLABLE, non_empty=True, text=TextRule.PATH, max_chars=MAX_PATH_CHARS),
 ))
 
-IMPRESSIONS = TableSpec("impressions", False, (
-    ColumnSpec("impression_id", _S, pa.string(), unique=True, non_empty=True),
+IMPRESSIONS = TableSpec("impressions", False, columns=(
+    ColumnSpec("impression_id", _S, pa.string(), unique=True, non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("ts", _I, pa.int64()),
-    ColumnSpec("creative_id", _S, pa.string(), non_empty=True),
+    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("click", _I, pa.int8(), choices=(0, 1)),
     ColumnSpec("propensity", _F, pa.float64(), _OPTIONAL,
                minimum=0.0, exclusive_minimum=True, maximum=1.0),
     ColumnSpec("position", _I, pa.int32(), _OPTIONAL, minimum=1),
-    ColumnSpec("context", _S, pa.string(), _OPTIONAL, text=TextRule.JSON_OBJECT),
+    ColumnSpec("context", _S, pa.string(), _OPTIONAL, text=TextRule.JSON_OBJECT, max_chars=MAX_JSON_CHARS),
 ))
 
-CREATIVE_STATS = TableSpec("creative_stats", False, (
-    ColumnSpec("creative_id", _S, pa.string(), non_empty=True),
+CREATIVE_STATS = TableSpec("creative_stats", False, columns=(
+    ColumnSpec("creative_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("date", _S, pa.string(), _OPTIONAL, text=TextRule.ISO_DATE),
     ColumnSpec("impressions", _I, pa.int64(), minimum=1),
     ColumnSpec("clicks", _I, pa.int64(), minimum=0),
 ))
 
-DEMAND = TableSpec("demand", False, (
-    ColumnSpec("product_id", _S, pa.string(), non_empty=True),
+DEMAND = TableSpec("demand", False, columns=(
+    ColumnSpec("product_id", _S, pa.string(), non_empty=True, identifier=True, max_chars=MAX_ID_CHARS),
     ColumnSpec("demand", _F, pa.float64(), minimum=0.0),
-    ColumnSpec("period", _S, pa.string(), _OPTIONAL),
+    ColumnSpec("period", _S, pa.string(), _OPTIONAL, max_chars=MAX_TEXT_CHARS),
 ))
 
 TABLES: dict[str, TableSpec] = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from adcraft.errors import InputError
 from adcraft.market.coerce import TypedTable, typed_table
+from adcraft.market.images import resolve_inside
+from adcraft.market.limits import MAX_TABLE_BYTES
 from adcraft.market.problems import Problem
 from adcraft.market.schema import TABLE_FORMATS, Kind, Presence, TableSpec
 
@@ -50,7 +55,35 @@ def find_table(root: Path, spec: TableSpec) -> tuple[TableFile | None, list[Prob
                                   f"required table is missing (give {spec.name}.parquet "
                                   f"or {spec.name}.csv)")]
         return None, []
+    problem = file_problem(root, found[0].name, MAX_TABLE_BYTES)
+    if problem is not None:
+        return None, [Problem(found[0].name, (), None, problem)]
     return found[0], []
+
+
+def file_problem(root: Path, relpath: str, max_bytes: int) -> str | None:
+    """Why the file ``relpath`` of the market ``root`` may not be read, or None if it may.
+
+    Refused without opening the file: a path or symbolic link that leads outside the market, anything
+    but a regular file (a FIFO would block the reader forever, a device such as /dev/zero never ends)
+    and a file over ``max_bytes``.
+    """
+    try:
+        path = resolve_inside(root, relpath)
+    except InputError as error:
+        return "cannot be read: " + str(error).removeprefix(f"{relpath!r}: ")
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISDIR(status.st_mode):
+        return "cannot be read: it is a folder, not a file"
+    if not stat.S_ISREG(status.st_mode):
+        return "cannot be read: it is not a regular file (a pipe, device or socket)"
+    if status.st_size > max_bytes:
+        return (f"cannot be read: the file is {status.st_size:,} bytes, over the limit of "
+                f"{max_bytes:,} bytes")
+    return None
 
 
 def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
@@ -60,6 +93,10 @@ def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
             # One file, read as written: pq.read_table would also read a folder as a dataset and
             # refuses a file with a repeated column name, which typing reports by name instead.
             with pq.ParquetFile(table_file.path) as parquet:
+                rows = parquet.metadata.num_rows
+                if rows > spec.max_rows:  # refused before any row is read
+                    return Problem(table_file.name, (), None,
+                                   f"has {rows:,} rows, over the limit of {spec.max_rows:,}")
                 table = parquet.read()
         else:
             table = _read_csv_text(table_file.path)
@@ -71,6 +108,9 @@ def read_table(table_file: TableFile, spec: TableSpec) -> TypedTable | Problem:
             column.validate(full=True)
         except pa.ArrowInvalid as error:
             return Problem(table_file.name, (), name, f"holds malformed data ({error})")
+    if table.num_rows > spec.max_rows:
+        return Problem(table_file.name, (), None,
+                       f"has {table.num_rows:,} rows, over the limit of {spec.max_rows:,}")
     return typed_table(spec, table, table_file.name, table_file.format)
 
 

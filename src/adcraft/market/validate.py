@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from datetime import date
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,21 @@ import pandas as pd
 from adcraft.market.coerce import TypedTable
 from adcraft.market.fonts import font_path_problems
 from adcraft.market.images import ImageLimits, image_problems
+from adcraft.market.limits import (
+    MAX_CANVAS_PX,
+    MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_KEYS,
+    MAX_SLOTS,
+    MIN_CANVAS_PX,
+)
+from adcraft.market.logs import (
+    impression_days,
+    is_iso_date,
+    log_problem,
+    span_problem,
+    stats_days,
+)
 from adcraft.market.problems import MAX_EXAMPLES, Problem, examples
 from adcraft.market.schema import (
     CONTENT_FIELDS,
@@ -33,6 +47,8 @@ from adcraft.market.schema import (
 
 CONFIG_FILE = "market.json"
 COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+CONTROL = re.compile(r"[\x01-\x1f\x7f-\x9f]")
+"""Control characters (tab, newline, ...), refused in ids; NUL is refused in every cell (coerce.py)."""
 
 
 def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Problem]:
@@ -51,6 +67,12 @@ def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Prob
     elif not all(isinstance(slot, str) and slot for slot in slots):
         problems.append(Problem(CONFIG_FILE, (), "slots",
                                 "every slot must be a non-empty string"))
+    elif len(slots) > MAX_SLOTS:
+        problems.append(Problem(CONFIG_FILE, (), "slots",
+                                f"has {len(slots)} slots, over the limit of {MAX_SLOTS}"))
+    elif any(len(slot) > MAX_ID_CHARS for slot in slots):
+        problems.append(Problem(CONFIG_FILE, (), "slots",
+                                f"slot names must be at most {MAX_ID_CHARS} characters"))
     elif len(set(slots)) != len(slots):
         twice = sorted({slot for slot in slots if slots.count(slot) > 1})
         problems.append(Problem(CONFIG_FILE, (), "slots",
@@ -66,6 +88,10 @@ def config_problems(data: Any, limits: ImageLimits = ImageLimits()) -> list[Prob
             size = "x".join(examples([side]) for side in canvas)  # a side may have 4000 digits
             problems.append(Problem(CONFIG_FILE, (), "canvas",
                                     f"{size} is over the pixel limit of {limits.max_pixels:,}"))
+        elif not all(MIN_CANVAS_PX <= side <= MAX_CANVAS_PX for side in canvas):
+            problems.append(Problem(CONFIG_FILE, (), "canvas",
+                                    f"sides must lie in [{MIN_CANVAS_PX}, {MAX_CANVAS_PX}] pixels, "
+                                    f"found {canvas[0]}x{canvas[1]}"))
     return problems
 
 
@@ -103,8 +129,9 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
         problems += _clicks_within_impressions(tables["creative_stats"])
     if "demand" in tables:
         problems += _reference(tables["demand"], "product_id", products, "products", "product_id")
-    problems += _image_rules(tables.values(), root, limits, check_images)
+    problems += _image_rules(tables, root, limits, check_images)
     problems += font_path_problems(tables.get("elements"), root)
+    problems += _log_rules(tables, problems)
     return problems
 
 
@@ -143,6 +170,22 @@ def _column_rules(table: TypedTable) -> list[Problem]:
             continue
         values = _cells(table, spec.name)
         present = ~pd.isna(values)
+        if spec.max_chars is not None and present.any():
+            lengths = np.fromiter(map(len, values[present]), dtype=np.int64, count=int(present.sum()))
+            long = present.copy()
+            long[present] = lengths > spec.max_chars
+            if long.any():
+                what = f"{spec.text.value} of " if spec.text is not None else ""
+                problems += _rows_where(table, long, spec.name,
+                                        f"must be {what}at most {spec.max_chars:,} characters, "
+                                        f"found {int(lengths.max()):,}")
+                present &= ~long  # not parsed or compared further
+        if spec.identifier and present.any() and CONTROL.search("".join(values[present])):
+            controls = present.copy()
+            controls[present] = [CONTROL.search(value) is not None for value in values[present]]
+            problems += _rows_where(table, controls, spec.name,
+                                    "ids must not hold control characters (tab, newline, ...), "
+                                    f"found {examples(values[controls])}")
         if spec.non_empty:
             problems += _rows_where(table, present & (values == ""), spec.name,
                                     "must not be empty")
@@ -151,13 +194,18 @@ def _column_rules(table: TypedTable) -> list[Problem]:
             problems += _rows_where(table, repeated, spec.name,
                                     f"must be unique; repeated: {examples(values[repeated])}")
         if spec.text in (TextRule.JSON_OBJECT, TextRule.ISO_DATE) and present.any():
-            check = _is_json_object if spec.text is TextRule.JSON_OBJECT else _is_iso_date
-            bad = {value for value in pd.unique(values[present]) if not check(value)}
-            if bad:
-                wrong = _member(values, bad)
+            check = _json_object_problem if spec.text is TextRule.JSON_OBJECT else _date_problem
+            reasons: dict[str, tuple[set[str], int]] = {}  # rule -> bad values, largest count
+            for value in pd.unique(values[present]):
+                reason = check(value)
+                if reason is not None:
+                    bad, most = reasons.get(reason[0], (set(), 0))
+                    reasons[reason[0]] = (bad | {value}, max(most, reason[1]))
+            for rule, (bad, most) in reasons.items():
+                wrong = _member(values, bad) & present
                 problems += _rows_where(table, wrong, spec.name,
-                                        f"must be {spec.text.value}, found "
-                                        f"{examples(values[wrong])}")
+                                        rule.format(wanted=spec.text.value, most=f"{most:,}",
+                                                    found=examples(values[wrong])))
     return problems
 
 
@@ -192,21 +240,46 @@ def _number(value: float | None) -> str:
     return str(int(value)) if value is not None and float(value).is_integer() else str(value)
 
 
-def _is_json_object(text: str) -> bool:
+def _json_object_problem(text: str) -> tuple[str, int] | None:
+    """Why ``text`` is not a JSON object within the limits, or None if it is one: a rule to
+    ``format`` with ``wanted``, ``most`` (the largest count over the cells breaking it) and
+    ``found``, and this cell's count."""
     try:
-        return isinstance(json.loads(text), dict)
+        data = json.loads(text)
     # ValueError: not JSON, or an integer longer than Python's digit limit; RecursionError:
     # nested too deeply for the parser.
     except (ValueError, RecursionError, TypeError):
-        return False
+        data = None
+    if not isinstance(data, dict):
+        return "must be {wanted}, found {found}", 0
+    keys, depth = _json_size(data)
+    if depth > MAX_JSON_DEPTH:
+        return f"a JSON object may nest at most {MAX_JSON_DEPTH} levels deep, found {{most}}: {{found}}", depth
+    if keys > MAX_JSON_KEYS:
+        return f"a JSON object may hold at most {MAX_JSON_KEYS} keys, found {{most}}: {{found}}", keys
+    return None
 
 
-def _is_iso_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except (ValueError, TypeError):
-        return False
-    return True
+def _json_size(data: Any) -> tuple[int, int]:
+    """Keys of every object inside ``data`` together, and how deep objects and arrays nest."""
+    keys, depth = 0, 0
+    stack = [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            keys += len(item)
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level)
+        stack += [(child, level + 1) for child in children]
+    return keys, depth
+
+
+def _date_problem(text: str) -> tuple[str, int] | None:
+    return None if is_iso_date(text) else ("must be {wanted}, found {found}", 0)
 
 
 def _reference(table: TypedTable, column: str, target: TypedTable | None, target_name: str,
@@ -354,12 +427,58 @@ def _clicks_within_impressions(stats: TypedTable) -> list[Problem]:
     return _rows_where(stats, over, "clicks", "clicks must be <= impressions")
 
 
-def _image_rules(tables: Iterable[TypedTable], root: Path | None, limits: ImageLimits,
+def _log_rules(tables: Mapping[str, TypedTable], found: list[Problem]) -> list[Problem]:
+    """The logs a reward model reads (impressions, else creative_stats) break none of the rules of
+    ``logs.log_problem`` (``click_log``) and ``logs.span_problem`` (``time_split``). Checked once the
+    log table and creatives broke no other rule."""
+    for name, columns in (("impressions", {"creative": "creative_id", "clicks": "click", "time": "ts"}),
+                          ("creative_stats", {"creative": "creative_id", "clicks": "clicks",
+                                              "time": "date"})):
+        table = tables.get(name)
+        if table is None or len(table.frame) == 0:
+            continue
+        used = [table] + ([tables["creatives"]] if "creatives" in tables else [])
+        files = {part.file for part in used}
+        if (any(part.problems for part in used) or any(problem.file in files for problem in found)
+                or not table.usable(*columns.values())):
+            return []
+        frame = table.frame
+        if name == "impressions":
+            clicks = frame["click"].to_numpy(dtype=np.int64)
+            trials = np.ones(len(frame), dtype=np.int64)
+            times: np.ndarray | None = impression_days(frame["ts"].to_numpy(dtype=np.int64))
+        else:
+            clicks = frame["clicks"].to_numpy(dtype=np.int64)
+            trials = frame["impressions"].to_numpy(dtype=np.int64)
+            dates = frame["date"]
+            times = stats_days(dates) if dates.notna().all() else None
+        problem = log_problem(frame["creative_id"].to_numpy(dtype=object), clicks, trials)
+        if problem is None and times is not None:  # the time split of the reward models
+            problem = span_problem(times)
+        if problem is None:
+            return []
+        return [Problem(table.file, (), columns[problem.about], problem.rule)]
+    return []
+
+
+def _product_photos(tables: Mapping[str, TypedTable]) -> frozenset[str]:
+    """Image paths that show a product: products.image and the images of product_image elements."""
+    photos: set[str] = set()
+    products, elements = tables.get("products"), tables.get("elements")
+    if products is not None and products.usable("image"):
+        photos.update(path for path in _cells(products, "image") if isinstance(path, str))
+    if elements is not None and elements.usable("image", "slot"):
+        slot, image = _cells(elements, "slot"), _cells(elements, "image")
+        photos.update(path for path in image[slot == "product_image"] if isinstance(path, str))
+    return frozenset(photos)
+
+
+def _image_rules(tables: Mapping[str, TypedTable], root: Path | None, limits: ImageLimits,
                  check_images: bool) -> list[Problem]:
     """Every path column: paths stay inside the market and name readable PNG/JPEG/WebP images
-    within the pixel limit. Each distinct path is checked once."""
+    within the pixel limit; product photos show something. Each distinct path is checked once."""
     uses: list[tuple[TypedTable, str, np.ndarray]] = []
-    for table in tables:
+    for table in tables.values():
         for spec in table.spec.columns:
             if spec.text is TextRule.PATH and table.usable(spec.name):
                 paths = _cells(table, spec.name)
@@ -372,7 +491,8 @@ def _image_rules(tables: Iterable[TypedTable], root: Path | None, limits: ImageL
                         "names image files but the market has no folder to read them from")
                 for table, column, _ in uses]
     distinct = set().union(*(set(paths[_filled(paths)]) for _, _, paths in uses))
-    bad = image_problems(root, distinct, limits, decode=check_images)
+    bad = image_problems(root, distinct, limits, decode=check_images,
+                         products=_product_photos(tables))
     problems = []
     for table, column, paths in uses:
         rows_of: dict[str, list[int]] = {}

@@ -33,15 +33,13 @@ from PIL import Image, ImageDraw, ImageFilter, ImageStat
 
 from adcraft.atomic import write_png
 from adcraft.errors import InputError
+from adcraft.market.limits import MAX_CANVAS_PX, MIN_CANVAS_PX  # the bounds market validation checks
 from adcraft.render.background import RGB, draw_background, parse_background, parse_color
 from adcraft.render.cutout import CutoutConfig, ensure_cutout
 from adcraft.render.templates import PixelBox, get_template, to_pixels
 from adcraft.render.text_layout import backdrop_colors, fit_text, legibility_plate, legible_color
 
 logger = logging.getLogger(__name__)
-
-MIN_CANVAS_PX = 32
-MAX_CANVAS_PX = 8192
 
 
 @dataclass(frozen=True)

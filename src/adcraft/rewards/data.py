@@ -20,6 +20,7 @@ import pandas as pd
 
 from adcraft.errors import InputError
 from adcraft.market import Market
+from adcraft.market.logs import impression_days, log_problem, missing_logs, span_problem, stats_days
 
 MAX_CONTEXTS = 64
 LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")
@@ -62,13 +63,14 @@ def click_log(market: Market) -> pd.DataFrame:
     A single product with several creatives is enough (one ad with many variants is a common case).
     Raises ``InputError`` for a market without logs, with a single logged creative, or without clicks.
     """
-    if market.creatives is None or market.creatives.empty:
-        raise InputError("the market has no past creatives: a reward model needs creatives.parquet and logs")
+    missing = missing_logs(market.creatives, market.impressions, market.creative_stats)
+    if missing is not None:
+        raise InputError(missing)
     creatives = market.creatives[["creative_id", "product_id", "elements"]]
     if market.impressions is not None and not market.impressions.empty:
         imp = market.impressions
         context = impression_contexts(imp)
-        day = (imp["ts"].to_numpy(dtype=np.int64) // 86400) * 86400
+        day = impression_days(imp["ts"].to_numpy(dtype=np.int64))
         frame = pd.DataFrame(
             {"creative_id": imp["creative_id"], "context": context, "time": day, "click": imp["click"]}
         )
@@ -77,10 +79,11 @@ def click_log(market: Market) -> pd.DataFrame:
             .agg(clicks="sum", trials="size")
             .reset_index()
         )
-    elif market.creative_stats is not None and not market.creative_stats.empty:
+    else:  # no impressions, so creative_stats (missing_logs found one of the two)
         stats = market.creative_stats
+        assert stats is not None
         if "date" in stats and stats["date"].notna().all():
-            time = pd.to_datetime(stats["date"], utc=True).astype("int64") // 10**9
+            time = pd.Series(stats_days(stats["date"]), index=stats.index)
         else:
             time = pd.Series(np.nan, index=stats.index)
         log = pd.DataFrame(
@@ -92,19 +95,12 @@ def click_log(market: Market) -> pd.DataFrame:
                 "trials": stats["impressions"],
             }
         )
-    else:
-        raise InputError(
-            "the market has no logs: a reward model needs impressions.parquet or creative_stats.parquet"
-        )
     log = log.merge(creatives, on="creative_id", how="left")
     log["clicks"] = log["clicks"].astype("float64")
     log["trials"] = log["trials"].astype("float64")
-    if log["creative_id"].nunique() < 2:
-        raise InputError(
-            "the logs cover a single creative: a reward model needs at least 2 different creatives to compare"
-        )
-    if log["clicks"].sum() <= 0:
-        raise InputError("the logs have no clicks at all: there is nothing to learn a click model from")
+    problem = log_problem(log["creative_id"].to_numpy(), log["clicks"].to_numpy(), log["trials"].to_numpy())
+    if problem is not None:  # the same rules as validation (market.logs)
+        raise InputError(problem.rule)
     return log[list(LOG_COLUMNS)].reset_index(drop=True)
 
 
@@ -138,8 +134,9 @@ def time_split(log: pd.DataFrame, config: SplitConfig = SplitConfig()) -> tuple[
     if log["time"].notna().all():
         order = log["time"].to_numpy()
         times = np.unique(order)
-        if len(times) < 2:
-            raise InputError("the logs span a single day: a time split for validation needs at least two")
+        single_day = span_problem(times)
+        if single_day is not None:
+            raise InputError(single_day.rule)
         weight = log.groupby("time")["trials"].sum().reindex(times).to_numpy()
         share = np.cumsum(weight) / weight.sum()
         cut_index = min(int(np.searchsorted(share, 1.0 - config.valid_fraction)) + 1, len(times) - 1)

@@ -469,6 +469,7 @@ def pooled_rows(log: pd.DataFrame, by_context: bool) -> pd.DataFrame:
 
 def initial_bias(pooling: str, rate: float, slots: int) -> float:
     """The global bias whose untrained bag (all s_i = 0, no interactions) predicts the mean CTR."""
+    rate = min(max(rate, 1e-6), 1.0 - 1e-6)  # a training part with no clicks, or only clicks
     if pooling == "noisy_or":
         per_element = 1.0 - (1.0 - rate) ** (1.0 / slots)
         return math.log(per_element / (1.0 - per_element))
