@@ -64,6 +64,18 @@ def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_parquet(path: Path, table) -> Path:
+    """Write a ``pyarrow.Table`` to ``path`` as Parquet atomically (``write_bytes``: the file gets the
+    umask's mode like any other output)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return write_bytes(path, buffer.getvalue())
+
+
 def write_png(path: Path, image) -> Path:
     """Save a PIL image as PNG at ``path`` atomically."""
     import io

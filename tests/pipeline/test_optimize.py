@@ -206,3 +206,15 @@ def test_optimize_renders_with_the_diffusion_backend_and_keeps_the_product(marke
     assert diffused.size == drawn.size
     assert result.proposals["elements"].iloc[0] == compositor.proposals["elements"].iloc[0]
     assert diffused.convert("RGB").tobytes() != drawn.convert("RGB").tobytes()  # the background was painted
+
+
+def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
+    # Files written through a private temporary file (mkstemp: 0600) must end with the umask's mode, as
+    # a plain open() gives, so that the people and services that read a run's output can.
+    _, out = run
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    expected = plain.stat().st_mode & 0o777
+    modes = {str(path.relative_to(out)): path.stat().st_mode & 0o777 for path in out.rglob("*") if path.is_file()}
+    assert "creatives.parquet" in modes
+    assert {name: mode for name, mode in modes.items() if mode != expected} == {}
