@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -277,3 +278,23 @@ def test_render_refuses_a_diffusion_config_without_weights(tiny_market_dir, tmp_
                                  "--product", "p", "--elements", "a", "--config", str(config)])
     assert result.exit_code == 2 and "missing" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+
+def test_error_lines_and_messages_print_user_data_verbatim(capsys):
+    # Rich would turn ':thumbs_up:' into an emoji and read '[red]x[/red]' as markup.
+    from adcraft.cli import out, reports_errors
+    from adcraft.errors import InputError
+
+    quoted = "element ':thumbs_up:' in row '[red]x[/red]' of [bold]elements.parquet"
+
+    @reports_errors
+    def refuse() -> None:
+        raise InputError(f"unknown {quoted}")
+
+    with pytest.raises(typer.Exit) as stopped:
+        refuse()
+    assert stopped.value.exit_code == 2
+    assert capsys.readouterr().err == f"error: unknown {quoted}\n"
+    out.print(f"wrote {quoted}")
+    assert capsys.readouterr().out == f"wrote {quoted}\n"
