@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -412,3 +413,22 @@ def test_a_read_only_output_parent_is_one_line_and_exit_2(cli_market, tmp_path):
     assert result.exit_code == 2, result.output
     assert "permission denied" in result.output and result.output.strip().count("\n") == 0
     assert list(parent.iterdir()) == []
+
+
+def test_error_lines_and_messages_print_user_data_verbatim(capsys):
+    # Rich would turn ':thumbs_up:' into an emoji and read '[red]x[/red]' as markup.
+    from adcraft.cli import out, reports_errors
+    from adcraft.errors import InputError
+
+    quoted = "element ':thumbs_up:' in row '[red]x[/red]' of [bold]elements.parquet"
+
+    @reports_errors
+    def refuse() -> None:
+        raise InputError(f"unknown {quoted}")
+
+    with pytest.raises(typer.Exit) as stopped:
+        refuse()
+    assert stopped.value.exit_code == 2
+    assert capsys.readouterr().err == f"error: unknown {quoted}\n"
+    out.print(f"wrote {quoted}")
+    assert capsys.readouterr().out == f"wrote {quoted}\n"

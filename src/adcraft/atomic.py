@@ -200,6 +200,18 @@ def write_json(path: Path, data: Any, *, indent: int | None = 1, sort_keys: bool
     return write_text(path, json_text(data, indent=indent, sort_keys=sort_keys, default=default))
 
 
+def write_parquet(path: Path, table) -> Path:
+    """Write a ``pyarrow.Table`` to ``path`` as Parquet atomically (``write_bytes``: the file gets the
+    umask's mode like any other output)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return write_bytes(path, buffer.getvalue())
+
+
 def write_png(path: Path, image) -> Path:
     """Save a PIL image as PNG at ``path`` atomically."""
     import io

@@ -31,8 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, emoji=False)  # messages quote user data: no :emoji: codes
+out = Console(highlight=False, emoji=False, markup=False)  # plain text: paths and ids as they are
 F = TypeVar("F", bound=Callable)
 
 EXIT_BAD_INPUT = 2

@@ -289,3 +289,31 @@ def test_per_product_lift_says_how_much_of_the_log_it_rests_on(logged):
     assert lifts.loc[unseen, "ess"] == 0.0  # the model alone speaks for it
     others = lifts.drop(index=unseen)
     assert ((others["ess"] > 0) & (others["ess"] < others["impressions"])).all()
+
+
+def test_a_huge_context_in_one_row_costs_its_own_size_not_rows_times_its_size():
+    # A 200,000-character context among 1,000 impressions: a fixed-width unicode array of the rows would
+    # take 1,000 x 200,000 x 4 bytes (800 MB); object arrays and codes keep the peak near the strings' size.
+    import tracemalloc
+
+    from adcraft.evaluate.metrics import click_metrics
+    from adcraft.evaluate.proposal_value import _expected_under_policy
+
+    huge = '{"k": "' + "x" * 200_000 + '"}'
+    contexts = [huge if row == 7 else f'{{"device": "d{row % 3}"}}' for row in range(1000)]
+    log = pd.DataFrame({"product_id": [f"p{row % 4}" for row in range(1000)], "context": contexts})
+    target = pd.DataFrame({"product_id": ["p0", "p1", "p2", "p3"], "key": ["a", "b", "c", "d"],
+                           "elements": [["e"]] * 4, "probability": 1.0})
+
+    def predict(product_ids, combos, contexts):
+        return np.array([0.5 if len(context) > 1000 else 0.1 for context in contexts])
+
+    tracemalloc.start()
+    try:
+        expected = _expected_under_policy(log, target, predict)
+        click_metrics(np.arange(1000) % 2, np.ones(1000), np.full(1000, 0.1), contexts)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert expected[7] == 0.5 and expected[8] == 0.1
+    assert peak < 20 * len(huge)

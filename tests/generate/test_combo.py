@@ -26,6 +26,7 @@ from adcraft.generate.combo import (
     group_advantages,
     logged_combinations,
 )
+from adcraft.generate.combo_policy import ComboPolicyNetwork
 from adcraft.market import Market, MarketConfig
 from adcraft.rewards.encoding import EncodingConfig
 
@@ -376,3 +377,31 @@ def test_bad_inputs_raise_input_errors(trained, market):
         from_mapping(ComboConfig, {"rl": {"samples_per_product": 1}})
     config = from_mapping(ComboConfig, {"rl": {"steps": 3}, "policy": {"encoding": {"text_backbone": "tiny"}}})
     assert config.rl.steps == 3 and config.policy.encoding.text_backbone == "tiny"
+
+
+def test_a_shared_library_of_two_thousand_titles_costs_products_times_used_candidates(monkeypatch):
+    # 2,000 titles usable for every product: proposing scores the beam, the samples and, per slot, the
+    # ``neighbours_per_slot`` likeliest alternatives, never a row per (product, library title).
+    base = synthetic_market()
+    library = pd.DataFrame({"element_id": [f"lib_{i}" for i in range(2000)], "slot": "title", "product_id": None,
+                            "text": [f"Great find number {i}" for i in range(2000)], "value": None, "image": None})
+    market = dataclasses.replace(base, elements=pd.concat([base.elements, library], ignore_index=True))
+    config = dataclasses.replace(FAST, bc=BehaviourCloningConfig(epochs=2), rl=RLConfig(steps=2, products_per_step=2))
+    generator = ComboTrainer(config).fit(market, REWARD)
+    shapes: list[tuple[int, int]] = []
+    slot_logits = ComboPolicyNetwork.slot_logits
+
+    def recorded(self, *args, **kwargs):
+        logits = slot_logits(self, *args, **kwargs)
+        shapes.append(tuple(logits.shape))
+        return logits
+
+    monkeypatch.setattr(ComboPolicyNetwork, "slot_logits", recorded)
+    asked: list[int] = []
+    proposals = generator.propose(k=3, reward=lambda p, c: asked.append(len(c)) or REWARD(p, c))
+    settings, products = config.proposals, len(CATEGORIES)
+    used = settings.beam_width + settings.samples + len(SLOTS) * settings.neighbours_per_slot
+    assert sum(asked) <= products * used < products * 2000
+    assert max(rows for rows, _ in shapes) <= products * used
+    assert max(width for _, width in shapes) == 2002  # two own titles and the library, once per row
+    assert_usable(market, proposals)

@@ -260,3 +260,15 @@ def test_a_full_disk_while_opening_the_staging_folder_leaves_nothing(market_dir,
     with pytest.raises(OSError, match="No space left"):
         optimize(market_dir, tmp_path / "out", FAST)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
+    # Files written through a private temporary file (mkstemp: 0600) must end with the umask's mode, as
+    # a plain open() gives, so that the people and services that read a run's output can.
+    _, out = run
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    expected = plain.stat().st_mode & 0o777
+    modes = {str(path.relative_to(out)): path.stat().st_mode & 0o777 for path in out.rglob("*") if path.is_file()}
+    assert "creatives.parquet" in modes
+    assert {name: mode for name, mode in modes.items() if mode != expected} == {}

@@ -129,3 +129,37 @@ def test_bad_rows_are_refused_with_a_message(market, vocab_and_text):
         model.predict(pids, [combos[0][:-1]] + combos[1:])
     with pytest.raises(InputError, match="same length"):
         model.predict(pids, combos, contexts[:2])
+
+
+@pytest.mark.parametrize("kind", ["ctr", "mil", "mil-attention"])
+def test_a_rows_score_is_the_same_bits_in_any_batch_and_on_any_thread_count(market, vocab_and_text, kind):
+    # A BLAS product sums in an order that depends on the rows multiplied together and on the threads; the
+    # scorers sum in a fixed order, so that Ray workers (one thread) and the caller agree bit for bit.
+    from adcraft.rewards.training import torch_threads
+
+    vocab, text, traffic = vocab_and_text
+    images = None
+    if kind == "ctr":
+        config = CTRConfig(encoding=ENCODING, hidden=64)
+        model = PointwiseCTRModel(config, vocab, randomised(ctr_network(config, vocab, text, 40), 4), traffic,
+                                  np.zeros(40, dtype=np.float32))
+        images = np.random.default_rng(1).normal(size=(300, 40)).astype(np.float32)
+    else:
+        config = MILConfig(encoding=ENCODING, pooling="attention" if kind == "mil-attention" else "sum")
+        model = MILModel(config, vocab, randomised(mil_network(config, vocab, text), 4), traffic, [])
+    pids, combos, contexts = rows(market, 300, seed=5)
+
+    def scored(threads: int, size: int, with_contexts: bool) -> bytes:
+        parts = []
+        with torch_threads(threads):
+            for start in range(0, 300, size):
+                part = slice(start, start + size)
+                arguments = {"images": images[part]} if images is not None else {}
+                parts.append(model.predict(pids[part], combos[part], contexts[part] if with_contexts else None,
+                                           **arguments))
+        return np.concatenate(parts).tobytes()
+
+    for with_contexts in (False, True):
+        whole = scored(2, 300, with_contexts)
+        for threads, size in [(1, 300), (1, 7), (2, 64), (1, 1)]:
+            assert scored(threads, size, with_contexts) == whole, (threads, size, with_contexts)

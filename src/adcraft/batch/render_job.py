@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from adcraft.atomic import check_output_folder, mark_output, staged_folder
+from adcraft.atomic import check_output_folder, mark_output, staged_folder, write_parquet
 from adcraft.batch.backend import ROW, BatchConfig, ChunkFunction, map_chunks
-from adcraft.batch.outputs import write_parquet
 from adcraft.errors import InputError
 
 if TYPE_CHECKING:

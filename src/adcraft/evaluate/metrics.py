@@ -138,7 +138,7 @@ def gauc(
     """
     y = _labels(labels)
     s = _vector(scores, "scores")
-    g = np.asarray(groups)
+    g = groups if isinstance(groups, np.ndarray) else np.asarray(groups, dtype=object)  # ids: not fixed-width
     if g.ndim != 1:
         raise ValueError(f"groups must be one-dimensional, got shape {g.shape}")
     n = _same_length(labels=y, scores=s, groups=g)
@@ -357,7 +357,7 @@ def click_metrics(
         "observed_ctr": float(clicks.sum() / trials.sum()),
     }
     if groups is not None:
-        group_array = np.asarray(groups)
+        group_array = groups if isinstance(groups, np.ndarray) else np.asarray(groups, dtype=object)
         out["gauc"] = _defined(gauc, labels, scores, np.concatenate([group_array, group_array]), weights)
     return out
 

@@ -371,5 +371,8 @@ def _expected_under_policy(log: pd.DataFrame, target: pd.DataFrame, predict: Pre
         q = predict(chosen["product_id"].tolist(), chosen["elements"].tolist(), chosen["context"].tolist())
         value[has] = q * chosen["probability"].to_numpy()
     rows["expected"] = value
-    expected = rows.groupby(["product_id", "context"])["expected"].sum()
-    return expected.loc[list(zip(log["product_id"], log["context"]))].to_numpy()
+    expected = rows.groupby(["product_id", "context"], as_index=False)["expected"].sum()
+    # A merge, not .loc with a list of (product, context) tuples: that list becomes a fixed-width unicode
+    # array as wide as the longest context, per impression.
+    return log[["product_id", "context"]].merge(expected, on=["product_id", "context"], how="left")[
+        "expected"].to_numpy()

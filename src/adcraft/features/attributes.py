@@ -133,7 +133,7 @@ def uniqueness(
         raise InputError(f"got {len(groups)} groups for {len(features)} feature rows; give one each.")
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     unit = np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
-    labels = np.asarray([str(group) for group in groups])
+    labels = np.asarray([str(group) for group in groups], dtype=object)  # not as wide as the longest name
     out = np.full(len(features), singleton_value, dtype=np.float32)
     for group in np.unique(labels):
         members = np.flatnonzero(labels == group)

@@ -26,7 +26,8 @@ The policy (``combo_policy``) builds a creative slot by slot for a product. Trai
 
 Proposals (``ComboGenerator.propose``): candidates per product are the policy's ``beam_width`` most
 probable combinations (beam search; the first is the greedy decode), ``samples`` draws at
-``temperature`` and, with ``neighbours``, every combination one slot away from the greedy one. They are
+``temperature`` and, with ``neighbours``, the combinations one slot away from the greedy one (in each
+slot, the ``neighbours_per_slot`` alternatives the policy finds most probable there). They are
 deduplicated and ranked by the reward (by the policy's probability when no reward is given). The top K
 is then chosen down the ranking under a diversity rule: proposals differ in at least
 ``min_distinct_slots`` slots, and at most ceil(max_share K) of them share the element of the pivot slot,
@@ -191,12 +192,17 @@ class ProposalConfig:
     temperature: float = 1.0
     beam_width: int = 8
     neighbours: bool = True
+    # Alternatives per slot tried around the greedy combination: the policy's most probable ones at the
+    # greedy prefix, so a slot offering thousands of shared elements adds this many candidates, not all.
+    neighbours_per_slot: int = 32
     min_distinct_slots: int = 1
     max_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.samples < 0 or self.beam_width < 1 or not self.temperature > 0:
             raise InputError("proposals: samples must be >= 0, beam_width >= 1 and temperature > 0")
+        if self.neighbours_per_slot < 1:
+            raise InputError(f"proposals.neighbours_per_slot must be at least 1, got {self.neighbours_per_slot}")
         if self.min_distinct_slots < 1 or not 0.0 < self.max_share <= 1.0:
             raise InputError("proposals: min_distinct_slots must be >= 1 and max_share in (0, 1]")
 
@@ -354,27 +360,37 @@ class ComboGenerator:
         inputs = self.inputs(market)
         products = self._products(inputs, product_ids)
         rows = inputs.rows(products)
-        batch = self._batch(inputs, rows, context)
         with torch.no_grad():
-            paths, scores = beam_search(self.network, inputs, batch, settings.beam_width)
+            found_paths = [beam_search(self.network, inputs, self._batch(inputs, rows[part], context),
+                                       settings.beam_width)
+                           for part in _row_chunks(inputs, len(rows), settings.beam_width)]
+            paths, scores = torch.cat([p for p, _ in found_paths]), torch.cat([s for _, s in found_paths])
             sampled = None
             if settings.samples:
                 generator = torch.Generator().manual_seed(self.config.seed)
                 repeated = rows.repeat_interleave(settings.samples)
-                sampled = rollout(self.network, inputs, self._batch(inputs, repeated, context),
-                                  generator=generator, temperature=settings.temperature).actions
+                sampled = torch.cat([
+                    rollout(self.network, inputs, self._batch(inputs, repeated[part], context),
+                            generator=generator, temperature=settings.temperature).actions
+                    for part in _row_chunks(inputs, len(repeated))])
+            alternatives = None
+            if settings.neighbours:
+                alternatives = self._alternatives(inputs, rows, paths[:, 0], context)
         candidates: list[list[tuple[int, ...]]] = []
         for i in range(len(products)):
             found = [tuple(a) for a, s in zip(paths[i].tolist(), scores[i].tolist()) if math.isfinite(s)]
             if sampled is not None:
                 found += [tuple(a) for a in sampled[i * settings.samples:(i + 1) * settings.samples].tolist()]
-            if settings.neighbours:
-                found += _neighbours(inputs, int(rows[i]), found[0])
+            if alternatives is not None:
+                found += _neighbours(found[0], [slot[i] for slot in alternatives])
             candidates.append(list(dict.fromkeys(found)))
         flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
         flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
         with torch.no_grad():
-            log_probs = rollout(self.network, inputs, self._batch(inputs, flat_rows, context), flat_actions).log_prob
+            log_probs = torch.cat([
+                rollout(self.network, inputs, self._batch(inputs, flat_rows[part], context),
+                        flat_actions[part]).log_prob
+                for part in _row_chunks(inputs, len(flat_rows))])
         combos = inputs.combinations(flat_rows, flat_actions)
         pids = [products[i] for i, c in enumerate(candidates) for _ in c]
         rewards = _rewards(reward or self.reward, list(zip(pids, combos)), context)
@@ -389,6 +405,25 @@ class ComboGenerator:
                 out.append((products[i], rank, combos[start + j], group_rewards[j], float(group_lp[j])))
             start = stop
         return proposals_frame(out)
+
+    def _alternatives(self, inputs: PolicyInputs, rows: torch.Tensor, greedy: torch.Tensor,
+                      context: str | None) -> list[list[list[int]]]:
+        """Per slot, per product row: the candidate positions tried in place of the greedy element, the
+        ``neighbours_per_slot`` most probable under the policy at the greedy prefix, in position order."""
+        limit = self.config.proposals.neighbours_per_slot
+        per_slot: list[list[list[int]]] = [[] for _ in range(inputs.n_slots)]
+        for part in _row_chunks(inputs, len(rows)):
+            result = rollout(self.network, inputs, self._batch(inputs, rows[part], context), greedy[part],
+                             keep_slot_log_probs=True)
+            for t, log_p in enumerate(result.slot_log_probs):
+                valid = inputs.valid[t][rows[part]]
+                log_p = log_p.masked_fill(~valid, float("-inf"))
+                log_p[torch.arange(len(log_p)), greedy[part, t]] = float("-inf")  # the greedy element itself
+                keep = min(limit, log_p.shape[1])
+                top = log_p.topk(keep, dim=1)
+                for values, positions in zip(top.values.tolist(), top.indices.tolist()):
+                    per_slot[t].append(sorted(m for m, v in zip(positions, values) if v > float("-inf")))
+        return per_slot
 
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write ``config.json`` + ``model.safetensors`` (policy and reference weights, vocabulary, history)."""
@@ -449,14 +484,21 @@ def _rewards(reward: RewardFn | None, rows: Sequence[tuple], context: str | None
     return cached([r[0] for r in rows], [r[1] for r in rows], contexts)
 
 
-def _neighbours(inputs: PolicyInputs, row: int, actions: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Every combination that differs from ``actions`` in exactly one slot."""
-    out = []
-    for t in range(inputs.n_slots):
-        for m in range(int(inputs.valid[t][row].sum())):
-            if m != actions[t]:
-                out.append(actions[:t] + (m,) + actions[t + 1:])
-    return out
+def _neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """The combinations that differ from ``actions`` in exactly one slot t, taking there each of
+    ``alternatives[t]`` (candidate positions)."""
+    return [actions[:t] + (m,) + actions[t + 1:] for t, others in enumerate(alternatives) for m in others]
+
+
+ROLLOUT_VALUES = 1 << 22  # candidate scores a no-grad pass over many rows holds per slot (bounds its memory)
+
+
+def _row_chunks(inputs: PolicyInputs, n: int, beams: int = 1) -> list[slice]:
+    """Slices of ``n`` rows for passes of the policy over them (``beams`` rows each in a beam search), so
+    that a pass holds about ``ROLLOUT_VALUES`` candidate scores: one slice for a small market."""
+    widest = max(candidates.shape[1] for candidates in inputs.candidates) * beams
+    step = max(1, ROLLOUT_VALUES // widest)
+    return [slice(start, start + step) for start in range(0, n, step)]
 
 
 CHECKPOINT_FILE = "combo.safetensors"

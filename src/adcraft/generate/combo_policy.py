@@ -253,8 +253,13 @@ class ComboPolicyNetwork(nn.Module):
         query = state @ self.query[t] + self.query_bias[t]
         if context is not None:
             query = query + context @ self.context_query[t]
-        logits = torch.einsum("bd,bmd->bm", query, vectors[candidates]) + biases[candidates]
-        return logits.masked_fill(~valid, float("-inf"))
+        if vectors.shape[0] <= candidates.shape[1] * vectors.shape[1]:
+            # A slot offered to every product (a shared library): score every element once per row,
+            # (B, N) values, rather than gather a (B, M, d) copy of the candidates' vectors.
+            scores = (query @ vectors.T).gather(1, candidates)
+        else:
+            scores = torch.einsum("bd,bmd->bm", query, vectors[candidates])
+        return (scores + biases[candidates]).masked_fill(~valid, float("-inf"))
 
 
 @dataclass
@@ -284,6 +289,7 @@ class Rollout:
     uniform_log_prob: torch.Tensor  # (B,)
     entropy: torch.Tensor  # (B,)
     kl: torch.Tensor  # (B,)
+    slot_log_probs: list[torch.Tensor] | None = None  # per slot (B, M_t) log pi(. | h_t), when asked for
 
 
 def _categorical_terms(logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,6 +307,7 @@ def rollout(
     generator: torch.Generator | None = None,
     temperature: float = 1.0,
     reference: ComboPolicyNetwork | None = None,
+    keep_slot_log_probs: bool = False,
 ) -> Rollout:
     """Run the policy over the slots: sample each element (``actions`` None) or score given ``actions``.
 
@@ -308,6 +315,8 @@ def rollout(
     the policy itself (temperature 1). With ``reference``, ``kl`` sums over slots the exact
     KL(pi(.|h_t) || pi_ref(.|h_t)) of the slot distributions at the visited prefix (the chain rule
     makes its expectation the KL of the whole combination distributions); else it is zero.
+    ``keep_slot_log_probs`` also returns every slot's log-probabilities over its candidates at the visited
+    prefix (e.g. to rank the alternatives to a combination's elements).
     """
     vectors, biases = network.element_vectors(inputs)
     state, context = network.initial_state(inputs, batch), network.context_vector(batch)
@@ -318,10 +327,13 @@ def rollout(
     n = len(batch.rows)
     chosen = torch.zeros((n, inputs.n_slots), dtype=torch.long)
     log_prob, uniform, entropy, kl = torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    kept: list[torch.Tensor] | None = [] if keep_slot_log_probs else None
     for t in range(inputs.n_slots):
         candidates, valid = inputs.candidates[t][batch.rows], inputs.valid[t][batch.rows]
         logits = network.slot_logits(t, state, vectors, biases, candidates, valid, context)
         log_p, slot_entropy = _categorical_terms(logits, valid)
+        if kept is not None:
+            kept.append(log_p)
         if actions is not None:
             pick = actions[:, t]
         else:
@@ -341,7 +353,7 @@ def rollout(
                 ref_state = reference.cell(ref_vectors[picked], ref_state)
             kl = kl + (log_p.exp() * (log_p - ref_log_p)).sum(dim=-1)
         state = network.cell(vectors[picked], state)
-    return Rollout(chosen, log_prob, uniform, entropy, kl)
+    return Rollout(chosen, log_prob, uniform, entropy, kl, kept)
 
 
 @torch.no_grad()

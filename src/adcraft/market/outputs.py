@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from adcraft.atomic import write_parquet
 from adcraft.market.coerce import typed_frame
 from adcraft.market.schema import ELEMENTS
 from adcraft.market.tables import to_arrow
@@ -55,9 +55,9 @@ def write_proposals(out_dir: str | os.PathLike[str], creatives: pd.DataFrame,
         element_table = to_arrow(typed.frame, ELEMENTS)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(table, out / "creatives.parquet")
+    write_parquet(out / "creatives.parquet", table)
     if element_table is not None:
-        _write_atomically(element_table, out / "elements.parquet")
+        write_parquet(out / "elements.parquet", element_table)
 
 
 def write_scores(out_dir: str | os.PathLike[str], scores: pd.DataFrame) -> None:
@@ -66,7 +66,7 @@ def write_scores(out_dir: str | os.PathLike[str], scores: pd.DataFrame) -> None:
     _check_ctr(scores, "scores.parquet")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(table, out / "scores.parquet")
+    write_parquet(out / "scores.parquet", table)
 
 
 def _exact_table(frame: pd.DataFrame, schema: pa.Schema, file: str) -> pa.Table:
@@ -93,18 +93,6 @@ def _exact_table(frame: pd.DataFrame, schema: pa.Schema, file: str) -> pa.Table:
 def _check_ctr(frame: pd.DataFrame, file: str) -> None:
     if not all(math.isfinite(value) for value in frame["predicted_ctr"].astype(float)):
         raise ValueError(f"{file}: predicted_ctr must be finite numbers")
-
-
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                       dir=path.parent)
-    os.close(handle)
-    try:
-        pq.write_table(table, partial)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 import adcraft
-from adcraft.atomic import staged_folder
+from adcraft.atomic import staged_folder, write_bytes
 from adcraft.errors import InputError
 
 if TYPE_CHECKING:
@@ -133,19 +133,20 @@ def load_artifact(
 
 def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor | np.ndarray]) -> None:
     """One safetensors file; NumPy arrays go through safetensors' NumPy writer (so a NumPy-only
-    model never imports torch), any torch tensor sends every entry through the torch writer."""
+    model never imports torch), any torch tensor sends every entry through the torch writer. The bytes
+    are written by ``atomic.write_bytes`` (safetensors' own file writer leaves the file private, 0600)."""
     for name, value in tensors.items():
         if not isinstance(name, str):
             raise InputError(f"tensor names must be strings, got {name!r}")
         if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
             raise InputError(f"tensor '{name}' has dtype {value.dtype}; only bool and numbers are stored")
     if all(isinstance(value, np.ndarray) for value in tensors.values()):
-        from safetensors.numpy import save_file as save_numpy
+        from safetensors.numpy import save as save_numpy
 
-        save_numpy({name: np.ascontiguousarray(value) for name, value in tensors.items()}, str(path))
+        write_bytes(path, save_numpy({name: np.ascontiguousarray(value) for name, value in tensors.items()}))
         return
     import torch
-    from safetensors.torch import save_file as save_torch
+    from safetensors.torch import save as save_torch
 
     converted = {}
     for name, value in tensors.items():
@@ -157,7 +158,7 @@ def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor | np.ndarray])
         else:
             raise InputError(f"tensor '{name}' is a {type(value).__name__}, not a torch tensor "
                              "or NumPy array")
-    save_torch(converted, str(path))
+    write_bytes(path, save_torch(converted))
 
 
 def _check_replaceable(target: Path) -> None:

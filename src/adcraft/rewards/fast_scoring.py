@@ -14,7 +14,13 @@ rows by gathering table rows:
   + W_{1,c} c + W_{1,i} i``.
 
 Predictions equal the networks' forward passes up to float32 rounding (tests assert a max absolute
-difference below 1e-6). A scorer remembers which weights it was built from (every tensor object and its
+difference below 1e-6). Every product of a row with weights is computed by ``fixed_order_matmul``, not
+by BLAS: a BLAS kernel, and so its order of summation, depends on how many rows are multiplied together
+and on the thread count, which made a row's score differ in its last bits between a Ray worker (one
+thread) and the caller (two), or between chunks of different sizes. Here a row's score is the same bits
+whatever it is scored with, on one thread or many.
+
+A scorer remembers which weights it was built from (every tensor object and its
 in-place version counter) and is rebuilt when any of them is replaced or changed in place; writes through
 ``tensor.data`` bypass the version counter and are not seen.
 """
@@ -93,9 +99,42 @@ class RowIndexer:
         return codes.astype(np.int64), [str(c) for c in distinct]
 
 
+def fixed_order_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight`` for ``x`` (..., k) and ``weight`` (k, m) or (k,), each output summed over k in
+    index order by elementwise operations: the result of a row does not depend on the other rows, the
+    thread count or memory alignment (a BLAS product's summation order does; module docstring)."""
+    vector = weight.ndim == 1
+    columns = weight.unsqueeze(1) if vector else weight
+    out = x[..., 0:1] * columns[0]
+    for i in range(1, columns.shape[0]):
+        out = out + x[..., i:i + 1] * columns[i]
+    return out.squeeze(-1) if vector else out
+
+
+def fixed_order_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` through ``fixed_order_matmul``."""
+    out = fixed_order_matmul(x, layer.weight.T)
+    return out if layer.bias is None else out + layer.bias
+
+
+def click_probability(logit: torch.Tensor) -> np.ndarray:
+    """sigmoid(logit) in float64 as 1 / (1 + exp(-logit)): torch's CPU sigmoid takes a vector path for most
+    elements and a scalar one for the tail, whose results differ in the last bits, so a row's value
+    would depend on its place in the batch; exp gives the same bits in either path."""
+    return (1.0 / (1.0 + torch.exp(-logit.double()))).numpy()
+
+
+def _slot_sum(gathered: torch.Tensor) -> torch.Tensor:
+    """(n, S, ...) summed over slots in slot order."""
+    out = gathered[:, 0]
+    for s in range(1, gathered.shape[1]):
+        out = out + gathered[:, s]
+    return out
+
+
 def element_table(tower: CreativeTower) -> torch.Tensor:
     """(S, N + 1, d) element vectors ``T[s, e]`` of every (slot position, element), as ``element_vectors``."""
-    per_element = tower.element_id.weight + tower.text_proj(tower.text)
+    per_element = tower.element_id.weight + fixed_order_linear(tower.text_proj, tower.text)
     return per_element.unsqueeze(0) + tower.slot.unsqueeze(1)
 
 
@@ -185,13 +224,16 @@ class MILScorer(TableScorer):
             self.mlp = None
             if network.element_mlp is not None:
                 first, last = network.element_mlp[0], network.element_mlp[2]
-                self.mlp = (_flat(elements @ first.weight[:, :d].T), products @ first.weight[:, d:2 * d].T + first.bias,
+                self.mlp = (_flat(fixed_order_matmul(elements, first.weight[:, :d].T)),
+                            fixed_order_matmul(products, first.weight[:, d:2 * d].T) + first.bias,
                             first.weight[:, 2 * d:].T, last.weight[0], last.bias[0])
             self.attention = None
             if network.attention is not None:
                 w = network.attention.weight[0]
-                self.attention = (_flat(elements @ w[:d]), products @ w[d:2 * d] + network.attention.bias[0], w[2 * d:])
-            self.pairs = None if network.pair_projection is None else _flat(network.pair_projection(elements))
+                self.attention = (_flat(fixed_order_matmul(elements, w[:d])),
+                                  fixed_order_matmul(products, w[d:2 * d]) + network.attention.bias[0], w[2 * d:])
+            self.pairs = (None if network.pair_projection is None
+                          else _flat(fixed_order_linear(network.pair_projection, elements)))
 
     def _element_parts(self, elements: torch.Tensor) -> dict[str, torch.Tensor | None]:
         """What of a bag does not depend on the product or the context: gathered once per chunk of rows."""
@@ -199,7 +241,9 @@ class MILScorer(TableScorer):
         pairs = None
         if self.pairs is not None:
             projected = self.pairs[index]  # (n, S, r)
-            pairs = projected @ projected.transpose(1, 2)
+            pairs = projected[:, :, None, 0] * projected[:, None, :, 0]  # (n, S, S), summed over r in order
+            for r in range(1, projected.shape[2]):
+                pairs = pairs + projected[:, :, None, r] * projected[:, None, :, r]
             pairs = pairs * (1.0 - torch.eye(elements.shape[1], dtype=pairs.dtype))
         return {
             "index": index,
@@ -213,10 +257,11 @@ class MILScorer(TableScorer):
         use_context = self.network.use_context
         mlp = torch.zeros(len(contexts), 0)
         if self.mlp is not None:
-            mlp = contexts @ self.mlp[2] if use_context else torch.zeros(len(contexts), self.mlp[1].shape[1])
+            mlp = (fixed_order_matmul(contexts, self.mlp[2]) if use_context
+                   else torch.zeros(len(contexts), self.mlp[1].shape[1]))
         attention = None
         if self.attention is not None:
-            attention = contexts @ self.attention[2] if use_context else torch.zeros(len(contexts))
+            attention = fixed_order_matmul(contexts, self.attention[2]) if use_context else torch.zeros(len(contexts))
         return mlp, attention
 
     def _score_tables(self, products: torch.Tensor, codes: torch.Tensor,
@@ -229,7 +274,8 @@ class MILScorer(TableScorer):
             return None
         rows = per_product[unique // len(contexts)] + contexts[unique % len(contexts)]  # (m, H)
         step = max(1, TABLE_VALUES // per_element.numel())
-        tables = torch.cat([F.relu(per_element + r.unsqueeze(1)) @ out_weight for r in rows.split(step)])
+        tables = torch.cat([fixed_order_matmul(F.relu(per_element + r.unsqueeze(1)), out_weight)
+                            for r in rows.split(step)])
         return tables, inverse
 
     def _logits(self, parts: dict[str, torch.Tensor | None], products: torch.Tensor, codes: torch.Tensor,
@@ -250,7 +296,7 @@ class MILScorer(TableScorer):
                 if "mlp" not in parts:
                     parts["mlp"] = per_element[index]
                 row = per_product[products] + contexts[0][codes]
-                scores = scores + (F.relu(parts["mlp"] + row.unsqueeze(1)) @ out_weight + out_bias)
+                scores = scores + (fixed_order_matmul(F.relu(parts["mlp"] + row.unsqueeze(1)), out_weight) + out_bias)
         weights = None
         if self.attention is not None:
             row = self.attention[1][products] + contexts[1][codes]
@@ -279,7 +325,7 @@ class MILScorer(TableScorer):
                 for codes, context_parts, tables, weight in terms:
                     chunk = None if tables is None else (tables[0], tables[1][rows])
                     logit = self._logits(parts, products[rows], codes[rows], context_parts, chunk)
-                    out[rows] += weight * torch.sigmoid(logit).numpy()
+                    out[rows] += weight * click_probability(logit)
         return out
 
 
@@ -295,8 +341,9 @@ class CTRScorer(TableScorer):
             blocks = first.weight.split(d, dim=1)  # v_1..v_S, p, c[, i]: every block is d wide
             elements = element_table(tower)
             self.per_slot = elements.shape[1]
-            self.per_element = _flat(torch.stack([elements[s] @ blocks[s].T for s in range(slots)]))  # S(N + 1) x H
-            self.per_product = product_table(tower, vocab) @ blocks[slots].T + first.bias
+            self.per_element = _flat(torch.stack([fixed_order_matmul(elements[s], blocks[s].T)
+                                                  for s in range(slots)]))  # S(N + 1) x H
+            self.per_product = fixed_order_matmul(product_table(tower, vocab), blocks[slots].T) + first.bias
             self.product_bias = network.bias + network.product_bias.weight[:, 0]
             self.element_bias = network.element_bias.weight[:, 0].clone()
             self.context_weight = blocks[slots + 1]
@@ -315,17 +362,20 @@ class CTRScorer(TableScorer):
         out = np.zeros(n)
         with torch.no_grad():
             terms = [(torch.from_numpy(codes),
-                      context_table(self.network.tower, self.vocab, self.config, distinct) @ self.context_weight.T,
+                      fixed_order_matmul(context_table(self.network.tower, self.vocab, self.config, distinct),
+                                         self.context_weight.T),
                       weight) for codes, distinct, weight in _mixture(self.indexer, n, contexts, traffic)]
             for start in _chunks(n):
                 rows = slice(start, start + CHUNK_ROWS)
                 chunk, chosen = products[rows], elements[rows]
                 # W_1 [v_1; ...; v_S; p; i] + b_1 and the additive biases: the same for every context
-                first = self.per_element[_flat_index(chosen, self.per_slot)].sum(dim=1) + self.per_product[chunk]
+                first = _slot_sum(self.per_element[_flat_index(chosen, self.per_slot)]) + self.per_product[chunk]
                 if self.image_weight is not None and pixels is not None:
-                    first = first + self.network.tower.image_proj(pixels[rows]) @ self.image_weight.T
-                additive = self.product_bias[chunk] + self.element_bias[chosen].sum(dim=1)
+                    image = fixed_order_linear(self.network.tower.image_proj, pixels[rows])
+                    first = first + fixed_order_matmul(image, self.image_weight.T)
+                additive = self.product_bias[chunk] + _slot_sum(self.element_bias[chosen])
                 for codes, projected, weight in terms:
-                    logit = additive + (F.relu(first + projected[codes[rows]]) @ self.out_weight + self.out_bias)
-                    out[rows] += weight * torch.sigmoid(logit).numpy()
+                    hidden = F.relu(first + projected[codes[rows]])
+                    logit = additive + (fixed_order_matmul(hidden, self.out_weight) + self.out_bias)
+                    out[rows] += weight * click_probability(logit)
         return out
