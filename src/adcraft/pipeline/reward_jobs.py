@@ -82,9 +82,11 @@ def train_reward_model(
         raise InputError(f"world size must be at least 1, got {world_size}")
     if world_size > 1 and kind not in RESUMABLE_KINDS:
         raise InputError(f"data-parallel training is for {', '.join(RESUMABLE_KINDS)} models, not {kind}")
+    from adcraft.rewards.artifacts import is_artifact
+
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
-    check_output_folder(out, "train", inputs=[Path(market_dir)], scratch=[staging], previous=_is_model)
+    check_output_folder(out, "train", inputs=[Path(market_dir)], scratch=[staging], previous=is_artifact)
     check_scratch_folder(staging, "train", lambda folder: {p.name for p in folder.iterdir()} <= {
         MODEL_FOLDER, CHECKPOINT_FOLDER})
     market = load_market(market_dir)
@@ -158,17 +160,6 @@ def _train_into(world: DataParallel | None, kind: str, market: Market, config, s
     metrics["kind"] = kind
     model.save(staging / MODEL_FOLDER)
     write_json(staging / MODEL_FOLDER / METRICS_FILE, metrics, sort_keys=True)
-
-
-def _is_model(folder: Path) -> bool:
-    """True when ``folder`` holds a saved model (a readable artifact header), which a new one may replace."""
-    from adcraft.rewards.artifacts import read_artifact_header
-
-    try:
-        read_artifact_header(folder)
-    except InputError:
-        return False
-    return True
 
 
 def _plain(value):

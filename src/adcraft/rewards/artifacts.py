@@ -161,9 +161,18 @@ def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor | np.ndarray])
     write_bytes(path, save_torch(converted))
 
 
+def is_artifact(folder: Path) -> bool:
+    """True when ``folder`` holds a saved model (a readable artifact header), which a new one may replace."""
+    try:
+        read_artifact_header(folder)
+    except InputError:
+        return False
+    return True
+
+
 def _check_replaceable(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise InputError(f"{target} exists and is not a folder; choose another artifact folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / CONFIG_FILE).is_file():
+    if target.is_dir() and any(target.iterdir()) and not is_artifact(target):
         raise InputError(f"{target} is a non-empty folder that is not a model artifact; "
                          "choose an empty or new folder")
