@@ -48,9 +48,9 @@ from structured_reference import fit_selected
 from adcraft.generate.backgrounds import BackgroundsConfig, build_judge
 from adcraft.generate.preference import PairwiseJudge, PhotoMasker, PreferenceConfig, PreferenceTrainer
 from adcraft.generate.prompt import BackgroundPromptModel, PromptTrainer, normalize_prompt
-from adcraft.evaluate.metrics import spearman
+from adcraft.learning.metrics import spearman
 from adcraft.market import Market, load_market
-from adcraft.rewards.data import click_log
+from adcraft.market.click_log import click_log
 from adcraft.rewards.pairwise import PairwiseModel, PairwiseTrainer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 

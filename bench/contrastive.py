@@ -42,7 +42,7 @@ from PIL import Image
 
 from markdown import markdown_table, write_section
 
-from adcraft.evaluate.metrics import spearman
+from adcraft.learning.metrics import spearman
 from adcraft.generate.best_of_n import rank_images, sample_combinations
 from adcraft.generate.edit import (
     EditConfig,

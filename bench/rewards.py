@@ -36,11 +36,11 @@ import pandas as pd
 
 from markdown import markdown_table, write_section
 
-from adcraft.evaluate.metrics import click_metrics, spearman
+from adcraft.learning.metrics import click_metrics, spearman
 from adcraft.market import load_market
 from adcraft.errors import InputError
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer
-from adcraft.rewards.data import SplitConfig, click_log, time_split
+from adcraft.market.click_log import SplitConfig, click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILTrainer
 from adcraft.rewards.pairwise import (

@@ -37,16 +37,16 @@ from markdown import markdown_table, write_section
 from PIL import Image
 from real_markets import AESMarket, aes_market, obd_market
 
-from adcraft.evaluate.metrics import auc, click_metrics, spearman
+from adcraft.learning.metrics import auc, click_metrics, spearman
 from adcraft.features.attributes import compute_attributes, uniqueness
 from adcraft.features.cache import FeatureCache, encode_image_files
 from adcraft.features.image_encoder import build_image_encoder
 from adcraft.market import Market
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer
-from adcraft.rewards.data import click_log
+from adcraft.market.click_log import click_log
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILTrainer
-from adcraft.rewards.training import TrainConfig
+from adcraft.learning.training import TrainConfig
 from adcraft.rewards.utility import UtilityConfig, fit_utility, one_hot_controls
 
 SECTION = "## Reward models on real data (bench/rewards_real.py)"

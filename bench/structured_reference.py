@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from adcraft.evaluate.metrics import binomial_log_loss
+from adcraft.learning.metrics import binomial_log_loss
 from adcraft.render.text_layout import contrast_ratio
-from adcraft.rewards.data import SplitConfig, time_split
+from adcraft.market.click_log import SplitConfig, time_split
 from adcraft.simulator import GroundTruth
 from adcraft.simulator.click_model import TEXT_SLOTS_AFFECTED, contexts
 

@@ -257,9 +257,9 @@ def features(
     """Encode every image and text of a market: OUT/image_features.parquet (image, key, vector) and
     OUT/text_features.parquet (text, key, vector), vectors as list<float32>."""
     from adcraft.batch import FeaturesConfig, extract_features
+    from adcraft.features.cache import default_cache_dir
     from adcraft.features.image_encoder import ImageEncoderConfig
     from adcraft.features.text_encoder import TextEncoderConfig
-    from adcraft.rewards.encoding import default_cache_dir
 
     settings = FeaturesConfig(
         image=ImageEncoderConfig(backbone=image_backbone), text=TextEncoderConfig(backbone=text_backbone),

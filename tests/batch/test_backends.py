@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from adcraft.batch import BatchConfig, run_batch
-from adcraft.batch.backend import CHUNK, ROW, apply_to_chunks, split_into_chunks
+from adcraft.batch.chunks import CHUNK, ROW, apply_to_chunks, split_into_chunks
 from adcraft.errors import InputError
 
 

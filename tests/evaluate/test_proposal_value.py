@@ -296,8 +296,8 @@ def test_a_huge_context_in_one_row_costs_its_own_size_not_rows_times_its_size():
     # take 1,000 x 200,000 x 4 bytes (800 MB); object arrays and codes keep the peak near the strings' size.
     import tracemalloc
 
-    from adcraft.evaluate.metrics import click_metrics
     from adcraft.evaluate.proposal_value import _expected_under_policy
+    from adcraft.learning.metrics import click_metrics
 
     huge = '{"k": "' + "x" * 200_000 + '"}'
     contexts = [huge if row == 7 else f'{{"device": "d{row % 3}"}}' for row in range(1000)]

@@ -18,7 +18,7 @@ from adcraft.generate.combo import (
     PolicyConfig,
     RLConfig,
 )
-from adcraft.rewards.checkpoint import read_state
+from adcraft.learning.checkpoint import read_state
 from adcraft.rewards.encoding import EncodingConfig
 
 CONFIG = ComboConfig(

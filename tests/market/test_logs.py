@@ -10,8 +10,8 @@ import pytest
 
 from adcraft.errors import InputError
 from adcraft.market import load_market, validate_market
+from adcraft.market.click_log import click_log, time_split
 from adcraft.market.logs import is_iso_date, missing_logs
-from adcraft.rewards.data import click_log, time_split
 from adcraft.rewards.mil import POOLINGS, initial_bias
 from tests.market.market_drafts import MarketDraft
 

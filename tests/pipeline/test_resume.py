@@ -19,12 +19,12 @@ from adcraft.generate.combo import (
     ComboTrainer,
     RLConfig,
 )
+from adcraft.learning.checkpoint import read_state
+from adcraft.learning.training import CHECKPOINT_FILE as FIT_CHECKPOINT
+from adcraft.learning.training import TrainConfig
 from adcraft.pipeline.optimize import OptimizeConfig, optimize
-from adcraft.rewards.checkpoint import read_state
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig
-from adcraft.rewards.training import CHECKPOINT_FILE as FIT_CHECKPOINT
-from adcraft.rewards.training import TrainConfig
 from tests.killed_processes import adcraft, kill_when
 
 TINY_TEXT = EncodingConfig(text_backbone="tiny", embedding_dim=8)

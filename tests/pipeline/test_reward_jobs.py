@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from adcraft.evaluate import metrics
+from adcraft.learning import metrics
 from adcraft.pipeline import train_reward_model
 
 

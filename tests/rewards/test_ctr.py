@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from adcraft.learning.training import TrainConfig, binomial_loss
+from adcraft.market.click_log import click_log, time_split
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel
-from adcraft.rewards.data import click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig
-from adcraft.rewards.training import TrainConfig, binomial_loss
 
 FAST = CTRConfig(
     encoding=EncodingConfig(text_backbone="tiny", image_backbone="none", embedding_dim=8),

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from adcraft.errors import InputError
+from adcraft.learning.training import TrainConfig
 from adcraft.rewards.ctr import CTRConfig, CTRTrainer, PointwiseCTRModel
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
 from adcraft.rewards.pairwise import PairConfig, PairwiseConfig, PairwiseModel, PairwiseTrainer
-from adcraft.rewards.training import TrainConfig
 
 ENCODING = EncodingConfig(text_backbone="tiny", embedding_dim=8)
 SHORT = TrainConfig(epochs=2, batch_size=512, learning_rate=0.02)

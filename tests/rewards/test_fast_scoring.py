@@ -7,9 +7,9 @@ import torch
 
 from adcraft.errors import InputError
 from adcraft.market import load_market
+from adcraft.market.click_log import click_log, context_distribution
 from adcraft.rewards.ctr import CTRConfig, PointwiseCTRModel
 from adcraft.rewards.ctr import _network as ctr_network
-from adcraft.rewards.data import click_log, context_distribution
 from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig, element_text_matrix, make_batch
 from adcraft.rewards.mil import MILConfig, MILModel
 from adcraft.rewards.mil import _network as mil_network
@@ -135,7 +135,7 @@ def test_bad_rows_are_refused_with_a_message(market, vocab_and_text):
 def test_a_rows_score_is_the_same_bits_in_any_batch_and_on_any_thread_count(market, vocab_and_text, kind):
     # A BLAS product sums in an order that depends on the rows multiplied together and on the threads; the
     # scorers sum in a fixed order, so that Ray workers (one thread) and the caller agree bit for bit.
-    from adcraft.rewards.training import torch_threads
+    from adcraft.learning.training import torch_threads
 
     vocab, text, traffic = vocab_and_text
     images = None

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from adcraft.errors import InputError
+from adcraft.learning.training import TrainConfig
 from adcraft.market import load_market
-from adcraft.rewards.data import click_log, time_split
+from adcraft.market.click_log import click_log, time_split
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import (
     MILConfig,
@@ -20,7 +21,6 @@ from adcraft.rewards.mil import (
     noisy_or_logit,
     shapley_values,
 )
-from adcraft.rewards.training import TrainConfig
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
 ENCODING = EncodingConfig(text_backbone="tiny", embedding_dim=8)

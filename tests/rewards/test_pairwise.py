@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from adcraft.errors import InputError
+from adcraft.learning.training import TrainConfig
 from adcraft.market import load_market
-from adcraft.rewards.data import SplitConfig, click_log, creative_outcomes, time_split
+from adcraft.market.click_log import SplitConfig, click_log, creative_outcomes, time_split
 from adcraft.rewards.encoding import EncodingConfig, creative_image_features
 from adcraft.rewards.pairwise import (
     PAIR_COLUMNS,
@@ -22,7 +23,6 @@ from adcraft.rewards.pairwise import (
     pair_split,
     probability_from_logit,
 )
-from adcraft.rewards.training import TrainConfig
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
 # Tiny data: low impression threshold, and no upper bound on the CTR ratio so that the large gaps of
@@ -249,7 +249,7 @@ def test_save_and_load_give_identical_outputs(trained, gap_market, tmp_path):
 
 
 def test_loading_another_kind_of_model_is_refused(tmp_path):
-    from adcraft.rewards.artifacts import save_artifact
+    from adcraft.learning.artifacts import save_artifact
 
     save_artifact(tmp_path / "other", "ctr", {}, {"w": np.zeros(2, dtype=np.float32)})
     with pytest.raises(InputError, match="pairwise"):

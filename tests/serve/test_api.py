@@ -317,9 +317,9 @@ def test_edit_returns_a_png_that_scores_no_lower(served_run, tmp_path):
 
 
 def test_upload_scored_by_a_text_only_ctr_model(served_run, tmp_path):
+    from adcraft.learning.training import TrainConfig
     from adcraft.rewards.ctr import CTRConfig, CTRTrainer
     from adcraft.rewards.encoding import EncodingConfig
-    from adcraft.rewards.training import TrainConfig
 
     run_dir, market_dir = served_run
     served = ServedRun(make_config(run_dir, market_dir, tmp_path))

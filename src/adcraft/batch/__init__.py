@@ -13,9 +13,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "BACKENDS": "backend",
-    "BatchConfig": "backend",
-    "BatchJob": "backend",
+    "BACKENDS": "chunks",
+    "BatchConfig": "chunks",
+    "BatchJob": "chunks",
     "batch_session": "backend",
     "map_chunks": "backend",
     "run_batch": "backend",
@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from adcraft.batch.backend import BACKENDS, BatchConfig, BatchJob, batch_session, map_chunks, run_batch
+    from adcraft.batch.backend import batch_session, map_chunks, run_batch
+    from adcraft.batch.chunks import BACKENDS, BatchConfig, BatchJob
     from adcraft.batch.features_job import FeaturesConfig, extract_features
     from adcraft.batch.render_job import render_creatives
     from adcraft.batch.score_job import score_market_batch

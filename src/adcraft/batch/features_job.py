@@ -21,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from adcraft.atomic import check_output_folder, write_parquet
-from adcraft.batch.backend import BatchConfig, ChunkFunction, run_batch
+from adcraft.batch.backend import run_batch
+from adcraft.batch.chunks import BatchConfig, ChunkFunction
 from adcraft.features.image_encoder import ImageEncoderConfig
 from adcraft.features.text_encoder import TextEncoderConfig
 from adcraft.market import Market

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from adcraft.batch.backend import BatchJob, apply_to_chunks
+from adcraft.batch.chunks import BatchJob, apply_to_chunks
 
 
 def map_chunks_locally(job: BatchJob, chunks: list[pa.Table]) -> Iterator[pa.Table]:

@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pyarrow as pa
 
-from adcraft.batch.backend import BatchConfig, BatchJob, ChunkFunction, apply_to_chunks
+from adcraft.batch.chunks import BatchConfig, BatchJob, ChunkFunction, apply_to_chunks
 from adcraft.errors import AdcraftError, InputError
 
 

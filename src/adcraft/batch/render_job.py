@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from adcraft.atomic import check_output_folder, mark_output, staged_folder, write_parquet
-from adcraft.batch.backend import ROW, BatchConfig, ChunkFunction, map_chunks
+from adcraft.batch.backend import map_chunks
+from adcraft.batch.chunks import ROW, BatchConfig, ChunkFunction
 from adcraft.errors import InputError
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from adcraft.atomic import check_output_folder
-from adcraft.batch.backend import BatchConfig, ChunkFunction, run_batch
+from adcraft.batch.backend import run_batch
+from adcraft.batch.chunks import BatchConfig, ChunkFunction
 from adcraft.errors import InputError
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from adcraft.errors import InputError
 from adcraft.evaluate.ope import PolicyEstimate, effective_sample_size, estimate_with_draws, resolve_estimator
 from adcraft.market import Market
-from adcraft.rewards.data import impression_contexts
+from adcraft.market.click_log import impression_contexts
 
 Predict = Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.ndarray]
 

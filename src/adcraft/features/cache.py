@@ -16,18 +16,36 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from adcraft.errors import InputError
 
-if TYPE_CHECKING:
-    from adcraft.features.image_encoder import ImageEncoder
-    from adcraft.features.text_encoder import TextEncoder
-
 Payload = TypeVar("Payload")
+
+
+def default_cache_dir() -> Path:
+    """Feature cache folder: ``$ADCRAFT_CACHE_DIR`` or ``~/.cache/adcraft``."""
+    return Path(os.environ.get("ADCRAFT_CACHE_DIR", Path.home() / ".cache" / "adcraft"))
+
+
+class _Batched(Protocol):
+    batch_size: int
+
+
+class Encoder(Protocol):
+    """What the cache needs of an image or text encoder (``ImageEncoder``, ``TextEncoder``): the
+    ``identity`` its keys include, the feature size, the batch size and ``encode``."""
+
+    identity: str
+    dim: int
+
+    @property
+    def config(self) -> _Batched: ...
+
+    def encode(self, items: Any) -> np.ndarray: ...
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -90,7 +108,7 @@ class FeatureCache:
 
 
 def encode_image_files(
-    encoder: ImageEncoder,
+    encoder: Encoder,
     paths: Sequence[str | os.PathLike[str]],
     cache: FeatureCache | None = None,
     progress: bool = False,
@@ -126,7 +144,7 @@ def encode_image_files(
 
 
 def encode_texts(
-    encoder: TextEncoder,
+    encoder: Encoder,
     texts: Sequence[str],
     cache: FeatureCache | None = None,
     progress: bool = False,
@@ -155,7 +173,7 @@ def _encode_through_cache(
     contents: Iterable[tuple[str, Payload]],
     count: int,
     encode: Callable[[list[Payload]], np.ndarray],
-    encoder: ImageEncoder | TextEncoder,
+    encoder: Encoder,
     cache: FeatureCache | None,
     progress_label: str | None,
     keys: list[str] | None = None,

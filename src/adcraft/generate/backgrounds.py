@@ -54,7 +54,7 @@ from adcraft.generate.prompt import (
     repeats_a_word,
 )
 from adcraft.market import Market
-from adcraft.rewards.data import best_logged_creatives, click_log
+from adcraft.market.click_log import best_logged_creatives, click_log
 from adcraft.rewards.pairwise import PairConfig, PairwiseConfig
 
 ELEMENT_COLUMNS = ("element_id", "slot", "product_id", "text", "value", "image")
@@ -306,9 +306,8 @@ def prompt_product_similarity(
 
     Columns follow ``market.products``; the text encoder is ``backbone`` ("minilm" or "tiny").
     """
-    from adcraft.features.cache import FeatureCache, encode_texts
+    from adcraft.features.cache import FeatureCache, default_cache_dir, encode_texts
     from adcraft.features.text_encoder import TextEncoderConfig, build_text_encoder
-    from adcraft.rewards.encoding import default_cache_dir
 
     if len(product_ids) != len(prompts):
         raise InputError(f"got {len(prompts)} prompts for {len(product_ids)} products")

@@ -80,9 +80,8 @@ from adcraft.generate.combo_search import (
     most_shown_combinations,
     proposals_frame,
 )
-from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.checkpoint import (
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.checkpoint import (
     Checkpoint,
     array_digest,
     fingerprint,
@@ -93,9 +92,10 @@ from adcraft.rewards.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
-from adcraft.rewards.data import context_distribution
+from adcraft.learning.training import torch_threads
+from adcraft.market import Market
+from adcraft.market.click_log import context_distribution
 from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
-from adcraft.rewards.training import torch_threads
 
 __all__ = [
     "PROPOSAL_COLUMNS",

@@ -35,8 +35,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from adcraft.errors import InputError
+from adcraft.features.cache import default_cache_dir
 from adcraft.market import Market
-from adcraft.rewards.encoding import UNKNOWN, CreativeVocabulary, EncodingConfig, default_cache_dir, element_text
+from adcraft.rewards.encoding import UNKNOWN, CreativeVocabulary, EncodingConfig, element_text
 
 Combination = list[str]
 

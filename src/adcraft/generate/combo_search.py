@@ -20,7 +20,7 @@ import pandas as pd
 from adcraft.errors import InputError
 from adcraft.generate.combo_policy import slot_candidates
 from adcraft.market import Market
-from adcraft.rewards.data import click_log
+from adcraft.market.click_log import click_log
 
 RewardFn = Callable[[Sequence[str], Sequence[Sequence[str]]], np.ndarray]
 """(product_ids, combinations) -> one reward per row; called with ``contexts=`` when contexts are used."""

@@ -53,8 +53,8 @@ from adcraft.generate.prompt import (
     pad_targets,
     product_image_encoder,
 )
+from adcraft.learning.training import torch_threads
 from adcraft.market import Market
-from adcraft.rewards.training import torch_threads
 
 Judge = Callable[[Sequence[str], Sequence[str], Sequence[str]], np.ndarray]
 """``judge(product_ids, prompts_a, prompts_b)``: P(prompt a makes the better creative), one per product."""

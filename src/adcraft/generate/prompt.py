@@ -42,11 +42,11 @@ from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
+from adcraft.features.cache import default_cache_dir
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.training import torch_threads
 from adcraft.market import Market
 from adcraft.render import parse_color
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.encoding import default_cache_dir
-from adcraft.rewards.training import torch_threads
 
 KIND = "background_prompt"
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"

@@ -1,7 +1,7 @@
 """What a market's logs must hold for a reward model to learn from them.
 
 The reward models read a market's ``impressions`` (or, without them, ``creative_stats``) as a click
-log (``rewards.data.click_log``) and hold out its latest days for validation (``time_split``).
+log (``click_log.click_log``) and hold out its latest days for validation (``time_split``).
 Validation runs the same rules on the same tables, so a market that ``adcraft validate`` accepts is
 never refused later for its logs. Days are read here, once, for both.
 """

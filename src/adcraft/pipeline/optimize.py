@@ -61,15 +61,15 @@ from adcraft.features.cache import file_sha256
 from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
+from adcraft.learning.artifacts import CONFIG_FILE
+from adcraft.learning.checkpoint import fingerprint
+from adcraft.learning.checkpoint import position as checkpoint_position
+from adcraft.learning.training import CHECKPOINT_FILE as FIT_CHECKPOINT
 from adcraft.market import Market, load_market, write_proposals
+from adcraft.market.click_log import best_logged_creatives, click_log
 from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
-from adcraft.rewards.artifacts import CONFIG_FILE
-from adcraft.rewards.checkpoint import fingerprint
-from adcraft.rewards.checkpoint import position as checkpoint_position
-from adcraft.rewards.data import best_logged_creatives, click_log
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
-from adcraft.rewards.training import CHECKPOINT_FILE as FIT_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ class OptimizeConfig:
         """A seconds-long run for smoke tests and trying the pipeline: the tiny hashed text encoder, a few
         epochs and policy steps, top-2, 50 bootstrap draws. Its proposals are not worth showing to anyone."""
         from adcraft.generate.combo import BehaviourCloningConfig, PolicyConfig, ProposalConfig, RLConfig
+        from adcraft.learning.training import TrainConfig
         from adcraft.rewards.encoding import EncodingConfig
-        from adcraft.rewards.training import TrainConfig
 
         tiny_text = EncodingConfig(text_backbone="tiny", embedding_dim=8)
         settings: dict[str, object] = dict(

@@ -15,7 +15,7 @@ from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 
 if TYPE_CHECKING:
-    from adcraft.rewards.distributed import DataParallel
+    from adcraft.learning.distributed import DataParallel
 
 REWARD_KINDS = ("ctr", "pairwise", "mil", "utility", "contrastive")
 RESUMABLE_KINDS = ("ctr", "pairwise", "mil")  # trained by training.fit with checkpoints; data-parallel too
@@ -51,8 +51,8 @@ def _reward_classes(kind: str):
 
 def _click_validation(model, market: Market, split) -> dict:
     """Validation metrics of a click model on the held-out (latest) part of the market's logs."""
-    from adcraft.evaluate.metrics import click_metrics
-    from adcraft.rewards.data import click_log, time_split
+    from adcraft.learning.metrics import click_metrics
+    from adcraft.market.click_log import click_log, time_split
 
     _, valid = time_split(click_log(market), split)
     probs = model.predict(valid["product_id"].tolist(), valid["elements"].tolist(), valid["context"].tolist())
@@ -82,7 +82,7 @@ def train_reward_model(
         raise InputError(f"world size must be at least 1, got {world_size}")
     if world_size > 1 and kind not in RESUMABLE_KINDS:
         raise InputError(f"data-parallel training is for {', '.join(RESUMABLE_KINDS)} models, not {kind}")
-    from adcraft.rewards.artifacts import is_artifact
+    from adcraft.learning.artifacts import is_artifact
 
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
@@ -96,7 +96,7 @@ def train_reward_model(
         if world_size == 1:
             _train_into(None, kind, market, config, staging, progress)
         else:
-            from adcraft.rewards.distributed import run_data_parallel
+            from adcraft.learning.distributed import run_data_parallel
 
             run_data_parallel(_train_rank, world_size, kind, Path(market_dir), config, staging, progress)
         metrics = json.loads((staging / MODEL_FOLDER / METRICS_FILE).read_text(encoding="utf-8"))
@@ -173,14 +173,14 @@ SCORING_KINDS = ("ctr", "pairwise", "mil")  # the kinds that predict a creative'
 
 def load_reward_model(folder: Path):
     """Load any saved reward model by the kind recorded in its ``config.json``."""
-    from adcraft.rewards.artifacts import read_artifact_header
+    from adcraft.learning.artifacts import read_artifact_header
 
     return _reward_classes(read_artifact_header(folder)["kind"])[2].load(folder)
 
 
 def check_scoring_model(folder: Path) -> str:
     """The kind of the saved model at ``folder``, read from its header; ``InputError`` unless it predicts CTR."""
-    from adcraft.rewards.artifacts import read_artifact_header
+    from adcraft.learning.artifacts import read_artifact_header
 
     kind = read_artifact_header(folder)["kind"]
     if kind not in SCORING_KINDS:

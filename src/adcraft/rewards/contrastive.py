@@ -65,14 +65,20 @@ from torch.nn import functional as F
 from adcraft.configuration import from_mapping, to_mapping
 from adcraft.errors import InputError
 from adcraft.features.attributes import ATTRIBUTE_NAMES, attribute_matrix, compute_attributes
-from adcraft.features.cache import FeatureCache, content_key, encode_image_files, encode_texts, file_sha256
+from adcraft.features.cache import (
+    FeatureCache,
+    content_key,
+    default_cache_dir,
+    encode_image_files,
+    encode_texts,
+    file_sha256,
+)
 from adcraft.features.image_encoder import ImageEncoder, ImageEncoderConfig, build_image_encoder
 from adcraft.features.preprocess import check_images
 from adcraft.features.text_encoder import TextEncoder, TextEncoderConfig, build_text_encoder
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.training import TrainConfig, TrainHistory, fit
 from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.encoding import default_cache_dir
-from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 from adcraft.rewards.utility import DemandUtilityModel, UtilityConfig, utility_table
 
 KIND = "contrastive"

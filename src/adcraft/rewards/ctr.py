@@ -26,11 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
+from adcraft.errors import InputError
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.training import TrainConfig, TrainHistory, fit_click_model
 from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import (
+from adcraft.market.click_log import (
     SplitConfig,
     click_log,
     context_distribution,
@@ -50,11 +53,24 @@ from adcraft.rewards.encoding import (
     outcome_tensors,
     with_new_elements,
 )
-from adcraft.rewards.fast_scoring import CTRScorer
-from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
+from adcraft.rewards.fast_scoring import (
+    CHUNK_ROWS,
+    TableScorer,
+    click_probability,
+    context_table,
+    context_terms,
+    element_table,
+    fixed_order_linear,
+    fixed_order_matmul,
+    flat_index,
+    flat_table,
+    product_table,
+    row_chunks,
+    slot_sum,
+)
 
 if TYPE_CHECKING:
-    from adcraft.rewards.distributed import DataParallel
+    from adcraft.learning.distributed import DataParallel
 
 KIND = "ctr"
 
@@ -235,3 +251,55 @@ class CTRTrainer:
             checkpoint=checkpoint, world=world, on_epoch=on_epoch,
         )
         return PointwiseCTRModel(config, vocab, network, context_distribution(train), mean_image, history)
+
+
+class CTRScorer(TableScorer):
+    """Click probabilities of a ``CTRNetwork`` (eval mode) from per-element tables (module docstring)."""
+
+    def __init__(self, network: CTRNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
+        super().__init__(network, vocab, config)
+        tower = network.tower
+        d, slots = tower.element_id.embedding_dim, tower.n_slots
+        first, last = network.mlp[0], network.mlp[-1]
+        with torch.no_grad():  # tables of plain tensors: no autograd graph held (or copied with the model)
+            blocks = first.weight.split(d, dim=1)  # v_1..v_S, p, c[, i]: every block is d wide
+            elements = element_table(tower)
+            self.per_slot = elements.shape[1]
+            self.per_element = flat_table(torch.stack([fixed_order_matmul(elements[s], blocks[s].T)
+                                                  for s in range(slots)]))  # S(N + 1) x H
+            self.per_product = fixed_order_matmul(product_table(tower, vocab), blocks[slots].T) + first.bias
+            self.product_bias = network.bias + network.product_bias.weight[:, 0]
+            self.element_bias = network.element_bias.weight[:, 0].clone()
+            self.context_weight = blocks[slots + 1]
+            self.image_weight = blocks[slots + 2] if tower.image_proj is not None else None
+            self.out_weight, self.out_bias = last.weight[0], last.bias[0]
+
+    def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None,
+                traffic: Sequence[tuple[str, float]], images: np.ndarray | None) -> np.ndarray:
+        """Click probabilities; without ``contexts``, the ``traffic``-weighted mean over its contexts."""
+        n = len(product_ids)
+        if len(combos) != n:
+            raise InputError("product_ids, combos and contexts must have the same length")
+        elements = torch.from_numpy(self.indexer.elements(combos))
+        products = torch.from_numpy(self.indexer.products(product_ids))
+        pixels = None if images is None else torch.from_numpy(np.asarray(images, dtype=np.float32))
+        out = np.zeros(n)
+        with torch.no_grad():
+            terms = [(torch.from_numpy(codes),
+                      fixed_order_matmul(context_table(self.network.tower, self.vocab, self.config, distinct),
+                                         self.context_weight.T),
+                      weight) for codes, distinct, weight in context_terms(self.indexer, n, contexts, traffic)]
+            for start in row_chunks(n):
+                rows = slice(start, start + CHUNK_ROWS)
+                chunk, chosen = products[rows], elements[rows]
+                # W_1 [v_1; ...; v_S; p; i] + b_1 and the additive biases: the same for every context
+                first = slot_sum(self.per_element[flat_index(chosen, self.per_slot)]) + self.per_product[chunk]
+                if self.image_weight is not None and pixels is not None:
+                    image = fixed_order_linear(self.network.tower.image_proj, pixels[rows])
+                    first = first + fixed_order_matmul(image, self.image_weight.T)
+                additive = self.product_bias[chunk] + slot_sum(self.element_bias[chosen])
+                for codes, projected, weight in terms:
+                    hidden = F.relu(first + projected[codes[rows]])
+                    logit = additive + (fixed_order_matmul(hidden, self.out_weight) + self.out_bias)
+                    out[rows] += weight * click_probability(logit)
+        return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,11 +31,6 @@ from adcraft.market import TEXT_SLOTS, Market
 
 ModelT = TypeVar("ModelT")
 UNKNOWN = 0  # index 0 of every vocabulary: an id not seen in training
-
-
-def default_cache_dir() -> Path:
-    """Feature cache folder: ``$ADCRAFT_CACHE_DIR`` or ``~/.cache/adcraft``."""
-    return Path(os.environ.get("ADCRAFT_CACHE_DIR", Path.home() / ".cache" / "adcraft"))
 
 
 @dataclass(frozen=True)
@@ -172,7 +166,7 @@ def _text_rows(texts: Sequence[str | None], config: EncodingConfig, cache_dir: P
     """(len(texts), d) text embeddings; a zero row for None (d = 1 without a text backbone)."""
     if config.text_backbone == "none":
         return np.zeros((len(texts), 1), dtype=np.float32)
-    from adcraft.features.cache import FeatureCache, encode_texts
+    from adcraft.features.cache import FeatureCache, default_cache_dir, encode_texts
     from adcraft.features.text_encoder import TextEncoderConfig, build_text_encoder
 
     encoder = build_text_encoder(TextEncoderConfig(backbone=config.text_backbone))
@@ -241,7 +235,7 @@ def creative_image_features(
     """Image features of past creatives that have an image, by creative id (empty without an image backbone)."""
     if config.image_backbone == "none" or market.creatives is None:
         return {}
-    from adcraft.features.cache import FeatureCache, encode_image_files
+    from adcraft.features.cache import FeatureCache, default_cache_dir, encode_image_files
     from adcraft.features.image_encoder import ImageEncoderConfig, build_image_encoder
 
     images = market.creatives.set_index("creative_id")["image"]

@@ -1,5 +1,8 @@
 """Scoring many creatives with a trained reward network without recomputing per-element work per row.
 
+The machinery is here; each model's scorer lives beside its network (``MILScorer`` in ``rewards.mil``,
+``CTRScorer`` in ``rewards.ctr``).
+
 A reward network's forward pass recomputes, for every row and slot, the element vector
 ``T[s, e] = E_id[e] + slot_s + W_text t_e`` (``CreativeTower.element_vectors``; the text projection
 of a 384-d embedding dominates) and everything linear in it. Those depend only on (slot position,
@@ -29,20 +32,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from adcraft.errors import InputError
 from adcraft.rewards.encoding import UNKNOWN, CreativeBatch, CreativeTower, CreativeVocabulary, EncodingConfig
-
-if TYPE_CHECKING:
-    from adcraft.rewards.ctr import CTRNetwork
-    from adcraft.rewards.mil import MILNetwork
 
 CHUNK_ROWS = 16_384  # rows scored per gather pass; bounds the (rows, slots, hidden) intermediate
 TABLE_VALUES = 1 << 22  # floats per block of (product, context) x (slot, element) hidden activations
@@ -124,7 +121,7 @@ def click_probability(logit: torch.Tensor) -> np.ndarray:
     return (1.0 / (1.0 + torch.exp(-logit.double()))).numpy()
 
 
-def _slot_sum(gathered: torch.Tensor) -> torch.Tensor:
+def slot_sum(gathered: torch.Tensor) -> torch.Tensor:
     """(n, S, ...) summed over slots in slot order."""
     out = gathered[:, 0]
     for s in range(1, gathered.shape[1]):
@@ -155,11 +152,11 @@ def context_table(tower: CreativeTower, vocab: CreativeVocabulary, config: Encod
     return tower.context_vector(batch)
 
 
-def _chunks(n: int) -> range:
+def row_chunks(n: int) -> range:
     return range(0, n, CHUNK_ROWS)
 
 
-def _mixture(indexer: RowIndexer, n: int, contexts: Sequence[str] | None,
+def context_terms(indexer: RowIndexer, n: int, contexts: Sequence[str] | None,
              traffic: Sequence[tuple[str, float]]) -> list[tuple[np.ndarray, list[str], float]]:
     """(codes, distinct contexts, weight) per term: the rows' own contexts, or each traffic context in turn."""
     if contexts is not None:
@@ -171,7 +168,7 @@ def _mixture(indexer: RowIndexer, n: int, contexts: Sequence[str] | None,
     return [(zeros, [context], weight) for context, weight in traffic]
 
 
-def _distinct(keys: torch.Tensor, bound: int) -> tuple[torch.Tensor, torch.Tensor]:
+def distinct_keys(keys: torch.Tensor, bound: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sorted distinct keys, position of each key among them) of integer keys in [0, bound), without sorting."""
     present = torch.zeros(bound, dtype=torch.bool)
     present[keys] = True
@@ -181,13 +178,13 @@ def _distinct(keys: torch.Tensor, bound: int) -> tuple[torch.Tensor, torch.Tenso
     return unique, position[keys]
 
 
-def _flat(table: torch.Tensor) -> torch.Tensor:
-    """(S, N + 1, ...) per-(slot, element) table as (S * (N + 1), ...), rows gathered by ``_flat_index``."""
+def flat_table(table: torch.Tensor) -> torch.Tensor:
+    """(S, N + 1, ...) per-(slot, element) table as (S * (N + 1), ...), rows gathered by ``flat_index``."""
     return table.reshape(table.shape[0] * table.shape[1], *table.shape[2:])
 
 
-def _flat_index(elements: torch.Tensor, per_slot: int) -> torch.Tensor:
-    """Row of (slot s, element e) in a ``_flat`` table: s * (N + 1) + e."""
+def flat_index(elements: torch.Tensor, per_slot: int) -> torch.Tensor:
+    """Row of (slot s, element e) in a ``flat_table`` table: s * (N + 1) + e."""
     return elements + torch.arange(elements.shape[1]) * per_slot
 
 
@@ -206,176 +203,3 @@ class TableScorer:
         if isinstance(previous, cls) and previous.network is network and previous.stamp.matches(network, vocab):
             return previous
         return cls(network, vocab, config)
-
-
-class MILScorer(TableScorer):
-    """Bag click probabilities of a ``MILNetwork`` from per-element tables (module docstring)."""
-
-    def __init__(self, network: MILNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
-        super().__init__(network, vocab, config)
-        tower = network.tower
-        d = tower.element_id.embedding_dim
-        with torch.no_grad():
-            elements = element_table(tower)
-            self.per_slot = elements.shape[1]
-            products = product_table(tower, vocab)
-            self.element_bias = network.element_bias.weight[:, 0].clone()
-            self.base = network.bias + network.product_bias.weight[:, 0]
-            self.mlp = None
-            if network.element_mlp is not None:
-                first, last = network.element_mlp[0], network.element_mlp[2]
-                self.mlp = (_flat(fixed_order_matmul(elements, first.weight[:, :d].T)),
-                            fixed_order_matmul(products, first.weight[:, d:2 * d].T) + first.bias,
-                            first.weight[:, 2 * d:].T, last.weight[0], last.bias[0])
-            self.attention = None
-            if network.attention is not None:
-                w = network.attention.weight[0]
-                self.attention = (_flat(fixed_order_matmul(elements, w[:d])),
-                                  fixed_order_matmul(products, w[d:2 * d]) + network.attention.bias[0], w[2 * d:])
-            self.pairs = (None if network.pair_projection is None
-                          else _flat(fixed_order_linear(network.pair_projection, elements)))
-
-    def _element_parts(self, elements: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """What of a bag does not depend on the product or the context: gathered once per chunk of rows."""
-        index = _flat_index(elements, self.per_slot)
-        pairs = None
-        if self.pairs is not None:
-            projected = self.pairs[index]  # (n, S, r)
-            pairs = projected[:, :, None, 0] * projected[:, None, :, 0]  # (n, S, S), summed over r in order
-            for r in range(1, projected.shape[2]):
-                pairs = pairs + projected[:, :, None, r] * projected[:, None, :, r]
-            pairs = pairs * (1.0 - torch.eye(elements.shape[1], dtype=pairs.dtype))
-        return {
-            "index": index,
-            "bias": self.element_bias[elements],
-            "attention": None if self.attention is None else self.attention[0][index],
-            "pairs": pairs,
-        }
-
-    def _context_parts(self, contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per context vector (K, d): its part of the element MLP's first layer (K, H) and attention logit (K,)."""
-        use_context = self.network.use_context
-        mlp = torch.zeros(len(contexts), 0)
-        if self.mlp is not None:
-            mlp = (fixed_order_matmul(contexts, self.mlp[2]) if use_context
-                   else torch.zeros(len(contexts), self.mlp[1].shape[1]))
-        attention = None
-        if self.attention is not None:
-            attention = fixed_order_matmul(contexts, self.attention[2]) if use_context else torch.zeros(len(contexts))
-        return mlp, attention
-
-    def _score_tables(self, products: torch.Tensor, codes: torch.Tensor,
-                      contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Element-MLP outputs of every (slot, element) for each (product, context) pair of the rows, and each
-        row's pair, when that is less work than evaluating the MLP per row and slot; otherwise None."""
-        per_element, per_product, _, out_weight, _ = self.mlp
-        unique, inverse = _distinct(products * len(contexts) + codes, len(per_product) * len(contexts))
-        if len(unique) * per_element.shape[0] >= len(products) * self.network.tower.n_slots:
-            return None
-        rows = per_product[unique // len(contexts)] + contexts[unique % len(contexts)]  # (m, H)
-        step = max(1, TABLE_VALUES // per_element.numel())
-        tables = torch.cat([fixed_order_matmul(F.relu(per_element + r.unsqueeze(1)), out_weight)
-                            for r in rows.split(step)])
-        return tables, inverse
-
-    def _logits(self, parts: dict[str, torch.Tensor | None], products: torch.Tensor, codes: torch.Tensor,
-                contexts: tuple[torch.Tensor, torch.Tensor | None],
-                tables: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        """Bag logits (n,) from ``_element_parts``, product indices (n,), context ``codes`` into the
-        ``_context_parts`` and, when given, the rows' ``_score_tables``."""
-        from adcraft.rewards.mil import BagParts, bag_logit
-
-        index = parts["index"]
-        scores = parts["bias"]
-        if self.mlp is not None:
-            per_element, per_product, _, out_weight, out_bias = self.mlp
-            if tables is not None:
-                table, pair = tables
-                scores = scores + (table.reshape(-1)[pair.unsqueeze(1) * per_element.shape[0] + index] + out_bias)
-            else:
-                if "mlp" not in parts:
-                    parts["mlp"] = per_element[index]
-                row = per_product[products] + contexts[0][codes]
-                scores = scores + (fixed_order_matmul(F.relu(parts["mlp"] + row.unsqueeze(1)), out_weight) + out_bias)
-        weights = None
-        if self.attention is not None:
-            row = self.attention[1][products] + contexts[1][codes]
-            weights = torch.softmax(parts["attention"] + row.unsqueeze(1), dim=1)
-        return bag_logit(self.network.pooling, BagParts(scores, weights, parts["pairs"], self.base[products]))
-
-    def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None,
-                traffic: Sequence[tuple[str, float]]) -> np.ndarray:
-        """Click probabilities; without ``contexts``, the ``traffic``-weighted mean over its contexts."""
-        n = len(product_ids)
-        if len(combos) != n:
-            raise InputError("product_ids, combos and contexts must have the same length")
-        elements = torch.from_numpy(self.indexer.elements(combos))
-        products = torch.from_numpy(self.indexer.products(product_ids))
-        out = np.zeros(n)
-        with torch.no_grad():
-            terms = []
-            for codes, distinct, weight in _mixture(self.indexer, n, contexts, traffic):
-                codes = torch.from_numpy(codes)
-                parts = self._context_parts(context_table(self.network.tower, self.vocab, self.config, distinct))
-                tables = None if self.mlp is None else self._score_tables(products, codes, parts[0])
-                terms.append((codes, parts, tables, weight))
-            for start in _chunks(n):
-                rows = slice(start, start + CHUNK_ROWS)
-                parts = self._element_parts(elements[rows])
-                for codes, context_parts, tables, weight in terms:
-                    chunk = None if tables is None else (tables[0], tables[1][rows])
-                    logit = self._logits(parts, products[rows], codes[rows], context_parts, chunk)
-                    out[rows] += weight * click_probability(logit)
-        return out
-
-
-class CTRScorer(TableScorer):
-    """Click probabilities of a ``CTRNetwork`` (eval mode) from per-element tables (module docstring)."""
-
-    def __init__(self, network: CTRNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
-        super().__init__(network, vocab, config)
-        tower = network.tower
-        d, slots = tower.element_id.embedding_dim, tower.n_slots
-        first, last = network.mlp[0], network.mlp[-1]
-        with torch.no_grad():  # tables of plain tensors: no autograd graph held (or copied with the model)
-            blocks = first.weight.split(d, dim=1)  # v_1..v_S, p, c[, i]: every block is d wide
-            elements = element_table(tower)
-            self.per_slot = elements.shape[1]
-            self.per_element = _flat(torch.stack([fixed_order_matmul(elements[s], blocks[s].T)
-                                                  for s in range(slots)]))  # S(N + 1) x H
-            self.per_product = fixed_order_matmul(product_table(tower, vocab), blocks[slots].T) + first.bias
-            self.product_bias = network.bias + network.product_bias.weight[:, 0]
-            self.element_bias = network.element_bias.weight[:, 0].clone()
-            self.context_weight = blocks[slots + 1]
-            self.image_weight = blocks[slots + 2] if tower.image_proj is not None else None
-            self.out_weight, self.out_bias = last.weight[0], last.bias[0]
-
-    def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None,
-                traffic: Sequence[tuple[str, float]], images: np.ndarray | None) -> np.ndarray:
-        """Click probabilities; without ``contexts``, the ``traffic``-weighted mean over its contexts."""
-        n = len(product_ids)
-        if len(combos) != n:
-            raise InputError("product_ids, combos and contexts must have the same length")
-        elements = torch.from_numpy(self.indexer.elements(combos))
-        products = torch.from_numpy(self.indexer.products(product_ids))
-        pixels = None if images is None else torch.from_numpy(np.asarray(images, dtype=np.float32))
-        out = np.zeros(n)
-        with torch.no_grad():
-            terms = [(torch.from_numpy(codes),
-                      fixed_order_matmul(context_table(self.network.tower, self.vocab, self.config, distinct),
-                                         self.context_weight.T),
-                      weight) for codes, distinct, weight in _mixture(self.indexer, n, contexts, traffic)]
-            for start in _chunks(n):
-                rows = slice(start, start + CHUNK_ROWS)
-                chunk, chosen = products[rows], elements[rows]
-                # W_1 [v_1; ...; v_S; p; i] + b_1 and the additive biases: the same for every context
-                first = _slot_sum(self.per_element[_flat_index(chosen, self.per_slot)]) + self.per_product[chunk]
-                if self.image_weight is not None and pixels is not None:
-                    image = fixed_order_linear(self.network.tower.image_proj, pixels[rows])
-                    first = first + fixed_order_matmul(image, self.image_weight.T)
-                additive = self.product_bias[chunk] + _slot_sum(self.element_bias[chosen])
-                for codes, projected, weight in terms:
-                    hidden = F.relu(first + projected[codes[rows]])
-                    logit = additive + (fixed_order_matmul(hidden, self.out_weight) + self.out_bias)
-                    out[rows] += weight * click_probability(logit)
-        return out

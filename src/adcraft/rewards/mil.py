@@ -59,9 +59,10 @@ from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.training import TrainConfig, TrainHistory, fit_click_model
 from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.data import (
+from adcraft.market.click_log import (
     SplitConfig,
     click_log,
     context_distribution,
@@ -80,11 +81,25 @@ from adcraft.rewards.encoding import (
     outcome_tensors,
     with_new_elements,
 )
-from adcraft.rewards.fast_scoring import MILScorer
-from adcraft.rewards.training import TrainConfig, TrainHistory, fit_click_model
+from adcraft.rewards.fast_scoring import (
+    CHUNK_ROWS,
+    TABLE_VALUES,
+    TableScorer,
+    click_probability,
+    context_table,
+    context_terms,
+    distinct_keys,
+    element_table,
+    fixed_order_linear,
+    fixed_order_matmul,
+    flat_index,
+    flat_table,
+    product_table,
+    row_chunks,
+)
 
 if TYPE_CHECKING:
-    from adcraft.rewards.distributed import DataParallel
+    from adcraft.learning.distributed import DataParallel
 
 KIND = "mil"
 Pooling = Literal["sum", "attention", "noisy_or"]
@@ -536,3 +551,122 @@ def compare_poolings(
             }
         )
     return pd.DataFrame(rows)
+
+
+class MILScorer(TableScorer):
+    """Bag click probabilities of a ``MILNetwork`` from per-element tables (module docstring)."""
+
+    def __init__(self, network: MILNetwork, vocab: CreativeVocabulary, config: EncodingConfig) -> None:
+        super().__init__(network, vocab, config)
+        tower = network.tower
+        d = tower.element_id.embedding_dim
+        with torch.no_grad():
+            elements = element_table(tower)
+            self.per_slot = elements.shape[1]
+            products = product_table(tower, vocab)
+            self.element_bias = network.element_bias.weight[:, 0].clone()
+            self.base = network.bias + network.product_bias.weight[:, 0]
+            self.mlp = None
+            if network.element_mlp is not None:
+                first, last = network.element_mlp[0], network.element_mlp[2]
+                self.mlp = (flat_table(fixed_order_matmul(elements, first.weight[:, :d].T)),
+                            fixed_order_matmul(products, first.weight[:, d:2 * d].T) + first.bias,
+                            first.weight[:, 2 * d:].T, last.weight[0], last.bias[0])
+            self.attention = None
+            if network.attention is not None:
+                w = network.attention.weight[0]
+                self.attention = (flat_table(fixed_order_matmul(elements, w[:d])),
+                                  fixed_order_matmul(products, w[d:2 * d]) + network.attention.bias[0], w[2 * d:])
+            self.pairs = (None if network.pair_projection is None
+                          else flat_table(fixed_order_linear(network.pair_projection, elements)))
+
+    def _element_parts(self, elements: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """What of a bag does not depend on the product or the context: gathered once per chunk of rows."""
+        index = flat_index(elements, self.per_slot)
+        pairs = None
+        if self.pairs is not None:
+            projected = self.pairs[index]  # (n, S, r)
+            pairs = projected[:, :, None, 0] * projected[:, None, :, 0]  # (n, S, S), summed over r in order
+            for r in range(1, projected.shape[2]):
+                pairs = pairs + projected[:, :, None, r] * projected[:, None, :, r]
+            pairs = pairs * (1.0 - torch.eye(elements.shape[1], dtype=pairs.dtype))
+        return {
+            "index": index,
+            "bias": self.element_bias[elements],
+            "attention": None if self.attention is None else self.attention[0][index],
+            "pairs": pairs,
+        }
+
+    def _context_parts(self, contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per context vector (K, d): its part of the element MLP's first layer (K, H) and attention logit (K,)."""
+        use_context = self.network.use_context
+        mlp = torch.zeros(len(contexts), 0)
+        if self.mlp is not None:
+            mlp = (fixed_order_matmul(contexts, self.mlp[2]) if use_context
+                   else torch.zeros(len(contexts), self.mlp[1].shape[1]))
+        attention = None
+        if self.attention is not None:
+            attention = fixed_order_matmul(contexts, self.attention[2]) if use_context else torch.zeros(len(contexts))
+        return mlp, attention
+
+    def _score_tables(self, products: torch.Tensor, codes: torch.Tensor,
+                      contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Element-MLP outputs of every (slot, element) for each (product, context) pair of the rows, and each
+        row's pair, when that is less work than evaluating the MLP per row and slot; otherwise None."""
+        per_element, per_product, _, out_weight, _ = self.mlp
+        unique, inverse = distinct_keys(products * len(contexts) + codes, len(per_product) * len(contexts))
+        if len(unique) * per_element.shape[0] >= len(products) * self.network.tower.n_slots:
+            return None
+        rows = per_product[unique // len(contexts)] + contexts[unique % len(contexts)]  # (m, H)
+        step = max(1, TABLE_VALUES // per_element.numel())
+        tables = torch.cat([fixed_order_matmul(F.relu(per_element + r.unsqueeze(1)), out_weight)
+                            for r in rows.split(step)])
+        return tables, inverse
+
+    def _logits(self, parts: dict[str, torch.Tensor | None], products: torch.Tensor, codes: torch.Tensor,
+                contexts: tuple[torch.Tensor, torch.Tensor | None],
+                tables: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Bag logits (n,) from ``_element_parts``, product indices (n,), context ``codes`` into the
+        ``_context_parts`` and, when given, the rows' ``_score_tables``."""
+        index = parts["index"]
+        scores = parts["bias"]
+        if self.mlp is not None:
+            per_element, per_product, _, out_weight, out_bias = self.mlp
+            if tables is not None:
+                table, pair = tables
+                scores = scores + (table.reshape(-1)[pair.unsqueeze(1) * per_element.shape[0] + index] + out_bias)
+            else:
+                if "mlp" not in parts:
+                    parts["mlp"] = per_element[index]
+                row = per_product[products] + contexts[0][codes]
+                scores = scores + (fixed_order_matmul(F.relu(parts["mlp"] + row.unsqueeze(1)), out_weight) + out_bias)
+        weights = None
+        if self.attention is not None:
+            row = self.attention[1][products] + contexts[1][codes]
+            weights = torch.softmax(parts["attention"] + row.unsqueeze(1), dim=1)
+        return bag_logit(self.network.pooling, BagParts(scores, weights, parts["pairs"], self.base[products]))
+
+    def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None,
+                traffic: Sequence[tuple[str, float]]) -> np.ndarray:
+        """Click probabilities; without ``contexts``, the ``traffic``-weighted mean over its contexts."""
+        n = len(product_ids)
+        if len(combos) != n:
+            raise InputError("product_ids, combos and contexts must have the same length")
+        elements = torch.from_numpy(self.indexer.elements(combos))
+        products = torch.from_numpy(self.indexer.products(product_ids))
+        out = np.zeros(n)
+        with torch.no_grad():
+            terms = []
+            for codes, distinct, weight in context_terms(self.indexer, n, contexts, traffic):
+                codes = torch.from_numpy(codes)
+                parts = self._context_parts(context_table(self.network.tower, self.vocab, self.config, distinct))
+                tables = None if self.mlp is None else self._score_tables(products, codes, parts[0])
+                terms.append((codes, parts, tables, weight))
+            for start in row_chunks(n):
+                rows = slice(start, start + CHUNK_ROWS)
+                parts = self._element_parts(elements[rows])
+                for codes, context_parts, tables, weight in terms:
+                    chunk = None if tables is None else (tables[0], tables[1][rows])
+                    logit = self._logits(parts, products[rows], codes[rows], context_parts, chunk)
+                    out[rows] += weight * click_probability(logit)
+        return out

@@ -45,11 +45,12 @@ from torch.nn import functional as F
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
-from adcraft.evaluate.metrics import log_loss
+from adcraft.learning.artifacts import load_artifact, save_artifact
+from adcraft.learning.checkpoint import array_digest
+from adcraft.learning.metrics import log_loss
+from adcraft.learning.training import TrainConfig, TrainHistory, fit
 from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
-from adcraft.rewards.checkpoint import array_digest
-from adcraft.rewards.data import (
+from adcraft.market.click_log import (
     SplitConfig,
     click_log,
     creative_outcomes,
@@ -69,10 +70,9 @@ from adcraft.rewards.encoding import (
     market_image_rows,
     with_new_elements,
 )
-from adcraft.rewards.training import TrainConfig, TrainHistory, fit
 
 if TYPE_CHECKING:
-    from adcraft.rewards.distributed import DataParallel
+    from adcraft.learning.distributed import DataParallel
 
 logger = logging.getLogger(__name__)
 KIND = "pairwise"

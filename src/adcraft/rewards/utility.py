@@ -30,8 +30,8 @@ from numpy.typing import ArrayLike
 
 from adcraft.configuration import from_mapping, to_mapping
 from adcraft.errors import InputError
+from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.market import Market
-from adcraft.rewards.artifacts import load_artifact, save_artifact
 
 ARTIFACT_KIND = "utility"
 TARGETS = ("log_demand", "logit_ctr")

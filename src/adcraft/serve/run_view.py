@@ -44,7 +44,7 @@ class LiftEstimate:
 
 @dataclass(frozen=True)
 class CurrentCreative:
-    """The creative a product shows now: its best logged one (``rewards.data.best_logged_creatives``)."""
+    """The creative a product shows now: its best logged one (``market.click_log.best_logged_creatives``)."""
 
     creative_id: str
     elements: tuple[str, ...]

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from adcraft.errors import AdcraftError, InputError
-from adcraft.rewards.checkpoint import tensor_digest
+from adcraft.learning.checkpoint import tensor_digest
 
 BACKEND = "gloo"
 

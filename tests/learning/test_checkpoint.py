@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from adcraft.learning.checkpoint import position, read_state
+from adcraft.learning.training import CHECKPOINT_FILE, TrainConfig, fit
 from adcraft.market import load_market
 from adcraft.pipeline import train_reward_model
-from adcraft.rewards.checkpoint import position, read_state
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILTrainer
-from adcraft.rewards.training import CHECKPOINT_FILE, TrainConfig, fit
 from tests.killed_processes import adcraft, kill_when
 
 MIL = MILConfig(encoding=EncodingConfig(text_backbone="tiny", embedding_dim=8),

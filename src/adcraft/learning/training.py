@@ -1,4 +1,4 @@
-"""The optimisation loop every reward model shares: mini-batch AdamW with early stopping.
+"""The optimisation loop every learned component shares: mini-batch AdamW with early stopping.
 
 Training stops when the validation loss has not improved for ``patience`` epochs, and the weights of the
 best epoch are restored, so a model never ends on an over-fitted state.
@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adcraft.errors import AdcraftError, InputError
-from adcraft.rewards.checkpoint import (
+from adcraft.learning.checkpoint import (
     array_digest,
     load_checkpoint,
     module_tensors,
@@ -33,11 +33,10 @@ from adcraft.rewards.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
-from adcraft.rewards.checkpoint import fingerprint as run_fingerprint
+from adcraft.learning.checkpoint import fingerprint as run_fingerprint
 
 if TYPE_CHECKING:
-    from adcraft.rewards.distributed import DataParallel
-    from adcraft.rewards.encoding import CreativeBatch
+    from adcraft.learning.distributed import DataParallel
 
 
 @dataclass(frozen=True)
@@ -209,7 +208,17 @@ def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tens
     return nll.sum() / trials.sum()
 
 
-ClickTensors = tuple["CreativeBatch", torch.Tensor, torch.Tensor]
+class RowBatch(Protocol):
+    """Inputs of n rows that a network maps to n logits (the reward models' ``CreativeBatch``)."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: torch.Tensor) -> Self: ...
+
+    def tensors(self) -> tuple[torch.Tensor, ...]: ...
+
+
+ClickTensors = tuple[RowBatch, torch.Tensor, torch.Tensor]
 
 
 def fit_click_model(
@@ -224,7 +233,7 @@ def fit_click_model(
     world: DataParallel | None = None,
     on_epoch: Callable[[int], None] | None = None,
 ) -> TrainHistory:
-    """``fit`` a network from a ``CreativeBatch`` to click logits on (batch, clicks, trials) tensors.
+    """``fit`` a network from a ``RowBatch`` to click logits on (batch, clicks, trials) tensors.
 
     The loss is ``binomial_loss`` on training mini-batches; early stopping watches it on ``valid``.
     ``checkpoint``, ``world`` and ``on_epoch`` are passed to ``fit``; the checkpoint's fingerprint covers

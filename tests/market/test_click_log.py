@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from adcraft.errors import InputError
-from adcraft.rewards.data import SplitConfig, click_log, creative_outcomes, time_split
+from adcraft.market.click_log import SplitConfig, click_log, creative_outcomes, time_split
 
 
 def test_click_log_aggregates_impressions_without_losing_counts(logged_market):
@@ -72,7 +72,7 @@ def test_position_becomes_part_of_the_context(logged_market):
 
 
 def test_best_logged_creative_is_not_won_by_a_lucky_handful_of_impressions():
-    from adcraft.rewards.data import best_logged_creatives
+    from adcraft.market.click_log import best_logged_creatives
 
     log = pd.DataFrame({
         "creative_id": ["lucky", "steady", "weak", "only"],

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from adcraft.errors import InputError
-from adcraft.market import Market
 from adcraft.market.logs import impression_days, log_problem, missing_logs, span_problem, stats_days
+from adcraft.market.market import Market
 
 MAX_CONTEXTS = 64
 LOG_COLUMNS = ("creative_id", "product_id", "elements", "context", "time", "clicks", "trials")

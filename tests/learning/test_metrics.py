@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from adcraft.evaluate.metrics import (
+from adcraft.learning.metrics import (
     auc,
     average_ranks,
     binomial_log_loss,
@@ -160,7 +160,7 @@ def test_bad_inputs_raise_value_error(call, message: str) -> None:
 
 
 def test_click_metrics_on_aggregated_rows_equal_raw_impressions():
-    from adcraft.evaluate.metrics import auc, click_metrics, log_loss
+    from adcraft.learning.metrics import auc, click_metrics, log_loss
 
     rng = np.random.default_rng(4)
     trials = rng.integers(1, 20, 60).astype(float)
@@ -178,7 +178,7 @@ def test_click_metrics_on_aggregated_rows_equal_raw_impressions():
 
 
 def test_click_metrics_of_a_log_where_every_impression_is_clicked_are_finite_or_nan():
-    from adcraft.evaluate.metrics import click_metrics
+    from adcraft.learning.metrics import click_metrics
 
     got = click_metrics([5, 3], [5, 3], [0.5, 0.6], ["a", "b"])  # CTR 1 everywhere: no negative impression
     assert np.isnan(got["auc"]) and np.isnan(got["gauc"])

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from adcraft.errors import InputError
-from adcraft.rewards import artifacts
-from adcraft.rewards.artifacts import load_artifact, save_artifact
+from adcraft.learning import artifacts
+from adcraft.learning.artifacts import load_artifact, save_artifact
 
 
 def test_round_trip_keeps_kind_config_extra_and_tensors(tmp_path: Path) -> None:
