@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from adcraft.configuration import from_mapping
+from adcraft.configuration import check_config, from_mapping
+from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.rewards.artifacts import load_artifact, save_artifact
 from adcraft.rewards.data import (
@@ -68,6 +69,11 @@ class CTRConfig:
     dropout: float = 0.1
     train: TrainConfig = field(default_factory=TrainConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class CTRNetwork(nn.Module):
