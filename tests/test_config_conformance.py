@@ -159,7 +159,8 @@ def test_a_choice_refuses_a_typo_and_lists_the_choices(cls, name):
     literal, wrap = _literal(typing.get_type_hints(cls)[name])
     choices = typing.get_args(literal)
     typo = wrap(_typo(choices))
-    for build in (lambda: _build(cls, **{name: typo}), lambda: from_mapping(cls, {**REQUIRED.get(cls.__name__, {}), name: typo})):
+    required = REQUIRED.get(cls.__name__, {})
+    for build in (lambda: _build(cls, **{name: typo}), lambda: from_mapping(cls, {**required, name: typo})):
         with pytest.raises((InputError, ValueError), match=name) as refused:
             build()
         message = str(refused.value)
