@@ -30,8 +30,10 @@ from adcraft.errors import InputError
 # Fields without a default, per config: what a test gives them.
 REQUIRED: dict[str, dict[str, Any]] = {
     "ServeConfig": {"run_dir": Path("run"), "market_dir": Path("market")},
-    "MarketConfig": {"slots": ("title", "background")},
 }
+# MarketConfig is market.json's content, not a setting: a market in memory may hold a broken one, which
+# market validation reports with the file, key and rule among the market's other problems.
+NOT_SETTINGS = {"MarketConfig"}
 
 
 def _members(kind: Any) -> tuple[Any, ...]:
@@ -47,7 +49,7 @@ def _discover() -> list[type]:
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
             if (isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
-                    and obj.__name__.endswith("Config")):
+                    and obj.__name__.endswith("Config") and obj.__name__ not in NOT_SETTINGS):
                 found.add(obj)
     queue = list(found)
     while queue:  # a dataclass held by a config's field is a config too
@@ -128,8 +130,8 @@ def test_every_config_of_the_package_is_found():
     names = {cls.__name__ for cls in CONFIGS}
     assert {"OptimizeConfig", "BackgroundStep", "MILConfig", "TrainConfig", "ContrastiveTrainConfig",
             "SimulatorConfig", "ServeConfig", "RenderConfig", "DiffusionConfig", "ComboConfig",
-            "PromptModelConfig", "BatchConfig", "ABTestConfig", "DemoConfig", "MarketConfig"} <= names
-    assert len(CONFIGS) >= 35
+            "PromptModelConfig", "BatchConfig", "ABTestConfig", "DemoConfig", "FeaturesConfig"} <= names
+    assert len(CONFIGS) >= 34
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda cls: cls.__name__)

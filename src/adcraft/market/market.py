@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.market.images import ImageLimits, open_image, resolve_inside
 from adcraft.market.schema import CONTENT_FIELDS, DEFAULT_CANVAS, FORMAT, slot_field
@@ -31,9 +30,6 @@ class MarketConfig:
     canvas: tuple[int, int] = DEFAULT_CANVAS
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        check_config(self)  # types only: market.json's own rules are validate.config_problems'
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MarketConfig:
