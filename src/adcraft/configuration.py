@@ -18,6 +18,7 @@ anchors or aliases (``*name``: a few lines of them expand to gigabytes) and with
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import math
 import numbers
@@ -126,6 +127,11 @@ def check_value(kind: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise InputError(f"{where}: expected a mapping of settings, got {_shown(value)}")
         return from_mapping(kind, value, where, nested=True)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):  # a member, or its value as a file gives it
+        for member in kind:
+            if value is member or (type(value) is type(member.value) and value == member.value):
+                return member
+        raise InputError(f"{where}: {_shown(value)} is not one of {', '.join(repr(m.value) for m in kind)}")
     if origin is Literal:
         for choice in args:
             if type(value) is type(choice) and value == choice:
