@@ -63,10 +63,11 @@ def test_a_marker_of_another_command_does_not_count(tmp_path):
     assert (out / "notes" / "thesis.txt").read_text() == "not a market"
 
 
-def test_an_empty_folder_is_used_without_overwrite(tmp_path):
+def test_an_empty_folder_and_a_truth_folder_in_a_new_place_are_used_without_overwrite(tmp_path):
     (tmp_path / "m").mkdir()
-    result = simulate_market(SMALL, tmp_path / "m")
-    assert (result.market_dir / "market.json").is_file()
+    result = simulate_market(SMALL, tmp_path / "m", tmp_path / "new" / "place" / "truth")
+    assert (result.market_dir / "market.json").is_file() and (result.truth_dir / "click_model.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "new"]
 
 
 @pytest.mark.parametrize("where", ["home/photos", "home/photos/market", "home"])

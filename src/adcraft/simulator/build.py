@@ -88,7 +88,6 @@ def simulate_market(
                              "it, or choose a new folder")
     rng = np.random.default_rng(config.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    truth_out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-") as staging:
         stage = Path(staging)
         market, truth_files = _simulate_into(config, stage / "market", rng, progress)
@@ -101,6 +100,7 @@ def simulate_market(
             writer(truth_stage / name)
         mark_output(truth_stage, "simulate")
         move_into_place(market_stage, out)
+        truth_out.parent.mkdir(parents=True, exist_ok=True)
         move_into_place(truth_stage, truth_out)
     impressions = market.impressions
     return SimulatedMarket(
