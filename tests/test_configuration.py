@@ -1,4 +1,5 @@
 import dataclasses
+import enum
 import os
 import tempfile
 import typing
@@ -7,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,6 +110,34 @@ def test_values_that_fit_are_converted_to_the_field_type():
                            inner=Inner(sizes=(7,)))
     assert type(config.count) is int and type(config.rate) is float
     assert check_value(int | None, 3, "x") == 3
+
+
+class Colour(enum.StrEnum):
+    red = "red"
+    blue = "blue"
+
+
+def test_enums_mappings_and_choices_in_unions_are_checked_too():
+    assert check_value(Colour, "blue", "c") is Colour.blue and check_value(Colour, Colour.red, "c") is Colour.red
+    with pytest.raises(InputError, match="c: 'bleu' .* is not one of 'red', 'blue'"):
+        check_value(Colour, "bleu", "c")
+    assert check_value(dict, {"a": 1}, "extra") == {"a": 1}
+    with pytest.raises(InputError, match="extra: expected a mapping, got 'a' "):
+        check_value(dict[str, int], "a", "extra")
+    with pytest.raises(InputError, match=r"n: 'autox' .* is none of whole number \| 'auto'$"):
+        check_value(int | Literal["auto"], "autox", "n")
+    assert check_value(int | Literal["auto"], "auto", "n") == "auto"
+
+
+def test_numpy_numbers_become_python_numbers_and_huge_ones_are_refused():
+    value = check_value(int, np.int64(5), "n")
+    assert value == 5 and type(value) is int
+    value = check_value(float, np.float32(0.5), "x")
+    assert value == 0.5 and type(value) is float
+    with pytest.raises(InputError, match="x: .* is too large for a number"):
+        check_value(float, 10**400, "x")
+    with pytest.raises(InputError, match="flag: expected true or false"):
+        check_value(bool, np.bool_(True), "flag")
 
 
 @pytest.mark.parametrize(

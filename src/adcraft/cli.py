@@ -121,7 +121,8 @@ def validate(
 @app.command()
 @reports_errors
 def simulate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the market to (must be new or empty).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the market to (new or empty, or an "
+                                                        "earlier simulated market with --overwrite).")],
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same market.")] = 0,
     products: Annotated[int, typer.Option(help="Number of products.")] = 120,
     impressions: Annotated[int, typer.Option(help="Number of logged impressions.")] = 150_000,
@@ -130,7 +131,8 @@ def simulate(
         Path | None, typer.Option(help="Folder of product cut-outs (RGBA PNG); default: drawn procedurally.")
     ] = None,
     truth: Annotated[Path | None, typer.Option(help="Folder for the ground truth (default: OUT-truth).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing output folders.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the market and truth folders of an earlier "
+                                                 "`adcraft simulate` (never a folder it did not write).")] = False,
 ) -> None:
     """Simulate a market with known ground truth: catalogue, rendered past creatives, logs, demand."""
     from adcraft.simulator import SimulatorConfig, simulate_market

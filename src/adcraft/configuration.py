@@ -5,7 +5,10 @@ are refused with the list of valid ones, so a typo never passes silently. Every 
 against its field's type hint when the config is built (``check_value``): a bool is not an int, an int
 field takes an integral number only, a float field a finite one, a ``Literal[...]`` field one of its
 choices, a nested config a mapping. Fields named in ``FIELD_LIMITS`` are range-checked too, so a seed of
-2**70 or a million threads is refused here, not as an overflow or a crash minutes later.
+2**70 or a million threads is refused here, not as an overflow or a crash minutes later. Every config
+dataclass runs the same checks on itself (``check_config``, first thing in its ``__post_init__``), so a
+config built in Python is refused exactly as one read from a file (``tests/test_config_conformance.py``
+holds every config of the package to this).
 
 YAML files are read by ``load_config``: a regular UTF-8 file of at most ``MAX_CONFIG_BYTES``, without
 anchors or aliases (``*name``: a few lines of them expand to gigabytes) and without duplicate keys
@@ -15,7 +18,10 @@ anchors or aliases (``*name``: a few lines of them expand to gigabytes) and with
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 import math
+import numbers
 import os
 import stat
 import types
@@ -49,9 +55,9 @@ FIELD_LIMITS: dict[str, tuple[int, int]] = {
     "max_tokens": (1, 4096),
     "epochs": (0, 100_000),
     "steps": (0, 1_000_000),
-    "rounds": (1, 10_000),
+    "rounds": (0, 10_000),  # an edit may run no round; preference rounds need one (their own check)
     "batch_size": (1, 1_000_000),
-    "samples": (1, 100_000),
+    "samples": (0, 100_000),  # proposals may come from the beam and neighbours alone
     "samples_per_product": (1, 100_000),
     "products_per_step": (1, 1_000_000),
     "beam_width": (1, 10_000),
@@ -60,8 +66,27 @@ FIELD_LIMITS: dict[str, tuple[int, int]] = {
     "patience": (0, 100_000),
     "checkpoint_every": (1, 1_000_000),
     "image_size": (1, 4096),
-    "resolution": (64, 4096),
+    "resolution": (32, 4096),
     "prior_impressions": (0, 1_000_000_000),
+    "neighbours_per_slot": (1, 100_000),
+    "judged": (0, 10_000),
+    "patch": (1, 4096),
+    "mask_grow_px": (0, 4096),
+    "min_font_px": (1, 4096),
+    "max_title_px": (1, 4096),
+    "max_badge_px": (1, 4096),
+    "text_padding_px": (0, 4096),
+    "num_workers": (1, 1024),
+    "max_concurrent": (1, 1024),
+    # the simulator's world: every one of these sizes arrays, images or rendering time
+    "n_products": (2, 100_000),
+    "n_impressions": (1, 20_000_000),
+    "creatives_per_product": (2, 1_000),
+    "titles_per_product": (1, 100),
+    "days": (1, 36_500),
+    "start_ts": (0, 4_102_444_800),  # up to 2100-01-01
+    "photo_size": (32, 4096),
+    "render_workers": (1, 256),
 }
 
 
@@ -79,7 +104,7 @@ def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "config
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise InputError(f"{where}: unknown setting(s) {unknown}; valid: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     label = {name: f"{where}.{name}" if nested else f"{where}: {name}" for name in data}
     values = {name: check_value(hints[name], value, label[name]) for name, value in data.items()}
     for name, value in values.items():
@@ -102,6 +127,11 @@ def check_value(kind: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise InputError(f"{where}: expected a mapping of settings, got {_shown(value)}")
         return from_mapping(kind, value, where, nested=True)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):  # a member, or its value as a file gives it
+        for member in kind:
+            if value is member or (type(value) is type(member.value) and value == member.value):
+                return member
+        raise InputError(f"{where}: {_shown(value)} is not one of {', '.join(repr(m.value) for m in kind)}")
     if origin is Literal:
         for choice in args:
             if type(value) is type(choice) and value == choice:
@@ -127,24 +157,32 @@ def check_value(kind: Any, value: Any, where: str) -> Any:
             raise InputError(f"{where}: expected a list of {len(args)} values, got {len(value)}")
         return tuple(check_value(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))) if args \
             else tuple(value)
-    if origin in (dict, list, set, frozenset) or origin is not None:
-        return value  # no config field uses these today; their values pass as given
+    if kind is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a mapping, got {_shown(value)}")
+        return value  # free-form settings carried as given (a market's extra keys)
+    if origin is not None:
+        return value  # no config field uses other generic types today; their values pass as given
     if kind is bool:
         if not isinstance(value, bool):
             raise InputError(f"{where}: expected true or false, got {_shown(value)}")
         return value
-    if kind is int:
+    if kind is int:  # numpy's integers pass too (a config built in Python from an array's values)
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise InputError(f"{where}: expected a whole number, got {_shown(value)}")
+        value = int(value)
         if not -MAX_INT <= value <= MAX_INT:
             raise InputError(f"{where}: {_shown(value)} is too large (at most {MAX_INT})")
         return value
     if kind is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise InputError(f"{where}: expected a number, got {_shown(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise InputError(f"{where}: {_shown(value)} is too large for a number") from None
         if not math.isfinite(value):
             raise InputError(f"{where}: expected a finite number, got {value}")
         return value
@@ -169,13 +207,26 @@ def _check_limit(name: str, value: Any, where: str) -> None:
 
 
 def check_config(config: Any) -> None:
-    """``__post_init__``'s check of a config built directly (not by ``from_mapping``): each field's value
-    against its type hint (``check_value``) and ``FIELD_LIMITS``."""
-    hints = typing.get_type_hints(type(config))
+    """The first step of every config's ``__post_init__``, so that a config built in Python is refused
+    as one read from YAML is: each field's value against its type hint (``check_value``) and
+    ``FIELD_LIMITS``, with ``InputError`` naming ``Class.field``. Values are stored as ``check_value``
+    returns them (a list as a tuple, a mapping as the nested config, ``3.0`` for an int as ``3``), so
+    the same settings make equal configs however they were given."""
+    owner = type(config).__name__
+    hints = _type_hints(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        check_value(hints[field.name], value, field.name)
-        _check_limit(field.name, value, field.name)
+        where = f"{owner}.{field.name}"
+        checked = check_value(hints[field.name], value, where)
+        _check_limit(field.name, checked, where)
+        if checked is not value:
+            object.__setattr__(config, field.name, checked)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's evaluated field types (computed once per class: configs are built often)."""
+    return typing.get_type_hints(cls)
 
 
 def _shown(value: Any) -> str:
@@ -186,6 +237,8 @@ def _shown(value: Any) -> str:
 
 
 def _name(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return " | ".join(repr(choice) for choice in typing.get_args(kind))
     names = {bool: "true/false", int: "whole number", float: "number", str: "text", type(None): "null",
              list: "list", dict: "mapping", tuple: "list"}
     return names.get(kind, getattr(kind, "__name__", str(kind)))

@@ -59,7 +59,7 @@ def test_run_batch_keeps_item_order_and_checks_row_counts():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"backend": "spark"}, "unknown backend"),
+    ({"backend": "spark"}, "backend: 'spark' .*not one of 'local', 'ray'"),
     ({"num_workers": 0}, "num_workers"),
     ({"batch_size": 0}, "batch_size"),
     ({"object_store_memory": 1024}, "75 MiB"),

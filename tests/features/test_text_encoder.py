@@ -49,7 +49,7 @@ def test_case_and_punctuation_do_not_change_tiny_vectors() -> None:
 
 
 def test_bad_inputs_raise_input_error() -> None:
-    with pytest.raises(InputError, match="unknown text backbone"):
+    with pytest.raises(InputError, match="backbone: 'bert' .*not one of 'minilm', 'tiny'"):
         TextEncoderConfig(backbone="bert")
     with pytest.raises(InputError):
         TextEncoderConfig(batch_size=0)

@@ -16,6 +16,7 @@ from typing import Literal, Protocol, get_args
 import numpy as np
 import pyarrow as pa
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 
 Backend = Literal["local", "ray"]
@@ -45,6 +46,7 @@ class BatchConfig:
     object_store_memory: int | None = None
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.backend not in BACKENDS:
             raise InputError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.num_workers < 1:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from adcraft.atomic import check_output_folder, write_parquet
 from adcraft.batch.backend import run_batch
 from adcraft.batch.chunks import BatchConfig, ChunkFunction
+from adcraft.configuration import check_config
 from adcraft.features.image_encoder import ImageEncoderConfig
 from adcraft.features.text_encoder import TextEncoderConfig
 from adcraft.market import Market
@@ -38,6 +39,9 @@ class FeaturesConfig:
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.evaluate.proposal_value import ProposalPolicy, combination_key
 from adcraft.market import Market
@@ -67,6 +68,7 @@ class ABTestConfig:
     power: float = 0.8
 
     def __post_init__(self) -> None:
+        check_config(self)
         if isinstance(self.impressions, bool) or not isinstance(self.impressions, (int, np.integer)):
             raise InputError(f"impressions must be a whole number, got {self.impressions!r}")
         if self.impressions < 1:

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ Predict = Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.n
 class ProposalPolicy:
     """How a ranked proposal set is turned into a policy (see the module docstring)."""
 
-    kind: str = "top1"  # "top1" | "softmax"
+    kind: Literal["top1", "softmax"] = "top1"
     temperature: float = 1.0
 
     def __post_init__(self) -> None:

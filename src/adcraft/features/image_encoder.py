@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
 from adcraft.features.preprocess import check_images, resize_center_crop, to_rgb
@@ -58,6 +59,7 @@ class ImageEncoderConfig:
     runtime: Runtime = "torch"
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.backbone not in BACKBONES:
             raise InputError(
                 f"unknown image backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}."

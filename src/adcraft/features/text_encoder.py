@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
 
@@ -50,6 +51,7 @@ class TextEncoderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.backbone not in BACKBONES:
             raise InputError(
                 f"unknown text backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}."

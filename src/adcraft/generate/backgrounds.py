@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.generate.preference import (
     Judge,
@@ -89,6 +90,7 @@ class BackgroundsConfig:
     id_prefix: str = "gen-bg-"
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.per_product < 1 or self.samples < 1:
             raise InputError("per_product and samples must be at least 1")
         if self.judged < 0:

@@ -57,7 +57,7 @@ import pandas as pd
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adcraft.configuration import from_mapping, to_mapping
+from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.generate.combo_policy import (
     ComboPolicyNetwork,
@@ -136,6 +136,7 @@ class PolicyConfig:
     product_dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.hidden < 1:
             raise InputError("policy.hidden must be at least 1")
         if not 0.0 <= self.product_dropout < 1.0:
@@ -156,6 +157,7 @@ class BehaviourCloningConfig:
     label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.epochs < 0 or self.batch_size < 1 or not self.learning_rate > 0:
             raise InputError("bc: epochs must be >= 0, batch_size >= 1 and learning_rate > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -177,6 +179,7 @@ class RLConfig:
     max_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.steps < 0 or self.samples_per_product < 2 or self.products_per_step < 1:
             raise InputError("rl: steps must be >= 0, samples_per_product >= 2 (a group needs two samples) "
                              "and products_per_step >= 1")
@@ -199,6 +202,7 @@ class ProposalConfig:
     max_share: float = 0.5
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.samples < 0 or self.beam_width < 1 or not self.temperature > 0:
             raise InputError("proposals: samples must be >= 0, beam_width >= 1 and temperature > 0")
         if self.neighbours_per_slot < 1:
@@ -224,6 +228,7 @@ class ComboConfig:
     checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be at least 1 (or null to keep torch's setting), got {self.threads}")
         if self.checkpoint_every < 1:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.features.preprocess import check_images, to_rgb
 from adcraft.render.background import parse_color
@@ -146,6 +147,7 @@ class EditConfig:
     border_tolerance: int = 25
 
     def __post_init__(self) -> None:
+        check_config(self)
         if not -1.0 <= self.min_ssim <= 1.0:
             raise InputError(f"min_ssim must lie in [-1, 1], got {self.min_ssim}")
         if not self.max_consistency_drop >= 0:

@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.features.preprocess import to_rgb
 from adcraft.generate.prompt import (
@@ -183,6 +184,7 @@ class PreferenceConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name in ("rounds", "epochs", "batch_size", "patch"):

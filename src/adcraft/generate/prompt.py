@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adcraft.configuration import from_mapping
+from adcraft.configuration import check_config, from_mapping
 from adcraft.errors import InputError
 from adcraft.features.cache import default_cache_dir
 from adcraft.learning.artifacts import load_artifact, save_artifact
@@ -228,6 +228,7 @@ class PromptModelConfig:
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.text_backbone not in TEXT_BACKBONES:
             raise InputError(f"text_backbone must be one of {', '.join(TEXT_BACKBONES)}, got {self.text_backbone!r}")
         if self.image_backbone not in IMAGE_BACKBONES:

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 from torch.nn import functional as F
 
+from adcraft.configuration import check_config
 from adcraft.errors import AdcraftError, InputError
 from adcraft.learning.checkpoint import (
     array_digest,
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise InputError("epochs, batch_size and patience must be at least 1")
         if not self.learning_rate > 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.market.logs import impression_days, log_problem, missing_logs, span_problem, stats_days
 from adcraft.market.market import Market
@@ -34,6 +35,7 @@ class SplitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if not 0.0 < self.valid_fraction < 1.0:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adcraft.atomic import write_json
+from adcraft.configuration import check_config
 from adcraft.evaluate.abtest import ABTestConfig, ABTestResult, run_ab_test
 from adcraft.market import load_market
 from adcraft.pipeline.optimize import OptimizeConfig, OptimizeResult, optimize
@@ -28,6 +29,9 @@ class DemoConfig:
     n_impressions: int = 150_000
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     ab_impressions: int = 100_000
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclass(frozen=True)

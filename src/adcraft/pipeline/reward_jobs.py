@@ -71,7 +71,7 @@ def train_reward_model(
     continues from the last epoch to the same model (``fresh`` discards the checkpoint instead). A failed
     run removes the staging folder; an interrupted one (Ctrl-C) keeps it to resume from.
 
-    ``world_size`` > 1 trains data-parallel in that many processes (``rewards.distributed``; the kinds
+    ``world_size`` > 1 trains data-parallel in that many processes (``learning.distributed``; the kinds
     in ``RESUMABLE_KINDS``).
     """
     from adcraft.configuration import load_config

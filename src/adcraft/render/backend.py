@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.render.compositor import Compositor, CompositorConfig, CreativeSpec, RenderedCreative
 from adcraft.render.diffusion import DiffusionConfig, DiffusionRenderer, check_weights, import_diffusion
@@ -45,6 +46,7 @@ class RenderConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.backend not in BACKENDS:
             raise InputError(f"RenderConfig.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
 

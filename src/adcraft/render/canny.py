@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 
 
@@ -31,6 +32,7 @@ class CannyConfig:
     high: float = 200.0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.sigma < 0:
             raise InputError(f"CannyConfig.sigma must be >= 0, got {self.sigma}")
         if not 0 <= self.low <= self.high:

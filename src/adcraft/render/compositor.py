@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageStat
 
 from adcraft.atomic import write_png
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.market.limits import MAX_CANVAS_PX, MIN_CANVAS_PX  # the bounds market validation checks
 from adcraft.render.background import RGB, draw_background, parse_background, parse_color
@@ -75,6 +76,7 @@ class CompositorConfig:
     cutout: CutoutConfig = field(default_factory=CutoutConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if not 1 <= self.min_font_px <= min(self.max_title_px, self.max_badge_px):
             raise InputError(
                 f"font sizes must satisfy 1 <= min_font_px <= max_title_px, max_badge_px; got "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 
 
@@ -37,6 +38,7 @@ class CutoutConfig:
     soft_edge: bool = True
 
     def __post_init__(self) -> None:
+        check_config(self)
         if not 0 <= self.tolerance <= 255:
             raise InputError(f"cut-out tolerance must lie in [0, 255], got {self.tolerance}")
         if not 0.0 <= self.min_plain_border <= 1.0:

@@ -36,6 +36,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image, ImageFilter
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.render.background import draw_background, parse_background
 from adcraft.render.canny import CannyConfig, canny_edges
@@ -98,6 +99,7 @@ class DiffusionConfig:
     canny: CannyConfig = field(default_factory=CannyConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.steps < 1:
             raise InputError(f"DiffusionConfig.steps must be >= 1, got {self.steps}")
         if self.guidance_scale < 0 or self.controlnet_scale < 0:

@@ -62,7 +62,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from adcraft.configuration import from_mapping, to_mapping
+from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import InputError
 from adcraft.features.attributes import ATTRIBUTE_NAMES, attribute_matrix, compute_attributes
 from adcraft.features.cache import (
@@ -139,6 +139,7 @@ class ContrastiveConfig:
     train: ContrastiveTrainConfig = field(default_factory=ContrastiveTrainConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.utility not in UTILITY_MODES:
             raise InputError(f"utility must be one of {', '.join(UTILITY_MODES)}, got {self.utility!r}")
         if self.embedding_dim < 1:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adcraft.configuration import from_mapping
+from adcraft.configuration import check_config, from_mapping
 from adcraft.errors import InputError
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.learning.training import TrainConfig, TrainHistory, fit_click_model
@@ -84,6 +84,11 @@ class CTRConfig:
     dropout: float = 0.1
     train: TrainConfig = field(default_factory=TrainConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class CTRNetwork(nn.Module):

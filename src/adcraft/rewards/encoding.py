@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.market import TEXT_SLOTS, Market
 
@@ -44,6 +45,7 @@ class EncodingConfig:
     max_context_tokens: int = 8
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.text_backbone not in ("minilm", "tiny", "none"):
             raise InputError(f"text_backbone must be minilm, tiny or none, got {self.text_backbone!r}")
         if self.image_backbone not in ("efficientnet-lite0", "tiny", "none"):

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adcraft.configuration import from_mapping
+from adcraft.configuration import check_config, from_mapping
 from adcraft.errors import InputError
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.learning.training import TrainConfig, TrainHistory, fit_click_model
@@ -130,6 +130,7 @@ class MILConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.pooling not in POOLINGS:
             raise InputError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.interaction_rank < 1 or self.hidden < 1:

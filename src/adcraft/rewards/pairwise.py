@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adcraft.configuration import from_mapping
+from adcraft.configuration import check_config, from_mapping
 from adcraft.errors import InputError
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.learning.checkpoint import array_digest
@@ -114,13 +114,14 @@ class PairConfig:
     seed: of the coin that decides on which side the better creative is put.
     """
 
-    min_impressions: int | str = 1000
+    min_impressions: int | Literal["auto"] = 1000
     min_ratio: float = 1.05
     max_ratio: float | None = 1.20
     require_positive_ctr: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         auto = self.min_impressions == "auto"
         if not auto and (isinstance(self.min_impressions, bool) or not isinstance(self.min_impressions, int)
                          or self.min_impressions < 0):
@@ -247,6 +248,7 @@ class PairwiseConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.hidden < 1:
             raise InputError(f"hidden must be at least 1, got {self.hidden}")
         if self.lambda_pair < 0 or self.lambda_point < 0 or self.lambda_pair + self.lambda_point <= 0:

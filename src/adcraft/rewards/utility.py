@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from adcraft.configuration import from_mapping, to_mapping
+from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import InputError
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.market import Market
@@ -65,6 +65,7 @@ class UtilityConfig:
     controls: Literal["none", "product", "product+elements"] = "product"
 
     def __post_init__(self) -> None:
+        check_config(self)
         if isinstance(self.attributes, str):
             raise InputError("attributes must be a list of column names, not one string")
         object.__setattr__(self, "attributes", tuple(self.attributes))

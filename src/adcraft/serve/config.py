@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from adcraft.configuration import check_config
 from adcraft.errors import InputError
 
 DATABASE_FILE = "decisions.sqlite"
@@ -56,6 +57,7 @@ class ServeConfig:
     render_cache_size: int = 256
 
     def __post_init__(self) -> None:
+        check_config(self)
         object.__setattr__(self, "run_dir", Path(self.run_dir))
         object.__setattr__(self, "market_dir", Path(self.market_dir))
         if self.database_url is None:

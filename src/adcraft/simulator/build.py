@@ -14,7 +14,6 @@ Clicks are Bernoulli draws from the true click model (``click_model``) given the
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
-from adcraft.atomic import check_output_folder, write_json
+from adcraft.atomic import check_output_folder, mark_output, move_into_place, write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, MarketConfig, write_market
 from adcraft.render.background import draw_background, parse_background
@@ -73,25 +72,36 @@ def simulate_market(
     progress: bool = False,
     overwrite: bool = False,
 ) -> SimulatedMarket:
-    """Simulate a market per ``config`` and write it to ``out`` (market format) and its truth beside it."""
+    """Simulate a market per ``config`` and write it to ``out`` (market format) and its truth beside it.
+
+    Both folders are new or empty, or, with ``overwrite``, earlier outputs of ``adcraft simulate`` (its
+    ``OUTPUT_MARKER``, written into both): a folder holding anything else is refused before any work, and
+    left untouched, even with ``overwrite``. Neither may be, hold or lie inside the other or ``config.photos``.
+    """
     out = Path(out)
     truth_out = Path(truth_out) if truth_out else default_truth_dir(out)
+    photos = [Path(config.photos)] if config.photos is not None else []
     for target, other in ((out, truth_out), (truth_out, out)):  # neither may hold the other: both are replaced
-        check_output_folder(target, "simulate", inputs=[other], replaces=not overwrite)
+        check_output_folder(target, "simulate", inputs=[other, *photos])
+        if not overwrite and target.is_dir() and any(target.iterdir()):
+            raise InputError(f"{target} holds an earlier simulated market or truth; pass --overwrite to replace "
+                             "it, or choose a new folder")
     rng = np.random.default_rng(config.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-") as staging:
         stage = Path(staging)
         market, truth_files = _simulate_into(config, stage / "market", rng, progress)
         # every image was just drawn here with Pillow: no need to decode them all again to check them
-        write_market(market, out, overwrite=overwrite, check_images=False)
+        market_stage = write_market(market, stage / "out", check_images=False)
+        mark_output(market_stage, "simulate")
         truth_stage = stage / "truth"
         truth_stage.mkdir()
         for name, writer in truth_files.items():
             writer(truth_stage / name)
-        if truth_out.exists():
-            shutil.rmtree(truth_out)
-        truth_stage.rename(truth_out)
+        mark_output(truth_stage, "simulate")
+        move_into_place(market_stage, out)
+        truth_out.parent.mkdir(parents=True, exist_ok=True)
+        move_into_place(truth_stage, truth_out)
     impressions = market.impressions
     return SimulatedMarket(
         market_dir=out,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adcraft.configuration import check_config
+from adcraft.market.limits import MAX_CANVAS_PX, MIN_CANVAS_PX
+
 DEFAULT_SLOTS: tuple[str, ...] = ("title", "highlight", "background", "template", "font", "text_color")
 
 
@@ -44,6 +47,7 @@ class SimulatorConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_config(self)
         checks = {
             "n_products": self.n_products >= 2,
             "n_impressions": self.n_impressions >= 1,
@@ -57,6 +61,8 @@ class SimulatorConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid simulator settings: {', '.join(bad)}")
+        if not all(MIN_CANVAS_PX <= side <= MAX_CANVAS_PX for side in self.canvas):
+            raise ValueError(f"canvas sides must lie in [{MIN_CANVAS_PX}, {MAX_CANVAS_PX}] pixels, got {self.canvas}")
         unknown = set(self.slots) - set(DEFAULT_SLOTS)
         if unknown or len(set(self.slots)) != len(self.slots) or not self.slots:
             raise ValueError(
