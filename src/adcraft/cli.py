@@ -536,8 +536,8 @@ def serve(
                                                                           "loopback address.")] = False,
     database_url: Annotated[str | None, typer.Option(help="Decisions database (default: sqlite file "
                                                           "decisions.sqlite in the run folder).")] = None,
-    ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`) to score "
-                                                        "uploaded images.")] = None,
+    ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`; or pairwise) "
+                                                        "to score uploaded images.")] = None,
     contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "
                                                                 "for /v1/edit.")] = None,
     docs: Annotated[bool, typer.Option("--docs", help="Also serve the Swagger page at /docs (it loads Swagger UI "
