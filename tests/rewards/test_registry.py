@@ -21,6 +21,7 @@ from adcraft.cli import app
 from adcraft.errors import InputError
 from adcraft.features import ImageEncoderConfig, TextEncoderConfig
 from adcraft.generate.preference import PairwiseJudge
+from adcraft.learning.artifacts import save_artifact
 from adcraft.learning.training import TrainConfig
 from adcraft.market import load_market
 from adcraft.pipeline import score_creatives
@@ -201,3 +202,16 @@ def test_the_command_line_refuses_a_model_without_the_capability_in_one_line(sav
     assert result.exit_code == 2, result.output
     assert "does not score images against a text" in result.output and "use a contrastive model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_saved_artifact_of_no_registered_kind_is_refused(tmp_path):
+    save_artifact(tmp_path / "policy", "combo", {}, {"w": np.zeros(2, dtype=np.float32)})
+    with pytest.raises(InputError, match="holds a 'combo' model, which is not a reward model"):
+        registry.load(tmp_path / "policy")
+
+
+@pytest.mark.parametrize("kind", ["utility", "contrastive"])
+def test_kinds_that_train_in_one_go_refuse_a_checkpoint(kind, market, tmp_path):
+    assert not KINDS[kind].capabilities.resumable
+    with pytest.raises(InputError, match="trains in one go"):
+        KINDS[kind].model_class.train(market, CONFIGS[kind], checkpoint=tmp_path / "checkpoint")
