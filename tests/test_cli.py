@@ -172,6 +172,10 @@ def test_train_utility_reports_peaks(logged_cli_market, tmp_path):
                                  "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "does not predict CTR" in result.output
     assert not (tmp_path / "s").exists()
+    result = runner.invoke(app, ["ope", "--market", str(logged_cli_market), "--proposals", str(tmp_path),
+                                 "--estimator", "dm", "--model", str(model)])
+    assert result.exit_code == 2 and "does not predict CTR" in result.output
+    assert "use a ctr, pairwise, mil model" in result.output
 
 
 @pytest.mark.parametrize(
@@ -217,6 +221,26 @@ def test_train_and_score_other_click_models(logged_cli_market, tmp_path, kind):
     assert len(pd.read_parquet(tmp_path / "s" / "scores.parquet")) == len(
         pd.read_parquet(logged_cli_market / "creatives.parquet")
     )
+    proposals = tmp_path / "run"
+    write_first_creatives(logged_cli_market, proposals)
+    result = runner.invoke(app, ["ope", "--market", str(logged_cli_market), "--proposals", str(proposals),
+                                 "--estimator", "dm", "--model", str(model), "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output  # every kind that scores combinations serves the direct method
+    assert json.loads((proposals / "ope.json").read_text())["proposals"]["estimator"] == "dm"
+
+
+def write_first_creatives(market: Path, out: Path) -> None:
+    """A proposal set of each product's first logged creative."""
+    from adcraft.market import write_proposals
+
+    creatives = pd.read_parquet(market / "creatives.parquet")
+    first = creatives.groupby("product_id").head(1)
+    write_proposals(out, pd.DataFrame(
+        {
+            "product_id": first["product_id"], "rank": 1, "elements": first["elements"].map(list),
+            "image": first["image"], "product_bbox": [[0, 0, 10, 10]] * len(first), "predicted_ctr": 0.02,
+        }
+    ))
 
 
 def test_ope_estimates_a_proposal_set_and_refuses_logs_without_propensities(logged_cli_market, tmp_path):

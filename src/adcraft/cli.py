@@ -23,6 +23,7 @@ from rich.markup import escape
 from adcraft import __version__
 from adcraft.atomic import check_output_file, check_output_folder, json_text, write_json, write_png
 from adcraft.errors import AdcraftError, InputError
+from adcraft.rewards.registry import KINDS
 
 app = typer.Typer(
     name="adcraft",
@@ -300,18 +301,14 @@ def demo(
     out.print(f"report: {result.report}")
 
 
-class ModelKind(StrEnum):
-    ctr = "ctr"
-    pairwise = "pairwise"
-    mil = "mil"
-    utility = "utility"
-    contrastive = "contrastive"
+ModelKind = StrEnum("ModelKind", {kind: kind for kind in KINDS})  # the registry's kinds: `adcraft train KIND`
 
 
 @app.command()
 @reports_errors
 def train(
-    kind: Annotated[ModelKind, typer.Argument(help="Which model: ctr, pairwise, mil, utility or contrastive.")],
+    kind: Annotated[ModelKind, typer.Argument(help="Which model: " + "; ".join(
+        f"{spec.kind} ({spec.description})" for spec in KINDS.values()) + ".")],
     market: Annotated[Path, typer.Option(help="Market folder with past creatives and logs.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write (config.json, model.safetensors).")],
     config: Annotated[Path | None, typer.Option(help="YAML file whose keys are the model config's fields.")] = None,
@@ -369,16 +366,11 @@ def ope(
     from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals
     from adcraft.market import load_market
     from adcraft.market.outputs import read_proposals
-    from adcraft.pipeline import load_reward_model
+    from adcraft.rewards import registry
 
+    predict = None if model is None else registry.load(model, "scores_combinations").predict_ctr
     loaded = load_market(market)
     table = read_proposals(proposals)
-    predict = None
-    if model is not None:
-        reward_model = load_reward_model(model)
-        if not hasattr(reward_model, "predict") or not hasattr(reward_model, "score_market"):
-            raise InputError(f"{model} is not a click model")
-        predict = reward_model.predict
     result = estimate_proposals(
         loaded, table, estimator, ProposalPolicy(policy, temperature), predict, bootstrap, seed
     )
@@ -475,9 +467,9 @@ def rank_images_command(
 ) -> None:
     """Best-of-N: rank images by the utility-aware score (demand + consistency with the text), best first."""
     from adcraft.generate.best_of_n import rank_images
-    from adcraft.rewards.contrastive import ContrastiveModel
+    from adcraft.rewards import registry
 
-    rows = rank_images(ContrastiveModel.load(model), [str(p) for p in images], text)
+    rows = rank_images(registry.load(model, "scores_images"), [str(p) for p in images], text)
     for row in rows:
         out.print(json_text({k: row[k] for k in ("image", "score", "demand", "consistency")}, indent=None),
                   soft_wrap=True)
@@ -498,9 +490,9 @@ def edit_command(
     from adcraft.configuration import load_config
     from adcraft.generate.edit import EditConfig, edit_image
     from adcraft.market.images import open_image
-    from adcraft.rewards.contrastive import ContrastiveModel
+    from adcraft.rewards import registry
 
-    result = edit_image(ContrastiveModel.load(model), open_image(image), text, load_config(EditConfig, config))
+    result = edit_image(registry.load(model, "scores_images"), open_image(image), text, load_config(EditConfig, config))
     write_png(out_path, result.image)
     out.print(json_text(result.to_json(), indent=None), soft_wrap=True)
 
@@ -522,12 +514,12 @@ def generate_backgrounds_command(
     from adcraft.configuration import load_config
     from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds, write_backgrounds
     from adcraft.market import load_market
-    from adcraft.pipeline import load_reward_model
+    from adcraft.rewards import registry
 
     check_output_folder(out_dir, "generate backgrounds", inputs=[market], replaces=False)
     settings = load_config(BackgroundsConfig, config)
     loaded = load_market(market)
-    judge = load_reward_model(model) if model is not None else None
+    judge = registry.load(model, "adds_elements") if model is not None else None
     elements = generate_backgrounds(loaded, settings, judge=judge, progress=sys.stderr.isatty())
     path = write_backgrounds(out_dir, elements, loaded)
     out.print(f"wrote {len(elements)} background elements for {elements['product_id'].nunique()} products to {path}")
@@ -546,8 +538,8 @@ def serve(
                                                                           "loopback address.")] = False,
     database_url: Annotated[str | None, typer.Option(help="Decisions database (default: sqlite file "
                                                           "decisions.sqlite in the run folder).")] = None,
-    ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`) to score "
-                                                        "uploaded images.")] = None,
+    ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`; or pairwise) "
+                                                        "to score uploaded images.")] = None,
     contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "
                                                                 "for /v1/edit.")] = None,
     docs: Annotated[bool, typer.Option("--docs", help="Also serve the Swagger page at /docs (it loads Swagger UI "

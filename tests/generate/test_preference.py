@@ -22,6 +22,7 @@ from adcraft.generate.preference import (
     pcpo_loss,
 )
 from adcraft.generate.prompt import PromptModelConfig, PromptTrainer, background_prompts, tokenize
+from adcraft.rewards.judge import Capabilities
 
 TINY = PromptModelConfig(text_backbone="tiny", image_backbone="tiny", epochs=150, hidden=64, seed=0)
 WORD = "shadow"
@@ -117,6 +118,8 @@ def test_corruptions_swap_titles_or_mask_photos(generator_market, supervised):
 
 class FakeRewardModel:
     """Stands in for a reward model: records what it was asked, prefers the first element id alphabetically."""
+
+    capabilities = Capabilities(adds_elements=True, compares_pairs=True)
 
     def __init__(self, known=()):
         self.known = set(known)

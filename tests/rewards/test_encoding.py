@@ -31,9 +31,7 @@ def model(request, logged_market):
 
 
 def score(model, product_ids, combos) -> np.ndarray:
-    if isinstance(model, PairwiseModel):
-        return model.predict_ctr(product_ids, combos)
-    return model.predict(product_ids, combos)
+    return model.predict_ctr(product_ids, combos)
 
 
 def new_backgrounds(market, texts: list[str | None]) -> pd.DataFrame:

@@ -29,9 +29,9 @@ class ScoreJob:
 
     def load(self) -> ChunkFunction:
         from adcraft.market import load_market
-        from adcraft.pipeline.reward_jobs import load_scoring_model
+        from adcraft.rewards import registry
 
-        model = load_scoring_model(Path(self.model_dir))
+        model = registry.load(Path(self.model_dir), "scores_combinations")
         market = load_market(self.market_dir)
         creatives = market.creatives
         position = {creative_id: row for row, creative_id in enumerate(creatives["creative_id"])}
@@ -51,15 +51,15 @@ class ScoreJob:
 def score_market_batch(model_dir: Path, market_dir: Path, out: Path, config: BatchConfig | None = None) -> Path:
     """Write ``OUT/scores.parquet`` (``creative_id``, ``predicted_ctr``) for every past creative of the market.
 
-    The model is checked (it must predict CTR) and the market loaded here before any worker starts, so
-    bad input is refused with nothing written.
+    The model's kind is checked (it must score combinations: ``rewards.registry``) and the market loaded
+    here before any worker starts, so bad input is refused with nothing written.
     """
     from adcraft.market import load_market, write_scores
-    from adcraft.pipeline.reward_jobs import check_scoring_model
+    from adcraft.rewards import registry
 
     config = config or BatchConfig()
     check_output_folder(Path(out), "score", inputs=[Path(market_dir), Path(model_dir)], replaces=False)
-    check_scoring_model(Path(model_dir))
+    registry.check(Path(model_dir), "scores_combinations")
     market = load_market(market_dir)
     if market.creatives is None or market.creatives.empty:
         raise InputError(f"the market at {market_dir} has no past creatives to score")

@@ -56,6 +56,7 @@ from adcraft.generate.prompt import (
 )
 from adcraft.market import Market
 from adcraft.market.click_log import best_logged_creatives, click_log
+from adcraft.rewards.judge import declared_capabilities
 from adcraft.rewards.pairwise import PairConfig, PairwiseConfig
 
 ELEMENT_COLUMNS = ("element_id", "slot", "product_id", "text", "value", "image")
@@ -130,14 +131,15 @@ def build_judge(
 ) -> tuple[Judge, dict[str, str] | None]:
     """(judge, each product's current background prompt or None) from what ``generate_backgrounds`` got.
 
-    None trains ``config.reward`` (CAIG's pairwise model) on the market; a reward model (anything
-    with ``with_elements``) is wrapped in a ``PairwiseJudge``; any other callable is used as it is.
+    None trains ``config.reward`` (CAIG's pairwise model) on the market; a reward model (anything that
+    declares its capabilities: ``rewards.judge``) is wrapped in a ``PairwiseJudge``, which refuses one that
+    cannot learn new elements; any other callable is used as it is.
     """
     if judge is None:
         from adcraft.rewards.pairwise import PairwiseTrainer
 
         judge = PairwiseTrainer(config.reward).fit(market, progress=progress)
-    if hasattr(judge, "with_elements"):
+    if declared_capabilities(judge) is not None:
         wrapped = PairwiseJudge(judge, market, current_best_combinations(market))
         return wrapped, wrapped.incumbent_prompts()
     if not callable(judge):
@@ -259,8 +261,8 @@ def generate_backgrounds(
 ) -> pd.DataFrame:
     """New background elements for every product of ``market`` (module docstring).
 
-    ``judge``: None (train CAIG's pairwise reward model on the market), a trained reward model with
-    ``with_elements``, or any ``Judge`` callable.
+    ``judge``: None (train CAIG's pairwise reward model on the market), a trained reward model that learns
+    new elements (``adds_elements``), or any ``Judge`` callable.
     """
     config = config or BackgroundsConfig()
     run = optimise_prompt_model(market, config, judge, progress=progress)

@@ -56,6 +56,7 @@ from adcraft.generate.prompt import (
 )
 from adcraft.learning.training import torch_threads
 from adcraft.market import Market
+from adcraft.rewards.registry import require
 
 Judge = Callable[[Sequence[str], Sequence[str], Sequence[str]], np.ndarray]
 """``judge(product_ids, prompts_a, prompts_b)``: P(prompt a makes the better creative), one per product."""
@@ -487,13 +488,15 @@ class PairwiseJudge:
     in the background. A model that reads images (``mean_image`` set) gets the image features of both
     creatives rendered by the market's renderer (cached per product and prompt).
 
-    The model answers with ``prob_first_better`` (the pairwise model) or, for a point-wise model, with
-    the Bradley-Terry probability from its two CTRs (``predict_ctr`` or ``predict``).
+    The model answers with ``prob_first_better`` when it declares ``compares_pairs`` (the pairwise model),
+    else with the Bradley-Terry probability from its two CTRs (``predict_ctr``); it must declare
+    ``adds_elements`` (:class:`adcraft.rewards.judge.Capabilities`).
     """
 
     def __init__(self, model: Any, market: Market, base_combos: Mapping[str, Sequence[str]]) -> None:
-        if not hasattr(model, "with_elements"):
-            raise InputError(f"a {type(model).__name__} cannot judge new prompts: it has no with_elements method")
+        require(model, "adds_elements", "the model judging new prompts")
+        if not model.capabilities.compares_pairs:
+            require(model, "scores_combinations", "the model judging new prompts")
         if BACKGROUND_SLOT not in market.config.slots:
             raise InputError(f"the market has no '{BACKGROUND_SLOT}' slot to write prompts for")
         self.market = market
@@ -515,7 +518,7 @@ class PairwiseJudge:
 
     @property
     def uses_images(self) -> bool:
-        return getattr(self._model, "mean_image", None) is not None
+        return self._model.capabilities.reads_image_features and self._model.mean_image is not None
 
     @property
     def model(self) -> Any:
@@ -590,17 +593,12 @@ class PairwiseJudge:
         """The model's point-wise CTR of each product's base combination with the prompt."""
         combos = self.combos(product_ids, prompts)
         images = self.image_features(product_ids, prompts)
-        model = self._model
-        if hasattr(model, "predict_ctr"):
-            return np.asarray(model.predict_ctr(list(product_ids), combos, images), dtype=np.float64)
-        if images is not None:
-            return np.asarray(model.predict(list(product_ids), combos, images=images), dtype=np.float64)
-        return np.asarray(model.predict(list(product_ids), combos), dtype=np.float64)
+        return np.asarray(self._model.predict_ctr(list(product_ids), combos, images=images), dtype=np.float64)
 
     def __call__(self, product_ids: Sequence[str], prompts_a: Sequence[str], prompts_b: Sequence[str]) -> np.ndarray:
         if not len(product_ids) == len(prompts_a) == len(prompts_b):
             raise InputError("a judge needs as many prompts a and b as products")
-        if hasattr(self._model, "prob_first_better"):
+        if self._model.capabilities.compares_pairs:
             combos_a, combos_b = self.combos(product_ids, prompts_a), self.combos(product_ids, prompts_b)
             images_a = self.image_features(product_ids, prompts_a)
             images_b = self.image_features(product_ids, prompts_b)

@@ -53,7 +53,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,11 @@ from adcraft.features.text_encoder import TextEncoder, TextEncoderConfig, build_
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.learning.training import TrainConfig, TrainHistory, fit
 from adcraft.market import Market
+from adcraft.rewards.judge import Capabilities, refuse_resuming
 from adcraft.rewards.utility import DemandUtilityModel, UtilityConfig, utility_table
+
+if TYPE_CHECKING:
+    from adcraft.learning.distributed import DataParallel
 
 KIND = "contrastive"
 UtilityMode = Literal["fixed", "head"]
@@ -322,7 +326,14 @@ class ContrastiveModel:
 
     ``demand_model`` is the fitted demand regression h; ``utility_mean``/``utility_scale`` standardise it
     (``h̃ = (h − mean) / scale``). ``validation`` holds the metrics on the validation products.
+
+    A judge (:class:`adcraft.rewards.judge.Judge`) that scores images against a text; it scores no
+    combinations.
     """
+
+    kind: ClassVar[str] = KIND
+    config_class: ClassVar[type] = ContrastiveConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(scores_images=True)
 
     def __init__(
         self,
@@ -343,6 +354,21 @@ class ContrastiveModel:
         self.validation = validation
         self._image_encoder: ImageEncoder | None = None
         self._text_encoder: TextEncoder | None = None
+
+    @classmethod
+    def train(
+        cls, market: Market, config: ContrastiveConfig, *, progress: bool = False, checkpoint: Path | None = None,
+        world: DataParallel | None = None,
+    ) -> ContrastiveModel:
+        """A model fitted on ``market`` by :class:`ContrastiveTrainer`; it trains in one go, so ``checkpoint``
+        and ``world`` are refused."""
+        refuse_resuming(KIND, checkpoint, world)
+        return ContrastiveTrainer(config).fit(market, progress=progress)
+
+    def metrics(self, market: Market) -> dict:
+        """The validation metrics of the trainer (without the list of validation products) and the history."""
+        return {"validation": {k: v for k, v in self.validation.items() if k != "products"},
+                "history": self.history.to_json()}
 
     # -- encoders ---------------------------------------------------------------------------------
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,7 @@ from adcraft.rewards.fast_scoring import (
     row_chunks,
     slot_sum,
 )
+from adcraft.rewards.judge import Capabilities, click_validation
 
 if TYPE_CHECKING:
     from adcraft.learning.distributed import DataParallel
@@ -123,7 +124,16 @@ class CTRNetwork(nn.Module):
 
 
 class PointwiseCTRModel:
-    """A trained point-wise CTR model with its vocabulary; predicts the CTR of any combination."""
+    """A trained point-wise CTR model with its vocabulary; predicts the CTR of any combination.
+
+    A judge (:class:`adcraft.rewards.judge.Judge`) that scores combinations, reads image features and
+    learns new elements by their words.
+    """
+
+    kind: ClassVar[str] = KIND
+    config_class: ClassVar[type] = CTRConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        scores_combinations=True, reads_image_features=True, adds_elements=True, resumable=True)
 
     def __init__(
         self,
@@ -148,7 +158,19 @@ class PointwiseCTRModel:
             return np.repeat(self.mean_image[None, :], n, axis=0)
         return np.asarray(images, dtype=np.float32)
 
-    def predict(
+    @classmethod
+    def train(
+        cls, market: Market, config: CTRConfig, *, progress: bool = False, checkpoint: Path | None = None,
+        world: DataParallel | None = None,
+    ) -> PointwiseCTRModel:
+        """A model fitted on ``market`` by :class:`CTRTrainer` (``checkpoint``, ``world`` as there)."""
+        return CTRTrainer(config).fit(market, progress, checkpoint=checkpoint, world=world)
+
+    def metrics(self, market: Market) -> dict:
+        """Click metrics on the market's latest logs (``config.split``) and the training history."""
+        return {"validation": click_validation(self, market, self.config.split), "history": self.history.to_json()}
+
+    def predict_ctr(
         self,
         product_ids: Sequence[str],
         combos: Sequence[Sequence[str]],
@@ -166,6 +188,8 @@ class PointwiseCTRModel:
                                              self.config.encoding)
         return self._scorer.predict(product_ids, combos, contexts, self.contexts, images)
 
+    predict = predict_ctr  # the same method under its older name, which pipeline.optimize and bench/ call
+
     def with_elements(self, elements: pd.DataFrame) -> PointwiseCTRModel:
         """A copy that also scores ``elements`` it never saw, by their words (:func:`with_new_elements`)."""
         return with_new_elements(self, elements)
@@ -175,7 +199,7 @@ class PointwiseCTRModel:
         creatives = past_creatives(market)
         ids = creatives["creative_id"].tolist()
         images = market_image_rows(market, ids, self.config.encoding, self.mean_image)
-        ctr = self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
+        ctr = self.predict_ctr(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
         return scores_frame(creatives, ctr)
 
     def save(self, folder: Path) -> None:

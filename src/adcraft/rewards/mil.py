@@ -49,7 +49,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -97,6 +97,7 @@ from adcraft.rewards.fast_scoring import (
     product_table,
     row_chunks,
 )
+from adcraft.rewards.judge import Capabilities, click_validation
 
 if TYPE_CHECKING:
     from adcraft.learning.distributed import DataParallel
@@ -302,7 +303,15 @@ class BagAttribution:
 
 
 class MILModel:
-    """A trained multi-instance reward model: bag CTRs and per-element credit."""
+    """A trained multi-instance reward model: bag CTRs and per-element credit.
+
+    A judge (:class:`adcraft.rewards.judge.Judge`) that scores combinations and learns new elements by
+    their words; ``decompose`` and ``attributions`` say what each element contributes.
+    """
+
+    kind: ClassVar[str] = KIND
+    config_class: ClassVar[type] = MILConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(scores_combinations=True, adds_elements=True, resumable=True)
 
     def __init__(
         self,
@@ -342,18 +351,34 @@ class MILModel:
         combos = [list(c) for c in combos]
         return make_batch(self.vocab, self.config.encoding, list(product_ids), combos, list(contexts))
 
-    def predict(
-        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None = None
+    @classmethod
+    def train(
+        cls, market: Market, config: MILConfig, *, progress: bool = False, checkpoint: Path | None = None,
+        world: DataParallel | None = None,
+    ) -> MILModel:
+        """A model fitted on ``market`` by :class:`MILTrainer` (``checkpoint``, ``world`` as there)."""
+        return MILTrainer(config).fit(market, progress, checkpoint=checkpoint, world=world)
+
+    def metrics(self, market: Market) -> dict:
+        """Click metrics on the market's latest logs (``config.split``) and the training history."""
+        return {"validation": click_validation(self, market, self.config.split), "history": self.history.to_json()}
+
+    def predict_ctr(
+        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None = None,
+        images: np.ndarray | None = None,
     ) -> np.ndarray:
         """Click probability of each (product, combination[, context]).
 
         Without contexts, the probability is averaged over the training log's most frequent contexts,
-        weighted by their share of impressions (``self.contexts``).
+        weighted by their share of impressions (``self.contexts``). The model reads no images: ``images``
+        is accepted, as by every kind that scores combinations, and not used.
         """
         # Same values as the network's forward pass, from per-element tables built once per set of weights.
         self._scorer = MILScorer.for_network(getattr(self, "_scorer", None), self.network, self.vocab,
                                              self.config.encoding)
         return self._scorer.predict(product_ids, combos, contexts, self._contexts(None))
+
+    predict = predict_ctr  # the same method under its older name, which pipeline.optimize and bench/ call
 
     def _decompose(
         self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], context: str | None
@@ -405,7 +430,8 @@ class MILModel:
     def score_market(self, market: Market) -> pd.DataFrame:
         """Predicted CTR (traffic-averaged over contexts) of every past creative of a market."""
         creatives = past_creatives(market)
-        return scores_frame(creatives, self.predict(creatives["product_id"].tolist(), creatives["elements"].tolist()))
+        return scores_frame(creatives, self.predict_ctr(creatives["product_id"].tolist(),
+                                                        creatives["elements"].tolist()))
 
     def element_effects(self) -> pd.Series:
         """Learned effect of each element seen in training: its mean attribution over the training bags

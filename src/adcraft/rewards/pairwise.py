@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,7 @@ from adcraft.rewards.encoding import (
     market_image_rows,
     with_new_elements,
 )
+from adcraft.rewards.judge import Capabilities
 
 if TYPE_CHECKING:
     from adcraft.learning.distributed import DataParallel
@@ -363,7 +364,15 @@ class PairwiseModel:
 
     A model that reads images and gets no image features for a creative (``images=None``, or a row of
     NaN) uses the mean image feature of the training creatives for it.
+
+    A judge (:class:`adcraft.rewards.judge.Judge`) that compares two combinations, scores one with its
+    point head, reads image features and learns new elements by their words.
     """
+
+    kind: ClassVar[str] = KIND
+    config_class: ClassVar[type] = PairwiseConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        scores_combinations=True, reads_image_features=True, adds_elements=True, compares_pairs=True, resumable=True)
 
     def __init__(
         self,
@@ -384,6 +393,29 @@ class PairwiseModel:
         self.valid_accuracy = valid_accuracy
         self.valid_cross_entropy: float | None = None
         self.lambda_point_selection: dict[float, float] | None = None  # candidate -> inner validation CE
+
+    @classmethod
+    def train(
+        cls, market: Market, config: PairwiseConfig, *, progress: bool = False, checkpoint: Path | None = None,
+        world: DataParallel | None = None,
+    ) -> PairwiseModel:
+        """A model fitted on ``market`` by :class:`PairwiseTrainer` (``checkpoint``, ``world`` as there)."""
+        return PairwiseTrainer(config).fit(market, progress, checkpoint=checkpoint, world=world)
+
+    def metrics(self, market: Market) -> dict:
+        """Pair accuracy on the validation pairs, the pair counts, the chosen ``lambda_point`` and the training
+        history (``market`` is not read again: the trainer validated on its pairs)."""
+        selection = self.lambda_point_selection
+        return {
+            "pairwise": {
+                "valid_accuracy": self.valid_accuracy,
+                "train_pairs": self.n_train_pairs,
+                "valid_pairs": self.n_valid_pairs,
+                "lambda_point": self.config.lambda_point,
+                "lambda_point_selection": None if selection is None else {str(k): v for k, v in selection.items()},
+            },
+            "history": self.history.to_json(),
+        }
 
     @property
     def mean_image(self) -> np.ndarray | None:
@@ -430,9 +462,15 @@ class PairwiseModel:
         return probability_from_logit(logit)
 
     def predict_ctr(
-        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], images: np.ndarray | None = None
+        self, product_ids: Sequence[str], combos: Sequence[Sequence[str]], contexts: Sequence[str] | None = None,
+        images: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Point-wise CTR of each (product, combination) from the point head."""
+        """Point-wise CTR of each (product, combination) from the point head.
+
+        The point head reads no context: ``contexts`` (one per row when given) does not change the CTR.
+        """
+        if contexts is not None and len(contexts) != len(product_ids):
+            raise InputError(f"got {len(contexts)} contexts for {len(product_ids)} products")
         z = self._embed(product_ids, combos, images)
         with torch.no_grad():
             return probability_from_logit(self.network.point(z).numpy())
@@ -446,7 +484,7 @@ class PairwiseModel:
         creatives = past_creatives(market)
         ids = creatives["creative_id"].tolist()
         images = market_image_rows(market, ids, self.config.encoding, self.mean_image)
-        ctr = self.predict_ctr(creatives["product_id"].tolist(), creatives["elements"].tolist(), images)
+        ctr = self.predict_ctr(creatives["product_id"].tolist(), creatives["elements"].tolist(), images=images)
         return scores_frame(creatives, ctr)
 
     def pairwise_accuracy(self, pairs: pd.DataFrame, image_features: Mapping[str, np.ndarray] | None = None) -> float:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,10 @@ from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import InputError
 from adcraft.learning.artifacts import load_artifact, save_artifact
 from adcraft.market import Market
+from adcraft.rewards.judge import Capabilities, refuse_resuming
+
+if TYPE_CHECKING:
+    from adcraft.learning.distributed import DataParallel
 
 ARTIFACT_KIND = "utility"
 TARGETS = ("log_demand", "logit_ctr")
@@ -96,7 +100,14 @@ class DemandUtilityModel:
     ``coef_fit`` and ``covariance_fit`` are in units of the standardised attributes
     ``z = (x − means) / scales`` (``means = 0``, ``scales = 1`` without standardisation).
     ``r2_linear`` is R² of the same regression without the squared terms, for comparison.
+
+    A judge (:class:`adcraft.rewards.judge.Judge`) of images' visual attributes, not of combinations: it
+    declares no capability beyond the shared contract (``predict`` here is ``h``, not a CTR).
     """
+
+    kind: ClassVar[str] = ARTIFACT_KIND
+    config_class: ClassVar[type] = UtilityConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     config: UtilityConfig
     target_column: str
@@ -189,6 +200,24 @@ class DemandUtilityModel:
             })
         return pd.DataFrame(rows).set_index("attribute")
 
+    @classmethod
+    def train(
+        cls, market: Market, config: UtilityConfig, *, progress: bool = False, checkpoint: Path | None = None,
+        world: DataParallel | None = None,
+    ) -> DemandUtilityModel:
+        """The regression fitted on the market's rows (:func:`utility_table`); it trains in one go, so
+        ``checkpoint`` and ``world`` are refused."""
+        refuse_resuming(ARTIFACT_KIND, checkpoint, world)
+        return utility_table(market, config, progress).fit(config)
+
+    def metrics(self, market: Market) -> dict:
+        """Rows, target, R² (with the linear-only R²) and each attribute's :meth:`summary` row."""
+        return {
+            "rows": int(self.n_rows), "target": self.target_column, "r2": self.r2, "adj_r2": self.adj_r2,
+            "r2_linear": self.r2_linear,
+            "attributes": {name: {k: _plain(v) for k, v in row.items()} for name, row in self.summary().iterrows()},
+        }
+
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the model as a "utility" artifact (``config.json`` + ``model.safetensors``)."""
         tensors = {name: getattr(self, name) for name in _ARRAY_FIELDS}
@@ -207,6 +236,13 @@ class DemandUtilityModel:
             raise InputError(f"{folder} is not a complete utility model (missing {error}); "
                              "save it again with DemandUtilityModel.save") from None
         return cls(config=config, **arrays, **scalars)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (for JSON); anything else as it is."""
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
 
 
 _ARRAY_FIELDS = ("coef_fit", "covariance_fit", "means", "scales", "observed_min", "observed_max")

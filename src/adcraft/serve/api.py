@@ -125,7 +125,7 @@ def api_router(max_k: int) -> APIRouter:
             return run.score_upload(product_id, decoded, text)
 
         ctr, elements, image_used = await limiter(request).run(work)
-        return ScoreResponse(model="ctr", product_id=product_id, elements=elements, predicted_ctr=ctr,
+        return ScoreResponse(model=run.ctr_model.kind, product_id=product_id, elements=elements, predicted_ctr=ctr,
                              image_used=image_used)
 
     @router.post("/propose", response_model=ProposeResponse, responses=error_responses(*JSON_BODY_ERRORS),

@@ -26,7 +26,8 @@ class ServeConfig:
       ``queue_timeout_s`` for a slot, then gets 503 with ``Retry-After``. ``request_timeout_s``: a job
       running longer answers 504. ``body_timeout_s``: a request body that has not all arrived this long after
       the server began reading it answers 408 (a client stalling mid-body frees its connection).
-    - ``ctr_model_dir``: a point-wise CTR model (``adcraft train ctr``) for scoring uploaded images;
+    - ``ctr_model_dir``: a model that reads image features and learns new elements (``adcraft train ctr``, or
+      pairwise) for scoring uploaded images;
       ``contrastive_model_dir``: a contrastive model (``adcraft train contrastive``) for ``/v1/edit``.
     - ``login_ttl_s``: how long a browser login (``/login``) lasts before the token must be given again.
     - ``docs``: serve the Swagger page at ``/docs`` (off by default: it loads Swagger UI's script from a CDN,

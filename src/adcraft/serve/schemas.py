@@ -127,7 +127,8 @@ class Attribution(BaseModel):
 
 
 class ScoreResponse(BaseModel):
-    model: str = Field(description="'mil' (combination) or 'ctr' (uploaded image and text)")
+    model: str = Field(description="'mil' (combination) or the upload model's kind, 'ctr' or 'pairwise' "
+                                   "(uploaded image and text)")
     product_id: str
     elements: list[str]
     context: str | None = None

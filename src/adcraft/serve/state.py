@@ -32,6 +32,7 @@ from adcraft.market import Market, load_market
 from adcraft.market.images import resolve_inside
 from adcraft.market.outputs import read_proposals
 from adcraft.render.backend import RenderConfig
+from adcraft.rewards.judge import Capability
 from adcraft.serve.config import ServeConfig
 
 CREATIVE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,199}")
@@ -163,8 +164,8 @@ class ServedRun:
         self.proposal_images = self._proposal_images(proposals)
         self.logged_images = self._logged_images(products)
         self.current_elements = self._current_elements(proposals, products)
-        self.ctr_model = self._optional_model(config.ctr_model_dir, "ctr")
-        self.contrastive_model = self._optional_model(config.contrastive_model_dir, "contrastive")
+        self.ctr_model = self._optional_model(config.ctr_model_dir, "reads_image_features", "adds_elements")
+        self.contrastive_model = self._optional_model(config.contrastive_model_dir, "scores_images")
         self.scores = LRUCache(config.score_cache_size)
         self.renders = LRUCache(config.render_cache_size)
         self.proposals = LRUCache(max(16, config.render_cache_size // 4))
@@ -176,7 +177,7 @@ class ServedRun:
 
     def _reward_fn(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]],
                    contexts: Sequence[str] | None = None) -> np.ndarray:
-        return self.reward.predict(list(product_ids), [list(c) for c in combos], contexts)
+        return self.reward.predict_ctr(list(product_ids), [list(c) for c in combos], contexts)
 
     def _proposal_images(self, proposals: pd.DataFrame) -> dict[str, Path]:
         out = {}
@@ -215,16 +216,13 @@ class ServedRun:
         return out
 
     @staticmethod
-    def _optional_model(folder: Path | None, kind: str):
+    def _optional_model(folder: Path | None, *needs: Capability):
+        """The saved model at ``folder`` (None without one), refused unless its kind declares each of ``needs``."""
         if folder is None:
             return None
-        if kind == "ctr":
-            from adcraft.rewards.ctr import PointwiseCTRModel
+        from adcraft.rewards import registry
 
-            return PointwiseCTRModel.load(folder)
-        from adcraft.rewards.contrastive import ContrastiveModel
-
-        return ContrastiveModel.load(folder)
+        return registry.load(folder, *needs)
 
     def loaded_models(self) -> dict[str, bool]:
         return {"reward": True, "combo": True, "ctr": self.ctr_model is not None,
@@ -255,7 +253,7 @@ class ServedRun:
         self.check_combination(product_id, elements)
         elements = list(elements)
         contexts = None if context is None else [context]
-        ctr = float(self.reward.predict([product_id], [elements], contexts)[0])
+        ctr = float(self.reward.predict_ctr([product_id], [elements], contexts)[0])
         parts = self.reward.decompose(product_id, elements, context)
         result = ScoredCombination(
             product_id, elements, context, ctr, parts.logit, parts.baseline,
@@ -288,7 +286,7 @@ class ServedRun:
         features = None
         if model.mean_image is not None:
             features = self._encode_image(model, image)
-        ctr = float(model.predict([product_id], [elements], images=features)[0])
+        ctr = float(model.predict_ctr([product_id], [elements], images=features)[0])
         return ctr, elements, features is not None
 
     def _encode_image(self, model, image: Image.Image) -> np.ndarray:
