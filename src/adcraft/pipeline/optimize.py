@@ -387,7 +387,7 @@ def extend_market(state: RunState) -> RunState:
     the run and the generated backgrounds), which the reward model then scores by their words."""
     new = [frame for frame in (state.inputs.extra, state.made_elements) if frame is not None]
     new_elements = pd.concat(new, ignore_index=True) if len(new) > 1 else (new[0] if new else None)
-    if not state.config.backgrounds.enabled or new_elements is None or not len(new_elements):
+    if new_elements is None or not len(new_elements):
         return dataclasses.replace(state, new_elements=new_elements, market=state.inputs.market)
     return dataclasses.replace(state, new_elements=new_elements,
                                market=with_extra_elements(state.inputs.market, new_elements),
