@@ -16,13 +16,15 @@ from adcraft.errors import InputError
 from adcraft.market.coerce import typed_frame
 from adcraft.market.market import Market
 from adcraft.market.schema import ELEMENTS
+from adcraft.market.validate import element_rules
 
 
 def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:
     """Elements made by another run (``elements.parquet``, or a folder holding one), checked against ``market``.
 
     Raises ``InputError`` naming the file when it is missing or unreadable, breaks the elements table's
-    rules, reuses one of the market's element ids, or names a slot or a product the market does not have.
+    rules (an element of a slot the market does not use, or without the field its slot reads), reuses one of
+    the market's element ids, or names a product the market does not have.
     """
     path = Path(path)
     file = path / "elements.parquet" if path.is_dir() else path
@@ -38,9 +40,7 @@ def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:
     clash = sorted(set(frame.get("element_id", [])) & set(market.elements["element_id"]))
     if clash:
         problems.append(f"{file.name}: element ids already in the market: {clash[:5]}")
-    slots = sorted(set(frame.get("slot", [])) - set(market.config.slots))
-    if slots:
-        problems.append(f"{file.name}: slots the market does not use: {slots}")
+    problems += [str(p) for p in element_rules(typed, market.config.slots)]  # slots, and the field each reads
     owners = sorted(set(frame.get("product_id", pd.Series(dtype=object)).dropna()) - set(market.products["product_id"]))
     if owners:
         problems.append(f"{file.name}: products the market does not have: {owners[:5]}")
