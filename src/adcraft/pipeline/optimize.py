@@ -326,22 +326,22 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
 
 
 def _run_stages(state: RunState, clock: _StageClock) -> RunState:
-    """The stages of ``optimize`` in order, each timed under its name."""
+    """The stages of ``optimize`` (numbered as in the module docstring) in order, each timed under its name."""
     with clock("reward model (multi-instance)"):
-        state = train_judges(state)
+        state = train_judges(state)  # 1
     if state.config.backgrounds.enabled:
-        state = new_backgrounds(state, clock)
-    state = extend_market(state)
+        state = new_backgrounds(state, clock)  # 2 (timed when it makes prompts)
+    state = extend_market(state)  # 3
     with clock("combination policy (behaviour cloning + policy gradient)"):
-        state = train_generator(state)
+        state = train_generator(state)  # 4
     with clock("proposals"):
-        state = propose(state)
+        state = propose(state)  # 5
     with clock("render"):
-        state = render(state)
+        state = render(state)  # 6
     with clock("off-policy estimate"):
-        state = dataclasses.replace(state, estimate=estimate(state))
+        state = dataclasses.replace(state, estimate=estimate(state))  # 7
     with clock("report"):
-        state = write_outputs(state)
+        state = write_outputs(state)  # 8
     return state
 
 
