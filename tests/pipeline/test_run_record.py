@@ -86,11 +86,14 @@ def _broken(data: dict, change: str) -> None:
         data["timings"] = [1.0, 2.0]
     elif change == "no config":
         del data["config"]
+    elif change == "unknown policy":
+        data["ope"]["policy"]["kind"] = "top2"
 
 
 @pytest.mark.parametrize(("change", "field"), [
     ("no counts", "counts"), ("text count", "counts.products"), ("text estimate", "ope.proposals.value"),
     ("bad setting", "top_k"), ("timings list", "timings"), ("no config", "config"),
+    ("unknown policy", "ope.policy"),
 ])
 def test_a_broken_run_json_is_refused_naming_the_file_and_the_field(tmp_path, change, field):
     path = a_record().write(tmp_path / "run.json")

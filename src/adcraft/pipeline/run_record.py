@@ -68,14 +68,18 @@ class OffPolicyRecord:
         if not _flag(_part(data, "possible", where), f"{where}.possible"):
             return cls(None, _text(_part(data, "reason", where), f"{where}.reason"))
         policy = _part(data, "policy", where)
+        try:
+            kind = ProposalPolicy(_text(_part(policy, "kind", f"{where}.policy"), f"{where}.policy.kind"),
+                                  _number(_part(policy, "temperature", f"{where}.policy"),
+                                          f"{where}.policy.temperature"))
+        except InputError as exc:
+            raise InputError(f"{where}.policy: {exc}") from None
         value = ProposalValue(
             proposals=_flat_record(PolicyEstimate, _part(data, "proposals", where), f"{where}.proposals"),
             logging=_flat_record(PolicyEstimate, _part(data, "logging", where), f"{where}.logging"),
             matched_impressions=_whole(_part(data, "matched_impressions", where), f"{where}.matched_impressions"),
             impressions=_whole(_part(data, "impressions", where), f"{where}.impressions"),
-            policy=ProposalPolicy(_text(_part(policy, "kind", f"{where}.policy"), f"{where}.policy.kind"),
-                                  _number(_part(policy, "temperature", f"{where}.policy"),
-                                          f"{where}.policy.temperature")),
+            policy=kind,
             lift_ci_low=_number(_part(data, "lift_ci_low", where), f"{where}.lift_ci_low"),
             lift_ci_high=_number(_part(data, "lift_ci_high", where), f"{where}.lift_ci_high"),
             warnings=tuple(_text(w, f"{where}.warnings") for w in _list(_part(data, "warnings", where),
