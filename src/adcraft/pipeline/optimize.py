@@ -339,7 +339,8 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
     with clock("render"):
         state = render(state)  # 6
     with clock("off-policy estimate"):
-        state = dataclasses.replace(state, estimate=estimate(state))  # 7
+        found = estimate(state)  # 7
+        state = dataclasses.replace(state, estimate=found, notes=state.notes + found.notes)
     with clock("report"):
         state = write_outputs(state)  # 8
     return state
@@ -469,12 +470,11 @@ def write_outputs(state: RunState) -> RunState:
         new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
     write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
                     new_elements if new_elements is not None and len(new_elements) else None)
-    notes = state.notes + state.estimate.notes
     logged_images = copy_logged_images(staging, market, logged)
     build_report(staging, market, proposals, logged, model, state.estimate.ope.value, state.estimate.by_product,
-                 list(notes), state.generator.history, logged_images)
+                 list(state.notes), state.generator.history, logged_images)
     write_products(staging, state.inputs.market, logged, logged_images, state.estimate.by_product)
-    return dataclasses.replace(state, new_elements=new_elements, notes=notes)
+    return dataclasses.replace(state, new_elements=new_elements)
 
 
 def _run_record(state: RunState, timings: dict[str, float], total: float) -> RunRecord:
