@@ -291,11 +291,11 @@ def demo(
                    optimize=load_config(OptimizeConfig, config)),
         progress=sys.stderr.isatty(),
     )
-    ope, ab = result.run.run["ope"], result.ab_test
+    value, ab = result.run.record.ope.value, result.ab_test
     out.print(f"market: {result.market_dir}")
-    if ope.get("possible"):
-        out.print(f"off-policy estimate ({ope['proposals']['estimator']}): CTR {ope['proposals']['value']:.3%} "
-                  f"vs logging {ope['logging']['value']:.3%}, lift {ope['lift']:+.1%}")
+    if value is not None:
+        out.print(f"off-policy estimate ({value.proposals.estimator}): CTR {value.proposals.value:.3%} "
+                  f"vs logging {value.logging.value:.3%}, lift {value.lift:+.1%}")
     out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
               f"[{ab.lift_ci_low:+.1%}, {ab.lift_ci_high:+.1%}]; true lift {ab.true_lift:+.1%}")
     out.print(f"report: {result.report}")
@@ -445,15 +445,18 @@ def optimize(
         settings = dataclasses.replace(settings, top_k=top_k)
     result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements,
                           fresh=fresh)
-    if result.run.get("resumed_from"):
-        out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in result.run["resumed_from"].items()))
-    ope = result.run["ope"]
-    if ope.get("possible"):
-        out.print(f"estimated CTR {ope['proposals']['value']:.4%} vs logging {ope['logging']['value']:.4%} "
-                  f"(lift {ope['lift']:+.1%}, {ope['proposals']['estimator']})")
+    record = result.record
+    if record.resumed_from:
+        out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in record.resumed_from.items()))
+    value = record.ope.value
+    if value is not None:
+        out.print(f"estimated CTR {value.proposals.value:.4%} vs logging {value.logging.value:.4%} "
+                  f"(lift {value.lift:+.1%}, {value.proposals.estimator})")
     else:
-        out.print(f"no off-policy estimate: {ope['reason']}")
-    out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {result.run['timings']['total']:.0f} s")
+        out.print(f"no off-policy estimate: {record.ope.reason}")
+    out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {record.timings.total:.0f} s")
+    for stage, seconds in record.timings.stages:
+        out.print(f"  {seconds:8.1f} s  {stage}")
     out.print(f"report: {Path(out_dir) / 'report.html'}")
 
 

@@ -80,3 +80,38 @@ def test_read_proposals_refuses_bad_ranks_and_missing_files(tmp_path, rank):
                    tmp_path / "creatives.parquet")
     with pytest.raises(InputError, match="rows \\[1\\]: column rank"):
         read_proposals(tmp_path)
+
+
+def test_products_table_has_a_row_per_product_in_the_spec_types(make_draft, tmp_path):
+    from adcraft.market import load_market
+    from adcraft.market.outputs import PRODUCTS_SCHEMA, read_products, write_products
+
+    market = load_market(make_draft().write())  # p1, p2, p3
+    logged = pd.DataFrame({"creative_id": ["c1"], "elements": [["img1", "t1"]], "ctr": [0.07],
+                           "predicted_ctr": [0.06]}, index=pd.Index(["p1"], name="product_id"))
+    lifts = pd.DataFrame({"product_id": ["p1", "p2"], "impressions": [40, 0], "lift": [0.2, np.nan],
+                          "lift_low": [-0.1, np.nan], "lift_high": [0.5, np.nan]})
+    write_products(tmp_path / "out", market, logged, {"p1": "logged/00000.jpg"}, lifts)
+    assert pq.read_schema(tmp_path / "out" / "products.parquet").remove_metadata() == PRODUCTS_SCHEMA
+    products = read_products(tmp_path / "out").set_index("product_id")
+    assert products.index.tolist() == ["p1", "p2", "p3"]
+    assert products.loc["p1", "current_creative_id"] == "c1" and list(products.loc["p1", "current_elements"]) == [
+        "img1", "t1"]
+    assert products.loc["p1", "current_image"] == "logged/00000.jpg"
+    assert (products.loc["p1", "estimated_lift"], products.loc["p1", "lift_impressions"]) == (0.2, 40)
+    assert pd.isna(products.loc["p3", "current_creative_id"]) and np.isnan(products.loc["p3", "current_logged_ctr"])
+    assert products.loc["p3", "lift_impressions"] == 0 and np.isnan(products.loc["p3", "estimated_lift"])
+    write_products(tmp_path / "bare", market, logged, {"p1": "logged/00000.jpg"}, None)  # no estimate was possible
+    bare = read_products(tmp_path / "bare")
+    assert (bare["lift_impressions"] == 0).all() and bare["estimated_lift"].isna().all()
+
+
+def test_read_products_refuses_a_missing_or_incomplete_table(tmp_path):
+    from adcraft.errors import InputError
+    from adcraft.market.outputs import read_products
+
+    with pytest.raises(InputError, match="products.parquet is missing"):
+        read_products(tmp_path)
+    pd.DataFrame({"product_id": ["p1"], "estimated_lift": [0.1]}).to_parquet(tmp_path / "products.parquet")
+    with pytest.raises(InputError, match="missing column.*current_creative_id"):
+        read_products(tmp_path)

@@ -12,7 +12,8 @@ from adcraft.errors import InputError
 from adcraft.market import load_market, write_market
 from adcraft.market.market import MarketConfig
 from adcraft.market.outputs import read_proposals
-from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.pipeline.optimize import OptimizeConfig, RunRecord, optimize
+from adcraft.pipeline.run_record import FidelityCheck
 from adcraft.rewards.mil import MILTrainer
 from adcraft.simulator import SimulatorConfig, simulate_market
 
@@ -60,7 +61,7 @@ def test_run_json_and_report_tell_what_was_done(run):
     assert meta["ope"]["possible"] is True and meta["ope"]["impressions"] > 0
     page = (out / "report.html").read_text()
     images = re.findall(r"src='([^']+)'", page)
-    assert len(images) == len(result.proposals) + result.run["counts"]["products"]  # proposals + best logged
+    assert len(images) == len(result.proposals) + result.record.counts.products  # proposals + best logged
     assert all((out / rel).is_file() for rel in images)
     assert "estimated lift" in page and "<svg" in page
     assert "combination policy training" in page  # the RL curve table
@@ -72,8 +73,10 @@ def test_a_market_without_propensities_optimizes_and_says_ope_was_not_possible(m
     bare = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
     write_market(bare, tmp_path / "bare", check_images=False)
     result = optimize(tmp_path / "bare", tmp_path / "out", FAST)
-    assert result.run["ope"]["possible"] is False
-    assert "propensit" in result.run["ope"]["reason"]
+    assert result.record.ope.possible is False and result.record.ope.value is None
+    assert "propensit" in result.record.ope.reason
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["ope"] == {"possible": False,
+                                                                              "reason": result.record.ope.reason}
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Off-policy estimation was not possible" in page
     assert len(read_proposals(tmp_path / "out")) == len(result.proposals)
@@ -96,7 +99,7 @@ def test_a_csv_market_with_a_subset_of_slots(market_dir, tmp_path):
     proposals = read_proposals(tmp_path / "out")
     assert all(len(e) == 3 for e in proposals["elements"])
     assert set(proposals["product_id"]) == set(market.products["product_id"])
-    assert result.run["ope"]["possible"] is True
+    assert result.record.ope.possible is True
 
 
 def test_a_refused_market_writes_nothing(market_dir, tmp_path):
@@ -121,7 +124,7 @@ def test_a_market_without_logs_is_refused_before_anything_is_written(market_dir,
 
 def test_every_proposal_keeps_the_product_pixels_and_models_are_saved(run, market_dir):
     result, out = run
-    assert result.run["fidelity"] == {"checked": len(result.proposals), "passed": len(result.proposals)}
+    assert result.record.fidelity == FidelityCheck(checked=len(result.proposals), passed=len(result.proposals))
     assert (out / "models" / "reward" / "model.safetensors").is_file()
     assert (out / "models" / "combo" / "model.safetensors").is_file()
 
@@ -158,9 +161,9 @@ def test_optimize_with_generated_backgrounds(market_dir, tmp_path):
     config = dataclasses.replace(FAST, backgrounds=BackgroundStep(enabled=True, generator=generator))
     result = optimize(market_dir, tmp_path / "out", config)
     market = load_market(market_dir)
-    assert result.run["counts"]["products"] == len(market.products)
-    steps = result.run["timings"]
-    assert any("background" in name for name in steps) or any("Background" in n for n in result.run["notes"])
+    assert result.record.counts.products == len(market.products)
+    steps = dict(result.record.timings.stages)
+    assert any("background" in name for name in steps) or any("Background" in n for n in result.record.notes)
 
 
 def test_products_table_names_the_current_creative_and_the_lift(run, market_dir):
@@ -200,7 +203,7 @@ def test_optimize_renders_with_the_diffusion_backend_and_keeps_the_product(marke
     config = dataclasses.replace(FAST, top_k=1, render=RenderConfig(
         backend="diffusion", diffusion=DiffusionConfig(weights_dir=str(weights), steps=2, resolution=64)))
     result = optimize(market_dir, tmp_path / "out", config)
-    assert result.run["fidelity"]["passed"] == result.run["fidelity"]["checked"] == len(result.proposals)
+    assert result.record.fidelity.passed == result.record.fidelity.checked == len(result.proposals)
     compositor = optimize(market_dir, tmp_path / "compositor", dataclasses.replace(FAST, top_k=1))
     diffused = Image.open(tmp_path / "out" / result.proposals["image"].iloc[0])
     drawn = Image.open(tmp_path / "compositor" / compositor.proposals["image"].iloc[0])
@@ -272,3 +275,58 @@ def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
     modes = {str(path.relative_to(out)): path.stat().st_mode & 0o777 for path in out.rglob("*") if path.is_file()}
     assert "creatives.parquet" in modes
     assert {name: mode for name, mode in modes.items() if mode != expected} == {}
+
+
+STAGES = ["validate market", "reward model (multi-instance)",
+          "combination policy (behaviour cloning + policy gradient)", "proposals", "render", "off-policy estimate",
+          "report"]
+
+
+def test_run_json_is_the_runs_record_with_the_time_of_each_stage(run):
+    result, out = run
+    loaded = RunRecord.load(out / "run.json")
+    assert loaded.config == FAST and loaded.counts == result.record.counts
+    assert loaded.ope.value.lift == pytest.approx(result.record.ope.value.lift)
+    assert loaded.ope.value.proposals == result.record.ope.value.proposals
+    assert [name for name, _ in loaded.timings.stages] == STAGES  # every stage, in the order it ran
+    assert loaded.timings.total >= sum(seconds for _, seconds in loaded.timings.stages) > 0
+    assert loaded.notes == result.record.notes and loaded.resumed_from == {}
+
+
+def test_the_command_prints_the_time_of_each_stage(market_dir, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+    from adcraft.configuration import to_mapping
+
+    config = tmp_path / "smoke.yaml"
+    config.write_text(yaml.safe_dump(to_mapping(FAST)))
+    printed = CliRunner().invoke(app, ["optimize", "--market", str(market_dir), "--out", str(tmp_path / "out"),
+                                       "--config", str(config)])
+    assert printed.exit_code == 0, printed.output
+    record = RunRecord.load(tmp_path / "out" / "run.json")
+    lines = [line.split() for line in printed.output.splitlines()]
+    for name, seconds in record.timings.stages:
+        assert [f"{seconds:.1f}", "s", *name.split()] in lines
+
+
+def test_extra_elements_join_the_market_the_proposals_draw_on(run, market_dir):
+    from adcraft.market.click_log import click_log
+    from adcraft.pipeline.optimize import RunInputs, RunState, extend_market
+    from adcraft.rewards.mil import MILModel
+
+    _, out = run
+    market = load_market(market_dir)
+    pid = market.products["product_id"].iloc[0]
+    extra = pd.DataFrame({"element_id": ["new-bg-1"], "slot": ["background"], "product_id": [pid], "text": [None],
+                          "value": ["sunlit loft, linen drapes"], "image": [None]})
+    inputs = RunInputs(market_dir, out, market, click_log(market), extra)
+    state = RunState(inputs, FAST, out, resume=None, progress=False,
+                     reward_model=MILModel.load(out / "models" / "reward"))  # backgrounds are not generated
+    extended = extend_market(state)
+    assert "new-bg-1" in set(extended.market.usable_elements(pid, "background")["element_id"])
+    assert len(extended.market.elements) == len(market.elements) + 1 and extended.new_elements is extra
+    combo = list(market.creatives[market.creatives["product_id"] == pid]["elements"].iloc[0])
+    combo[market.config.slots.index("background")] = "new-bg-1"
+    assert 0 < extended.reward_model.predict([pid], [combo])[0] < 1  # the reward model scores it by its words

@@ -2,7 +2,9 @@
 
 - ``OUT/creatives.parquet``: the proposed creatives (``PROPOSALS_SCHEMA``);
 - ``OUT/elements.parquet``: elements the system made itself, same columns as a market's elements;
-- ``OUT/scores.parquet``: predicted click-through rate of each past creative (``SCORES_SCHEMA``).
+- ``OUT/scores.parquet``: predicted click-through rate of each past creative (``SCORES_SCHEMA``);
+- ``OUT/products.parquet``: per product, the creative shown now and the estimated lift of proposal #1
+  (``PRODUCTS_SCHEMA``), an optional output of ``adcraft optimize`` read by the review page.
 
 Each file is written under a temporary name and renamed, so a reader never sees half a file.
 """
@@ -13,12 +15,15 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adcraft.atomic import write_parquet
+from adcraft.errors import InputError
 from adcraft.market.coerce import typed_frame
+from adcraft.market.market import Market
 from adcraft.market.schema import ELEMENTS
 from adcraft.market.tables import to_arrow
 
@@ -31,6 +36,19 @@ PROPOSALS_SCHEMA = pa.schema([
     ("predicted_ctr", pa.float64()),
 ])
 SCORES_SCHEMA = pa.schema([("creative_id", pa.string()), ("predicted_ctr", pa.float64())])
+PRODUCTS_SCHEMA = pa.schema([
+    ("product_id", pa.string()),
+    ("current_creative_id", pa.string()),
+    ("current_image", pa.string()),
+    ("current_elements", pa.list_(pa.string())),
+    ("current_logged_ctr", pa.float64()),
+    ("current_predicted_ctr", pa.float64()),
+    ("lift_impressions", pa.int64()),
+    ("estimated_lift", pa.float64()),
+    ("lift_low", pa.float64()),
+    ("lift_high", pa.float64()),
+])
+PRODUCT_COLUMNS = tuple(PRODUCTS_SCHEMA.names)
 
 
 def write_proposals(out_dir: str | os.PathLike[str], creatives: pd.DataFrame,
@@ -100,8 +118,6 @@ def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
     Raises ``InputError`` naming the file and the rule when it is missing or breaks the layout.
     """
-    from adcraft.errors import InputError
-
     path = Path(out_dir) / "creatives.parquet"
     if not path.is_file():
         raise InputError(f"{path}: proposals file is missing (expected the output layout's creatives.parquet)")
@@ -120,4 +136,59 @@ def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputError(f"{path}: rows {list(bad_rank[:5])}: column rank: must be an integer >= 1")
     frame["rank"] = frame["rank"].astype(int)
     frame["elements"] = [list(e) for e in frame["elements"]]
+    return frame
+
+
+def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.DataFrame,
+                   logged_images: dict[str, str], lifts: pd.DataFrame | None) -> None:
+    """``OUT/products.parquet``: per product, the creative shown now and the estimated lift of proposal #1.
+
+    One row per product of ``market``, in ``PRODUCTS_SCHEMA``'s types. ``logged`` is each product's best
+    logged creative (``click_log.best_logged_creatives`` indexed by product, with ``elements``, ``ctr`` and
+    ``predicted_ctr``; a product without one gets nulls), ``logged_images`` its image path relative to OUT;
+    ``lifts`` is the per-product off-policy estimate (``product_id``, ``impressions``, ``lift``, ``lift_low``,
+    ``lift_high``), None when no estimate was possible (the lift columns are then NaN, ``lift_impressions`` 0).
+    """
+    lift_rows = lifts.set_index("product_id") if lifts is not None else None
+    rows = []
+    for pid in market.products["product_id"]:
+        has_logged = pid in logged.index
+        best = logged.loc[pid] if has_logged else None
+        lift = lift_rows.loc[pid] if lift_rows is not None and pid in lift_rows.index else None
+        rows.append((
+            pid,
+            best["creative_id"] if has_logged else None,
+            logged_images.get(pid),
+            [str(e) for e in best["elements"]] if has_logged else None,
+            float(best["ctr"]) if has_logged else np.nan,
+            float(best["predicted_ctr"]) if has_logged else np.nan,
+            int(lift["impressions"]) if lift is not None else 0,
+            float(lift["lift"]) if lift is not None else np.nan,
+            float(lift["lift_low"]) if lift is not None else np.nan,
+            float(lift["lift_high"]) if lift is not None else np.nan,
+        ))
+    frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(out / "products.parquet", pa.Table.from_pandas(frame, preserve_index=False, schema=PRODUCTS_SCHEMA))
+
+
+def read_products(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``OUT/products.parquet`` written by ``write_products``.
+
+    Raises ``InputError`` naming the file when it is missing, unreadable or lacks one of ``PRODUCT_COLUMNS``.
+    """
+    path = Path(out_dir) / "products.parquet"
+    if not path.is_file():
+        raise InputError(
+            f"{path} is missing: this run was written by an older adcraft that did not record the "
+            "creative each product shows now. Run `adcraft optimize` again to review it."
+        )
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable Parquet table ({exc})") from exc
+    missing = [name for name in PRODUCT_COLUMNS if name not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; run `adcraft optimize` again")
     return frame

@@ -114,7 +114,7 @@ def table_problems(slots: tuple[str, ...] | None, tables: Mapping[str, TypedTabl
     if elements is not None:
         problems += _reference(elements, "product_id", products, "products", "product_id")
         if slots is not None:
-            problems += _element_rules(elements, slots)
+            problems += element_rules(elements, slots)
             if products is not None:
                 problems += _coverage(products, elements, slots)
     if creatives is not None:
@@ -308,7 +308,7 @@ def _reference(table: TypedTable, column: str, target: TypedTable | None, target
                        f"unknown: {examples(values[unknown])}")
 
 
-def _element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem]:
+def element_rules(elements: TypedTable, slots: tuple[str, ...]) -> list[Problem]:
     """Each element's slot is one of the market's, and it has the field its slot reads."""
     if not elements.usable("slot"):
         return []

@@ -15,6 +15,7 @@ from adcraft.atomic import write_json
 from adcraft.configuration import check_config
 from adcraft.evaluate.abtest import ABTestConfig, ABTestResult, run_ab_test
 from adcraft.market import load_market
+from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.pipeline.optimize import OptimizeConfig, OptimizeResult, optimize
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -58,13 +59,8 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     new_elements = out / "run" / "elements.parquet"
     truth = GroundTruth.load(simulated.truth_dir)
     if new_elements.is_file():
-        import dataclasses
-
-        import pandas as pd
-
-        extra = pd.read_parquet(new_elements)
-        market = dataclasses.replace(market, elements=pd.concat([market.elements, extra], ignore_index=True))
-        truth = truth.with_elements(extra)
+        extra = read_extra_elements(new_elements, market)
+        market, truth = with_extra_elements(market, extra), truth.with_elements(extra)
     ab = run_ab_test(market, truth, result.proposals, out / "run",
                      config=ABTestConfig(impressions=config.ab_impressions, seed=config.seed))
     write_json(out / "run" / "abtest.json", ab.to_json())

@@ -1,14 +1,25 @@
 """The main job: a market in, better creatives out, with the evidence.
 
-validate -> reward model (GenCO multi-instance, on cached text features) -> optional new backgrounds
-(CAIG prompt model with DPO/PCPO, judged by the pairwise reward model) -> combination policy (behaviour
-cloning, then policy gradient against the reward model) -> top-K per product -> render -> off-policy
-estimate of the proposals against the logging policy -> ``OUT/creatives.parquet`` (+ ``elements.parquet``
-for generated elements), ``OUT/report.html``, ``OUT/run.json`` and the trained models under ``OUT/models/``
-(``reward``: the multi-instance model, ``combo``: the policy), and ``OUT/products.parquet`` (per product, the
-creative shown now and the estimated lift of proposal #1; see ``_write_products``). Every rendered
-proposal is checked to show the product's own pixels unaltered (``evaluate.fidelity``);
-a run that would break that fails.
+``optimize`` runs ``check_inputs`` and then these stages over one ``RunState`` (what each stage hands
+the next), each a function below:
+
+1. ``train_judges``: the reward model (GenCO multi-instance, on cached text features);
+2. ``new_backgrounds`` (optional): new background prompts (CAIG prompt model with DPO/PCPO, judged by the
+   pairwise reward model);
+3. ``extend_market``: the market with the elements other runs or step 2 made, known to the reward model;
+4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
+   reward model);
+5. ``propose``: the top-K combinations per product, with their predicted CTR;
+6. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
+   (``evaluate.fidelity``; a run that would break that fails);
+7. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``);
+8. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
+   ``OUT/products.parquet`` (per product, the creative shown now and the estimated lift of proposal #1),
+   ``OUT/report.html`` and the trained models under ``OUT/models/`` (``reward``: the multi-instance
+   model, ``combo``: the policy).
+
+``OUT/run.json`` is then written from a ``RunRecord`` (settings, versions, counts, estimate, fidelity,
+notes, the time of each stage), which ``RunRecord.load`` reads back.
 
 Everything is written to a staging folder beside ``OUT`` and moved into place at the end, so a failed
 or refused run leaves no partial output (and an earlier ``OUT`` stays as it was until the new one is
@@ -22,7 +33,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import time
@@ -30,12 +40,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.console import Console
 
 import adcraft
@@ -48,7 +56,7 @@ from adcraft.atomic import (
     write_png,
     write_text,
 )
-from adcraft.configuration import check_config, to_mapping
+from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
@@ -67,6 +75,18 @@ from adcraft.learning.checkpoint import position as checkpoint_position
 from adcraft.learning.training import CHECKPOINT_FILE as FIT_CHECKPOINT
 from adcraft.market import Market, load_market, write_proposals
 from adcraft.market.click_log import best_logged_creatives, click_log
+from adcraft.market.extra import read_extra_elements, with_extra_elements
+from adcraft.market.outputs import write_products
+from adcraft.pipeline.run_record import (
+    Counts,
+    FidelityCheck,
+    OffPolicyRecord,
+    Seeds,
+    StageTimings,
+    Versions,
+    read_run_json,
+    record_parts,
+)
 from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
@@ -125,15 +145,123 @@ class OptimizeConfig:
         check_config(self)  # types and FIELD_LIMITS (top_k, n_bootstrap, prior_impressions), also when built directly
 
 
+# --------------------------------------------------------------------------- run.json, as a record
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything ``OUT/run.json`` says about a run of ``optimize``: where it read and wrote, its settings
+    and seeds, the versions it ran on, what it made, the off-policy estimate, the fidelity check, the notes
+    of the report, what it reused from an interrupted attempt (label -> what; empty when nothing) and the
+    time of each stage. ``to_json`` gives run.json's content, ``load`` reads and checks it."""
+
+    market: Path
+    out: Path
+    config: OptimizeConfig
+    seeds: Seeds
+    versions: Versions
+    counts: Counts
+    ope: OffPolicyRecord
+    fidelity: FidelityCheck
+    notes: tuple[str, ...]
+    resumed_from: dict[str, str]
+    timings: StageTimings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "market": str(self.market),
+            "out": str(self.out),
+            "config": to_mapping(self.config),
+            "seeds": dataclasses.asdict(self.seeds),
+            "versions": dataclasses.asdict(self.versions),
+            "counts": dataclasses.asdict(self.counts),
+            "ope": self.ope.to_json(),
+            "fidelity": dataclasses.asdict(self.fidelity),
+            "notes": list(self.notes),
+            "resumed_from": dict(self.resumed_from) or None,
+            "timings": self.timings.to_json(),
+        }
+
+    def write(self, path: Path) -> Path:
+        """Write run.json at ``path`` (strict JSON: a non-finite number is written as null)."""
+        return write_json(path, self.to_json(), default=str)
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        """Read the ``run.json`` at ``path``; ``InputError`` naming the file and the field for a file that is
+        missing, not JSON or not a run record (a number written as null reads back as NaN)."""
+        data = read_run_json(path)
+        if "config" not in data:
+            raise InputError(f"{path}: missing field 'config'")
+        config = from_mapping(OptimizeConfig, data["config"], f"{path}: config")
+        return cls(config=config, **record_parts(data, str(path)))
+
+
 @dataclass(frozen=True)
 class OptimizeResult:
+    """What ``optimize`` returns: the output folder, the proposals it wrote and the run's record."""
+
     out: Path
     proposals: pd.DataFrame
-    run: dict
+    record: RunRecord
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """run.json's content as plain data (``record.to_json()``)."""
+        return self.record.to_json()
 
 
-class _Steps:
-    """Wall-clock time of each step, with a status line per step when asked to talk."""
+# --------------------------------------------------------------------------- what one stage hands the next
+
+
+@dataclass(frozen=True, eq=False)
+class RunInputs:
+    """What ``check_inputs`` found usable: the market as loaded, its click log and the extra elements."""
+
+    market_dir: Path
+    out: Path
+    market: Market
+    log: pd.DataFrame
+    extra: pd.DataFrame | None
+
+
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """What the ``estimate`` stage finds: run.json's ``ope``, the per-product lift of proposal #1
+    (``lift_by_product``; None when no estimate was possible) and the notes it adds to the report."""
+
+    ope: OffPolicyRecord
+    by_product: pd.DataFrame | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class RunState:
+    """What one stage of ``optimize`` hands the next: the inputs and settings, then each stage's product.
+
+    A stage takes the state and returns it with its own fields set (``dataclasses.replace``); the fields
+    after ``notes`` are None until the stage named beside them has run. ``market`` is the market the
+    proposals draw on: the input market with the elements of other runs and ``new_backgrounds``.
+    """
+
+    inputs: RunInputs
+    config: OptimizeConfig
+    staging: Path
+    resume: _Resume
+    progress: bool
+    notes: tuple[str, ...] = ()
+    reward_model: MILModel | None = None  # train_judges, then extend_market
+    made_elements: pd.DataFrame | None = None  # new_backgrounds
+    new_elements: pd.DataFrame | None = None  # extend_market: extra + made elements; write_outputs keeps the used
+    market: Market | None = None  # extend_market
+    generator: ComboGenerator | None = None  # train_generator
+    proposals: pd.DataFrame | None = None  # propose, then render (image, product_bbox)
+    fidelity: pd.DataFrame | None = None  # render
+    estimate: Estimate | None = None  # estimate
+
+
+class _StageClock:
+    """Wall-clock time of each stage, with a status line per stage when asked to talk."""
 
     def __init__(self, progress: bool) -> None:
         self.timings: dict[str, float] = {}
@@ -173,21 +301,18 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     discarded = out.parent / f".{out.name}.checkpoints.old"
     check_output_folder(out, "optimize", inputs=[Path(market_dir)], scratch=[staging, discarded])
     check_scratch_folder(staging, "optimize", _own_staging)
-    steps = _Steps(progress)
+    clock = _StageClock(progress)
     started = time.perf_counter()
-    with steps("validate market"):
-        market = load_market(market_dir)
-        log = click_log(market)  # refuses, before anything is written, a market the reward model cannot learn from
-        extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
-        config.render.check_available()
+    with clock("validate market"):
+        inputs = check_inputs(Path(market_dir), out, config, extra_elements)
     shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
     run = _fingerprint(Path(market_dir), config, extra_elements)
     try:
-        resumable = _open_staging(staging, run, fresh, steps)  # a new staging folder that cannot be written is removed
-        result = _run(market, log, Path(market_dir), staging, out, config, steps, progress, extra,
-                      _Resume(staging / CHECKPOINTS, resumable))
-        result.run["timings"]["total"] = round(time.perf_counter() - started, 2)
-        write_json(staging / "run.json", result.run, default=str)
+        resumable = _open_staging(staging, run, fresh, clock)  # a new staging folder that cannot be written is removed
+        state = RunState(inputs, config, staging, _Resume(staging / CHECKPOINTS, resumable), progress)
+        state = _run_stages(state, clock)
+        record = _run_record(state, clock.timings, total=round(time.perf_counter() - started, 2))
+        record.write(staging / "run.json")
         mark_output(staging, "optimize")
         os.replace(staging / CHECKPOINTS, discarded)  # the staging folder now holds only the outputs
         (staging / RESUME_FILE).unlink()
@@ -197,7 +322,194 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
         shutil.rmtree(discarded, ignore_errors=True)
         raise
     shutil.rmtree(discarded, ignore_errors=True)
-    return result
+    return OptimizeResult(out, state.proposals, record)
+
+
+def _run_stages(state: RunState, clock: _StageClock) -> RunState:
+    """The stages of ``optimize`` (numbered as in the module docstring) in order, each timed under its name."""
+    with clock("reward model (multi-instance)"):
+        state = train_judges(state)  # 1
+    if state.config.backgrounds.enabled:
+        state = new_backgrounds(state, clock)  # 2 (timed when it makes prompts)
+    state = extend_market(state)  # 3
+    with clock("combination policy (behaviour cloning + policy gradient)"):
+        state = train_generator(state)  # 4
+    with clock("proposals"):
+        state = propose(state)  # 5
+    with clock("render"):
+        state = render(state)  # 6
+    with clock("off-policy estimate"):
+        found = estimate(state)  # 7
+        state = dataclasses.replace(state, estimate=found, notes=state.notes + found.notes)
+    with clock("report"):
+        state = write_outputs(state)  # 8
+    return state
+
+
+def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elements: Path | None) -> RunInputs:
+    """Load and validate the market, and refuse before anything is written a market the reward model cannot
+    learn from (no click log), extra elements that do not fit it and a renderer that cannot run."""
+    market = load_market(market_dir)
+    log = click_log(market)
+    extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
+    config.render.check_available()
+    return RunInputs(market_dir, out, market, log, extra)
+
+
+def train_judges(state: RunState) -> RunState:
+    """The multi-instance reward model (GenCO) on the market's logs: an interrupted attempt's finished model
+    when there is one, else trained (from its last checkpoint, if any) and kept for a resumed run."""
+    resume, market = state.resume, state.inputs.market
+    saved = resume.finished("reward", "reward model")
+    if saved is not None:
+        return dataclasses.replace(state, reward_model=MILModel.load(saved))
+    checkpoint = resume.training("reward", "reward model", FIT_CHECKPOINT)
+    model = MILTrainer(state.config.reward).fit(market, progress=state.progress, checkpoint=checkpoint)
+    resume.keep(model, "reward")
+    return dataclasses.replace(state, reward_model=model)
+
+
+def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
+    """New background prompts (CAIG: pairwise judge, prompt model, DPO/PCPO rounds), timed when they are made;
+    a market without a background slot, or one the prompt model cannot learn from, gets a note instead."""
+    market, step = state.inputs.market, state.config.backgrounds
+    if "background" not in market.config.slots:
+        return _noted(state, "Background generation was skipped: the market has no background slot.")
+    try:
+        with clock("background prompts (pairwise judge, prompt model, DPO/PCPO rounds)"):
+            made = generate_backgrounds(market, step.generator, progress=state.progress)
+    except InputError as exc:
+        return _noted(state, f"Background generation was skipped: {exc}")
+    return dataclasses.replace(state, made_elements=made)
+
+
+def extend_market(state: RunState) -> RunState:
+    """The market the proposals draw on: the input market with the new elements (the extra elements given to
+    the run and the generated backgrounds), which the reward model then scores by their words."""
+    new = [frame for frame in (state.inputs.extra, state.made_elements) if frame is not None]
+    new_elements = pd.concat(new, ignore_index=True) if len(new) > 1 else (new[0] if new else None)
+    if new_elements is None or not len(new_elements):
+        return dataclasses.replace(state, new_elements=new_elements, market=state.inputs.market)
+    return dataclasses.replace(state, new_elements=new_elements,
+                               market=with_extra_elements(state.inputs.market, new_elements),
+                               reward_model=state.reward_model.with_elements(new_elements))
+
+
+def train_generator(state: RunState) -> RunState:
+    """The combination policy (GenCO: behaviour cloning on the logged creatives, then policy gradient against
+    the reward model), loaded or resumed like the reward model."""
+    resume, reward = state.resume, _reward_function(state.reward_model)
+    saved = resume.finished("combo", "combination policy")
+    if saved is not None:
+        return dataclasses.replace(state, generator=ComboGenerator.load(saved, state.market, reward))
+    checkpoint = resume.training("combo", "combination policy", COMBO_CHECKPOINT)
+    generator = ComboTrainer(state.config.combo).fit(state.market, reward, progress=state.progress,
+                                                     checkpoint=checkpoint)
+    resume.keep(generator, "combo")
+    return dataclasses.replace(state, generator=generator)
+
+
+def propose(state: RunState) -> RunState:
+    """The policy's top-K distinct combinations per product, with the reward model's predicted CTR."""
+    proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=state.config.top_k)
+    proposals["predicted_ctr"] = _reward_function(state.reward_model)(proposals["product_id"], proposals["elements"])
+    return dataclasses.replace(state, proposals=proposals)
+
+
+def render(state: RunState) -> RunState:
+    """Each proposal drawn into ``creatives/`` of the staging folder (``image``, ``product_bbox``), and checked
+    to show the product's own pixels unaltered; ``AdcraftError`` when one does not."""
+    renderer = MarketRenderer(state.market, config=state.config.render)
+    proposals = _render(renderer, state.proposals, state.staging, state.progress)
+    fidelity = product_fidelity(state.market, proposals, state.staging, renderer=renderer)
+    if not fidelity["passed"].all():
+        bad = fidelity[~fidelity["passed"]]
+        raise AdcraftError(
+            f"{len(bad)} rendered proposals altered the product's pixels (first: {bad.iloc[0].to_dict()})"
+        )
+    return dataclasses.replace(state, proposals=proposals, fidelity=fidelity)
+
+
+def estimate(state: RunState) -> Estimate:
+    """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
+    market, proposals, model, config = state.inputs.market, state.proposals, state.reward_model, state.config
+    policy = ProposalPolicy(config.policy)
+    try:
+        arrays = policy_arrays(market, proposals, config.estimator, policy, model.predict)
+        value = estimate_proposals(market, proposals, config.estimator, policy, n_bootstrap=config.n_bootstrap,
+                                   arrays=arrays)
+        lifts = lift_by_product(market, proposals, model.predict, config.estimator, policy,
+                                n_bootstrap=min(config.n_bootstrap, 300), arrays=arrays)
+    except InputError as exc:
+        return Estimate(OffPolicyRecord(None, str(exc)), None, (f"Off-policy estimation was not possible: {exc}",))
+    notes = [f"Off-policy estimate: {warning}." for warning in value.warnings]
+    share = value.matched_impressions / max(value.impressions, 1)
+    if share < 0.01:
+        notes.append(
+            f"Only {value.matched_impressions} of {value.impressions} logged impressions showed a proposed creative: "
+            f"the {config.estimator} estimate rests almost entirely on the reward model's predictions, and its "
+            "interval covers the logs' sampling noise, not the model's error. Confirm the lift with an A/B test "
+            "before rolling out."
+        )
+    return Estimate(OffPolicyRecord(value), lifts, tuple(notes))
+
+
+def write_outputs(state: RunState) -> RunState:
+    """The run's outputs in the staging folder: the trained models, ``creatives.parquet`` (and the generated
+    elements the proposals use, ``elements.parquet``), the best logged creatives' images, ``report.html`` and
+    ``products.parquet``. Returns the state with ``new_elements`` cut to the ones the proposals use."""
+    from adcraft.pipeline.report import build_report, copy_logged_images
+
+    staging, market, proposals, model = state.staging, state.market, state.proposals, state.reward_model
+    model.save(staging / "models" / "reward")
+    state.generator.save(staging / "models" / "combo")
+    logged = _best_logged(state.inputs.market, state.inputs.log, model, state.config.prior_impressions)
+    new_elements = state.new_elements
+    if new_elements is not None and len(new_elements):
+        used = {e for combo in proposals["elements"] for e in combo}
+        new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
+    write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
+                    new_elements if new_elements is not None and len(new_elements) else None)
+    logged_images = copy_logged_images(staging, market, logged)
+    build_report(staging, market, proposals, logged, model, state.estimate.ope.value, state.estimate.by_product,
+                 list(state.notes), state.generator.history, logged_images)
+    write_products(staging, state.inputs.market, logged, logged_images, state.estimate.by_product)
+    return dataclasses.replace(state, new_elements=new_elements)
+
+
+def _run_record(state: RunState, timings: dict[str, float], total: float) -> RunRecord:
+    """The record run.json is written from, once every stage has run."""
+    config = state.config
+    return RunRecord(
+        market=state.inputs.market_dir.resolve(),
+        out=state.inputs.out.resolve(),
+        config=config,
+        seeds=Seeds(reward=config.reward.train.seed, combo=config.combo.seed),
+        versions=Versions.installed(),
+        counts=Counts(products=len(state.inputs.market.products), proposals=len(state.proposals),
+                      new_elements=0 if state.new_elements is None else len(state.new_elements)),
+        ope=state.estimate.ope,
+        fidelity=FidelityCheck(checked=len(state.fidelity), passed=int(state.fidelity["passed"].sum())),
+        notes=state.notes,
+        resumed_from=dict(state.resume.reused),
+        timings=StageTimings(tuple(timings.items()), total),
+    )
+
+
+def _noted(state: RunState, note: str) -> RunState:
+    return dataclasses.replace(state, notes=(*state.notes, note))
+
+
+def _reward_function(model: MILModel):
+    """The reward model as the combination policy asks for it: (product ids, combinations) -> CTRs."""
+
+    def reward(product_ids, combos) -> np.ndarray:
+        return model.predict(list(product_ids), [list(c) for c in combos])
+
+    return reward
+
+
+# --------------------------------------------------------------------------- staging and resuming
 
 
 def _fingerprint(market_dir: Path, config: OptimizeConfig, extra_elements: Path | None) -> str:
@@ -225,13 +537,13 @@ def _own_staging(staging: Path) -> bool:
     return (staging / RESUME_FILE).is_file() or {p.name for p in staging.iterdir()} <= {CHECKPOINTS}
 
 
-def _open_staging(staging: Path, run: str, fresh: bool, steps: _Steps) -> bool:
+def _open_staging(staging: Path, run: str, fresh: bool, clock: _StageClock) -> bool:
     """Make the staging folder ready; True when it holds a resumable earlier attempt of this run."""
     marker = staging / RESUME_FILE
     if not fresh and marker.is_file():
         try:
             if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == run:
-                steps.console.log(f"resuming an interrupted run from {staging}")
+                clock.console.log(f"resuming an interrupted run from {staging}")
                 return True
         except (OSError, ValueError):
             pass
@@ -272,130 +584,6 @@ class _Resume:
         shutil.rmtree(self.folder / f"{name}-training", ignore_errors=True)
 
 
-def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out: Path, config: OptimizeConfig,
-         steps: _Steps, progress: bool, extra: pd.DataFrame | None, resume: _Resume) -> OptimizeResult:
-    notes: list[str] = []
-    with steps("reward model (multi-instance)"):
-        saved = resume.finished("reward", "reward model")
-        if saved is not None:
-            reward_model = MILModel.load(saved)
-        else:
-            checkpoint = resume.training("reward", "reward model", FIT_CHECKPOINT)
-            reward_model = MILTrainer(config.reward).fit(market, progress=progress, checkpoint=checkpoint)
-            resume.keep(reward_model, "reward")
-    new_elements, working = extra, market
-    if config.backgrounds.enabled:
-        made = _new_backgrounds(market, config.backgrounds, steps, notes, progress)
-        if made is not None:
-            new_elements = made if new_elements is None else pd.concat([new_elements, made], ignore_index=True)
-        if new_elements is not None and len(new_elements):
-            working = dataclasses.replace(market, elements=pd.concat([market.elements, new_elements],
-                                                                      ignore_index=True))
-            reward_model = reward_model.with_elements(new_elements)
-
-    def reward(product_ids, combos) -> np.ndarray:
-        return reward_model.predict(list(product_ids), [list(c) for c in combos])
-
-    with steps("combination policy (behaviour cloning + policy gradient)"):
-        saved = resume.finished("combo", "combination policy")
-        if saved is not None:
-            generator = ComboGenerator.load(saved, working, reward)
-        else:
-            checkpoint = resume.training("combo", "combination policy", COMBO_CHECKPOINT)
-            generator = ComboTrainer(config.combo).fit(working, reward, progress=progress, checkpoint=checkpoint)
-            resume.keep(generator, "combo")
-    with steps("proposals"):
-        proposals = generator.propose(working.products["product_id"].tolist(), k=config.top_k)
-        proposals["predicted_ctr"] = reward(proposals["product_id"], proposals["elements"])
-    with steps("render"):
-        renderer = MarketRenderer(working, config=config.render)
-        proposals = _render(renderer, proposals, staging, progress)
-        fidelity = product_fidelity(working, proposals, staging, renderer=renderer)
-    if not fidelity["passed"].all():
-        bad = fidelity[~fidelity["passed"]]
-        raise AdcraftError(
-            f"{len(bad)} rendered proposals altered the product's pixels (first: {bad.iloc[0].to_dict()})"
-        )
-    reward_model.save(staging / "models" / "reward")
-    generator.save(staging / "models" / "combo")
-    logged = _best_logged(market, log, reward_model, config.prior_impressions)
-    with steps("off-policy estimate"):
-        ope, lifts = _estimate(market, proposals, reward_model, config, notes)
-    if new_elements is not None and len(new_elements):
-        used = {e for combo in proposals["elements"] for e in combo}
-        new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
-    write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
-                    new_elements if new_elements is not None and len(new_elements) else None)
-    with steps("report"):
-        from adcraft.pipeline.report import build_report, copy_logged_images
-
-        logged_images = copy_logged_images(staging, working, logged)
-        build_report(staging, working, proposals, logged, reward_model, ope, lifts, notes, generator.history,
-                     logged_images)
-        _write_products(staging, market, logged, logged_images, lifts)
-    run = {
-        "market": str(Path(market_dir).resolve()),
-        "out": str(out.resolve()),
-        "config": to_mapping(config),
-        "seeds": {"reward": config.reward.train.seed, "combo": config.combo.seed},
-        "versions": _versions(),
-        "counts": {
-            "products": len(market.products),
-            "proposals": len(proposals),
-            "new_elements": 0 if new_elements is None else len(new_elements),
-        },
-        "ope": ope,
-        "fidelity": {"checked": len(fidelity), "passed": int(fidelity["passed"].sum())},
-        "notes": notes,
-        "resumed_from": resume.reused or None,
-        "timings": steps.timings,
-    }
-    return OptimizeResult(out, proposals, run)
-
-
-PRODUCT_COLUMNS = (
-    "product_id", "current_creative_id", "current_image", "current_elements", "current_logged_ctr",
-    "current_predicted_ctr", "lift_impressions", "estimated_lift", "lift_low", "lift_high",
-)
-
-
-def _write_products(staging: Path, market: Market, logged: pd.DataFrame, logged_images: dict[str, str],
-                    lifts: pd.DataFrame | None) -> None:
-    """``OUT/products.parquet``: per product, the creative shown now and the estimated lift of proposal #1.
-
-    An optional output beside the contract's ``creatives.parquet`` (one row per product of the market),
-    read by the review page. Columns: ``PRODUCT_COLUMNS``; the current creative is the best logged one
-    (null when the product has none), ``current_image`` is relative to OUT; the lift columns are the
-    per-product off-policy estimate and its interval (NaN when no estimate was possible).
-    """
-    lift_rows = lifts.set_index("product_id") if lifts is not None else None
-    rows = []
-    for pid in market.products["product_id"]:
-        has_logged = pid in logged.index
-        best = logged.loc[pid] if has_logged else None
-        lift = lift_rows.loc[pid] if lift_rows is not None and pid in lift_rows.index else None
-        rows.append((
-            pid,
-            best["creative_id"] if has_logged else None,
-            logged_images.get(pid),
-            [str(e) for e in best["elements"]] if has_logged else None,
-            float(best["ctr"]) if has_logged else np.nan,
-            float(best["predicted_ctr"]) if has_logged else np.nan,
-            int(lift["impressions"]) if lift is not None else 0,
-            float(lift["lift"]) if lift is not None else np.nan,
-            float(lift["lift_low"]) if lift is not None else np.nan,
-            float(lift["lift_high"]) if lift is not None else np.nan,
-        ))
-    frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
-    table = pa.Table.from_pandas(frame, preserve_index=False, schema=pa.schema([
-        ("product_id", pa.string()), ("current_creative_id", pa.string()), ("current_image", pa.string()),
-        ("current_elements", pa.list_(pa.string())), ("current_logged_ctr", pa.float64()),
-        ("current_predicted_ctr", pa.float64()), ("lift_impressions", pa.int64()), ("estimated_lift", pa.float64()),
-        ("lift_low", pa.float64()), ("lift_high", pa.float64()),
-    ]))
-    pq.write_table(table, staging / "products.parquet")
-
-
 def load_run_reward(run_dir: Path, market: Market) -> tuple[Market, MILModel]:
     """An optimize run's reward model (``OUT/models/reward``) and ``market`` extended with the elements the run
     made (``OUT/elements.parquet``, if any), which the model then scores by their words."""
@@ -407,51 +595,7 @@ def load_run_reward(run_dir: Path, market: Market) -> tuple[Market, MILModel]:
     if not extra_file.is_file():
         return market, model
     extra = read_extra_elements(extra_file, market)
-    market = dataclasses.replace(market, elements=pd.concat([market.elements, extra], ignore_index=True))
-    return market, model.with_elements(extra)
-
-
-def read_extra_elements(path: Path, market: Market) -> pd.DataFrame:
-    """Elements made by another run (``elements.parquet``, or a folder holding one), checked against ``market``."""
-    from adcraft.market.coerce import typed_frame
-    from adcraft.market.schema import ELEMENTS
-
-    path = Path(path)
-    file = path / "elements.parquet" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"{file}: no such elements table")
-    try:
-        frame = pd.read_parquet(file)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{file}: not a readable Parquet table ({exc})") from exc
-    typed = typed_frame(ELEMENTS, frame, file.name)
-    problems = [str(p) for p in typed.problems]
-    frame = typed.frame
-    clash = sorted(set(frame.get("element_id", [])) & set(market.elements["element_id"]))
-    if clash:
-        problems.append(f"{file.name}: element ids already in the market: {clash[:5]}")
-    slots = sorted(set(frame.get("slot", [])) - set(market.config.slots))
-    if slots:
-        problems.append(f"{file.name}: slots the market does not use: {slots}")
-    owners = sorted(set(frame.get("product_id", pd.Series(dtype=object)).dropna()) - set(market.products["product_id"]))
-    if owners:
-        problems.append(f"{file.name}: products the market does not have: {owners[:5]}")
-    if problems:
-        raise InputError("; ".join(problems))
-    return frame.reset_index(drop=True)
-
-
-def _new_backgrounds(market: Market, step: BackgroundStep, steps: _Steps, notes: list[str], progress: bool
-                     ) -> pd.DataFrame | None:
-    if "background" not in market.config.slots:
-        notes.append("Background generation was skipped: the market has no background slot.")
-        return None
-    try:
-        with steps("background prompts (pairwise judge, prompt model, DPO/PCPO rounds)"):
-            return generate_backgrounds(market, step.generator, progress=progress)
-    except InputError as exc:
-        notes.append(f"Background generation was skipped: {exc}")
-        return None
+    return with_extra_elements(market, extra), model.with_elements(extra)
 
 
 def _file_stem(product_id: str, rank: int, seen: set[str]) -> str:
@@ -488,40 +632,3 @@ def _best_logged(market: Market, log: pd.DataFrame, model: MILModel, prior_impre
     best["elements"] = [list(e) for e in best["elements"]]
     best["predicted_ctr"] = model.predict(best.index.tolist(), best["elements"].tolist())
     return best
-
-
-def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: OptimizeConfig,
-              notes: list[str]) -> tuple[dict, pd.DataFrame | None]:
-    """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
-    policy = ProposalPolicy(config.policy)
-    try:
-        arrays = policy_arrays(market, proposals, config.estimator, policy, model.predict)
-        value = estimate_proposals(market, proposals, config.estimator, policy, n_bootstrap=config.n_bootstrap,
-                                   arrays=arrays)
-        lifts = lift_by_product(market, proposals, model.predict, config.estimator, policy,
-                                n_bootstrap=min(config.n_bootstrap, 300), arrays=arrays)
-    except InputError as exc:
-        notes.append(f"Off-policy estimation was not possible: {exc}")
-        return {"possible": False, "reason": str(exc)}, None
-    notes.extend(f"Off-policy estimate: {warning}." for warning in value.warnings)
-    share = value.matched_impressions / max(value.impressions, 1)
-    if share < 0.01:
-        notes.append(
-            f"Only {value.matched_impressions} of {value.impressions} logged impressions showed a proposed creative: "
-            f"the {config.estimator} estimate rests almost entirely on the reward model's predictions, and its "
-            "interval covers the logs' sampling noise, not the model's error. Confirm the lift with an A/B test "
-            "before rolling out."
-        )
-    return {"possible": True, **value.to_json()}, lifts
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("adcraft", "torch", "numpy", "pandas", "pyarrow", "pillow"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from adcraft.atomic import write_png
 from adcraft.evaluate.gallery import Card, Section
+from adcraft.evaluate.proposal_value import ProposalValue
 from adcraft.evaluate.report import ReportSummary, bar_chart_svg, histogram_svg, html_table, write_report
 from adcraft.generate.combo import ComboHistory
 from adcraft.market import Market
@@ -26,13 +27,14 @@ def build_report(
     proposals: pd.DataFrame,
     logged: pd.DataFrame,
     model: MILModel,
-    ope: dict,
+    value: ProposalValue | None,
     lifts: pd.DataFrame | None,
     notes: list[str],
     history: ComboHistory,
     logged_images: dict[str, str],
 ) -> Path:
-    """Write ``report.html`` into ``staging``; ``logged_images`` from :func:`copy_logged_images`."""
+    """Write ``report.html`` into ``staging``; ``value`` is the off-policy estimate of the proposals (None when
+    none was possible), ``logged_images`` from :func:`copy_logged_images`."""
     top = proposals[proposals["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
@@ -65,7 +67,7 @@ def build_report(
                                           logged.loc[pid, "elements"] if pid in logged.index else None)
             cards.append(Card(image=proposal["image"], caption=tuple(caption), badge=f"#{int(proposal['rank'])}"))
         sections.append(Section(title=f"{pid} · {row['title']}", subtitle=str(row["category"]), cards=tuple(cards)))
-    summary = _summary(market, proposals, logged, predicted_lift, model, ope, lift_rows, notes, history)
+    summary = _summary(market, proposals, logged, predicted_lift, model, value, lift_rows, notes, history)
     lead = (
         f"{len(market.products)} products, {len(proposals)} proposed creatives. Each row shows the product's best "
         "logged creative (highest observed CTR after shrinkage toward the market's rate) and the proposals, best "
@@ -117,23 +119,23 @@ def _short(text: str, width: int = 34) -> str:
 
 
 def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, predicted_lift: pd.Series,
-             model: MILModel, ope: dict, lift_rows: pd.DataFrame | None, notes: list[str], history: ComboHistory
-             ) -> ReportSummary:
+             model: MILModel, value: ProposalValue | None, lift_rows: pd.DataFrame | None, notes: list[str],
+             history: ComboHistory) -> ReportSummary:
     figures = [
         ("products", f"{len(market.products)}"),
         ("proposals", f"{len(proposals)}"),
         ("median predicted lift of #1 over the best logged creative",
          f"{np.nanmedian(predicted_lift):+.1%}" if len(predicted_lift) else "n/a"),
     ]
-    if ope.get("possible"):
-        value, base = ope["proposals"], ope["logging"]
+    if value is not None:
+        mine, base = value.proposals, value.logging
         figures += [
-            (f"estimated CTR of the proposals ({value['estimator']}), 95% interval "
-             f"[{value['ci_low']:.2%}, {value['ci_high']:.2%}]", f"{value['value']:.2%}"),
-            ("CTR of the logging policy", f"{base['value']:.2%}"),
-            (f"estimated lift, 95% interval [{ope['lift_ci_low']:+.1%}, {ope['lift_ci_high']:+.1%}]",
-             f"{ope['lift']:+.1%}"),
-            ("impressions that show a proposal / all", f"{ope['matched_impressions']} / {ope['impressions']}"),
+            (f"estimated CTR of the proposals ({mine.estimator}), 95% interval "
+             f"[{mine.ci_low:.2%}, {mine.ci_high:.2%}]", f"{mine.value:.2%}"),
+            ("CTR of the logging policy", f"{base.value:.2%}"),
+            (f"estimated lift, 95% interval [{value.lift_ci_low:+.1%}, {value.lift_ci_high:+.1%}]",
+             f"{value.lift:+.1%}"),
+            ("impressions that show a proposal / all", f"{value.matched_impressions} / {value.impressions}"),
         ]
     charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product")]
     if lift_rows is not None:

@@ -17,8 +17,8 @@ import pandas as pd
 
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
-from adcraft.market.outputs import read_proposals
-from adcraft.pipeline.optimize import PRODUCT_COLUMNS, load_run_reward
+from adcraft.market.outputs import read_products, read_proposals
+from adcraft.pipeline.optimize import load_run_reward
 from adcraft.rewards.mil import MILModel
 
 
@@ -123,14 +123,8 @@ class RunView:
         """The view of the run at ``run_dir`` over an already loaded ``market`` and reward ``model`` (both
         knowing the run's generated elements, as :func:`load_run_reward` returns them)."""
         run_dir = Path(run_dir)
-        products_file = run_dir / "products.parquet"
-        if not products_file.is_file():
-            raise InputError(
-                f"{products_file} is missing: this run was written by an older adcraft that did not record the "
-                "creative each product shows now. Run `adcraft optimize` again to review it."
-            )
+        products = read_products(run_dir)
         frame = read_proposals(run_dir)
-        products = _read_products(products_file)
         unknown = sorted(set(frame["product_id"]) - set(market.products["product_id"]))
         if unknown:
             raise InputError(f"{run_dir}: proposals for products the market does not have "
@@ -194,17 +188,6 @@ class RunView:
         """The slots where ``combo`` differs from ``current`` (all, without one), largest credit first."""
         return tuple(ElementChange(self.slots[k], element, self.element_content(element), credit)
                      for k, element, credit in self.model.changed_credit(product_id, list(combo), current))
-
-
-def _read_products(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable Parquet table ({exc})") from exc
-    missing = [name for name in PRODUCT_COLUMNS if name not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; run `adcraft optimize` again")
-    return frame
 
 
 def _proposal_rows(frame: pd.DataFrame) -> dict[str, tuple[_ProposalRow, ...]]:
