@@ -6,8 +6,8 @@ from the arm's policy, and is clicked with the true probability ctr(p, a, x) of 
 model. The arms:
 
 - control: the logging policy in force at the end of the log, ``pi_0(a | p) = (1 - e) [a == d_p] + e / K_p``
-  (``d_p`` the house default after the switch, ``e`` the exploration rate, ``K_p`` the product's past
-  creatives);
+  (``d_p`` the house default after the switch, per device where the world's house defaults depend on it,
+  ``e`` the exploration rate, ``K_p`` the product's past creatives);
 - treatment: the proposal policy (``ProposalPolicy``: top1 or softmax over ranks) over the product's
   proposals; a product without proposals keeps the control policy.
 
@@ -48,11 +48,12 @@ from adcraft.market import Market
 from adcraft.market.images import open_image, resolve_inside
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator.click_model import contexts
-from adcraft.simulator.truth import GroundTruth, image_attributes
+from adcraft.simulator.truth import GroundTruth
 
-Choice = tuple[Sequence[str], float, Image.Image | Path | None]
-"""One creative a policy may show for a product: (element ids, probability, image: a PIL image, a path to one,
-or None to render the combination with the default compositor)."""
+Choice = tuple[Sequence[str], float | Sequence[float], Image.Image | Path | None]
+"""One creative a policy may show for a product: (element ids, probability (one, or one per context of
+``contexts()`` for a policy that depends on the context), image: a PIL image, a path to one, or None to
+render the combination with the default compositor)."""
 
 NO_DIFFERENCE = 1e-9  # true CTR differences below one click per 10^9 impressions count as none
 
@@ -149,16 +150,24 @@ def logging_policy_choices(market: Market, truth: GroundTruth) -> dict[str, list
         raise InputError("the truth's simulation.json has no logging policy (exploration, default_after)")
     exploration = float(policy["exploration"])
     defaults = policy["default_after"]
+    by_device = policy.get("default_after_by_device")  # house defaults that depend on the device
+    traffic = [c for c, _ in contexts()]
     choices: dict[str, list[Choice]] = {}
     for product_id, pool in market.creatives.groupby("product_id", sort=True):
         if product_id not in defaults:
             raise InputError(f"the truth has no house default creative for product '{product_id}'")
         k = len(pool)
-        choices[str(product_id)] = [
-            (list(elements), (1 - exploration) * (creative_id == defaults[product_id]) + exploration / k,
-             market.resolve(image) if isinstance(image, str) else None)
-            for creative_id, elements, image in zip(pool["creative_id"], pool["elements"], pool["image"])
-        ]
+        rows: list[Choice] = []
+        for creative_id, elements, image in zip(pool["creative_id"], pool["elements"], pool["image"]):
+            if by_device:
+                probability: float | list[float] = [
+                    (1 - exploration) * (creative_id == by_device[c["device"]][product_id]) + exploration / k
+                    for c in traffic
+                ]
+            else:
+                probability = (1 - exploration) * (creative_id == defaults[product_id]) + exploration / k
+            rows.append((list(elements), probability, market.resolve(image) if isinstance(image, str) else None))
+        choices[str(product_id)] = rows
     return choices
 
 
@@ -236,7 +245,7 @@ def run_ab_test(
 class _ArmTable:
     """Every (product, creative) an arm can show: its probability per impression and true CTR per context."""
 
-    probability: np.ndarray  # (rows,): s_p pi(a | p), summing to 1
+    probability: np.ndarray  # (rows, contexts): s_p pi(a | p, x), each context's column summing to 1
     ctr: np.ndarray  # (rows, contexts): ctr(p, a, x)
     context_probability: np.ndarray  # (contexts,): P(x)
 
@@ -258,12 +267,14 @@ class _ArmTable:
         total_share = sum(shares.values())
         probability, ctr = [], []
         for product_id, choices in per_product.items():
-            mass = sum(p for _, p, _ in choices)
-            if not math.isclose(mass, 1.0, abs_tol=1e-6) or any(p < 0 for _, p, _ in choices):
+            per_context = [np.broadcast_to(np.asarray(p, dtype=float), (len(traffic),)) for _, p, _ in choices]
+            mass = np.sum(per_context, axis=0)
+            if not np.allclose(mass, 1.0, rtol=0.0, atol=1e-6) or any((p < 0).any() for p in per_context):
+                shown = float(mass[0]) if np.ptp(mass) == 0 else mass.tolist()
                 raise InputError(
-                    f"the policy's probabilities for product '{product_id}' must be >= 0 and sum to 1, got {mass}"
+                    f"the policy's probabilities for product '{product_id}' must be >= 0 and sum to 1, got {shown}"
                 )
-            for elements, p, image in choices:
+            for (elements, _, image), p in zip(choices, per_context):
                 probability.append(shares[product_id] / total_share * p)
                 if isinstance(image, Image.Image):
                     ctr.append(_true_ctr_by_context(truth, renderer, market, product_id, elements, image))
@@ -273,15 +284,15 @@ class _ArmTable:
                     scored[key] = _true_ctr_by_context(truth, renderer, market, product_id, elements, image)
                 ctr.append(scored[key])
         probability = np.asarray(probability)
-        return cls(probability / probability.sum(), np.asarray(ctr), np.array([p for _, p in traffic]))
+        return cls(probability / probability.sum(axis=0), np.asarray(ctr), np.array([p for _, p in traffic]))
 
     def true_ctr(self) -> float:
         """``sum_rows sum_x probability * P(x) * ctr``: the arm's expected click rate."""
-        return float(self.probability @ self.ctr @ self.context_probability)
+        return float(np.sum(self.probability * self.ctr * self.context_probability))
 
     def sample_clicks(self, n: int, rng: np.random.Generator) -> int:
         """Clicks of n impressions: multinomial cell counts, then binomial clicks per cell."""
-        cells = np.outer(self.probability, self.context_probability).ravel()
+        cells = (self.probability * self.context_probability).ravel()
         counts = rng.multinomial(n, cells / cells.sum())
         return int(rng.binomial(counts, self.ctr.ravel()).sum())
 
@@ -294,13 +305,12 @@ def _true_ctr_by_context(
     elements: Sequence[str],
     image: Image.Image | Path | None,
 ) -> list[float]:
-    """``truth.ctr_of_image`` in each context of ``contexts()``, reading the image's attributes once."""
+    """``truth.ctr_of_image`` in each context of ``contexts()``, measuring the image once."""
     if isinstance(image, Path):
         image = open_image(image, market.limits)
     elif image is None:
         image = renderer.render(product_id, list(elements)).image
-    attributes = image_attributes(image)
-    return truth.model.ctr_by_context(product_id, list(elements), attributes)
+    return truth.ctr_by_context_of_image(product_id, list(elements), image)
 
 
 def _traffic_shares(truth: GroundTruth, product_ids: list[str]) -> dict[str, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adcraft.simulator.worlds import DEFAULT_WORLD, WORLDS, World
+
 DEFAULT_SLOTS: tuple[str, ...] = ("title", "highlight", "background", "template", "font", "text_color")
 
 
@@ -13,10 +15,13 @@ class SimulatorConfig:
     """Size and randomness of a simulated market.
 
     The defaults make the "default market" that ``make demo`` and the benchmarks use: 120 products,
-    150k logged impressions over 14 days, 8 past creatives per product.
+    150k logged impressions over 14 days, 8 past creatives per product, in the ``realistic`` world.
+    ``world`` picks what drives the clicks (``worlds``; ``docs/worlds.md``). The scales below
+    ``base_ctr`` set the ``legacy`` world only; the other worlds calibrate their own sizes.
     """
 
     seed: int = 0
+    world: World = DEFAULT_WORLD
     n_products: int = 120
     n_impressions: int = 150_000
     creatives_per_product: int = 8
@@ -54,6 +59,8 @@ class SimulatorConfig:
             "default_switch": 0.0 < self.default_switch <= 1.0,
             "base_ctr": 0.0 < self.base_ctr < 1.0,
         }
+        if self.world not in WORLDS:
+            raise ValueError(f"unknown world {self.world!r}; worlds: {', '.join(WORLDS)}")
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid simulator settings: {', '.join(bad)}")
