@@ -20,15 +20,42 @@ from adcraft.evaluate.proposal_value import ProposalPolicy
 from adcraft.market import load_market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.click_model import contexts
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("abtest")
-    config = SimulatorConfig(seed=3, n_products=5, n_impressions=5000, creatives_per_product=3,
+    # a world with image effects and one house default for every context (a context-free replica can copy it)
+    config = SimulatorConfig(seed=3, world="visual", n_products=5, n_impressions=5000, creatives_per_product=3,
                              canvas=(256, 256), photo_size=160)
     sim = simulate_market(config, root / "market")
     return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+
+
+def test_the_control_arm_follows_device_specific_house_defaults(tmp_path):
+    """Where the house default depends on the device, the control arm's true CTR is
+    ``sum_p s_p sum_x P(x) sum_a pi(a | p, x) ctr(p, a, x)`` with that device's default."""
+    config = SimulatorConfig(seed=4, world="interactions", n_products=3, n_impressions=600, creatives_per_product=3,
+                             canvas=(256, 256), photo_size=160)
+    sim = simulate_market(config, tmp_path / "market")
+    market, truth = load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+    policy = truth.simulation["logging_policy"]
+    e, by_device = policy["exploration"], policy["default_after_by_device"]
+    assert by_device["mobile"] != by_device["desktop"]
+    measures = truth.creatives.set_index("creative_id")
+    names = [t.attribute for t in truth.model.click_terms]
+    share = truth.products.set_index("product_id")["traffic_share"]
+    expected = 0.0
+    for pid, pool in market.creatives.groupby("product_id"):
+        for cid, elements in zip(pool["creative_id"], pool["elements"]):
+            ctr = truth.model.ctr_by_context(pid, list(elements), {n: float(measures.at[cid, n]) for n in names})
+            for (context, p_x), value in zip(contexts(), ctr):
+                pi = (1 - e) * (cid == by_device[context["device"]][pid]) + e / len(pool)
+                expected += share[pid] * p_x * pi * value
+    expected /= share.sum()
+    choices = logging_policy_choices(market, truth)
+    assert true_policy_ctr(truth, market, choices) == pytest.approx(expected, rel=1e-9)
 
 
 def logging_replica(market, truth) -> tuple[pd.DataFrame, ProposalPolicy]:

@@ -113,7 +113,7 @@ class TrueClickModel:
 
     # -- measures --------------------------------------------------------------------------------------
     def _by_slot(self, element_ids: list[str]) -> dict[str, str]:
-        return {self.element_slot[e]: e for e in element_ids if e in self.element_slot}
+        return {self.element_slot[e]: e for e in element_ids}  # KeyError for an element the truth does not know
 
     def measure(self, element_ids: list[str], image: Image.Image) -> dict[str, float]:
         """The simulator's measures of a rendered creative showing these elements (``measures``)."""
