@@ -27,7 +27,7 @@ from adcraft.simulator.click_model import contexts
 def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("abtest")
     # a world with image effects and one house default for every context (a context-free replica can copy it)
-    config = SimulatorConfig(seed=3, world="visual", n_products=5, n_impressions=5000, creatives_per_product=3,
+    config = SimulatorConfig(seed=6, world="visual", n_products=5, n_impressions=5000, creatives_per_product=3,
                              canvas=(256, 256), photo_size=160)
     sim = simulate_market(config, root / "market")
     return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
