@@ -65,7 +65,8 @@ def simulated(seed: int, workdir: Path, products: int, impressions: int) -> tupl
     """The market and truth of one seed, simulated once and reused by later runs."""
     folder = workdir / f"market-{seed}-{products}-{impressions}"
     if not (folder / "market.json").is_file():
-        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions)
+        # the legacy world: the structured reference (structured_reference.py) knows only its functional form
+        config = SimulatorConfig(seed=seed, world="legacy", n_products=products, n_impressions=impressions)
         simulate_market(config, folder, overwrite=True)
     return load_market(folder), GroundTruth.load(folder.with_name(folder.name + "-truth"))
 

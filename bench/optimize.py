@@ -55,7 +55,6 @@ from adcraft.market.outputs import read_proposals
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILModel
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
-from adcraft.simulator.truth import image_attributes
 
 SECTION = "## Main job: optimize against the truth (bench/optimize.py)"
 ASCENT_SWEEPS = 4
@@ -95,7 +94,7 @@ class TruthScorer:
         key = (pid, tuple(combo))
         if key not in self.cache:
             image = image if image is not None else self.renderer.render(pid, list(combo)).image
-            self.attributes[key] = image_attributes(image)
+            self.attributes[key] = self.truth.model.measure(list(combo), image)
             self.cache[key] = self.truth.ctr_of_image(pid, list(combo), image)
         return self.cache[key]
 

@@ -63,7 +63,8 @@ def simulated(seed: int, workdir: Path, products: int, impressions: int):
     """The market and truth of one seed, simulated once and reused by later runs."""
     folder = workdir / f"market-{seed}-{products}-{impressions}"
     if not (folder / "market.json").is_file():
-        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions)
+        # the legacy world: the structured reference (structured_reference.py) knows only its functional form
+        config = SimulatorConfig(seed=seed, world="legacy", n_products=products, n_impressions=impressions)
         simulate_market(config, folder, overwrite=True)
     return load_market(folder), GroundTruth.load(folder.with_name(folder.name + "-truth"))
 
@@ -188,8 +189,8 @@ def bench_pairwise(seed: int, workdir: Path, products: int, impressions: int) ->
     structured reference, on the same held-out pairs."""
     folder = workdir / f"pairs-market-{seed}-{products}-{impressions}"
     if not (folder / "market.json").is_file():
-        config = SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions, exploration=0.5,
-                                 creatives_per_product=6)
+        config = SimulatorConfig(seed=seed, world="legacy", n_products=products, n_impressions=impressions,
+                                 exploration=0.5, creatives_per_product=6)
         simulate_market(config, folder, overwrite=True)
     market = load_market(folder)
     truth = GroundTruth.load(folder.with_name(folder.name + "-truth"))

@@ -1,4 +1,4 @@
-"""A reference click model that knows the simulator's functional form: what the logs allow at best.
+"""A reference click model that knows the legacy world's functional form: what the logs allow at best.
 
 The simulator's click logit (``adcraft.simulator.click_model``) is linear in known features once its
 structure is given: product and element indicators, category x background indicators (relevance),
@@ -23,7 +23,8 @@ from adcraft.learning.metrics import binomial_log_loss
 from adcraft.render.text_layout import contrast_ratio
 from adcraft.market.click_log import SplitConfig, time_split
 from adcraft.simulator import GroundTruth
-from adcraft.simulator.click_model import TEXT_SLOTS_AFFECTED, contexts
+from adcraft.simulator.click_model import contexts
+from adcraft.simulator.legacy import TEXT_SLOTS_AFFECTED
 
 PENALTIES = (1.0, 3.0, 10.0, 30.0, 100.0)  # L2 on every coefficient but the intercept: the grid searched
 

@@ -122,8 +122,14 @@ def validate(
 @app.command()
 @reports_errors
 def simulate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the market to (new or empty, or an "
-                                                        "earlier simulated market with --overwrite).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write the market to (new or empty, or an "
+                                       "earlier simulated market with --overwrite).")
+    ] = None,
+    world: Annotated[str, typer.Option(help="What drives the clicks (see --list-worlds).")] = "realistic",
+    list_worlds: Annotated[
+        bool, typer.Option("--list-worlds", help="List the worlds, one line each, and exit.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same market.")] = 0,
     products: Annotated[int, typer.Option(help="Number of products.")] = 120,
     impressions: Annotated[int, typer.Option(help="Number of logged impressions.")] = 150_000,
@@ -137,10 +143,17 @@ def simulate(
 ) -> None:
     """Simulate a market with known ground truth: catalogue, rendered past creatives, logs, demand."""
     from adcraft.simulator import SimulatorConfig, simulate_market
+    from adcraft.simulator.worlds import WORLD_SETTINGS
 
+    if list_worlds:
+        for name, settings in WORLD_SETTINGS.items():
+            out.print(f"{name:<13} {settings.card}", soft_wrap=True)
+        return
+    if out_dir is None:
+        raise InputError("simulate needs --out FOLDER (or --list-worlds)")
     try:
         config = SimulatorConfig(
-            seed=seed, n_products=products, n_impressions=impressions,
+            seed=seed, world=world, n_products=products, n_impressions=impressions,
             creatives_per_product=creatives_per_product, photos=photos,
         )
     except ValueError as exc:
@@ -148,7 +161,7 @@ def simulate(
     result = simulate_market(config, out_dir, truth, progress=sys.stderr.isatty(), overwrite=overwrite)
     out.print(
         f"wrote {result.market_dir} ({result.n_products} products, {result.n_creatives} past creatives, "
-        f"{result.n_impressions} impressions, CTR {result.mean_ctr:.4f}); truth in {result.truth_dir}"
+        f"{result.n_impressions} impressions, CTR {result.mean_ctr:.4f}, world {world}); truth in {result.truth_dir}"
     )
 
 

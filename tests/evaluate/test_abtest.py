@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import ImageEnhance
 
 from adcraft.errors import InputError
 from adcraft.evaluate.abtest import (
     ABTestConfig,
+    fieller_lift_interval,
     logging_policy_choices,
     required_impressions,
     run_ab_test,
@@ -20,15 +24,42 @@ from adcraft.evaluate.proposal_value import ProposalPolicy
 from adcraft.market import load_market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.click_model import contexts
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("abtest")
-    config = SimulatorConfig(seed=3, n_products=5, n_impressions=5000, creatives_per_product=3,
+    # a world with image effects and one house default for every context (a context-free replica can copy it)
+    config = SimulatorConfig(seed=6, world="visual", n_products=5, n_impressions=5000, creatives_per_product=3,
                              canvas=(256, 256), photo_size=160)
     sim = simulate_market(config, root / "market")
     return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+
+
+def test_the_control_arm_follows_device_specific_house_defaults(tmp_path):
+    """Where the house default depends on the device, the control arm's true CTR is
+    ``sum_p s_p sum_x P(x) sum_a pi(a | p, x) ctr(p, a, x)`` with that device's default."""
+    config = SimulatorConfig(seed=4, world="interactions", n_products=3, n_impressions=600, creatives_per_product=3,
+                             canvas=(256, 256), photo_size=160)
+    sim = simulate_market(config, tmp_path / "market")
+    market, truth = load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+    policy = truth.simulation["logging_policy"]
+    e, by_device = policy["exploration"], policy["default_after_by_device"]
+    assert by_device["mobile"] != by_device["desktop"]
+    measures = truth.creatives.set_index("creative_id")
+    names = [t.attribute for t in truth.model.click_terms]
+    share = truth.products.set_index("product_id")["traffic_share"]
+    expected = 0.0
+    for pid, pool in market.creatives.groupby("product_id"):
+        for cid, elements in zip(pool["creative_id"], pool["elements"]):
+            ctr = truth.model.ctr_by_context(pid, list(elements), {n: float(measures.at[cid, n]) for n in names})
+            for (context, p_x), value in zip(contexts(), ctr):
+                pi = (1 - e) * (cid == by_device[context["device"]][pid]) + e / len(pool)
+                expected += share[pid] * p_x * pi * value
+    expected /= share.sum()
+    choices = logging_policy_choices(market, truth)
+    assert true_policy_ctr(truth, market, choices) == pytest.approx(expected, rel=1e-9)
 
 
 def logging_replica(market, truth) -> tuple[pd.DataFrame, ProposalPolicy]:
@@ -222,3 +253,23 @@ def test_an_undefined_lift_is_written_as_null_with_its_reason(simulated):
     report = json.loads(json_text(result.to_json()), parse_constant=refuse)
     assert report["lift"] is None and report["lift_ci_low"] is None and "no click" in report["lift_note"]
     assert report["not_finite"]["lift"] == "NaN"
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 10**7), c=st.floats(0, 1), t=st.floats(0, 1), alpha=st.sampled_from([0.01, 0.05, 0.1]))
+def test_the_lift_interval_excludes_zero_exactly_when_the_difference_interval_does(n, c, t, alpha):
+    """Fieller's interval for p_t / p_c contains 1 iff (p_t - p_c)^2 <= z^2 (var_t + var_c), the unpooled
+    difference interval's condition, so the two never disagree (away from float ties at the boundary)."""
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p_c, p_t = round(c * n) / n, round(t * n) / n
+    var_c, var_t = p_c * (1 - p_c) / n, p_t * (1 - p_t) / n
+    margin = (p_t - p_c) ** 2 - z**2 * (var_t + var_c)
+    assume(abs(margin) > 1e-12 * max(p_t, p_c, 1e-300) ** 2)
+    low, high = fieller_lift_interval(p_t, p_c, var_t, var_c, z)
+    if p_c == 0:
+        assert math.isnan(low) and math.isnan(high)  # no lift is defined
+        return
+    assert low <= high
+    assert (low <= 0 <= high) == (margin <= 0)
+    if p_c > 0 and math.isfinite(high):
+        assert low <= p_t / p_c - 1 <= high

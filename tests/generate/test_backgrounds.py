@@ -22,7 +22,9 @@ from adcraft.generate.preference import PreferenceConfig
 from adcraft.generate.prompt import PromptModelConfig, PromptTrainer, prompt_key, tokenize
 from adcraft.market import load_market, validate_market, write_market
 from adcraft.render.from_market import MarketRenderer
+from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 from adcraft.simulator.catalogue import BACKGROUNDS
+from adcraft.simulator.scenes import scene_vector
 
 CONFIG = BackgroundsConfig(
     prompt=PromptModelConfig(text_backbone="tiny", image_backbone="tiny", epochs=100, hidden=64),
@@ -150,8 +152,26 @@ def test_truth_extension_leaves_known_numbers_unchanged(generator_market, genera
     assert len(truth.model.element_slot) == len(truth.elements)  # the original is untouched
 
 
-def test_new_prompts_borrow_the_latents_of_the_backgrounds_sharing_their_words(generator_market):
+@pytest.fixture(scope="module")
+def legacy_truth(tmp_path_factory):
+    """The legacy world's truth, whose new prompts borrow the latents of the backgrounds sharing their words."""
+    config = SimulatorConfig(seed=5, world="legacy", n_products=3, n_impressions=300, creatives_per_product=2,
+                             canvas=(256, 256), photo_size=160)
+    return GroundTruth.load(simulate_market(config, tmp_path_factory.mktemp("legacy") / "market").truth_dir)
+
+
+def test_new_prompts_take_the_scene_their_words_name(generator_market):
     truth = generator_market[1]
+    beach = truth.background_parameters("a quiet seaside cove, #88ccee")
+    assert beach.latent == scene_vector("seaside") and beach.effect == 0.0
+    pid = truth.products["product_id"].iloc[0]
+    assert truth.background_relevance(pid, "#88ccee") == 0.0 and truth.background_match(pid, "#88ccee") is False
+    for element_id, prompt in truth.simulator_backgrounds().items():
+        assert truth.background_parameters(prompt).latent == truth.model.background_latent[element_id]
+
+
+def test_new_prompts_borrow_the_latents_of_the_backgrounds_sharing_their_words(legacy_truth):
+    truth = legacy_truth
     known = {prompt: element_id for element_id, prompt in truth.simulator_backgrounds().items()}
     marble = known[BACKGROUNDS[2]]  # "pastel pink marble", the only one with these words
     assert truth.background_parameters("pink marble").latent == pytest.approx(truth.model.background_latent[marble])

@@ -97,8 +97,9 @@ def test_a_preference_round_moves_probability_toward_the_judges_choice(generator
 
 def test_corruptions_swap_titles_or_mask_photos(generator_market, supervised):
     ids = supervised.product_ids[:4]
-    chosen = [supervised.vocab.encode(p) for p in ("pastel pink marble", "mint green gradient",
-                                                     "dark charcoal concrete", "white linen texture")]
+    elements = generator_market[0].elements
+    prompts = elements.loc[elements["slot"] == "background", "value"].iloc[:4]  # four of the market's own
+    chosen = [supervised.vocab.encode(p) for p in prompts]
     pairs = PreferencePairs(ids, chosen, chosen[::-1], ["x"] * 4, np.full(4, 0.9))
     text, image = supervised.condition_tensors(ids)
     rng = np.random.default_rng(0)

@@ -30,10 +30,13 @@ SHORT = TrainConfig(epochs=3, batch_size=256, learning_rate=0.02)
 
 @pytest.fixture(scope="module")
 def market_and_truth(tmp_path_factory):
-    """16 products x 8 past creatives (128 bags) and 150k impressions: enough to identify element effects."""
+    """16 products x 8 past creatives (128 bags) and 150k impressions: enough to identify element effects.
+
+    The main-effects world: its element effects are the whole truth, so ranking them is a fair ask."""
     root = tmp_path_factory.mktemp("mil")
     config = SimulatorConfig(
-        seed=4, n_products=16, n_impressions=150_000, creatives_per_product=8, canvas=(128, 128), photo_size=96
+        seed=4, world="main_effects", n_products=16, n_impressions=150_000, creatives_per_product=8,
+        canvas=(128, 128), photo_size=96,
     )
     sim = simulate_market(config, root / "market")
     return load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)

@@ -92,11 +92,12 @@ def test_truth_has_interactions_a_per_element_model_cannot_capture(tiny_sim):
     combo2 = list(market.creatives[market.creatives.product_id == p2]["elements"].iloc[0])
     backgrounds = market.elements.loc[market.elements.slot == "background", "element_id"].tolist()
     slot = market.config.slots.index("background")
+    measures = truth.creatives.iloc[0][[t.attribute for t in model.click_terms]].to_dict()
 
     def relevance(combo, pid, bg):
         changed = list(combo)
         changed[slot] = bg
-        return model.static_logit_terms(pid, changed)["relevance"]
+        return model.logit_terms(pid, changed, measures)["relevance"]
 
     gaps = [
         (relevance(combo1, p1, a) - relevance(combo1, p1, b)) - (relevance(combo2, p2, a) - relevance(combo2, p2, b))
@@ -105,15 +106,15 @@ def test_truth_has_interactions_a_per_element_model_cannot_capture(tiny_sim):
     assert max(abs(g) for g in gaps) > 1e-3
 
 
-def test_attribute_terms_are_inverse_u_with_interior_peaks(tiny_sim):
+def test_visual_terms_peak_inside_the_past_creatives_measures(tiny_sim):
     truth = GroundTruth.load(tiny_sim.truth_dir)
     creatives = truth.creatives
+    assert truth.model.click_terms and truth.model.demand_terms
     for term in truth.model.click_terms + truth.model.demand_terms:
-        assert term.curvature > 0
-        if term.attribute in creatives:
-            values = creatives[term.attribute]
-            assert values.min() <= term.peak <= values.max()
-        assert term(term.peak) == 0 and term(term.peak + term.scale) < 0 and term(term.peak - term.scale) < 0
+        assert term.amplitude > 0 and term.width > 0
+        values = creatives[term.attribute]
+        assert values.min() <= term.peak <= values.max()
+        assert term(term.peak) > term(term.peak + term.width) and term(term.peak) > term(term.peak - term.width)
 
 
 def test_truth_files_round_trip(tiny_sim, tmp_path):
@@ -182,11 +183,10 @@ def test_marginal_effects_recover_main_effects_of_a_purely_additive_truth(tiny_s
     truth = GroundTruth.load(tiny_sim.truth_dir)
     model = truth.model
     model.relevance_scale = model.legibility_scale = 0.0
-    model.template_length_coef = {k: 0.0 for k in model.template_length_coef}
+    model.pair_effect, model.category_element, model.context_element = {}, {}, {}
     model.click_terms = []
     model.device_effect = {k: 0.0 for k in model.device_effect}
     model.segment_effect = {k: 0.0 for k in model.segment_effect}
-    model.highlight_segment = {}
     model.template_shows_text = {k: True for k in model.template_shows_text}
     rng = np.random.default_rng(0)
     rows = []

@@ -6,8 +6,8 @@ from the arm's policy, and is clicked with the true probability ctr(p, a, x) of 
 model. The arms:
 
 - control: the logging policy in force at the end of the log, ``pi_0(a | p) = (1 - e) [a == d_p] + e / K_p``
-  (``d_p`` the house default after the switch, ``e`` the exploration rate, ``K_p`` the product's past
-  creatives);
+  (``d_p`` the house default after the switch, per device where the world's house defaults depend on it,
+  ``e`` the exploration rate, ``K_p`` the product's past creatives);
 - treatment: the proposal policy (``ProposalPolicy``: top1 or softmax over ranks) over the product's
   proposals; a product without proposals keeps the control policy.
 
@@ -17,10 +17,14 @@ counts are multinomial in n and the clicks of a cell binomial in its count and t
 same distribution as n independent Bernoulli impressions at a cost that does not grow with n.
 
 With n impressions per arm, click rates p_c, p_t and z = z_{1-alpha/2}:
+(Fieller's interval for the ratio, Fieller 1954, *J. R. Stat. Soc. B* 16, contains r = 1 exactly when the
+difference's interval contains 0, so the lift and the difference never disagree on significance, as the
+delta method's symmetric interval could near the boundary; it is unbounded when p_c is not itself
+distinguishable from 0.)
 
     difference   d = p_t - p_c,  CI  d +- z sqrt(p_c q_c / n + p_t q_t / n)
     p-value      2 (1 - Phi(|d| / sqrt(2 p q / n))),  p = (clicks_c + clicks_t) / 2n   (pooled z-test)
-    lift         L = p_t / p_c - 1,  CI  L +- z sqrt(p_t q_t / n + (p_t / p_c)^2 p_c q_c / n) / p_c   (delta method)
+    lift         L = p_t / p_c - 1,  CI  {r - 1 : (p_t - r p_c)^2 <= z^2 (p_t q_t / n + r^2 p_c q_c / n)}   (Fieller)
 
 and the impressions per arm a two-sided z-test at alpha needs to detect the true difference with
 probability ``power`` (Fleiss, *Statistical Methods for Rates and Proportions*, 1981, eq. 3.14 without
@@ -49,11 +53,12 @@ from adcraft.market import Market
 from adcraft.market.images import open_image, resolve_inside
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator.click_model import contexts
-from adcraft.simulator.truth import GroundTruth, image_attributes
+from adcraft.simulator.truth import GroundTruth
 
-Choice = tuple[Sequence[str], float, Image.Image | Path | None]
-"""One creative a policy may show for a product: (element ids, probability, image: a PIL image, a path to one,
-or None to render the combination with the default compositor)."""
+Choice = tuple[Sequence[str], float | Sequence[float], Image.Image | Path | None]
+"""One creative a policy may show for a product: (element ids, probability (one, or one per context of
+``contexts()`` for a policy that depends on the context), image: a PIL image, a path to one, or None to
+render the combination with the default compositor)."""
 
 NO_DIFFERENCE = 1e-9  # true CTR differences below one click per 10^9 impressions count as none
 
@@ -151,16 +156,24 @@ def logging_policy_choices(market: Market, truth: GroundTruth) -> dict[str, list
         raise InputError("the truth's simulation.json has no logging policy (exploration, default_after)")
     exploration = float(policy["exploration"])
     defaults = policy["default_after"]
+    by_device = policy.get("default_after_by_device")  # house defaults that depend on the device
+    traffic = [c for c, _ in contexts()]
     choices: dict[str, list[Choice]] = {}
     for product_id, pool in market.creatives.groupby("product_id", sort=True):
         if product_id not in defaults:
             raise InputError(f"the truth has no house default creative for product '{product_id}'")
         k = len(pool)
-        choices[str(product_id)] = [
-            (list(elements), (1 - exploration) * (creative_id == defaults[product_id]) + exploration / k,
-             market.resolve(image) if isinstance(image, str) else None)
-            for creative_id, elements, image in zip(pool["creative_id"], pool["elements"], pool["image"])
-        ]
+        rows: list[Choice] = []
+        for creative_id, elements, image in zip(pool["creative_id"], pool["elements"], pool["image"]):
+            if by_device:
+                probability: float | list[float] = [
+                    (1 - exploration) * (creative_id == by_device[c["device"]][product_id]) + exploration / k
+                    for c in traffic
+                ]
+            else:
+                probability = (1 - exploration) * (creative_id == defaults[product_id]) + exploration / k
+            rows.append((list(elements), probability, market.resolve(image) if isinstance(image, str) else None))
+        choices[str(product_id)] = rows
     return choices
 
 
@@ -238,7 +251,7 @@ def run_ab_test(
 class _ArmTable:
     """Every (product, creative) an arm can show: its probability per impression and true CTR per context."""
 
-    probability: np.ndarray  # (rows,): s_p pi(a | p), summing to 1
+    probability: np.ndarray  # (rows, contexts): s_p pi(a | p, x), each context's column summing to 1
     ctr: np.ndarray  # (rows, contexts): ctr(p, a, x)
     context_probability: np.ndarray  # (contexts,): P(x)
 
@@ -260,12 +273,14 @@ class _ArmTable:
         total_share = sum(shares.values())
         probability, ctr = [], []
         for product_id, choices in per_product.items():
-            mass = sum(p for _, p, _ in choices)
-            if not math.isclose(mass, 1.0, abs_tol=1e-6) or any(p < 0 for _, p, _ in choices):
+            per_context = [np.broadcast_to(np.asarray(p, dtype=float), (len(traffic),)) for _, p, _ in choices]
+            mass = np.sum(per_context, axis=0)
+            if not np.allclose(mass, 1.0, rtol=0.0, atol=1e-6) or any((p < 0).any() for p in per_context):
+                shown = float(mass[0]) if np.ptp(mass) == 0 else mass.tolist()
                 raise InputError(
-                    f"the policy's probabilities for product '{product_id}' must be >= 0 and sum to 1, got {mass}"
+                    f"the policy's probabilities for product '{product_id}' must be >= 0 and sum to 1, got {shown}"
                 )
-            for elements, p, image in choices:
+            for (elements, _, image), p in zip(choices, per_context):
                 probability.append(shares[product_id] / total_share * p)
                 if isinstance(image, Image.Image):
                     ctr.append(_true_ctr_by_context(truth, renderer, market, product_id, elements, image))
@@ -275,15 +290,15 @@ class _ArmTable:
                     scored[key] = _true_ctr_by_context(truth, renderer, market, product_id, elements, image)
                 ctr.append(scored[key])
         probability = np.asarray(probability)
-        return cls(probability / probability.sum(), np.asarray(ctr), np.array([p for _, p in traffic]))
+        return cls(probability / probability.sum(axis=0), np.asarray(ctr), np.array([p for _, p in traffic]))
 
     def true_ctr(self) -> float:
         """``sum_rows sum_x probability * P(x) * ctr``: the arm's expected click rate."""
-        return float(self.probability @ self.ctr @ self.context_probability)
+        return float(np.sum(self.probability * self.ctr * self.context_probability))
 
     def sample_clicks(self, n: int, rng: np.random.Generator) -> int:
         """Clicks of n impressions: multinomial cell counts, then binomial clicks per cell."""
-        cells = np.outer(self.probability, self.context_probability).ravel()
+        cells = (self.probability * self.context_probability).ravel()
         counts = rng.multinomial(n, cells / cells.sum())
         return int(rng.binomial(counts, self.ctr.ravel()).sum())
 
@@ -296,13 +311,12 @@ def _true_ctr_by_context(
     elements: Sequence[str],
     image: Image.Image | Path | None,
 ) -> list[float]:
-    """``truth.ctr_of_image`` in each context of ``contexts()``, reading the image's attributes once."""
+    """``truth.ctr_of_image`` in each context of ``contexts()``, measuring the image once."""
     if isinstance(image, Path):
         image = open_image(image, market.limits)
     elif image is None:
         image = renderer.render(product_id, list(elements)).image
-    attributes = image_attributes(image)
-    return truth.model.ctr_by_context(product_id, list(elements), attributes)
+    return truth.ctr_by_context_of_image(product_id, list(elements), image)
 
 
 def _traffic_shares(truth: GroundTruth, product_ids: list[str]) -> dict[str, float]:
@@ -311,6 +325,33 @@ def _traffic_shares(truth: GroundTruth, product_ids: list[str]) -> dict[str, flo
     if unknown:
         raise InputError(f"the truth has no traffic share for product(s) {unknown[:5]}: is it this market's truth?")
     return {p: shares[p] for p in product_ids}
+
+
+def fieller_lift_interval(p_t: float, p_c: float, var_t: float, var_c: float, z: float) -> tuple[float, float]:
+    """Interval of the relative lift ``p_t / p_c - 1`` by Fieller's theorem (module docstring): the ratios r with
+    ``(p_t - r p_c)^2 <= z^2 (var_t + r^2 var_c)``, i.e. ``a r^2 - 2 b r + c <= 0``.
+
+    With ``a > 0`` that set is an interval. With ``a <= 0`` (the control rate is not distinguishable from 0)
+    it is unbounded: the whole line when it holds r = 1, else two rays, of which the one holding the
+    estimate ``p_t / p_c`` is returned (ratios below 0 are cut at a lift of -1). NaN when ``p_c`` is 0.
+    """
+    if p_c <= 0:
+        return math.nan, math.nan
+    a = p_c**2 - z**2 * var_c
+    b = p_t * p_c
+    c = p_t**2 - z**2 * var_t
+    if a > 0:
+        root = math.sqrt(max(b**2 - a * c, 0.0))
+        return (b - root) / a - 1, (b + root) / a - 1
+    if a - 2 * b + c <= 0:  # r = 1 satisfies the inequality: no lift is excluded
+        return -1.0, math.inf
+    if a == 0:  # -2 b r + c <= 0 with b > 0 (else r = 1 would hold): r >= c / 2b
+        return c / (2 * b) - 1, math.inf
+    root = math.sqrt(max(b**2 - a * c, 0.0))
+    low_root, high_root = sorted(((b + root) / a, (b - root) / a))
+    if p_t / p_c >= high_root:
+        return high_root - 1, math.inf
+    return -1.0, max(low_root - 1, -1.0)
 
 
 def _compare(clicks_c: int, clicks_t: int, n: int, alpha: float) -> dict[str, float]:
@@ -323,18 +364,14 @@ def _compare(clicks_c: int, clicks_t: int, n: int, alpha: float) -> dict[str, fl
     pooled = (clicks_c + clicks_t) / (2 * n)
     se_null = math.sqrt(2 * pooled * (1 - pooled) / n)
     p_value = 2 * (1 - NormalDist().cdf(abs(diff) / se_null)) if se_null > 0 else 1.0
-    if p_c > 0:
-        ratio = p_t / p_c
-        se_lift = math.sqrt(var_t + ratio**2 * var_c) / p_c
-        lift = ratio - 1
-    else:
-        lift = se_lift = math.nan
+    lift = p_t / p_c - 1 if p_c > 0 else math.nan
+    lift_low, lift_high = fieller_lift_interval(p_t, p_c, var_t, var_c, z)
     return {
         "control_ctr": p_c,
         "treatment_ctr": p_t,
         "lift": lift,
-        "lift_ci_low": lift - z * se_lift,
-        "lift_ci_high": lift + z * se_lift,
+        "lift_ci_low": lift_low,
+        "lift_ci_high": lift_high,
         "absolute_diff": diff,
         "diff_ci_low": diff - z * se_diff,
         "diff_ci_high": diff + z * se_diff,

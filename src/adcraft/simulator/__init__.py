@@ -1,7 +1,8 @@
 """The market simulator: markets with a known ground truth, for tests, benchmarks and the demo.
 
-It sits above ``market``, ``features`` and ``render`` because it renders creatives and reads their visual
-attributes to decide true click-through rates; nothing below it imports it.
+It uses ``market`` and ``render`` (it writes markets and renders creatives) and measures the rendered
+pixels itself (``measures``): the truth imports nothing from the models it judges (``features``,
+``rewards``, ``generate``, ``evaluate``). ``worlds`` lists the families of truths it can simulate.
 """
 
 from adcraft.simulator.build import SimulatedMarket, default_truth_dir, simulate_market

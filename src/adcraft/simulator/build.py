@@ -8,7 +8,11 @@ span. So for a pool of K creatives the propensity of creative c at time t is
 
     pi(c | p, t) = (1 - exploration) * [c == default_p(t)] + exploration / K.
 
-Clicks are Bernoulli draws from the true click model (``click_model``) given the impression's context.
+In worlds with device-specific defaults (``WorldSettings.contextual_logging``) desktop impressions have
+their own house default: ``default_p(t, device)``, and the propensity above uses it.
+
+Clicks are Bernoulli draws from the true click model (``click_model``; ``legacy`` for the legacy world)
+given the impression's context and week, less the creative's fatigue in worlds that have one.
 """
 
 from __future__ import annotations
@@ -27,22 +31,19 @@ from rich.progress import Progress
 from adcraft.atomic import check_output_folder, mark_output, move_into_place, write_json
 from adcraft.errors import InputError
 from adcraft.market import Market, MarketConfig, write_market
-from adcraft.render.background import draw_background, parse_background
 from adcraft.render.cutout import ensure_cutout
 from adcraft.render.from_market import MarketRenderer
-from adcraft.simulator.catalogue import DEAL_HIGHLIGHTS, colour_name, make_catalogue
-from adcraft.simulator.click_model import (
-    CLICK_ATTRIBUTES,
-    DEMAND_ATTRIBUTES,
-    DEVICES,
-    SEGMENTS,
-    InverseU,
-    TrueClickModel,
-    contexts,
-)
+from adcraft.simulator.catalogue import BACKGROUNDS, colour_name, make_catalogue
+from adcraft.simulator.click_model import contexts, sigmoid
 from adcraft.simulator.config import SimulatorConfig
+from adcraft.simulator.legacy import draw_legacy_model, legacy_attributes
+from adcraft.simulator.measures import image_measures, scene_measures
+from adcraft.simulator.parameters import draw_world_model
 from adcraft.simulator.photos import PHOTO_CATEGORIES, draw_product_photo, random_style
-from adcraft.simulator.truth import image_attributes
+from adcraft.simulator.scenes import SCENE_BACKGROUNDS
+from adcraft.simulator.worlds import world_settings
+
+WEEK_SECONDS = 7 * 86400
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -114,7 +115,7 @@ def simulate_market(
 
 
 def _product_photos(
-    config: SimulatorConfig, root: Path, rng: np.random.Generator
+    config: SimulatorConfig, root: Path, rng: np.random.Generator, n_products: int
 ) -> tuple[list[str], list[str], list[str]]:
     """Write one RGBA cut-out per product under ``root/images/products``.
 
@@ -123,7 +124,7 @@ def _product_photos(
     folder = root / "images" / "products"
     folder.mkdir(parents=True)
     if config.photos is None:
-        categories = [PHOTO_CATEGORIES[i % len(PHOTO_CATEGORIES)] for i in range(config.n_products)]
+        categories = [PHOTO_CATEGORIES[i % len(PHOTO_CATEGORIES)] for i in range(n_products)]
         categories = [str(c) for c in rng.permutation(categories)]
         styles = [random_style(category, rng) for category in categories]
         images = [
@@ -131,7 +132,7 @@ def _product_photos(
             for cat, style in zip(categories, styles)
         ]
     else:
-        categories, images = _photos_from_folder(Path(config.photos), config.n_products, rng)
+        categories, images = _photos_from_folder(Path(config.photos), n_products, rng)
     colours, paths = [], []
     for i, image in enumerate(images):
         rel = f"images/products/p{i:04d}.png"
@@ -202,86 +203,16 @@ def _pools(
     return pools
 
 
-def _draw_model(
-    config: SimulatorConfig,
-    products: pd.DataFrame,
-    elements: pd.DataFrame,
-    attributes: pd.DataFrame,
-    rng: np.random.Generator,
-) -> TrueClickModel:
-    """Draw the true model's parameters; attribute peaks sit at interior quantiles of the rendered images."""
-    s = config.element_effect_scale
-    slot_of = dict(zip(elements["element_id"], elements["slot"]))
-    effects = {e: float(rng.normal(0.0, s)) for e in elements["element_id"]}
-    categories = sorted(products["category"].unique())
-    latent = {c: list(rng.normal(0.0, 1.0, 3) / np.sqrt(3)) for c in categories}
-    backgrounds = elements[elements["slot"] == "background"]
-    bg_latent = {e: list(rng.normal(0.0, 1.0, 3) / np.sqrt(3)) for e in backgrounds["element_id"]}
-    bg_rgb = {}
-    for e, prompt in zip(backgrounds["element_id"], backgrounds["value"]):
-        swatch = np.asarray(draw_background(parse_background(prompt), (48, 48), seed=0), dtype=float)
-        bg_rgb[e] = [float(v) for v in swatch.reshape(-1, 3).mean(axis=0)]
-    colours = elements[elements["slot"] == "text_color"]
-    text_rgb = {e: [int(v[i : i + 2], 16) for i in (1, 3, 5)] for e, v in zip(colours["element_id"], colours["value"])}
-    titles = elements[elements["slot"] == "title"]
-    lengths = titles["text"].str.split().str.len().astype(float)
-    z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
-    templates = elements[elements["slot"] == "template"]
-    shows_text = {e: v != "minimal" for e, v in zip(templates["element_id"], templates["value"])}
-    length_coef = {
-        e: float(rng.normal(0.0, config.layout_length_scale)) if shows_text[e] else 0.0
-        for e in templates["element_id"]
-    }
-    lo, hi = config.attribute_curvature
-
-    def terms(names: tuple[str, ...]) -> list[InverseU]:
-        out = []
-        for name in names:
-            values = attributes[name].to_numpy(dtype=float)
-            scale = float(max(values.std(), 1e-3))
-            peak = float(np.quantile(values, rng.uniform(0.3, 0.7)))
-            out.append(InverseU(name, peak, scale, float(rng.uniform(lo, hi))))
-        return out
-
-    c = config.context_scale
-    highlights = elements[elements["slot"] == "highlight"]
-    highlight_segment = {
-        e: {"deal_seeker": float(abs(rng.normal(2 * c, c)))}
-        for e, text in zip(highlights["element_id"], highlights["text"])
-        if text in DEAL_HIGHLIGHTS
-    }
-    base = float(np.log(config.base_ctr / (1 - config.base_ctr)))
-    return TrueClickModel(
-        mu=base,
-        product_effect={p: float(rng.normal(0.0, config.product_scale)) for p in products["product_id"]},
-        product_category=dict(zip(products["product_id"], products["category"])),
-        element_slot=slot_of,
-        element_effect=effects,
-        category_latent=latent,
-        background_latent=bg_latent,
-        background_rgb=bg_rgb,
-        text_rgb=text_rgb,
-        title_length_z={e: float(v) for e, v in zip(titles["element_id"], z)},
-        template_length_coef=length_coef,
-        template_shows_text=shows_text,
-        relevance_scale=config.relevance_scale,
-        legibility_scale=config.legibility_scale,
-        click_terms=terms(CLICK_ATTRIBUTES),
-        demand_terms=terms(DEMAND_ATTRIBUTES),
-        demand_base=float(np.log(60.0)),
-        demand_popularity=1.0,
-        device_effect={d: float(rng.normal(0.0, c)) for d in DEVICES},
-        segment_effect={g: float(rng.normal(0.0, c)) for g in SEGMENTS},
-        highlight_segment=highlight_segment,
-    )
-
-
 def _simulate_into(
     config: SimulatorConfig, root: Path, rng: np.random.Generator, progress: bool
 ) -> tuple[Market, dict]:
     root.mkdir(parents=True)
-    categories, photo_paths, colours = _product_photos(config, root, rng)
-    catalogue = make_catalogue(categories, photo_paths, colours, config.slots, config.titles_per_product, rng)
+    legacy = config.world == "legacy"
+    settings = world_settings(config.world)
+    n_products = config.n_products * settings.product_factor
+    categories, photo_paths, colours = _product_photos(config, root, rng, n_products)
+    catalogue = make_catalogue(categories, photo_paths, colours, config.slots, config.titles_per_product, rng,
+                               backgrounds=BACKGROUNDS if legacy else SCENE_BACKGROUNDS)
     products, elements = catalogue.products, catalogue.elements
     product_ids = products["product_id"].tolist()
     pools = _pools(elements, product_ids, config.slots, config.creatives_per_product, rng)
@@ -297,6 +228,8 @@ def _simulate_into(
         creatives=None, impressions=None, creative_stats=None, demand=None,
     )
     renderer = MarketRenderer(draft)
+    content = dict(zip(elements["element_id"], elements["value"]))
+    slot_of = dict(zip(elements["element_id"], elements["slot"]))
     (root / "images" / "creatives").mkdir(parents=True)
     images, bboxes, attribute_rows = [], [], []
     with Progress(disable=not progress, transient=True) as bar:
@@ -307,20 +240,39 @@ def _simulate_into(
             rendered.image.save(root / rel)
             images.append(rel)
             bboxes.append(list(rendered.product_bbox))
-            attribute_rows.append(image_attributes(rendered.image))
+            if legacy:
+                attribute_rows.append(legacy_attributes(rendered.image))
+            else:
+                by_slot = {slot_of[e]: content[e] for e in combo}
+                attribute_rows.append({**image_measures(rendered.image), **scene_measures(
+                    rendered.image, by_slot.get("background"), by_slot.get("template"))})
             bar.advance(task)
     creatives["image"] = images
     attributes = pd.DataFrame(attribute_rows)
-    model = _draw_model(config, products, elements, attributes, rng)
+    weeks = max(1, -(-config.days * 86400 // WEEK_SECONDS))
+    if legacy:
+        model = draw_legacy_model(config, products, elements, attributes, rng)
+    else:
+        model = draw_world_model(config, settings, products, elements, creatives, attribute_rows, weeks, rng)
 
     ctx = contexts()
-    true_ctr = np.array(
-        [
+    if legacy:
+        true_ctr = np.array([
             model.ctr_by_context(pid, combo, attrs)
             for pid, combo, attrs in zip(creatives["product_id"], creatives["elements"], attribute_rows)
-        ]
-    )
-    impressions, policy = log_impressions(config, creatives, true_ctr, rng)
+        ])
+        impressions, policy = log_impressions(config, creatives, true_ctr, rng)
+    else:
+        by_week = np.stack([  # (creatives, contexts, weeks)
+            np.array([model.ctr_by_context(pid, combo, attrs, week=w if model.weekly_drift else None)
+                      for pid, combo, attrs in zip(creatives["product_id"], creatives["elements"], attribute_rows)])
+            for w in range(weeks)
+        ], axis=2)
+        true_ctr = by_week[:, :, -1]
+        impressions, policy = log_impressions(
+            config, creatives, by_week, rng, contextual=settings.contextual_logging,
+            fatigue=(model.fatigue, model.fatigue_halfway),
+        )
     stats = (
         impressions.assign(date=pd.to_datetime(impressions["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d"))
         .groupby(["creative_id", "date"], as_index=False)
@@ -366,7 +318,7 @@ def _simulate_into(
         expected_demand=expected,
         traffic_share=[policy["traffic_share"][p] for p in product_ids],
     )
-    simulation = {"config": asdict(config), "logging_policy": policy}
+    simulation = {"config": asdict(config), "world": config.world, "weeks": weeks, "logging_policy": policy}
     truth_files = {
         "click_model.json": model.save,
         "creatives.parquet": creatives_truth.to_parquet,
@@ -378,9 +330,20 @@ def _simulate_into(
 
 
 def log_impressions(
-    config: SimulatorConfig, creatives: pd.DataFrame, true_ctr: np.ndarray, rng: np.random.Generator
+    config: SimulatorConfig,
+    creatives: pd.DataFrame,
+    true_ctr: np.ndarray,
+    rng: np.random.Generator,
+    contextual: bool = False,
+    fatigue: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[pd.DataFrame, dict]:
-    """Draw the impression log of the logging policy described in the module docstring."""
+    """Draw the impression log of the logging policy described in the module docstring.
+
+    ``true_ctr``: per creative and context of ``contexts()``, and optionally per week of the log (a third
+    axis; an impression in week w is clicked with week w's CTR). ``contextual``: desktop users get their
+    own house default. ``fatigue`` = (a, h): a creative already shown k times loses ``a log2(1 + k / h)``
+    logits.
+    """
     n = config.n_impressions
     owner = creatives["product_id"].to_numpy()
     product_ids, pool_start, pool_size = np.unique(owner, return_index=True, return_counts=True)
@@ -399,14 +362,30 @@ def log_impressions(
     explore = rng.random(n) < config.exploration
     uniform = pool_start[product_idx] + rng.integers(0, pool_size[product_idx])
     default = np.where(ts < switch_ts, default_before[product_idx], default_after[product_idx])
+    ids = creatives["creative_id"].to_numpy()
+    if contextual:  # desktop's defaults: another creative of the pool, before and after the switch
+        desktop_before = pool_start + (default_before - pool_start + rng.integers(1, pool_size)) % pool_size
+        desktop_after = pool_start + (default_after - pool_start + rng.integers(1, pool_size)) % pool_size
+        desktop = np.array([c["device"] == "desktop" for c, _ in ctx])[ctx_idx]
+        desktop_default = np.where(ts < switch_ts, desktop_before[product_idx], desktop_after[product_idx])
+        default = np.where(desktop, desktop_default, default)
     chosen = np.where(explore, uniform, default)
     propensity = config.exploration / pool_size[product_idx] + (1 - config.exploration) * (chosen == default)
-    clicks = (rng.random(n) < true_ctr[chosen, ctx_idx]).astype("int8")
+    if true_ctr.ndim == 3:
+        week = np.minimum((ts - config.start_ts) // WEEK_SECONDS, true_ctr.shape[2] - 1)
+        p_click = true_ctr[chosen, ctx_idx, week]
+    else:
+        p_click = true_ctr[chosen, ctx_idx]
+    if fatigue[0] > 0:
+        shown = pd.Series(chosen).groupby(chosen).cumcount().to_numpy()
+        logit = np.log(p_click / (1 - p_click)) - fatigue[0] * np.log2(1 + shown / fatigue[1])
+        p_click = sigmoid(logit)
+    clicks = (rng.random(n) < p_click).astype("int8")
     impressions = pd.DataFrame(
         {
             "impression_id": [f"i{i:07d}" for i in range(n)],
             "ts": ts.astype("int64"),
-            "creative_id": creatives["creative_id"].to_numpy()[chosen],
+            "creative_id": ids[chosen],
             "click": clicks,
             "propensity": propensity,
             "context": [json.dumps(ctx[j][0], sort_keys=True) for j in ctx_idx],
@@ -416,9 +395,20 @@ def log_impressions(
         "description": "house default with probability 1-exploration, else uniform over the product's pool",
         "exploration": config.exploration,
         "switch_ts": switch_ts,
-        "default_before": dict(zip(product_ids.tolist(), creatives["creative_id"].to_numpy()[default_before].tolist())),
-        "default_after": dict(zip(product_ids.tolist(), creatives["creative_id"].to_numpy()[default_after].tolist())),
+        "default_before": dict(zip(product_ids.tolist(), ids[default_before].tolist())),
+        "default_after": dict(zip(product_ids.tolist(), ids[default_after].tolist())),
         "traffic_share": dict(zip(product_ids.tolist(), share.tolist())),
     }
+    if contextual:
+        policy["description"] += "; the house default depends on the device"
+        policy["default_after_by_device"] = {
+            "mobile": policy["default_after"],
+            "desktop": dict(zip(product_ids.tolist(), ids[desktop_after].tolist())),
+        }
+        policy["default_before_by_device"] = {
+            "mobile": policy["default_before"],
+            "desktop": dict(zip(product_ids.tolist(), ids[desktop_before].tolist())),
+        }
+    if fatigue[0] > 0:
+        policy["fatigue"] = {"logits_at_halfway": fatigue[0], "halfway_impressions": fatigue[1]}
     return impressions, policy
-

@@ -95,8 +95,13 @@ def make_catalogue(
     slots: tuple[str, ...],
     titles_per_product: int,
     rng: np.random.Generator,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
 ) -> Catalogue:
-    """Build the products and elements tables for products with the given categories, photos and colours."""
+    """Build the products and elements tables for products with the given categories, photos and colours.
+
+    ``backgrounds``: the background prompts offered (``BACKGROUNDS`` for the legacy world; the other worlds
+    use ``scenes.SCENE_BACKGROUNDS``, whose prompts name their scene).
+    """
     product_rows = []
     element_rows = []
     for i, (category, photo, colour) in enumerate(zip(categories, photo_paths, colours, strict=True)):
@@ -122,7 +127,7 @@ def make_catalogue(
                 element_rows.append(_element(f"{prefix}{j:02d}", slot, None, **{field: value}))
 
     shared("highlight", HIGHLIGHTS, "h", "text")
-    shared("background", BACKGROUNDS, "bg", "value")
+    shared("background", backgrounds, "bg", "value")
     shared("template", TEMPLATES, "tpl", "value")
     shared("font", FONTS, "font", "value")
     shared("text_color", TEXT_COLORS, "tc", "value")

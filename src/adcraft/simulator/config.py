@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adcraft.configuration import check_config
 from adcraft.market.limits import MAX_CANVAS_PX, MIN_CANVAS_PX
+from adcraft.simulator.worlds import DEFAULT_WORLD, World
 
 DEFAULT_SLOTS: tuple[str, ...] = ("title", "highlight", "background", "template", "font", "text_color")
 
@@ -16,10 +17,13 @@ class SimulatorConfig:
     """Size and randomness of a simulated market.
 
     The defaults make the "default market" that ``make demo`` and the benchmarks use: 120 products,
-    150k logged impressions over 14 days, 8 past creatives per product.
+    150k logged impressions over 14 days, 8 past creatives per product, in the ``realistic`` world.
+    ``world`` picks what drives the clicks (``worlds``; ``docs/worlds.md``). The scales below
+    ``base_ctr`` set the ``legacy`` world only; the other worlds calibrate their own sizes.
     """
 
     seed: int = 0
+    world: World = DEFAULT_WORLD
     n_products: int = 120
     n_impressions: int = 150_000
     creatives_per_product: int = 8

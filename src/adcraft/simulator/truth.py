@@ -3,20 +3,25 @@
 A simulated market is written with a separate truth folder::
 
     TRUTH/
-      click_model.json     the TrueClickModel's parameters (see ``click_model``)
-      creatives.parquet    per past creative: true CTR (context-averaged) and its image attributes
+      click_model.json     the click model's parameters (see ``click_model``, ``legacy``)
+      creatives.parquet    per past creative: true CTR (context-averaged, last week) and its measures
       elements.parquet     per element: slot and true main effect (logit units)
       products.parquet     per product: popularity effect, listing creative (its most-shown) and that
                            image's expected demand
       simulation.json      the simulator's settings and the logging policy
 
-Tests and benchmarks load it with ``GroundTruth.load(TRUTH)``; learners never see it.
+Tests and benchmarks load it with ``GroundTruth.load(TRUTH)``; learners never see it. The model is the
+world's ``click_model.TrueClickModel``, or ``legacy.LegacyClickModel`` for a ``legacy`` truth (its
+``click_model.json`` has no ``world`` key). Either measures an image itself (``model.measure``).
 
 Backgrounds the simulator never made (prompts written by a generator) are given true parameters by
-``GroundTruth.with_elements``: a prompt identical (up to case, spacing and punctuation other than
-commas) to one of the simulator's backgrounds keeps exactly that background's parameters; any other
-prompt gets the word-overlap-weighted average of the simulator's backgrounds' relevance latents and
-main effects,
+``GroundTruth.with_elements``. In every world but ``legacy`` a prompt identical (up to case, spacing and
+punctuation other than commas) to one of the market's backgrounds keeps that background's parameters;
+any other prompt gets its own scene vector (``scenes.scene_vector``: the words carry the scene), a zero
+main effect and no interactions (the prior means), and its drawn colour. In the ``legacy`` world a
+prompt identical (up to case, spacing and punctuation other than commas) to one of the simulator's
+backgrounds keeps exactly that background's parameters; any other prompt gets the word-overlap-weighted
+average of the simulator's backgrounds' relevance latents and main effects,
 
     v(prompt) = sum_j s_j v_j / sum_j s_j,   s_j = |W(prompt) & W_j| / |W(prompt) | W_j|   (Jaccard),
 
@@ -41,21 +46,26 @@ import pandas as pd
 from PIL import Image
 
 from adcraft.errors import InputError
-from adcraft.features.attributes import compute_attributes
 from adcraft.market import Market
-from adcraft.render.background import draw_background, parse_background
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator.catalogue import BACKGROUNDS
 from adcraft.simulator.click_model import TrueClickModel
+from adcraft.simulator.legacy import LegacyClickModel
+from adcraft.simulator.measures import background_colour
+from adcraft.simulator.scenes import scene_vector
 
 STOP_WORDS = frozenset({"a", "an", "and", "the", "to", "with", "in", "on", "of"})
 _PROMPT_TOKEN = re.compile(r"#[0-9a-f]{6}(?![0-9a-f])|#[0-9a-f]{3}(?![0-9a-f])|[a-z]+|,")
 _SIMULATOR_BACKGROUND_ID = re.compile(r"bg(\d{2,})")
 
 
-def image_attributes(image: Image.Image) -> dict[str, float]:
-    """The visual attributes the true model reads: functions of the image alone, as a learner sees it."""
-    return compute_attributes(image)
+ClickModel = TrueClickModel | LegacyClickModel
+
+
+def load_click_model(path: Path) -> ClickModel:
+    """The click model saved at ``path``: a world's, or the legacy one (written without a ``world`` key)."""
+    raw = json.loads(Path(path).read_text())
+    return TrueClickModel.load(path) if "world" in raw else LegacyClickModel.load(path)
 
 
 def prompt_words(prompt: str) -> frozenset[str]:
@@ -66,12 +76,6 @@ def prompt_words(prompt: str) -> frozenset[str]:
 def canonical_prompt(prompt: str) -> str:
     """A prompt's words, hex codes and commas, lower-cased and single-spaced (how prompts are compared)."""
     return " ".join(_PROMPT_TOKEN.findall((prompt or "").lower()))
-
-
-def background_swatch_rgb(prompt: str) -> list[float]:
-    """Mean colour of a background prompt drawn on a 48x48 swatch (the legibility term's background colour)."""
-    swatch = np.asarray(draw_background(parse_background(prompt), (48, 48), seed=0), dtype=float)
-    return [float(v) for v in swatch.reshape(-1, 3).mean(axis=0)]
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class GroundTruth:
     ``added_prompts`` holds the prompts of backgrounds added by ``with_elements`` (by element id).
     """
 
-    model: TrueClickModel
+    model: ClickModel
     creatives: pd.DataFrame
     elements: pd.DataFrame
     products: pd.DataFrame
@@ -101,7 +105,7 @@ class GroundTruth:
     def load(cls, folder: Path) -> GroundTruth:
         folder = Path(folder)
         return cls(
-            model=TrueClickModel.load(folder / "click_model.json"),
+            model=load_click_model(folder / "click_model.json"),
             creatives=pd.read_parquet(folder / "creatives.parquet"),
             elements=pd.read_parquet(folder / "elements.parquet"),
             products=pd.read_parquet(folder / "products.parquet"),
@@ -116,8 +120,13 @@ class GroundTruth:
         context: dict[str, str] | None = None,
     ) -> float:
         """True CTR of an image that shows this combination (context-averaged unless a context is given)."""
-        attributes = image_attributes(image)
+        attributes = self.model.measure(list(element_ids), image)
         return self.model.ctr(product_id, list(element_ids), attributes, context)
+
+    def ctr_by_context_of_image(self, product_id: str, element_ids: Sequence[str], image: Image.Image) -> list[float]:
+        """True CTR of an image in each context of ``click_model.contexts()``, measuring the image once."""
+        attributes = self.model.measure(list(element_ids), image)
+        return self.model.ctr_by_context(product_id, list(element_ids), attributes)
 
     def ctr_of_combination(
         self,
@@ -143,12 +152,14 @@ class GroundTruth:
 
     def demand_of_image(self, product_id: str, image: Image.Image) -> float:
         """Expected demand of the product if its listing showed this image."""
-        return self.model.expected_demand(product_id, image_attributes(image))
+        return self.model.demand_of_image(product_id, image)
 
     # -- backgrounds the simulator never made ----------------------------------------------------------
 
     def simulator_backgrounds(self) -> dict[str, str]:
-        """The simulator's own backgrounds, element id -> prompt (``bgNN`` is ``catalogue.BACKGROUNDS[NN]``)."""
+        """The simulator's own backgrounds, element id -> prompt (legacy: ``bgNN`` is ``catalogue.BACKGROUNDS[NN]``)."""
+        if isinstance(self.model, TrueClickModel):
+            return {e: p for e, p in self.model.background_prompt.items() if e not in self.added_prompts}
         out = {}
         for element_id in self.model.background_latent:
             found = _SIMULATOR_BACKGROUND_ID.fullmatch(element_id)
@@ -167,6 +178,8 @@ class GroundTruth:
                     float(self.model.element_effect.get(element_id, 0.0)),
                     list(self.model.background_rgb[element_id]),
                 )
+        if isinstance(self.model, TrueClickModel):
+            return BackgroundParameters(scene_vector(prompt), 0.0, background_colour(prompt))
         words = prompt_words(prompt)
         ids = list(known)
         overlap = np.array([len(words & prompt_words(known[e])) / max(1, len(words | prompt_words(known[e])))
@@ -178,7 +191,7 @@ class GroundTruth:
             effect = float(weights @ np.array([self.model.element_effect.get(e, 0.0) for e in ids]))
         else:
             latent, effect = np.zeros(dim), 0.0
-        return BackgroundParameters([float(v) for v in latent], effect, background_swatch_rgb(prompt))
+        return BackgroundParameters([float(v) for v in latent], effect, background_colour(prompt))
 
     def background_relevance(self, product_id: str, prompt: str) -> float:
         """The true relevance term ``relevance_scale * <u_category(product), v(prompt)>`` (logit units)."""
@@ -217,9 +230,10 @@ class GroundTruth:
             effects[element_id] = parameters.effect
             latents[element_id] = parameters.latent
             colours[element_id] = parameters.rgb
-        grown = dataclasses.replace(
-            model, element_slot=slots, element_effect=effects, background_latent=latents, background_rgb=colours
-        )
+        changes = dict(element_slot=slots, element_effect=effects, background_latent=latents, background_rgb=colours)
+        if isinstance(model, TrueClickModel):
+            changes["background_prompt"] = {**model.background_prompt, **dict(zip(new["element_id"], new["value"]))}
+        grown = dataclasses.replace(model, **changes)
         rows = pd.DataFrame({"element_id": new["element_id"].to_numpy(), "slot": "background",
                              "true_effect": [effects[e] for e in new["element_id"]]})
         return GroundTruth(

@@ -2,10 +2,12 @@ import math
 
 import pytest
 
-from adcraft.simulator.click_model import InverseU, TrueClickModel, contexts
+from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.click_model import contexts
+from adcraft.simulator.legacy import InverseU, LegacyClickModel
 
 
-def _model(**overrides) -> TrueClickModel:
+def _model(**overrides) -> LegacyClickModel:
     base = dict(
         mu=math.log(0.03 / 0.97),
         product_effect={"p": 0.0},
@@ -32,7 +34,7 @@ def _model(**overrides) -> TrueClickModel:
         highlight_segment={"h": {"deal_seeker": 0.4}},
     )
     base.update(overrides)
-    return TrueClickModel(**base)
+    return LegacyClickModel(**base)
 
 
 def test_context_probabilities_sum_to_one():
@@ -72,3 +74,22 @@ def test_context_average_lies_between_context_ctrs():
     per = [m.ctr("p", combo, {"brightness": 0.5}, c) for c, _ in contexts()]
     avg = m.ctr("p", combo, {"brightness": 0.5})
     assert min(per) < avg < max(per)
+
+
+@pytest.fixture(scope="module")
+def legacy_sim(tmp_path_factory):
+    config = SimulatorConfig(seed=3, world="legacy", n_products=6, n_impressions=6000, creatives_per_product=3,
+                             titles_per_product=2)
+    return simulate_market(config, tmp_path_factory.mktemp("legacy") / "market")
+
+
+def test_attribute_terms_are_inverse_u_with_interior_peaks(legacy_sim):
+    truth = GroundTruth.load(legacy_sim.truth_dir)
+    assert isinstance(truth.model, LegacyClickModel)
+    creatives = truth.creatives
+    for term in truth.model.click_terms + truth.model.demand_terms:
+        assert term.curvature > 0
+        if term.attribute in creatives:
+            values = creatives[term.attribute]
+            assert values.min() <= term.peak <= values.max()
+        assert term(term.peak) == 0 and term(term.peak + term.scale) < 0 and term(term.peak - term.scale) < 0
