@@ -55,7 +55,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adcraft.configuration import from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
@@ -92,7 +91,7 @@ from adcraft.learning.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
-from adcraft.learning.training import LoopState, TrainConfig, TrainHistory, fit, torch_threads
+from adcraft.learning.training import LoopState, TrainConfig, TrainHistory, fit, progress_bar, torch_threads
 from adcraft.market import Market
 from adcraft.market.click_log import context_distribution
 from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
@@ -627,16 +626,14 @@ class ComboTrainer:
         (K combinations for each of a batch of products, scored by the reward), so there are no epochs
         to shuffle, no loss of the same data to validate and no best epoch to restore.
         """
-        settings, inputs, network, generator, history = self.config.rl, run.inputs, run.network, run.generator, \
-            run.history
+        settings, inputs, network = self.config.rl, run.inputs, run.network
+        generator, history = run.generator, run.history
         k = settings.samples_per_product
         n_products = len(inputs.product_ids)
         per_step = min(settings.products_per_step, n_products)
         optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
-        done, queue = run.saver.restore_rl(network, reference, optimiser, generator, history, reward)
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                   TimeElapsedColumn())
-        with Progress(*columns, disable=not progress, transient=True) as bar:
+        done, queue = run.saver.restore_rl(run, reference, optimiser, reward)
+        with progress_bar(progress) as bar:
             task = bar.add_task("policy gradient", total=settings.steps, completed=done, status="")
             network.train()
             for step in range(done, settings.steps):
@@ -668,8 +665,7 @@ class ComboTrainer:
                 history.entropy.append(float(result.entropy.detach().mean()))
                 history.reward_evaluations = reward.evaluations
                 if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == settings.steps:
-                    run.saver.save_rl(step + 1, settings.steps, network, reference, optimiser, generator, history,
-                                      reward, queue)
+                    run.saver.save_rl(run, step + 1, settings.steps, reference, optimiser, reward, queue)
                 bar.update(task, advance=1, status=f"reward {history.reward[-1]:.4g}  kl {history.kl[-1]:.3f}")
         network.eval()
 
@@ -743,18 +739,19 @@ class _ComboCheckpoint:
                                tensor_digest(network.state_dict().items()))
         self.saved = load_checkpoint(self.path, self.run, "combination policy")
 
-    def restore_rl(self, network, reference, optimiser, generator: torch.Generator, history: ComboHistory,
+    def restore_rl(self, run: _PolicyRun, reference: ComboPolicyNetwork, optimiser: torch.optim.Optimizer,
                    reward: CachedReward) -> tuple[int, torch.Tensor]:
         """(RL steps done, product queue): (0, empty) for a run that starts RL now; restores their state."""
         if self.phase != "rl":
             return 0, torch.empty(0, dtype=torch.long)
         saved = self.saved
-        self.restore_common(network, optimiser, generator, history)
+        self.restore_common(run.network, optimiser, run.generator, run.history)
         reference.load_state_dict(saved.module_state("reference."))
         reward.values = {(p, tuple(c), x): float(v) for p, c, x, v in saved.state["reward_cache"]}
         return int(saved.state["done"]), saved.tensors["queue"].clone()
 
     def restore_common(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> None:
+        """Load the policy, optimiser and generator of the checkpoint and copy its history into ``history``."""
         saved = self.saved
         network.load_state_dict(saved.module_state("policy."))
         restore_optimiser(optimiser, saved, "optimiser.")
@@ -768,11 +765,11 @@ class _ComboCheckpoint:
         self._save("bc", done, f"behaviour cloning epoch {done} of {total}", network, optimiser, generator,
                    history)
 
-    def save_rl(self, done: int, total: int, network, reference, optimiser, generator: torch.Generator,
-                history: ComboHistory, reward: CachedReward, queue: torch.Tensor) -> None:
+    def save_rl(self, run: _PolicyRun, done: int, total: int, reference: ComboPolicyNetwork,
+                optimiser: torch.optim.Optimizer, reward: CachedReward, queue: torch.Tensor) -> None:
         cache = [[p, list(c), x, v] for (p, c, x), v in reward.values.items()]
-        self._save("rl", done, f"policy-gradient step {done} of {total}", network, optimiser, generator, history,
-                   {**module_tensors("reference.", reference), "queue": queue}, {"reward_cache": cache})
+        self._save("rl", done, f"policy-gradient step {done} of {total}", run.network, optimiser, run.generator,
+                   run.history, {**module_tensors("reference.", reference), "queue": queue}, {"reward_cache": cache})
 
     def _save(self, phase: str, done: int, where: str, network, optimiser, generator: torch.Generator,
               history: ComboHistory, tensors: dict | None = None, state: dict | None = None) -> None:

@@ -185,8 +185,7 @@ def fit(
         ))
     state = None if checkpoint is None else checkpoint.restore(model, optimiser, generator)
     state = state or LoopState.fresh(model, valid_loss is not None)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(description, total=config.epochs, completed=state.epochs, status="")
         last = config.epochs if state.stale < config.patience else state.epochs  # a resumed run may have stopped
         for epoch in range(state.epochs, last):
@@ -334,6 +333,13 @@ def fit_click_model(
 def _click_digest(tensors: ClickTensors) -> str:
     batch, clicks, trials = tensors
     return array_digest(clicks, trials, *batch.tensors())
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """The progress display of a training: the task, a bar, a status (e.g. the loss) and the time taken;
+    it vanishes when done. Only one can be live at a time."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    return Progress(*columns, disable=not enabled, transient=True)
 
 
 @contextlib.contextmanager
