@@ -34,7 +34,7 @@ from adcraft.learning.checkpoint import position, read_state
 from adcraft.learning.training import CHECKPOINT_FILE
 from adcraft.market import load_market
 from adcraft.render import parse_color
-from tests.killed_processes import kill_when
+from tests.killed_processes import Interrupted, kill_when, stop_after
 
 TINY = PromptModelConfig(text_backbone="tiny", image_backbone="tiny", epochs=40, hidden=64, seed=0)
 
@@ -220,18 +220,6 @@ def test_a_validation_share_holds_out_logged_backgrounds(generator_market):
     assert examples.split(0.0, seed=0) == (examples, None)
     with pytest.raises(InputError, match="validation_share"):
         PromptModelConfig(validation_share=1.0)
-
-
-class Interrupted(Exception):
-    """Stands for the process being killed right after an epoch's checkpoint."""
-
-
-def stop_after(epoch: int):
-    def hook(done: int) -> None:
-        if done == epoch:
-            raise Interrupted
-
-    return hook
 
 
 def same_prompt_models(a: BackgroundPromptModel, b: BackgroundPromptModel) -> bool:

@@ -12,6 +12,7 @@ from torch import nn
 from adcraft.errors import AdcraftError
 from adcraft.learning.checkpoint import position
 from adcraft.learning.training import CHECKPOINT_FILE, LoopState, TrainConfig, fit
+from tests.killed_processes import Interrupted, stop_after
 
 CONFIG = TrainConfig(epochs=5, batch_size=8, learning_rate=0.05, patience=1)
 
@@ -98,18 +99,10 @@ def test_a_given_generator_drives_the_shuffle_and_is_carried_on():
 def test_before_epoch_runs_before_each_epoch_also_after_a_resume(tmp_path):
     x, y = data()
     calls: list[int] = []
-
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_two(epoch: int) -> None:
-        if epoch == 1:
-            raise Interrupted
-
     model = linear()
     with pytest.raises(Interrupted):
         fit(model, 30, squared_error(model, x, y), None, CONFIG, checkpoint=tmp_path, before_epoch=calls.append,
-            on_epoch=stop_after_two)
+            on_epoch=stop_after(1))
     assert position(tmp_path / CHECKPOINT_FILE) == f"epoch 2 of {CONFIG.epochs}"
     resumed = linear()
     history = fit(resumed, 30, squared_error(resumed, x, y), None, CONFIG, checkpoint=tmp_path,
@@ -147,17 +140,9 @@ def test_a_trainers_own_checkpoint_resumes_from_what_it_saved():
     x, y = data()
     config = dataclasses.replace(CONFIG, epochs=6)
     store = MemoryCheckpoint()
-
-    class Interrupted(Exception):
-        pass
-
-    def stop_at_five(epoch: int) -> None:
-        if epoch == 4:
-            raise Interrupted
-
     model = linear()
     with pytest.raises(Interrupted):
-        fit(model, 30, squared_error(model, x, y), None, config, checkpoint=store, on_epoch=stop_at_five)
+        fit(model, 30, squared_error(model, x, y), None, config, checkpoint=store, on_epoch=stop_after(4))
     assert store.saves == [2, 4]  # the fifth epoch was not saved: the resumed run repeats it
     resumed = linear()
     history = fit(resumed, 30, squared_error(resumed, x, y), None, config, checkpoint=store)
@@ -170,3 +155,11 @@ def test_a_nan_loss_stops_training_with_an_error():
     model = linear()
     with pytest.raises(AdcraftError, match="became nan"):
         fit(model, 10, lambda index: model.weight.sum() * float("nan"), None, CONFIG)
+
+
+def test_a_checkpoint_folder_refuses_a_generator_or_optimiser_it_cannot_identify(tmp_path):
+    model = linear()
+    with pytest.raises(AdcraftError, match="LoopCheckpoint"):
+        fit(model, 10, lambda index: model.weight.sum(), None, CONFIG, checkpoint=tmp_path,
+            generator=torch.Generator().manual_seed(3))
+    assert not any(tmp_path.iterdir())

@@ -16,10 +16,12 @@ title. Here the writer is a small autoregressive model over a closed vocabulary:
 Supervised fit (``PromptTrainer``): each product's logged backgrounds, weighted by the impressions of
 the past creatives that showed them (raised to ``weight_power``) and normalised per product, so every
 product counts the same; products without logs learn from every word prompt they may use. The
-weighted negative log-likelihood is minimised with Adam. A market's prompts are few (the simulator
-has ten), so a model fitted to them alone only repeats them; by default a fifth of each prompt's
-weight goes to a copy with one colour word swapped for another (``colour_variants``, an adcraft
-choice, not CAIG's), which teaches it to write new colourways the preference rounds can choose from.
+weighted negative log-likelihood is minimised with Adam by ``learning.training.fit`` (optionally
+stopped early on a held-out share of the backgrounds, and resumable from a checkpoint). A market's
+prompts are few (the simulator has ten), so a model fitted to them alone only repeats them; by
+default a fifth of each prompt's weight goes to a copy with one colour word swapped for another
+(``colour_variants``, an adcraft choice, not CAIG's), which teaches it to write new colourways the
+preference rounds can choose from.
 
 A model saves as ``config.json`` + ``model.safetensors`` (vocabulary, product ids and their frozen
 features included), so it samples for its products without the market.

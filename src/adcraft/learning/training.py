@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser settings shared by the reward models."""
+    """Settings of ``fit``: the reward models read them from their configs; the other trainers build them
+    from their own (behaviour cloning, the prompt model, the preference rounds)."""
 
     epochs: int = 40
     batch_size: int = 512
@@ -158,7 +159,8 @@ def fit(
     written after every epoch (``checkpoint.py``); a run that finds a checkpoint of the same run there
     continues from it and ends with bitwise the same weights and history as an uninterrupted run. The
     run's identity is ``config``, ``n_train``, the initial weights and ``fingerprint`` (the caller's
-    description of its data). Or a ``LoopCheckpoint`` of the trainer's own.
+    description of its data). Or a ``LoopCheckpoint`` of the trainer's own (needed when it passes its
+    own ``generator`` or ``optimiser``, whose starting state the folder's run identity does not cover).
 
     ``world``: train data-parallel (``distributed.py``): ``train_loss`` must run the model through
     ``world.wrap(model)``; each rank computes the loss on its shard of every mini-batch.
@@ -173,6 +175,9 @@ def fit(
     their rows' total weight (default: each batch counts the same). ``max_grad_norm``: clip the
     gradient's norm before each step.
     """
+    if isinstance(checkpoint, (str, os.PathLike)) and (generator is not None or optimiser is not None):
+        raise AdcraftError(f"{description}: a checkpoint folder covers fit's own generator and optimiser only; "
+                           "a trainer that brings its own passes a LoopCheckpoint that saves them")
     generator = torch.Generator().manual_seed(config.seed) if generator is None else generator
     if optimiser is None:
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
