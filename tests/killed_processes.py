@@ -1,4 +1,5 @@
-"""Running adcraft's command line in a child process and killing it with SIGKILL at a chosen moment."""
+"""Running adcraft's command line in a child process and killing it with SIGKILL at a chosen moment; and, in
+process, stopping a training with an exception right after an epoch's checkpoint."""
 
 from __future__ import annotations
 
@@ -27,3 +28,17 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 60
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
+
+
+class Interrupted(Exception):
+    """Stands for the process being killed right after an epoch's checkpoint."""
+
+
+def stop_after(epoch: int) -> Callable[[int], None]:
+    """An ``on_epoch`` hook that raises ``Interrupted`` once epoch ``epoch`` (counted from 0) is done."""
+
+    def hook(done: int) -> None:
+        if done == epoch:
+            raise Interrupted
+
+    return hook

@@ -8,11 +8,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.generate.combo import (
     BehaviourCloningConfig,
+    BehaviourCloningData,
     ComboConfig,
     ComboGenerator,
     ComboTrainer,
@@ -26,7 +28,7 @@ from adcraft.generate.combo import (
     group_advantages,
     logged_combinations,
 )
-from adcraft.generate.combo_policy import ComboPolicyNetwork
+from adcraft.generate.combo_policy import ComboPolicyNetwork, PolicyBatch, rollout
 from adcraft.market import Market, MarketConfig
 from adcraft.rewards.encoding import EncodingConfig
 
@@ -158,6 +160,38 @@ def test_behaviour_cloning_raises_the_likelihood_of_logged_combinations(market):
     # The most-shown creative (600 of 1000 impressions) becomes each product's most probable one.
     mode = behaviour_cloning_proposals(cloned, k=1)
     assert [e[1:] for e in mode["elements"]] == [["h0", "b0", "center"]] * len(CATEGORIES)
+
+
+def test_behaviour_cloning_equals_the_hand_written_loop_it_replaced(market):
+    """Behaviour cloning runs through ``fit``; it ends with the same bits as the loop it had of its own:
+    AdamW, one generator for the shuffles and the hidden products, the loss weighted by impressions."""
+    config = dataclasses.replace(FAST, bc=BehaviourCloningConfig(epochs=3, batch_size=4))
+    cloned = ComboTrainer(config).fit(market, None)
+    untrained = ComboTrainer(dataclasses.replace(config, bc=BehaviourCloningConfig(epochs=0))).fit(market, None)
+    network, inputs, settings = untrained.network, untrained.inputs(), config.bc
+    eps = settings.label_smoothing
+    data = BehaviourCloningData.of(inputs, untrained.vocab, logged_combinations(market, False), config.policy.encoding)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    generator, losses = torch.Generator().manual_seed(config.seed), []
+    network.train()
+    for _ in range(settings.epochs):
+        order, total = torch.randperm(len(data), generator=generator), 0.0
+        for start in range(0, len(data), settings.batch_size):
+            index = order[start:start + settings.batch_size]
+            hidden = torch.rand(len(index), generator=generator) < config.policy.product_dropout
+            batch = PolicyBatch(data.rows[index], inputs.products[data.rows[index]].masked_fill(hidden, 0),
+                                data.tokens[index])
+            result = rollout(network, inputs, batch, data.actions[index])
+            target = (1.0 - eps) * result.log_prob + eps * result.uniform_log_prob
+            loss = -(data.weights[index] * target).sum() / data.weights[index].sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * float(data.weights[index].sum())
+        losses.append(total / float(data.weights.sum()))
+    assert len(data) > settings.batch_size and config.policy.product_dropout > 0
+    assert cloned.history.bc_loss == losses
+    assert all(torch.equal(v, network.state_dict()[k]) for k, v in cloned.network.state_dict().items())
 
 
 def test_rl_raises_the_reward_above_behaviour_cloning_and_nears_the_optimum(trained, market, optimum):

@@ -17,22 +17,10 @@ from adcraft.market import load_market
 from adcraft.pipeline import train_reward_model
 from adcraft.rewards.encoding import EncodingConfig
 from adcraft.rewards.mil import MILConfig, MILTrainer
-from tests.killed_processes import adcraft, kill_when
+from tests.killed_processes import Interrupted, adcraft, kill_when, stop_after
 
 MIL = MILConfig(encoding=EncodingConfig(text_backbone="tiny", embedding_dim=8),
                 train=TrainConfig(epochs=12, batch_size=16, learning_rate=0.02, patience=4))
-
-
-class Interrupted(Exception):
-    """Stands for the process being killed right after an epoch's checkpoint."""
-
-
-def stop_after(epoch: int):
-    def hook(done: int) -> None:
-        if done == epoch:
-            raise Interrupted
-
-    return hook
 
 
 def regression(config: TrainConfig, folder: Path | None = None, on_epoch=None):

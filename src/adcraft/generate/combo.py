@@ -55,7 +55,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
@@ -92,7 +91,7 @@ from adcraft.learning.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
-from adcraft.learning.training import torch_threads
+from adcraft.learning.training import LoopState, TrainConfig, TrainHistory, fit, progress_bar, torch_threads
 from adcraft.market import Market
 from adcraft.market.click_log import context_distribution
 from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
@@ -100,6 +99,7 @@ from adcraft.rewards.encoding import CreativeVocabulary, EncodingConfig
 __all__ = [
     "PROPOSAL_COLUMNS",
     "BehaviourCloningConfig",
+    "BehaviourCloningData",
     "CachedReward",
     "ComboConfig",
     "ComboGenerator",
@@ -302,8 +302,7 @@ class ComboGenerator:
                              "propose without a context")
         tokens = None
         if context is not None:
-            width = self.config.policy.encoding.max_context_tokens
-            tokens = torch.from_numpy(self.vocab.context_indices([context] * len(rows), width))
+            tokens = _context_tokens(self.vocab, [context] * len(rows), self.config.policy.encoding)
         return PolicyBatch.of(inputs, rows, tokens)
 
     def _products(self, inputs: PolicyInputs, product_ids: Sequence[str] | None) -> list[str]:
@@ -463,6 +462,11 @@ class ComboGenerator:
         return generator
 
 
+def _context_tokens(vocab: CreativeVocabulary, contexts: Sequence[str], encoding: EncodingConfig) -> torch.Tensor:
+    """(n, max_context_tokens) token indices of the impression contexts."""
+    return torch.from_numpy(vocab.context_indices(list(contexts), encoding.max_context_tokens))
+
+
 def _network(config: ComboConfig, vocab: CreativeVocabulary, text_dim: int) -> ComboPolicyNetwork:
     """A freshly initialised policy network, seeded by ``config.seed`` (the caller's RNG is left as it was)."""
     with torch.random.fork_rng(devices=[]):
@@ -509,6 +513,44 @@ def _row_chunks(inputs: PolicyInputs, n: int, beams: int = 1) -> list[slice]:
 CHECKPOINT_FILE = "combo.safetensors"
 
 
+@dataclass(frozen=True)
+class BehaviourCloningData:
+    """The logged creatives as behaviour cloning reads them (rows aligned): each creative's product row,
+    its elements as candidate positions per slot, its context's tokens and its weight w_pc (module
+    docstring, L_BC)."""
+
+    rows: torch.Tensor  # (n,) product rows of ``PolicyInputs``
+    actions: torch.Tensor  # (n, slots) candidate positions
+    tokens: torch.Tensor  # (n, max_context_tokens) context tokens
+    weights: torch.Tensor  # (n,) float32
+
+    @classmethod
+    def of(cls, inputs: PolicyInputs, vocab: CreativeVocabulary, logged: pd.DataFrame,
+           encoding: EncodingConfig) -> BehaviourCloningData:
+        rows = inputs.rows(logged["product_id"].tolist())
+        return cls(rows, inputs.positions(rows, logged["elements"].tolist()),
+                   _context_tokens(vocab, logged["context"].tolist(), encoding),
+                   torch.tensor(logged["weight"].to_numpy(dtype=np.float32)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class _PolicyRun:
+    """What both phases of a ``ComboTrainer`` run work on: the policy's view of the market, the policy,
+    the one generator both phases draw from (shuffles, hidden products, samples), the history and the
+    checkpoint."""
+
+    inputs: PolicyInputs
+    vocab: CreativeVocabulary
+    network: ComboPolicyNetwork
+    generator: torch.Generator
+    history: ComboHistory
+    saver: _ComboCheckpoint
+    contexts: list[tuple[str, float]]
+
+
 class ComboTrainer:
     """Fits a ``ComboGenerator``: behaviour cloning on the market's logs, then RL on ``reward``."""
 
@@ -538,105 +580,98 @@ class ComboTrainer:
         vocab = CreativeVocabulary.from_market(market, logged if config.policy.use_context else None)
         inputs = PolicyInputs.build(market, vocab, config.policy.encoding)
         network = _network(config, vocab, int(inputs.element_text.shape[1]))
-        generator = torch.Generator().manual_seed(config.seed)
-        history = ComboHistory()
         contexts = context_distribution(logged) if config.policy.use_context and len(logged) else []
         contexts = [(c, w) for c, w in contexts if c != NO_CONTEXT]
         saver.open(config, network, inputs, logged, reward is not None)
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                   TimeElapsedColumn())
-        with Progress(*columns, disable=not progress, transient=True) as bar:
-            if saver.phase != "rl":
-                self._clone(network, inputs, vocab, logged, generator, history, bar, saver)
-            reference = copy.deepcopy(network).eval().requires_grad_(False)
-            if reward is not None and config.rl.steps:
-                self._reinforce(network, reference, inputs, vocab, CachedReward(reward), contexts, generator,
-                                history, bar, saver)
-        return ComboGenerator(config, vocab, network, reference, market, contexts, reward, history)
-
-    def _context_tokens(self, vocab: CreativeVocabulary, contexts: Sequence[str]) -> torch.Tensor:
-        width = self.config.policy.encoding.max_context_tokens
-        return torch.from_numpy(vocab.context_indices(list(contexts), width))
+        run = _PolicyRun(inputs, vocab, network, torch.Generator().manual_seed(config.seed), ComboHistory(), saver,
+                         contexts)
+        if saver.phase != "rl":
+            self._clone(run, logged, progress)
+        reference = copy.deepcopy(network).eval().requires_grad_(False)
+        if reward is not None and config.rl.steps:
+            self._reinforce(run, reference, CachedReward(reward), progress)
+        return ComboGenerator(config, vocab, network, reference, market, contexts, reward, run.history)
 
     def _hide_products(self, products: torch.Tensor, groups: int, generator: torch.Generator) -> torch.Tensor:
         """Product indices with ``product_dropout`` of the groups set to unknown (index 0)."""
         hidden = torch.rand(groups, generator=generator) < self.config.policy.product_dropout
         return products.masked_fill(hidden.repeat_interleave(len(products) // groups), 0)
 
-    def _clone(self, network, inputs, vocab, logged, generator, history, bar, saver) -> None:
+    def _clone(self, run: _PolicyRun, logged: pd.DataFrame, progress: bool) -> None:
+        """Behaviour cloning (module docstring, L_BC): ``fit`` over the logged creatives, all ``bc.epochs``
+        epochs (there is no validation split of the log), AdamW, the run's generator shared by the shuffle
+        and the hidden products."""
         settings = self.config.bc
         if logged.empty or settings.epochs == 0:
             return
-        rows = inputs.rows(logged["product_id"].tolist())
-        actions = inputs.positions(rows, logged["elements"].tolist())
-        tokens = self._context_tokens(vocab, logged["context"].tolist())
-        weights = torch.tensor(logged["weight"].to_numpy(dtype=np.float32))
-        smoothing = settings.label_smoothing
-        optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
-                                      weight_decay=settings.weight_decay)
-        done = saver.restore_bc(network, optimiser, generator, history)
-        task = bar.add_task("behaviour cloning", total=settings.epochs, completed=done, status="")
-        network.train()
-        for epoch in range(done, settings.epochs):
-            order = torch.randperm(len(rows), generator=generator)
-            total = 0.0
-            for start in range(0, len(rows), settings.batch_size):
-                index = order[start:start + settings.batch_size]
-                products = self._hide_products(inputs.products[rows[index]], len(index), generator)
-                batch = PolicyBatch(rows[index], products, tokens[index])
-                result = rollout(network, inputs, batch, actions[index])
-                target = (1.0 - smoothing) * result.log_prob + smoothing * result.uniform_log_prob
-                loss = -(weights[index] * target).sum() / weights[index].sum()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * float(weights[index].sum())
-            history.bc_loss.append(total / float(weights.sum()))
-            if (epoch + 1) % self.config.checkpoint_every == 0 or epoch + 1 == settings.epochs:
-                saver.save_bc(epoch + 1, settings.epochs, network, optimiser, generator, history)
-            bar.update(task, advance=1, status=f"loss {history.bc_loss[-1]:.4f}")
-        network.eval()
+        data = BehaviourCloningData.of(run.inputs, run.vocab, logged, self.config.policy.encoding)
+        inputs, network, generator, smoothing = run.inputs, run.network, run.generator, settings.label_smoothing
 
-    def _reinforce(self, network, reference, inputs, vocab, reward, contexts, generator, history, bar, saver) -> None:
-        settings = self.config.rl
+        def loss(index: torch.Tensor) -> torch.Tensor:
+            products = self._hide_products(inputs.products[data.rows[index]], len(index), generator)
+            result = rollout(network, inputs, PolicyBatch(data.rows[index], products, data.tokens[index]),
+                             data.actions[index])
+            target = (1.0 - smoothing) * result.log_prob + smoothing * result.uniform_log_prob
+            return -(data.weights[index] * target).sum() / data.weights[index].sum()
+
+        train = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size,
+                            learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+                            seed=self.config.seed)
+        checkpoint = None if run.saver.path is None else _CloningCheckpoint(run.saver, settings.epochs,
+                                                                            self.config.checkpoint_every)
+        history = fit(network, len(data), loss, None, train, progress, "behaviour cloning", checkpoint=checkpoint,
+                      generator=generator, row_weights=data.weights)
+        run.history.bc_loss = history.train_loss
+
+    def _reinforce(self, run: _PolicyRun, reference: ComboPolicyNetwork, reward: CachedReward,
+                   progress: bool) -> None:
+        """``rl.steps`` policy-gradient steps (module docstring, L).
+
+        Not ``fit``'s loop: a step is not a mini-batch of a fixed data set but a fresh on-policy sample
+        (K combinations for each of a batch of products, scored by the reward), so there are no epochs
+        to shuffle, no loss of the same data to validate and no best epoch to restore.
+        """
+        settings, inputs, network = self.config.rl, run.inputs, run.network
+        generator, history = run.generator, run.history
         k = settings.samples_per_product
         n_products = len(inputs.product_ids)
         per_step = min(settings.products_per_step, n_products)
         optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
-        done, queue = saver.restore_rl(network, reference, optimiser, generator, history, reward)
-        task = bar.add_task("policy gradient", total=settings.steps, completed=done, status="")
-        network.train()
-        for step in range(done, settings.steps):
-            if len(queue) < per_step:  # every product once per pass, in a fresh random order
-                queue = torch.cat([queue, torch.randperm(n_products, generator=generator)])
-            groups, queue = queue[:per_step], queue[per_step:]
-            rows = groups.repeat_interleave(k)
-            context_names = self._sample_contexts(contexts, per_step, generator)
-            batch = PolicyBatch(rows, self._hide_products(inputs.products[rows], per_step, generator),
-                                self._context_tokens(vocab, [c for c in context_names for _ in range(k)]))
-            result = rollout(network, inputs, batch, generator=generator, reference=reference)
-            combos = inputs.combinations(rows, result.actions)
-            pids = [inputs.product_ids[r] for r in rows.tolist()]
-            values = reward(pids, combos, [c for c in context_names for _ in range(k)])
-            advantage = torch.from_numpy(
-                group_advantages(values.reshape(per_step, k), settings.normalise_advantage).reshape(-1)
-            ).float()
-            loss = (-(advantage * result.log_prob).mean() + settings.kl_coef * result.kl.mean()
-                    - settings.entropy_coef * result.entropy.mean())
-            if not torch.isfinite(loss.detach()):
-                raise AdcraftError(f"policy gradient: the loss became {float(loss)}")
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), settings.max_grad_norm)
-            optimiser.step()
-            history.reward.append(float(values.mean()))
-            history.kl.append(float(result.kl.detach().mean()))
-            history.entropy.append(float(result.entropy.detach().mean()))
-            history.reward_evaluations = reward.evaluations
-            if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == settings.steps:
-                saver.save_rl(step + 1, settings.steps, network, reference, optimiser, generator, history, reward,
-                              queue)
-            bar.update(task, advance=1, status=f"reward {history.reward[-1]:.4g}  kl {history.kl[-1]:.3f}")
+        done, queue = run.saver.restore_rl(run, reference, optimiser, reward)
+        with progress_bar(progress) as bar:
+            task = bar.add_task("policy gradient", total=settings.steps, completed=done, status="")
+            network.train()
+            for step in range(done, settings.steps):
+                if len(queue) < per_step:  # every product once per pass, in a fresh random order
+                    queue = torch.cat([queue, torch.randperm(n_products, generator=generator)])
+                groups, queue = queue[:per_step], queue[per_step:]
+                rows = groups.repeat_interleave(k)
+                context_names = self._sample_contexts(run.contexts, per_step, generator)
+                batch = PolicyBatch(rows, self._hide_products(inputs.products[rows], per_step, generator),
+                                    _context_tokens(run.vocab, [c for c in context_names for _ in range(k)],
+                                                    self.config.policy.encoding))
+                result = rollout(network, inputs, batch, generator=generator, reference=reference)
+                combos = inputs.combinations(rows, result.actions)
+                pids = [inputs.product_ids[r] for r in rows.tolist()]
+                values = reward(pids, combos, [c for c in context_names for _ in range(k)])
+                advantage = torch.from_numpy(
+                    group_advantages(values.reshape(per_step, k), settings.normalise_advantage).reshape(-1)
+                ).float()
+                loss = (-(advantage * result.log_prob).mean() + settings.kl_coef * result.kl.mean()
+                        - settings.entropy_coef * result.entropy.mean())
+                if not torch.isfinite(loss.detach()):
+                    raise AdcraftError(f"policy gradient: the loss became {float(loss)}")
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(network.parameters(), settings.max_grad_norm)
+                optimiser.step()
+                history.reward.append(float(values.mean()))
+                history.kl.append(float(result.kl.detach().mean()))
+                history.entropy.append(float(result.entropy.detach().mean()))
+                history.reward_evaluations = reward.evaluations
+                if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == settings.steps:
+                    run.saver.save_rl(run, step + 1, settings.steps, reference, optimiser, reward, queue)
+                bar.update(task, advance=1, status=f"reward {history.reward[-1]:.4g}  kl {history.kl[-1]:.3f}")
         network.eval()
 
     def _sample_contexts(self, contexts, groups: int, generator: torch.Generator) -> list[str]:
@@ -648,6 +683,30 @@ class ComboTrainer:
         picks = torch.multinomial(weights, groups, replacement=True, generator=generator).tolist()
         free = (torch.rand(groups, generator=generator) < 0.5).tolist()
         return [NO_CONTEXT if f else contexts[i][0] for i, f in zip(picks, free)]
+
+
+@dataclass
+class _CloningCheckpoint:
+    """The behaviour-cloning phase of a ``_ComboCheckpoint`` as ``fit`` saves and restores it (a
+    ``LoopCheckpoint``): every ``every`` epochs and after the last, in the combination policy's file."""
+
+    combo: _ComboCheckpoint
+    epochs: int
+    every: int
+
+    def restore(self, model: ComboPolicyNetwork, optimiser: torch.optim.Optimizer, generator: torch.Generator
+                ) -> LoopState | None:
+        if self.combo.phase != "bc":
+            return None
+        history = ComboHistory()
+        self.combo.restore_common(model, optimiser, generator, history)
+        return LoopState(TrainHistory(train_loss=history.bc_loss), epochs=int(self.combo.saved.state["done"]))
+
+    def save(self, model: ComboPolicyNetwork, optimiser: torch.optim.Optimizer, generator: torch.Generator,
+             state: LoopState) -> None:
+        if state.epochs % self.every == 0 or state.epochs == self.epochs:
+            self.combo.save_bc(state.epochs, self.epochs, model, optimiser, generator,
+                               ComboHistory(bc_loss=list(state.history.train_loss)))
 
 
 class _ComboCheckpoint:
@@ -685,25 +744,19 @@ class _ComboCheckpoint:
                                tensor_digest(network.state_dict().items()))
         self.saved = load_checkpoint(self.path, self.run, "combination policy")
 
-    def restore_bc(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> int:
-        """Behaviour-cloning epochs done (0 for a fresh run); restores their state."""
-        if self.phase != "bc":
-            return 0
-        self._restore_common(network, optimiser, generator, history)
-        return int(self.saved.state["done"])
-
-    def restore_rl(self, network, reference, optimiser, generator: torch.Generator, history: ComboHistory,
+    def restore_rl(self, run: _PolicyRun, reference: ComboPolicyNetwork, optimiser: torch.optim.Optimizer,
                    reward: CachedReward) -> tuple[int, torch.Tensor]:
         """(RL steps done, product queue): (0, empty) for a run that starts RL now; restores their state."""
         if self.phase != "rl":
             return 0, torch.empty(0, dtype=torch.long)
         saved = self.saved
-        self._restore_common(network, optimiser, generator, history)
+        self.restore_common(run.network, optimiser, run.generator, run.history)
         reference.load_state_dict(saved.module_state("reference."))
         reward.values = {(p, tuple(c), x): float(v) for p, c, x, v in saved.state["reward_cache"]}
         return int(saved.state["done"]), saved.tensors["queue"].clone()
 
-    def _restore_common(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> None:
+    def restore_common(self, network, optimiser, generator: torch.Generator, history: ComboHistory) -> None:
+        """Load the policy, optimiser and generator of the checkpoint and copy its history into ``history``."""
         saved = self.saved
         network.load_state_dict(saved.module_state("policy."))
         restore_optimiser(optimiser, saved, "optimiser.")
@@ -717,11 +770,11 @@ class _ComboCheckpoint:
         self._save("bc", done, f"behaviour cloning epoch {done} of {total}", network, optimiser, generator,
                    history)
 
-    def save_rl(self, done: int, total: int, network, reference, optimiser, generator: torch.Generator,
-                history: ComboHistory, reward: CachedReward, queue: torch.Tensor) -> None:
+    def save_rl(self, run: _PolicyRun, done: int, total: int, reference: ComboPolicyNetwork,
+                optimiser: torch.optim.Optimizer, reward: CachedReward, queue: torch.Tensor) -> None:
         cache = [[p, list(c), x, v] for (p, c, x), v in reward.values.items()]
-        self._save("rl", done, f"policy-gradient step {done} of {total}", network, optimiser, generator, history,
-                   {**module_tensors("reference.", reference), "queue": queue}, {"reward_cache": cache})
+        self._save("rl", done, f"policy-gradient step {done} of {total}", run.network, optimiser, run.generator,
+                   run.history, {**module_tensors("reference.", reference), "queue": queue}, {"reward_cache": cache})
 
     def _save(self, phase: str, done: int, where: str, network, optimiser, generator: torch.Generator,
               history: ComboHistory, tensors: dict | None = None, state: dict | None = None) -> None:

@@ -54,7 +54,7 @@ from adcraft.generate.prompt import (
     pad_targets,
     product_image_encoder,
 )
-from adcraft.learning.training import torch_threads
+from adcraft.learning.training import TrainConfig, fit, torch_threads
 from adcraft.market import Market
 from adcraft.rewards.registry import require
 
@@ -167,7 +167,9 @@ class PreferenceConfig:
     mask_share: probability of corruption (a) rather than (b) for a pair (0.5).
     temperature: sampling temperature of the two prompts (1). resample: draws per product to find
         two different prompts.
-    learning_rate, epochs, batch_size: Adam over each round's pairs. seed: sampling, corruption, order.
+    learning_rate, epochs, batch_size: Adam over each round's pairs (``fit``; every epoch runs: a round
+        has no held-out pairs). max_grad_norm: clip the gradient's norm before each step.
+    seed: sampling, corruption, order.
     """
 
     method: Method = "pcpo"
@@ -182,6 +184,7 @@ class PreferenceConfig:
     learning_rate: float = 0.001
     epochs: int = 4
     batch_size: int = 64
+    max_grad_norm: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -193,7 +196,7 @@ class PreferenceConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.resample < 2:
             raise InputError(f"resample must be at least 2 (two prompts per product), got {self.resample}")
-        for name in ("beta", "learning_rate", "temperature"):
+        for name in ("beta", "learning_rate", "temperature", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
         if self.pcpo_weight < 0:
@@ -344,6 +347,37 @@ def corrupt(
     return Corruption(text, image, pad_targets(sequences), weight)
 
 
+@dataclass(frozen=True)
+class PreferenceBatch:
+    """A round's pairs as the loss reads them (rows aligned): each product's condition, the chosen and
+    rejected prompts as targets, the frozen reference's log-probabilities of both and, for PCPO, the
+    corruption with the reference's log-probability of y' under x'."""
+
+    text: torch.Tensor
+    image: torch.Tensor
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    reference_chosen: torch.Tensor
+    reference_rejected: torch.Tensor
+    corruption: Corruption | None = None
+    reference_corrupted: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, policy: BackgroundPromptModel, reference: BackgroundPromptModel, pairs: PreferencePairs,
+           corruption: Corruption | None) -> PreferenceBatch:
+        text, image = policy.condition_tensors(pairs.product_ids)
+        chosen, rejected = pad_targets(pairs.chosen), pad_targets(pairs.rejected)
+        with torch.no_grad():
+            ref_chosen = reference.network.log_prob(text, image, chosen)
+            ref_rejected = reference.network.log_prob(text, image, rejected)
+            ref_corrupted = (None if corruption is None else
+                             reference.network.log_prob(corruption.text, corruption.image, corruption.targets))
+        return cls(text, image, chosen, rejected, ref_chosen, ref_rejected, corruption, ref_corrupted)
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+
 # -- the trainer -----------------------------------------------------------------------------------
 
 
@@ -380,7 +414,8 @@ class PreferenceTrainer:
         model.conditions.rows(products)  # every product must be known
         torch.manual_seed(config.seed)
         optimiser = torch.optim.Adam(policy.network.parameters(), lr=config.learning_rate)
-        rng = np.random.default_rng(config.seed)
+        shuffle = torch.Generator().manual_seed(config.seed)  # the pairs' order in every round's epochs
+        rng = np.random.default_rng(config.seed)  # the corruptions
         history = PreferenceHistory(initial_match_rate=None if match_rate is None else float(match_rate(policy)))
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"{config.method.upper()} rounds", total=config.rounds)
@@ -391,8 +426,9 @@ class PreferenceTrainer:
                 loss, conditional = float("nan"), None
                 if len(pairs):
                     corruption = corrupt(policy, pairs, masker, config, rng) if config.method == "pcpo" else None
+                    batch = PreferenceBatch.of(policy, reference, pairs, corruption)
                     with torch_threads(policy.config.num_threads):
-                        loss, conditional = self._train_round(policy, reference, pairs, corruption, optimiser, rng)
+                        loss, conditional = self._train_round(policy, batch, optimiser, shuffle)
                 reward = self._chosen_reward(judge, pairs, baseline)
                 seconds = round(time.perf_counter() - started, 3)  # the callback's time is not the round's
                 history.rounds.append(RoundRecord(
@@ -423,51 +459,47 @@ class PreferenceTrainer:
     def _train_round(
         self,
         policy: BackgroundPromptModel,
-        reference: BackgroundPromptModel,
-        pairs: PreferencePairs,
-        corruption: Corruption | None,
+        batch: PreferenceBatch,
         optimiser: torch.optim.Optimizer,
-        rng: np.random.Generator,
+        generator: torch.Generator,
     ) -> tuple[float, float | None]:
-        """``epochs`` passes of Adam over the round's pairs; the last epoch's mean loss and PCPO term."""
+        """``epochs`` passes of ``fit`` over the round's pairs (no validation: every epoch runs), with the
+        optimiser and shuffling generator that persist over the rounds; the last epoch's mean loss per
+        pair and PCPO term."""
         config = self.config
-        text, image = policy.condition_tensors(pairs.product_ids)
-        chosen, rejected = pad_targets(pairs.chosen), pad_targets(pairs.rejected)
-        with torch.no_grad():
-            ref_chosen = reference.network.log_prob(text, image, chosen)
-            ref_rejected = reference.network.log_prob(text, image, rejected)
-            ref_corrupted = (None if corruption is None else
-                             reference.network.log_prob(corruption.text, corruption.image, corruption.targets))
-        network = policy.network.train()
-        last, last_conditional = float("nan"), None
-        for _ in range(config.epochs):
-            order = torch.from_numpy(rng.permutation(len(pairs)))
-            total, conditional_total = 0.0, 0.0
-            for start in range(0, len(order), config.batch_size):
-                i = order[start : start + config.batch_size]
-                pi_chosen = network.log_prob(text[i], image[i], chosen[i])
-                pi_rejected = network.log_prob(text[i], image[i], rejected[i])
-                if corruption is None:
-                    losses = dpo_loss(pi_chosen, pi_rejected, ref_chosen[i], ref_rejected[i], config.beta)
-                else:
-                    pi_corrupted = network.log_prob(corruption.text[i], corruption.image[i], corruption.targets[i])
-                    losses = pcpo_loss(
-                        pi_chosen, pi_rejected, ref_chosen[i], ref_rejected[i], pi_corrupted, ref_corrupted[i],
-                        config.beta, config.pcpo_weight * corruption.weight[i],
-                    )
-                    conditional = dpo_loss(pi_chosen, pi_corrupted, ref_chosen[i], ref_corrupted[i], config.beta)
-                    conditional_total += float((conditional.detach() * corruption.weight[i]).sum())
-                loss = losses.mean()
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                optimiser.step()
-                total += float(losses.detach().sum())
-            last = total / len(pairs)
-            if corruption is not None:
-                last_conditional = conditional_total / max(1.0, float(corruption.weight.sum()))
-        network.eval()
-        return last, last_conditional
+        network = policy.network
+        corruption = batch.corruption
+        conditional_total = 0.0
+
+        def before_epoch(epoch: int) -> None:
+            nonlocal conditional_total
+            conditional_total = 0.0
+
+        def train_loss(i: torch.Tensor) -> torch.Tensor:
+            nonlocal conditional_total
+            pi_chosen = network.log_prob(batch.text[i], batch.image[i], batch.chosen[i])
+            pi_rejected = network.log_prob(batch.text[i], batch.image[i], batch.rejected[i])
+            if corruption is None:
+                return dpo_loss(pi_chosen, pi_rejected, batch.reference_chosen[i], batch.reference_rejected[i],
+                                config.beta).mean()
+            pi_corrupted = network.log_prob(corruption.text[i], corruption.image[i], corruption.targets[i])
+            losses = pcpo_loss(
+                pi_chosen, pi_rejected, batch.reference_chosen[i], batch.reference_rejected[i], pi_corrupted,
+                batch.reference_corrupted[i], config.beta, config.pcpo_weight * corruption.weight[i],
+            )
+            conditional = dpo_loss(pi_chosen, pi_corrupted, batch.reference_chosen[i], batch.reference_corrupted[i],
+                                   config.beta)
+            conditional_total += float((conditional.detach() * corruption.weight[i]).sum())
+            return losses.mean()
+
+        train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                            weight_decay=0.0, seed=config.seed)
+        history = fit(network, len(batch), train_loss, None, train, description=f"{config.method} round",
+                      before_epoch=before_epoch, generator=generator, optimiser=optimiser,
+                      row_weights=torch.ones(len(batch)), max_grad_norm=config.max_grad_norm)
+        if corruption is None:
+            return history.train_loss[-1], None
+        return history.train_loss[-1], conditional_total / max(1.0, float(corruption.weight.sum()))
 
 
 # -- the judge backed by a reward model -----------------------------------------------------------
@@ -614,6 +646,7 @@ __all__ = [
     "METHODS",
     "PairwiseJudge",
     "PhotoMasker",
+    "PreferenceBatch",
     "PreferenceConfig",
     "PreferenceHistory",
     "PreferencePairs",

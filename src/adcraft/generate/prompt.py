@@ -16,10 +16,12 @@ title. Here the writer is a small autoregressive model over a closed vocabulary:
 Supervised fit (``PromptTrainer``): each product's logged backgrounds, weighted by the impressions of
 the past creatives that showed them (raised to ``weight_power``) and normalised per product, so every
 product counts the same; products without logs learn from every word prompt they may use. The
-weighted negative log-likelihood is minimised with Adam. A market's prompts are few (the simulator
-has ten), so a model fitted to them alone only repeats them; by default a fifth of each prompt's
-weight goes to a copy with one colour word swapped for another (``colour_variants``, an adcraft
-choice, not CAIG's), which teaches it to write new colourways the preference rounds can choose from.
+weighted negative log-likelihood is minimised with Adam by ``learning.training.fit`` (optionally
+stopped early on a held-out share of the backgrounds, and resumable from a checkpoint). A market's
+prompts are few (the simulator has ten), so a model fitted to them alone only repeats them; by
+default a fifth of each prompt's weight goes to a copy with one colour word swapped for another
+(``colour_variants``, an adcraft choice, not CAIG's), which teaches it to write new colourways the
+preference rounds can choose from.
 
 A model saves as ``config.json`` + ``model.safetensors`` (vocabulary, product ids and their frozen
 features included), so it samples for its products without the market.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -44,7 +46,8 @@ from adcraft.configuration import check_config, from_mapping
 from adcraft.errors import InputError
 from adcraft.features.cache import default_cache_dir
 from adcraft.learning.artifacts import load_artifact, save_artifact
-from adcraft.learning.training import torch_threads
+from adcraft.learning.checkpoint import array_digest
+from adcraft.learning.training import TrainConfig, TrainHistory, fit, torch_threads
 from adcraft.market import Market
 from adcraft.render import parse_color
 
@@ -207,7 +210,9 @@ class PromptModelConfig:
     colour_variants: share of each logged prompt's weight given to a recoloured copy of it in every
         epoch of the supervised fit (``fit_prompts``); 0 fits the logged prompts alone.
     weight_power: a logged background's weight is (its impressions) ** weight_power.
-    epochs, batch_size, learning_rate, seed: the supervised fit.
+    epochs, batch_size, learning_rate, seed: the supervised fit (``fit_prompts``).
+    validation_share: share of the logged backgrounds held out to stop the fit early, after
+        ``patience`` epochs without improvement (keeping the best epoch's weights); 0 runs every epoch.
     num_threads: torch threads while the prompt model trains or writes (``torch_threads``; None leaves
         torch's setting alone).
     """
@@ -225,6 +230,8 @@ class PromptModelConfig:
     batch_size: int = 128
     learning_rate: float = 0.003
     seed: int = 0
+    validation_share: float = 0.0
+    patience: int = 4
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
@@ -235,7 +242,7 @@ class PromptModelConfig:
             raise InputError(
                 f"image_backbone must be one of {', '.join(IMAGE_BACKBONES)}, got {self.image_backbone!r}"
             )
-        for name in ("embedding_dim", "condition_dim", "hidden", "max_tokens", "epochs", "batch_size"):
+        for name in ("embedding_dim", "condition_dim", "hidden", "max_tokens", "epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
@@ -246,6 +253,8 @@ class PromptModelConfig:
             raise InputError(f"colour_variants must be in [0, 1), got {self.colour_variants}")
         if self.weight_power < 0:
             raise InputError(f"weight_power must be >= 0, got {self.weight_power}")
+        if not 0.0 <= self.validation_share < 1.0:
+            raise InputError(f"validation_share must be in [0, 1), got {self.validation_share}")
 
 
 # -- product conditions --------------------------------------------------------------------------
@@ -606,6 +615,44 @@ def _impressions_by_creative(market: Market) -> dict[str, float]:
     return {cid: 1.0 for cid in market.creatives["creative_id"]}
 
 
+@dataclass(frozen=True)
+class PromptExamples:
+    """What the supervised fit learns from (rows aligned): a product, a prompt it should write and the
+    prompt's weight (``logged_backgrounds``)."""
+
+    product_ids: list[str]
+    prompts: list[str]
+    weights: np.ndarray  # float64
+
+    def __post_init__(self) -> None:
+        if not len(self.product_ids) == len(self.prompts) == len(self.weights):
+            raise InputError(f"got {len(self.prompts)} prompts and {len(self.weights)} weights for "
+                             f"{len(self.product_ids)} products")
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> PromptExamples:
+        """From a ``logged_backgrounds`` frame."""
+        return cls(frame["product_id"].tolist(), frame["prompt"].tolist(), frame["weight"].to_numpy(np.float64))
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+    def take(self, rows: Sequence[int]) -> PromptExamples:
+        return PromptExamples([self.product_ids[i] for i in rows], [self.prompts[i] for i in rows],
+                              self.weights[np.asarray(rows, dtype=np.int64)])
+
+    def split(self, share: float, seed: int) -> tuple[PromptExamples, PromptExamples | None]:
+        """(training, validation) rows: a seeded ``share`` of the rows held out (none for share 0), at
+        least one row on each side."""
+        if share == 0:
+            return self, None
+        if len(self) < 2:
+            raise InputError(f"validation_share needs at least two logged backgrounds to split, got {len(self)}")
+        order = np.random.default_rng(seed).permutation(len(self))
+        held = min(len(self) - 1, max(1, round(share * len(self))))
+        return self.take(sorted(order[held:])), self.take(sorted(order[:held]))
+
+
 @dataclass
 class PromptTrainer:
     """Builds a prompt model for a market and fits it to the logged backgrounds (module docstring)."""
@@ -624,16 +671,21 @@ class PromptTrainer:
         network.fit_standardisers(conditions.text, conditions.image)
         return BackgroundPromptModel(config, vocab, conditions, network)
 
-    def fit(self, market: Market, progress: bool = False) -> BackgroundPromptModel:
-        """``build`` then minimise the weighted negative log-likelihood of ``logged_backgrounds``."""
+    def fit(self, market: Market, progress: bool = False, *, checkpoint: Path | None = None,
+            on_epoch: Callable[[int], None] | None = None) -> BackgroundPromptModel:
+        """``build`` then minimise the weighted negative log-likelihood of ``logged_backgrounds`` (a
+        ``validation_share`` of them held out for early stopping); ``checkpoint`` and ``on_epoch`` as in
+        ``fit_prompts``."""
         model = self.build(market)
-        data = logged_backgrounds(market, self.config.weight_power)
-        too_long = [p for p in data["prompt"] if len(tokenize(p)) > self.config.max_tokens]
+        examples = PromptExamples.of(logged_backgrounds(market, self.config.weight_power))
+        too_long = [p for p in examples.prompts if len(tokenize(p)) > self.config.max_tokens]
         if too_long:
             raise InputError(f"the background prompt {too_long[0]!r} is longer than max_tokens="
                              f"{self.config.max_tokens} tokens; raise max_tokens")
-        model.history = fit_prompts(model, data["product_id"].tolist(), data["prompt"].tolist(),
-                                    data["weight"].to_numpy(), self.config, progress)
+        train, valid = examples.split(self.config.validation_share, self.config.seed)
+        history = fit_prompts(model, train, self.config, progress, valid=valid, checkpoint=checkpoint,
+                              on_epoch=on_epoch)
+        model.history = history.train_loss
         return model
 
 
@@ -653,68 +705,96 @@ def recoloured(prompt: str, colours: Sequence[str], rng: np.random.Generator) ->
     return detokenize(tokens[:spot] + [options[int(rng.integers(len(options)))]] + tokens[spot + 1 :])
 
 
+class _ColourVariants:
+    """Each epoch's ``recoloured`` copies of the training prompts, drawn epoch after epoch from one
+    generator seeded once, so that a resumed fit gets the copies of an epoch that an uninterrupted fit
+    got. Whether a prompt has a copy depends on its words alone: the same rows have one every epoch."""
+
+    def __init__(self, prompts: Sequence[str], colours: Sequence[str], seed: int) -> None:
+        self.prompts, self.colours = list(prompts), list(colours)
+        self.rng = np.random.default_rng(seed)
+        self.drawn: list[str | None] = []
+        self.epochs = 0
+
+    def epoch(self, epoch: int) -> list[str | None]:
+        """The copies of ``epoch`` (None for a prompt without one); epochs are asked for in order."""
+        while self.epochs <= epoch:
+            self.drawn = [recoloured(p, self.colours, self.rng) for p in (self.prompts if self.colours else ())]
+            self.epochs += 1
+        return self.drawn
+
+
 def fit_prompts(
     model: BackgroundPromptModel,
-    product_ids: Sequence[str],
-    prompts: Sequence[str],
-    weights: np.ndarray,
+    examples: PromptExamples,
     config: PromptModelConfig,
     progress: bool = False,
-) -> list[float]:
-    """Minimise ``sum_i w_i * -log p(prompt_i | product_i) / sum_i w_i`` with Adam; the loss per epoch.
+    *,
+    valid: PromptExamples | None = None,
+    checkpoint: Path | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> TrainHistory:
+    """Minimise ``sum_i w_i * -log p(prompt_i | product_i) / sum_i w_i`` with Adam (``fit``); the history.
 
     With ``config.colour_variants`` = s > 0, every epoch each prompt that names a colour word also
     teaches a fresh ``recoloured`` copy of itself with weight ``s * w_i`` (the original keeps
     ``(1 - s) * w_i``), so the model learns to write new colourways of the logged backgrounds, not
     only to repeat them.
-    """
-    from rich.progress import Progress
 
+    ``valid``: held-out examples whose weighted negative log-likelihood stops the fit after
+    ``config.patience`` epochs without improvement, keeping the best epoch's weights; without them all
+    ``config.epochs`` run. ``checkpoint``: a folder where the fit's state is saved after every epoch, from
+    which a killed fit resumes to the same bits; ``on_epoch(epoch)`` is called after each epoch.
+    """
     network = model.network
-    rows = model.conditions.rows(product_ids)
-    sequences = model.encode(prompts)
-    base = np.asarray(weights, dtype=np.float64)
+    rows = model.conditions.rows(examples.product_ids)
+    sequences = model.encode(examples.prompts)
     colours = [w for w in renderable_colour_words() if w in model.vocab.tokens] if config.colour_variants > 0 else []
-    optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    generator = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    losses = []
-    network.train()
-    with torch_threads(config.num_threads), Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("fitting the prompt model to the logged backgrounds", total=config.epochs)
-        for _ in range(config.epochs):
-            epoch_rows, epoch_sequences, epoch_weights = list(rows), list(sequences), base.copy()
-            for i, prompt in enumerate(prompts if colours else ()):
-                variant = recoloured(prompt, colours, rng)
-                if variant is not None:
-                    epoch_rows.append(rows[i])
-                    epoch_sequences.append(model.vocab.encode(variant))
-                    epoch_weights = np.append(epoch_weights, config.colour_variants * base[i])
-                    epoch_weights[i] = (1.0 - config.colour_variants) * base[i]
-            text = torch.from_numpy(model.conditions.text[epoch_rows])
-            image = torch.from_numpy(model.conditions.image[epoch_rows])
-            targets = pad_targets(epoch_sequences)
-            w = torch.as_tensor(epoch_weights, dtype=torch.float32)
-            order = torch.randperm(len(targets), generator=generator)
-            total = 0.0
-            for start in range(0, len(order), config.batch_size):
-                index = order[start : start + config.batch_size]
-                logp = network.log_prob(text[index], image[index], targets[index])
-                loss = -(w[index] * logp).sum() / w[index].sum()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * float(w[index].sum())
-            losses.append(total / float(w.sum()))
-            bar.advance(task)
-    network.eval()
-    return losses
+    variants = _ColourVariants(examples.prompts, colours, config.seed)
+    copied = [i for i, variant in enumerate(variants.epoch(0)) if variant is not None]
+    weights = np.append(examples.weights.astype(np.float64), config.colour_variants * examples.weights[copied])
+    weights[copied] = (1.0 - config.colour_variants) * examples.weights[copied]
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    all_rows = np.concatenate([rows, rows[copied]])
+    text = torch.from_numpy(model.conditions.text[all_rows])
+    image = torch.from_numpy(model.conditions.image[all_rows])
+    targets = pad_targets(sequences)
+
+    def before_epoch(epoch: int) -> None:
+        nonlocal targets
+        drawn = variants.epoch(epoch)
+        targets = pad_targets(sequences + [model.vocab.encode(drawn[i]) for i in copied])
+
+    def train_loss(index: torch.Tensor) -> torch.Tensor:
+        logp = network.log_prob(text[index], image[index], targets[index])
+        return -(w[index] * logp).sum() / w[index].sum()
+
+    valid_loss = None
+    if valid is not None:
+        valid_text, valid_image = model.condition_tensors(valid.product_ids)
+        valid_targets = pad_targets(model.encode(valid.prompts))
+        valid_w = torch.as_tensor(valid.weights, dtype=torch.float32)
+
+        def valid_loss() -> float:
+            logp = network.log_prob(valid_text, valid_image, valid_targets)
+            return float(-(valid_w * logp).sum() / valid_w.sum())
+
+    train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                        weight_decay=0.0, patience=config.patience, seed=config.seed)
+    settings = {k: v for k, v in asdict(config).items() if k != "num_threads"}
+    data = {"settings": settings, "train": array_digest(all_rows, w, *(np.asarray(s) for s in sequences)),
+            "valid": None if valid is None else array_digest(valid_text, valid_image, valid_targets, valid_w)}
+    with torch_threads(config.num_threads):
+        return fit(network, len(all_rows), train_loss, valid_loss, train, progress,
+                   "fitting the prompt model to the logged backgrounds", checkpoint=checkpoint, fingerprint=data,
+                   on_epoch=on_epoch, before_epoch=before_epoch, row_weights=w)
 
 
 __all__ = [
     "BackgroundPromptModel",
     "COLOUR_WORDS",
     "ProductConditions",
+    "PromptExamples",
     "PromptModelConfig",
     "PromptNetwork",
     "PromptTrainer",

@@ -1,7 +1,10 @@
 """The optimisation loop every learned component shares: mini-batch AdamW with early stopping.
 
-Training stops when the validation loss has not improved for ``patience`` epochs, and the weights of the
-best epoch are restored, so a model never ends on an over-fitted state.
+``fit`` is the one mini-batch loop of the package: the reward models, behaviour cloning of the
+combination policy, the prompt model's supervised fit and each DPO/PCPO preference round all run
+through it. Epochs shuffle the rows with a seeded generator; with a validation loss, training stops
+when it has not improved for ``patience`` epochs and the weights of the best epoch are restored, so a
+model never ends on an over-fitted state (a trainer without validation data runs all its epochs).
 
 With a checkpoint folder, the whole state is saved after every epoch (``checkpoint.py``) and a killed
 run resumes to bitwise the same weights; with a ``world`` (``distributed.py``) the mini-batches are split
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +46,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser settings shared by the reward models."""
+    """Settings of ``fit``: the reward models read them from their configs; the other trainers build them
+    from their own (behaviour cloning, the prompt model, the preference rounds)."""
 
     epochs: int = 40
     batch_size: int = 512
@@ -74,48 +79,125 @@ class TrainHistory:
 CHECKPOINT_FILE = "fit.safetensors"
 
 
+@dataclass
+class LoopState:
+    """Where ``fit`` stands between epochs, besides the weights, the optimiser and the shuffling generator:
+    what a checkpoint must hold for a resumed run to end with the same bits.
+
+    ``best`` and ``best_weights`` are the lowest validation loss and the weights that reached it (the
+    initial weights before any epoch); without validation ``best_weights`` is None and the last epoch's
+    weights are kept. ``stale`` counts the epochs since the validation loss last improved.
+    """
+
+    history: TrainHistory = field(default_factory=TrainHistory)
+    epochs: int = 0
+    best: float = math.inf
+    best_weights: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    @classmethod
+    def fresh(cls, model: nn.Module, validated: bool) -> LoopState:
+        return cls(best_weights=copy.deepcopy(model.state_dict()) if validated else None)
+
+    def record(self, epoch: int, model: nn.Module, valid: float | None) -> None:
+        """Note an epoch's validation loss (None without validation): keep the weights of a new best."""
+        if valid is None:
+            self.history.best_epoch = epoch
+            return
+        self.history.valid_loss.append(valid)
+        if valid < self.best - 1e-6:
+            self.best, self.best_weights, self.stale = valid, copy.deepcopy(model.state_dict()), 0
+            self.history.best_epoch = epoch
+        else:
+            self.stale += 1
+
+
+class LoopCheckpoint(Protocol):
+    """Where ``fit`` saves its state after every epoch and finds it again when a killed run restarts.
+
+    ``fit`` with a folder uses its own file (``fit.safetensors``); a trainer whose checkpoint also holds
+    other phases (the combination policy's: behaviour cloning, then RL) passes an object of its own that
+    writes the same state into its file. ``restore`` loads a saved run's weights, optimiser and generator
+    state and returns its ``LoopState`` (None: start afresh); ``save`` may skip epochs (a save interval).
+    """
+
+    def restore(self, model: nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator
+                ) -> LoopState | None: ...
+
+    def save(self, model: nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
+             state: LoopState) -> None: ...
+
+
 def fit(
     model: nn.Module,
     n_train: int,
     train_loss: Callable[[torch.Tensor], torch.Tensor],
-    valid_loss: Callable[[], float],
+    valid_loss: Callable[[], float] | None,
     config: TrainConfig,
     progress: bool = False,
     description: str = "training",
     *,
-    checkpoint: Path | None = None,
+    checkpoint: Path | LoopCheckpoint | None = None,
     fingerprint: Mapping[str, Any] | None = None,
     world: DataParallel | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    before_epoch: Callable[[int], None] | None = None,
+    generator: torch.Generator | None = None,
+    optimiser: torch.optim.Optimizer | None = None,
+    row_weights: torch.Tensor | None = None,
+    max_grad_norm: float | None = None,
 ) -> TrainHistory:
-    """Minimise ``train_loss(index)`` over shuffled mini-batches of ``range(n_train)``.
+    """Minimise ``train_loss(index)`` over shuffled mini-batches of ``range(n_train)``, for ``config.epochs``
+    epochs or until early stopping.
 
-    ``train_loss`` gets a LongTensor of row indices and returns a scalar loss; ``valid_loss`` returns the
-    validation loss of the current weights (lower is better). Raises ``AdcraftError`` if a loss is NaN.
+    ``train_loss`` gets a LongTensor of row indices and returns a scalar loss. ``valid_loss`` returns the
+    validation loss of the current weights (lower is better): training stops after ``config.patience``
+    epochs without improvement and the best epoch's weights are restored. Without ``valid_loss`` (a
+    trainer with no validation data) all epochs run and the last weights are kept. Raises
+    ``AdcraftError`` if a loss is NaN.
 
     ``checkpoint``: a folder where the whole training state (weights, AdamW moments, best weights,
     early-stopping counters, history, the shuffling generator's and torch's global RNG states) is
     written after every epoch (``checkpoint.py``); a run that finds a checkpoint of the same run there
     continues from it and ends with bitwise the same weights and history as an uninterrupted run. The
     run's identity is ``config``, ``n_train``, the initial weights and ``fingerprint`` (the caller's
-    description of its data).
+    description of its data). Or a ``LoopCheckpoint`` of the trainer's own (needed when it passes its
+    own ``generator`` or ``optimiser``, whose starting state the folder's run identity does not cover).
 
     ``world``: train data-parallel (``distributed.py``): ``train_loss`` must run the model through
     ``world.wrap(model)``; each rank computes the loss on its shard of every mini-batch.
 
-    ``on_epoch(epoch)`` is called after each epoch (and its checkpoint).
+    ``before_epoch(epoch)`` is called before an epoch's rows are shuffled (a trainer whose rows change
+    from epoch to epoch builds them there), ``on_epoch(epoch)`` after the epoch and its checkpoint.
+
+    A trainer that shares its generator with the loss (random masks) or carries it on after the loop
+    passes ``generator`` (default: a fresh one seeded with ``config.seed``); one that keeps its optimiser
+    over several calls passes ``optimiser`` (default: AdamW with ``config``'s learning rate and weight
+    decay). ``row_weights``: the epoch's loss in the history is the mean of the batch losses weighted by
+    their rows' total weight (default: each batch counts the same). ``max_grad_norm``: clip the
+    gradient's norm before each step.
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if isinstance(checkpoint, (str, os.PathLike)) and (generator is not None or optimiser is not None):
+        raise AdcraftError(f"{description}: a checkpoint folder covers fit's own generator and optimiser only; "
+                           "a trainer that brings its own passes a LoopCheckpoint that saves them")
+    generator = torch.Generator().manual_seed(config.seed) if generator is None else generator
+    if optimiser is None:
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if world is not None and not world.wraps(model):
         raise AdcraftError(f"{description}: data-parallel training needs train_loss to run world.wrap(model)")
-    saver = _FitCheckpoint(checkpoint, model, optimiser, generator, config, n_train, fingerprint, world, description)
-    history, best, best_state, stale, start = saver.restore()
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(description, total=config.epochs, completed=start, status="")
-        last = config.epochs if stale < config.patience else start  # a resumed run may have stopped already
-        for epoch in range(start, last):
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = _FitCheckpoint(Path(checkpoint), description, config.epochs, world, run_fingerprint(
+            "fit", asdict(config), n_train, None if world is None else world.size,
+            tensor_digest(model.state_dict().items()), dict(fingerprint or {}),
+        ))
+    state = None if checkpoint is None else checkpoint.restore(model, optimiser, generator)
+    state = state or LoopState.fresh(model, valid_loss is not None)
+    with progress_bar(progress) as bar:
+        task = bar.add_task(description, total=config.epochs, completed=state.epochs, status="")
+        last = config.epochs if state.stale < config.patience else state.epochs  # a resumed run may have stopped
+        for epoch in range(state.epochs, last):
+            if before_epoch is not None:
+                before_epoch(epoch)
             model.train()
             order = torch.randperm(n_train, generator=generator)
             total, batches = 0.0, 0
@@ -133,71 +215,70 @@ def fit(
                     raise AdcraftError(f"{description}: the training loss became {value} at epoch {epoch}")
                 optimiser.zero_grad()
                 loss.backward()
+                if max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
                 optimiser.step()
-                total, batches = total + value, batches + 1
-            model.eval()
-            with torch.no_grad():
-                current = float(valid_loss())
-            history.train_loss.append(total / max(batches, 1))
-            history.valid_loss.append(current)
-            if current < best - 1e-6:
-                best, best_state, stale = current, copy.deepcopy(model.state_dict()), 0
-                history.best_epoch = epoch
-            else:
-                stale += 1
-            saver.save(history, best, best_state, stale, epoch + 1)
+                if row_weights is None:
+                    total, batches = total + value, batches + 1
+                else:
+                    total += value * float(row_weights[index].sum())
+            state.history.train_loss.append(total / max(batches, 1) if row_weights is None
+                                            else total / float(row_weights.sum()))
+            current = None
+            if valid_loss is not None:
+                model.eval()
+                with torch.no_grad():
+                    current = float(valid_loss())
+            state.record(epoch, model, current)
+            state.epochs = epoch + 1
+            if checkpoint is not None:
+                checkpoint.save(model, optimiser, generator, state)
             if on_epoch is not None:
                 on_epoch(epoch)
-            bar.update(task, advance=1, status=f"valid loss {current:.5f} (best {best:.5f})")
-            if stale >= config.patience:
+            status = (f"loss {state.history.train_loss[-1]:.5f}" if current is None
+                      else f"valid loss {current:.5f} (best {state.best:.5f})")
+            bar.update(task, advance=1, status=status)
+            if state.stale >= config.patience:
                 break
-    model.load_state_dict(best_state)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
     model.eval()
-    return history
+    return state.history
 
 
 class _FitCheckpoint:
-    """Writes and restores ``fit``'s state in ``folder/fit.safetensors`` (a no-op without a folder)."""
+    """``fit``'s own checkpoint: its state in ``folder/fit.safetensors``."""
 
-    def __init__(self, folder: Path | None, model: nn.Module, optimiser: torch.optim.Optimizer,
-                 generator: torch.Generator, config: TrainConfig, n_train: int,
-                 fingerprint: Mapping[str, Any] | None, world: DataParallel | None, description: str) -> None:
-        self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE
-        self.model, self.optimiser, self.generator, self.config = model, optimiser, generator, config
+    def __init__(self, folder: Path, description: str, epochs: int, world: DataParallel | None, run: str) -> None:
+        self.path = folder / CHECKPOINT_FILE
+        self.description, self.epochs, self.run = description, epochs, run
         self.writes = world is None or world.writes
-        self.description = description
-        self.run = "" if folder is None else run_fingerprint(
-            "fit", asdict(config), n_train, None if world is None else world.size,
-            tensor_digest(model.state_dict().items()), dict(fingerprint or {}),
-        )
 
-    def restore(self) -> tuple[TrainHistory, float, dict[str, torch.Tensor], int, int]:
-        """(history, best loss, best state, stale epochs, epochs done): a fresh start or the checkpoint's."""
-        fresh = (TrainHistory(), math.inf, copy.deepcopy(self.model.state_dict()), 0, 0)
-        if self.path is None:
-            return fresh
+    def restore(self, model: nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator
+                ) -> LoopState | None:
         saved = load_checkpoint(self.path, self.run, self.description)
         if saved is None:
-            return fresh
+            return None
         state = saved.state
-        self.model.load_state_dict(saved.module_state("model."))
-        restore_optimiser(self.optimiser, saved, "optimiser.")
-        self.generator.set_state(saved.tensors["rng.generator"])
+        model.load_state_dict(saved.module_state("model."))
+        restore_optimiser(optimiser, saved, "optimiser.")
+        generator.set_state(saved.tensors["rng.generator"])
         torch.set_rng_state(saved.tensors["rng.torch"])
-        history = TrainHistory(**state["history"])
-        return history, float(state["best"]), saved.module_state("best."), int(state["stale"]), int(state["epochs"])
+        best_weights = saved.module_state("best.") or None
+        return LoopState(TrainHistory(**state["history"]), int(state["epochs"]), float(state["best"]), best_weights,
+                         int(state["stale"]))
 
-    def save(self, history: TrainHistory, best: float, best_state: Mapping[str, torch.Tensor], stale: int,
-             epochs: int) -> None:
-        if self.path is None or not self.writes:
+    def save(self, model: nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
+             state: LoopState) -> None:
+        if not self.writes:
             return
-        tensors = {**module_tensors("model.", self.model), **optimiser_tensors("optimiser.", self.optimiser)}
-        tensors.update({f"best.{k}": v for k, v in best_state.items()})
-        tensors["rng.generator"] = self.generator.get_state()
+        tensors = {**module_tensors("model.", model), **optimiser_tensors("optimiser.", optimiser)}
+        tensors.update({f"best.{k}": v for k, v in (state.best_weights or {}).items()})
+        tensors["rng.generator"] = generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
-        state = {"epochs": epochs, "best": best, "stale": stale, "history": history.to_json(),
-                 "position": f"epoch {epochs} of {self.config.epochs}"}
-        save_checkpoint(self.path, self.run, state, tensors)
+        header = {"epochs": state.epochs, "best": state.best, "stale": state.stale, "history": state.history.to_json(),
+                  "position": f"epoch {state.epochs} of {self.epochs}"}
+        save_checkpoint(self.path, self.run, header, tensors)
 
 
 def binomial_loss(logits: torch.Tensor, clicks: torch.Tensor, trials: torch.Tensor) -> torch.Tensor:
@@ -259,6 +340,13 @@ def fit_click_model(
 def _click_digest(tensors: ClickTensors) -> str:
     batch, clicks, trials = tensors
     return array_digest(clicks, trials, *batch.tensors())
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """The progress display of a training: the task, a bar, a status (e.g. the loss) and the time taken;
+    it vanishes when done. Only one can be live at a time."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    return Progress(*columns, disable=not enabled, transient=True)
 
 
 @contextlib.contextmanager
