@@ -1,0 +1,450 @@
+"""Offline evidence for a proposal set that never grades a proposal with the judge that chose it.
+
+A reward model that picks each product's best combination and then values its own picks by DR
+reports its own opinion: almost no logged impression showed a new combination, so DR collapses to
+the model's prediction, and the model's largest predictions are the ones most likely too large
+(the optimiser's curse; Smith & Winkler, "The optimizer's curse", Management Science 2006). This
+module separates choosing from grading, measures the judge's error where the truth is known, and
+states the result as a conservative lift with a launch plan.
+
+**Cross-fitting (2 folds, by creative).** Each product's logged creatives are dealt at random into
+two folds (every impression of a creative in the creative's fold; ``creative_folds``). By creative,
+not by time: a fold must hold creatives the other fold's judge has never seen, or the backtest below
+would grade the judge on combinations it was trained on, and a time split keeps the same creatives
+on both sides. Judge A is fitted on fold A's logs only, judge B on fold B's. Judge A chooses a
+proposal set, which is valued by DR on fold B's impressions with judge B as the model (and vice
+versa), so the chooser never saw the grading data and the grader never saw the chooser's. Within
+fold k a logged propensity becomes ``p_i / s_pk`` (``s_pk``: the share of product p's impressions
+that fell in fold k): the logging policy's probability of the creative given that it picked one of
+fold k's. The final proposals come from the judge fitted on all logs, whose value is estimated by the
+two cross-fitted proposal sets': conservative, since a judge fitted on half the logs chooses no better
+than one fitted on all of them. Cost: two extra fits of the judge on half the logs each and two
+proposal searches (``Evidence.seconds`` records the time).
+
+**Backtest.** Each fold's creatives are predicted by the judge fitted on the other fold: per creative,
+the impression-weighted prediction ``q_c`` beside the observed CTR ``o_c`` on ``n_c`` impressions
+(``backtest``). It gives the judge's calibration on creatives it never saw: ``rho = sum n o / sum n q``
+(clicks observed per click predicted) and the spread ``tau`` of the per-creative ratio ``o_c / q_c``
+with the binomial noise of ``o_c`` taken out.
+
+**Interval.** With per-impression terms ``a_i = w_i r_i`` and ``b_i = q_target_i - w_i q_logged_i``,
+DR with the model scaled by ``rho`` is ``V(rho) = mean(a) + rho mean(b)``: the part the logs support
+(``a``) plus the part that rests on the model (``b``). The lift is ``V(rho) / mean(r) - 1``; its
+``level`` interval takes the quantiles of
+
+    L_b = (mean(a*) + rho_b mean(b*)) / mean(r*) - 1,    rho_b = max(rho*_b + tau z_b, 0),
+
+where ``*`` marks impressions resampled with replacement, ``rho*_b`` is ``rho`` on backtest creatives
+resampled with replacement and ``z_b`` a standard normal draw. One ``rho_b`` scales every product's
+model part at once: the judge's error on one creative is assumed shared by all proposals, which is
+conservative (independent errors would partly cancel across products).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from adcraft.configuration import check_config
+from adcraft.errors import InputError
+from adcraft.evaluate.abtest import required_impressions
+from adcraft.evaluate.ope import estimate_with_draws
+from adcraft.evaluate.proposal_value import ProposalPolicy, logged_impressions, policy_arrays
+from adcraft.market import Market
+from adcraft.market.click_log import click_log
+
+FOLDS = 2
+SCHEME = "2-fold cross-fitting by creative"
+BOOTSTRAP_BLOCK = 4_000_000  # resampled row indices held at once (bounds memory whatever the log's size)
+SAMPLE_SIZE_REFERENCE = ("two-proportion z-test without continuity correction: Fleiss, Levin & Paik, "
+                         "Statistical Methods for Rates and Proportions, 3rd ed., 2003, section 4.2")
+
+
+class Judge(Protocol):
+    """A reward model: the predicted CTR of each (product, combination[, context]) row."""
+
+    def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]],
+                contexts: Sequence[str] | None = None) -> np.ndarray: ...
+
+
+FitJudge = Callable[[Market], Judge]
+"""Fits a judge on a market (the cross-fitting calls it on each fold's part of the logs)."""
+
+ChooseWith = Callable[[Judge], pd.DataFrame]
+"""The proposals (``product_id``, ``rank``, ``elements``) a judge chooses."""
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """Settings of the cross-fitted evidence (module docstring) and of the launch plan."""
+
+    enabled: bool = True  # off: the run reports only the single-judge off-policy estimate
+    level: float = 0.9  # coverage of the lift intervals
+    n_bootstrap: int = 500
+    seed: int = 0  # folds, resamples and model-error draws
+    alpha: float = 0.05  # launch plan: two-sided significance level of the confirming A/B test
+    power: float = 0.8  # launch plan: probability of confirming the conservative lift
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        for name in ("level", "alpha", "power"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise InputError(f"evidence.{name} must lie strictly between 0 and 1, got {value}")
+
+
+@dataclass(frozen=True)
+class LiftInterval:
+    """Relative lift of the proposals over the logging policy's CTR (0.12 = +12%) with its interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The judges on the logged creatives they were not fitted on (module docstring).
+
+    ``points`` has one row per creative: ``creative_id``, ``predicted``, ``observed``, ``impressions``.
+    ``mean_abs_relative_error`` is ``sum n |q - o| / sum n o``; ``calibration_slope`` the impression-weighted
+    least-squares slope of observed on predicted CTR (1: calibrated, below 1: predictions spread too wide).
+    """
+
+    points: pd.DataFrame
+    mean_abs_relative_error: float
+    calibration_slope: float
+    ratio: float  # rho: clicks observed per click predicted
+    ratio_spread: float  # tau: spread of o_c / q_c beyond binomial noise
+
+    def to_json(self) -> dict:
+        return {
+            "creatives": len(self.points),
+            "impressions": int(self.points["impressions"].sum()),
+            "mean_abs_relative_error": self.mean_abs_relative_error,
+            "calibration_slope": self.calibration_slope,
+            "observed_per_predicted": self.ratio,
+            "ratio_spread": self.ratio_spread,
+        }
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Impressions per arm of an A/B test that confirms the conservative lift (``required_impressions``)."""
+
+    target_lift: float  # the lift the test is sized to detect: the lower bound when positive
+    control_ctr: float
+    treatment_ctr: float
+    impressions_per_arm: int | None  # None: no positive lift to confirm
+    control_share: float  # traffic split: equal arms need the fewest impressions in all
+    days: float | None  # at the logs' traffic (impressions per day), both arms together
+    alpha: float
+    power: float
+    reference: str = SAMPLE_SIZE_REFERENCE
+
+    @property
+    def summary(self) -> str:
+        if self.impressions_per_arm is None:
+            return "no positive lift to confirm: keep the current creatives or test for harm only"
+        days = f", about {self.days:.1f} days at the logged traffic" if self.days is not None else ""
+        return (f"{self.impressions_per_arm:,} impressions per arm ({self.control_share:.0%} of traffic to what runs "
+                f"now){days} to confirm a lift of {self.target_lift:+.1%} at alpha {self.alpha:g}, power "
+                f"{self.power:g}")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The cross-fitted lift of a proposal set, its backtest, its support in the logs and a launch plan.
+
+    ``products`` has one row per proposed product: ``product_id``, ``impressions``, ``lift``, ``lift_low``,
+    ``lift_high``, ``keep_current`` (True where the lower bound is <= 0 or unknown: do no harm).
+    ``supported`` describes the final proposals' logged support (``supported_part``).
+    """
+
+    lift: LiftInterval
+    uncalibrated_lift: float  # the cross-fitted DR lift before the backtest's calibration
+    logging_ctr: float
+    proposals_ctr: float
+    backtest: Backtest
+    supported: dict
+    launch_plan: LaunchPlan
+    products: pd.DataFrame
+    seconds: float
+
+    def to_json(self) -> dict:
+        plan = dataclasses.asdict(self.launch_plan)
+        return {
+            "possible": True,
+            "lift": dataclasses.asdict(self.lift),
+            "scheme": {
+                "name": SCHEME,
+                "folds": FOLDS,
+                "chooser": "the judge fitted on the other fold",
+                "grader": "doubly robust on the fold's impressions with the judge fitted on that fold",
+                "conservative": "the final proposals come from the judge fitted on all logs; their value is "
+                                "estimated by the proposals of judges fitted on half of them",
+                "uncalibrated_lift": self.uncalibrated_lift,
+                "proposals_ctr": self.proposals_ctr,
+                "logging_ctr": self.logging_ctr,
+                "seconds": round(self.seconds, 2),
+            },
+            "backtest": self.backtest.to_json(),
+            "supported": self.supported,
+            "launch_plan": {**plan, "summary": self.launch_plan.summary},
+            "products_to_keep": int(self.products["keep_current"].sum()),
+        }
+
+
+def creative_folds(creatives: pd.DataFrame, seed: int = 0) -> dict[str, int]:
+    """Each creative's fold: per product its creatives are shuffled and dealt to the folds in turn, from a
+    random fold, so every product with two or more creatives has logs on both sides."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for _, group in creatives.sort_values("creative_id").groupby("product_id", sort=True):
+        ids = group["creative_id"].to_numpy()[rng.permutation(len(group))]
+        start = int(rng.integers(FOLDS))
+        out.update({str(c): (start + k) % FOLDS for k, c in enumerate(ids)})
+    return out
+
+
+def fold_market(market: Market, creative_ids: set[str]) -> Market:
+    """``market`` with only the logs (creatives, impressions, creative_stats) of ``creative_ids``."""
+    def only(table: pd.DataFrame | None) -> pd.DataFrame | None:
+        if table is None:
+            return None
+        return table[table["creative_id"].isin(creative_ids)].reset_index(drop=True)
+
+    return dataclasses.replace(market, creatives=only(market.creatives), impressions=only(market.impressions),
+                               creative_stats=only(market.creative_stats))
+
+
+def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, choose: ChooseWith,
+                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None) -> Evidence:
+    """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
+
+    ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
+    picked). Raises :class:`InputError` when the logs cannot support it: no propensities, or a fold whose
+    logs a judge cannot be fitted on.
+    """
+    config = config or EvidenceConfig()
+    policy = policy or ProposalPolicy()
+    started = time.perf_counter()
+    logged_impressions(market)  # refuses logs without propensities before any fit
+    folds = creative_folds(market.creatives, config.seed)
+    members = [{c for c, k in folds.items() if k == fold} for fold in range(FOLDS)]
+    judges = []
+    for fold in range(FOLDS):
+        try:
+            judges.append(fit(fold_market(market, members[fold])))
+        except InputError as exc:
+            raise InputError(f"cross-fitting needs a judge fitted on each half of the logs (split by creative), "
+                             f"and half {fold + 1} cannot be fitted on: {exc}") from exc
+    chosen = [choose(judge) for judge in judges]
+    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], policy)
+                      for fold in range(FOLDS)], ignore_index=True)
+    backtest = _backtest(market, folds, judges)
+    rng = np.random.default_rng(config.seed)
+    ratios = _ratio_draws(backtest, config.n_bootstrap, rng)
+    estimate, low, high, uncalibrated = _lift_interval(rows, backtest.ratio, ratios, config.level, rng)
+    lift = LiftInterval(estimate, low, high, config.level)
+    logging_ctr = float(rows["click"].mean())
+    products = _product_lifts(rows, proposals, backtest.ratio, ratios, config.level, rng)
+    supported = supported_part(market, proposals, judges, folds, policy, config)
+    plan = launch_plan(logging_ctr, lift, market, config)
+    return Evidence(lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest, supported, plan,
+                    products, time.perf_counter() - started)
+
+
+def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge,
+               policy: ProposalPolicy) -> pd.DataFrame:
+    """Per impression of the fold: the DR parts ``a = w r`` and ``b = q_target - w q_logged`` of ``proposals``
+    graded by ``grader``, with the propensity made conditional on the fold (module docstring)."""
+    part = fold_market(market, creatives)
+    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict)
+    log = arrays.log
+    everything = market.creatives.set_index("creative_id")["product_id"].reindex(
+        market.impressions["creative_id"]).value_counts()
+    share = log.groupby("product_id")["product_id"].transform("size") / everything.reindex(log["product_id"]).to_numpy()
+    propensity = np.minimum(log["propensity"].to_numpy() / share.to_numpy(), 1.0)
+    weight = arrays.target_probabilities / propensity
+    clicks = log["click"].to_numpy(dtype=float)
+    return pd.DataFrame({
+        "product_id": log["product_id"].to_numpy(),
+        "click": clicks,
+        "a": weight * clicks,
+        "b": arrays.q_target - weight * arrays.q_logged,
+    })
+
+
+def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge]) -> Backtest:
+    """Each fold's logged creatives predicted by the judge fitted on the other fold."""
+    log = click_log(market)
+    log = log.assign(fold=log["creative_id"].map(folds).to_numpy())
+    predicted = np.empty(len(log))
+    for fold in range(FOLDS):
+        mask = (log["fold"] == fold).to_numpy()
+        if mask.any():
+            part = log[mask]
+            predicted[mask] = judges[1 - fold].predict(part["product_id"].tolist(), part["elements"].tolist(),
+                                                       part["context"].tolist())
+    log = log.assign(predicted_clicks=predicted * log["trials"].to_numpy())
+    per = log.groupby("creative_id", sort=True).agg(predicted_clicks=("predicted_clicks", "sum"),
+                                                    clicks=("clicks", "sum"), impressions=("trials", "sum"))
+    points = pd.DataFrame({
+        "creative_id": per.index.to_numpy(),
+        "predicted": (per["predicted_clicks"] / per["impressions"]).to_numpy(),
+        "observed": (per["clicks"] / per["impressions"]).to_numpy(),
+        "impressions": per["impressions"].to_numpy(),
+    })
+    return backtest_summary(points)
+
+
+def backtest_summary(points: pd.DataFrame) -> Backtest:
+    """The backtest's figures from per-creative ``predicted``, ``observed`` and ``impressions`` (class docstring).
+
+    ``tau^2 = sum n (o/q - rho)^2 / N - sum (1 - q) / q / N``, floored at 0: the impression-weighted variance of
+    the per-creative ratio less its binomial part (``Var(o_c / q_c) ~ (1 - q_c) / (n_c q_c)`` when q_c is right).
+    """
+    q = np.clip(points["predicted"].to_numpy(dtype=float), 1e-9, 1.0)
+    o = points["observed"].to_numpy(dtype=float)
+    n = points["impressions"].to_numpy(dtype=float)
+    total = n.sum()
+    observed_clicks = float((n * o).sum())
+    ratio = observed_clicks / float((n * q).sum())
+    mare = float((n * np.abs(q - o)).sum() / observed_clicks) if observed_clicks > 0 else math.nan
+    q_mean, o_mean = (n * q).sum() / total, (n * o).sum() / total
+    spread = float((n * (q - q_mean) ** 2).sum())
+    slope = float((n * (q - q_mean) * (o - o_mean)).sum() / spread) if spread > 0 else math.nan
+    variance = float((n * (o / q - ratio) ** 2).sum() / total - ((1.0 - q) / q).sum() / total)
+    return Backtest(points, mare, slope, ratio, math.sqrt(max(variance, 0.0)))
+
+
+def _ratio_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``rho_b = max(rho*_b + tau z_b, 0)``: the judge's calibration on resampled backtest creatives plus its
+    per-creative spread (module docstring)."""
+    points = backtest.points
+    n = points["impressions"].to_numpy(dtype=float)
+    clicks = n * points["observed"].to_numpy(dtype=float)
+    predicted = n * points["predicted"].to_numpy(dtype=float)
+    picks = rng.integers(0, len(points), size=(n_draws, len(points)))
+    resampled = clicks[picks].sum(axis=1) / np.maximum(predicted[picks].sum(axis=1), 1e-12)
+    return np.maximum(resampled + backtest.ratio_spread * rng.standard_normal(n_draws), 0.0)
+
+
+def _resampled_means(columns: Sequence[np.ndarray], n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Means of each column over ``n_draws`` resamples of the rows (the same rows for every column)."""
+    n = len(columns[0])
+    block = max(1, BOOTSTRAP_BLOCK // max(n, 1))
+    out = [np.empty(n_draws) for _ in columns]
+    for start in range(0, n_draws, block):
+        stop = min(start + block, n_draws)
+        rows = rng.integers(0, n, size=(stop - start, n))
+        for column, target in zip(columns, out):
+            target[start:stop] = column[rows].mean(axis=1)
+    return out
+
+
+def _lift_interval(rows: pd.DataFrame, ratio: float, ratios: np.ndarray, level: float, rng: np.random.Generator
+                   ) -> tuple[float, float, float, float]:
+    """(estimate, low, high, uncalibrated estimate) of ``V(rho) / mean(r) - 1`` on ``rows`` (module docstring)."""
+    a, b, r = (rows[c].to_numpy(dtype=float) for c in ("a", "b", "click"))
+    if not r.sum() > 0:
+        return (math.nan,) * 4
+    estimate = (a.mean() + ratio * b.mean()) / r.mean() - 1.0
+    uncalibrated = (a.mean() + b.mean()) / r.mean() - 1.0
+    a_draws, b_draws, r_draws = _resampled_means([a, b, r], len(ratios), rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lifts = (a_draws + ratios * b_draws) / r_draws - 1.0
+    lifts = lifts[np.isfinite(lifts)]
+    if not len(lifts):
+        return float(estimate), math.nan, math.nan, float(uncalibrated)
+    low, high = np.quantile(lifts, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(estimate), float(low), float(high), float(uncalibrated)
+
+
+def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, ratio: float, ratios: np.ndarray, level: float,
+                   rng: np.random.Generator) -> pd.DataFrame:
+    """Per proposed product, the lift and interval of ``_lift_interval`` on the product's impressions, and
+    ``keep_current`` where the lower bound is not above 0."""
+    groups = rows.groupby("product_id", sort=True).indices
+    out = []
+    for pid in sorted(set(proposals["product_id"])):
+        index = groups.get(pid)
+        if index is None or len(index) == 0:
+            out.append((pid, 0, math.nan, math.nan, math.nan))
+            continue
+        out.append((pid, len(index), *_lift_interval(rows.iloc[index], ratio, ratios, level, rng)[:3]))
+    frame = pd.DataFrame(out, columns=["product_id", "impressions", "lift", "lift_low", "lift_high"])
+    frame["keep_current"] = ~(frame["lift_low"] > 0)
+    return frame
+
+
+def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],
+                   policy: ProposalPolicy, config: EvidenceConfig) -> dict:
+    """How much of the final proposals' value the logs show directly, and how much rests on a judge alone.
+
+    A product is supported when the logs hold impressions of a creative its proposals show. On the supported
+    products' impressions the proposals are valued by IPS, SNIPS and DR with Kish's effective sample size; DR's
+    model for a supported product is the judge not fitted on the proposed creative's clicks (one judge for all
+    the product's impressions, so its correction stays unbiased). On the other products only a judge speaks
+    (the direct method, each impression predicted by the judge not fitted on it): that part is extrapolation.
+    """
+    graded = [policy_arrays(market, proposals, "dr", policy, judge.predict) for judge in judges]
+    log, shown = graded[0].log, graded[0].target_probabilities
+    matched = log[shown > 0]
+    first = matched.drop_duplicates("product_id")
+    per_product = log["product_id"].map(dict(zip(first["product_id"], 1 - first["creative_id"].map(folds))))
+    judge = per_product.fillna(1 - log["creative_id"].map(folds)).to_numpy(dtype=int)  # else out of fold
+    q_logged = np.choose(judge, [g.q_logged for g in graded])
+    q_target = np.choose(judge, [g.q_target for g in graded])
+    on = log["product_id"].isin(set(matched["product_id"])).to_numpy()
+    clicks, propensity = log["click"].to_numpy(dtype=float), log["propensity"].to_numpy(dtype=float)
+    out: dict = {
+        "products": int(matched["product_id"].nunique()),
+        "impression_share": float(on.mean()),
+        "matched_impressions": len(matched),
+        "level": config.level,
+    }
+    if on.any():
+        alpha = 1.0 - config.level
+        for name in ("ips", "snips", "dr"):
+            predictions = (q_logged[on], q_target[on]) if name == "dr" else (None, None)
+            value, _ = estimate_with_draws(clicks[on], propensity[on], shown[on], name, *predictions, alpha=alpha,
+                                           n_bootstrap=config.n_bootstrap, seed=config.seed)
+            out[name] = {"value": value.value, "low": value.ci_low, "high": value.ci_high}
+            out["ess"] = value.ess
+        out["logging_ctr"] = float(clicks[on].mean())
+    off = ~on
+    out["extrapolated"] = {
+        "products": int(log.loc[off, "product_id"].nunique()),
+        "impression_share": float(off.mean()),
+        "dm": float(q_target[off].mean()) if off.any() else math.nan,
+        "logging_ctr": float(clicks[off].mean()) if off.any() else math.nan,
+    }
+    return out
+
+
+def launch_plan(logging_ctr: float, lift: LiftInterval, market: Market, config: EvidenceConfig) -> LaunchPlan:
+    """The A/B test that confirms the lower bound of the lift: equal arms (what runs now vs the proposals),
+    impressions per arm from ``required_impressions`` at ``config.alpha`` and ``config.power``, and its length at
+    the logs' daily traffic."""
+    target = lift.low if math.isfinite(lift.low) and lift.low > 0 else math.nan
+    treatment = min(logging_ctr * (1.0 + target), 1.0) if math.isfinite(target) else math.nan
+    per_arm = required_impressions(logging_ctr, treatment, config.alpha, config.power) if math.isfinite(target) \
+        else None
+    days = None
+    stamps = market.impressions["ts"].to_numpy(dtype=np.int64) if market.impressions is not None else None
+    if per_arm is not None and stamps is not None and len(stamps):
+        span = max((stamps.max() - stamps.min()) / 86_400.0, 1.0)
+        days = 2 * per_arm / (len(stamps) / span)
+    return LaunchPlan(float(target), float(logging_ctr), float(treatment), per_arm, 0.5, days, config.alpha,
+                      config.power)
+
