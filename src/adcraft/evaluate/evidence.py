@@ -287,7 +287,7 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
 def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge]) -> Backtest:
     """Each fold's logged creatives predicted by the judge fitted on the other fold."""
     log = click_log(market)
-    log = log.assign(fold=log["creative_id"].map(folds).to_numpy())
+    log = log.assign(fold=np.array([folds[str(c)] for c in log["creative_id"]], dtype=int))
     predicted = np.empty(len(log))
     for fold in range(FOLDS):
         mask = (log["fold"] == fold).to_numpy()
@@ -401,8 +401,9 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     log, shown = graded[0].log, graded[0].target_probabilities
     matched = log[shown > 0]
     first = matched.drop_duplicates("product_id")
-    per_product = log["product_id"].map(dict(zip(first["product_id"], 1 - first["creative_id"].map(folds))))
-    judge = per_product.fillna(1 - log["creative_id"].map(folds)).to_numpy(dtype=int)  # else out of fold
+    chosen = {str(p): 1 - folds[str(c)] for p, c in zip(first["product_id"], first["creative_id"])}
+    judge = np.array([chosen.get(str(p), 1 - folds[str(c)])  # else out of fold
+                      for p, c in zip(log["product_id"], log["creative_id"])], dtype=int)
     q_logged = np.choose(judge, [g.q_logged for g in graded])
     q_target = np.choose(judge, [g.q_target for g in graded])
     on = log["product_id"].isin(set(matched["product_id"])).to_numpy()

@@ -50,6 +50,7 @@ from adcraft.atomic import (
 )
 from adcraft.configuration import check_config, to_mapping
 from adcraft.errors import AdcraftError, InputError
+from adcraft.evaluate.evidence import Evidence, EvidenceConfig, proposal_evidence
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
     ProposalPolicy,
@@ -96,6 +97,7 @@ class OptimizeConfig:
     estimator: Literal["ips", "snips", "dr", "switch-dr", "dm"] = "dr"  # off-policy estimator of the proposals
     policy: Literal["top1", "softmax"] = "top1"  # how proposals become a policy for the estimate
     n_bootstrap: int = 500
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)  # cross-fitted lift, backtest, launch plan
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
 
@@ -321,6 +323,9 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
     logged = _best_logged(market, log, reward_model, config.prior_impressions)
     with steps("off-policy estimate"):
         ope, lifts = _estimate(market, proposals, reward_model, config, notes)
+    with steps("cross-fitted evidence"):
+        evidence = _evidence(market, proposals, generator, new_elements, config, notes)
+        lifts = evidence.products if evidence is not None else lifts
     if new_elements is not None and len(new_elements):
         used = {e for combo in proposals["elements"] for e in combo}
         new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
@@ -331,7 +336,7 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
 
         logged_images = copy_logged_images(staging, working, logged)
         build_report(staging, working, proposals, logged, reward_model, ope, lifts, notes, generator.history,
-                     logged_images)
+                     logged_images, evidence)
         _write_products(staging, market, logged, logged_images, lifts)
     run = {
         "market": str(Path(market_dir).resolve()),
@@ -345,6 +350,7 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
             "new_elements": 0 if new_elements is None else len(new_elements),
         },
         "ope": ope,
+        "evidence": evidence.to_json() if evidence is not None else {"possible": False},
         "fidelity": {"checked": len(fidelity), "passed": int(fidelity["passed"].sum())},
         "notes": notes,
         "resumed_from": resume.reused or None,
@@ -355,7 +361,7 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
 
 PRODUCT_COLUMNS = (
     "product_id", "current_creative_id", "current_image", "current_elements", "current_logged_ctr",
-    "current_predicted_ctr", "lift_impressions", "estimated_lift", "lift_low", "lift_high",
+    "current_predicted_ctr", "lift_impressions", "estimated_lift", "lift_low", "lift_high", "keep_current",
 )
 
 
@@ -366,7 +372,9 @@ def _write_products(staging: Path, market: Market, logged: pd.DataFrame, logged_
     An optional output beside the contract's ``creatives.parquet`` (one row per product of the market),
     read by the review page. Columns: ``PRODUCT_COLUMNS``; the current creative is the best logged one
     (null when the product has none), ``current_image`` is relative to OUT; the lift columns are the
-    per-product off-policy estimate and its interval (NaN when no estimate was possible).
+    per-product lift and its interval (the cross-fitted evidence's when there is one, else the off-policy
+    estimate's; NaN when no estimate was possible); ``keep_current`` is True where the lower bound is not above 0
+    or unknown (do no harm: keep showing the current creative).
     """
     lift_rows = lifts.set_index("product_id") if lifts is not None else None
     rows = []
@@ -385,13 +393,14 @@ def _write_products(staging: Path, market: Market, logged: pd.DataFrame, logged_
             float(lift["lift"]) if lift is not None else np.nan,
             float(lift["lift_low"]) if lift is not None else np.nan,
             float(lift["lift_high"]) if lift is not None else np.nan,
+            not (lift is not None and float(lift["lift_low"]) > 0),
         ))
     frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
     table = pa.Table.from_pandas(frame, preserve_index=False, schema=pa.schema([
         ("product_id", pa.string()), ("current_creative_id", pa.string()), ("current_image", pa.string()),
         ("current_elements", pa.list_(pa.string())), ("current_logged_ctr", pa.float64()),
         ("current_predicted_ctr", pa.float64()), ("lift_impressions", pa.int64()), ("estimated_lift", pa.float64()),
-        ("lift_low", pa.float64()), ("lift_high", pa.float64()),
+        ("lift_low", pa.float64()), ("lift_high", pa.float64()), ("keep_current", pa.bool_()),
     ]))
     pq.write_table(table, staging / "products.parquet")
 
@@ -513,6 +522,27 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
             "before rolling out."
         )
     return {"possible": True, **value.to_json()}, lifts
+
+
+def _evidence(market: Market, proposals: pd.DataFrame, generator: ComboGenerator, new_elements: pd.DataFrame | None,
+              config: OptimizeConfig, notes: list[str]) -> Evidence | None:
+    """The cross-fitted evidence (``evaluate.evidence``): judges fitted as the run's on each half of the logs,
+    choosing as the run chose, grading each other's picks; None (with a note) where the logs cannot support it."""
+    if not config.evidence.enabled:
+        return None
+
+    def fit(part: Market) -> MILModel:
+        judge = MILTrainer(config.reward).fit(part)
+        return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
+
+    def choose(judge: MILModel) -> pd.DataFrame:
+        return generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict)
+
+    try:
+        return proposal_evidence(market, proposals, fit, choose, config.evidence, ProposalPolicy(config.policy))
+    except InputError as exc:
+        notes.append(f"Cross-fitted evidence was not possible: {exc}")
+        return None
 
 
 def _versions() -> dict[str, str]:
