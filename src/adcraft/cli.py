@@ -293,9 +293,19 @@ def demo(
     if ope.get("possible"):
         out.print(f"off-policy estimate ({ope['proposals']['estimator']}): CTR {ope['proposals']['value']:.3%} "
                   f"vs logging {ope['logging']['value']:.3%}, lift {ope['lift']:+.1%}")
+    evidence = result.run.run["evidence"]
+    if evidence.get("possible"):
+        out.print(_evidence_line(evidence))
     out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
               f"[{ab.lift_ci_low:+.1%}, {ab.lift_ci_high:+.1%}]; true lift {ab.true_lift:+.1%}")
     out.print(f"report: {result.report}")
+
+
+def _evidence_line(evidence: dict) -> str:
+    """The cross-fitted lift of run.json's ``evidence`` in one line, its lower bound first."""
+    lift = evidence["lift"]
+    return (f"cross-fitted lift at least {lift['low']:+.1%} ({lift['level']:.0%} interval [{lift['low']:+.1%}, "
+            f"{lift['high']:+.1%}], estimate {lift['estimate']:+.1%})")
 
 
 class ModelKind(StrEnum):
@@ -459,6 +469,8 @@ def optimize(
                   f"(lift {ope['lift']:+.1%}, {ope['proposals']['estimator']})")
     else:
         out.print(f"no off-policy estimate: {ope['reason']}")
+    if result.run["evidence"].get("possible"):
+        out.print(_evidence_line(result.run["evidence"]))
     out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {result.run['timings']['total']:.0f} s")
     out.print(f"report: {Path(out_dir) / 'report.html'}")
 
