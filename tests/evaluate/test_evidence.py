@@ -171,16 +171,16 @@ def test_logged_proposals_are_supported_and_agree_with_ips(world):
 
     evidence = proposal_evidence(market, proposals, ElementRates, choose, EvidenceConfig(n_bootstrap=300))
     supported = evidence.supported
-    assert supported["products"] == PRODUCTS and supported["impression_share"] == 1.0
-    assert supported["extrapolated"]["products"] == 0
-    ips = supported["ips"]
-    assert ips["low"] <= supported["dr"]["value"] <= ips["high"]
-    assert ips["low"] <= supported["snips"]["value"] <= ips["high"]
+    assert supported.products == PRODUCTS and supported.impression_share == 1.0
+    assert supported.extrapolated_products == 0
+    ips = supported.ips
+    assert ips.low <= supported.dr.value <= ips.high
+    assert ips.low <= supported.snips.value <= ips.high
     direct = estimate_proposals(market, proposals, "ips", n_bootstrap=50)
-    assert ips["value"] == pytest.approx(direct.proposals.value)
+    assert ips.value == pytest.approx(direct.proposals.value)
     true_value = np.mean([truth[(p, tuple(e))] for p, e in zip(proposals.product_id, proposals.elements)])
-    assert ips["low"] <= true_value <= ips["high"]
-    assert supported["ess"] == pytest.approx(len(market.impressions) / LOGGED_PER_PRODUCT, rel=0.05)
+    assert ips.low <= true_value <= ips.high
+    assert supported.ess == pytest.approx(len(market.impressions) / LOGGED_PER_PRODUCT, rel=0.05)
 
 
 def test_launch_plan_matches_the_two_proportion_formula_by_hand(world):

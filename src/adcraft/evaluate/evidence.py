@@ -137,6 +137,36 @@ class Backtest:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A value with its interval (the level of the record that holds it)."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class SupportedPart:
+    """The final proposals' support in the logs (``supported_part``): the products whose proposal was logged,
+    valued on their impressions by IPS, SNIPS and DR (None without such products), beside the products that
+    rest on a judge alone (``extrapolated_*``, their direct-method CTR ``extrapolated_dm``)."""
+
+    products: int
+    impression_share: float
+    matched_impressions: int
+    level: float
+    ips: Interval | None
+    snips: Interval | None
+    dr: Interval | None
+    ess: float  # Kish's effective sample size of the importance weights on the supported impressions
+    logging_ctr: float  # on the supported impressions
+    extrapolated_products: int
+    extrapolated_impression_share: float
+    extrapolated_dm: float
+    extrapolated_logging_ctr: float
+
+
+@dataclass(frozen=True)
 class LaunchPlan:
     """Impressions per arm of an A/B test that confirms the conservative lift (``required_impressions``)."""
 
@@ -166,7 +196,7 @@ class Evidence:
 
     ``products`` has one row per proposed product: ``product_id``, ``impressions``, ``lift``, ``lift_low``,
     ``lift_high``, ``keep_current`` (True where the lower bound is <= 0 or unknown: do no harm).
-    ``supported`` describes the final proposals' logged support (``supported_part``).
+    ``supported``: the final proposals' support in the logs (``supported_part``).
     """
 
     lift: LiftInterval
@@ -174,7 +204,7 @@ class Evidence:
     logging_ctr: float
     proposals_ctr: float
     backtest: Backtest
-    supported: dict
+    supported: SupportedPart
     launch_plan: LaunchPlan
     products: pd.DataFrame
     seconds: float
@@ -197,7 +227,7 @@ class Evidence:
                 "seconds": round(self.seconds, 2),
             },
             "backtest": self.backtest.to_json(),
-            "supported": self.supported,
+            "supported": dataclasses.asdict(self.supported),
             "launch_plan": {**plan, "summary": self.launch_plan.summary},
             "products_to_keep": int(self.products["keep_current"].sum()),
         }
@@ -388,7 +418,7 @@ def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, ratio: float, ra
 
 
 def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],
-                   policy: ProposalPolicy, config: EvidenceConfig) -> dict:
+                   policy: ProposalPolicy, config: EvidenceConfig) -> SupportedPart:
     """How much of the final proposals' value the logs show directly, and how much rests on a judge alone.
 
     A product is supported when the logs hold impressions of a creative its proposals show. On the supported
@@ -408,29 +438,32 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     q_target = np.choose(judge, [g.q_target for g in graded])
     on = log["product_id"].isin(set(matched["product_id"])).to_numpy()
     clicks, propensity = log["click"].to_numpy(dtype=float), log["propensity"].to_numpy(dtype=float)
-    out: dict = {
-        "products": int(matched["product_id"].nunique()),
-        "impression_share": float(on.mean()),
-        "matched_impressions": len(matched),
-        "level": config.level,
-    }
+    values: dict[str, Interval] = {}
+    ess, logging_ctr = 0.0, math.nan
     if on.any():
-        alpha = 1.0 - config.level
         for name in ("ips", "snips", "dr"):
             predictions = (q_logged[on], q_target[on]) if name == "dr" else (None, None)
-            value, _ = estimate_with_draws(clicks[on], propensity[on], shown[on], name, *predictions, alpha=alpha,
-                                           n_bootstrap=config.n_bootstrap, seed=config.seed)
-            out[name] = {"value": value.value, "low": value.ci_low, "high": value.ci_high}
-            out["ess"] = value.ess
-        out["logging_ctr"] = float(clicks[on].mean())
+            value, _ = estimate_with_draws(clicks[on], propensity[on], shown[on], name, *predictions,
+                                           alpha=1.0 - config.level, n_bootstrap=config.n_bootstrap, seed=config.seed)
+            values[name] = Interval(value.value, value.ci_low, value.ci_high)
+            ess = value.ess
+        logging_ctr = float(clicks[on].mean())
     off = ~on
-    out["extrapolated"] = {
-        "products": int(log.loc[off, "product_id"].nunique()),
-        "impression_share": float(off.mean()),
-        "dm": float(q_target[off].mean()) if off.any() else math.nan,
-        "logging_ctr": float(clicks[off].mean()) if off.any() else math.nan,
-    }
-    return out
+    return SupportedPart(
+        products=int(matched["product_id"].nunique()),
+        impression_share=float(on.mean()),
+        matched_impressions=len(matched),
+        level=config.level,
+        ips=values.get("ips"),
+        snips=values.get("snips"),
+        dr=values.get("dr"),
+        ess=ess,
+        logging_ctr=logging_ctr,
+        extrapolated_products=int(log.loc[off, "product_id"].nunique()),
+        extrapolated_impression_share=float(off.mean()),
+        extrapolated_dm=float(q_target[off].mean()) if off.any() else math.nan,
+        extrapolated_logging_ctr=float(clicks[off].mean()) if off.any() else math.nan,
+    )
 
 
 def launch_plan(logging_ctr: float, lift: LiftInterval, market: Market, config: EvidenceConfig) -> LaunchPlan:

@@ -153,13 +153,13 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
         (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration slope",
          f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}"),
         ("impressions of products whose proposal was logged (supported by the logs, not extrapolated)",
-         f"{supported['impression_share']:.0%}"),
+         f"{supported.impression_share:.0%}"),
     ]
     notes = (f"Launch plan: {evidence.launch_plan.summary} ({evidence.launch_plan.reference}).",)
-    if supported.get("ips"):
-        notes += (f"Supported part ({supported['products']} products): IPS {supported['ips']['value']:.2%}, SNIPS "
-                  f"{supported['snips']['value']:.2%}, DR {supported['dr']['value']:.2%} against a logged "
-                  f"{supported['logging_ctr']:.2%}, effective sample size {supported['ess']:.0f}.",)
+    if supported.ips is not None and supported.snips is not None and supported.dr is not None:
+        notes += (f"Supported part ({supported.products} products whose proposal was logged): IPS "
+                  f"{supported.ips.value:.2%}, SNIPS {supported.snips.value:.2%}, DR {supported.dr.value:.2%} against "
+                  f"a logged {supported.logging_ctr:.2%}, effective sample size {supported.ess:.0f}.",)
     chart = (f"<img src='{BACKTEST_PLOT}' width='360' height='360' alt='predicted against observed CTR of "
              "held-out logged creatives'>")
     return ReportSummary(figures=tuple(figures) + summary.figures, notes=notes + summary.notes,
