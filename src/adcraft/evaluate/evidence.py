@@ -23,21 +23,33 @@ proposal searches (``Evidence.seconds`` records the time).
 
 **Backtest.** Each fold's creatives are predicted by the judge fitted on the other fold: per creative,
 the impression-weighted prediction ``q_c`` beside the observed CTR ``o_c`` on ``n_c`` impressions
-(``backtest``). It gives the judge's calibration on creatives it never saw: ``rho = sum n o / sum n q``
-(clicks observed per click predicted) and the spread ``tau`` of the per-creative ratio ``o_c / q_c``
-with the binomial noise of ``o_c`` taken out.
+(``backtest``). It gives the judge's calibration on creatives it never saw: the impression-weighted
+least-squares line ``o = alpha + beta q`` (``calibration_line``; a slope below 1 shrinks the judge's high
+predictions, where its picks lie, toward the mean), the line's relative error ``e`` on the creatives that
+share the proposals' elements (``proposal_likeness``: an error the proposals share, such as a judge that
+overrates one element, shows there), and the spread ``tau`` of the per-creative ratio ``o_c / f_c`` to the
+line with the binomial noise of ``o_c`` taken out.
 
-**Interval.** With per-impression terms ``a_i = w_i r_i`` and ``b_i = q_target_i - w_i q_logged_i``,
-DR with the model scaled by ``rho`` is ``V(rho) = mean(a) + rho mean(b)``: the part the logs support
-(``a``) plus the part that rests on the model (``b``). The lift is ``V(rho) / mean(r) - 1``; its
-``level`` interval takes the quantiles of
+**Interval.** With per-impression terms ``a_i = w_i r_i``, ``b_i = q_target_i - w_i q_logged_i`` and
+``c_i = 1 - w_i``, doubly robust estimation with the recalibrated model ``alpha + beta q`` is
+``V = mean(a) + M``, ``M = alpha mean(c) + beta mean(b)``: the part the logs support (``a``) plus the part
+that rests on the model (``M``), which is then corrected by the error near the proposals,
+``V = mean(a) + M (1 + e)``. The lift is ``V / mean(r) - 1``; its ``level`` interval takes the quantiles of
 
-    L_b = (mean(a*) + rho_b mean(b*)) / mean(r*) - 1,    rho_b = max(rho*_b + tau z_b, 0),
+    L_b = max(mean(a*) + M*_b (1 + e*_b + tau z_b / sqrt(P)), 0) / mean(r*) - 1,
 
-where ``*`` marks impressions resampled with replacement, ``rho*_b`` is ``rho`` on backtest creatives
-resampled with replacement and ``z_b`` a standard normal draw. One ``rho_b`` scales every product's
-model part at once: the judge's error on one creative is assumed shared by all proposals, which is
-conservative (independent errors would partly cancel across products).
+where ``*`` marks impressions resampled with replacement, ``M*_b`` uses the line ``(alpha*_b, beta*_b)``
+and ``e*_b`` is the error near the proposals, both refitted on backtest creatives resampled with
+replacement (the uncertainty of the judge's calibration, an error all proposals share), ``z_b`` is a
+standard normal draw and ``P`` Kish's effective number of products in the model part
+(``_independent_products``: the rest of the judge's error on one creative is independent of its error
+on another product's, so it averages out over P products). A product's own interval has ``P = 1``: one
+creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
+
+The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
+elements than the final judge. The upper end is raised to the lift the final judge gives its own picks
+(``self_graded_lift``) where that is higher: that figure is biased upwards by the optimiser's curse, so
+the truth of the final proposals lies between a weaker chooser's value and the chooser's own opinion.
 """
 
 from __future__ import annotations
@@ -114,16 +126,20 @@ class LiftInterval:
 class Backtest:
     """The judges on the logged creatives they were not fitted on (module docstring).
 
-    ``points`` has one row per creative: ``creative_id``, ``predicted``, ``observed``, ``impressions``.
-    ``mean_abs_relative_error`` is ``sum n |q - o| / sum n o``; ``calibration_slope`` the impression-weighted
-    least-squares slope of observed on predicted CTR (1: calibrated, below 1: predictions spread too wide).
+    ``points`` has one row per creative: ``creative_id``, ``predicted``, ``observed``, ``impressions`` and
+    ``likeness`` (``proposal_likeness``: how much the creative resembles the proposals).
+    ``mean_abs_relative_error`` is ``sum n |q - o| / sum n o``; ``calibration_intercept`` and
+    ``calibration_slope`` the impression-weighted least-squares line ``o = alpha + beta q`` (slope 1 and
+    intercept 0: calibrated; slope below 1: the judge's high predictions are too high, its low ones too low).
     """
 
     points: pd.DataFrame
     mean_abs_relative_error: float
     calibration_slope: float
-    ratio: float  # rho: clicks observed per click predicted
-    ratio_spread: float  # tau: spread of o_c / q_c beyond binomial noise
+    calibration_intercept: float
+    ratio: float  # clicks observed per click predicted
+    ratio_spread: float  # tau: relative spread of o_c around the line beyond binomial noise
+    local_error: float  # the line's relative error on creatives like the proposals (likeness-weighted)
 
     def to_json(self) -> dict:
         return {
@@ -131,8 +147,10 @@ class Backtest:
             "impressions": int(self.points["impressions"].sum()),
             "mean_abs_relative_error": self.mean_abs_relative_error,
             "calibration_slope": self.calibration_slope,
+            "calibration_intercept": self.calibration_intercept,
             "observed_per_predicted": self.ratio,
             "ratio_spread": self.ratio_spread,
+            "error_near_proposals": self.local_error,
         }
 
 
@@ -257,12 +275,15 @@ def fold_market(market: Market, creative_ids: set[str]) -> Market:
 
 
 def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, choose: ChooseWith,
-                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None) -> Evidence:
+                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None,
+                      self_graded_lift: float | None = None) -> Evidence:
     """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
-    picked). Raises :class:`InputError` when the logs cannot support it: no propensities, or a fold whose
-    logs a judge cannot be fitted on.
+    picked). ``self_graded_lift``: the lift the final judge gives its own picks (the single-judge estimate),
+    which raises the interval's upper end where it lies above it (module docstring). Raises
+    :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
+    be fitted on.
     """
     config = config or EvidenceConfig()
     policy = policy or ProposalPolicy()
@@ -280,13 +301,18 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     chosen = [choose(judge) for judge in judges]
     rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], policy)
                       for fold in range(FOLDS)], ignore_index=True)
-    backtest = _backtest(market, folds, judges)
+    backtest = _backtest(market, folds, judges, proposals)
     rng = np.random.default_rng(config.seed)
-    ratios = _ratio_draws(backtest, config.n_bootstrap, rng)
-    estimate, low, high, uncalibrated = _lift_interval(rows, backtest.ratio, ratios, config.level, rng)
+    line = (backtest.calibration_intercept, backtest.calibration_slope, backtest.local_error)
+    lines = _calibration_draws(backtest, config.n_bootstrap, rng)
+    errors = backtest.ratio_spread * rng.standard_normal(config.n_bootstrap)
+    estimate, low, high, uncalibrated = _lift_interval(rows, line, lines, errors / math.sqrt(
+        _independent_products(rows)), config.level, rng)
+    if self_graded_lift is not None and math.isfinite(self_graded_lift):
+        high = max(high, self_graded_lift)
     lift = LiftInterval(estimate, low, high, config.level)
     logging_ctr = float(rows["click"].mean())
-    products = _product_lifts(rows, proposals, backtest.ratio, ratios, config.level, rng)
+    products = _product_lifts(rows, proposals, line, lines, errors, config.level, rng)
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest, supported, plan,
@@ -311,11 +337,13 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
         "click": clicks,
         "a": weight * clicks,
         "b": arrays.q_target - weight * arrays.q_logged,
+        "c": 1.0 - weight,
     })
 
 
-def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge]) -> Backtest:
-    """Each fold's logged creatives predicted by the judge fitted on the other fold."""
+def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], proposals: pd.DataFrame) -> Backtest:
+    """Each fold's logged creatives predicted by the judge fitted on the other fold, with their likeness to the
+    proposals."""
     log = click_log(market)
     log = log.assign(fold=np.array([folds[str(c)] for c in log["creative_id"]], dtype=int))
     predicted = np.empty(len(log))
@@ -334,14 +362,19 @@ def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge]) ->
         "observed": (per["clicks"] / per["impressions"]).to_numpy(),
         "impressions": per["impressions"].to_numpy(),
     })
+    elements = market.creatives.set_index("creative_id")["elements"].reindex(points["creative_id"])
+    points["likeness"] = proposal_likeness(pd.DataFrame({"elements": elements.to_numpy()}), proposals)
     return backtest_summary(points)
 
 
 def backtest_summary(points: pd.DataFrame) -> Backtest:
     """The backtest's figures from per-creative ``predicted``, ``observed`` and ``impressions`` (class docstring).
 
-    ``tau^2 = sum n (o/q - rho)^2 / N - sum (1 - q) / q / N``, floored at 0: the impression-weighted variance of
-    the per-creative ratio less its binomial part (``Var(o_c / q_c) ~ (1 - q_c) / (n_c q_c)`` when q_c is right).
+    With ``f_c = alpha + beta q_c`` the line's CTR, ``tau^2 = sum n (o/f - 1)^2 / N - sum (1 - f) / f / N``,
+    floored at 0: the impression-weighted variance of the per-creative ratio to the line less its binomial part
+    (``Var(o_c / f_c) ~ (1 - f_c) / (n_c f_c)`` when f_c is right). Fewer than 3 creatives, or predictions all
+    alike, give the line through the origin ``o = rho q``. ``local_error`` is ``sum n u (o/f - 1) / sum n u``
+    with ``u`` the creatives' ``likeness`` (0 without that column).
     """
     q = np.clip(points["predicted"].to_numpy(dtype=float), 1e-9, 1.0)
     o = points["observed"].to_numpy(dtype=float)
@@ -350,23 +383,66 @@ def backtest_summary(points: pd.DataFrame) -> Backtest:
     observed_clicks = float((n * o).sum())
     ratio = observed_clicks / float((n * q).sum())
     mare = float((n * np.abs(q - o)).sum() / observed_clicks) if observed_clicks > 0 else math.nan
-    q_mean, o_mean = (n * q).sum() / total, (n * o).sum() / total
-    spread = float((n * (q - q_mean) ** 2).sum())
-    slope = float((n * (q - q_mean) * (o - o_mean)).sum() / spread) if spread > 0 else math.nan
-    variance = float((n * (o / q - ratio) ** 2).sum() / total - ((1.0 - q) / q).sum() / total)
-    return Backtest(points, mare, slope, ratio, math.sqrt(max(variance, 0.0)))
+    intercept, slope = calibration_line(q, o, n)
+    fitted = np.clip(intercept + slope * q, 1e-6, 1.0)
+    variance = float((n * (o / fitted - 1.0) ** 2).sum() / total - ((1.0 - fitted) / fitted).sum() / total)
+    likeness = points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
+    return Backtest(points, mare, slope, intercept, ratio, math.sqrt(max(variance, 0.0)),
+                    _local_error(q, o, n, likeness, intercept, slope))
 
 
-def _ratio_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``rho_b = max(rho*_b + tau z_b, 0)``: the judge's calibration on resampled backtest creatives plus its
-    per-creative spread (module docstring)."""
+def _local_error(q: np.ndarray, o: np.ndarray, n: np.ndarray, likeness: np.ndarray, intercept: float,
+                 slope: float) -> float:
+    """The calibration line's relative error ``o/f - 1`` averaged with weights ``n * likeness`` (0 without any)."""
+    weight = n * likeness
+    if not weight.sum() > 0:
+        return 0.0
+    fitted = np.clip(intercept + slope * q, 1e-6, 1.0)
+    return float((weight * (o / fitted - 1.0)).sum() / weight.sum())
+
+
+def proposal_likeness(creatives: pd.DataFrame, proposals: pd.DataFrame) -> np.ndarray:
+    """Per creative, how much it resembles the rank-1 proposals: the mean over slots of the share of proposals
+    that use the creative's element in that slot (1: every proposal uses all its elements; 0: none uses any).
+    A judge's error shared by the proposals shows on the logged creatives that share their elements."""
+    top = proposals[proposals["rank"] == proposals.groupby("product_id")["rank"].transform("min")]
+    shares = [pd.Series([e[k] for e in top["elements"]]).value_counts(normalize=True).to_dict()
+              for k in range(len(top["elements"].iloc[0]))] if len(top) else []
+    return np.array([np.mean([shares[k].get(e, 0.0) for k, e in enumerate(combo)]) if shares else 0.0
+                     for combo in creatives["elements"]])
+
+
+def calibration_line(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """``(alpha, beta)`` of the weighted least-squares line ``observed = alpha + beta predicted``; through the
+    origin (``beta`` = observed per predicted) with fewer than 3 points or predictions all alike."""
+    total = weights.sum()
+    q_mean, o_mean = (weights * predicted).sum() / total, (weights * observed).sum() / total
+    spread = float((weights * (predicted - q_mean) ** 2).sum())
+    if len(predicted) < 3 or not spread > 1e-12 * total * max(q_mean, 1e-12) ** 2:
+        return 0.0, float(o_mean / q_mean) if q_mean > 0 else 1.0
+    slope = float((weights * (predicted - q_mean) * (observed - o_mean)).sum() / spread)
+    return float(o_mean - slope * q_mean), slope
+
+
+def _independent_products(rows: pd.DataFrame) -> float:
+    """Kish's effective number of products in the model part of the value: ``(sum_p B_p)^2 / sum_p B_p^2`` with
+    ``B_p`` the sum of the product's ``b`` terms (how many products' independent judge errors average out)."""
+    parts = np.abs(rows.groupby("product_id")["b"].sum().to_numpy())
+    return float(parts.sum() ** 2 / (parts**2).sum()) if (parts > 0).any() else 1.0
+
+
+def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``(alpha*_b, beta*_b, local*_b)`` rows: the calibration line and its error near the proposals on backtest
+    creatives resampled with replacement."""
     points = backtest.points
     n = points["impressions"].to_numpy(dtype=float)
-    clicks = n * points["observed"].to_numpy(dtype=float)
-    predicted = n * points["predicted"].to_numpy(dtype=float)
-    picks = rng.integers(0, len(points), size=(n_draws, len(points)))
-    resampled = clicks[picks].sum(axis=1) / np.maximum(predicted[picks].sum(axis=1), 1e-12)
-    return np.maximum(resampled + backtest.ratio_spread * rng.standard_normal(n_draws), 0.0)
+    q, o = points["predicted"].to_numpy(dtype=float), points["observed"].to_numpy(dtype=float)
+    u = points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
+    draws = []
+    for k in rng.integers(0, len(points), size=(n_draws, len(points))):
+        alpha, beta = calibration_line(q[k], o[k], n[k])
+        draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta)))
+    return np.array(draws)
 
 
 def _resampled_means(columns: Sequence[np.ndarray], n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -382,17 +458,19 @@ def _resampled_means(columns: Sequence[np.ndarray], n_draws: int, rng: np.random
     return out
 
 
-def _lift_interval(rows: pd.DataFrame, ratio: float, ratios: np.ndarray, level: float, rng: np.random.Generator
-                   ) -> tuple[float, float, float, float]:
-    """(estimate, low, high, uncalibrated estimate) of ``V(rho) / mean(r) - 1`` on ``rows`` (module docstring)."""
-    a, b, r = (rows[c].to_numpy(dtype=float) for c in ("a", "b", "click"))
+def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, errors: np.ndarray,
+                   level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """(estimate, low, high, uncalibrated estimate) of ``V / mean(r) - 1`` on ``rows`` (module docstring)."""
+    a, b, c, r = (rows[k].to_numpy(dtype=float) for k in ("a", "b", "c", "click"))
     if not r.sum() > 0:
         return (math.nan,) * 4
-    estimate = (a.mean() + ratio * b.mean()) / r.mean() - 1.0
+    model = line[0] * c.mean() + line[1] * b.mean()
+    estimate = max(a.mean() + model * (1.0 + line[2]), 0.0) / r.mean() - 1.0
     uncalibrated = (a.mean() + b.mean()) / r.mean() - 1.0
-    a_draws, b_draws, r_draws = _resampled_means([a, b, r], len(ratios), rng)
+    a_draws, b_draws, c_draws, r_draws = _resampled_means([a, b, c, r], len(lines), rng)
+    model = lines[:, 0] * c_draws + lines[:, 1] * b_draws
     with np.errstate(divide="ignore", invalid="ignore"):
-        lifts = (a_draws + ratios * b_draws) / r_draws - 1.0
+        lifts = np.maximum(a_draws + model * (1.0 + lines[:, 2] + errors), 0.0) / r_draws - 1.0
     lifts = lifts[np.isfinite(lifts)]
     if not len(lifts):
         return float(estimate), math.nan, math.nan, float(uncalibrated)
@@ -400,8 +478,8 @@ def _lift_interval(rows: pd.DataFrame, ratio: float, ratios: np.ndarray, level: 
     return float(estimate), float(low), float(high), float(uncalibrated)
 
 
-def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, ratio: float, ratios: np.ndarray, level: float,
-                   rng: np.random.Generator) -> pd.DataFrame:
+def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray,
+                   errors: np.ndarray, level: float, rng: np.random.Generator) -> pd.DataFrame:
     """Per proposed product, the lift and interval of ``_lift_interval`` on the product's impressions, and
     ``keep_current`` where the lower bound is not above 0."""
     groups = rows.groupby("product_id", sort=True).indices
@@ -411,7 +489,7 @@ def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, ratio: float, ra
         if index is None or len(index) == 0:
             out.append((pid, 0, math.nan, math.nan, math.nan))
             continue
-        out.append((pid, len(index), *_lift_interval(rows.iloc[index], ratio, ratios, level, rng)[:3]))
+        out.append((pid, len(index), *_lift_interval(rows.iloc[index], line, lines, errors, level, rng)[:3]))
     frame = pd.DataFrame(out, columns=["product_id", "impressions", "lift", "lift_low", "lift_high"])
     frame["keep_current"] = ~(frame["lift_low"] > 0)
     return frame

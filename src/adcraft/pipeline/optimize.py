@@ -324,7 +324,7 @@ def _run(market: Market, log: pd.DataFrame, market_dir: Path, staging: Path, out
     with steps("off-policy estimate"):
         ope, lifts = _estimate(market, proposals, reward_model, config, notes)
     with steps("cross-fitted evidence"):
-        evidence = _evidence(market, proposals, generator, new_elements, config, notes)
+        evidence = _evidence(market, proposals, generator, new_elements, config, notes, ope.get("lift"))
         lifts = evidence.products if evidence is not None else lifts
     if new_elements is not None and len(new_elements):
         used = {e for combo in proposals["elements"] for e in combo}
@@ -525,7 +525,7 @@ def _estimate(market: Market, proposals: pd.DataFrame, model: MILModel, config: 
 
 
 def _evidence(market: Market, proposals: pd.DataFrame, generator: ComboGenerator, new_elements: pd.DataFrame | None,
-              config: OptimizeConfig, notes: list[str]) -> Evidence | None:
+              config: OptimizeConfig, notes: list[str], self_graded_lift: float | None) -> Evidence | None:
     """The cross-fitted evidence (``evaluate.evidence``): judges fitted as the run's on each half of the logs,
     choosing as the run chose, grading each other's picks; None (with a note) where the logs cannot support it."""
     if not config.evidence.enabled:
@@ -539,7 +539,8 @@ def _evidence(market: Market, proposals: pd.DataFrame, generator: ComboGenerator
         return generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict)
 
     try:
-        return proposal_evidence(market, proposals, fit, choose, config.evidence, ProposalPolicy(config.policy))
+        return proposal_evidence(market, proposals, fit, choose, config.evidence, ProposalPolicy(config.policy),
+                                 self_graded_lift)
     except InputError as exc:
         notes.append(f"Cross-fitted evidence was not possible: {exc}")
         return None

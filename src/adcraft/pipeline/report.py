@@ -150,8 +150,9 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
          "backtest error)", f"{lift.estimate:+.1%}"),
         ("products that keep their current creative (lower bound <= 0)",
          f"{int(evidence.products['keep_current'].sum())} / {products}"),
-        (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration slope",
-         f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}"),
+        (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration "
+         "slope, error on creatives like the proposals",
+         f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}, {backtest.local_error:+.0%}"),
         ("impressions of products whose proposal was logged (supported by the logs, not extrapolated)",
          f"{supported.impression_share:.0%}"),
     ]
