@@ -12,6 +12,7 @@ from adcraft.evaluate.evidence import (
     LiftInterval,
     backtest_summary,
     creative_folds,
+    error_factors,
     launch_plan,
     proposal_evidence,
 )
@@ -210,6 +211,13 @@ def test_backtest_figures_on_known_points():
     summary = backtest_summary(doubled)
     assert summary.ratio == pytest.approx(0.5) and summary.mean_abs_relative_error == pytest.approx(1.0)
     assert summary.calibration_slope == pytest.approx(0.5)
+
+
+def test_error_factors_are_positive_with_mean_one_and_the_asked_variance():
+    factors = error_factors(np.random.default_rng(0).standard_normal(200_000), 0.49)
+    assert (factors > 0).all()
+    assert factors.mean() == pytest.approx(1.0, abs=0.01) and factors.var() == pytest.approx(0.49, rel=0.05)
+    assert (error_factors(np.array([-3.0, 0.0, 3.0]), 0.0) == 1.0).all()
 
 
 @pytest.mark.parametrize("settings", [{"level": 1.0}, {"alpha": 0.0}, {"power": 1.5}, {"n_bootstrap": 1}])

@@ -36,12 +36,14 @@ line with the binomial noise of ``o_c`` taken out.
 that rests on the model (``M``), which is then corrected by the error near the proposals,
 ``V = mean(a) + M (1 + e)``. The lift is ``V / mean(r) - 1``; its ``level`` interval takes the quantiles of
 
-    L_b = max(mean(a*) + M*_b (1 + e*_b + tau z_b / sqrt(P)), 0) / mean(r*) - 1,
+    L_b = max(mean(a*) + M*_b (1 + e*_b) g_b, 0) / mean(r*) - 1,    g_b = exp(s z_b - s^2 / 2),
+    s^2 = log(1 + tau^2 / P),
 
 where ``*`` marks impressions resampled with replacement, ``M*_b`` uses the line ``(alpha*_b, beta*_b)``
 and ``e*_b`` is the error near the proposals, both refitted on backtest creatives resampled with
-replacement (the uncertainty of the judge's calibration, an error all proposals share), ``z_b`` is a
-standard normal draw and ``P`` Kish's effective number of products in the model part
+replacement (the uncertainty of the judge's calibration, an error all proposals share), ``g_b`` a
+log-normal factor of mean 1 and variance ``tau^2 / P`` (``error_factors``; ``z_b`` a standard normal
+draw), and ``P`` Kish's effective number of products in the model part
 (``_independent_products``: the rest of the judge's error on one creative is independent of its error
 on another product's, so it averages out over P products). A product's own interval has ``P = 1``: one
 creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
@@ -305,14 +307,15 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     rng = np.random.default_rng(config.seed)
     line = (backtest.calibration_intercept, backtest.calibration_slope, backtest.local_error)
     lines = _calibration_draws(backtest, config.n_bootstrap, rng)
-    errors = backtest.ratio_spread * rng.standard_normal(config.n_bootstrap)
-    estimate, low, high, uncalibrated = _lift_interval(rows, line, lines, errors / math.sqrt(
-        _independent_products(rows)), config.level, rng)
+    z = rng.standard_normal(config.n_bootstrap)
+    spread = backtest.ratio_spread**2
+    estimate, low, high, uncalibrated = _lift_interval(
+        rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
     if self_graded_lift is not None and math.isfinite(self_graded_lift):
         high = max(high, self_graded_lift)
     lift = LiftInterval(estimate, low, high, config.level)
     logging_ctr = float(rows["click"].mean())
-    products = _product_lifts(rows, proposals, line, lines, errors, config.level, rng)
+    products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest, supported, plan,
@@ -458,7 +461,14 @@ def _resampled_means(columns: Sequence[np.ndarray], n_draws: int, rng: np.random
     return out
 
 
-def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, errors: np.ndarray,
+def error_factors(z: np.ndarray, variance: float) -> np.ndarray:
+    """Log-normal factors of mean 1 and variance ``variance`` from standard normal draws ``z``:
+    ``exp(s z - s^2 / 2)``, ``s^2 = log(1 + variance)`` (a CTR's error factor is never negative)."""
+    s2 = math.log1p(max(variance, 0.0))
+    return np.exp(math.sqrt(s2) * z - s2 / 2.0)
+
+
+def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, factors: np.ndarray,
                    level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
     """(estimate, low, high, uncalibrated estimate) of ``V / mean(r) - 1`` on ``rows`` (module docstring)."""
     a, b, c, r = (rows[k].to_numpy(dtype=float) for k in ("a", "b", "c", "click"))
@@ -470,7 +480,7 @@ def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: 
     a_draws, b_draws, c_draws, r_draws = _resampled_means([a, b, c, r], len(lines), rng)
     model = lines[:, 0] * c_draws + lines[:, 1] * b_draws
     with np.errstate(divide="ignore", invalid="ignore"):
-        lifts = np.maximum(a_draws + model * (1.0 + lines[:, 2] + errors), 0.0) / r_draws - 1.0
+        lifts = np.maximum(a_draws + model * (1.0 + lines[:, 2]) * factors, 0.0) / r_draws - 1.0
     lifts = lifts[np.isfinite(lifts)]
     if not len(lifts):
         return float(estimate), math.nan, math.nan, float(uncalibrated)
@@ -479,7 +489,7 @@ def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: 
 
 
 def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray,
-                   errors: np.ndarray, level: float, rng: np.random.Generator) -> pd.DataFrame:
+                   factors: np.ndarray, level: float, rng: np.random.Generator) -> pd.DataFrame:
     """Per proposed product, the lift and interval of ``_lift_interval`` on the product's impressions, and
     ``keep_current`` where the lower bound is not above 0."""
     groups = rows.groupby("product_id", sort=True).indices
@@ -489,7 +499,7 @@ def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[floa
         if index is None or len(index) == 0:
             out.append((pid, 0, math.nan, math.nan, math.nan))
             continue
-        out.append((pid, len(index), *_lift_interval(rows.iloc[index], line, lines, errors, level, rng)[:3]))
+        out.append((pid, len(index), *_lift_interval(rows.iloc[index], line, lines, factors, level, rng)[:3]))
     frame = pd.DataFrame(out, columns=["product_id", "impressions", "lift", "lift_low", "lift_high"])
     frame["keep_current"] = ~(frame["lift_low"] > 0)
     return frame
