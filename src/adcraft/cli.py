@@ -14,7 +14,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from adcraft import __version__
 from adcraft.atomic import check_output_file, check_output_folder, json_text, write_json, write_png
 from adcraft.errors import AdcraftError, InputError
 from adcraft.rewards.registry import KINDS
+
+if TYPE_CHECKING:
+    from adcraft.evaluate.evidence import LiftInterval
 
 app = typer.Typer(
     name="adcraft",
@@ -309,9 +312,17 @@ def demo(
     if value is not None:
         out.print(f"off-policy estimate ({value.proposals.estimator}): CTR {value.proposals.value:.3%} "
                   f"vs logging {value.logging.value:.3%}, lift {value.lift:+.1%}")
+    if result.run.record.evidence.lift is not None:
+        out.print(_evidence_line(result.run.record.evidence.lift))
     out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
               f"[{ab.lift_ci_low:+.1%}, {ab.lift_ci_high:+.1%}]; true lift {ab.true_lift:+.1%}")
     out.print(f"report: {result.report}")
+
+
+def _evidence_line(lift: LiftInterval) -> str:
+    """The cross-fitted lift of run.json's ``evidence`` in one line, its lower bound first."""
+    return (f"cross-fitted lift at least {lift.low:+.1%} ({lift.level:.0%} interval [{lift.low:+.1%}, "
+            f"{lift.high:+.1%}], estimate {lift.estimate:+.1%})")
 
 
 ModelKind = StrEnum("ModelKind", {kind: kind for kind in KINDS})  # the registry's kinds: `adcraft train KIND`
@@ -467,6 +478,8 @@ def optimize(
                   f"(lift {value.lift:+.1%}, {value.proposals.estimator})")
     else:
         out.print(f"no off-policy estimate: {record.ope.reason}")
+    if record.evidence.lift is not None:
+        out.print(_evidence_line(record.evidence.lift))
     out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {record.timings.total:.0f} s")
     for stage, seconds in record.timings.stages:
         out.print(f"  {seconds:8.1f} s  {stage}")

@@ -61,11 +61,34 @@ def test_run_json_and_report_tell_what_was_done(run):
     assert meta["ope"]["possible"] is True and meta["ope"]["impressions"] > 0
     page = (out / "report.html").read_text()
     images = re.findall(r"src='([^']+)'", page)
-    assert len(images) == len(result.proposals) + result.record.counts.products  # proposals + best logged
+    # proposals + best logged + the backtest plot
+    assert len(images) == len(result.proposals) + result.record.counts.products + 1
     assert all((out / rel).is_file() for rel in images)
     assert "estimated lift" in page and "<svg" in page
     assert "combination policy training" in page  # the RL curve table
     assert not list(out.parent.glob(".*partial*"))  # staging folder moved into place
+
+
+def test_run_json_report_and_products_lead_with_the_cross_fitted_evidence(run, market_dir):
+    result, out = run
+    evidence = json.loads((out / "run.json").read_text())["evidence"]
+    assert evidence["possible"] is True
+    lift = evidence["lift"]
+    assert lift["level"] == 0.9 and lift["low"] <= lift["estimate"] <= lift["high"]
+    assert evidence["scheme"]["folds"] == 2 and evidence["scheme"]["seconds"] > 0
+    market = load_market(market_dir)
+    assert evidence["backtest"]["creatives"] == len(market.creatives)  # every logged creative predicted once
+    assert evidence["backtest"]["impressions"] == len(market.impressions)
+    assert 0 <= evidence["supported"]["impression_share"] <= 1
+    plan = evidence["launch_plan"]
+    assert plan["control_share"] == 0.5 and plan["alpha"] == 0.05 and plan["power"] == 0.8
+    assert (plan["impressions_per_arm"] is None) == (not lift["low"] > 0)
+    products = pd.read_parquet(out / "products.parquet")
+    assert products["keep_current"].tolist() == (~(products["lift_low"] > 0)).tolist()
+    assert evidence["products_to_keep"] == int(products["keep_current"].sum())
+    page = (out / "report.html").read_text()
+    assert (out / "backtest.png").is_file()
+    assert page.index("lower bound") < page.index("graded by the judge that chose")
 
 
 def test_a_market_without_propensities_optimizes_and_says_ope_was_not_possible(market_dir, tmp_path):
@@ -77,6 +100,7 @@ def test_a_market_without_propensities_optimizes_and_says_ope_was_not_possible(m
     assert "propensit" in result.record.ope.reason
     assert json.loads((tmp_path / "out" / "run.json").read_text())["ope"] == {"possible": False,
                                                                               "reason": result.record.ope.reason}
+    assert result.record.evidence.possible is False and result.record.evidence.lift is None
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Off-policy estimation was not possible" in page
     assert len(read_proposals(tmp_path / "out")) == len(result.proposals)
@@ -279,6 +303,7 @@ def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
 
 STAGES = ["validate market", "reward model (multi-instance)",
           "combination policy (behaviour cloning + policy gradient)", "proposals", "render", "off-policy estimate",
+          "cross-fitted evidence",
           "report"]
 
 

@@ -11,10 +11,19 @@ import pytest
 
 from adcraft.atomic import json_text
 from adcraft.errors import InputError
+from adcraft.evaluate.evidence import LiftInterval
 from adcraft.evaluate.ope import PolicyEstimate
 from adcraft.evaluate.proposal_value import ProposalPolicy, ProposalValue
 from adcraft.pipeline.optimize import OptimizeConfig, RunRecord
-from adcraft.pipeline.run_record import Counts, FidelityCheck, OffPolicyRecord, Seeds, StageTimings, Versions
+from adcraft.pipeline.run_record import (
+    Counts,
+    EvidenceRecord,
+    FidelityCheck,
+    OffPolicyRecord,
+    Seeds,
+    StageTimings,
+    Versions,
+)
 
 PROPOSALS = PolicyEstimate(value=0.06, ci_low=0.05, ci_high=0.07, ess=120.0, estimator="dr", n=1000, std_error=0.004)
 LOGGING = PolicyEstimate(value=0.05, ci_low=0.045, ci_high=0.055, ess=1000.0, estimator="dr", n=1000, std_error=0.002)
@@ -28,7 +37,10 @@ def a_record(**changes: object) -> RunRecord:
         market=Path("/data/market"), out=Path("/data/out"), config=OptimizeConfig.smoke(top_k=3),
         seeds=Seeds(reward=0, combo=7), versions=Versions.installed(), counts=Counts(products=6, proposals=18,
                                                                                      new_elements=2),
-        ope=OffPolicyRecord(value), fidelity=FidelityCheck(checked=18, passed=18), notes=("a note",),
+        ope=OffPolicyRecord(value),
+        evidence=EvidenceRecord(LiftInterval(estimate=0.12, low=0.03, high=0.4, level=0.9),
+                                {"scheme": {"folds": 2}, "products_to_keep": 1}),
+        fidelity=FidelityCheck(checked=18, passed=18), notes=("a note",),
         resumed_from={"reward model": "finished model"},
         timings=StageTimings((("validate market", 0.5), ("report", 1.25)), total=3.0),
     )
@@ -49,13 +61,16 @@ def test_a_record_reads_back_as_it_was_written(tmp_path):
     assert loaded.ope.value.warnings == ("it rests on few clicks",)
     assert loaded.notes == ("a note",) and loaded.resumed_from == {"reward model": "finished model"}
     assert loaded.timings == record.timings
+    assert loaded.evidence == record.evidence and loaded.evidence.lift.low == 0.03
     assert json_text(loaded.to_json()) == json_text(record.to_json())
 
 
 def test_run_json_keeps_its_field_names(tmp_path):
     data = json.loads(a_record(resumed_from={}).write(tmp_path / "run.json").read_text())
-    assert list(data) == ["market", "out", "config", "seeds", "versions", "counts", "ope", "fidelity", "notes",
-                          "resumed_from", "timings", "not_finite"]
+    assert list(data) == ["market", "out", "config", "seeds", "versions", "counts", "ope", "evidence", "fidelity",
+                          "notes", "resumed_from", "timings", "not_finite"]
+    assert data["evidence"] == {"possible": True, "lift": {"estimate": 0.12, "low": 0.03, "high": 0.4, "level": 0.9},
+                                "scheme": {"folds": 2}, "products_to_keep": 1}
     assert data["resumed_from"] is None  # nothing reused
     assert data["timings"] == {"validate market": 0.5, "report": 1.25, "total": 3.0}
     assert data["seeds"] == {"reward": 0, "combo": 7}
@@ -71,6 +86,14 @@ def test_a_run_without_an_estimate_says_why(tmp_path):
     loaded = RunRecord.load(record.write(tmp_path / "run.json"))
     assert not loaded.ope.possible and loaded.ope.value is None
     assert loaded.ope.reason == "the impressions carry no propensities"
+
+
+def test_a_run_without_evidence_says_why(tmp_path):
+    record = a_record(evidence=EvidenceRecord.of(None, enabled=False))
+    assert record.to_json()["evidence"] == {"possible": False, "reason": "switched off (evidence.enabled: false)"}
+    loaded = RunRecord.load(record.write(tmp_path / "run.json"))
+    assert not loaded.evidence.possible and loaded.evidence.lift is None
+    assert loaded.evidence.reason == "switched off (evidence.enabled: false)"
 
 
 def _broken(data: dict, change: str) -> None:

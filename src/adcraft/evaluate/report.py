@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from adcraft.evaluate.gallery import Section, write_gallery
 
@@ -115,6 +116,40 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float], title: str, wi
         )
     parts.append(f"<line x1='{zero:.1f}' x2='{zero:.1f}' y1='{top}' y2='{height - 8}' stroke='#222'/>")
     return "".join(parts) + "</svg>"
+
+
+def calibration_png(predicted: Sequence[float], observed: Sequence[float], weights: Sequence[float], title: str,
+                    size: int = 360) -> Image.Image:
+    """A predicted-vs-observed scatter (one dot per item, area by weight) with the diagonal of perfect
+    calibration, as a PNG-ready Pillow image; axes in percent from 0 to just above the 99th percentile of
+    either value (the few items beyond, usually ones seen a handful of times, sit on the border)."""
+    x, y, w = (np.asarray(v, dtype=float) for v in (predicted, observed, weights))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
+    x, y, w = x[keep], y[keep], w[keep]
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    left, top, right, bottom = 44, 24, size - 12, size - 36
+    draw.text((8, 6), title, fill="#222", font=font)
+    draw.rectangle((left, top, right, bottom), outline="#888")
+    span = float(max(np.quantile(x, 0.99), np.quantile(y, 0.99))) * 1.1 if len(x) else 0.0
+    span = span or 1.0
+
+    def at(u: float, v: float) -> tuple[float, float]:
+        return left + (right - left) * u / span, bottom - (bottom - top) * v / span
+
+    draw.line((*at(0, 0), *at(span, span)), fill="#c0392b", width=1)
+    for fraction in (0.0, 0.5, 1.0):
+        value = span * fraction
+        label_x = min(at(value, 0)[0] - 10, right - 6 * len(f"{value:.1%}"))
+        draw.text((label_x, bottom + 4), f"{value:.1%}", fill="#222", font=font)
+        draw.text((4, at(0, value)[1] - 6), f"{value:.1%}", fill="#222", font=font)
+    draw.text((left + 40, size - 16), "predicted CTR (held out) ->  observed CTR ^", fill="#222", font=font)
+    radius = 1.5 + 5.0 * np.sqrt(w / w.max()) if len(w) and w.max() > 0 else np.zeros(0)
+    for u, v, r in zip(np.minimum(x, span), np.minimum(y, span), radius):
+        cx, cy = at(u, v)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=_BAR)
+    return image
 
 
 def _svg_open(width: int, height: int) -> str:

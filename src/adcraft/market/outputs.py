@@ -47,6 +47,7 @@ PRODUCTS_SCHEMA = pa.schema([
     ("estimated_lift", pa.float64()),
     ("lift_low", pa.float64()),
     ("lift_high", pa.float64()),
+    ("keep_current", pa.bool_()),
 ])
 PRODUCT_COLUMNS = tuple(PRODUCTS_SCHEMA.names)
 
@@ -147,7 +148,9 @@ def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.D
     logged creative (``click_log.best_logged_creatives`` indexed by product, with ``elements``, ``ctr`` and
     ``predicted_ctr``; a product without one gets nulls), ``logged_images`` its image path relative to OUT;
     ``lifts`` is the per-product off-policy estimate (``product_id``, ``impressions``, ``lift``, ``lift_low``,
-    ``lift_high``), None when no estimate was possible (the lift columns are then NaN, ``lift_impressions`` 0).
+    ``lift_high``; the cross-fitted evidence's when the run has it), None when no estimate was possible (the
+    lift columns are then NaN, ``lift_impressions`` 0). ``keep_current`` is True where the lift's lower bound is
+    not above 0 or unknown (do no harm: keep showing the current creative).
     """
     lift_rows = lifts.set_index("product_id") if lifts is not None else None
     rows = []
@@ -166,6 +169,7 @@ def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.D
             float(lift["lift"]) if lift is not None else np.nan,
             float(lift["lift_low"]) if lift is not None else np.nan,
             float(lift["lift_high"]) if lift is not None else np.nan,
+            not (lift is not None and float(lift["lift_low"]) > 0),
         ))
     frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
     out = Path(out_dir)

@@ -58,6 +58,7 @@ from adcraft.atomic import (
 )
 from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
+from adcraft.evaluate.evidence import Evidence, EvidenceConfig, proposal_evidence
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
     ProposalPolicy,
@@ -79,6 +80,7 @@ from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import write_products
 from adcraft.pipeline.run_record import (
     Counts,
+    EvidenceRecord,
     FidelityCheck,
     OffPolicyRecord,
     Seeds,
@@ -116,6 +118,7 @@ class OptimizeConfig:
     estimator: Literal["ips", "snips", "dr", "switch-dr", "dm"] = "dr"  # off-policy estimator of the proposals
     policy: Literal["top1", "softmax"] = "top1"  # how proposals become a policy for the estimate
     n_bootstrap: int = 500
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)  # cross-fitted lift, backtest, launch plan
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
 
@@ -162,6 +165,7 @@ class RunRecord:
     versions: Versions
     counts: Counts
     ope: OffPolicyRecord
+    evidence: EvidenceRecord
     fidelity: FidelityCheck
     notes: tuple[str, ...]
     resumed_from: dict[str, str]
@@ -176,6 +180,7 @@ class RunRecord:
             "versions": dataclasses.asdict(self.versions),
             "counts": dataclasses.asdict(self.counts),
             "ope": self.ope.to_json(),
+            "evidence": self.evidence.to_json(),
             "fidelity": dataclasses.asdict(self.fidelity),
             "notes": list(self.notes),
             "resumed_from": dict(self.resumed_from) or None,
@@ -258,6 +263,7 @@ class RunState:
     proposals: pd.DataFrame | None = None  # propose, then render (image, product_bbox)
     fidelity: pd.DataFrame | None = None  # render
     estimate: Estimate | None = None  # estimate
+    evidence: Evidence | None = None  # cross_fit (None: switched off or not possible, with a note)
 
 
 class _StageClock:
@@ -341,8 +347,11 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
     with clock("off-policy estimate"):
         found = estimate(state)  # 7
         state = dataclasses.replace(state, estimate=found, notes=state.notes + found.notes)
+    if state.config.evidence.enabled:
+        with clock("cross-fitted evidence"):
+            state = cross_fit(state)  # 8
     with clock("report"):
-        state = write_outputs(state)  # 8
+        state = write_outputs(state)  # 9
     return state
 
 
@@ -454,6 +463,27 @@ def estimate(state: RunState) -> Estimate:
     return Estimate(OffPolicyRecord(value), lifts, tuple(notes))
 
 
+def cross_fit(state: RunState) -> RunState:
+    """The cross-fitted evidence (``evaluate.evidence``): judges fitted as the run's on each half of the logs,
+    choosing as the run chose, grading each other's picks; a note instead where the logs cannot support it."""
+    market, config, new_elements = state.inputs.market, state.config, state.new_elements
+
+    def fit(part: Market) -> MILModel:
+        judge = MILTrainer(config.reward).fit(part)
+        return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
+
+    def choose(judge: MILModel) -> pd.DataFrame:
+        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict)
+
+    value = state.estimate.ope.value
+    try:
+        evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
+                                     ProposalPolicy(config.policy), None if value is None else value.lift)
+    except InputError as exc:
+        return _noted(state, f"Cross-fitted evidence was not possible: {exc}")
+    return dataclasses.replace(state, evidence=evidence)
+
+
 def write_outputs(state: RunState) -> RunState:
     """The run's outputs in the staging folder: the trained models, ``creatives.parquet`` (and the generated
     elements the proposals use, ``elements.parquet``), the best logged creatives' images, ``report.html`` and
@@ -471,9 +501,10 @@ def write_outputs(state: RunState) -> RunState:
     write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
                     new_elements if new_elements is not None and len(new_elements) else None)
     logged_images = copy_logged_images(staging, market, logged)
-    build_report(staging, market, proposals, logged, model, state.estimate.ope.value, state.estimate.by_product,
-                 list(state.notes), state.generator.history, logged_images)
-    write_products(staging, state.inputs.market, logged, logged_images, state.estimate.by_product)
+    lifts = state.evidence.products if state.evidence is not None else state.estimate.by_product
+    build_report(staging, market, proposals, logged, model, state.estimate.ope.value, lifts,
+                 list(state.notes), state.generator.history, logged_images, state.evidence)
+    write_products(staging, state.inputs.market, logged, logged_images, lifts)
     return dataclasses.replace(state, new_elements=new_elements)
 
 
@@ -489,6 +520,7 @@ def _run_record(state: RunState, timings: dict[str, float], total: float) -> Run
         counts=Counts(products=len(state.inputs.market.products), proposals=len(state.proposals),
                       new_elements=0 if state.new_elements is None else len(state.new_elements)),
         ope=state.estimate.ope,
+        evidence=EvidenceRecord.of(state.evidence, state.config.evidence.enabled),
         fidelity=FidelityCheck(checked=len(state.fidelity), passed=int(state.fidelity["passed"].sum())),
         notes=state.notes,
         resumed_from=dict(state.resume.reused),

@@ -10,15 +10,24 @@ import numpy as np
 import pandas as pd
 
 from adcraft.atomic import write_png
+from adcraft.evaluate.evidence import Evidence
 from adcraft.evaluate.gallery import Card, Section
 from adcraft.evaluate.proposal_value import ProposalValue
-from adcraft.evaluate.report import ReportSummary, bar_chart_svg, histogram_svg, html_table, write_report
+from adcraft.evaluate.report import (
+    ReportSummary,
+    bar_chart_svg,
+    calibration_png,
+    histogram_svg,
+    html_table,
+    write_report,
+)
 from adcraft.generate.combo import ComboHistory
 from adcraft.market import Market
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILModel
 
 ATTRIBUTION_LINES = 3
+BACKTEST_PLOT = "backtest.png"
 
 
 def build_report(
@@ -32,9 +41,13 @@ def build_report(
     notes: list[str],
     history: ComboHistory,
     logged_images: dict[str, str],
+    evidence: Evidence | None = None,
 ) -> Path:
     """Write ``report.html`` into ``staging``; ``value`` is the off-policy estimate of the proposals (None when
-    none was possible), ``logged_images`` from :func:`copy_logged_images`."""
+    none was possible), ``logged_images`` from :func:`copy_logged_images`.
+
+    With ``evidence`` (``evaluate.evidence``) the page leads with the lower bound of the cross-fitted lift over
+    what runs now, per product too, and shows the judge's backtest (``backtest.png``)."""
     top = proposals[proposals["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
@@ -61,13 +74,22 @@ def build_report(
             if proposal["rank"] == 1 and lift_rows is not None and pid in lift_rows.index:
                 lift = lift_rows.loc[pid]
                 if math.isfinite(lift["lift"]):
-                    caption.append(f"estimated lift {lift['lift']:+.1%} [{lift['lift_low']:+.1%}, "
-                                   f"{lift['lift_high']:+.1%}] on {int(lift['impressions'])} impressions")
+                    level = f"{evidence.lift.level:.0%}" if evidence is not None else "95%"
+                    caption.append(f"lift at least {lift['lift_low']:+.1%} ({level} lower bound), estimate "
+                                   f"{lift['lift']:+.1%} [{lift['lift_low']:+.1%}, {lift['lift_high']:+.1%}] "
+                                   f"on {int(lift['impressions'])} impressions")
+                if not lift["lift_low"] > 0:
+                    caption.append("keep the current creative: no lift is assured")
             caption += _attribution_lines(market, model, pid, list(proposal["elements"]),
                                           logged.loc[pid, "elements"] if pid in logged.index else None)
             cards.append(Card(image=proposal["image"], caption=tuple(caption), badge=f"#{int(proposal['rank'])}"))
         sections.append(Section(title=f"{pid} · {row['title']}", subtitle=str(row["category"]), cards=tuple(cards)))
     summary = _summary(market, proposals, logged, predicted_lift, model, value, lift_rows, notes, history)
+    if evidence is not None:
+        write_png(staging / BACKTEST_PLOT, calibration_png(
+            evidence.backtest.points["predicted"], evidence.backtest.points["observed"],
+            evidence.backtest.points["impressions"], "backtest: logged creatives the judge never saw"))
+        summary = _lead_with_evidence(summary, evidence, len(market.products))
     lead = (
         f"{len(market.products)} products, {len(proposals)} proposed creatives. Each row shows the product's best "
         "logged creative (highest observed CTR after shrinkage toward the market's rate) and the proposals, best "
@@ -118,6 +140,35 @@ def _short(text: str, width: int = 34) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: int) -> ReportSummary:
+    """``summary`` led by the cross-fitted evidence: the lift's lower bound first, then its estimate and interval,
+    the products that keep their creative, the backtest and the logged support; the launch plan as a note."""
+    lift, backtest, supported = evidence.lift, evidence.backtest, evidence.supported
+    level = f"{lift.level:.0%}"
+    figures = [
+        (f"lift of the proposals over what runs now, at least ({level} lower bound; cross-fitted: no proposal "
+         "graded by the judge that chose it)", f"{lift.low:+.1%}"),
+        (f"estimated lift, {level} interval [{lift.low:+.1%}, {lift.high:+.1%}] (logs' noise and the judge's "
+         "backtest error)", f"{lift.estimate:+.1%}"),
+        ("products that keep their current creative (lower bound <= 0)",
+         f"{int(evidence.products['keep_current'].sum())} / {products}"),
+        (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration "
+         "slope, error on creatives like the proposals",
+         f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}, {backtest.local_error:+.0%}"),
+        ("impressions of products whose proposal was logged (supported by the logs, not extrapolated)",
+         f"{supported.impression_share:.0%}"),
+    ]
+    notes = (f"Launch plan: {evidence.launch_plan.summary} ({evidence.launch_plan.reference}).",)
+    if supported.ips is not None and supported.snips is not None and supported.dr is not None:
+        notes += (f"Supported part ({supported.products} products whose proposal was logged): IPS "
+                  f"{supported.ips.value:.2%}, SNIPS {supported.snips.value:.2%}, DR {supported.dr.value:.2%} against "
+                  f"a logged {supported.logging_ctr:.2%}, effective sample size {supported.ess:.0f}.",)
+    chart = (f"<img src='{BACKTEST_PLOT}' width='360' height='360' alt='predicted against observed CTR of "
+             "held-out logged creatives'>")
+    return ReportSummary(figures=tuple(figures) + summary.figures, notes=notes + summary.notes,
+                         charts=(chart,) + summary.charts, tables=summary.tables)
+
+
 def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, predicted_lift: pd.Series,
              model: MILModel, value: ProposalValue | None, lift_rows: pd.DataFrame | None, notes: list[str],
              history: ComboHistory) -> ReportSummary:
@@ -130,11 +181,11 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
     if value is not None:
         mine, base = value.proposals, value.logging
         figures += [
-            (f"estimated CTR of the proposals ({mine.estimator}), 95% interval "
-             f"[{mine.ci_low:.2%}, {mine.ci_high:.2%}]", f"{mine.value:.2%}"),
+            (f"estimated CTR of the proposals ({mine.estimator}, graded by the judge that chose them), "
+             f"95% interval [{mine.ci_low:.2%}, {mine.ci_high:.2%}]", f"{mine.value:.2%}"),
             ("CTR of the logging policy", f"{base.value:.2%}"),
-            (f"estimated lift, 95% interval [{value.lift_ci_low:+.1%}, {value.lift_ci_high:+.1%}]",
-             f"{value.lift:+.1%}"),
+            (f"lift graded by the judge that chose (optimistic), 95% interval [{value.lift_ci_low:+.1%}, "
+             f"{value.lift_ci_high:+.1%}]", f"{value.lift:+.1%}"),
             ("impressions that show a proposal / all", f"{value.matched_impressions} / {value.impressions}"),
         ]
     charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product")]

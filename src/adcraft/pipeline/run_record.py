@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adcraft.errors import InputError
+from adcraft.evaluate.evidence import Evidence, LiftInterval
 from adcraft.evaluate.ope import PolicyEstimate
 from adcraft.evaluate.proposal_value import ProposalPolicy, ProposalValue
 
@@ -44,6 +45,44 @@ class FidelityCheck:
 
     checked: int
     passed: int
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """run.json's ``evidence``: the cross-fitted lift of the proposals over the logging policy (``lift``, its
+    lower bound the headline) and the rest of the evidence as written (``detail``: scheme, backtest, supported
+    part, launch plan, products to keep); without a lift, ``reason`` says why."""
+
+    lift: LiftInterval | None
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reason: str = ""
+
+    @classmethod
+    def of(cls, evidence: Evidence | None, enabled: bool) -> EvidenceRecord:
+        if evidence is None:
+            return cls(None, reason="switched off (evidence.enabled: false)" if not enabled else
+                       "the logs could not support it (see the notes)")
+        data = evidence.to_json()
+        return cls(evidence.lift, {k: v for k, v in data.items() if k not in ("possible", "lift")})
+
+    @property
+    def possible(self) -> bool:
+        return self.lift is not None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.lift is None:
+            return {"possible": False, "reason": self.reason}
+        return {"possible": True, "lift": dataclasses.asdict(self.lift), **self.detail}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> EvidenceRecord:
+        mapping = _mapping(data, where)
+        if not mapping.get("possible"):
+            return cls(None, reason=_text(mapping.get("reason", ""), f"{where}.reason"))
+        lift = _mapping(_part(mapping, "lift", where), f"{where}.lift")
+        interval = LiftInterval(**{name: _number(_part(lift, name, f"{where}.lift"), f"{where}.lift.{name}")
+                                   for name in ("estimate", "low", "high", "level")})
+        return cls(interval, {k: v for k, v in mapping.items() if k not in ("possible", "lift")})
 
 
 @dataclass(frozen=True)
@@ -157,6 +196,7 @@ def record_parts(data: dict[str, Any], where: str) -> dict[str, Any]:
         "versions": _flat_record(Versions, _part(data, "versions", where), f"{where}: versions"),
         "counts": _flat_record(Counts, _part(data, "counts", where), f"{where}: counts"),
         "ope": OffPolicyRecord.from_json(_part(data, "ope", where), f"{where}: ope"),
+        "evidence": EvidenceRecord.from_json(_part(data, "evidence", where), f"{where}: evidence"),
         "fidelity": _flat_record(FidelityCheck, _part(data, "fidelity", where), f"{where}: fidelity"),
         "notes": tuple(_text(note, f"{where}: notes") for note in notes),
         "resumed_from": {} if resumed is None else {

@@ -141,7 +141,9 @@ function proposalCard(product, proposal) {
   ];
   const estimate = proposal.estimated_lift;
   if (estimate) {
-    rows.push(["Estimated lift (95% interval)", signedPercent(estimate.lift) + " [" + signedPercent(estimate.low) +
+    rows.unshift(["Lift at least (lower bound)", signedPercent(estimate.low) +
+      (estimate.low > 0 ? "" : ": keep the current creative"), tone(estimate.low)]);
+    rows.push(["Estimated lift (interval)", signedPercent(estimate.lift) + " [" + signedPercent(estimate.low) +
       ", " + signedPercent(estimate.high) + "] on " + estimate.impressions + " impressions", tone(estimate.lift)]);
   }
   return el("li", { class: "card proposal", "data-creative-id": proposal.creative_id },

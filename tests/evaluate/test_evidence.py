@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adcraft.errors import InputError
+from adcraft.evaluate.evidence import (
+    EvidenceConfig,
+    LiftInterval,
+    backtest_summary,
+    creative_folds,
+    error_factors,
+    launch_plan,
+    proposal_evidence,
+)
+from adcraft.evaluate.proposal_value import estimate_proposals
+from adcraft.market.market import Market, MarketConfig
+
+TITLES = {"t0": 0.7, "t1": 1.0, "t2": 1.3, "t3": 1.6}
+BACKGROUNDS = {"bx": 0.8, "b1": 1.0, "b2": 1.2, "b3": 1.5}  # bx: the element a biased judge loves
+PRODUCTS = 24
+LOGGED_PER_PRODUCT = 4
+IMPRESSIONS_PER_PRODUCT = 2500
+DAY = 86_400
+
+
+def true_ctr(product: int, combo) -> float:
+    return 0.02 * (1.0 + 0.5 * (product % 3)) * TITLES[combo[0]] * BACKGROUNDS[combo[1]]
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A two-slot market (16 combinations per product) logged uniformly over 4 of them, with its truth."""
+    rng = np.random.default_rng(3)
+    all_combos = list(itertools.product(TITLES, BACKGROUNDS))
+    products = pd.DataFrame({"product_id": [f"p{i:02d}" for i in range(PRODUCTS)], "title": "thing",
+                             "category": "things", "image": "p.png"})
+    elements = pd.DataFrame({
+        "element_id": [*TITLES, *BACKGROUNDS],
+        "slot": ["title"] * len(TITLES) + ["background"] * len(BACKGROUNDS),
+        "product_id": None,
+        "text": [*TITLES, *([None] * len(BACKGROUNDS))],
+        "value": [*([None] * len(TITLES)), *BACKGROUNDS],
+        "image": None,
+    })
+    creatives, impressions, truth = [], [], {}
+    for i in range(PRODUCTS):
+        pid = f"p{i:02d}"
+        for k, pick in enumerate(rng.choice(len(all_combos), LOGGED_PER_PRODUCT, replace=False)):
+            combo = all_combos[pick]
+            cid = f"{pid}-c{k}"
+            creatives.append({"creative_id": cid, "product_id": pid, "elements": list(combo), "image": None})
+            n = IMPRESSIONS_PER_PRODUCT // LOGGED_PER_PRODUCT
+            clicks = rng.random(n) < true_ctr(i, combo)
+            impressions += [{"creative_id": cid, "click": int(c), "ts": int(rng.integers(0, 7 * DAY)),
+                             "propensity": 1.0 / LOGGED_PER_PRODUCT} for c in clicks]
+        for combo in all_combos:
+            truth[(pid, combo)] = true_ctr(i, combo)
+    impressions = pd.DataFrame(impressions)
+    impressions.insert(0, "impression_id", [f"i{k}" for k in range(len(impressions))])
+    impressions["click"] = impressions["click"].astype("int8")
+    market = Market(None, MarketConfig(slots=("title", "background")), products, elements,
+                    pd.DataFrame(creatives), impressions)
+    logged = {(c["product_id"], tuple(c["elements"])) for c in creatives}
+    logging_ctr = np.mean([truth[key] for key in logged])  # equal traffic per product, uniform logging
+    return market, truth, logging_ctr
+
+
+class ElementRates:
+    """A small learned judge: the product's CTR times each element's CTR ratio (impressions showing it / all)."""
+
+    def __init__(self, market: Market) -> None:
+        log = market.impressions.merge(market.creatives, on="creative_id")
+        base = log["click"].mean()
+        self.product = (log.groupby("product_id")["click"].mean()).to_dict()
+        self.base = base
+        exploded = log[["elements", "click"]].explode("elements")
+        self.element = (exploded.groupby("elements")["click"].mean() / base).to_dict()
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        known: dict[tuple, float] = {}
+        for p, c in zip(product_ids, combos):
+            key = (p, *c)
+            if key not in known:
+                known[key] = self.product.get(p, self.base) * np.prod([self.element.get(e, 1.0) for e in c])
+        return np.array([known[(p, *c)] for p, c in zip(product_ids, combos)])
+
+
+class LovesBackgroundX(ElementRates):
+    """The same judge, wrong in a known way: it predicts 2.5 times the CTR of any combination with ``bx``."""
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        boost = np.array([2.5 if "bx" in c else 1.0 for c in combos])
+        return super().predict(product_ids, combos, contexts) * boost
+
+
+def best_of_all(market: Market):
+    """The chooser: per product, the combination of all 16 its judge predicts best."""
+    combos = [list(c) for c in itertools.product(TITLES, BACKGROUNDS)]
+
+    def choose(judge) -> pd.DataFrame:
+        rows = []
+        for pid in market.products["product_id"]:
+            scores = judge.predict([pid] * len(combos), combos)
+            rows.append({"product_id": pid, "rank": 1, "elements": combos[int(np.argmax(scores))]})
+        return pd.DataFrame(rows)
+
+    return choose
+
+
+def true_lift(truth, logging_ctr, proposals) -> float:
+    return float(np.mean([truth[(p, tuple(e))] for p, e in zip(proposals.product_id, proposals.elements)])
+                 / logging_ctr - 1.0)
+
+
+def test_folds_keep_each_creative_whole_and_each_product_on_both_sides(world):
+    market, _, _ = world
+    folds = creative_folds(market.creatives, seed=1)
+    assert set(folds) == set(market.creatives["creative_id"]) and set(folds.values()) == {0, 1}
+    per_product = market.creatives.assign(fold=market.creatives["creative_id"].map(folds)).groupby("product_id")
+    assert (per_product["fold"].nunique() == 2).all()
+    assert creative_folds(market.creatives, seed=1) == folds
+
+
+def self_graded(market, proposals, judge) -> float:
+    """The lift a judge gives its own picks by DR on all logs (the single-judge estimate of ``optimize``)."""
+    return estimate_proposals(market, proposals, "dr", predict=judge.predict, n_bootstrap=20).lift
+
+
+def test_a_judge_wrong_in_a_known_way_gets_a_wider_interval_not_a_confident_wrong_lift(world):
+    market, truth, logging_ctr = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=300, seed=2)
+    honest_judge, biased_judge = ElementRates(market), LovesBackgroundX(market)
+    honest_final, biased_final = choose(honest_judge), choose(biased_judge)
+    honest = proposal_evidence(market, honest_final, ElementRates, choose, config,
+                               self_graded_lift=self_graded(market, honest_final, honest_judge))
+    biased_claim = self_graded(market, biased_final, biased_judge)
+    biased = proposal_evidence(market, biased_final, LovesBackgroundX, choose, config, self_graded_lift=biased_claim)
+    assert sum("bx" in e for e in biased_final["elements"]) > PRODUCTS / 2  # the bias drives the choice
+    truth_biased = true_lift(truth, logging_ctr, biased_final)
+    assert biased_claim > truth_biased + 0.5  # graded by itself, the biased judge claims far more than it delivers
+    # the backtest sees the bias: over-prediction on the whole and near the picks, a spread beyond binomial noise
+    assert biased.backtest.ratio < 1.0 and biased.backtest.local_error < 0
+    assert biased.backtest.ratio_spread > honest.backtest.ratio_spread
+    assert biased.lift.low <= truth_biased <= biased.lift.high  # not a confident wrong lift
+    assert biased.lift.low < biased_claim - 0.5 and biased.lift.estimate < biased_claim - 0.5
+    assert (biased.lift.high - biased.lift.low) > honest.lift.high - honest.lift.low
+    # the honest judge's picks (the true best combination) get a positive lower bound below their true lift
+    # (this judge's multiplicative guesses fall short of the best combination's CTR, itself included)
+    assert 0 < honest.lift.low <= true_lift(truth, logging_ctr, honest_final)
+    assert honest.lift.level == 0.9 and honest.lift.low < honest.lift.estimate < honest.lift.high
+
+
+def test_per_product_lifts_flag_products_to_keep(world):
+    market, _, _ = world
+    choose = best_of_all(market)
+    evidence = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose,
+                                 EvidenceConfig(n_bootstrap=100))
+    products = evidence.products
+    assert len(products) == PRODUCTS and (products["impressions"] > 0).all()
+    assert (products["lift_low"] <= products["lift"]).all() and (products["lift"] <= products["lift_high"]).all()
+    assert products["keep_current"].tolist() == (~(products["lift_low"] > 0)).tolist()
+    data = evidence.to_json()
+    assert data["lift"]["level"] == 0.9 and data["scheme"]["folds"] == 2
+    assert data["products_to_keep"] == int(products["keep_current"].sum())
+
+
+def test_logged_proposals_are_supported_and_agree_with_ips(world):
+    market, truth, _ = world
+    first = market.creatives.groupby("product_id").head(1)
+    proposals = pd.DataFrame({"product_id": first["product_id"], "rank": 1, "elements": first["elements"]})
+
+    def choose(judge):
+        return proposals
+
+    evidence = proposal_evidence(market, proposals, ElementRates, choose, EvidenceConfig(n_bootstrap=300))
+    supported = evidence.supported
+    assert supported.products == PRODUCTS and supported.impression_share == 1.0
+    assert supported.extrapolated_products == 0
+    ips = supported.ips
+    assert ips.low <= supported.dr.value <= ips.high
+    assert ips.low <= supported.snips.value <= ips.high
+    direct = estimate_proposals(market, proposals, "ips", n_bootstrap=50)
+    assert ips.value == pytest.approx(direct.proposals.value)
+    true_value = np.mean([truth[(p, tuple(e))] for p, e in zip(proposals.product_id, proposals.elements)])
+    assert ips.low <= true_value <= ips.high
+    assert supported.ess == pytest.approx(len(market.impressions) / LOGGED_PER_PRODUCT, rel=0.05)
+
+
+def test_launch_plan_matches_the_two_proportion_formula_by_hand(world):
+    market, _, _ = world
+    # p1 = 0.05, p2 = 0.06: (1.959964 sqrt(2 .055 .945) + 0.841621 sqrt(.05 .95 + .06 .94))^2 / .01^2 = 8157.7
+    plan = launch_plan(0.05, LiftInterval(0.3, 0.2, 0.4, 0.9), market, EvidenceConfig())
+    assert plan.impressions_per_arm == 8158 and plan.treatment_ctr == pytest.approx(0.06)
+    per_day = len(market.impressions) / ((market.impressions["ts"].max() - market.impressions["ts"].min()) / DAY)
+    assert plan.days == pytest.approx(2 * 8158 / per_day)
+    assert launch_plan(0.05, LiftInterval(0.1, -0.05, 0.3, 0.9), market, EvidenceConfig()).impressions_per_arm is None
+
+
+def test_backtest_figures_on_known_points():
+    exact = pd.DataFrame({"predicted": [0.02, 0.04], "observed": [0.02, 0.04], "impressions": [1e9, 1e9],
+                          "creative_id": ["a", "b"]})
+    summary = backtest_summary(exact)
+    assert summary.ratio == pytest.approx(1.0) and summary.mean_abs_relative_error == pytest.approx(0.0)
+    assert summary.calibration_slope == pytest.approx(1.0) and summary.ratio_spread == pytest.approx(0.0, abs=1e-3)
+    doubled = exact.assign(predicted=exact["predicted"] * 2)
+    summary = backtest_summary(doubled)
+    assert summary.ratio == pytest.approx(0.5) and summary.mean_abs_relative_error == pytest.approx(1.0)
+    assert summary.calibration_slope == pytest.approx(0.5)
+
+
+def test_error_factors_are_positive_with_mean_one_and_the_asked_variance():
+    factors = error_factors(np.random.default_rng(0).standard_normal(200_000), 0.49)
+    assert (factors > 0).all()
+    assert factors.mean() == pytest.approx(1.0, abs=0.01) and factors.var() == pytest.approx(0.49, rel=0.05)
+    assert (error_factors(np.array([-3.0, 0.0, 3.0]), 0.0) == 1.0).all()
+
+
+@pytest.mark.parametrize("settings", [{"level": 1.0}, {"alpha": 0.0}, {"power": 1.5}, {"n_bootstrap": 1}])
+def test_bad_settings_are_refused(settings):
+    with pytest.raises(InputError):
+        EvidenceConfig(**settings)
