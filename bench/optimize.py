@@ -119,6 +119,25 @@ class TruthScorer:
         return tuple(combo)
 
 
+def oracle_values(market, truth: GroundTruth, scorer: TruthScorer,
+                  picks: dict[str, dict[str, list[str]]]) -> dict[str, float]:
+    """Per product: the best true CTR found by truth-guided coordinate ascent from every method's pick and
+    from every logged creative, each local optimum rendered and scored exactly; every scored pick and
+    every logged creative's true CTR count too (the picks are scored by ``scorer`` beforehand)."""
+    logged_ctr = truth.creatives.set_index("creative_id")["true_ctr"]
+    oracle = {}
+    for pid in market.products["product_id"]:
+        usable = [market.usable_elements(pid, s)["element_id"].tolist() for s in market.config.slots]
+        mine = market.creatives[market.creatives["product_id"] == pid]
+        starts = {tuple(chosen[pid]) for chosen in picks.values() if pid in chosen}
+        starts |= {tuple(e) for e in mine["elements"]}
+        optima = {scorer.ascend(pid, list(s), usable) for s in starts}
+        values = [scorer.exact(pid, c) for c in optima | starts]
+        values += [float(logged_ctr[c]) for c in mine["creative_id"]]
+        oracle[pid] = max(values)
+    return oracle
+
+
 def logging_values(market, truth: GroundTruth) -> pd.Series:
     """Per product: the impression-weighted true CTR of the creatives the logging policy showed."""
     shown = market.impressions["creative_id"].value_counts()
@@ -183,18 +202,7 @@ def score_seed(seed: int, args) -> tuple[dict, pd.DataFrame]:
             path = images.get((pid, tuple(combo))) if name == "RL (optimize)" else None
             image = Image.open(path).convert("RGB") if path is not None else None
             true[name][pid] = scorer.exact(pid, combo, image)
-    slots = market.config.slots
-    logged_ctr = truth.creatives.set_index("creative_id")["true_ctr"]
-    oracle = {}
-    for pid in products:
-        usable = [market.usable_elements(pid, s)["element_id"].tolist() for s in slots]
-        mine = market.creatives[market.creatives["product_id"] == pid]
-        starts = {tuple(chosen[pid]) for chosen in picks.values() if pid in chosen}
-        starts |= {tuple(e) for e in mine["elements"]}
-        optima = {scorer.ascend(pid, list(s), usable) for s in starts}
-        values = [scorer.exact(pid, c) for c in optima | starts]
-        values += [float(logged_ctr[c]) for c in mine["creative_id"]]
-        oracle[pid] = max(values)
+    oracle = oracle_values(market, truth, scorer, picks)
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
     share = share / share.sum()
     logging = logging_values(market, truth).reindex(products).to_numpy()
