@@ -310,8 +310,9 @@ def demo(
     value, ab = result.run.record.ope.value, result.ab_test
     out.print(f"market: {result.market_dir}")
     if value is not None:
-        out.print(f"off-policy estimate ({value.proposals.estimator}): CTR {value.proposals.value:.3%} "
-                  f"vs logging {value.logging.value:.3%}, lift {value.lift:+.1%}")
+        out.print(f"off-policy estimate ({value.proposals.estimator}, graded by the judge that chose the proposals, "
+                  f"not evidence): CTR {value.proposals.value:.3%} vs logging {value.logging.value:.3%}, "
+                  f"lift {value.lift:+.1%}")
     if result.run.record.evidence.lift is not None:
         out.print(_evidence_line(result.run.record.evidence.lift))
     out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
@@ -475,7 +476,8 @@ def optimize(
     value = record.ope.value
     if value is not None:
         out.print(f"estimated CTR {value.proposals.value:.4%} vs logging {value.logging.value:.4%} "
-                  f"(lift {value.lift:+.1%}, {value.proposals.estimator})")
+                  f"(lift {value.lift:+.1%}, {value.proposals.estimator}, graded by the judge that chose the "
+                  "proposals, not evidence)")
     else:
         out.print(f"no off-policy estimate: {record.ope.reason}")
     if record.evidence.lift is not None:

@@ -136,10 +136,9 @@ def test_a_judge_wrong_in_a_known_way_gets_a_wider_interval_not_a_confident_wron
     config = EvidenceConfig(n_bootstrap=300, seed=2)
     honest_judge, biased_judge = ElementRates(market), LovesBackgroundX(market)
     honest_final, biased_final = choose(honest_judge), choose(biased_judge)
-    honest = proposal_evidence(market, honest_final, ElementRates, choose, config,
-                               self_graded_lift=self_graded(market, honest_final, honest_judge))
+    honest = proposal_evidence(market, honest_final, ElementRates, choose, config)
     biased_claim = self_graded(market, biased_final, biased_judge)
-    biased = proposal_evidence(market, biased_final, LovesBackgroundX, choose, config, self_graded_lift=biased_claim)
+    biased = proposal_evidence(market, biased_final, LovesBackgroundX, choose, config)
     assert sum("bx" in e for e in biased_final["elements"]) > PRODUCTS / 2  # the bias drives the choice
     truth_biased = true_lift(truth, logging_ctr, biased_final)
     assert biased_claim > truth_biased + 0.5  # graded by itself, the biased judge claims far more than it delivers

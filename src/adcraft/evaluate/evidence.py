@@ -49,9 +49,8 @@ on another product's, so it averages out over P products). A product's own inter
 creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
-elements than the final judge. The upper end is raised to the lift the final judge gives its own picks
-(``self_graded_lift``) where that is higher: that figure is biased upwards by the optimiser's curse, so
-the truth of the final proposals lies between a weaker chooser's value and the chooser's own opinion.
+elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
+biased upwards by the optimiser's curse, and is never evidence.
 """
 
 from __future__ import annotations
@@ -277,13 +276,11 @@ def fold_market(market: Market, creative_ids: set[str]) -> Market:
 
 
 def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, choose: ChooseWith,
-                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None,
-                      self_graded_lift: float | None = None) -> Evidence:
+                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None) -> Evidence:
     """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
-    picked). ``self_graded_lift``: the lift the final judge gives its own picks (the single-judge estimate),
-    which raises the interval's upper end where it lies above it (module docstring). Raises
+    picked). Raises
     :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
     be fitted on.
     """
@@ -311,8 +308,6 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     spread = backtest.ratio_spread**2
     estimate, low, high, uncalibrated = _lift_interval(
         rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
-    if self_graded_lift is not None and math.isfinite(self_graded_lift):
-        high = max(high, self_graded_lift)
     lift = LiftInterval(estimate, low, high, config.level)
     logging_ctr = float(rows["click"].mean())
     products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)

@@ -475,10 +475,9 @@ def cross_fit(state: RunState) -> RunState:
     def choose(judge: MILModel) -> pd.DataFrame:
         return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict)
 
-    value = state.estimate.ope.value
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
-                                     ProposalPolicy(config.policy), None if value is None else value.lift)
+                                     ProposalPolicy(config.policy))
     except InputError as exc:
         return _noted(state, f"Cross-fitted evidence was not possible: {exc}")
     return dataclasses.replace(state, evidence=evidence)
