@@ -119,6 +119,25 @@ class TruthScorer:
         return tuple(combo)
 
 
+def true_values(scorer: TruthScorer, picks: dict[str, dict[str, list[str]]], products: list[str],
+                proposals: pd.DataFrame, out: Path, rendered: str) -> dict[str, dict[str, float]]:
+    """Per method and product, the true CTR of its pick. The picks of method ``rendered`` are scored on the
+    PNGs the run wrote to ``out`` (what it would show); every other pick is rendered here. A product a
+    method has no pick for is left out."""
+    images = {(p, tuple(e)): out / i for p, e, i in zip(proposals["product_id"], proposals["elements"],
+                                                       proposals["image"])}
+    true: dict[str, dict[str, float]] = {name: {} for name in picks}
+    for name, chosen in picks.items():
+        for pid in products:
+            combo = chosen.get(pid)
+            if combo is None:
+                continue
+            path = images.get((pid, tuple(combo))) if name == rendered else None
+            image = Image.open(path).convert("RGB") if path is not None else None
+            true[name][pid] = scorer.exact(pid, combo, image)
+    return true
+
+
 def oracle_values(market, truth: GroundTruth, scorer: TruthScorer,
                   picks: dict[str, dict[str, list[str]]]) -> dict[str, float]:
     """Per product: the best true CTR found by truth-guided coordinate ascent from every method's pick and
@@ -190,18 +209,8 @@ def score_seed(seed: int, args) -> tuple[dict, pd.DataFrame]:
         "best logged": best_logged(market),
     }
     scorer = TruthScorer(market, truth)
-    images = {(p, tuple(e)): out / i for p, e, i in zip(proposals["product_id"], proposals["elements"],
-                                                       proposals["image"])}
     products = market.products["product_id"].tolist()
-    true = {name: {} for name in picks}
-    for name, chosen in picks.items():
-        for pid in products:
-            combo = chosen.get(pid)
-            if combo is None:
-                continue
-            path = images.get((pid, tuple(combo))) if name == "RL (optimize)" else None
-            image = Image.open(path).convert("RGB") if path is not None else None
-            true[name][pid] = scorer.exact(pid, combo, image)
+    true = true_values(scorer, picks, products, proposals, out, "RL (optimize)")
     oracle = oracle_values(market, truth, scorer, picks)
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
     share = share / share.sum()

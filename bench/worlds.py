@@ -48,11 +48,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import stats
 
 from markdown import markdown_table, write_section
-from optimize import TruthScorer, best_logged, logging_values, oracle_values, run_optimize, top1
+from optimize import TruthScorer, best_logged, logging_values, oracle_values, run_optimize, top1, true_values
 
 from adcraft.market import Market, load_market
 from adcraft.market.click_log import click_log, time_split
@@ -268,16 +267,8 @@ def score_world(world: str, seed: int, args) -> dict:
         OPTIMIZE: top1(proposals),
     }
     scorer = TruthScorer(market, truth)
-    images = {(p, tuple(e)): out / i for p, e, i in zip(proposals["product_id"], proposals["elements"],
-                                                       proposals["image"])}
     products = market.products["product_id"].tolist()
-    true = {name: {} for name in picks}
-    for name, chosen in picks.items():
-        for pid in products:
-            combo = chosen[pid]
-            path = images.get((pid, tuple(combo))) if name == OPTIMIZE else None
-            image = Image.open(path).convert("RGB") if path is not None else None
-            true[name][pid] = scorer.exact(pid, combo, image)
+    true = true_values(scorer, picks, products, proposals, out, OPTIMIZE)
     oracle = oracle_values(market, truth, scorer, picks)
     true["oracle"] = oracle
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
