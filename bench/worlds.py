@@ -287,6 +287,14 @@ def score_world(world: str, seed: int, args) -> dict:
     run = json.loads((out / "run.json").read_text())
     lift, source = reported_lift(run)
     methods[OPTIMIZE]["reported lift"] = lift
+    evidence = run.get("evidence") if isinstance(run.get("evidence"), dict) else {}
+    if isinstance(evidence.get("lift"), dict):  # the interval and the do-no-harm count, for bench/evidence.py
+        methods[OPTIMIZE].update({"reported low": evidence["lift"].get("low"),
+                                  "reported high": evidence["lift"].get("high"),
+                                  "reported level": evidence["lift"].get("level"),
+                                  "proposals lift": (evidence.get("proposals_lift") or {}).get("estimate"),
+                                  "kept products": int(proposals.loc[proposals["rank"] == 1].get(
+                                      "kept", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())})
     return {
         "world": world, "seed": seed, "configured products": args.products, "configured impressions": args.impressions,
         "products": len(products),

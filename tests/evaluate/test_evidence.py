@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -166,6 +167,46 @@ def test_per_product_lifts_flag_products_to_keep(world):
     data = evidence.to_json()
     assert data["lift"]["level"] == 0.9 and data["scheme"]["folds"] == 2
     assert data["products_to_keep"] == int(products["keep_current"].sum())
+
+
+def best_logged_of(market: Market) -> pd.DataFrame:
+    """``current`` of ``proposal_evidence``: per product, the logged creative with the best observed CTR."""
+    log = market.impressions.merge(market.creatives, on="creative_id")
+    rates = log.groupby(["product_id", "creative_id"])["click"].mean().reset_index()
+    best = rates.sort_values(["product_id", "click", "creative_id"], ascending=[True, False, True])
+    best = best.drop_duplicates("product_id").merge(market.creatives[["creative_id", "elements"]], on="creative_id")
+    return best[["product_id", "elements"]].reset_index(drop=True)
+
+
+def test_without_kept_products_the_lift_is_the_proposals_lift(world):
+    market, _, _ = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=100, seed=2)
+    plain = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config)
+    assert plain.lift == plain.proposals_lift
+    # with a current creative for no product, nothing is kept
+    none = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config,
+                             current=best_logged_of(market).iloc[:0])
+    assert none.lift == none.proposals_lift == plain.proposals_lift
+
+
+def test_do_no_harm_keeps_the_logged_creative_where_a_wrong_judge_would_hurt(world):
+    market, truth, logging_ctr = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=300, seed=2)
+    biased_final = choose(LovesBackgroundX(market))
+    evidence = proposal_evidence(market, biased_final, LovesBackgroundX, choose, config, current=best_logged_of(market))
+    kept = set(evidence.products.loc[evidence.products["keep_current"], "product_id"])
+    assert kept  # per product (one creative's error in full) the biased picks are not shown better
+    current = best_logged_of(market)
+    after = pd.concat([biased_final[~biased_final["product_id"].isin(kept)],
+                       current[current["product_id"].isin(kept)].assign(rank=1)], ignore_index=True)
+    # the kept products are the harmed ones: keeping their logged creative raises the set's true lift
+    assert true_lift(truth, logging_ctr, after) > true_lift(truth, logging_ctr, biased_final)
+    # the evidence sees it too, and its headline stays conservative
+    assert evidence.lift.low > evidence.proposals_lift.low  # less at risk: a higher conservative lift
+    assert evidence.lift.low <= true_lift(truth, logging_ctr, after)
+    assert evidence.to_json()["proposals_lift"] == dataclasses.asdict(evidence.proposals_lift)
 
 
 def test_logged_proposals_are_supported_and_agree_with_ips(world):

@@ -93,7 +93,6 @@ FitJudge = Callable[[Market], Judge]
 ChooseWith = Callable[[Judge], pd.DataFrame]
 """The proposals (``product_id``, ``rank``, ``elements``) a judge chooses."""
 
-
 @dataclass(frozen=True)
 class EvidenceConfig:
     """Settings of the cross-fitted evidence (module docstring) and of the launch plan."""
@@ -218,7 +217,8 @@ class Evidence:
     ``supported``: the final proposals' support in the logs (``supported_part``).
     """
 
-    lift: LiftInterval
+    lift: LiftInterval  # of the rank-1 creatives after do-no-harm (kept products: their current creative)
+    proposals_lift: LiftInterval  # of every product's rank-1 proposal, before do-no-harm
     uncalibrated_lift: float  # the cross-fitted DR lift before the backtest's calibration
     logging_ctr: float
     proposals_ctr: float
@@ -233,6 +233,7 @@ class Evidence:
         return {
             "possible": True,
             "lift": dataclasses.asdict(self.lift),
+            "proposals_lift": dataclasses.asdict(self.proposals_lift),
             "scheme": {
                 "name": SCHEME,
                 "folds": FOLDS,
@@ -276,11 +277,19 @@ def fold_market(market: Market, creative_ids: set[str]) -> Market:
 
 
 def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, choose: ChooseWith,
-                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None) -> Evidence:
+                      config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None,
+                      current: pd.DataFrame | None = None) -> Evidence:
     """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
-    picked). Raises
+    picked). With ``current`` (per product, ``product_id`` and ``elements`` of the logged creative kept when the
+    proposal is not shown better: ``best_logged_creatives`` on all logs), ``lift`` is the lift after do-no-harm:
+    each product marked ``keep_current`` is valued, fold by fold as the proposals are, with its current creative
+    as the target (the fold that logged it grades it on its own clicks, the other by its judge); without it,
+    ``lift`` equals ``proposals_lift``. Two selections are left in this figure and measured, not corrected: the
+    keep marks come from the same cross-fitted rows, and the current creative was picked on the clicks that grade
+    it (its CTR shrunk toward the product's, which tempers the pick); ``bench/evidence.py`` measures the
+    coverage this leaves. Raises
     :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
     be fitted on.
     """
@@ -308,13 +317,24 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     spread = backtest.ratio_spread**2
     estimate, low, high, uncalibrated = _lift_interval(
         rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
-    lift = LiftInterval(estimate, low, high, config.level)
+    proposals_lift = LiftInterval(estimate, low, high, config.level)
     logging_ctr = float(rows["click"].mean())
     products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
+    lift = proposals_lift
+    kept = set(products.loc[products["keep_current"], "product_id"])
+    if current is not None and kept & set(current["product_id"]):
+        now = current[current["product_id"].isin(kept)].assign(rank=1)[["product_id", "rank", "elements"]]
+        after = [pd.concat([part[~part["product_id"].isin(set(now["product_id"]))], now], ignore_index=True)
+                 for part in chosen]
+        rows = pd.concat([_fold_rows(market, members[fold], after[1 - fold], judges[fold], policy)
+                          for fold in range(FOLDS)], ignore_index=True)
+        estimate, low, high, uncalibrated = _lift_interval(
+            rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
+        lift = LiftInterval(estimate, low, high, config.level)
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
-    return Evidence(lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest, supported, plan,
-                    products, time.perf_counter() - started)
+    return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest,
+                    supported, plan, products, time.perf_counter() - started)
 
 
 def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge,

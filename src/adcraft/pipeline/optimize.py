@@ -10,10 +10,15 @@ the next), each a function below:
 4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
    reward model);
 5. ``propose``: the top-K combinations per product, with their predicted CTR;
-6. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
+6. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``),
+   graded by the judge that chose them (shown labelled as such, never as evidence);
+7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
+   the conservative lift, per product and for the set, the backtest and a launch plan;
+8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better keeps its
+   best logged creative as rank 1 (marked ``kept``);
+9. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
    (``evaluate.fidelity``; a run that would break that fails);
-7. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``);
-8. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
+10. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
    ``OUT/products.parquet`` (per product, the creative shown now and the estimated lift of proposal #1),
    ``OUT/report.html`` and the trained models under ``OUT/models/`` (``reward``: the multi-instance
    model, ``combo``: the policy).
@@ -342,16 +347,17 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
         state = train_generator(state)  # 4
     with clock("proposals"):
         state = propose(state)  # 5
-    with clock("render"):
-        state = render(state)  # 6
     with clock("off-policy estimate"):
-        found = estimate(state)  # 7
+        found = estimate(state)  # 6
         state = dataclasses.replace(state, estimate=found, notes=state.notes + found.notes)
     if state.config.evidence.enabled:
         with clock("cross-fitted evidence"):
-            state = cross_fit(state)  # 8
+            state = cross_fit(state)  # 7
+        state = keep_unproven(state)  # 8
+    with clock("render"):
+        state = render(state)  # 9
     with clock("report"):
-        state = write_outputs(state)  # 9
+        state = write_outputs(state)  # 10
     return state
 
 
@@ -477,10 +483,43 @@ def cross_fit(state: RunState) -> RunState:
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
-                                     ProposalPolicy(config.policy))
+                                     ProposalPolicy(config.policy), current=_current_creatives(state))
     except InputError as exc:
         return _noted(state, f"Cross-fitted evidence was not possible: {exc}")
     return dataclasses.replace(state, evidence=evidence)
+
+
+def _current_creatives(state: RunState) -> pd.DataFrame:
+    """Per product, the logged creative kept where a proposal is not shown better (``best_logged_creatives``)."""
+    best = best_logged_creatives(state.inputs.log, state.config.prior_impressions)
+    return pd.DataFrame({"product_id": best.index, "elements": [list(e) for e in best["elements"]]})
+
+
+def keep_unproven(state: RunState) -> RunState:
+    """Do no harm: where the cross-fitted evidence does not show a product's proposal to be better than what
+    runs now (``keep_current``: the lower bound of its lift is not above 0), the product's rank 1 becomes its best
+    logged creative (``best_logged_creatives``), marked ``kept`` (and rendered with the proposals); its proposals
+    follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of this set."""
+    if state.evidence is None:
+        return state
+    products = state.evidence.products
+    kept = set(products.loc[products["keep_current"], "product_id"])
+    current = _current_creatives(state)
+    current = current[current["product_id"].isin(kept)].assign(rank=0).reset_index(drop=True)
+    kept = set(current["product_id"])
+    proposals = state.proposals.assign(kept=False)
+    if not kept:
+        return dataclasses.replace(state, proposals=proposals)
+    current["predicted_ctr"] = _reward_function(state.reward_model)(current["product_id"], current["elements"])
+    merged = pd.concat([proposals, current.assign(kept=True)], ignore_index=True)
+    merged = merged.sort_values(["product_id", "rank"], kind="stable").reset_index(drop=True)
+    merged = merged[~pd.Series([(p, tuple(e)) for p, e in zip(merged["product_id"], merged["elements"])]).duplicated()]
+    merged["rank"] = merged.groupby("product_id").cumcount() + 1
+    merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
+    note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
+            "better than what runs now (the lower bound of its lift is not above 0), so rank 1 is the product's best "
+            "logged creative, marked kept; the proposals follow it for review.")
+    return dataclasses.replace(_noted(state, note), proposals=merged)
 
 
 def write_outputs(state: RunState) -> RunState:
@@ -497,7 +536,8 @@ def write_outputs(state: RunState) -> RunState:
     if new_elements is not None and len(new_elements):
         used = {e for combo in proposals["elements"] for e in combo}
         new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
-    write_proposals(staging, proposals[["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]],
+    columns = ["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]
+    write_proposals(staging, proposals[columns + (["kept"] if "kept" in proposals else [])],
                     new_elements if new_elements is not None and len(new_elements) else None)
     logged_images = copy_logged_images(staging, market, logged)
     lifts = state.evidence.products if state.evidence is not None else state.estimate.by_product
