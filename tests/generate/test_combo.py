@@ -256,6 +256,27 @@ def test_diversity_caps_the_proposals_sharing_the_pivot_slots_element():
     assert len(diverse_top_k(actions[actions[:, 1] == 0], scores[actions[:, 1] == 0], np.zeros(3), 3, 1, 0.2)) == 3
 
 
+def test_by_default_proposals_change_two_slots_of_rank_one_where_candidates_allow(trained):
+    proposals = trained.propose(k=3)
+    for _, group in proposals.groupby("product_id"):
+        first, *rest = [np.array(e) for e in group["elements"]]
+        assert rest and all((other != first).sum() >= 2 for other in rest)
+
+
+def test_rank_one_rule_then_fills_in_with_the_nearest_when_too_few_are_far():
+    actions = np.array([[a, b] for a in range(3) for b in range(3)])  # (0, 0) first: 4 candidates differ in both
+    scores = -np.arange(9.0)
+    chosen = diverse_top_k(actions, scores, np.zeros(9), k=3, min_distinct_slots=1, max_share=1.0,
+                           min_slots_from_first=2)
+    assert chosen[0] == 0 and all((actions[i] != actions[0]).all() for i in chosen[1:])
+    everything = diverse_top_k(actions, scores, np.zeros(9), k=9, min_distinct_slots=1, max_share=1.0,
+                               min_slots_from_first=5)  # more than the slots: all of them must differ
+    assert sorted(everything) == list(range(9))  # too few far ones: the near ones fill in, best first
+    five = diverse_top_k(actions, scores, np.zeros(9), k=5, min_distinct_slots=1, max_share=1.0,
+                         min_slots_from_first=2)
+    assert five == [0, 4, 5, 7, 8]  # the far ones before better-scored near ones
+
+
 def test_custom_slots_small_spaces_and_single_element_slots():
     products = pd.DataFrame({"product_id": ["a", "b"], "title": ["Oak desk", "Tea cup"],
                              "category": ["desk", "cup"], "image": "p.png"})

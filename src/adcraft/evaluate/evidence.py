@@ -282,13 +282,12 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
-    picked). With ``current`` (per product, ``product_id`` and ``elements`` of the logged creative kept when the
-    proposal is not shown better: ``best_logged_creatives`` on all logs), ``lift`` is the lift after do-no-harm:
-    each product marked ``keep_current`` is valued, fold by fold as the proposals are, with its current creative
-    as the target (the fold that logged it grades it on its own clicks, the other by its judge); without it,
-    ``lift`` equals ``proposals_lift``. Two selections are left in this figure and measured, not corrected: the
-    keep marks come from the same cross-fitted rows, and the current creative was picked on the clicks that grade
-    it (its CTR shrunk toward the product's, which tempers the pick); ``bench/evidence.py`` measures the
+    picked). With ``current`` (per product, ``product_id`` and ``elements`` of the creative kept when the
+    proposal is not shown better: the one it runs now), ``lift`` is the lift after do-no-harm: each product
+    marked ``keep_current`` is valued, fold by fold as the proposals are, with its current creative as the target
+    (the fold that logged it grades it on its clicks, the other by its judge); without it, ``lift`` equals
+    ``proposals_lift``. The keep marks come from the same cross-fitted rows that the lift is then computed on, so
+    the products left to their proposals were selected on those rows: ``bench/evidence.py`` measures the
     coverage this leaves. Raises
     :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
     be fitted on.

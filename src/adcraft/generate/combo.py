@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -199,6 +200,7 @@ class ProposalConfig:
     # greedy prefix, so a slot offering thousands of shared elements adds this many candidates, not all.
     neighbours_per_slot: int = 32
     min_distinct_slots: int = 1
+    min_slots_from_first: int = 2  # proposals 2..K change this many slots of rank 1 where candidates allow
     max_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -207,8 +209,9 @@ class ProposalConfig:
             raise InputError("proposals: samples must be >= 0, beam_width >= 1 and temperature > 0")
         if self.neighbours_per_slot < 1:
             raise InputError(f"proposals.neighbours_per_slot must be at least 1, got {self.neighbours_per_slot}")
-        if self.min_distinct_slots < 1 or not 0.0 < self.max_share <= 1.0:
-            raise InputError("proposals: min_distinct_slots must be >= 1 and max_share in (0, 1]")
+        if self.min_distinct_slots < 1 or self.min_slots_from_first < 1 or not 0.0 < self.max_share <= 1.0:
+            raise InputError("proposals: min_distinct_slots and min_slots_from_first must be >= 1 and max_share "
+                             "in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -377,9 +380,9 @@ class ComboGenerator:
                     rollout(self.network, inputs, self._batch(inputs, repeated[part], context),
                             generator=generator, temperature=settings.temperature).actions
                     for part in _row_chunks(inputs, len(repeated))])
-            alternatives = None
+            alternatives = likeliest = None
             if settings.neighbours:
-                alternatives = self._alternatives(inputs, rows, paths[:, 0], context)
+                alternatives, likeliest = self._alternatives(inputs, rows, paths[:, 0], context)
         candidates: list[list[tuple[int, ...]]] = []
         for i in range(len(products)):
             found = [tuple(a) for a, s in zip(paths[i].tolist(), scores[i].tolist()) if math.isfinite(s)]
@@ -387,6 +390,7 @@ class ComboGenerator:
                 found += [tuple(a) for a in sampled[i * settings.samples:(i + 1) * settings.samples].tolist()]
             if alternatives is not None:
                 found += _neighbours(found[0], [slot[i] for slot in alternatives])
+                found += _pair_neighbours(found[0], [slot[i] for slot in likeliest])
             candidates.append(list(dict.fromkeys(found)))
         flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
         flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
@@ -404,18 +408,20 @@ class ComboGenerator:
             group_rewards, group_lp = rewards[start:stop], log_probs[start:stop].numpy()
             ranking = group_lp if np.isnan(group_rewards).all() else group_rewards
             chosen = diverse_top_k(np.array(group), ranking, group_lp, k, settings.min_distinct_slots,
-                                   settings.max_share)
+                                   settings.max_share, settings.min_slots_from_first)
             for rank, j in enumerate(chosen, start=1):
                 out.append((products[i], rank, combos[start + j], group_rewards[j], float(group_lp[j])))
             start = stop
         return proposals_frame(out)
 
     def _alternatives(self, inputs: PolicyInputs, rows: torch.Tensor, greedy: torch.Tensor,
-                      context: str | None) -> list[list[list[int]]]:
+                      context: str | None) -> tuple[list[list[list[int]]], list[list[list[int]]]]:
         """Per slot, per product row: the candidate positions tried in place of the greedy element, the
-        ``neighbours_per_slot`` most probable under the policy at the greedy prefix, in position order."""
+        ``neighbours_per_slot`` most probable under the policy at the greedy prefix, in position order; and
+        the ``PAIR_ALTERNATIVES`` most probable of them, most probable first (for two-slot changes)."""
         limit = self.config.proposals.neighbours_per_slot
         per_slot: list[list[list[int]]] = [[] for _ in range(inputs.n_slots)]
+        likeliest: list[list[list[int]]] = [[] for _ in range(inputs.n_slots)]
         for part in _row_chunks(inputs, len(rows)):
             result = rollout(self.network, inputs, self._batch(inputs, rows[part], context), greedy[part],
                              keep_slot_log_probs=True)
@@ -426,8 +432,10 @@ class ComboGenerator:
                 keep = min(limit, log_p.shape[1])
                 top = log_p.topk(keep, dim=1)
                 for values, positions in zip(top.values.tolist(), top.indices.tolist()):
-                    per_slot[t].append(sorted(m for m, v in zip(positions, values) if v > float("-inf")))
-        return per_slot
+                    possible = [m for m, v in zip(positions, values) if v > float("-inf")]  # most probable first
+                    per_slot[t].append(sorted(possible))
+                    likeliest[t].append(possible[:PAIR_ALTERNATIVES])
+        return per_slot, likeliest
 
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write ``config.json`` + ``model.safetensors`` (policy and reference weights, vocabulary, history)."""
@@ -497,6 +505,23 @@ def _neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]])
     """The combinations that differ from ``actions`` in exactly one slot t, taking there each of
     ``alternatives[t]`` (candidate positions)."""
     return [actions[:t] + (m,) + actions[t + 1:] for t, others in enumerate(alternatives) for m in others]
+
+
+PAIR_ALTERNATIVES = 3  # per slot, the most probable alternatives combined in two-slot changes of rank 1
+
+
+def _pair_neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """The combinations that differ from ``actions`` in exactly two slots t < u, taking there each pair of
+    ``alternatives[t]`` x ``alternatives[u]``: candidates a reviewer sees as a different creative (at most
+    ``C(S, 2) PAIR_ALTERNATIVES^2`` per product)."""
+    out = []
+    for t, u in itertools.combinations(range(len(actions)), 2):
+        for m in alternatives[t]:
+            for n in alternatives[u]:
+                changed = list(actions)
+                changed[t], changed[u] = m, n
+                out.append(tuple(changed))
+    return out
 
 
 ROLLOUT_VALUES = 1 << 22  # candidate scores a no-grad pass over many rows holds per slot (bounds its memory)

@@ -124,16 +124,37 @@ def pivot_slot(actions: np.ndarray, scores: np.ndarray) -> int:
 
 def diverse_top_k(
     actions: np.ndarray, scores: np.ndarray, tiebreak: np.ndarray, k: int, min_distinct_slots: int,
-    max_share: float,
+    max_share: float, min_slots_from_first: int = 1,
 ) -> list[int]:
     """Indices of a diverse top k of distinct candidates ``actions`` (n, S), best score first.
 
     Down the ranking (score, then ``tiebreak``, both descending), a candidate is taken if it differs from
-    every taken one in at least ``min_distinct_slots`` slots and fewer than ceil(max_share k) taken ones
-    share its element in the pivot slot; if that leaves fewer than k, the best candidates skipped for
-    the cap alone fill in.
+    every taken one in at least ``min_distinct_slots`` slots, from the first taken (rank 1) in at least
+    ``min_slots_from_first`` slots (at most all S), and fewer than ceil(max_share k) taken ones share its
+    element in the pivot slot; if that leaves fewer than k, the best candidates skipped for the cap, then
+    those skipped for their likeness to rank 1, fill in.
     """
     order = np.lexsort((-tiebreak, -scores))
+    if len(order) and actions.ndim == 2:
+        first = actions[order[0]]
+        far = {int(i) for i in order if int((actions[i] != first).sum()) >= min(min_slots_from_first,
+                                                                                 actions.shape[1])}
+        near = [int(i) for i in order[1:] if int(i) not in far]
+        chosen = _diverse(actions, scores, order[[0] + [j for j, i in enumerate(order) if int(i) in far]], k,
+                          min_distinct_slots, max_share)
+        for i in near:
+            if len(chosen) == k:
+                break
+            if all(int((actions[i] != actions[j]).sum()) >= min_distinct_slots for j in chosen):
+                chosen.append(i)
+        rank = {int(i): r for r, i in enumerate(order)}
+        return sorted(chosen, key=rank.__getitem__)
+    return _diverse(actions, scores, order, k, min_distinct_slots, max_share)
+
+
+def _diverse(actions: np.ndarray, scores: np.ndarray, order: np.ndarray, k: int, min_distinct_slots: int,
+             max_share: float) -> list[int]:
+    """``diverse_top_k`` without the rank-1 rule, down ``order``."""
     cap = max(1, math.ceil(max_share * k))
     pivot = pivot_slot(actions, scores) if len(actions) > 1 else 0
     taken: list[int] = []

@@ -168,6 +168,15 @@ def creative_outcomes(log: pd.DataFrame) -> pd.DataFrame:
     return grouped.reset_index()
 
 
+def most_shown_creatives(log: pd.DataFrame) -> pd.DataFrame:
+    """Each product's most-shown logged creative (what its logging policy runs most: the creative it runs now),
+    indexed by product (``creative_outcomes`` columns); ties go to the smaller creative id. Chosen by the
+    policy's own traffic, not by clicks, so its logged CTR carries no selection on outcomes."""
+    per = creative_outcomes(log)
+    ranked = per.sort_values(["product_id", "trials", "creative_id"], ascending=[True, False, True])
+    return ranked.drop_duplicates("product_id").set_index("product_id")
+
+
 def best_logged_creatives(log: pd.DataFrame, prior_impressions: float = 200.0) -> pd.DataFrame:
     """Each product's logged creative with the best shrunk CTR, indexed by product (``creative_outcomes``
     columns plus ``shrunk_ctr``).
