@@ -262,6 +262,43 @@ class Brand:
                 problems.append(f"the title shows {length} characters; max_title_length is {config.max_title_length}")
         return tuple(problems)
 
+    def creative_problems(self, market: Market, product_id: str, elements: Sequence[str],
+                          product_bbox: Sequence[int]) -> tuple[str, ...]:
+        """Every reason the brand refuses a rendered creative: its combination's and the drawing's (the product
+        box at the market's canvas size, the title element's text as laid out)."""
+        slots = market.slots
+        title = None
+        if TITLE in slots and len(elements) == len(slots):
+            try:
+                title = market.element_content(elements[slots.index(TITLE)])
+            except KeyError:
+                title = None
+        return (self.combination_problems(market, product_id, elements)
+                + self.rendered_problems(product_bbox, tuple(market.config.canvas), title))
+
+    def check_rendered(self, market: Market, product_id: str, elements: Sequence[str],
+                       product_bbox: Sequence[int]) -> None:
+        """``BrandViolation`` naming the reasons when the brand refuses a rendered creative."""
+        problems = self.creative_problems(market, product_id, elements, product_bbox)
+        if problems:
+            raise BrandViolation(f"the brand guardrails of {self.source} refuse this creative: " + "; ".join(problems))
+
+    def mark_rendered(self, market: Market, index: Path) -> None:
+        """Add ``brand_compliant`` and ``brand_problems`` to a table of rendered creatives (``product_id``,
+        ``elements``, ``product_bbox``; ``adcraft render``'s ``rendered.parquet``), rewritten in place."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from adcraft.atomic import write_parquet
+
+        table = pq.read_table(index)
+        problems = [self.creative_problems(market, p, list(e), list(b)) for p, e, b in zip(
+            table.column("product_id").to_pylist(), table.column("elements").to_pylist(),
+            table.column("product_bbox").to_pylist())]
+        columns = brand_columns(problems)
+        table = table.append_column("brand_compliant", pa.array(columns["brand_compliant"], pa.bool_()))
+        write_parquet(index, table.append_column("brand_problems", pa.array(columns["brand_problems"], pa.string())))
+
     # ------------------------------------------------------------------ the policy's mask
 
     def candidate_mask(self, inputs: PolicyInputs, market: Market) -> CandidateMask:
@@ -370,8 +407,13 @@ def load_brand(path: str | Path, market: Market) -> Brand:
     """The brand file at ``path`` checked against ``market``; ``InputError`` naming the file and the problem
     for a file that is not a strict YAML mapping of ``BrandConfig``'s keys, contradicts itself or leaves some
     product of the market with no allowed combination (``Brand.check``)."""
-    config = from_mapping(BrandConfig, read_yaml(Path(path)), where=f"brand file {path}")
-    return Brand(config, f"brand file {path}").check(market)
+    where = f"brand file {path}"
+    try:
+        config = from_mapping(BrandConfig, read_yaml(Path(path)), where=where)
+    except InputError as error:  # a contradiction found by the config itself does not know the file
+        message = str(error)
+        raise InputError(message if str(path) in message else f"{where}: {message}") from None
+    return Brand(config, where).check(market)
 
 
 def brand_columns(problems: Sequence[Sequence[str]]) -> dict[str, list]:

@@ -691,8 +691,6 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
     from rich.progress import track
 
     market = renderer.market
-    canvas = tuple(market.config.canvas)
-    title_slot = market.slots.index("title") if "title" in market.slots else None
     folder = staging / "creatives"
     folder.mkdir(parents=True, exist_ok=True)
     rows, seen = [], set()
@@ -702,9 +700,7 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
         for _, row in group.iterrows():
             combo = list(row["elements"])
             creative = renderer.render(pid, combo)
-            title = market.element_content(combo[title_slot]) if title_slot is not None else None
-            problems = (brand.combination_problems(market, pid, combo)
-                        + brand.rendered_problems(creative.product_bbox, canvas, title))
+            problems = brand.creative_problems(market, pid, combo, creative.product_bbox)
             if first is None:
                 first = (row, creative, problems)
             if not problems:
