@@ -277,6 +277,19 @@ def test_render_refuses_a_creative_the_brand_refuses(market_dir, tmp_path):
     assert ok.exit_code == 0, ok.output and out.is_file()
 
 
+def test_render_marks_many_creatives_for_the_brand(market_dir, market, tmp_path):
+    logged = market.creatives.iloc[0]
+    background = list(logged["elements"])[2]
+    brand = write(tmp_path, f"forbidden_elements: [{background}]\n")
+    result = runner.invoke(app, ["render", "--market", str(market_dir), "--out", str(tmp_path / "many"),
+                                 "--brand", str(brand)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "many" / "rendered.parquet")
+    uses = table["elements"].map(lambda e: background in list(e))
+    assert uses.any() and (table["brand_compliant"] == ~uses).all()
+    assert table.loc[uses, "brand_problems"].str.contains("forbidden_elements").all()
+
+
 @pytest.mark.slow
 def test_optimize_with_a_brand_keeps_every_proposal_to_it(market_dir, market, tmp_path):
     brand_file = write(tmp_path, "forbidden_elements: [bg00, bg09, tc00, font00]\nmin_contrast: 4.5\n"
