@@ -33,7 +33,9 @@ is then chosen down the ranking under a diversity rule: proposals differ in at l
 ``min_distinct_slots`` slots, and at most ceil(max_share K) of them share the element of the pivot slot,
 the slot whose elements' mean candidate reward varies most (so the set does not bet every proposal on one
 choice where the choice matters most). If the cap leaves fewer than K, the best skipped ones fill in; a
-product with fewer than K distinct combinations gets those that exist.
+product with fewer than K distinct combinations gets those that exist. With brand guardrails
+(``generate.brand``), beam search and sampling draw only what the brand allows (its ``CandidateMask``) and
+every candidate it refuses is dropped before ranking; training is the same with or without a brand.
 
 Contexts (``policy.use_context``): the policy also reads the impression context, behaviour cloning uses
 each creative's impressions per context, and RL draws one context per group, half the time from the
