@@ -123,14 +123,11 @@ class BrandConfig:
                     raise InputError(f"required element {missing[0]!r} (slot {rule.slot!r}) is not in "
                                      "allowed_elements")
         if self.min_contrast is not None and self.text_colours and self.background_colours:
-            best = max(contrast_ratio(_rgb(t), _rgb(b)) for t in self.text_colours for b in self.background_colours)
+            best = max(contrast_ratio(parse_color(t), parse_color(b))
+                       for t in self.text_colours for b in self.background_colours)
             if best < self.min_contrast:
                 raise InputError(f"min_contrast {self.min_contrast:g} is reached by no pair of text_colours and "
                                  f"background_colours (the best pair reaches {best:.2f})")
-
-
-def _rgb(hex_colour: str) -> RGB:
-    return (int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16))
 
 
 def _hex(rgb: RGB) -> str:
@@ -142,7 +139,7 @@ def background_colours(content: str) -> tuple[RGB, ...]:
     (the renderer's reading, ``parse_background``; its default colour when the words name none)."""
     text = content.strip()
     if HEX_COLOUR.fullmatch(text):
-        return (_rgb(text),)
+        return (parse_color(text),)
     return tuple(parse_background(text).colors)
 
 
