@@ -179,6 +179,8 @@ AddressOption = Annotated[str | None, typer.Option(help="Ray cluster to join, e.
                                                         "(default: start a local Ray instance for the job).")]
 WorkersOption = Annotated[int, typer.Option(help="Ray workers (actors), each loading the model once.")]
 BatchSizeOption = Annotated[int, typer.Option(help="Items a worker processes at once.")]
+BrandOption = Annotated[Path | None, typer.Option(help="Brand file (YAML): the guardrails every creative must keep "
+                                                       "to (see the README's brand section).")]
 
 
 def batch_config(backend: Backend, address: str | None, num_workers: int, batch_size: int):
@@ -209,12 +211,15 @@ def render(
     config: Annotated[Path | None, typer.Option(help="YAML file of RenderConfig fields: which renderer paints the "
                                                      "background (compositor, or diffusion from local weights).")
                       ] = None,
+    brand: BrandOption = None,
 ) -> None:
     """Render creatives at the market's canvas size: one (--product, --elements) to a PNG, or many to a folder.
 
     Without --product, every creative of --creatives (default: the market's past creatives) is rendered to
     OUT/images/<creative_id>.png, with OUT/rendered.parquet (creative_id, product_id, elements, image,
-    product_bbox); --backend ray spreads the work over Ray workers, with the same output.
+    product_bbox); --backend ray spreads the work over Ray workers, with the same output. With --brand, one
+    creative the brand refuses is not written (exit 2, with the reasons); many get the columns brand_compliant
+    and brand_problems.
     """
     from adcraft.configuration import load_config
     from adcraft.market import load_market
@@ -224,7 +229,8 @@ def render(
     settings = load_config(RenderConfig, config)
     settings.check_available()
     if product is None and elements is None:
-        _render_many(market, out_path, creatives, batch_config(backend, address, num_workers, batch_size), settings)
+        _render_many(market, out_path, creatives, batch_config(backend, address, num_workers, batch_size), settings,
+                     brand)
         return
     if product is None or elements is None:
         raise InputError("one creative needs both --product and --elements (leave both out to render many)")
@@ -235,15 +241,23 @@ def render(
     check_output_file(out_path, inputs=[market])
     loaded = load_market(market)
     ids = [e.strip() for e in elements.split(",") if e.strip()]
+    guardrails = None
+    if brand is not None:
+        from adcraft.generate.brand import load_brand
+
+        guardrails = load_brand(brand, loaded)
+        guardrails.check_combination(loaded, product, ids)
     rendered = MarketRenderer(loaded, config=settings).render(product, ids)
+    if guardrails is not None:
+        guardrails.check_rendered(loaded, product, ids, rendered.product_bbox)
     write_png(out_path, rendered.image)
     x0, y0, x1, y1 = rendered.product_bbox
     size = f"{rendered.image.width}x{rendered.image.height}"
     out.print(f"wrote {out_path} ({size}, product bbox [{x0}, {y0}, {x1}, {y1}])")
 
 
-def _render_many(market: Path, out_dir: Path, creatives: Path | None, config, render) -> None:
-    """``adcraft render`` without --product: a batch of creatives to a folder."""
+def _render_many(market: Path, out_dir: Path, creatives: Path | None, config, render, brand: Path | None) -> None:
+    """``adcraft render`` without --product: a batch of creatives to a folder (with --brand, marked for it)."""
     import pandas as pd
 
     from adcraft.batch import render_creatives
@@ -254,7 +268,16 @@ def _render_many(market: Path, out_dir: Path, creatives: Path | None, config, re
             table = pd.read_parquet(creatives)
         except (OSError, ValueError) as error:
             raise InputError(f"cannot read {creatives} as Parquet: {error}") from None
+    guardrails = None
+    if brand is not None:  # refused before anything is written
+        from adcraft.generate.brand import load_brand
+        from adcraft.market import load_market
+
+        loaded = load_market(market)
+        guardrails = load_brand(brand, loaded)
     index = render_creatives(market, out_dir, table, config, render=render)
+    if guardrails is not None:
+        guardrails.mark_rendered(loaded, index)
     out.print(f"wrote {len(pd.read_parquet(index))} creatives to {out_dir / 'images'} and {index}")
 
 
@@ -454,6 +477,7 @@ def optimize(
                                                       "from `adcraft generate backgrounds`).")] = None,
     fresh: Annotated[bool, typer.Option(help="Discard what an interrupted run of this job left (trained models, "
                                              "checkpoints) instead of resuming from it.")] = False,
+    brand: BrandOption = None,
 ) -> None:
     """The main job: learn from the logs, propose the top-K creatives per product, render them, estimate the lift.
 
@@ -469,7 +493,7 @@ def optimize(
     if top_k is not None:
         settings = dataclasses.replace(settings, top_k=top_k)
     result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements,
-                          fresh=fresh)
+                          fresh=fresh, brand=brand)
     record = result.record
     if record.resumed_from:
         out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in record.resumed_from.items()))
@@ -576,6 +600,7 @@ def serve(
     docs: Annotated[bool, typer.Option("--docs", help="Also serve the Swagger page at /docs (it loads Swagger UI "
                                                       "from a CDN); the schema is at /openapi.json either way.")
                     ] = False,
+    brand: BrandOption = None,
 ) -> None:
     """Serve a run over HTTP: score, propose and edit creatives, and the review page (schema at /openapi.json)."""
     from adcraft.serve.app import run_server
@@ -584,7 +609,7 @@ def serve(
 
     run_server(ServeConfig(run_dir=run, market_dir=market, host=host, port=port, token=load_token(token_file),
                            insecure_local=insecure_local, database_url=database_url, ctr_model_dir=ctr_model,
-                           contrastive_model_dir=contrastive_model, docs=docs))
+                           contrastive_model_dir=contrastive_model, docs=docs, brand_file=brand))
 
 
 def main() -> None:

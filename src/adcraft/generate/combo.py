@@ -33,7 +33,9 @@ is then chosen down the ranking under a diversity rule: proposals differ in at l
 ``min_distinct_slots`` slots, and at most ceil(max_share K) of them share the element of the pivot slot,
 the slot whose elements' mean candidate reward varies most (so the set does not bet every proposal on one
 choice where the choice matters most). If the cap leaves fewer than K, the best skipped ones fill in; a
-product with fewer than K distinct combinations gets those that exist.
+product with fewer than K distinct combinations gets those that exist. With brand guardrails
+(``generate.brand``), beam search and sampling draw only what the brand allows (its ``CandidateMask``) and
+every candidate it refuses is dropped before ranking; training is the same with or without a brand.
 
 Contexts (``policy.use_context``): the policy also reads the impression context, behaviour cloning uses
 each creative's impressions per context, and RL draws one context per group, half the time from the
@@ -59,7 +61,9 @@ import torch
 
 from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
+from adcraft.generate.brand import Brand
 from adcraft.generate.combo_policy import (
+    CandidateMask,
     ComboPolicyNetwork,
     PolicyBatch,
     PolicyInputs,
@@ -289,6 +293,7 @@ class ComboGenerator:
         self.reward = reward
         self.history = history or ComboHistory()
         self._inputs: tuple[tuple, PolicyInputs] | None = None
+        self._mask: tuple[PolicyInputs, Brand, CandidateMask] | None = None
 
     def inputs(self, market: Market | None = None) -> PolicyInputs:
         """The policy's view of ``market`` (default: its own), rebuilt when the tables were replaced
@@ -351,25 +356,37 @@ class ComboGenerator:
             [(p, rank, c, r, lp) for (p, c, lp), r, rank in zip(out, rewards, _ranks([p for p, _, _ in out]))]
         )
 
+    def brand_mask(self, brand: Brand | None, market: Market | None = None) -> CandidateMask | None:
+        """The policy's mask of ``brand`` over ``market`` (default: its own), built once per brand and market."""
+        if brand is None:
+            return None
+        inputs = self.inputs(market)
+        if self._mask is None or self._mask[0] is not inputs or self._mask[1] is not brand:
+            self._mask = (inputs, brand, brand.candidate_mask(inputs, market or self.market))
+        return self._mask[2]
+
     @_in_configured_threads
     def propose(
         self, product_ids: Sequence[str] | None = None, k: int = 5, *, reward: RewardFn | None = None,
-        context: str | None = None, market: Market | None = None,
+        context: str | None = None, market: Market | None = None, brand: Brand | None = None,
     ) -> pd.DataFrame:
         """A diverse top-k of combinations per product (module docstring), columns ``PROPOSAL_COLUMNS``.
 
         ``reward`` defaults to the one the generator was trained with (none after ``load`` unless given):
         without a reward, candidates are ranked by the policy's probability and ``reward`` is NaN.
         ``market`` may be a later version of the training market (new elements, new products).
+        With ``brand``, beam search and sampling draw only what it allows (``Brand.candidate_mask``) and
+        every candidate it refuses (a neighbour of the greedy one, say) is dropped before ranking.
         """
         check_k(k)
         settings = self.config.proposals
         inputs = self.inputs(market)
+        mask = self.brand_mask(brand, market)
         products = self._products(inputs, product_ids)
         rows = inputs.rows(products)
         with torch.no_grad():
             found_paths = [beam_search(self.network, inputs, self._batch(inputs, rows[part], context),
-                                       settings.beam_width)
+                                       settings.beam_width, mask)
                            for part in _row_chunks(inputs, len(rows), settings.beam_width)]
             paths, scores = torch.cat([p for p, _ in found_paths]), torch.cat([s for _, s in found_paths])
             sampled = None
@@ -378,7 +395,7 @@ class ComboGenerator:
                 repeated = rows.repeat_interleave(settings.samples)
                 sampled = torch.cat([
                     rollout(self.network, inputs, self._batch(inputs, repeated[part], context),
-                            generator=generator, temperature=settings.temperature).actions
+                            generator=generator, temperature=settings.temperature, mask=mask).actions
                     for part in _row_chunks(inputs, len(repeated))])
             alternatives = likeliest = None
             if settings.neighbours:
@@ -388,10 +405,13 @@ class ComboGenerator:
             found = [tuple(a) for a, s in zip(paths[i].tolist(), scores[i].tolist()) if math.isfinite(s)]
             if sampled is not None:
                 found += [tuple(a) for a in sampled[i * settings.samples:(i + 1) * settings.samples].tolist()]
-            if alternatives is not None:
+            if alternatives is not None and found:
                 found += _neighbours(found[0], [slot[i] for slot in alternatives])
                 found += _pair_neighbours(found[0], [slot[i] for slot in likeliest])
-            candidates.append(list(dict.fromkeys(found)))
+            found = list(dict.fromkeys(found))
+            if brand is not None:
+                found = _within_brand(brand, market or self.market, inputs, products[i], int(rows[i]), found)
+            candidates.append(found)
         flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
         flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
         with torch.no_grad():
@@ -404,6 +424,8 @@ class ComboGenerator:
         rewards = _rewards(reward or self.reward, list(zip(pids, combos)), context)
         out, start = [], 0
         for i, group in enumerate(candidates):
+            if not group:  # nothing the brand allows (a market changed since the brand was checked)
+                continue
             stop = start + len(group)
             group_rewards, group_lp = rewards[start:stop], log_probs[start:stop].numpy()
             ranking = group_lp if np.isnan(group_rewards).all() else group_rewards
@@ -499,6 +521,14 @@ def _rewards(reward: RewardFn | None, rows: Sequence[tuple], context: str | None
     cached = CachedReward(reward)
     contexts = None if context is None else [context] * len(rows)
     return cached([r[0] for r in rows], [r[1] for r in rows], contexts)
+
+
+def _within_brand(brand: Brand, market: Market, inputs: PolicyInputs, product_id: str, row: int,
+                  found: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The candidates (candidate positions of the product at ``row``) whose combination the brand allows."""
+    sets = [inputs.candidates[t][row].tolist() for t in range(inputs.n_slots)]
+    return [a for a in found if not brand.combination_problems(
+        market, product_id, [inputs.element_ids[sets[t][m]] for t, m in enumerate(a)])]
 
 
 def _neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:

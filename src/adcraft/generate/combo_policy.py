@@ -21,7 +21,10 @@ the elements table later) is scored from its words, and a product never seen fro
 category: ids unknown at training map to index 0, whose embeddings and bias are zero.
 
 Masking is structural: a slot's candidates are the product's usable elements (its own and those for
-every product), nothing else can be drawn, and a slot with one usable element has probability 1.
+every product), nothing else can be drawn, and a slot with one usable element has probability 1. A
+``CandidateMask`` (brand guardrails, ``generate.brand``) narrows what sampling and beam search may pick
+further, per element and per pair of elements of two slots; the log-probabilities returned stay those of
+the policy itself.
 """
 
 from __future__ import annotations
@@ -263,6 +266,45 @@ class ComboPolicyNetwork(nn.Module):
         return (scores + biases[candidates]).masked_fill(~valid, float("-inf"))
 
 
+@dataclass(frozen=True)
+class PairRule:
+    """Which elements of slot ``first`` may go with which of slot ``second`` (``first < second``):
+    ``compatible[first_code[e], second_code[f]]`` for element rows e, f; code 0 (an element the rule
+    does not concern) is compatible with everything."""
+
+    first: int
+    second: int
+    first_code: torch.Tensor  # (N,) long
+    second_code: torch.Tensor  # (N,) long
+    compatible: torch.Tensor  # (A + 1, B + 1) bool
+
+    def allows(self, first_elements: torch.Tensor, second_elements: torch.Tensor) -> torch.Tensor:
+        """(B, M) whether each row's element of slot ``first`` (B,) goes with each of ``second_elements``
+        (B, M), both element rows."""
+        return self.compatible[self.first_code[first_elements].unsqueeze(1), self.second_code[second_elements]]
+
+
+@dataclass(frozen=True)
+class CandidateMask:
+    """What proposals may draw beyond the structural mask: ``allowed[t]`` (P, M_t) marks the candidates of
+    slot t each product may use, and each ``PairRule`` refuses pairs of elements of two slots. Every
+    element left in ``allowed`` of a rule's first slot has a partner in its second slot, so sampling and
+    beam search never reach a slot with nothing to pick."""
+
+    allowed: list[torch.Tensor]
+    pairs: tuple[PairRule, ...] = ()
+
+    def slot_allowed(self, t: int, rows: torch.Tensor, candidates: torch.Tensor,
+                     chosen: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, M) the candidates of slot t that rows may pick, given the element rows ``chosen[s]`` (B,)
+        already picked in the earlier slots s < t."""
+        allowed = self.allowed[t][rows]
+        for rule in self.pairs:
+            if rule.second == t:
+                allowed = allowed & rule.allows(chosen[rule.first], candidates)
+        return allowed
+
+
 @dataclass
 class PolicyBatch:
     """Rows of products to act for: market rows, product vocabulary indices (0 where the id is hidden
@@ -309,6 +351,7 @@ def rollout(
     temperature: float = 1.0,
     reference: ComboPolicyNetwork | None = None,
     keep_slot_log_probs: bool = False,
+    mask: CandidateMask | None = None,
 ) -> Rollout:
     """Run the policy over the slots: sample each element (``actions`` None) or score given ``actions``.
 
@@ -317,7 +360,8 @@ def rollout(
     KL(pi(.|h_t) || pi_ref(.|h_t)) of the slot distributions at the visited prefix (the chain rule
     makes its expectation the KL of the whole combination distributions); else it is zero.
     ``keep_slot_log_probs`` also returns every slot's log-probabilities over its candidates at the visited
-    prefix (e.g. to rank the alternatives to a combination's elements).
+    prefix (e.g. to rank the alternatives to a combination's elements). With ``mask``, sampling draws only
+    what the mask allows (the policy's probabilities renormalised over it).
     """
     vectors, biases = network.element_vectors(inputs)
     state, context = network.initial_state(inputs, batch), network.context_vector(batch)
@@ -329,6 +373,7 @@ def rollout(
     chosen = torch.zeros((n, inputs.n_slots), dtype=torch.long)
     log_prob, uniform, entropy, kl = torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)
     kept: list[torch.Tensor] | None = [] if keep_slot_log_probs else None
+    elements: list[torch.Tensor] = []  # element rows picked in each slot so far
     for t in range(inputs.n_slots):
         candidates, valid = inputs.candidates[t][batch.rows], inputs.valid[t][batch.rows]
         logits = network.slot_logits(t, state, vectors, biases, candidates, valid, context)
@@ -339,13 +384,17 @@ def rollout(
             pick = actions[:, t]
         else:
             with torch.no_grad():
-                probs = torch.softmax(logits.detach() / temperature, dim=-1)
+                drawn = logits.detach()
+                if mask is not None:
+                    drawn = drawn.masked_fill(~mask.slot_allowed(t, batch.rows, candidates, elements), float("-inf"))
+                probs = torch.softmax(drawn / temperature, dim=-1)
                 pick = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         chosen[:, t] = pick
         log_prob = log_prob + log_p.gather(1, pick[:, None]).squeeze(1)
         uniform = uniform + log_p.sum(dim=1) / valid.sum(dim=1)
         entropy = entropy + slot_entropy
         picked = candidates.gather(1, pick[:, None]).squeeze(1)
+        elements.append(picked)
         if reference is not None:
             with torch.no_grad():
                 ref_logits = reference.slot_logits(t, ref_state, ref_vectors, ref_biases, candidates, valid,
@@ -359,10 +408,12 @@ def rollout(
 
 @torch.no_grad()
 def beam_search(
-    network: ComboPolicyNetwork, inputs: PolicyInputs, batch: PolicyBatch, width: int
+    network: ComboPolicyNetwork, inputs: PolicyInputs, batch: PolicyBatch, width: int,
+    mask: CandidateMask | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``width`` most probable combinations per row by beam search: actions (B, W, S) and their
-    log-probabilities (B, W), best first, -inf where a product has fewer than W combinations.
+    log-probabilities (B, W), best first, -inf where a product has fewer than W combinations (fewer
+    than W that ``mask`` allows, with a mask).
 
     Width 1 is greedy decoding (the policy's mode, slot by slot).
     """
@@ -372,6 +423,7 @@ def beam_search(
     context = network.context_vector(batch)
     scores = torch.zeros((n, 1))
     paths = torch.zeros((n, 1, 0), dtype=torch.long)
+    chosen = torch.zeros((n, 1, 0), dtype=torch.long)  # element rows of the paths
     for t in range(inputs.n_slots):
         beams = state.shape[1]
         candidates = inputs.candidates[t][batch.rows].unsqueeze(1).expand(-1, beams, -1)
@@ -382,6 +434,10 @@ def beam_search(
         )
         log_p = F.log_softmax(flat, dim=-1).reshape(n, beams, -1)
         log_p = log_p.masked_fill(~valid, float("-inf"))
+        if mask is not None:
+            allowed = mask.slot_allowed(t, batch.rows.repeat_interleave(beams), candidates.reshape(n * beams, -1),
+                                        list(chosen.reshape(n * beams, t).T))
+            log_p = log_p.masked_fill(~allowed.reshape(n, beams, -1), float("-inf"))
         total = (scores.unsqueeze(2) + log_p).reshape(n, -1)
         keep = min(width, total.shape[1])
         scores, flat_index = total.topk(keep, dim=1)
@@ -390,6 +446,7 @@ def beam_search(
         paths = torch.cat([paths.gather(1, beam.unsqueeze(2).expand(-1, -1, t)), pick.unsqueeze(2)], dim=2)
         elements = candidates.gather(1, beam.unsqueeze(2).expand(-1, -1, candidates.shape[2]))
         elements = elements.gather(2, pick.unsqueeze(2)).squeeze(2)
+        chosen = torch.cat([chosen.gather(1, beam.unsqueeze(2).expand(-1, -1, t)), elements.unsqueeze(2)], dim=2)
         previous = state.gather(1, beam.unsqueeze(2).expand(-1, -1, state.shape[2]))
         state = network.cell(vectors[elements].reshape(n * keep, -1), previous.reshape(n * keep, -1))
         state = state.reshape(n, keep, -1)

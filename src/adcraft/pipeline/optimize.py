@@ -9,15 +9,18 @@ the next), each a function below:
 3. ``extend_market``: the market with the elements other runs or step 2 made, known to the reward model;
 4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
    reward model);
-5. ``propose``: the top-K combinations per product, with their predicted CTR;
+5. ``propose``: the top-K combinations per product, with their predicted CTR (with a brand file, only
+   combinations it allows, ``generate.brand``, and spares to replace those refused after rendering);
 6. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``),
    graded by the judge that chose them (shown labelled as such, never as evidence);
 7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
    the conservative lift, per product and for the set, the backtest and a launch plan;
-8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better keeps its
-   best logged creative as rank 1 (marked ``kept``);
+8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better keeps the
+   creative it runs most now as rank 1 (marked ``kept``);
 9. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
-   (``evaluate.fidelity``; a run that would break that fails);
+   (``evaluate.fidelity``; a run that would break that fails); with a brand file, each rendered proposal
+   is checked against it too (product area, title as laid out) and a refused one is replaced by the next
+   (a kept creative stays, marked with what the brand says of it);
 10. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
    ``OUT/products.parquet`` (per product, the creative shown now and the estimated lift of proposal #1),
    ``OUT/report.html`` and the trained models under ``OUT/models/`` (``reward``: the multi-instance
@@ -73,6 +76,7 @@ from adcraft.evaluate.proposal_value import (
 )
 from adcraft.features.cache import file_sha256
 from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
+from adcraft.generate.brand import Brand, brand_columns, load_brand
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
 from adcraft.learning.artifacts import CONFIG_FILE
@@ -226,13 +230,15 @@ class OptimizeResult:
 
 @dataclass(frozen=True, eq=False)
 class RunInputs:
-    """What ``check_inputs`` found usable: the market as loaded, its click log and the extra elements."""
+    """What ``check_inputs`` found usable: the market as loaded, its click log, the extra elements and the
+    brand guardrails (None without a brand file)."""
 
     market_dir: Path
     out: Path
     market: Market
     log: pd.DataFrame
     extra: pd.DataFrame | None
+    brand: Brand | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,11 +298,13 @@ CHECKPOINTS = "checkpoints"  # in the staging folder: finished models and traini
 
 
 def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, progress: bool = False,
-             extra_elements: Path | None = None, fresh: bool = False) -> OptimizeResult:
+             extra_elements: Path | None = None, fresh: bool = False, brand: Path | None = None) -> OptimizeResult:
     """Run the main job on the market at ``market_dir`` and write its outputs to ``out``.
 
     ``extra_elements``: an ``elements.parquet`` written by another run (e.g. ``adcraft generate
-    backgrounds``) whose elements the proposals may use beside the market's.
+    backgrounds``) whose elements the proposals may use beside the market's. ``brand``: a brand file
+    (``generate.brand``) that every proposal keeps to; it only steers proposing and rendering, so a
+    resumed run reuses the trained models whatever the brand.
 
     A run killed at any moment is resumed by running it again with the same market and config: the
     staging folder ``.OUT.partial`` keeps the trained models and the training checkpoints
@@ -315,7 +323,7 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     clock = _StageClock(progress)
     started = time.perf_counter()
     with clock("validate market"):
-        inputs = check_inputs(Path(market_dir), out, config, extra_elements)
+        inputs = check_inputs(Path(market_dir), out, config, extra_elements, brand)
     shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
     run = _fingerprint(Path(market_dir), config, extra_elements)
     try:
@@ -361,14 +369,19 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
     return state
 
 
-def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elements: Path | None) -> RunInputs:
+def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elements: Path | None,
+                 brand: Path | None = None) -> RunInputs:
     """Load and validate the market, and refuse before anything is written a market the reward model cannot
-    learn from (no click log), extra elements that do not fit it and a renderer that cannot run."""
+    learn from (no click log), extra elements that do not fit it, a brand file that contradicts itself or
+    the market (``load_brand``) and a renderer that cannot run."""
     market = load_market(market_dir)
     log = click_log(market)
     extra = read_extra_elements(extra_elements, market) if extra_elements is not None else None
+    guardrails = None
+    if brand is not None:
+        guardrails = load_brand(brand, with_extra_elements(market, extra) if extra is not None else market)
     config.render.check_available()
-    return RunInputs(market_dir, out, market, log, extra)
+    return RunInputs(market_dir, out, market, log, extra, guardrails)
 
 
 def train_judges(state: RunState) -> RunState:
@@ -425,8 +438,11 @@ def train_generator(state: RunState) -> RunState:
 
 
 def propose(state: RunState) -> RunState:
-    """The policy's top-K distinct combinations per product, with the reward model's predicted CTR."""
-    proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=state.config.top_k)
+    """The policy's top-K distinct combinations per product, with the reward model's predicted CTR; with a brand,
+    the top 2K it allows (``render`` keeps the first K that it still allows once drawn)."""
+    brand, k = state.inputs.brand, state.config.top_k
+    proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
+                                        brand=brand)
     proposals["predicted_ctr"] = _reward_function(state.reward_model)(proposals["product_id"], proposals["elements"])
     return dataclasses.replace(state, proposals=proposals)
 
@@ -435,7 +451,16 @@ def render(state: RunState) -> RunState:
     """Each proposal drawn into ``creatives/`` of the staging folder (``image``, ``product_bbox``), and checked
     to show the product's own pixels unaltered; ``AdcraftError`` when one does not."""
     renderer = MarketRenderer(state.market, config=state.config.render)
-    proposals = _render(renderer, state.proposals, state.staging, state.progress)
+    brand = state.inputs.brand
+    if brand is None:
+        proposals = _render(renderer, state.proposals, state.staging, state.progress)
+    else:
+        proposals = _render_within_brand(renderer, state.proposals, brand, state.config.top_k, state.staging,
+                                         state.progress)
+        kept = int(proposals["brand_compliant"].sum())
+        state = _noted(state, f"Brand guardrails ({brand.source}): {kept} of {len(proposals)} proposals keep to "
+                              "the brand" + ("." if kept == len(proposals) else
+                                             "; the others are the only ones their products had (see each card)."))
     fidelity = product_fidelity(state.market, proposals, state.staging, renderer=renderer)
     if not fidelity["passed"].all():
         bad = fidelity[~fidelity["passed"]]
@@ -479,7 +504,8 @@ def cross_fit(state: RunState) -> RunState:
         return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
 
     def choose(judge: MILModel) -> pd.DataFrame:
-        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict)
+        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict,
+                                       brand=state.inputs.brand)
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
@@ -517,7 +543,8 @@ def keep_unproven(state: RunState) -> RunState:
     merged = merged.sort_values(["product_id", "rank"], kind="stable").reset_index(drop=True)
     merged = merged[~pd.Series([(p, tuple(e)) for p, e in zip(merged["product_id"], merged["elements"])]).duplicated()]
     merged["rank"] = merged.groupby("product_id").cumcount() + 1
-    merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
+    if state.inputs.brand is None:  # with a brand, render keeps the spares it may need
+        merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
     note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
             "better than what runs now (the lower bound of its lift is not above 0), so rank 1 is the creative the "
             "product runs most now, marked kept; the proposals follow it for review.")
@@ -539,7 +566,8 @@ def write_outputs(state: RunState) -> RunState:
         used = {e for combo in proposals["elements"] for e in combo}
         new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
     columns = ["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]
-    write_proposals(staging, proposals[columns + (["kept"] if "kept" in proposals else [])],
+    columns += [c for c in ("kept", "brand_compliant", "brand_problems") if c in proposals]
+    write_proposals(staging, proposals[columns],
                     new_elements if new_elements is not None and len(new_elements) else None)
     logged_images = copy_logged_images(staging, market, logged)
     lifts = state.evidence.products if state.evidence is not None else state.estimate.by_product
@@ -695,6 +723,41 @@ def _render(renderer: MarketRenderer, proposals: pd.DataFrame, staging: Path, pr
         images.append(name)
         boxes.append([int(v) for v in creative.product_bbox])
     return proposals.assign(image=images, product_bbox=boxes)
+
+
+def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, brand: Brand, k: int, staging: Path,
+                         progress: bool) -> pd.DataFrame:
+    """Per product, the first ``k`` proposals (in rank order) that the brand allows once drawn
+    (``Brand.combination_problems`` and ``rendered_problems``), ranked 1..k again, with ``brand_compliant``
+    and ``brand_problems``. A product none of whose proposals keeps to the brand keeps its first one,
+    marked with the reasons (every product has a row in ``creatives.parquet``)."""
+    from rich.progress import track
+
+    market = renderer.market
+    folder = staging / "creatives"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, seen = [], set()
+    groups = list(proposals.sort_values(["rank"], kind="stable").groupby("product_id", sort=False))
+    for pid, group in track(groups, description="rendering proposals", disable=not progress, transient=True):
+        kept, first = [], None
+        for _, row in group.iterrows():
+            combo = list(row["elements"])
+            creative = renderer.render(pid, combo)
+            problems = brand.creative_problems(market, pid, combo, creative.product_bbox)
+            if first is None:
+                first = (row, creative, problems)
+            if not problems or bool(row.get("kept", False)):  # do no harm outranks the brand: what runs now stays
+                kept.append((row, creative, problems))
+                if len(kept) == k:
+                    break
+        for rank, (row, creative, problems) in enumerate(kept or [first], start=1):
+            name = f"creatives/{_file_stem(str(pid), rank, seen)}.png"
+            write_png(staging / name, creative.image)
+            rows.append({**row.to_dict(), "rank": rank, "image": name,
+                         "product_bbox": [int(v) for v in creative.product_bbox], "problems": problems})
+    out = pd.DataFrame(rows)
+    checked = brand_columns(out.pop("problems").tolist())
+    return out.assign(**checked).astype({"rank": "int32"}).reset_index(drop=True)
 
 
 def _best_logged(market: Market, log: pd.DataFrame, model: MILModel, prior_impressions: float) -> pd.DataFrame:

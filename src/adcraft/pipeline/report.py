@@ -80,6 +80,9 @@ def build_report(
                                    f"on {int(lift['impressions'])} impressions")
                 if not lift["lift_low"] > 0:
                     caption.append("keep the current creative: no lift is assured")
+            if "brand_compliant" in proposal:
+                caption.append("keeps to the brand" if proposal["brand_compliant"] else
+                               f"breaks the brand: {proposal['brand_problems']}")
             caption += _attribution_lines(market, model, pid, list(proposal["elements"]),
                                           logged.loc[pid, "elements"] if pid in logged.index else None)
             cards.append(Card(image=proposal["image"], caption=tuple(caption), badge=f"#{int(proposal['rank'])}"))
@@ -178,6 +181,9 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
         ("median predicted lift of #1 over the best logged creative",
          f"{np.nanmedian(predicted_lift):+.1%}" if len(predicted_lift) else "n/a"),
     ]
+    if "brand_compliant" in proposals:
+        figures.append(("proposals that keep to the brand guardrails",
+                        f"{int(proposals['brand_compliant'].sum())} / {len(proposals)}"))
     if value is not None:
         mine, base = value.proposals, value.logging
         figures += [

@@ -32,6 +32,8 @@ class ServeConfig:
     - ``login_ttl_s``: how long a browser login (``/login``) lasts before the token must be given again.
     - ``docs``: serve the Swagger page at ``/docs`` (off by default: it loads Swagger UI's script from a CDN,
       unpinned by any integrity hash); the OpenAPI schema at ``/openapi.json`` is served either way.
+    - ``brand_file``: a brand file (``generate.brand``): proposals keep to it, and scoring or proposing a
+      combination it refuses answers 422 with the reasons.
     - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
       in-memory caches of scores and rendered PNGs.
     """
@@ -56,6 +58,7 @@ class ServeConfig:
     max_k: int = 20
     score_cache_size: int = 65_536
     render_cache_size: int = 256
+    brand_file: Path | None = None
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -63,7 +66,7 @@ class ServeConfig:
         object.__setattr__(self, "market_dir", Path(self.market_dir))
         if self.database_url is None:
             object.__setattr__(self, "database_url", f"sqlite:///{(self.run_dir / DATABASE_FILE).resolve()}")
-        for name in ("ctr_model_dir", "contrastive_model_dir"):
+        for name in ("ctr_model_dir", "contrastive_model_dir", "brand_file"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if not 0 <= self.port <= 65535:

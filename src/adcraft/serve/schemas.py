@@ -189,7 +189,8 @@ ERRORS = {
     409: "the route needs a model the server was not started with",
     413: "the request body is over the limit",
     415: "a body of a content type the route does not take",
-    422: "a request the server cannot use: the message names each problem",
+    422: "a request the server cannot use, or a combination the brand guardrails refuse: the message names each "
+         "problem",
     500: "an unexpected failure; the message has the request id of the server log's entry",
     503: "the server is busy; retry after Retry-After seconds",
     504: "the work took longer than the request timeout",

@@ -154,6 +154,11 @@ class ServedRun:
         if not combo.is_dir():
             raise InputError(f"{combo}: missing; is {config.run_dir} the output of `adcraft optimize`?")
         self.generator = ComboGenerator.load(combo, market, self._reward_fn)
+        self.brand = None
+        if config.brand_file is not None:
+            from adcraft.generate.brand import load_brand
+
+            self.brand = load_brand(config.brand_file, market)
         self.renderer = MarketRenderer(market, config=run_render_config(self.run_dir))
         self.slots = list(market.config.slots)
         self.products = set(market.products["product_id"])
@@ -235,9 +240,12 @@ class ServedRun:
             raise NotFound(f"unknown product {product_id[:80]!r}: the market has no such product_id")
 
     def check_combination(self, product_id: str, elements: Sequence[str]) -> None:
-        """``InputError`` unless ``elements`` is one usable element per slot of the market, in slot order."""
+        """``InputError`` unless ``elements`` is one usable element per slot of the market, in slot order, that
+        the brand allows (``BrandViolation``, with the reasons, when it does not)."""
         self.check_product(product_id)
         self.renderer.check_combination(product_id, elements)
+        if self.brand is not None:
+            self.brand.check_combination(self.market, product_id, elements)
 
     # ------------------------------------------------------------------ scoring
 
@@ -301,7 +309,8 @@ class ServedRun:
     # ------------------------------------------------------------------ proposing
 
     def propose(self, product_id: str, k: int, context: str | None = None) -> list[LiveCreative]:
-        """The policy's top-``k`` creatives for a product, ranked by the reward model, each rendered and cached."""
+        """The policy's top-``k`` creatives for a product, ranked by the reward model, each rendered and cached;
+        with a brand, the first ``k`` of the top 2k that it allows once rendered (``BrandViolation`` when none)."""
         self.check_product(product_id)
         if k > self.config.max_k:
             raise InputError(f"k must be at most {self.config.max_k}, got {k}")
@@ -310,13 +319,26 @@ class ServedRun:
         if hit is not None:
             return hit  # type: ignore[return-value]
         with self._propose_lock:
-            table = self.generator.propose([product_id], k=k, context=context)
-        out = []
-        for rank, elements, reward in zip(table["rank"], table["elements"], table["reward"]):
+            table = self.generator.propose([product_id], k=k if self.brand is None else 2 * k, context=context,
+                                           brand=self.brand)
+        out, refused = [], []
+        for elements, reward in zip(table["elements"], table["reward"]):
+            if len(out) == k:
+                break
             elements = [str(e) for e in elements]
             creative_id = live_id(product_id, elements)
             bbox = self._render_live(creative_id, product_id, elements)
-            out.append(LiveCreative(creative_id, int(rank), elements, float(reward), bbox))
+            if self.brand is not None:
+                problems = self.brand.creative_problems(self.market, product_id, elements, bbox)
+                if problems:
+                    refused.append("; ".join(problems))
+                    continue
+            out.append(LiveCreative(creative_id, len(out) + 1, elements, float(reward), bbox))
+        if not out and refused:
+            from adcraft.generate.brand import BrandViolation
+
+            raise BrandViolation(f"the brand guardrails of {self.brand.source} refuse every proposal for "
+                                 f"{product_id!r}: {refused[0]}")
         self.proposals.put(key, out)
         return out
 
