@@ -302,9 +302,8 @@ def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
 
 
 STAGES = ["validate market", "reward model (multi-instance)",
-          "combination policy (behaviour cloning + policy gradient)", "proposals", "render", "off-policy estimate",
-          "cross-fitted evidence",
-          "report"]
+          "combination policy (behaviour cloning + policy gradient)", "proposals", "off-policy estimate",
+          "cross-fitted evidence", "render", "report"]
 
 
 def test_run_json_is_the_runs_record_with_the_time_of_each_stage(run):

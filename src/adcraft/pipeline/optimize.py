@@ -517,9 +517,16 @@ def cross_fit(state: RunState) -> RunState:
 
 def _current_creatives(state: RunState) -> pd.DataFrame:
     """Per product, the creative kept where a proposal is not shown better: the one its logging policy shows
-    most (``most_shown_creatives``). Not the best logged creative by observed CTR: picked on its own clicks,
-    that one is overrated (and harmed about a third of the products of the benchmark worlds)."""
-    shown = most_shown_creatives(state.inputs.log)
+    most (``most_shown_creatives``; with a brand file, the most shown of those the brand allows, if any).
+    Not the best logged creative by observed CTR: picked on its own clicks, its CTR is overrated, and it can
+    be worse than what runs now."""
+    log, brand = state.inputs.log, state.inputs.brand
+    if brand is not None:  # with a brand, what runs now is kept only where the brand allows it
+        market = state.market or state.inputs.market
+        allowed = [not brand.combination_problems(market, p, list(e))
+                   for p, e in zip(log["product_id"], log["elements"])]
+        log = log[np.array(allowed, dtype=bool)]
+    shown = most_shown_creatives(log)
     return pd.DataFrame({"product_id": shown.index, "elements": [list(e) for e in shown["elements"]]})
 
 
