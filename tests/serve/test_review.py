@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table, sqlite_url
-from adcraft.serve.review import FORMULA_STARTS, build_review_router, export_csv
+from adcraft.serve.review import build_review_router, export_csv
 from adcraft.serve.run_view import RunView
+from adcraft.serve.spreadsheet import FORMULA_STARTS
 
 
 def allow_all() -> None:

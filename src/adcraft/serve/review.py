@@ -40,6 +40,7 @@ from adcraft.serve.schemas import (
     parse_json_body,
     read_json_body,
 )
+from adcraft.serve.spreadsheet import spreadsheet_csv
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
@@ -140,28 +141,13 @@ EXPORT_SCHEMA = pa.schema([
 
 
 def export_csv(frame: pd.DataFrame) -> str:
-    """The export as CSV: ``elements`` a JSON array, times ISO 8601, every text cell made inert for spreadsheets
-    (:func:`spreadsheet_text`) and rows ended with CRLF, so that a cell holding a CR or LF is quoted and stays
-    one cell in a reader that takes a bare CR for a line break."""
+    """The export as CSV (:func:`spreadsheet_csv`: no cell runs as a formula): ``elements`` a JSON array, times
+    ISO 8601."""
     frame = frame.assign(
         elements=[json.dumps(list(e)) for e in frame["elements"]],
         decided_at=[t.isoformat() for t in frame["decided_at"]],
     )
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
-    frame = frame.assign(**{name: [spreadsheet_text(str(v)) for v in frame[name]] for name in text_columns})
-    return frame.to_csv(index=False, lineterminator="\r\n")
-
-
-# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), with the full-width forms some read too.
-FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def spreadsheet_text(text: str) -> str:
-    """``text`` prefixed with an apostrophe when a spreadsheet could run it as a formula: it starts with
-    = + - @ (also after leading spaces or line breaks, which some spreadsheets drop), a tab or a CR."""
-    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in FORMULA_STARTS:
-        return "'" + text
-    return text
+    return spreadsheet_csv(frame)
 
 
 def _product_json(review: ProductReview, decided: dict[tuple[str, str], Decision]) -> dict:
