@@ -63,6 +63,13 @@ def test_static_files_reach_no_other_origin_and_never_parse_data_as_markup() -> 
         assert sink not in script
 
 
+def test_thumbnails_keep_the_whole_creative() -> None:
+    css = files("adcraft.serve").joinpath("static", "review.css").read_text(encoding="utf-8")
+    found = re.search(r"\.card img\s*\{([^}]*)\}", css)
+    rule = re.sub(r"\s+", "", found.group(1)) if found else ""
+    assert "object-fit:contain" in rule and "height:auto" in rule, rule  # never cover, never a fixed crop box
+
+
 def test_products_are_paged_with_current_creative_and_proposals(client: TestClient, served_run) -> None:
     run_dir, _ = served_run
     expected = pd.read_parquet(run_dir / "products.parquet")["product_id"].tolist()
