@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -231,6 +232,12 @@ def test_approve_a_proposal_restart_and_find_it_again(served_run: tuple[Path, Pa
                 rows = list(csv.DictReader(io.StringIO(export.text())))
                 assert [(r["product_id"], r["creative_id"], r["note"]) for r in rows] == [
                     (chosen["product_id"], chosen_id, NOTE)]
+                bundle = context.request.get(server.base + "/" + page.get_attribute("#export-bundle", "href"))
+                assert bundle.ok
+                with zipfile.ZipFile(io.BytesIO(bundle.body())) as archive:
+                    assert f"images/{chosen_id}.png" in archive.namelist()
+                    assert [r["creative_name"] for r in csv.DictReader(
+                        io.StringIO(archive.read("creatives.csv").decode("utf-8")))] == [chosen_id]
                 assert not errors, errors
                 assert not elsewhere, elsewhere
             finally:

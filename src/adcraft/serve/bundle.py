@@ -21,13 +21,16 @@ complete; ``BUNDLE`` must be new or empty.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import pandas as pd
@@ -35,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
 
 from adcraft import __version__
-from adcraft.atomic import check_output_folder, staged_folder, write_json, write_text
+from adcraft.atomic import check_output_folder, json_text, staged_folder, write_bytes
 from adcraft.configuration import check_config, to_mapping
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
@@ -54,6 +57,7 @@ HEADLINE_SLOT = "title"
 DESCRIPTION_SLOT = "highlight"
 DEFAULT_FINAL_URL = "https://example.com/products/{product_id}"
 PRODUCT_FIELD = "{product_id}"
+FINAL_URL_PATTERN = r"^https?://[^ \t\r\n\f\v]+$"  # the same in Python and in the OpenAPI schema (ECMA)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class BundleConfig:
             object.__setattr__(self, "market_dir", Path(self.market_dir))
         if self.database_url is None:
             object.__setattr__(self, "database_url", sqlite_url(self.run_dir / DATABASE_FILE))
-        if not self.final_url.startswith(("https://", "http://")):
+        if not re.match(FINAL_URL_PATTERN, self.final_url):
             raise InputError(f"--final-url must start with https:// or http://, got {self.final_url!r}")
 
     @property
@@ -115,38 +119,62 @@ def export_bundle(config: BundleConfig) -> BundleResult:
         raise InputError(f"{config.run_dir / 'run.json'} names the market {market_dir}, which is not a folder; "
                          "pass the market the run was made from with --market")
     check_output_folder(out, "export", inputs=[config.run_dir, market_dir], replaces=False)
-    view = RunView.load(config.run_dir, market_dir)
-    approved = _approved(view, config)
-    rows, entries = [], []
-    for proposal, decision in approved:
-        name = proposal.creative_id
-        image_file = f"{IMAGES}/{name}.png"
-        rows.append({
-            "creative_name": name, "image_file": image_file,
-            "headline": _slot_text(view, proposal, HEADLINE_SLOT),
-            "description": _slot_text(view, proposal, DESCRIPTION_SLOT),
-            "product_id": proposal.product_id,
-            "final_url": config.final_url.replace(PRODUCT_FIELD, quote(proposal.product_id, safe="")),
-        })
-        entries.append((proposal, decision, image_file))
-    frame = pd.DataFrame(rows, columns=list(BUNDLE_COLUMNS), dtype=object)
+    _check_database(config.database_url)
+    files = bundle_files(config.run_dir, RunView.load(config.run_dir, market_dir), config.database_url,
+                         config.final_url)
     zipped = None
     try:
         with staged_folder(out) as staging:
             (staging / IMAGES).mkdir()
-            for proposal, _, image_file in entries:
-                shutil.copyfile(_run_file(config.run_dir, proposal.image), staging / image_file)
-            write_text(staging / CSV_FILE, spreadsheet_csv(frame))
-            write_json(staging / MANIFEST_FILE, _manifest(config, record, view, staging, entries))
+            for name, content in files.items():
+                if isinstance(content, Path):
+                    shutil.copyfile(content, staging / name)
+                else:
+                    write_bytes(staging / name, content)
             if config.zip:
-                zipped = _zipped(staging, config.zip_path)
+                zipped = _zipped(files, config.zip_path)
         if zipped is not None:
             os.replace(zipped, config.zip_path)
     except BaseException:
         if zipped is not None:
             zipped.unlink(missing_ok=True)
         raise
-    return BundleResult(out, config.zip_path if config.zip else None, len(entries))
+    return BundleResult(out, config.zip_path if config.zip else None, len(files) - 2)
+
+
+def bundle_files(run_dir: Path, view: RunView, database_url: str, final_url: str = DEFAULT_FINAL_URL
+                 ) -> dict[str, Path | bytes]:
+    """The bundle of the run at ``run_dir`` (seen through ``view``) and its approvals in ``database_url``, by
+    file name: each image as the run's file, ``creatives.csv`` and ``manifest.json`` as bytes.
+
+    Raises ``InputError`` for a decision on a creative the run does not have or no approved creative at all.
+    """
+    record = RunRecord.load(Path(run_dir) / "run.json")
+    rows, entries = [], []
+    for proposal, decision in _approved(view, Path(run_dir), database_url):
+        image_file = f"{IMAGES}/{proposal.creative_id}.png"
+        rows.append({
+            "creative_name": proposal.creative_id, "image_file": image_file,
+            "headline": _slot_text(view, proposal, HEADLINE_SLOT),
+            "description": _slot_text(view, proposal, DESCRIPTION_SLOT),
+            "product_id": proposal.product_id,
+            "final_url": final_url.replace(PRODUCT_FIELD, quote(proposal.product_id, safe="")),
+        })
+        entries.append((proposal, decision, image_file, _run_file(Path(run_dir), proposal.image)))
+    frame = pd.DataFrame(rows, columns=list(BUNDLE_COLUMNS), dtype=object)
+    manifest = _manifest(Path(run_dir), record, view, database_url, final_url, entries)
+    return {
+        **{image_file: source for _, _, image_file, source in entries},
+        CSV_FILE: spreadsheet_csv(frame).encode("utf-8"),
+        MANIFEST_FILE: (json_text(manifest) + "\n").encode("utf-8"),
+    }
+
+
+def bundle_zip(files: dict[str, Path | bytes]) -> bytes:
+    """The files of :func:`bundle_files` as a zip archive in memory (the review page's download)."""
+    buffer = io.BytesIO()
+    _write_zip(files, buffer)
+    return buffer.getvalue()
 
 
 def _check_out(config: BundleConfig) -> Path:
@@ -161,17 +189,16 @@ def _check_out(config: BundleConfig) -> Path:
     return out
 
 
-def _approved(view: RunView, config: BundleConfig) -> list[tuple[Proposal, pd.Series]]:
+def _approved(view: RunView, run_dir: Path, database_url: str) -> list[tuple[Proposal, pd.Series]]:
     """The run's proposals whose latest decision is approve, each with its decision row, in the database's
     order (by product, then rank)."""
-    _check_database(config.database_url)
-    store = DecisionStore(config.database_url, view)
+    store = DecisionStore(database_url, view)
     try:
         frame = store.approved()
     finally:
         store.dispose()
     if not len(frame):
-        raise InputError(f"the decisions database {_shown(config.database_url)} holds no approved creative: "
+        raise InputError(f"the decisions database {_shown(database_url)} holds no approved creative: "
                          "approve some on the review page (`adcraft serve`) first")
     found = []
     for _, decision in frame.iterrows():
@@ -179,12 +206,12 @@ def _approved(view: RunView, config: BundleConfig) -> list[tuple[Proposal, pd.Se
         try:
             proposal = view.proposal(product_id, creative_id)
         except InputError:
-            raise InputError(f"the decisions database {_shown(config.database_url)} approves creative "
-                             f"{creative_id!r} of product {product_id!r}, which run {config.run_dir} does not "
+            raise InputError(f"the decisions database {_shown(database_url)} approves creative "
+                             f"{creative_id!r} of product {product_id!r}, which run {run_dir} does not "
                              "propose: export from the run the decisions were made on") from None
         if tuple(decision["elements"]) != proposal.elements or str(decision["image"]) != proposal.image:
             raise InputError(f"creative {creative_id!r} of product {product_id!r} was approved with other elements "
-                             f"or another image than run {config.run_dir} now holds: the run folder was replaced "
+                             f"or another image than run {run_dir} now holds: the run folder was replaced "
                              "after the decision; review it again")
         found.append((proposal, decision))
     return found
@@ -227,21 +254,21 @@ def _run_file(run_dir: Path, relative: str) -> Path:
     return path
 
 
-def _manifest(config: BundleConfig, record: RunRecord, view: RunView, staging: Path,
-              entries: list[tuple[Proposal, pd.Series, str]]) -> dict:
+def _manifest(run_dir: Path, record: RunRecord, view: RunView, database_url: str, final_url: str,
+              entries: list[tuple[Proposal, pd.Series, str, Path]]) -> dict:
     """manifest.json: provenance of every image (machine-generated, by which run and code) and its elements."""
-    run_json = (config.run_dir / "run.json").resolve()
-    generated_file = config.run_dir / "elements.parquet"
+    run_json = (run_dir / "run.json").resolve()
+    generated_file = run_dir / "elements.parquet"
     generated = set(pd.read_parquet(generated_file, columns=["element_id"])["element_id"]) \
         if generated_file.is_file() else set()
     creatives = []
-    for proposal, decision, image_file in entries:
+    for proposal, decision, image_file, source in entries:
         elements = [{"slot": slot, "element_id": element, "content": view.element_content(element),
                      "generated_by_run": element in generated}
                     for slot, element in zip(view.slots, proposal.elements)]
         creatives.append({
             "creative_name": proposal.creative_id, "image_file": image_file,
-            "image_sha256": file_sha256(staging / image_file), "machine_generated": True,
+            "image_sha256": file_sha256(source), "machine_generated": True,
             "product_id": proposal.product_id, "rank": proposal.rank, "predicted_ctr": proposal.predicted_ctr,
             "run_image": proposal.image, "elements": elements,
             "approved_at": decision["decided_at"].isoformat(), "review_note": str(decision["note"]),
@@ -255,32 +282,39 @@ def _manifest(config: BundleConfig, record: RunRecord, view: RunView, staging: P
         "exported_at": datetime.now(UTC).isoformat(),
         "adcraft_version": __version__,
         "run": {
-            "folder": str(config.run_dir.resolve()), "run_json": str(run_json),
+            "folder": str(run_dir.resolve()), "run_json": str(run_json),
             "run_json_sha256": file_sha256(run_json), "market": str(record.market),
             "versions": to_mapping(record.versions), "seeds": to_mapping(record.seeds),
         },
-        "decisions": _shown(config.database_url),
+        "decisions": _shown(database_url),
         "render": to_mapping(record.config.render),
         "canvas": list(view.market.config.canvas),
         "slots": list(view.slots),
         "columns": {"headline": f"text of the {HEADLINE_SLOT!r} element",
                     "description": f"text of the {DESCRIPTION_SLOT!r} element",
-                    "final_url": f"the template {config.final_url!r}"},
+                    "final_url": f"the template {final_url!r}"},
         "creatives": creatives,
     }
 
 
-def _zipped(folder: Path, zip_path: Path) -> Path:
-    """``folder``'s files in a temporary zip beside ``zip_path`` (the caller renames it into place)."""
+def _zipped(files: dict[str, Path | bytes], zip_path: Path) -> Path:
+    """``files`` in a temporary zip beside ``zip_path`` (the caller renames it into place)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
     os.close(handle)
     try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(folder).as_posix())
+        with open(temporary, "wb") as stream:
+            _write_zip(files, stream)
         os.chmod(temporary, 0o644)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return Path(temporary)
+
+
+def _write_zip(files: dict[str, Path | bytes], stream: BinaryIO) -> None:
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in sorted(files.items()):
+            if isinstance(content, Path):
+                archive.write(content, name)
+            else:
+                archive.writestr(name, content)

@@ -8,7 +8,9 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
 - ``POST /v1/decisions`` ``{product_id, creative_id, decision, note}``: store a decision (201), 422 for a
   malformed body, 404 for a product or creative the run does not have;
 - ``GET /v1/decisions?product_id=&history=``: latest decision per creative, or every decision newest first;
-- ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``).
+- ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``);
+- ``GET /v1/decisions/bundle?final_url=``: the approved creatives for bulk upload to an ad manager, as a zip
+  (``bundle.bundle_files``: images, creatives.csv, manifest.json), 404 while none is approved.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from adcraft.errors import InputError
+from adcraft.serve.bundle import DEFAULT_FINAL_URL, FINAL_URL_PATTERN, bundle_files, bundle_zip
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
 from adcraft.serve.schemas import (
@@ -50,6 +53,10 @@ EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "the ap
     "text/csv": {"schema": {"type": "string"}},
     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
 }}}
+BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
+    "description": "the approved creatives for bulk upload: images/, creatives.csv and manifest.json in a zip",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+}}
 _ASSETS = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
 
 
@@ -129,6 +136,20 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, schema=EXPORT_SCHEMA), buffer)
             return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
         return Response(export_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
+
+    @router.get("/v1/decisions/bundle", response_class=Response,
+                responses={**BUNDLE_RESPONSE, **error_responses(404, 422)})
+    def export_bundle(
+        final_url: Annotated[str, Query(max_length=2000, pattern=FINAL_URL_PATTERN)] = DEFAULT_FINAL_URL,
+    ) -> Response:
+        if run.run_dir is None:
+            raise HTTPException(404, "this server was not started on a run folder")
+        try:
+            files = bundle_files(run.run_dir, run, database_url, final_url)
+        except InputError as exc:  # no approved creative yet, or approvals of creatives the run no longer has
+            raise HTTPException(404, str(exc)) from exc
+        return Response(bundle_zip(files), media_type="application/zip", headers={
+            "Content-Disposition": 'attachment; filename="approved-creatives-bundle.zip"'})
 
     return router
 
