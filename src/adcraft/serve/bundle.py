@@ -120,8 +120,13 @@ def export_bundle(config: BundleConfig) -> BundleResult:
                          "pass the market the run was made from with --market")
     check_output_folder(out, "export", inputs=[config.run_dir, market_dir], replaces=False)
     _check_database(config.database_url)
-    files = bundle_files(config.run_dir, RunView.load(config.run_dir, market_dir), config.database_url,
-                         config.final_url)
+    view = RunView.load(config.run_dir, market_dir)
+    store = DecisionStore(config.database_url, view)
+    try:
+        approved = store.approved()
+    finally:
+        store.dispose()
+    files = bundle_files(config.run_dir, view, approved, config.database_url, config.final_url)
     zipped = None
     try:
         with staged_folder(out) as staging:
@@ -139,19 +144,21 @@ def export_bundle(config: BundleConfig) -> BundleResult:
         if zipped is not None:
             zipped.unlink(missing_ok=True)
         raise
-    return BundleResult(out, config.zip_path if config.zip else None, len(files) - 2)
+    return BundleResult(out, config.zip_path if config.zip else None,
+                        sum(name.startswith(f"{IMAGES}/") for name in files))
 
 
-def bundle_files(run_dir: Path, view: RunView, database_url: str, final_url: str = DEFAULT_FINAL_URL
-                 ) -> dict[str, Path | bytes]:
-    """The bundle of the run at ``run_dir`` (seen through ``view``) and its approvals in ``database_url``, by
-    file name: each image as the run's file, ``creatives.csv`` and ``manifest.json`` as bytes.
+def bundle_files(run_dir: Path, view: RunView, approved: pd.DataFrame, database_url: str,
+                 final_url: str = DEFAULT_FINAL_URL) -> dict[str, Path | bytes]:
+    """The bundle of the run at ``run_dir`` (seen through ``view``), by file name: each image as the run's file,
+    ``creatives.csv`` and ``manifest.json`` as bytes. ``approved`` is ``DecisionStore.approved()`` of the
+    decisions database at ``database_url``.
 
     Raises ``InputError`` for a decision on a creative the run does not have or no approved creative at all.
     """
     record = RunRecord.load(Path(run_dir) / "run.json")
     rows, entries = [], []
-    for proposal, decision in _approved(view, Path(run_dir), database_url):
+    for proposal, decision in _approved(view, Path(run_dir), approved, database_url):
         image_file = f"{IMAGES}/{proposal.creative_id}.png"
         rows.append({
             "creative_name": proposal.creative_id, "image_file": image_file,
@@ -189,14 +196,10 @@ def _check_out(config: BundleConfig) -> Path:
     return out
 
 
-def _approved(view: RunView, run_dir: Path, database_url: str) -> list[tuple[Proposal, pd.Series]]:
-    """The run's proposals whose latest decision is approve, each with its decision row, in the database's
-    order (by product, then rank)."""
-    store = DecisionStore(database_url, view)
-    try:
-        frame = store.approved()
-    finally:
-        store.dispose()
+def _approved(view: RunView, run_dir: Path, frame: pd.DataFrame, database_url: str
+              ) -> list[tuple[Proposal, pd.Series]]:
+    """The run's proposals approved in ``frame`` (``DecisionStore.approved()``), each with its decision row, in
+    the database's order (by product, then rank)."""
     if not len(frame):
         raise InputError(f"the decisions database {_shown(database_url)} holds no approved creative: "
                          "approve some on the review page (`adcraft serve`) first")

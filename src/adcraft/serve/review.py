@@ -139,13 +139,13 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
 
     @router.get("/v1/decisions/bundle", response_class=Response,
                 responses={**BUNDLE_RESPONSE, **error_responses(404, 422)})
-    def export_bundle(
+    def bundle_download(
         final_url: Annotated[str, Query(max_length=2000, pattern=FINAL_URL_PATTERN)] = DEFAULT_FINAL_URL,
     ) -> Response:
         if run.run_dir is None:
             raise HTTPException(404, "this server was not started on a run folder")
         try:
-            files = bundle_files(run.run_dir, run, database_url, final_url)
+            files = bundle_files(run.run_dir, run, store.approved(), database_url, final_url)
         except InputError as exc:  # no approved creative yet, or approvals of creatives the run no longer has
             raise HTTPException(404, str(exc)) from exc
         return Response(bundle_zip(files), media_type="application/zip", headers={
