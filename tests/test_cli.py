@@ -30,7 +30,7 @@ def cli_market(tmp_path_factory) -> Path:
 
 def test_every_verb_has_help():
     verbs = ("env", "validate", "simulate", "render", "demo", "train", "score", "ope", "abtest", "optimize",
-             "rank-images", "edit", "generate", "features", "serve")
+             "rank-images", "edit", "generate", "features", "serve", "export")
     for verb in verbs:
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb

@@ -552,6 +552,32 @@ def edit_command(
     out.print(json_text(result.to_json(), indent=None), soft_wrap=True)
 
 
+@app.command("export")
+@reports_errors
+def export_command(
+    run: Annotated[Path, typer.Option(help="Run folder written by `adcraft optimize`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write (new or empty): images/, "
+                                                        "creatives.csv, manifest.json.")],
+    decisions: Annotated[str | None, typer.Option(help="Decisions database URL of the review page (default: "
+                                                       "decisions.sqlite in the run folder).")] = None,
+    market: Annotated[Path | None, typer.Option(help="The market the run was made from (default: the one "
+                                                     "its run.json names).")] = None,
+    final_url: Annotated[str | None, typer.Option(help="Final URL of each creative; {product_id} is replaced by "
+                                                       "the product's id (default: a placeholder on example.com "
+                                                       "to replace before upload).")] = None,
+    zip_bundle: Annotated[bool, typer.Option("--zip", help="Also write the bundle as OUT.zip.")] = False,
+) -> None:
+    """Export the approved creatives of a run for bulk upload to an ad manager: images, a CSV (creative name,
+    image file, headline, description, product id, final URL) and a manifest of their provenance."""
+    from adcraft.serve.bundle import BundleConfig, export_bundle
+
+    url = {} if final_url is None else {"final_url": final_url}
+    result = export_bundle(BundleConfig(run_dir=run, out=out_dir, database_url=decisions, market_dir=market,
+                                        zip=zip_bundle, **url))
+    out.print(f"wrote {result.creatives} approved creatives to {result.out}"
+              + (f" and {result.zip_path}" if result.zip_path is not None else ""))
+
+
 generate_app = typer.Typer(help="Generators that write new creative elements.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
 

@@ -88,6 +88,7 @@ def test_run_json_report_and_products_lead_with_the_cross_fitted_evidence(run, m
     assert evidence["products_to_keep"] == int(products["keep_current"].sum())
     page = (out / "report.html").read_text()
     assert (out / "backtest.png").is_file()
+    assert f"fitted calibration line (slope {evidence['backtest']['calibration_slope']:.2f})" in page
     assert page.index("lower bound") < page.index("graded by the judge that chose")
 
 

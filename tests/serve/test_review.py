@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -19,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table, sqlite_url
-from adcraft.serve.review import FORMULA_STARTS, build_review_router, export_csv
+from adcraft.serve.review import build_review_router, export_csv
 from adcraft.serve.run_view import RunView
+from adcraft.serve.spreadsheet import FORMULA_STARTS
 
 
 def allow_all() -> None:
@@ -60,6 +62,13 @@ def test_static_files_reach_no_other_origin_and_never_parse_data_as_markup() -> 
     script = static.joinpath("review.js").read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script
+
+
+def test_thumbnails_keep_the_whole_creative() -> None:
+    css = files("adcraft.serve").joinpath("static", "review.css").read_text(encoding="utf-8")
+    found = re.search(r"\.card img\s*\{([^}]*)\}", css)
+    rule = re.sub(r"\s+", "", found.group(1)) if found else ""
+    assert "object-fit:contain" in rule and "height:auto" in rule, rule  # never cover, never a fixed crop box
 
 
 def test_products_are_paged_with_current_creative_and_proposals(client: TestClient, served_run) -> None:
@@ -153,6 +162,30 @@ def test_export_as_csv_holds_the_approved_creatives_only(client: TestClient) -> 
     assert json.loads(frame.loc[0, "elements"]) == approved["elements"]
     assert frame.loc[0, "image"] == approved["image"] and frame.loc[0, "rank"] == approved["rank"]
     assert frame.loc[0, "note"] == "'=HYPERLINK(\"x\")"  # a spreadsheet shows it, never runs it
+
+
+def test_the_bundle_download_holds_the_approved_creatives_for_an_ad_manager(client: TestClient, served_run) -> None:
+    none_yet = client.get("/v1/decisions/bundle")
+    assert none_yet.status_code == 404 and "no approved creative" in none_yet.json()["detail"]
+    approved, _ = _decide(client)
+    response = client.get("/v1/decisions/bundle")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert "attachment" in response.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        image = f"images/{approved['creative_id']}.png"
+        assert sorted(archive.namelist()) == sorted(["creatives.csv", "manifest.json", image])
+        rows = list(csv.DictReader(io.StringIO(archive.read("creatives.csv").decode("utf-8"))))
+        manifest = json.loads(archive.read("manifest.json"))
+        assert archive.read(image) == (served_run[0] / approved["image"]).read_bytes()
+    assert [(r["creative_name"], r["image_file"], r["product_id"]) for r in rows] == [
+        (approved["creative_id"], image, approved["product_id"])]
+    assert manifest["machine_generated"] is True
+    assert manifest["run"]["run_json"] == str((served_run[0] / "run.json").resolve())
+    assert client.get("/v1/decisions/bundle", params={"final_url": "javascript:alert(1)"}).status_code == 422
+    shop = client.get("/v1/decisions/bundle", params={"final_url": "https://shop.example/{product_id}"})
+    with zipfile.ZipFile(io.BytesIO(shop.content)) as archive:
+        [row] = csv.DictReader(io.StringIO(archive.read("creatives.csv").decode("utf-8")))
+    assert row["final_url"] == f"https://shop.example/{approved['product_id']}"
 
 
 def test_export_as_parquet_keeps_types(client: TestClient) -> None:

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +86,79 @@ def _images_loaded(page) -> list[dict]:
                                             "width: i.naturalWidth}))")
 
 
+# Each image's natural size, content box, object-fit and its box against its card's.
+MEASURE_IMAGES = """images => images.map(image => {
+  const style = getComputedStyle(image), box = image.getBoundingClientRect();
+  const card = image.parentElement.getBoundingClientRect();
+  const px = name => parseFloat(style[name]) || 0;
+  return {src: image.src, natural: [image.naturalWidth, image.naturalHeight], fit: style.objectFit,
+    content: [box.width - px("borderLeftWidth") - px("borderRightWidth") - px("paddingLeft") - px("paddingRight"),
+              box.height - px("borderTopWidth") - px("borderBottomWidth") - px("paddingTop") - px("paddingBottom")],
+    inside: box.left >= card.left - 0.5 && box.right <= card.right + 0.5};
+})"""
+
+
+def shown_whole(measured: dict) -> tuple[float, float, float]:
+    """``(share of the image visible, displayed aspect / natural aspect, displayed width in px)`` of one image
+    of ``MEASURE_IMAGES``, from the CSS object-fit rules: fill stretches the image to the box, contain and
+    scale-down fit it inside, cover and none may overflow the box (what overflows is cut off)."""
+    (natural_w, natural_h), (box_w, box_h), fit = measured["natural"], measured["content"], measured["fit"]
+    fits = {"fill": None, "contain": min(box_w / natural_w, box_h / natural_h),
+            "scale-down": min(1.0, box_w / natural_w, box_h / natural_h),
+            "cover": max(box_w / natural_w, box_h / natural_h), "none": 1.0}
+    scale = fits[fit]
+    shown_w, shown_h = (box_w, box_h) if scale is None else (natural_w * scale, natural_h * scale)
+    visible = min(1.0, box_w / shown_w) * min(1.0, box_h / shown_h)
+    return visible, (shown_w / shown_h) / (natural_w / natural_h), min(shown_w, box_w)
+
+
+def assert_whole_creatives(page) -> None:
+    """Every image on ``page`` shows all of the creative, undistorted, inside its card, at a readable size."""
+    for measured in page.eval_on_selector_all("img", MEASURE_IMAGES):
+        visible, distortion, width = shown_whole(measured)
+        assert visible > 0.995 and abs(distortion - 1.0) < 0.02, measured
+        assert measured["inside"] and width >= 60, measured
+
+
+def test_thumbnails_show_the_whole_creative_whatever_its_shape(tmp_path: Path) -> None:
+    from importlib.resources import files
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from adcraft.evaluate.gallery import Card, Section, write_gallery
+
+    shapes = {"wide.png": (1200, 300), "banner.png": (1200, 628), "square.png": (512, 512), "tall.png": (300, 1200)}
+    for name, size in shapes.items():
+        Image.new("RGB", size, "#c33").save(tmp_path / name)
+    write_gallery(tmp_path / "report.html", "report", "", [Section("p1", "", tuple(Card(n, ("c",)) for n in shapes))])
+    css = files("adcraft.serve").joinpath("static", "review.css").read_text(encoding="utf-8")
+    (tmp_path / "review.css").write_text(css, encoding="utf-8")
+    cards = "".join(f"<li class='card'><img src='{name}' alt='{name}'></li>" for name in shapes)
+    (tmp_path / "review.html").write_text("<!doctype html><link rel='stylesheet' href='review.css'>"
+                                          f"<section class='product'><ul class='cards'>{cards}</ul></section>")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            for name in ("report.html", "review.html"):
+                page.goto((tmp_path / name).as_uri())
+                loaded = _images_loaded(page)
+                assert len(loaded) == len(shapes) and all(image["width"] > 0 for image in loaded)
+                assert_whole_creatives(page)
+                heights = page.eval_on_selector_all("img", "all => all.map(i => i.getBoundingClientRect().height)")
+                assert max(heights) <= 400, heights  # a tall creative is letterboxed, not a page-long thumbnail
+        finally:
+            browser.close()
+
+
+def test_shown_whole_tells_a_cropped_or_stretched_image_apart() -> None:
+    wide = {"natural": [1200, 300], "content": [200, 200], "inside": True}
+    assert shown_whole({**wide, "fit": "contain"})[:2] == (1.0, 1.0)
+    assert shown_whole({**wide, "fit": "cover"})[0] == pytest.approx(0.25)
+    assert shown_whole({**wide, "fit": "fill"})[1] == pytest.approx(0.25)
+
+
 def test_approve_a_proposal_restart_and_find_it_again(served_run: tuple[Path, Path], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -126,6 +200,7 @@ def test_approve_a_proposal_restart_and_find_it_again(served_run: tuple[Path, Pa
                 assert len(images) == len(proposals) + products["current_creative_id"].notna().sum()
                 assert all(image["width"] > 0 for image in images), images
                 assert all(image["alt"].strip() for image in images)
+                assert_whole_creatives(page)
                 assert page.eval_on_selector_all("textarea", "areas => areas.every(a => a.labels.length > 0)")
                 assert page.locator("section.product").count() == len(products)
 
@@ -157,6 +232,12 @@ def test_approve_a_proposal_restart_and_find_it_again(served_run: tuple[Path, Pa
                 rows = list(csv.DictReader(io.StringIO(export.text())))
                 assert [(r["product_id"], r["creative_id"], r["note"]) for r in rows] == [
                     (chosen["product_id"], chosen_id, NOTE)]
+                bundle = context.request.get(server.base + "/" + page.get_attribute("#export-bundle", "href"))
+                assert bundle.ok
+                with zipfile.ZipFile(io.BytesIO(bundle.body())) as archive:
+                    assert f"images/{chosen_id}.png" in archive.namelist()
+                    assert [r["creative_name"] for r in csv.DictReader(
+                        io.StringIO(archive.read("creatives.csv").decode("utf-8")))] == [chosen_id]
                 assert not errors, errors
                 assert not elsewhere, elsewhere
             finally:

@@ -1,4 +1,8 @@
-"""A static HTML page of creatives grouped by product (the demo's and the reports' picture wall)."""
+"""A static HTML page of creatives grouped by product (the demo's and the reports' picture wall).
+
+A thumbnail shows the whole creative, whatever its aspect ratio: a fixed width, the height its own aspect ratio
+gives, and a very tall one letterboxed (``object-fit: contain``) rather than cropped or stretched.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ section{background:#fff;border-radius:10px;padding:14px 16px;margin:0 0 16px;box
 h2{font-size:16px;margin:0} .sub{color:#666;font-size:13px;margin:2px 0 10px}
 .row{display:flex;gap:12px;overflow-x:auto}
 figure{margin:0;width:200px;flex:0 0 200px;position:relative}
-figure img{width:200px;height:auto;border-radius:6px;border:1px solid #ddd;display:block}
+figure img{width:200px;height:auto;max-height:300px;object-fit:contain;background:#fff;box-sizing:border-box;
+  border-radius:6px;border:1px solid #ddd;display:block}
 figcaption{font-size:12px;color:#444;margin-top:4px;line-height:1.35}
 .cards{display:flex;gap:16px;flex-wrap:wrap;margin:0 0 16px}
 .card{background:#fff;border-radius:10px;padding:12px 16px;box-shadow:0 1px 3px #0002}

@@ -19,6 +19,8 @@ from adcraft.evaluate.gallery import Section, write_gallery
 
 _BAR = "#3b6ea5"
 _NEGATIVE = "#c0392b"
+_DIAGONAL = "#c0392b"
+_CALIBRATION = "#1e8449"
 
 
 @dataclass(frozen=True)
@@ -119,17 +121,19 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float], title: str, wi
 
 
 def calibration_png(predicted: Sequence[float], observed: Sequence[float], weights: Sequence[float], title: str,
-                    size: int = 360) -> Image.Image:
+                    size: int = 360, line: tuple[float, float] | None = None) -> Image.Image:
     """A predicted-vs-observed scatter (one dot per item, area by weight) with the diagonal of perfect
-    calibration, as a PNG-ready Pillow image; axes in percent from 0 to just above the 99th percentile of
-    either value (the few items beyond, usually ones seen a handful of times, sit on the border)."""
+    calibration and, given ``line = (intercept, slope)``, the fitted calibration line ``o = intercept + slope q``
+    (``evaluate.evidence.calibration_line``), as a PNG-ready Pillow image; axes in percent from 0 to just above
+    the 99th percentile of either value (the few items beyond, usually ones seen a handful of times, sit on the
+    border)."""
     x, y, w = (np.asarray(v, dtype=float) for v in (predicted, observed, weights))
     keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
     x, y, w = x[keep], y[keep], w[keep]
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    left, top, right, bottom = 44, 24, size - 12, size - 36
+    left, top, right, bottom = 44, 40, size - 12, size - 36
     draw.text((8, 6), title, fill="#222", font=font)
     draw.rectangle((left, top, right, bottom), outline="#888")
     span = float(max(np.quantile(x, 0.99), np.quantile(y, 0.99))) * 1.1 if len(x) else 0.0
@@ -138,7 +142,21 @@ def calibration_png(predicted: Sequence[float], observed: Sequence[float], weigh
     def at(u: float, v: float) -> tuple[float, float]:
         return left + (right - left) * u / span, bottom - (bottom - top) * v / span
 
-    draw.line((*at(0, 0), *at(span, span)), fill="#c0392b", width=1)
+    draw.line((*at(0, 0), *at(span, span)), fill=_DIAGONAL, width=1)
+    legend = [(_DIAGONAL, "diagonal: calibrated")]
+    if line is not None and all(np.isfinite(line)):
+        intercept, slope = line
+        segment = _clipped_line(intercept, slope, span)
+        if segment is not None:
+            (u0, v0), (u1, v1) = segment
+            draw.line((*at(u0, v0), *at(u1, v1)), fill=_CALIBRATION, width=2)
+        sign = "-" if slope < 0 else "+"
+        legend.append((_CALIBRATION, f"fitted: observed = {intercept:.2%} {sign} {abs(slope):.2f} x predicted"))
+    legend_x = 8
+    for colour, label in legend:
+        draw.line((legend_x, 26, legend_x + 14, 26), fill=colour, width=2)
+        draw.text((legend_x + 18, 20), label, fill="#222", font=font)
+        legend_x += 18 + int(draw.textlength(label, font=font)) + 12
     for fraction in (0.0, 0.5, 1.0):
         value = span * fraction
         label_x = min(at(value, 0)[0] - 10, right - 6 * len(f"{value:.1%}"))
@@ -150,6 +168,21 @@ def calibration_png(predicted: Sequence[float], observed: Sequence[float], weigh
         cx, cy = at(u, v)
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=_BAR)
     return image
+
+
+def _clipped_line(intercept: float, slope: float, span: float
+                  ) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The part of ``v = intercept + slope u`` inside the square ``[0, span]^2`` (None when it misses it)."""
+    low, high = 0.0, span
+    if slope == 0:
+        if not 0 <= intercept <= span:
+            return None
+    else:
+        bounds = sorted(((0 - intercept) / slope, (span - intercept) / slope))
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+        if low >= high:
+            return None
+    return (low, intercept + slope * low), (high, intercept + slope * high)
 
 
 def _svg_open(width: int, height: int) -> str:

@@ -47,7 +47,8 @@ def build_report(
     none was possible), ``logged_images`` from :func:`copy_logged_images`.
 
     With ``evidence`` (``evaluate.evidence``) the page leads with the lower bound of the cross-fitted lift over
-    what runs now, per product too, and shows the judge's backtest (``backtest.png``)."""
+    what runs now, per product too, and shows the judge's backtest (``backtest.png``: predicted against observed
+    CTR of held-out logged creatives, the diagonal and the fitted calibration line)."""
     top = proposals[proposals["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
@@ -89,9 +90,11 @@ def build_report(
         sections.append(Section(title=f"{pid} · {row['title']}", subtitle=str(row["category"]), cards=tuple(cards)))
     summary = _summary(market, proposals, logged, predicted_lift, model, value, lift_rows, notes, history)
     if evidence is not None:
+        backtest = evidence.backtest
         write_png(staging / BACKTEST_PLOT, calibration_png(
-            evidence.backtest.points["predicted"], evidence.backtest.points["observed"],
-            evidence.backtest.points["impressions"], "backtest: logged creatives the judge never saw"))
+            backtest.points["predicted"], backtest.points["observed"], backtest.points["impressions"],
+            "backtest: logged creatives the judge never saw",
+            line=(backtest.calibration_intercept, backtest.calibration_slope)))
         summary = _lead_with_evidence(summary, evidence, len(market.products))
     lead = (
         f"{len(market.products)} products, {len(proposals)} proposed creatives. Each row shows the product's best "
@@ -167,7 +170,8 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
                   f"{supported.ips.value:.2%}, SNIPS {supported.snips.value:.2%}, DR {supported.dr.value:.2%} against "
                   f"a logged {supported.logging_ctr:.2%}, effective sample size {supported.ess:.0f}.",)
     chart = (f"<img src='{BACKTEST_PLOT}' width='360' height='360' alt='predicted against observed CTR of "
-             "held-out logged creatives'>")
+             "held-out logged creatives, with the diagonal of perfect calibration and the fitted calibration line "
+             f"(slope {backtest.calibration_slope:.2f})'>")
     return ReportSummary(figures=tuple(figures) + summary.figures, notes=notes + summary.notes,
                          charts=(chart,) + summary.charts, tables=summary.tables)
 

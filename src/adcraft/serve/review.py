@@ -8,7 +8,9 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
 - ``POST /v1/decisions`` ``{product_id, creative_id, decision, note}``: store a decision (201), 422 for a
   malformed body, 404 for a product or creative the run does not have;
 - ``GET /v1/decisions?product_id=&history=``: latest decision per creative, or every decision newest first;
-- ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``).
+- ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``);
+- ``GET /v1/decisions/bundle?final_url=``: the approved creatives for bulk upload to an ad manager, as a zip
+  (``bundle.bundle_files``: images, creatives.csv, manifest.json), 404 while none is approved.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from adcraft.errors import InputError
+from adcraft.serve.bundle import DEFAULT_FINAL_URL, FINAL_URL_PATTERN, bundle_files, bundle_zip
 from adcraft.serve.decisions import MAX_NOTE_CHARS, Decision, DecisionStore
 from adcraft.serve.run_view import ProductReview, RunView
 from adcraft.serve.schemas import (
@@ -40,6 +43,7 @@ from adcraft.serve.schemas import (
     parse_json_body,
     read_json_body,
 )
+from adcraft.serve.spreadsheet import spreadsheet_csv
 
 MAX_PAGE = 100
 # The page loads nothing but its own script, style and images, and cannot be framed.
@@ -49,6 +53,10 @@ EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "the ap
     "text/csv": {"schema": {"type": "string"}},
     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
 }}}
+BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
+    "description": "the approved creatives for bulk upload: images/, creatives.csv and manifest.json in a zip",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+}}
 _ASSETS = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
 
 
@@ -129,6 +137,20 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
             return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
         return Response(export_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
 
+    @router.get("/v1/decisions/bundle", response_class=Response,
+                responses={**BUNDLE_RESPONSE, **error_responses(404, 422)})
+    def bundle_download(
+        final_url: Annotated[str, Query(max_length=2000, pattern=FINAL_URL_PATTERN)] = DEFAULT_FINAL_URL,
+    ) -> Response:
+        if run.run_dir is None:
+            raise HTTPException(404, "this server was not started on a run folder")
+        try:
+            files = bundle_files(run.run_dir, run, store.approved(), database_url, final_url)
+        except InputError as exc:  # no approved creative yet, or approvals of creatives the run no longer has
+            raise HTTPException(404, str(exc)) from exc
+        return Response(bundle_zip(files), media_type="application/zip", headers={
+            "Content-Disposition": 'attachment; filename="approved-creatives-bundle.zip"'})
+
     return router
 
 
@@ -140,28 +162,13 @@ EXPORT_SCHEMA = pa.schema([
 
 
 def export_csv(frame: pd.DataFrame) -> str:
-    """The export as CSV: ``elements`` a JSON array, times ISO 8601, every text cell made inert for spreadsheets
-    (:func:`spreadsheet_text`) and rows ended with CRLF, so that a cell holding a CR or LF is quoted and stays
-    one cell in a reader that takes a bare CR for a line break."""
+    """The export as CSV (:func:`spreadsheet_csv`: no cell runs as a formula): ``elements`` a JSON array, times
+    ISO 8601."""
     frame = frame.assign(
         elements=[json.dumps(list(e)) for e in frame["elements"]],
         decided_at=[t.isoformat() for t in frame["decided_at"]],
     )
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
-    frame = frame.assign(**{name: [spreadsheet_text(str(v)) for v in frame[name]] for name in text_columns})
-    return frame.to_csv(index=False, lineterminator="\r\n")
-
-
-# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), with the full-width forms some read too.
-FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def spreadsheet_text(text: str) -> str:
-    """``text`` prefixed with an apostrophe when a spreadsheet could run it as a formula: it starts with
-    = + - @ (also after leading spaces or line breaks, which some spreadsheets drop), a tab or a CR."""
-    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in FORMULA_STARTS:
-        return "'" + text
-    return text
+    return spreadsheet_csv(frame)
 
 
 def _product_json(review: ProductReview, decided: dict[tuple[str, str], Decision]) -> dict:

@@ -95,7 +95,9 @@ class RunView:
     """Read-only view of one optimize run for review; build it with :meth:`load`."""
 
     def __init__(self, market: Market, model: MILModel, proposals: dict[str, tuple[_ProposalRow, ...]],
-                 current: dict[str, CurrentCreative], lifts: dict[str, LiftEstimate]) -> None:
+                 current: dict[str, CurrentCreative], lifts: dict[str, LiftEstimate],
+                 run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir  # the run's folder (its images, run.json), when the view was read from one
         self.market = market
         self.model = model
         self.product_ids: tuple[str, ...] = tuple(market.products["product_id"])
@@ -129,7 +131,8 @@ class RunView:
         if unknown:
             raise InputError(f"{run_dir}: proposals for products the market does not have "
                              f"({unknown[:5]}); pass the market the run was made from")
-        return cls(market, model, _proposal_rows(frame), _current_creatives(products), _lift_estimates(products))
+        return cls(market, model, _proposal_rows(frame), _current_creatives(products), _lift_estimates(products),
+                   run_dir)
 
     @property
     def slots(self) -> tuple[str, ...]:
