@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adcraft.configuration import check_config
 from adcraft.errors import InputError
+from adcraft.serve.policy import ServingPolicyConfig
 
 DATABASE_FILE = "decisions.sqlite"
 
@@ -34,6 +35,7 @@ class ServeConfig:
       unpinned by any integrity hash); the OpenAPI schema at ``/openapi.json`` is served either way.
     - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
       in-memory caches of scores and rendered PNGs.
+    - ``policy``: how ``/v1/serve`` chooses among a product's creatives (``adcraft.serve.policy``).
     """
 
     run_dir: Path
@@ -56,6 +58,7 @@ class ServeConfig:
     max_k: int = 20
     score_cache_size: int = 65_536
     render_cache_size: int = 256
+    policy: ServingPolicyConfig = field(default_factory=ServingPolicyConfig)
 
     def __post_init__(self) -> None:
         check_config(self)

@@ -9,6 +9,8 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
   malformed body, 404 for a product or creative the run does not have;
 - ``GET /v1/decisions?product_id=&history=``: latest decision per creative, or every decision newest first;
 - ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``).
+
+Every route reads and writes the decisions of the served run only (``DecisionStore``).
 """
 
 from __future__ import annotations
@@ -61,20 +63,21 @@ class DecisionRequest(BoundedRequest):
     note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
-def build_review_router(run: RunView, database_url: str, require_token: Callable[..., Any]) -> APIRouter:
-    """The review page's routes over ``run``, decisions kept at ``database_url``.
-
-    Opens the database now, so a bad URL fails at start-up with an ``InputError``; the database connections
-    close when the app shuts down.
+def build_review_router(run: RunView, database: str | DecisionStore, require_token: Callable[..., Any]) -> APIRouter:
+    """The review page's routes over ``run``, decisions kept in ``database``: a store the caller opened (and
+    closes), or a database URL opened now, so that a bad URL fails at start-up with an ``InputError``, and
+    closed when the app shuts down.
     """
-    store = DecisionStore(database_url, run)
+    owned = not isinstance(database, DecisionStore)
+    store = DecisionStore(database, run) if isinstance(database, str) else database
     page = files("adcraft.serve").joinpath("static", "review.html").read_text(encoding="utf-8")
     assets = {name: files("adcraft.serve").joinpath("static", name).read_bytes() for name in _ASSETS}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        store.dispose()
+        if owned:
+            store.dispose()
 
     router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan, responses=error_responses(401, 500))
 
@@ -135,7 +138,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
 EXPORT_SCHEMA = pa.schema([
     ("product_id", pa.string()), ("creative_id", pa.string()), ("rank", pa.int64()),
     ("elements", pa.list_(pa.string())), ("image", pa.string()), ("predicted_ctr", pa.float64()),
-    ("note", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")),
+    ("note", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
 ])
 
 
