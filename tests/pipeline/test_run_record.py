@@ -69,8 +69,8 @@ def test_a_record_reads_back_as_it_was_written(tmp_path):
 
 def test_run_json_keeps_its_field_names(tmp_path):
     data = json.loads(a_record(resumed_from={}).write(tmp_path / "run.json").read_text())
-    assert list(data) == ["run_id", "market", "out", "config", "seeds", "versions", "counts", "ope", "evidence", "fidelity",
-                          "notes", "resumed_from", "timings", "not_finite"]
+    assert list(data) == ["run_id", "market", "out", "config", "seeds", "versions", "counts", "ope", "evidence",
+                          "fidelity", "notes", "resumed_from", "timings", "not_finite"]
     assert data["evidence"] == {"possible": True, "lift": {"estimate": 0.12, "low": 0.03, "high": 0.4, "level": 0.9},
                                 "scheme": {"folds": 2}, "products_to_keep": 1}
     assert data["resumed_from"] is None  # nothing reused

@@ -94,7 +94,11 @@ class ServingPolicy:
     def choose(self, clicks: Sequence[int], impressions: Sequence[int]) -> tuple[int, np.ndarray]:
         """(index of the arm to show, every arm's propensity): the arm is drawn from those propensities."""
         propensities = thompson_propensities(clicks, impressions, self.config)
+        return self.draw(propensities), propensities
+
+    def draw(self, propensities: np.ndarray) -> int:
+        """An arm's index, drawn with probability ``propensities[index]`` (normalised by their sum)."""
         with self._lock:
             uniform = float(self._rng.random())
         index = int(np.searchsorted(np.cumsum(propensities), uniform * propensities.sum(), side="right"))
-        return min(index, len(propensities) - 1), propensities
+        return min(index, len(propensities) - 1)
