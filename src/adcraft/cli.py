@@ -587,6 +587,34 @@ def serve(
                            contrastive_model_dir=contrastive_model, docs=docs))
 
 
+logs_app = typer.Typer(help="The served log: the creatives `adcraft serve` showed and the clicks on them.",
+                       no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("export")
+@reports_errors
+def logs_export_command(
+    db: Annotated[str, typer.Option("--db", help="The server's database: a SQLAlchemy URL, or the path of its "
+                                                 "SQLite file (default of `adcraft serve`: RUN/decisions.sqlite).")],
+    run: Annotated[Path, typer.Option(help="The run folder the server served (its run.json names the run).")],
+    market: Annotated[Path, typer.Option(help="The market folder the run was made from.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New market folder to write (new or empty).")],
+) -> None:
+    """Write MARKET plus the run's served impressions (with their propensities) and creatives as a new market."""
+    from adcraft.serve.decisions import sqlite_url
+    from adcraft.serve.log_export import export_served_log
+
+    url = db if "://" in db else sqlite_url(Path(db))
+    if "://" not in db and not Path(db).is_file():
+        raise InputError(f"--db {db}: no such database file (give a path to the SQLite file or a SQLAlchemy URL)")
+    result = export_served_log(url, run, market, out_dir)
+    for note in result.notes:
+        out.print(f"note: {note}", soft_wrap=True)
+    out.print(f"wrote {out_dir}: {result.impressions} served impressions ({result.clicks} clicked) of {result.run_id}, "
+              f"{result.new_creatives} new creatives, {result.new_elements} new elements", soft_wrap=True)
+
+
 def main() -> None:
     app()
 
