@@ -78,13 +78,26 @@ def sqlite_file(database_url: str) -> Path | None:
 def open_engine(database_url: str) -> sa.Engine:
     """An engine on ``database_url``; ``InputError`` when the URL is malformed or names a missing driver.
 
-    SQLite waits up to 30 s for another writer's lock instead of failing at once.
+    SQLite waits up to 30 s for another writer's lock instead of failing at once, and a database file is kept
+    in write-ahead-log mode with full synchronous commits: a commit is one sync of the log (not the several of
+    the default rollback journal, which made a served impression cost ~20 ms), still on disk once it returns,
+    and readers do not wait for writers.
     """
     try:
-        connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
-        return sa.create_engine(database_url, connect_args=connect_args)
+        sqlite = database_url.startswith("sqlite")
+        engine = sa.create_engine(database_url, connect_args={"timeout": 30} if sqlite else {})
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
         raise InputError(f"database URL {_redacted(database_url)!r} is not usable: {exc}") from exc
+    if sqlite and sqlite_file(database_url) is not None:
+        sa.event.listen(engine, "connect", _write_ahead_log)
+    return engine
+
+
+def _write_ahead_log(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
 
 
 def unusable_database(database_url: str, exc: OperationalError) -> InputError:
