@@ -197,8 +197,10 @@ class ImpressionLog:
 
 def served_rows(engine: sa.Engine, run_id: str) -> pd.DataFrame:
     """Every impression the run ``run_id`` served in the database of ``engine``, oldest first
-    (columns ``LOG_COLUMNS``; ``elements`` lists of ids, ``context`` JSON text or None)."""
-    _metadata.create_all(engine)
+    (columns ``LOG_COLUMNS``; ``elements`` lists of ids, ``context`` JSON text or None); none, and nothing
+    written, for a database that has never served."""
+    if not sa.inspect(engine).has_table(served_table.name):
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in LOG_COLUMNS})
     columns = [served_table.c[name] for name in LOG_COLUMNS]
     query = sa.select(*columns).where(served_table.c.run_id == run_id).order_by(
         served_table.c.served_at, served_table.c.impression_id)
