@@ -567,8 +567,9 @@ def serve(
                                                          "$ADCRAFT_API_TOKEN).")] = None,
     insecure_local: Annotated[bool, typer.Option("--insecure-local", help="Serve without a token; only on a "
                                                                           "loopback address.")] = False,
-    database_url: Annotated[str | None, typer.Option(help="Decisions database (default: sqlite file "
-                                                          "decisions.sqlite in the run folder).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Database of the decisions and the served log "
+                                                          "(default: sqlite file decisions.sqlite in the run "
+                                                          "folder).")] = None,
     ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`; or pairwise) "
                                                         "to score uploaded images.")] = None,
     contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "

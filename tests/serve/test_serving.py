@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -123,6 +124,18 @@ def test_an_unknown_product_or_impression_is_not_found(log: ImpressionLog) -> No
         log.serve("no-such-product")
     with pytest.raises(NotFound, match="no served impression"):
         log.click("srv-nothing")
+
+
+def test_a_product_with_no_current_and_no_approved_creative_has_nothing_to_serve(log: ImpressionLog) -> None:
+    view = copy.copy(log.run)
+    view._current = {}  # as for a product that was never logged
+    bare = ImpressionLog(log.decisions, log.policy)
+    bare.run = view
+    product_id = view.product_ids[0]
+    with pytest.raises(NotFound, match="nothing to serve"):
+        bare.serve(product_id)
+    approve_two(log.decisions, view)
+    assert {a.source for a in bare.arms(product_id)} == {"approved"} and bare.serve(product_id).propensity > 0
 
 
 # ---------------------------------------------------------------------------------------------- the API

@@ -20,7 +20,8 @@ class ServeConfig:
     - ``token``: the bearer token every route but ``/health`` (and the login form) asks for; None turns
       authentication off, which ``auth.check_startup`` allows only on a loopback address with
       ``insecure_local``.
-    - ``database_url``: where the review page keeps decisions (default: ``decisions.sqlite`` in the run folder).
+    - ``database_url``: where the review page keeps decisions and ``/v1/serve`` its served log (default:
+      ``decisions.sqlite`` in the run folder).
     - ``max_body_bytes``: largest request body (413 beyond); ``max_image_pixels``: largest uploaded image,
       read from its header before any pixel is decoded (422 beyond).
     - ``max_concurrent``: model or rendering jobs running at once; a request waits at most

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from adcraft.errors import InputError
 from adcraft.serve.run_view import RunView
@@ -100,7 +100,7 @@ def _write_ahead_log(connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def unusable_database(database_url: str, exc: OperationalError) -> InputError:
+def unusable_database(database_url: str, exc: DBAPIError) -> InputError:
     """The error for a database that cannot be opened or written, naming it without its password."""
     return InputError(f"cannot open the decisions database {_redacted(database_url)!r}: {exc.orig}")
 
@@ -147,7 +147,7 @@ class DecisionStore:
             _add_missing_columns(self.engine)
             run_index.create(self.engine, checkfirst=True)
             self.unattributed = self._unattributed(adopt_unattributed)
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
             self.engine.dispose()
             raise unusable_database(database_url, exc) from exc
         if self.unattributed:
