@@ -1,7 +1,7 @@
 """Load test of ``adcraft serve``: latency per route, throughput, errors and the server's peak memory.
 
     python bench/load.py [--duration 60] [--clients 50] [--seed 41] [--products 20]
-                         [--workdir /tmp/adcraft-bench/load] [--out out/bench/load.json]
+                         [--workdir /tmp/adcraft-bench/load] [--out out/bench/load.json] [--mode routes|serving]
 
 It simulates a small market, runs ``optimize`` on it with a small configuration, starts ``adcraft serve``
 on a free loopback port in a subprocess (a real uvicorn server with a token) and runs two phases of
@@ -20,6 +20,16 @@ per route in ms as the clients saw it and as the server's access log measured it
 and the server's peak resident memory (``VmHWM`` of /proc/PID/status). After SIGTERM the server finishes
 in-flight requests and exits with status -15 (uvicorn re-raises the signal once shut down). The client runs
 on the same machine as the server, so on a small or shared machine both compete for the CPU.
+
+``--mode serving`` measures serving with honest logs instead (``serving_main``): the first two proposals of
+every product are approved, then ``--clients`` clients call ``POST /v1/serve`` on random products for
+``--duration`` seconds and ``POST /v1/feedback`` on a share of the impressions (a simulated click: 8 % for
+the current creative, 12 % for an approved one). The server is then sent SIGTERM with the last requests in
+flight and started again on the same database, and the log is counted: impressions and clicks the clients
+were answered 200 for (count in) against rows of the served log (count out, read from the database and,
+through the restarted server, from ``/v1/serve``'s arm counts). Reported: requests, errors, latency per
+route, the share of traffic the approved creatives got in the first and the last tenth of the phase, and
+both counts.
 """
 
 from __future__ import annotations
@@ -74,13 +84,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(run_dir: Path, market_dir: Path, workdir: Path, port: int, token: str, log) -> subprocess.Popen:
+def start_server(run_dir: Path, market_dir: Path, workdir: Path, port: int, token: str, log,
+                 database: str = "decisions.sqlite") -> subprocess.Popen:
     token_file = workdir / "token"
     token_file.write_text(token)
     token_file.chmod(0o600)
     command = [sys.executable, "-m", "adcraft.cli", "serve", "--run", str(run_dir), "--market", str(market_dir),
                "--port", str(port), "--token-file", str(token_file),
-               "--database-url", f"sqlite:///{workdir / 'decisions.sqlite'}"]
+               "--database-url", f"sqlite:///{workdir / database}"]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -246,8 +257,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=41)
     parser.add_argument("--products", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/adcraft-bench/load"))
-    parser.add_argument("--out", type=Path, default=Path("out/bench/load.json"))
+    parser.add_argument("--out", type=Path, default=None, help="default: out/bench/load.json, or "
+                                                                  "out/bench/load_serving.json with --mode serving")
+    parser.add_argument("--mode", choices=("routes", "serving"), default="routes",
+                        help="routes: score, mixed (and wrk) phases; serving: /v1/serve + /v1/feedback and the "
+                             "count of the log after SIGTERM and a restart")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = Path("out/bench/load_serving.json" if args.mode == "serving" else "out/bench/load.json")
+    if args.mode == "serving":
+        serving_main(args)
+        return
     print(f"seeds: market {args.seed}, clients {args.seed}*1000+i; {args.clients} clients, {args.duration:g} s "
           "per phase", flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -297,6 +317,186 @@ def report_run(args: argparse.Namespace, run_dir: Path, market_dir: Path, server
         for route, figures in result["server_side"].items():
             print(f"  {route:>9}: inside the app p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
     print(f"server peak RSS {peak:.0f} MB; exit status after SIGTERM {exit_status}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+# ------------------------------------------------------------------------------------------ serving mode
+
+CLICK_RATE = {"current": 0.08, "approved": 0.12}  # the simulated users' click probability per kind of creative
+
+
+@dataclass
+class ServingTally:
+    """What the clients saw: answered impressions and clicks (count in), latencies, failures."""
+
+    served: dict[str, str] = field(default_factory=dict)  # impression id -> source, answered 200
+    clicked: set[str] = field(default_factory=set)  # impression ids whose feedback was answered 200
+    records: list[tuple[str, int, float]] = field(default_factory=list)  # (route, status, ms) before SIGTERM
+    sources: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, source) of each answer
+    at_shutdown: list[tuple[str, int]] = field(default_factory=list)  # requests in flight at SIGTERM: (route, status)
+
+
+def approve_proposals(base: str, token: str, per_product: int = 2) -> int:
+    """Approve the first ``per_product`` proposals of every product through the API; returns how many."""
+    approved = 0
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        products = client.get("/v1/review/products", params={"limit": 100}).raise_for_status().json()["products"]
+        for product in products:
+            for proposal in product["proposals"][:per_product]:
+                client.post("/v1/decisions", json={"product_id": product["product_id"],
+                                                   "creative_id": proposal["creative_id"], "decision": "approve"}
+                            ).raise_for_status()
+                approved += 1
+    return approved
+
+
+async def serving_phase(base: str, token: str, products: list[str], clients: int, duration_s: float, seed: int,
+                        server: subprocess.Popen) -> tuple[ServingTally, float]:
+    """``clients`` users serve and click for ``duration_s``; then SIGTERM reaches the server with their last
+    requests in flight (each user finishes the one it has started and stops). Returns the tally and the
+    phase's seconds up to SIGTERM."""
+    tally = ServingTally()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    terminating = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=60) as client:
+        started = time.perf_counter()
+
+        async def call(route: str, body: dict) -> httpx.Response | None:
+            shutdown = terminating.is_set()
+            begun = time.perf_counter()
+            try:
+                response = await client.post(f"/v1/{route}", json=body)
+                status = response.status_code
+            except httpx.HTTPError:
+                response, status = None, 0
+            if shutdown or terminating.is_set():
+                tally.at_shutdown.append((route, status))
+            else:
+                tally.records.append((route, status, 1000 * (time.perf_counter() - begun)))
+            return response if status == 200 else None
+
+        async def user(index: int) -> None:
+            rng = random.Random(seed * 1000 + index)
+            while not terminating.is_set():
+                answer = await call("serve", {"product_id": rng.choice(products)})
+                if answer is None:
+                    continue
+                body = answer.json()
+                tally.served[body["impression_id"]] = body["source"]
+                tally.sources.append((time.perf_counter() - started, body["source"]))
+                if rng.random() < CLICK_RATE[body["source"]] and not terminating.is_set():
+                    if await call("feedback", {"impression_id": body["impression_id"]}) is not None:
+                        tally.clicked.add(body["impression_id"])
+
+        users = [asyncio.create_task(user(i)) for i in range(clients)]
+        await asyncio.sleep(duration_s)
+        elapsed = time.perf_counter() - started
+        terminating.set()
+        server.send_signal(signal.SIGTERM)
+        await asyncio.gather(*users)
+    return tally, elapsed
+
+
+def stop_server(server: subprocess.Popen) -> int:
+    try:
+        return server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.wait()
+
+
+def logged_counts(database: Path) -> tuple[int, int]:
+    """(served impressions, clicked impressions) in the served log, read from the database file."""
+    import sqlite3
+
+    connection = sqlite3.connect(database)
+    try:
+        total, clicks = connection.execute("SELECT count(*), coalesce(sum(click), 0) FROM served_impressions"
+                                           ).fetchone()
+    finally:
+        connection.close()
+    return int(total), int(clicks)
+
+
+def counts_through_api(base: str, token: str, products: list[str]) -> tuple[int, int]:
+    """(impressions, clicks) the restarted server's policy counts over every product's arms (read from the
+    ``arms`` of one ``/v1/serve`` per product, before that impression is added)."""
+    impressions = clicks = 0
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for product in products:
+            arms = client.post("/v1/serve", json={"product_id": product}).raise_for_status().json()["arms"]
+            impressions += sum(arm["impressions"] for arm in arms)
+            clicks += sum(arm["clicks"] for arm in arms)
+    return impressions, clicks
+
+
+def approved_share(sources: list[tuple[float, str]], low: float, high: float) -> float:
+    window = [source for at, source in sources if low <= at < high]
+    return round(sum(source == "approved" for source in window) / max(1, len(window)), 3)
+
+
+def serving_main(args: argparse.Namespace) -> None:
+    """The serving mode (module docstring): one phase, SIGTERM, restart, and the count of the log."""
+    print(f"seeds: market {args.seed}, clients {args.seed}*1000+i; {args.clients} clients, {args.duration:g} s "
+          "of /v1/serve + /v1/feedback", flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    run_dir, market_dir = make_run(args.workdir, args.seed, args.products)
+    database = args.workdir / "serving.sqlite"
+    database.unlink(missing_ok=True)  # count from an empty log
+    token, port = secrets.token_urlsafe(24), free_port()
+    base = f"http://127.0.0.1:{port}"
+    products = sorted(pd.read_parquet(run_dir / "products.parquet")["product_id"])
+    with open(args.workdir / "server.log", "w") as log:
+        server = start_server(run_dir, market_dir, args.workdir, port, token, log, database.name)
+        try:
+            wait_healthy(base, server)
+            approved = approve_proposals(base, token)
+            tally, elapsed = asyncio.run(serving_phase(base, token, products, args.clients, args.duration,
+                                                       args.seed, server))
+            peak = peak_rss_mb(server.pid)
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+            first_exit = stop_server(server)
+        in_db = logged_counts(database)  # after SIGTERM, before the restart
+        restarted = start_server(run_dir, market_dir, args.workdir, port, token, log, database.name)
+        try:
+            wait_healthy(base, restarted)
+            through_api = counts_through_api(base, token, products)
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            second_exit = stop_server(restarted)
+    answered = (len(tally.served), len(tally.clicked))
+    phase = summarise(tally.records, elapsed)
+    tenth = elapsed / 10
+    report = {
+        "seed": args.seed, "clients": args.clients, "duration_s": args.duration, "products": args.products,
+        "approved_creatives": approved, "phase": phase, "server_peak_rss_mb": round(peak, 1),
+        "in_flight_at_sigterm": {"requests": len(tally.at_shutdown),
+                                 "answered_200": sum(status == 200 for _, status in tally.at_shutdown),
+                                 "failed": sum(status != 200 for _, status in tally.at_shutdown)},
+        "count_in": {"impressions": answered[0], "clicks": answered[1]},
+        "count_out_database": {"impressions": in_db[0], "clicks": in_db[1]},
+        "count_out_restarted_server": {"impressions": through_api[0], "clicks": through_api[1]},
+        "counts_equal": answered == in_db == through_api,
+        "approved_share": {"first_tenth": approved_share(tally.sources, 0, tenth),
+                           "last_tenth": approved_share(tally.sources, elapsed - tenth, elapsed + 1e9)},
+        "server_exit_status": [first_exit, second_exit], "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    print(f"serving: {phase['requests']} requests in {phase['seconds']} s = {phase['requests_per_s']}/s, "
+          f"{phase['errors']} errors {phase['statuses']}")
+    for route, figures in phase["routes"].items():
+        print(f"  {route:>9}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms "
+              f"({figures['requests']} requests)")
+    print(f"in flight at SIGTERM: {report['in_flight_at_sigterm']}")
+    print(f"count in {report['count_in']}; count out: database {report['count_out_database']}, restarted server "
+          f"{report['count_out_restarted_server']}; equal: {report['counts_equal']}")
+    print(f"approved creatives' share of traffic: {report['approved_share']}; server peak RSS {peak:.0f} MB; "
+          f"exit statuses {first_exit}, {second_exit}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")

@@ -617,8 +617,9 @@ def serve(
                                                          "$ADCRAFT_API_TOKEN).")] = None,
     insecure_local: Annotated[bool, typer.Option("--insecure-local", help="Serve without a token; only on a "
                                                                           "loopback address.")] = False,
-    database_url: Annotated[str | None, typer.Option(help="Decisions database (default: sqlite file "
-                                                          "decisions.sqlite in the run folder).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Database of the decisions and the served log "
+                                                          "(default: sqlite file decisions.sqlite in the run "
+                                                          "folder).")] = None,
     ctr_model: Annotated[Path | None, typer.Option(help="Point-wise CTR model (`adcraft train ctr`; or pairwise) "
                                                         "to score uploaded images.")] = None,
     contrastive_model: Annotated[Path | None, typer.Option(help="Contrastive model (`adcraft train contrastive`) "
@@ -636,6 +637,34 @@ def serve(
     run_server(ServeConfig(run_dir=run, market_dir=market, host=host, port=port, token=load_token(token_file),
                            insecure_local=insecure_local, database_url=database_url, ctr_model_dir=ctr_model,
                            contrastive_model_dir=contrastive_model, docs=docs, brand_file=brand))
+
+
+logs_app = typer.Typer(help="The served log: the creatives `adcraft serve` showed and the clicks on them.",
+                       no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("export")
+@reports_errors
+def logs_export_command(
+    db: Annotated[str, typer.Option("--db", help="The server's database: a SQLAlchemy URL, or the path of its "
+                                                 "SQLite file (default of `adcraft serve`: RUN/decisions.sqlite).")],
+    run: Annotated[Path, typer.Option(help="The run folder the server served (its run.json names the run).")],
+    market: Annotated[Path, typer.Option(help="The market folder the run was made from.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New market folder to write (new or empty).")],
+) -> None:
+    """Write MARKET plus the run's served impressions (with their propensities) and creatives as a new market."""
+    from adcraft.serve.decisions import sqlite_url
+    from adcraft.serve.log_export import export_served_log
+
+    url = db if "://" in db else sqlite_url(Path(db))
+    if "://" not in db and not Path(db).is_file():
+        raise InputError(f"--db {db}: no such database file (give a path to the SQLite file or a SQLAlchemy URL)")
+    result = export_served_log(url, run, market, out_dir)
+    for note in result.notes:
+        out.print(f"note: {note}", soft_wrap=True)
+    out.print(f"wrote {out_dir}: {result.impressions} served impressions ({result.clicks} clicked) of {result.run_id}, "
+              f"{result.new_creatives} new creatives, {result.new_elements} new elements", soft_wrap=True)
 
 
 def main() -> None:

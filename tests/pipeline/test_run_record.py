@@ -23,6 +23,8 @@ from adcraft.pipeline.run_record import (
     Seeds,
     StageTimings,
     Versions,
+    content_run_id,
+    run_id_of,
 )
 
 PROPOSALS = PolicyEstimate(value=0.06, ci_low=0.05, ci_high=0.07, ess=120.0, estimator="dr", n=1000, std_error=0.004)
@@ -67,8 +69,8 @@ def test_a_record_reads_back_as_it_was_written(tmp_path):
 
 def test_run_json_keeps_its_field_names(tmp_path):
     data = json.loads(a_record(resumed_from={}).write(tmp_path / "run.json").read_text())
-    assert list(data) == ["market", "out", "config", "seeds", "versions", "counts", "ope", "evidence", "fidelity",
-                          "notes", "resumed_from", "timings", "not_finite"]
+    assert list(data) == ["run_id", "market", "out", "config", "seeds", "versions", "counts", "ope", "evidence",
+                          "fidelity", "notes", "resumed_from", "timings", "not_finite"]
     assert data["evidence"] == {"possible": True, "lift": {"estimate": 0.12, "low": 0.03, "high": 0.4, "level": 0.9},
                                 "scheme": {"folds": 2}, "products_to_keep": 1}
     assert data["resumed_from"] is None  # nothing reused
@@ -137,3 +139,17 @@ def test_a_missing_or_unreadable_run_json_is_refused(tmp_path):
     (tmp_path / "run.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="expected a mapping"):
         RunRecord.load(tmp_path / "run.json")
+
+
+def test_the_run_id_names_the_content_and_a_run_json_without_one_gets_a_stable_one(tmp_path):
+    first = json.loads(a_record().write(tmp_path / "a" / "run.json").read_text())
+    other = json.loads(a_record(notes=("another note",)).write(tmp_path / "b" / "run.json").read_text())
+    assert first["run_id"].startswith("run-") and first["run_id"] != other["run_id"]
+    assert run_id_of(tmp_path / "a") == first["run_id"] == content_run_id(a_record().to_json())
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "run.json").write_text(json.dumps({k: v for k, v in first.items() if k != "run_id"}))
+    derived = run_id_of(older)
+    assert derived.startswith("run-") and derived == run_id_of(older) and derived != first["run_id"]
+    with pytest.raises(InputError, match="run.json"):
+        run_id_of(tmp_path / "nowhere")

@@ -19,6 +19,7 @@ OPERATIONS = [
     "GET /health", "POST /v1/score", "POST /v1/propose", "POST /v1/edit", "GET /v1/creatives/{creative_id}.png",
     "GET /v1/review/products", "POST /v1/decisions", "GET /v1/decisions", "GET /v1/decisions/export",
     "GET /v1/decisions/bundle",
+    "POST /v1/serve", "POST /v1/feedback",
 ]
 # Derandomized with a bounded number of examples: the same requests on every run, in well under a minute.
 CONTRACT = settings(max_examples=25, derandomize=True, database=None, deadline=None,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from adcraft.errors import InputError
 from adcraft.serve.decisions import EXPORT_COLUMNS, MAX_NOTE_CHARS, DecisionStore, sqlite_url
@@ -105,3 +109,73 @@ def test_an_empty_export_has_the_columns(store: DecisionStore) -> None:
 def test_an_unusable_database_url_is_an_input_error(view: RunView, url: str) -> None:
     with pytest.raises(InputError, match="database"):
         DecisionStore(url, view)
+
+
+def test_a_decision_names_its_run_and_keeps_the_render_settings(store: DecisionStore, view: RunView) -> None:
+    proposal = _proposals(view)[0][0]
+    saved = store.record(proposal.product_id, proposal.creative_id, "approve")
+    assert saved.run_id == view.run_id and saved.run_id.startswith("run-")
+    assert saved.render["backend"] == "compositor" and saved.render == view.render
+    assert store.history()[0].render == view.render
+    assert store.approved()["run_id"].tolist() == [view.run_id]
+
+
+def test_runs_sharing_a_database_see_only_their_own_decisions(view: RunView, tmp_path: Path) -> None:
+    other = copy.copy(view)
+    other.run_id = "run-another0000000"
+    url = sqlite_url(tmp_path / "shared.sqlite")
+    mine, theirs = DecisionStore(url, view), DecisionStore(url, other)
+    try:
+        proposal = _proposals(view)[0][0]
+        mine.record(proposal.product_id, proposal.creative_id, "approve")
+        theirs.record(proposal.product_id, proposal.creative_id, "reject")
+        assert [d.decision for d in mine.latest()] == ["approve"]
+        assert [d.decision for d in theirs.latest()] == ["reject"]
+        assert len(mine.history()) == 1 and theirs.approved().empty
+    finally:
+        mine.dispose()
+        theirs.dispose()
+
+
+OLD_SCHEMA = """CREATE TABLE review_decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, product_id VARCHAR(255) NOT NULL,
+    creative_id VARCHAR(255) NOT NULL, decision VARCHAR(16) NOT NULL, note TEXT NOT NULL,
+    decided_at DATETIME NOT NULL, rank INTEGER NOT NULL, elements JSON NOT NULL, predicted_ctr FLOAT NOT NULL,
+    image VARCHAR(1024) NOT NULL)"""
+
+
+def _old_database(path: Path, view: RunView) -> str:
+    """A decisions database as the release before run ids wrote it, with one approval of ``view``'s first proposal."""
+    proposal = _proposals(view)[0][0]
+    with sqlite3.connect(path) as connection:
+        connection.execute(OLD_SCHEMA)
+        connection.execute("INSERT INTO review_decisions (product_id, creative_id, decision, note, decided_at, rank, "
+                           "elements, predicted_ctr, image) VALUES (?, ?, 'approve', 'old', '2026-01-02 03:04:05', "
+                           "?, ?, 0.1, ?)", (proposal.product_id, proposal.creative_id, proposal.rank,
+                                             json.dumps(list(proposal.elements)), proposal.image))
+    connection.close()
+    return sqlite_url(path)
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_database_without_run_ids_is_migrated(view: RunView, tmp_path: Path, adopt: bool) -> None:
+    url = _old_database(tmp_path / "old.sqlite", view)
+    store = DecisionStore(url, view, adopt_unattributed=adopt)
+    try:
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("review_decisions")}
+        assert {"run_id", "render"} <= columns
+        if adopt:  # the run that owns the database takes its old decisions
+            [old] = store.latest()
+            assert (old.note, old.run_id, old.render) == ("old", view.run_id, view.render)
+            assert store.unattributed == 0
+        else:  # another run's database: the old rows are kept, unread
+            assert store.latest() == [] and store.unattributed == 1
+        proposal = _proposals(view)[1][0]
+        store.record(proposal.product_id, proposal.creative_id, "approve")  # the migrated table takes new rows
+        assert len(store.history()) == (2 if adopt else 1)
+    finally:
+        store.dispose()
+    reopened = DecisionStore(url, view)  # a second opening migrates nothing and loses nothing
+    try:
+        assert len(reopened.history()) == (2 if adopt else 1)
+    finally:
+        reopened.dispose()

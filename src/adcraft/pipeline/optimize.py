@@ -88,6 +88,7 @@ from adcraft.market.click_log import best_logged_creatives, click_log, most_show
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import write_products
 from adcraft.pipeline.run_record import (
+    RUN_ID_FIELD,
     Counts,
     EvidenceRecord,
     FidelityCheck,
@@ -95,6 +96,7 @@ from adcraft.pipeline.run_record import (
     Seeds,
     StageTimings,
     Versions,
+    content_run_id,
     read_run_json,
     record_parts,
 )
@@ -181,7 +183,9 @@ class RunRecord:
     timings: StageTimings
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """run.json's content, led by ``run_id`` (``content_run_id`` of the rest), which names the run in the
+        logs of a database that several runs share."""
+        content = {
             "market": str(self.market),
             "out": str(self.out),
             "config": to_mapping(self.config),
@@ -195,6 +199,7 @@ class RunRecord:
             "resumed_from": dict(self.resumed_from) or None,
             "timings": self.timings.to_json(),
         }
+        return {RUN_ID_FIELD: content_run_id(content), **content}
 
     def write(self, path: Path) -> Path:
         """Write run.json at ``path`` (strict JSON: a non-finite number is written as null)."""

@@ -9,6 +9,7 @@ run record. run.json is strict JSON, so a non-finite number was written as null:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import platform
@@ -171,6 +172,31 @@ class Versions:
             except PackageNotFoundError:
                 found[package] = "not installed"
         return cls(python=platform.python_version(), **found)
+
+
+RUN_ID_FIELD = "run_id"
+
+
+def content_run_id(content: dict[str, Any]) -> str:
+    """The identifier a run records in run.json (``run_id``): a hash of the rest of run.json's content
+    (paths, settings, seeds, versions, counts, estimates, timings), so two runs differ and the same
+    content always names the same run."""
+    body = {key: value for key, value in content.items() if key != RUN_ID_FIELD}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "run-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def run_id_of(run_dir: Path) -> str:
+    """The identifier of the run in ``run_dir``: run.json's ``run_id``, or for a run.json written before
+    runs recorded one, the same form derived from the file's bytes (stable while the file is unchanged).
+
+    Raises ``InputError`` when run.json is missing or unreadable, or its ``run_id`` is not text.
+    """
+    path = Path(run_dir) / "run.json"
+    data = read_run_json(path)
+    if RUN_ID_FIELD in data:
+        return _text(data[RUN_ID_FIELD], f"{path}: {RUN_ID_FIELD}")
+    return "run-" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def read_run_json(path: Path) -> dict[str, Any]:

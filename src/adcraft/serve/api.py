@@ -1,4 +1,4 @@
-"""The API's routes: health, score, propose, edit and the creatives' images.
+"""The API's routes: health, score, propose, edit, the creatives' images, and serving with its feedback.
 
 Model and rendering work runs through the app's ``WorkLimiter`` (bounded concurrency and time); a
 combination whose score is cached is answered on the event loop without waiting for a worker. JSON bodies
@@ -19,17 +19,23 @@ from starlette.datastructures import UploadFile
 from adcraft import __version__
 from adcraft.errors import InputError
 from adcraft.serve.auth import require_token
+from adcraft.serve.impression_log import ImpressionLog
 from adcraft.serve.limits import WorkLimiter, decode_upload
 from adcraft.serve.schemas import (
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
     Attribution,
+    FeedbackRequest,
+    FeedbackResponse,
     HealthResponse,
     ProposedCreative,
     ProposeRequest,
     ProposeResponse,
     ScoreRequest,
     ScoreResponse,
+    ServedArm,
+    ServeRequest,
+    ServeResponse,
     error_responses,
     json_body_schema,
     parse_json_body,
@@ -172,6 +178,47 @@ def api_router(max_k: int) -> APIRouter:
         if isinstance(found, bytes):
             return Response(found, media_type="image/png", headers=headers)
         return FileResponse(found, media_type="image/png", headers=headers)
+
+    return router
+
+
+def serving_router(log: ImpressionLog) -> APIRouter:
+    """``/v1/serve`` and ``/v1/feedback`` over ``log``, behind :func:`adcraft.serve.auth.require_token`."""
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["serving"],
+                       responses=error_responses(401, 500))
+
+    def serve_one(body: bytes) -> ServeResponse:
+        payload = parse_json_body(ServeRequest, body)
+        served = log.serve(payload.product_id, payload.context)
+        return ServeResponse(
+            impression_id=served.impression_id, run_id=served.run_id, product_id=served.product_id,
+            creative_id=served.arm.creative_id, source=served.arm.source, elements=list(served.arm.elements),
+            image_url=f"/v1/creatives/{served.arm.creative_id}.png", propensity=served.propensity,
+            policy=served.policy, arms=[
+                ServedArm(creative_id=s.arm.creative_id, source=s.arm.source, impressions=s.impressions,
+                          clicks=s.clicks, propensity=s.propensity) for s in served.arms],
+        )
+
+    @router.post("/serve", response_model=ServeResponse, openapi_extra=json_body_schema(ServeRequest),
+                 responses=error_responses(404, 408, 413, 422))
+    async def serve(request: Request) -> ServeResponse:
+        """A creative for one impression of a product, chosen among its approved creatives and its current one
+        (Thompson sampling mixed with uniform, ``adcraft.serve.policy``), logged with its exact propensity
+        before the answer is sent."""
+        return await run_in_threadpool(serve_one, await read_json_body(request))
+
+    def click_one(body: bytes) -> FeedbackResponse:
+        payload = parse_json_body(FeedbackRequest, body)
+        click = log.click(payload.impression_id)
+        return FeedbackResponse(impression_id=click.impression_id, run_id=click.run_id,
+                                product_id=click.product_id, creative_id=click.creative_id, click=1,
+                                clicked_at=click.clicked_at.isoformat())
+
+    @router.post("/feedback", response_model=FeedbackResponse, openapi_extra=json_body_schema(FeedbackRequest),
+                 responses=error_responses(404, 408, 413, 422))
+    async def feedback(request: Request) -> FeedbackResponse:
+        """Record a click on a served impression (committed before the answer; repeating it changes nothing)."""
+        return await run_in_threadpool(click_one, await read_json_body(request))
 
     return router
 

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adcraft import __version__
 from adcraft.errors import InputError
-from adcraft.serve.api import api_router, health_router
+from adcraft.serve.api import api_router, health_router, serving_router
 from adcraft.serve.auth import Logins, login_router, require_token
 from adcraft.serve.config import ServeConfig
 from adcraft.serve.limits import BodyLimitMiddleware, WorkLimiter
@@ -57,10 +57,22 @@ MAX_PART_CHARS = 120
 def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     """The application serving ``config.run_dir``; ``served`` reuses an already loaded run (tests, benchmarks).
 
-    Loads the run, its market and models now, so a bad run folder fails here with an ``InputError``.
+    Loads the run, its market and models now and opens the decisions database (with the served log), so a
+    bad run folder or database fails here with an ``InputError``.
     """
+    from adcraft.serve.decisions import DecisionStore, sqlite_file
+    from adcraft.serve.impression_log import ImpressionLog
+    from adcraft.serve.policy import ServingPolicy
+    from adcraft.serve.review import build_review_router
+    from adcraft.serve.run_view import RunView
+
     served = served or ServedRun(config)
     work = WorkLimiter(config.max_concurrent, config.queue_timeout_s, config.request_timeout_s)
+    view = RunView.of_run(served.run_dir, served.market, served.reward)  # the models ServedRun already loaded
+    database = sqlite_file(config.database_url)  # a database file inside the run folder belongs to the run
+    store = DecisionStore(config.database_url, view,
+                          adopt_unattributed=database is not None and served.run_dir in database.parents)
+    impressions = ImpressionLog(store, ServingPolicy(config.policy))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +80,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
         yield
         await asyncio.to_thread(work.close)  # running jobs finish before the process exits
         served.close()
+        store.dispose()
 
     app = FastAPI(title="adcraft", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None, description="Score, propose and edit ad creatives of an optimize run.")
@@ -78,12 +91,9 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     app.include_router(health_router())
     app.include_router(login_router())
     app.include_router(api_router(config.max_k))
+    app.include_router(serving_router(impressions))
     _add_docs(app, config.docs)
-    from adcraft.serve.review import build_review_router
-    from adcraft.serve.run_view import RunView
-
-    view = RunView.of_run(served.run_dir, served.market, served.reward)  # the models ServedRun already loaded
-    app.include_router(build_review_router(view, config.database_url, require_token))
+    app.include_router(build_review_router(view, store, require_token))
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s)
     app.add_middleware(AccessLogMiddleware)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adcraft.configuration import check_config
 from adcraft.errors import InputError
+from adcraft.serve.policy import ServingPolicyConfig
 
 DATABASE_FILE = "decisions.sqlite"
 
@@ -19,7 +20,8 @@ class ServeConfig:
     - ``token``: the bearer token every route but ``/health`` (and the login form) asks for; None turns
       authentication off, which ``auth.check_startup`` allows only on a loopback address with
       ``insecure_local``.
-    - ``database_url``: where the review page keeps decisions (default: ``decisions.sqlite`` in the run folder).
+    - ``database_url``: where the review page keeps decisions and ``/v1/serve`` its served log (default:
+      ``decisions.sqlite`` in the run folder).
     - ``max_body_bytes``: largest request body (413 beyond); ``max_image_pixels``: largest uploaded image,
       read from its header before any pixel is decoded (422 beyond).
     - ``max_concurrent``: model or rendering jobs running at once; a request waits at most
@@ -36,6 +38,7 @@ class ServeConfig:
       combination it refuses answers 422 with the reasons.
     - ``max_k``: most proposals per request; ``score_cache_size`` / ``render_cache_size``: entries kept in the
       in-memory caches of scores and rendered PNGs.
+    - ``policy``: how ``/v1/serve`` chooses among a product's creatives (``adcraft.serve.policy``).
     """
 
     run_dir: Path
@@ -59,6 +62,7 @@ class ServeConfig:
     score_cache_size: int = 65_536
     render_cache_size: int = 256
     brand_file: Path | None = None
+    policy: ServingPolicyConfig = field(default_factory=ServingPolicyConfig)
 
     def __post_init__(self) -> None:
         check_config(self)

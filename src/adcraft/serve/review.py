@@ -11,6 +11,8 @@ Routes (every one behind the ``require_token`` dependency given to :func:`build_
 - ``GET /v1/decisions/export?format=csv|parquet``: the approved creatives (``decisions.EXPORT_COLUMNS``);
 - ``GET /v1/decisions/bundle?final_url=``: the approved creatives for bulk upload to an ad manager, as a zip
   (``bundle.bundle_files``: images, creatives.csv, manifest.json), 404 while none is approved.
+
+Every route reads and writes the decisions of the served run only (``DecisionStore``).
 """
 
 from __future__ import annotations
@@ -69,20 +71,21 @@ class DecisionRequest(BoundedRequest):
     note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
-def build_review_router(run: RunView, database_url: str, require_token: Callable[..., Any]) -> APIRouter:
-    """The review page's routes over ``run``, decisions kept at ``database_url``.
-
-    Opens the database now, so a bad URL fails at start-up with an ``InputError``; the database connections
-    close when the app shuts down.
+def build_review_router(run: RunView, database: str | DecisionStore, require_token: Callable[..., Any]) -> APIRouter:
+    """The review page's routes over ``run``, decisions kept in ``database``: a store the caller opened (and
+    closes), or a database URL opened now, so that a bad URL fails at start-up with an ``InputError``, and
+    closed when the app shuts down.
     """
-    store = DecisionStore(database_url, run)
+    owned = not isinstance(database, DecisionStore)
+    store = DecisionStore(database, run) if isinstance(database, str) else database
     page = files("adcraft.serve").joinpath("static", "review.html").read_text(encoding="utf-8")
     assets = {name: files("adcraft.serve").joinpath("static", name).read_bytes() for name in _ASSETS}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        store.dispose()
+        if owned:
+            store.dispose()
 
     router = APIRouter(dependencies=[Depends(require_token)], lifespan=lifespan, responses=error_responses(401, 500))
 
@@ -145,7 +148,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
         if run.run_dir is None:
             raise HTTPException(404, "this server was not started on a run folder")
         try:
-            files = bundle_files(run.run_dir, run, store.approved(), database_url, final_url)
+            files = bundle_files(run.run_dir, run, store.approved(), store.database_url, final_url)
         except InputError as exc:  # no approved creative yet, or approvals of creatives the run no longer has
             raise HTTPException(404, str(exc)) from exc
         return Response(bundle_zip(files), media_type="application/zip", headers={
@@ -157,7 +160,7 @@ def build_review_router(run: RunView, database_url: str, require_token: Callable
 EXPORT_SCHEMA = pa.schema([
     ("product_id", pa.string()), ("creative_id", pa.string()), ("rank", pa.int64()),
     ("elements", pa.list_(pa.string())), ("image", pa.string()), ("predicted_ctr", pa.float64()),
-    ("note", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")),
+    ("note", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
 ])
 
 

@@ -1,24 +1,30 @@
 """What the review page shows of an optimize run: per product, the creative shown now beside the proposals.
 
 ``RunView.load`` reads the run's tables once (``creatives.parquet``, ``products.parquet``, the optional
-``elements.parquet``, the reward model under ``models/reward``) and the market they came from. The credit of
+``elements.parquet``, the reward model under ``models/reward``), the run's identifier and render settings
+(``run.json``) and the market they came from. The credit of
 each element that a proposal changes (the multi-instance model's Shapley attributions, ``MILModel.attributions``)
 is computed when a product is first asked for and kept, so opening a run of many products costs no model calls.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from adcraft.configuration import from_mapping, to_mapping
 from adcraft.errors import InputError
 from adcraft.market import Market, load_market
 from adcraft.market.outputs import read_products, read_proposals
 from adcraft.pipeline.optimize import load_run_reward
+from adcraft.pipeline.run_record import run_id_of
+from adcraft.render.backend import RenderConfig
 from adcraft.rewards.mil import MILModel
 
 
@@ -95,10 +101,12 @@ class RunView:
     """Read-only view of one optimize run for review; build it with :meth:`load`."""
 
     def __init__(self, market: Market, model: MILModel, proposals: dict[str, tuple[_ProposalRow, ...]],
-                 current: dict[str, CurrentCreative], lifts: dict[str, LiftEstimate],
-                 run_dir: Path | None = None) -> None:
+                 current: dict[str, CurrentCreative], lifts: dict[str, LiftEstimate], run_id: str,
+                 render: dict[str, Any], run_dir: Path | None = None) -> None:
         self.run_dir = run_dir  # the run's folder (its images, run.json), when the view was read from one
         self.market = market
+        self.run_id = run_id  # names the run in a decisions database that several runs share
+        self.render = render  # the run's render settings (RenderConfig as a mapping), kept with each decision
         self.model = model
         self.product_ids: tuple[str, ...] = tuple(market.products["product_id"])
         self._titles = market.products.set_index("product_id")[["title", "category"]]
@@ -132,7 +140,7 @@ class RunView:
             raise InputError(f"{run_dir}: proposals for products the market does not have "
                              f"({unknown[:5]}); pass the market the run was made from")
         return cls(market, model, _proposal_rows(frame), _current_creatives(products), _lift_estimates(products),
-                   run_dir)
+                   run_id_of(run_dir), to_mapping(recorded_render_config(run_dir)), run_dir)
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -153,6 +161,10 @@ class RunView:
         if offset < 0 or limit < 1:
             raise InputError(f"offset must be >= 0 and limit >= 1, got offset={offset}, limit={limit}")
         return [self.review(pid) for pid in self.product_ids[offset:offset + limit]]
+
+    def current(self, product_id: str) -> CurrentCreative | None:
+        """The creative ``product_id`` shows now (its best logged one), None when it has none."""
+        return self._current.get(product_id)
 
     def proposal(self, product_id: str, creative_id: str) -> Proposal:
         """A proposal of ``product_id`` by its image id; ``InputError`` when the run has no such proposal."""
@@ -191,6 +203,17 @@ class RunView:
         """The slots where ``combo`` differs from ``current`` (all, without one), largest credit first."""
         return tuple(ElementChange(self.slots[k], element, self.element_content(element), credit)
                      for k, element, credit in self.model.changed_credit(product_id, list(combo), current))
+
+
+def recorded_render_config(run_dir: Path) -> RenderConfig:
+    """The render settings a run recorded (``run.json``'s ``config.render``), the defaults for a run that
+    recorded none; ``InputError`` naming the file for settings that are not a ``RenderConfig``."""
+    path = Path(run_dir) / "run.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8")).get("config", {}).get("render")
+    except (OSError, ValueError, AttributeError):
+        return RenderConfig()
+    return from_mapping(RenderConfig, settings, where=f"{path}: config.render") if settings else RenderConfig()
 
 
 def _proposal_rows(frame: pd.DataFrame) -> dict[str, tuple[_ProposalRow, ...]]:

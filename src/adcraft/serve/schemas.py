@@ -167,6 +167,57 @@ class ProposeResponse(BaseModel):
     creatives: list[ProposedCreative]
 
 
+ContextObject = Annotated[
+    Annotated[dict[Annotated[str, StringConstraints(max_length=100)], ContextValue], Field(max_length=MAX_CONTEXT_KEYS)]
+    | None,
+    at_most_keys(MAX_CONTEXT_KEYS, "context"),
+]
+
+
+class ServeRequest(StrictRequest):
+    """An impression to fill: the product shown and, optionally, its traffic context (logged with it)."""
+
+    product_id: Identifier
+    context: ContextObject = Field(default=None, description="The traffic context as a JSON object (user segment, "
+                                                             "device, ...); it is logged with the impression.")
+
+
+class ServedArm(BaseModel):
+    creative_id: str
+    source: str = Field(description="'current' (the creative the product shows now) or 'approved' (by a reviewer)")
+    impressions: int = Field(description="impressions this run served of the creative before this one")
+    clicks: int
+    propensity: float = Field(description="probability the policy gave the creative for this impression")
+
+
+class ServeResponse(BaseModel):
+    impression_id: str = Field(description="send it to /v1/feedback when the impression is clicked")
+    run_id: str
+    product_id: str
+    creative_id: str
+    source: str
+    elements: list[str]
+    image_url: str
+    propensity: float = Field(description="the exact probability with which this creative was chosen (logged)")
+    policy: str
+    arms: list[ServedArm] = Field(description="every creative the policy chose among, with its propensity")
+
+
+class FeedbackRequest(StrictRequest):
+    """A click on a served impression."""
+
+    impression_id: Identifier
+
+
+class FeedbackResponse(BaseModel):
+    impression_id: str
+    run_id: str
+    product_id: str
+    creative_id: str
+    click: int = Field(description="always 1: the impression is recorded as clicked")
+    clicked_at: str = Field(description="when the first click was recorded (ISO 8601, UTC)")
+
+
 class HealthResponse(BaseModel):
     ok: bool
     version: str
@@ -184,7 +235,7 @@ class ErrorResponse(BaseModel):
 ERRORS = {
     400: "a multipart form the server cannot read (too many fields or files)",
     401: "missing or wrong API token",
-    404: "no such product, creative or route",
+    404: "no such product, creative, impression or route, or a product with nothing to serve",
     408: "the request body did not arrive in time",
     409: "the route needs a model the server was not started with",
     413: "the request body is over the limit",

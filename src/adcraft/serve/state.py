@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -122,14 +121,9 @@ def png_bytes(image: Image.Image) -> bytes:
 def run_render_config(run_dir: Path) -> RenderConfig:
     """The renderer a run used (``run.json``'s ``config.render``), so live proposals look like the run's own;
     the default renderer for a run that does not record one."""
-    from adcraft.configuration import from_mapping
+    from adcraft.serve.run_view import recorded_render_config
 
-    path = run_dir / "run.json"
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8")).get("config", {}).get("render")
-    except (OSError, ValueError, AttributeError):
-        return RenderConfig()
-    config = from_mapping(RenderConfig, settings, where=f"{path}: config.render") if settings else RenderConfig()
+    config = recorded_render_config(run_dir)
     config.check_available()
     return config
 

@@ -1,0 +1,179 @@
+"""Serving with honest logs: the policy's propensities, /v1/serve and /v1/feedback, and the log across restarts."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from adcraft.errors import InputError
+from adcraft.serve.app import create_app
+from adcraft.serve.decisions import DecisionStore
+from adcraft.serve.impression_log import ImpressionLog, served_rows, served_table
+from adcraft.serve.policy import ServingPolicy, ServingPolicyConfig, thompson_propensities
+from adcraft.serve.run_view import RunView
+from adcraft.serve.state import NotFound, ServedRun
+
+from .test_api import AUTH, make_config
+
+# A count that lies within Z_TOLERANCE standard deviations of its expectation; for the handful of counts
+# a test checks, a correct policy fails such a check with probability well under 1e-4 (and the seeds are fixed).
+Z_TOLERANCE = 4.5
+
+
+@pytest.fixture(scope="module")
+def served(served_run, tmp_path_factory) -> ServedRun:
+    return ServedRun(make_config(*served_run, tmp_path_factory.mktemp("db")))
+
+
+def approve_two(store: DecisionStore, view: RunView) -> str:
+    """Approve the first two proposals of the first product; returns the product id."""
+    product_id = view.product_ids[0]
+    for proposal in view.review(product_id).proposals[:2]:
+        store.record(product_id, proposal.creative_id, "approve")
+    return product_id
+
+
+@pytest.fixture
+def log(served: ServedRun, tmp_path: Path):
+    view = RunView.of_run(served.run_dir, served.market, served.reward)
+    store = DecisionStore(f"sqlite:///{tmp_path / 'decisions.sqlite'}", view)
+    yield ImpressionLog(store, ServingPolicy(ServingPolicyConfig(seed=5)))
+    store.dispose()
+
+
+# ---------------------------------------------------------------------------------------------- the policy
+
+
+@pytest.mark.parametrize("clicks, impressions", [([0, 0, 0], [0, 0, 0]), ([30, 2, 0], [100, 100, 3]),
+                                                 ([500, 0], [1000, 1000]), ([1, 2, 3, 4, 5], [9, 9, 9, 9, 9])])
+def test_propensities_sum_to_one_and_keep_the_floor(clicks, impressions) -> None:
+    config = ServingPolicyConfig(epsilon=0.05)
+    p = thompson_propensities(clicks, impressions, config)
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.all(p >= config.epsilon / len(p) - 1e-15)
+    assert np.array_equal(p, thompson_propensities(clicks, impressions, config))  # the same counts, the same p
+
+
+def test_the_arm_that_clicks_more_gets_more_traffic_and_one_arm_gets_all() -> None:
+    p = thompson_propensities([40, 5], [200, 200])
+    assert p[0] > 0.9 and p[1] == pytest.approx(0.05 / 2 + 0.95 * (1 - (p[0] - 0.025) / 0.95))
+    assert thompson_propensities([0], [0]).tolist() == [1.0]
+
+
+def test_chosen_arms_follow_the_propensities() -> None:
+    policy = ServingPolicy(ServingPolicyConfig(seed=11))
+    clicks, impressions, draws = [12, 10, 1], [100, 100, 100], 20_000
+    index, p = policy.choose(clicks, impressions)
+    chosen = np.array([index] + [policy.draw(p) for _ in range(draws - 1)])
+    for arm, share in enumerate(p):
+        sigma = math.sqrt(draws * share * (1 - share))
+        assert abs(np.sum(chosen == arm) - draws * share) < Z_TOLERANCE * sigma, (arm, share)
+
+
+@pytest.mark.parametrize("change", [{"epsilon": 0.0}, {"epsilon": 1.5}, {"draws": 0}, {"prior_clicks": 0.0}])
+def test_a_policy_config_without_a_floor_or_prior_is_refused(change) -> None:
+    with pytest.raises(InputError):
+        ServingPolicyConfig(**change)
+
+
+# ---------------------------------------------------------------------------------------------- the log
+
+
+def test_logged_propensities_are_the_returned_ones_and_the_choices_follow_them(log: ImpressionLog) -> None:
+    product_id = approve_two(log.decisions, log.run)
+    arms = log.arms(product_id)
+    assert [a.source for a in arms] == ["current", "approved", "approved"]
+    served = [log.serve(product_id, {"device": "mobile"}) for _ in range(200)]
+    rows = served_rows(log.engine, log.run.run_id).set_index("impression_id")
+    assert len(rows) == len(served)
+    expected, variance = np.zeros(len(arms)), np.zeros(len(arms))
+    ids = [a.creative_id for a in arms]
+    for impression in served:
+        p = np.array([s.propensity for s in impression.arms])
+        assert p.sum() == pytest.approx(1.0, abs=1e-12) and [s.arm.creative_id for s in impression.arms] == ids
+        assert impression.propensity == p[ids.index(impression.arm.creative_id)]
+        row = rows.loc[impression.impression_id]
+        assert row["propensity"] == impression.propensity  # exactly what the answer said
+        assert (row["creative_id"], row["arms"], row["context"]) == (impression.arm.creative_id, 3,
+                                                                     '{"device": "mobile"}')
+        expected += p
+        variance += p * (1 - p)
+    counts = np.array([sum(i.arm.creative_id == cid for i in served) for cid in ids])
+    assert np.all(np.abs(counts - expected) < Z_TOLERANCE * np.sqrt(variance)), (counts, expected)
+
+
+def test_clicks_move_the_posterior(log: ImpressionLog) -> None:
+    product_id = approve_two(log.decisions, log.run)
+    for _ in range(60):
+        impression = log.serve(product_id)
+        if impression.arm.source == "current":
+            log.click(impression.impression_id)
+    last = log.serve(product_id).arms
+    assert last[0].clicks == last[0].impressions > 0 and last[1].clicks == 0
+    assert last[0].propensity > max(s.propensity for s in last[1:])
+
+
+def test_an_unknown_product_or_impression_is_not_found(log: ImpressionLog) -> None:
+    with pytest.raises(NotFound, match="unknown product"):
+        log.serve("no-such-product")
+    with pytest.raises(NotFound, match="no served impression"):
+        log.click("srv-nothing")
+
+
+def test_a_product_with_no_current_and_no_approved_creative_has_nothing_to_serve(log: ImpressionLog) -> None:
+    view = copy.copy(log.run)
+    view._current = {}  # as for a product that was never logged
+    bare = ImpressionLog(log.decisions, log.policy)
+    bare.run = view
+    product_id = view.product_ids[0]
+    with pytest.raises(NotFound, match="nothing to serve"):
+        bare.serve(product_id)
+    approve_two(log.decisions, view)
+    assert {a.source for a in bare.arms(product_id)} == {"approved"} and bare.serve(product_id).propensity > 0
+
+
+# ---------------------------------------------------------------------------------------------- the API
+
+
+def serve_client(served_run, served: ServedRun, tmp: Path) -> TestClient:
+    return TestClient(create_app(make_config(*served_run, tmp), served), raise_server_exceptions=False)
+
+
+def test_serve_and_feedback_over_http_survive_a_restart(served_run, served: ServedRun, tmp_path: Path) -> None:
+    product_id = served.market.products["product_id"].iloc[0]
+    with serve_client(served_run, served, tmp_path) as client:
+        proposal = client.get("/v1/review/products", headers=AUTH).json()["products"][0]["proposals"][0]
+        assert client.post("/v1/decisions", headers=AUTH, json={
+            "product_id": product_id, "creative_id": proposal["creative_id"], "decision": "approve"}).status_code == 201
+        answers = [client.post("/v1/serve", headers=AUTH, json={"product_id": product_id}) for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers)
+        first = answers[0].json()
+        assert sum(arm["propensity"] for arm in first["arms"]) == pytest.approx(1.0, abs=1e-12)
+        assert first["propensity"] == next(a["propensity"] for a in first["arms"]
+                                           if a["creative_id"] == first["creative_id"])
+        assert client.get(first["image_url"], headers=AUTH).status_code == 200
+        clicked = client.post("/v1/feedback", headers=AUTH, json={"impression_id": first["impression_id"]})
+        assert clicked.status_code == 200 and clicked.json()["creative_id"] == first["creative_id"]
+        again = client.post("/v1/feedback", headers=AUTH, json={"impression_id": first["impression_id"]})
+        assert again.json()["clicked_at"] == clicked.json()["clicked_at"]  # a repeated click changes nothing
+        unknown = client.post("/v1/feedback", headers=AUTH, json={"impression_id": "srv-0000"})
+        assert unknown.status_code == 404 and "no served impression" in unknown.json()["message"]
+        assert client.post("/v1/serve", headers=AUTH, json={"product_id": "nope"}).status_code == 404
+        assert client.post("/v1/serve", json={"product_id": product_id}).status_code == 401
+        assert client.post("/v1/serve", headers=AUTH, json={"product_id": product_id, "k": 1}).status_code == 422
+    with serve_client(served_run, served, tmp_path) as restarted:  # a new app on the same database
+        arms = restarted.post("/v1/serve", headers=AUTH, json={"product_id": product_id}).json()["arms"]
+        assert sum(arm["impressions"] for arm in arms) == 20 and sum(arm["clicks"] for arm in arms) == 1
+        late = restarted.post("/v1/feedback", headers=AUTH, json={"impression_id": answers[1].json()["impression_id"]})
+        assert late.status_code == 200
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'decisions.sqlite'}")
+    with engine.connect() as connection:
+        total, clicks = connection.execute(sa.select(sa.func.count(), sa.func.sum(served_table.c.click))).one()
+    engine.dispose()
+    assert (total, clicks) == (21, 2)
