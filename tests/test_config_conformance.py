@@ -30,6 +30,7 @@ from adcraft.errors import InputError
 # Fields without a default, per config: what a test gives them.
 REQUIRED: dict[str, dict[str, Any]] = {
     "ServeConfig": {"run_dir": Path("run"), "market_dir": Path("market")},
+    "BundleConfig": {"run_dir": Path("run"), "out": Path("bundle")},
 }
 # MarketConfig is market.json's content, not a setting: a market in memory may hold a broken one, which
 # market validation reports with the file, key and rule among the market's other problems.
