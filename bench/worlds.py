@@ -14,7 +14,9 @@ the rank-1 creative per product of:
 - ``plain LR argmax``: an L2 logistic regression of clicks on one-hot elements (per slot), product and
   device (``PlainLogit``), its L2 strength chosen on the latest 20% of the log by time, then per product
   the usable combination with the best score;
-- ``adcraft optimize``: rank 1 of ``creatives.parquet`` with its rendered PNG (default config);
+- ``adcraft optimize``: rank 1 of ``creatives.parquet`` with its rendered PNG (default config); a product
+  whose rank 1 is marked ``kept`` (do no harm: nothing is launched for it) is scored at its logging policy's
+  true value, since what runs now stays;
 - ``oracle``: the best true CTR found by truth-guided coordinate ascent from every pick and every logged
   creative (``optimize.oracle_values``), every scored pick included.
 
@@ -212,6 +214,15 @@ def simulated(world: str, seed: int, workdir: Path, products: int, impressions: 
     return folder
 
 
+def kept_products(proposals: pd.DataFrame) -> list[str]:
+    """The products whose rank 1 is marked ``kept`` (do no harm: optimize launches nothing for them, so their
+    value is their logging policy's, not that of the creative the row shows)."""
+    if "kept" not in proposals:
+        return []
+    first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
+    return first["product_id"].tolist()
+
+
 def reported_lift(run: dict) -> tuple[float, str]:
     """The lift a run reports (relative to the logging policy) and where in run.json it was read."""
     evidence = run.get("evidence")
@@ -273,7 +284,10 @@ def score_world(world: str, seed: int, args) -> dict:
     true["oracle"] = oracle
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
     share = share / share.sum()
-    logging = logging_values(market, truth).reindex(products).to_numpy()
+    logging_by_product = logging_values(market, truth)
+    logging = logging_by_product.reindex(products).to_numpy()
+    for pid in kept_products(proposals):  # do no harm: nothing launched, the product keeps what runs now
+        true[OPTIMIZE][pid] = float(logging_by_product[pid])
     best = np.array([oracle[p] for p in products])
     methods = {}
     for name in METHODS:
@@ -293,8 +307,7 @@ def score_world(world: str, seed: int, args) -> dict:
                                   "reported high": evidence["lift"].get("high"),
                                   "reported level": evidence["lift"].get("level"),
                                   "proposals lift": (evidence.get("proposals_lift") or {}).get("estimate"),
-                                  "kept products": int(proposals.loc[proposals["rank"] == 1].get(
-                                      "kept", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())})
+                                  "kept products": len(kept_products(proposals))})
     return {
         "world": world, "seed": seed, "configured products": args.products, "configured impressions": args.impressions,
         "products": len(products),

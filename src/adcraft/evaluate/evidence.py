@@ -217,7 +217,7 @@ class Evidence:
     ``supported``: the final proposals' support in the logs (``supported_part``).
     """
 
-    lift: LiftInterval  # of the rank-1 creatives after do-no-harm (kept products: their current creative)
+    lift: LiftInterval  # of the proposal set after do-no-harm (kept products: what runs now, no lift)
     proposals_lift: LiftInterval  # of every product's rank-1 proposal, before do-no-harm
     uncalibrated_lift: float  # the cross-fitted DR lift before the backtest's calibration
     logging_ctr: float
@@ -278,16 +278,16 @@ def fold_market(market: Market, creative_ids: set[str]) -> Market:
 
 def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, choose: ChooseWith,
                       config: EvidenceConfig | None = None, policy: ProposalPolicy | None = None,
-                      current: pd.DataFrame | None = None) -> Evidence:
+                      do_no_harm: bool = False) -> Evidence:
     """The cross-fitted evidence for ``proposals`` (the final set, chosen by a judge fitted on all logs).
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
-    picked). With ``current`` (per product, ``product_id`` and ``elements`` of the creative kept when the
-    proposal is not shown better: the one it runs now), ``lift`` is the lift after do-no-harm: each product
-    marked ``keep_current`` is valued, fold by fold as the proposals are, with its current creative as the target
-    (the fold that logged it grades it on its clicks, the other by its judge); without it, ``lift`` equals
-    ``proposals_lift``. The keep marks come from the same cross-fitted rows that the lift is then computed on, so
-    the products left to their proposals were selected on those rows: ``bench/evidence.py`` measures the
+    picked). With ``do_no_harm``, ``lift`` is the lift after do-no-harm: the products marked ``keep_current``
+    launch nothing and keep what runs now (their logging policy), so their impressions enter the value as logged
+    (``a = r``, ``b = c = 0``: no change, no lift, no model), while the other products are valued as their
+    proposals; without it, ``lift`` equals ``proposals_lift``. The keep marks come from the same cross-fitted
+    rows that the lift is then computed on, so the products left to their proposals were selected on those
+    rows: ``bench/evidence.py`` measures the
     coverage this leaves. Raises
     :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
     be fitted on.
@@ -320,13 +320,10 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     logging_ctr = float(rows["click"].mean())
     products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
     lift = proposals_lift
-    kept = set(products.loc[products["keep_current"], "product_id"])
-    if current is not None and kept & set(current["product_id"]):
-        now = current[current["product_id"].isin(kept)].assign(rank=1)[["product_id", "rank", "elements"]]
-        after = [pd.concat([part[~part["product_id"].isin(set(now["product_id"]))], now], ignore_index=True)
-                 for part in chosen]
-        rows = pd.concat([_fold_rows(market, members[fold], after[1 - fold], judges[fold], policy)
-                          for fold in range(FOLDS)], ignore_index=True)
+    kept = rows["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
+    if do_no_harm and kept.any():
+        rows = rows.assign(a=np.where(kept, rows["click"], rows["a"]), b=np.where(kept, 0.0, rows["b"]),
+                           c=np.where(kept, 0.0, rows["c"]))
         estimate, low, high, uncalibrated = _lift_interval(
             rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
         lift = LiftInterval(estimate, low, high, config.level)

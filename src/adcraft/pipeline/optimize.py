@@ -514,19 +514,17 @@ def cross_fit(state: RunState) -> RunState:
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
-                                     ProposalPolicy(config.policy), current=_current_creatives(state))
+                                     ProposalPolicy(config.policy), do_no_harm=True)
     except InputError as exc:
         return _noted(state, f"Cross-fitted evidence was not possible: {exc}")
     return dataclasses.replace(state, evidence=evidence)
 
 
 def _current_creatives(state: RunState) -> pd.DataFrame:
-    """Per product, the creative kept where a proposal is not shown better: the one its logging policy shows
-    most (``most_shown_creatives``; with a brand file, the most shown of those the brand allows, if any).
-    Not the best logged creative by observed CTR: picked on its own clicks, its CTR is overrated, and it can
-    be worse than what runs now."""
+    """Per product, the creative shown for "keep what runs now": the one its logging policy shows most
+    (``most_shown_creatives``; with a brand file, the most shown of those the brand allows, if any)."""
     log, brand = state.inputs.log, state.inputs.brand
-    if brand is not None:  # with a brand, what runs now is kept only where the brand allows it
+    if brand is not None:
         market = state.market or state.inputs.market
         allowed = [not brand.combination_problems(market, p, list(e))
                    for p, e in zip(log["product_id"], log["elements"])]
@@ -537,9 +535,11 @@ def _current_creatives(state: RunState) -> pd.DataFrame:
 
 def keep_unproven(state: RunState) -> RunState:
     """Do no harm: where the cross-fitted evidence does not show a product's proposal to be better than what
-    runs now (``keep_current``: the lower bound of its lift is not above 0), the product's rank 1 becomes the
-    creative it runs now (``_current_creatives``), marked ``kept`` (and rendered with the proposals); its
-    proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of this set."""
+    runs now (``keep_current``: the lower bound of its lift is not above 0), nothing is launched for the product:
+    its rank 1 is a row marked ``kept`` that stands for what runs now (its logging policy, which may rotate
+    several creatives), showing the creative it runs most (``_current_creatives``, rendered with the
+    proposals); its proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of
+    this set, the kept products at no change."""
     if state.evidence is None:
         return state
     products = state.evidence.products
@@ -558,8 +558,9 @@ def keep_unproven(state: RunState) -> RunState:
     if state.inputs.brand is None:  # with a brand, render keeps the spares it may need
         merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
     note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
-            "better than what runs now (the lower bound of its lift is not above 0), so rank 1 is the creative the "
-            "product runs most now, marked kept; the proposals follow it for review.")
+            "better than what runs now (the lower bound of its lift is not above 0), so nothing is launched for them: "
+            "rank 1 is marked kept (what runs now, shown by the creative the product runs most); the proposals "
+            "follow it for review.")
     return dataclasses.replace(_noted(state, note), proposals=merged)
 
 
