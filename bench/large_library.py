@@ -9,8 +9,9 @@ The script simulates a market (``realistic`` world, ``--seed``), then adds ``--t
 elements (``product_id`` null, so every product may use every one of them; texts of 6 to 14 words drawn
 from a fixed vocabulary with the same seed) to ``elements.parquet``. ``adcraft validate`` must accept the
 market; ``adcraft optimize`` then runs on it with the default config, in a child process, and the script
-prints its wall time, the child's peak resident memory (``ru_maxrss`` of the waited-for child), the number
-of proposals and whether the run kept within ``--limit-seconds`` and ``--limit-gb`` (exit 1 otherwise).
+prints its wall time, the children's CPU time and the load average at the end (wall time means little on a
+machine other work shares), the child's peak resident memory (``ru_maxrss`` of the waited-for child), the
+number of proposals and whether the run kept within ``--limit-seconds`` and ``--limit-gb`` (exit 1 otherwise).
 
 The usual limits are the ones ``bench/optimize.py`` holds ``optimize`` to on a 120-product market: 10
 minutes and 4 GB on 2 cores.
@@ -80,14 +81,17 @@ def main() -> None:
     run = subprocess.run(cli("optimize", "--market", str(simulated.market_dir), "--out", str(args.workdir / "run")),
                          env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9  # kB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_gb = usage.ru_maxrss * 1024 / 1e9  # kB on Linux
     if run.returncode != 0:
         raise SystemExit(f"optimize failed (exit {run.returncode}): {run.stderr.strip().splitlines()[-1:]}")
     proposals = pd.read_parquet(args.workdir / "run" / "creatives.parquet")
     used = {e for combo in proposals["elements"] for e in combo} & set(added["element_id"])
     timings = json.loads((args.workdir / "run" / "run.json").read_text()).get("timings", {})
     figures = {"titles_added": args.titles, "products": args.products, "impressions": args.impressions,
-               "seed": args.seed, "seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2),
+               "seed": args.seed, "seconds": round(seconds, 1),
+               "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),  # validate + optimize, all threads
+               "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "peak_gb": round(peak_gb, 2),
                "proposals": len(proposals), "proposals_using_added_titles": int(sum(
                    any(e in used for e in combo) for combo in proposals["elements"])),
                "within_limits": seconds <= args.limit_seconds and peak_gb <= args.limit_gb,

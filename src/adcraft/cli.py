@@ -506,6 +506,10 @@ def optimize(
         out.print(f"no off-policy estimate: {record.ope.reason}")
     if record.evidence.lift is not None:
         out.print(_evidence_line(record.evidence.lift))
+    if "kept" in result.proposals:
+        first = result.proposals[result.proposals["rank"] == 1]
+        out.print(f"do no harm: {int(first['kept'].sum())} of {len(first)} products keep what runs now (nothing "
+                  "launched for them: the evidence does not show their proposals better)")
     out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {record.timings.total:.0f} s")
     for stage, seconds in record.timings.stages:
         out.print(f"  {seconds:8.1f} s  {stage}")

@@ -33,6 +33,29 @@ def run(market_dir, tmp_path_factory):
     return optimize(market_dir, out, FAST), out
 
 
+def test_do_no_harm_marks_rank_one_kept_exactly_where_the_evidence_says_keep(run, market_dir):
+    result, out = run
+    creatives = pd.read_parquet(out / "creatives.parquet")
+    products = pd.read_parquet(out / "products.parquet").set_index("product_id")
+    first = creatives[creatives["rank"] == 1].set_index("product_id")
+    assert first["kept"].tolist() == products.loc[first.index, "keep_current"].tolist()
+    assert not creatives.loc[creatives["rank"] > 1, "kept"].any()
+    market = load_market(market_dir)
+    counts = market.impressions.merge(market.creatives, on="creative_id").groupby(
+        ["product_id", "creative_id"]).size().rename("n").reset_index()
+    most = counts.sort_values(["product_id", "n", "creative_id"], ascending=[True, False, True]).drop_duplicates(
+        "product_id").set_index("product_id")["creative_id"]
+    elements = market.creatives.set_index("creative_id")["elements"]
+    for pid in first.index[first["kept"]]:  # the kept row shows the creative the product's logs show most
+        assert list(first.loc[pid, "elements"]) == list(elements[most[pid]])
+    run_json = json.loads((out / "run.json").read_text())
+    if first["kept"].all():  # nothing launched: no lift, exactly
+        assert run_json["evidence"]["lift"]["estimate"] == 0.0
+    assert "proposals_lift" in run_json["evidence"]
+    report = (out / "report.html").read_text()
+    assert ("kept: nothing is launched" in report) == bool(first["kept"].any())
+
+
 def test_outputs_follow_the_contract(run, market_dir):
     result, out = run
     market = load_market(market_dir)

@@ -69,6 +69,14 @@ def build_report(
             ))
         mine = proposals[proposals["product_id"] == pid].sort_values("rank")
         for _, proposal in mine.iterrows():
+            if bool(proposal.get("kept", False)):
+                caption = ["kept: nothing is launched, what runs now stays (shown: the creative it runs most)"]
+                if lift_rows is not None and pid in lift_rows.index and math.isfinite(lift_rows.loc[pid, "lift"]):
+                    lift = lift_rows.loc[pid]
+                    caption.append(f"the best proposal below is not shown better: its lift is at least "
+                                   f"{lift['lift_low']:+.1%}, estimate {lift['lift']:+.1%}")
+                cards.append(Card(image=proposal["image"], caption=tuple(caption), badge="keep"))
+                continue
             caption = [f"predicted CTR {proposal['predicted_ctr']:.2%}"]
             if pid in logged.index:
                 caption[0] += f" ({proposal['predicted_ctr'] / logged.loc[pid, 'predicted_ctr'] - 1:+.1%} vs now)"
