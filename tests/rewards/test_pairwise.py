@@ -114,10 +114,15 @@ def test_better_side_is_randomised_and_roughly_balanced():
     assert (pairs["first_is_better"] != other["first_is_better"]).any()
 
 
-def test_auto_threshold_is_the_lower_quartile_but_at_least_fifty():
+def test_auto_threshold_is_the_lower_quartile_between_fifty_and_the_papers_thousand():
+    assert PairConfig().min_impressions == "auto"  # the default adapts to the market
     many = outcomes([(f"c{i}", "A", 1, 100 * (i + 1)) for i in range(8)])  # 100 ... 800 impressions
     expected = int(np.ceil(np.quantile(many["trials"], 0.25)))
     assert impression_threshold(many, PairConfig(min_impressions="auto")) == expected
+    busy = outcomes([(f"c{i}", "A", 100 + 3 * i, 10_000 * (i + 1)) for i in range(8)])  # traffic allows 1000
+    assert impression_threshold(busy, PairConfig()) == 1000
+    pairs = build_pairs(busy, PairConfig(max_ratio=None))
+    assert pairs.attrs["min_impressions"] == 1000
     few = outcomes([(f"c{i}", "A", 1, 10 + i) for i in range(8)])
     assert impression_threshold(few, PairConfig(min_impressions="auto")) == 50
     assert impression_threshold(few, PairConfig(min_impressions=7)) == 7

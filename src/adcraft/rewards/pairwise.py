@@ -77,8 +77,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 KIND = "pairwise"
+PAPER_MIN_IMPRESSIONS = 1000  # CAIG's threshold on its production log
 AUTO_QUANTILE = 0.25  # min_impressions="auto": this quantile of the creatives' impressions ...
-AUTO_FLOOR = 50  # ... but never fewer impressions than this
+AUTO_FLOOR = 50  # ... but never fewer impressions than this, nor more than PAPER_MIN_IMPRESSIONS
 PAIR_COLUMNS = (
     "product_id",
     "creative_first",
@@ -104,10 +105,11 @@ RATIO_TOLERANCE = 1e-9  # ratio bounds are inclusive up to rounding (21/1000 ove
 class PairConfig:
     """Which creative pairs train and validate the model (CAIG's rules, module docstring).
 
-    min_impressions: impressions each creative of a pair needs. CAIG used 1000 on a production log;
-        scale it to the data. ``"auto"`` takes the 25th percentile of the creatives' impressions in the
-        part of the log at hand (training or validation), but at least 50, so that the least-shown
-        quarter of creatives, whose CTRs are mostly noise, is left out.
+    min_impressions: impressions each creative of a pair needs. CAIG used 1000 on a production log.
+        ``"auto"`` (the default) adapts it to the market: the 25th percentile of the creatives' impressions
+        in the part of the log at hand (training or validation), at least 50, so that the least-shown
+        quarter of creatives, whose CTRs are mostly noise, is left out, and at most CAIG's 1000, which a
+        market with enough traffic gets. The threshold used is in the model's ``metrics``.
     min_ratio, max_ratio: inclusive bounds on ``ctr_high / ctr_low``; ``max_ratio=None`` has no upper
         bound. Pairs with equal CTRs are never kept (neither side is better).
     require_positive_ctr: keep only creatives with at least one click (CAIG). Without it a pair whose
@@ -115,7 +117,7 @@ class PairConfig:
     seed: of the coin that decides on which side the better creative is put.
     """
 
-    min_impressions: int | Literal["auto"] = 1000
+    min_impressions: int | Literal["auto"] = "auto"
     min_ratio: float = 1.05
     max_ratio: float | None = 1.20
     require_positive_ctr: bool = True
@@ -139,7 +141,8 @@ def impression_threshold(outcomes: pd.DataFrame, config: PairConfig) -> int:
         return int(config.min_impressions)
     if outcomes.empty:
         return AUTO_FLOOR
-    return max(AUTO_FLOOR, int(np.ceil(np.quantile(outcomes["trials"].to_numpy(dtype=float), AUTO_QUANTILE))))
+    quartile = int(np.ceil(np.quantile(outcomes["trials"].to_numpy(dtype=float), AUTO_QUANTILE)))
+    return min(PAPER_MIN_IMPRESSIONS, max(AUTO_FLOOR, quartile))
 
 
 def build_pairs(outcomes: pd.DataFrame, config: PairConfig = PairConfig()) -> pd.DataFrame:
@@ -178,7 +181,9 @@ def build_pairs(outcomes: pd.DataFrame, config: PairConfig = PairConfig()) -> pd
         columns[f"{target}_first"] = np.where(a_first, a, b)
         columns[f"{target}_second"] = np.where(a_first, b, a)
     columns["first_is_better"] = first_is_better.astype(np.int64)
-    return pd.DataFrame(columns)[list(PAIR_COLUMNS)]
+    pairs = pd.DataFrame(columns)[list(PAIR_COLUMNS)]
+    pairs.attrs["min_impressions"] = threshold  # the threshold used ('auto' resolved), for the model's metrics
+    return pairs
 
 
 def _no_pairs_message(
@@ -383,6 +388,7 @@ class PairwiseModel:
         n_train_pairs: int = 0,
         n_valid_pairs: int = 0,
         valid_accuracy: float | None = None,
+        min_impressions_used: dict[str, int] | None = None,
     ) -> None:
         self.config = config
         self.vocab = vocab
@@ -391,6 +397,7 @@ class PairwiseModel:
         self.n_train_pairs = n_train_pairs
         self.n_valid_pairs = n_valid_pairs
         self.valid_accuracy = valid_accuracy
+        self.min_impressions_used = min_impressions_used or {}  # per part of the log: the pair threshold used
         self.valid_cross_entropy: float | None = None
         self.lambda_point_selection: dict[float, float] | None = None  # candidate -> inner validation CE
 
@@ -411,6 +418,8 @@ class PairwiseModel:
                 "valid_accuracy": self.valid_accuracy,
                 "train_pairs": self.n_train_pairs,
                 "valid_pairs": self.n_valid_pairs,
+                "min_impressions": self.config.pairs.min_impressions,
+                "min_impressions_used": self.min_impressions_used,
                 "lambda_point": self.config.lambda_point,
                 "lambda_point_selection": None if selection is None else {str(k): v for k, v in selection.items()},
             },
@@ -527,6 +536,7 @@ class PairwiseModel:
                 "n_train_pairs": self.n_train_pairs,
                 "n_valid_pairs": self.n_valid_pairs,
                 "valid_accuracy": self.valid_accuracy,
+                "min_impressions_used": self.min_impressions_used,
             },
         )
 
@@ -544,6 +554,7 @@ class PairwiseModel:
         return cls(
             config, vocab, network, TrainHistory(**extra.get("history", {})),
             extra.get("n_train_pairs", 0), extra.get("n_valid_pairs", 0), extra.get("valid_accuracy"),
+            extra.get("min_impressions_used"),
         )
 
 
@@ -700,7 +711,11 @@ def _fit_pairs(
         lambda: float(loss(valid, network)), config.train, progress, "training pairwise reward model",
         checkpoint=checkpoint, fingerprint=data, world=world, on_epoch=on_epoch,
     )
-    model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs))
+    used = {part: int(pairs.attrs["min_impressions"]) for part, pairs in (("training", train_pairs),
+                                                                        ("validation", valid_pairs))
+            if "min_impressions" in pairs.attrs}
+    model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs),
+                          min_impressions_used=used)
     p = model.pair_probabilities(valid_pairs, features)
     label = valid_pairs["first_is_better"].to_numpy().astype(bool)
     model.valid_accuracy = float(np.mean((p > 0.5) == label))
