@@ -370,8 +370,9 @@ def test_extra_elements_join_the_market_the_proposals_draw_on(run, market_dir):
     extra = pd.DataFrame({"element_id": ["new-bg-1"], "slot": ["background"], "product_id": [pid], "text": [None],
                           "value": ["sunlit loft, linen drapes"], "image": [None]})
     inputs = RunInputs(market_dir, out, market, click_log(market), extra)
-    state = RunState(inputs, FAST, out, resume=None, progress=False,
-                     reward_model=MILModel.load(out / "models" / "reward"))  # backgrounds are not generated
+    model = MILModel.load(out / "models" / "reward")
+    state = RunState(inputs, FAST, out, resume=None, progress=False, reward_model=model,
+                     judge=model)  # backgrounds are not generated
     extended = extend_market(state)
     assert "new-bg-1" in set(extended.market.usable_elements(pid, "background")["element_id"])
     assert len(extended.market.elements) == len(market.elements) + 1 and extended.new_elements is extra

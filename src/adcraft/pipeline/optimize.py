@@ -102,6 +102,7 @@ from adcraft.pipeline.run_record import (
 )
 from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
+from adcraft.rewards.additive import AdditiveConfig, AdditiveJudge, JudgeChoice, choose_judge, fit_additive
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,10 @@ class OptimizeConfig:
     policy: Literal["top1", "softmax"] = "top1"  # how proposals become a policy for the estimate
     n_bootstrap: int = 500
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)  # cross-fitted lift, backtest, launch plan
+    # Which judge chooses the proposals: "auto" takes the multi-instance model or the additive logistic one,
+    # whichever predicts the latest 20% of the log better (rewards.additive.choose_judge).
+    judge: Literal["auto", "mil", "additive"] = "auto"
+    additive: AdditiveConfig = field(default_factory=AdditiveConfig)
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
 
@@ -271,7 +276,9 @@ class RunState:
     resume: _Resume
     progress: bool
     notes: tuple[str, ...] = ()
-    reward_model: MILModel | None = None  # train_judges, then extend_market
+    reward_model: MILModel | None = None  # train_judges, then extend_market (saved, served, explains the report)
+    judge: Any = None  # train_judges, then extend_market: the judge that chooses and values the proposals
+    judge_choice: JudgeChoice | None = None  # train_judges (judge "auto")
     made_elements: pd.DataFrame | None = None  # new_backgrounds
     new_elements: pd.DataFrame | None = None  # extend_market: extra + made elements; write_outputs keeps the used
     market: Market | None = None  # extend_market
@@ -395,11 +402,38 @@ def train_judges(state: RunState) -> RunState:
     resume, market = state.resume, state.inputs.market
     saved = resume.finished("reward", "reward model")
     if saved is not None:
-        return dataclasses.replace(state, reward_model=MILModel.load(saved))
-    checkpoint = resume.training("reward", "reward model", FIT_CHECKPOINT)
-    model = MILTrainer(state.config.reward).fit(market, progress=state.progress, checkpoint=checkpoint)
-    resume.keep(model, "reward")
-    return dataclasses.replace(state, reward_model=model)
+        model = MILModel.load(saved)
+    else:
+        checkpoint = resume.training("reward", "reward model", FIT_CHECKPOINT)
+        model = MILTrainer(state.config.reward).fit(market, progress=state.progress, checkpoint=checkpoint)
+        resume.keep(model, "reward")
+    return _with_judge(dataclasses.replace(state, reward_model=model))
+
+
+def _additive_config(config: OptimizeConfig) -> AdditiveConfig:
+    """The additive judge's settings, with the multi-instance model's time split (they are compared on it)."""
+    return dataclasses.replace(config.additive, split=config.reward.split)
+
+
+def _with_judge(state: RunState) -> RunState:
+    """The judge that chooses the proposals (``OptimizeConfig.judge``), with a note saying which and why."""
+    config, market = state.config, state.inputs.market
+    if config.judge == "mil":
+        return dataclasses.replace(state, judge=state.reward_model)
+    if config.judge == "additive":
+        return dataclasses.replace(state, judge=fit_additive(state.inputs.log, _additive_config(config)))
+    try:
+        judge, choice = choose_judge(market, state.reward_model, _additive_config(config))
+    except InputError as exc:
+        return dataclasses.replace(_noted(state, f"The multi-instance model chooses the proposals: the log could "
+                                                 f"not be split to compare judges ({exc})."), judge=state.reward_model)
+    loss = choice.held_out_log_loss
+    name = {"mil": "multi-instance model", "additive": "additive logistic model"}
+    note = (f"The {name[choice.chosen]} chooses and values the proposals: on the latest part of the log "
+            f"({choice.held_out_impressions} impressions) its log loss per impression was "
+            f"{loss[choice.chosen]:.5f}, against {loss['additive' if choice.chosen == 'mil' else 'mil']:.5f} for the "
+            f"{name['additive' if choice.chosen == 'mil' else 'mil']}.")
+    return dataclasses.replace(_noted(state, note), judge=judge, judge_choice=choice)
 
 
 def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
@@ -425,13 +459,14 @@ def extend_market(state: RunState) -> RunState:
         return dataclasses.replace(state, new_elements=new_elements, market=state.inputs.market)
     return dataclasses.replace(state, new_elements=new_elements,
                                market=with_extra_elements(state.inputs.market, new_elements),
-                               reward_model=state.reward_model.with_elements(new_elements))
+                               reward_model=state.reward_model.with_elements(new_elements),
+                               judge=state.judge.with_elements(new_elements))
 
 
 def train_generator(state: RunState) -> RunState:
     """The combination policy (GenCO: behaviour cloning on the logged creatives, then policy gradient against
     the reward model), loaded or resumed like the reward model."""
-    resume, reward = state.resume, _reward_function(state.reward_model)
+    resume, reward = state.resume, _reward_function(state.judge)
     saved = resume.finished("combo", "combination policy")
     if saved is not None:
         return dataclasses.replace(state, generator=ComboGenerator.load(saved, state.market, reward))
@@ -448,7 +483,7 @@ def propose(state: RunState) -> RunState:
     brand, k = state.inputs.brand, state.config.top_k
     proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
                                         brand=brand)
-    proposals["predicted_ctr"] = _reward_function(state.reward_model)(proposals["product_id"], proposals["elements"])
+    proposals["predicted_ctr"] = _reward_function(state.judge)(proposals["product_id"], proposals["elements"])
     return dataclasses.replace(state, proposals=proposals)
 
 
@@ -477,7 +512,7 @@ def render(state: RunState) -> RunState:
 
 def estimate(state: RunState) -> Estimate:
     """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
-    market, proposals, model, config = state.inputs.market, state.proposals, state.reward_model, state.config
+    market, proposals, model, config = state.inputs.market, state.proposals, state.judge, state.config
     policy = ProposalPolicy(config.policy)
     try:
         arrays = policy_arrays(market, proposals, config.estimator, policy, model.predict)
@@ -504,8 +539,11 @@ def cross_fit(state: RunState) -> RunState:
     choosing as the run chose, grading each other's picks; a note instead where the logs cannot support it."""
     market, config, new_elements = state.inputs.market, state.config, state.new_elements
 
-    def fit(part: Market) -> MILModel:
-        judge = MILTrainer(config.reward).fit(part)
+    def fit(part: Market):
+        if isinstance(state.judge, AdditiveJudge):  # the kind the run chose, fitted on the part
+            judge = fit_additive(click_log(part), _additive_config(config))
+        else:
+            judge = MILTrainer(config.reward).fit(part)
         return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
 
     def choose(judge: MILModel) -> pd.DataFrame:
@@ -550,7 +588,7 @@ def keep_unproven(state: RunState) -> RunState:
     proposals = state.proposals.assign(kept=False)
     if not kept:
         return dataclasses.replace(state, proposals=proposals)
-    current["predicted_ctr"] = _reward_function(state.reward_model)(current["product_id"], current["elements"])
+    current["predicted_ctr"] = _reward_function(state.judge)(current["product_id"], current["elements"])
     merged = pd.concat([proposals, current.assign(kept=True)], ignore_index=True)
     merged = merged.sort_values(["product_id", "rank"], kind="stable").reset_index(drop=True)
     merged = merged[~pd.Series([(p, tuple(e)) for p, e in zip(merged["product_id"], merged["elements"])]).duplicated()]
@@ -614,7 +652,7 @@ def _noted(state: RunState, note: str) -> RunState:
     return dataclasses.replace(state, notes=(*state.notes, note))
 
 
-def _reward_function(model: MILModel):
+def _reward_function(model):
     """The reward model as the combination policy asks for it: (product ids, combinations) -> CTRs."""
 
     def reward(product_ids, combos) -> np.ndarray:

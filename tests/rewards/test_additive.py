@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adcraft.errors import InputError
+from adcraft.market.click_log import click_log
+from adcraft.market.market import Market, MarketConfig
+from adcraft.rewards.additive import (
+    AdditiveConfig,
+    AdditiveJudge,
+    choose_judge,
+    fit_additive,
+    log_loss,
+    pooled_creatives,
+)
+
+TITLES = {"t0": -0.6, "t1": 0.0, "t2": 0.5}
+BACKGROUNDS = {"b0": -0.4, "b1": 0.0, "b2": 0.7}
+DAY = 86_400
+
+
+def true_logit(product: int, combo) -> float:
+    return -3.5 + 0.3 * (product % 2) + TITLES[combo[0]] + BACKGROUNDS[combo[1]]
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    """Twelve products, every combination logged uniformly for 14 days, clicks from an additive truth."""
+    rng = np.random.default_rng(5)
+    combos = list(itertools.product(TITLES, BACKGROUNDS))
+    products = pd.DataFrame({"product_id": [f"p{i:02d}" for i in range(12)], "title": "thing",
+                             "category": "things", "image": "p.png"})
+    elements = pd.DataFrame({"element_id": [*TITLES, *BACKGROUNDS],
+                             "slot": ["title"] * 3 + ["background"] * 3, "product_id": None,
+                             "text": [*TITLES, None, None, None], "value": [None, None, None, *BACKGROUNDS],
+                             "image": None})
+    creatives, impressions = [], []
+    for i in range(12):
+        for k, combo in enumerate(combos):
+            cid = f"p{i:02d}-c{k}"
+            creatives.append({"creative_id": cid, "product_id": f"p{i:02d}", "elements": list(combo), "image": None})
+            p = 1 / (1 + np.exp(-true_logit(i, combo)))
+            for click in rng.random(400) < p:
+                impressions.append({"creative_id": cid, "click": int(click), "ts": int(rng.integers(0, 14 * DAY)),
+                                    "propensity": 1 / len(combos)})
+    impressions = pd.DataFrame(impressions)
+    impressions.insert(0, "impression_id", [f"i{k}" for k in range(len(impressions))])
+    impressions["click"] = impressions["click"].astype("int8")
+    return Market(None, MarketConfig(slots=("title", "background")), products, elements, pd.DataFrame(creatives),
+                  impressions)
+
+
+class Constant:
+    """A judge that knows nothing: the same CTR for everything."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        return np.full(len(product_ids), self.rate)
+
+
+class Truth:
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        return np.array([1 / (1 + np.exp(-true_logit(int(p[1:]), c))) for p, c in zip(product_ids, combos)])
+
+
+def test_the_fit_recovers_the_element_effects_and_leaves_unseen_ones_at_zero(market):
+    judge = fit_additive(click_log(market), AdditiveConfig())
+    titles = [judge.elements[t] for t in TITLES]
+    backgrounds = [judge.elements[b] for b in BACKGROUNDS]
+    assert titles == sorted(titles) and backgrounds == sorted(backgrounds)  # the true orders
+    assert titles[-1] - titles[0] == pytest.approx(1.1, abs=0.35)  # shrunk a little by the L2 term
+    assert judge.l2 in AdditiveConfig().l2_grid
+    p = judge.predict(["p00", "p00"], [["t2", "b2"], ["never-seen", "b2"]])
+    assert 0 < p[1] < p[0] < 1
+    assert judge.logit(["p00"], [["never-seen", "b2"]])[0] == pytest.approx(judge.bias + judge.products["p00"]
+                                                                        + judge.elements["b2"])
+
+
+def test_a_stronger_penalty_shrinks_the_weights(market):
+    rows = pooled_creatives(click_log(market))
+    loose, tight = AdditiveJudge.fit(rows, 0.1), AdditiveJudge.fit(rows, 1000.0)
+    assert np.abs(list(tight.elements.values())).sum() < 0.5 * np.abs(list(loose.elements.values())).sum()
+
+
+def test_the_judge_with_the_lower_held_out_log_loss_is_chosen(market):
+    log = click_log(market)
+    rate = float(log["clicks"].sum() / log["trials"].sum())
+    judge, choice = choose_judge(market, Constant(rate))
+    assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
+    assert choice.held_out_log_loss["additive"] < choice.held_out_log_loss["mil"]
+    assert 0 < choice.held_out_impressions < len(market.impressions)
+    truth = Truth()  # near the additive fit here: either may win, and the lower loss decides
+    judge, choice = choose_judge(market, truth)
+    losses = choice.held_out_log_loss
+    assert choice.chosen == min(losses, key=losses.get)
+    assert (judge is truth) == (choice.chosen == "mil")
+    assert abs(losses["mil"] - losses["additive"]) < 0.01 * losses["mil"]
+
+
+def test_log_loss_and_bad_inputs():
+    rows = pd.DataFrame({"clicks": [1.0, 0.0], "trials": [2.0, 2.0]})
+    assert log_loss(np.array([0.5, 0.5]), rows) == pytest.approx(np.log(2))
+    with pytest.raises(InputError):
+        AdditiveConfig(l2_grid=(0.0,))
+    with pytest.raises(InputError):
+        AdditiveJudge.fit(pd.DataFrame({"product_id": [], "elements": [], "clicks": [], "trials": []}), 1.0)
