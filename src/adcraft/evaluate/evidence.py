@@ -285,10 +285,11 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     picked). With ``do_no_harm``, ``lift`` is the lift after do-no-harm: the products marked ``keep_current``
     launch nothing and keep what runs now (their logging policy), so their impressions enter the value as logged
     (``a = r``, ``b = c = 0``: no change, no lift, no model), while the other products are valued as their
-    proposals; without it, ``lift`` equals ``proposals_lift``. The keep marks come from the same cross-fitted
-    rows that the lift is then computed on, so the products left to their proposals were selected on those
-    rows: ``bench/evidence.py`` measures the
-    coverage this leaves. Raises
+    proposals; without it, ``lift`` equals ``proposals_lift``. So that choosing which products launch does not
+    bias the lift of the set (the products whose estimate came out high would be the ones launched), the
+    impressions are dealt at random into two halves: the per-product lifts and ``keep_current`` come from one
+    half, ``lift`` from the other. ``bench/evidence.py`` measures the
+    coverage. Raises
     :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
     be fitted on.
     """
@@ -318,15 +319,20 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
     proposals_lift = LiftInterval(estimate, low, high, config.level)
     logging_ctr = float(rows["click"].mean())
-    products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
     lift = proposals_lift
-    kept = rows["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
-    if do_no_harm and kept.any():
+    if do_no_harm:  # decide on one half of the impressions, grade the decision on the other
+        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
+        products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level,
+                                  rng)
+        rows = rows[~deciding]
+        kept = rows["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
         rows = rows.assign(a=np.where(kept, rows["click"], rows["a"]), b=np.where(kept, 0.0, rows["b"]),
                            c=np.where(kept, 0.0, rows["c"]))
         estimate, low, high, uncalibrated = _lift_interval(
             rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
         lift = LiftInterval(estimate, low, high, config.level)
+    else:
+        products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest,
