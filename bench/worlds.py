@@ -385,7 +385,8 @@ def write_table(args) -> None:
         "true CTR, L: the logging policy's true CTR, O: the oracle's, w: traffic share); harm share: the "
         "share of products whose rank-1 true CTR is below L_p; true lift: `sum_p w_p T_p / sum_p w_p L_p - 1`; "
         "reported lift: what optimize's run.json reports as its lift (`evidence.lift.estimate` if present, "
-        "else `ope.lift`), on the same scale, and its excess over the true lift.",
+        "else `ope.lift`), on the same scale, and its excess over the true lift. A product whose rank 1 optimize "
+        "marks `kept` (do no harm: it launches nothing there) counts at its logging policy's true value L_p.",
         f"Run {finished[0]} to {finished[-1]} on {'; '.join(machines)}; table written "
         f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
     ]
