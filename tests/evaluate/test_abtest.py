@@ -189,6 +189,20 @@ def test_products_without_proposals_keep_the_logging_policy(simulated):
     assert result.treated_traffic_share == pytest.approx(share[first] / share.sum())
 
 
+def test_kept_products_keep_the_logging_policy_in_the_treatment_arm(simulated):
+    market, truth = simulated
+    best = best_past_creatives(market, truth)
+    launched = run_ab_test(market, truth, best, config=ABTestConfig(impressions=10))
+    first = sorted(best["product_id"])[0]
+    kept = best.assign(kept=best["product_id"] != first)  # every product but one launches nothing
+    partly = run_ab_test(market, truth, kept, config=ABTestConfig(impressions=10))
+    share = truth.products.set_index("product_id")["traffic_share"]
+    assert partly.treated_traffic_share == pytest.approx(share[first] / share.sum())
+    assert 0 < partly.true_lift < launched.true_lift
+    nothing = run_ab_test(market, truth, best.assign(kept=True), config=ABTestConfig(impressions=10))
+    assert nothing.true_lift == 0.0 and nothing.treated_traffic_share == 0.0
+
+
 def test_required_impressions_matches_the_formula_and_shrinks_as_the_lift_grows():
     assert required_impressions(0.10, 0.15) == 686  # Fleiss (1981) without continuity correction
     z_a, z_b = 1.959963985, 0.841621234

@@ -213,10 +213,16 @@ def run_ab_test(
     policy: ProposalPolicy | None = None,
     config: ABTestConfig | None = None,
 ) -> ABTestResult:
-    """Serve the logging policy (control) and the proposals (treatment) to simulated traffic and compare them."""
+    """Serve the logging policy (control) and the proposals (treatment) to simulated traffic and compare them.
+
+    A product whose rank 1 is marked ``kept`` (``optimize``'s do no harm: nothing is launched for it) keeps the
+    logging policy in the treatment arm too."""
     policy = policy or ProposalPolicy()
     config = config or ABTestConfig()
-    proposed = proposal_policy_choices(proposals, proposals_dir, policy)
+    if "kept" in proposals:
+        first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
+        proposals = proposals[~proposals["product_id"].isin(set(first["product_id"]))]
+    proposed = proposal_policy_choices(proposals, proposals_dir, policy) if len(proposals) else {}
     unknown = sorted(set(proposed) - set(market.products["product_id"]))
     if unknown:
         raise InputError(f"proposals name products the market does not have: {unknown[:5]}")
