@@ -68,12 +68,14 @@ def simulated(seed: int, workdir: Path, products: int, impressions: int) -> Path
     return folder
 
 
-def run_optimize(market_dir: Path, out: Path, cache: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident MiB) of ``adcraft optimize`` in a fresh process with an empty cache."""
+def run_optimize(market_dir: Path, out: Path, cache: Path, config: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, peak resident MiB) of ``adcraft optimize`` in a fresh process with an empty cache
+    (``config``: an optimize config file; None: the default config)."""
     env = {**os.environ, "ADCRAFT_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
+    settings = ["--config", str(config)] if config is not None else []
     process = subprocess.Popen([sys.executable, "-m", "adcraft.cli", "optimize", "--market", str(market_dir),
-                                "--out", str(out)], env=env)
+                                "--out", str(out), *settings], env=env)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:

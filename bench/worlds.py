@@ -259,11 +259,12 @@ def score_world(world: str, seed: int, args) -> dict:
     """Every method's rank-1 set of one (world, seed) market, scored by the truth."""
     started = time.perf_counter()
     market_dir = simulated(world, seed, args.workdir, args.products, args.impressions)
-    out = args.workdir / f"run-{world}-{seed}-{args.products}-{args.impressions}"
+    variant = f"-{args.config.stem}" if getattr(args, "config", None) is not None else ""
+    out = args.workdir / f"run-{world}-{seed}-{args.products}-{args.impressions}{variant}"
     if out.exists():
         shutil.rmtree(out)  # a run interrupted before its JSON: start it again from nothing
     with tempfile.TemporaryDirectory(prefix="adcraft-cache-") as cache:
-        seconds, peak_mib = run_optimize(market_dir, out, Path(cache))
+        seconds, peak_mib = run_optimize(market_dir, out, Path(cache), getattr(args, "config", None))
     market = load_market(market_dir)
     truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
     if (out / "elements.parquet").is_file():  # elements the run made (new backgrounds): the truth learns them
@@ -316,6 +317,7 @@ def score_world(world: str, seed: int, args) -> dict:
         "optimize seconds": seconds, "optimize peak memory MiB": peak_mib,
         "seconds": time.perf_counter() - started,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "optimize config": str(args.config) if getattr(args, "config", None) is not None else "default",
         "methods": methods,
     }
 
@@ -436,6 +438,8 @@ def main() -> None:
                         help="one JSON file per (world, seed), written as each finishes")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
     parser.add_argument("--table-only", action="store_true", help="write the table from the JSON files only")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="an optimize config file for every run (an ablation: give it its own --out-json)")
     args = parser.parse_args()
     if not args.table_only:
         args.workdir.mkdir(parents=True, exist_ok=True)

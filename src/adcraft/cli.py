@@ -478,6 +478,9 @@ def optimize(
     fresh: Annotated[bool, typer.Option(help="Discard what an interrupted run of this job left (trained models, "
                                              "checkpoints) instead of resuming from it.")] = False,
     brand: BrandOption = None,
+    decisions: Annotated[str | None, typer.Option(help="The review page's decisions of earlier runs (SQLAlchemy URL "
+                                                       "or SQLite file): rejected creatives are not proposed "
+                                                       "again.")] = None,
 ) -> None:
     """The main job: learn from the logs, propose the top-K creatives per product, render them, estimate the lift.
 
@@ -493,7 +496,7 @@ def optimize(
     if top_k is not None:
         settings = dataclasses.replace(settings, top_k=top_k)
     result = run_optimize(market, out_dir, settings, progress=sys.stderr.isatty(), extra_elements=elements,
-                          fresh=fresh, brand=brand)
+                          fresh=fresh, brand=brand, decisions=decisions)
     record = result.record
     if record.resumed_from:
         out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in record.resumed_from.items()))

@@ -379,3 +379,29 @@ def test_extra_elements_join_the_market_the_proposals_draw_on(run, market_dir):
     combo = list(market.creatives[market.creatives["product_id"] == pid]["elements"].iloc[0])
     combo[market.config.slots.index("background")] = "new-bg-1"
     assert 0 < extended.reward_model.predict([pid], [combo])[0] < 1  # the reward model scores it by its words
+
+
+def test_combinations_reviewers_rejected_are_not_proposed_again(run, market_dir, tmp_path):
+    import sqlalchemy as sa
+
+    from adcraft.serve.decisions import _metadata, decisions_table
+
+    _, out = run
+    creatives = pd.read_parquet(out / "creatives.parquet")
+    proposed = creatives[~creatives["kept"]] if "kept" in creatives else creatives
+    pid = sorted(proposed["product_id"])[0]
+    rejected = [list(e) for e in proposed.loc[proposed["product_id"] == pid, "elements"]]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'decisions.sqlite'}")
+    _metadata.create_all(engine)
+    with engine.begin() as connection:
+        for k, elements in enumerate(rejected):
+            connection.execute(decisions_table.insert().values(
+                product_id=pid, creative_id=f"{pid}-{k}", decision="reject", note="no", rank=k + 1,
+                decided_at=pd.Timestamp("2026-12-01", tz="UTC").to_pydatetime(), elements=elements,
+                predicted_ctr=0.02, image="creatives/x.png", run_id="run-a"))
+    engine.dispose()
+    again = optimize(market_dir, tmp_path / "again", FAST, decisions=str(tmp_path / "decisions.sqlite"))
+    now = again.proposals[again.proposals["product_id"] == pid]
+    now = now[~now["kept"]] if "kept" in now else now
+    assert len(now) and not ({tuple(e) for e in now["elements"]} & {tuple(e) for e in rejected})
+    assert any("not proposed again" in note for note in again.record.notes)

@@ -51,7 +51,7 @@ import functools
 import itertools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -369,6 +369,7 @@ class ComboGenerator:
     def propose(
         self, product_ids: Sequence[str] | None = None, k: int = 5, *, reward: RewardFn | None = None,
         context: str | None = None, market: Market | None = None, brand: Brand | None = None,
+        exclude: Mapping[str, set[tuple[str, ...]]] | None = None,
     ) -> pd.DataFrame:
         """A diverse top-k of combinations per product (module docstring), columns ``PROPOSAL_COLUMNS``.
 
@@ -377,6 +378,8 @@ class ComboGenerator:
         ``market`` may be a later version of the training market (new elements, new products).
         With ``brand``, beam search and sampling draw only what it allows (``Brand.candidate_mask``) and
         every candidate it refuses (a neighbour of the greedy one, say) is dropped before ranking.
+        ``exclude`` maps a product to combinations (element ids in slot order) never to propose for it, such as
+        the ones reviewers rejected, unless nothing else is left.
         """
         check_k(k)
         settings = self.config.proposals
@@ -411,6 +414,8 @@ class ComboGenerator:
             found = list(dict.fromkeys(found))
             if brand is not None:
                 found = _within_brand(brand, market or self.market, inputs, products[i], int(rows[i]), found)
+            if exclude and exclude.get(products[i]):
+                found = _without(exclude[products[i]], inputs, int(rows[i]), found)
             candidates.append(found)
         flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
         flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
@@ -529,6 +534,16 @@ def _within_brand(brand: Brand, market: Market, inputs: PolicyInputs, product_id
     sets = [inputs.candidates[t][row].tolist() for t in range(inputs.n_slots)]
     return [a for a in found if not brand.combination_problems(
         market, product_id, [inputs.element_ids[sets[t][m]] for t, m in enumerate(a)])]
+
+
+def _without(excluded: set[tuple[str, ...]], inputs: PolicyInputs, row: int,
+             found: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The candidates whose combination (element ids) is not in ``excluded``; all of them if none would be left
+    (a product always gets proposals)."""
+    sets = [inputs.candidates[t][row].tolist() for t in range(inputs.n_slots)]
+    kept = [a for a in found
+            if tuple(inputs.element_ids[sets[t][m]] for t, m in enumerate(a)) not in excluded]
+    return kept or found
 
 
 def _neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:

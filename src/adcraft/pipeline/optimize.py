@@ -87,6 +87,7 @@ from adcraft.market import Market, load_market, write_proposals
 from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import write_products
+from adcraft.pipeline.reviews import read_rejections
 from adcraft.pipeline.run_record import (
     RUN_ID_FIELD,
     Counts,
@@ -249,6 +250,7 @@ class RunInputs:
     log: pd.DataFrame
     extra: pd.DataFrame | None
     brand: Brand | None = None
+    rejected: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # per product, by reviewers
 
 
 @dataclass(frozen=True, eq=False)
@@ -310,13 +312,16 @@ CHECKPOINTS = "checkpoints"  # in the staging folder: finished models and traini
 
 
 def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, progress: bool = False,
-             extra_elements: Path | None = None, fresh: bool = False, brand: Path | None = None) -> OptimizeResult:
+             extra_elements: Path | None = None, fresh: bool = False, brand: Path | None = None,
+             decisions: str | None = None) -> OptimizeResult:
     """Run the main job on the market at ``market_dir`` and write its outputs to ``out``.
 
     ``extra_elements``: an ``elements.parquet`` written by another run (e.g. ``adcraft generate
     backgrounds``) whose elements the proposals may use beside the market's. ``brand``: a brand file
     (``generate.brand``) that every proposal keeps to; it only steers proposing and rendering, so a
-    resumed run reuses the trained models whatever the brand.
+    resumed run reuses the trained models whatever the brand. ``decisions``: the review page's database of earlier
+    runs (a SQLAlchemy URL or an SQLite file, ``pipeline.reviews``): combinations reviewers rejected last are not
+    proposed again.
 
     A run killed at any moment is resumed by running it again with the same market and config: the
     staging folder ``.OUT.partial`` keeps the trained models and the training checkpoints
@@ -335,7 +340,7 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     clock = _StageClock(progress)
     started = time.perf_counter()
     with clock("validate market"):
-        inputs = check_inputs(Path(market_dir), out, config, extra_elements, brand)
+        inputs = check_inputs(Path(market_dir), out, config, extra_elements, brand, decisions)
     shutil.rmtree(discarded, ignore_errors=True)  # left by a run killed while finishing
     run = _fingerprint(Path(market_dir), config, extra_elements)
     try:
@@ -382,7 +387,7 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
 
 
 def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elements: Path | None,
-                 brand: Path | None = None) -> RunInputs:
+                 brand: Path | None = None, decisions: str | None = None) -> RunInputs:
     """Load and validate the market, and refuse before anything is written a market the reward model cannot
     learn from (no click log), extra elements that do not fit it, a brand file that contradicts itself or
     the market (``load_brand``) and a renderer that cannot run."""
@@ -393,7 +398,8 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
     if brand is not None:
         guardrails = load_brand(brand, with_extra_elements(market, extra) if extra is not None else market)
     config.render.check_available()
-    return RunInputs(market_dir, out, market, log, extra, guardrails)
+    rejected = read_rejections(decisions) if decisions is not None else {}
+    return RunInputs(market_dir, out, market, log, extra, guardrails, rejected)
 
 
 def train_judges(state: RunState) -> RunState:
@@ -482,8 +488,12 @@ def propose(state: RunState) -> RunState:
     the top 2K it allows (``render`` keeps the first K that it still allows once drawn)."""
     brand, k = state.inputs.brand, state.config.top_k
     proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
-                                        brand=brand)
+                                        brand=brand, exclude=state.inputs.rejected)
     proposals["predicted_ctr"] = _reward_function(state.judge)(proposals["product_id"], proposals["elements"])
+    if state.inputs.rejected:
+        rejected = sum(len(combos) for combos in state.inputs.rejected.values())
+        state = _noted(state, f"Review decisions: {rejected} combinations rejected last by reviewers on "
+                              f"{len(state.inputs.rejected)} products are not proposed again.")
     return dataclasses.replace(state, proposals=proposals)
 
 
@@ -548,7 +558,7 @@ def cross_fit(state: RunState) -> RunState:
 
     def choose(judge: MILModel) -> pd.DataFrame:
         return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict,
-                                       brand=state.inputs.brand)
+                                       brand=state.inputs.brand, exclude=state.inputs.rejected)
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
