@@ -219,10 +219,12 @@ def run_ab_test(
     logging policy in the treatment arm too."""
     policy = policy or ProposalPolicy()
     config = config or ABTestConfig()
-    if "kept" in proposals:
+    launched = proposals
+    if "kept" in proposals and {"rank", "product_id"} <= set(proposals.columns):
         first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
-        proposals = proposals[~proposals["product_id"].isin(set(first["product_id"]))]
-    proposed = proposal_policy_choices(proposals, proposals_dir, policy) if len(proposals) else {}
+        launched = proposals[~proposals["product_id"].isin(set(first["product_id"]))]
+    every_product_kept = len(proposals) > 0 and len(launched) == 0
+    proposed = {} if every_product_kept else proposal_policy_choices(launched, proposals_dir, policy)
     unknown = sorted(set(proposed) - set(market.products["product_id"]))
     if unknown:
         raise InputError(f"proposals name products the market does not have: {unknown[:5]}")
