@@ -1,0 +1,81 @@
+"""Paired comparison of two ``bench/worlds.py`` result sets: the same markets, two optimize configs.
+
+    python bench/ablation.py --base DIR --variant DIR --name "judge: additive" [--results docs/results.md]
+
+``--base`` and ``--variant`` are ``--out-json`` folders of ``bench/worlds.py`` runs on the same (world, seed)
+markets, e.g. the default config and ``--config bench/configs/judge_additive.yaml``. For every (world, seed) in
+both, the script takes optimize's share of the oracle lift, harm share, true lift and kept products, and reports
+per world and over all pairs the mean of variant - base with a 95% paired t-interval over the pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from markdown import markdown_table, write_section
+from scipy import stats
+from worlds import OPTIMIZE
+
+METRICS = ("share of oracle lift", "harm share", "true lift", "kept products")
+
+
+def load(folder: Path) -> dict[tuple[str, int], dict]:
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        result = json.loads(path.read_text())
+        out[(result["world"], int(result["seed"]))] = result["methods"][OPTIMIZE]
+    return out
+
+
+def paired(differences: list[float]) -> str:
+    """``mean [low, high]``: the 95% paired t-interval of the differences (only the mean for one pair)."""
+    x = np.array([d for d in differences if d == d], dtype=float)
+    if len(x) == 0:
+        return "n/a"
+    if len(x) == 1:
+        return f"{x[0]:+.3f}"
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return f"{x.mean():+.3f} [{x.mean() - half:+.3f}, {x.mean() + half:+.3f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--variant", type=Path, required=True)
+    parser.add_argument("--name", required=True, help="what the variant changes, for the heading")
+    parser.add_argument("--results", type=Path, default=None)
+    args = parser.parse_args()
+    base, variant = load(args.base), load(args.variant)
+    pairs = sorted(set(base) & set(variant))
+    if not pairs:
+        raise SystemExit("no (world, seed) in both result sets")
+    rows = []
+    for world in [*dict.fromkeys(w for w, _ in pairs), "all"]:
+        mine = [p for p in pairs if world in ("all", p[0])]
+        row = {"world": world, "pairs": len(mine)}
+        for metric in METRICS:
+            row[f"base {metric}"] = float(np.mean([base[p].get(metric, math.nan) for p in mine]))
+            row[f"variant - base {metric}"] = paired(
+                [variant[p].get(metric, math.nan) - base[p].get(metric, math.nan) for p in mine])
+        rows.append(row)
+    heading = f"## Ablation: {args.name} (bench/ablation.py)"
+    seeds = sorted({s for _, s in pairs})
+    text = "\n\n".join([
+        heading,
+        f"Paired over {len(pairs)} (world, seed) markets (seeds {', '.join(map(str, seeds))}) run by `bench/worlds.py` "
+        f"with the default config (base, `{args.base}`) and with the variant (`{args.variant}`). Means of the base, "
+        "and of variant - base with a 95% paired t-interval over the markets.",
+        markdown_table(pd.DataFrame(rows), 3),
+    ])
+    print(text)
+    if args.results is not None:
+        write_section(args.results, heading, text)
+
+
+if __name__ == "__main__":
+    main()
