@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from markdown import markdown_table, write_section
-from scipy import stats
-from worlds import OPTIMIZE
+from worlds import OPTIMIZE, mean_interval
 
 METRICS = ("share of oracle lift", "harm share", "true lift", "kept products")
 
@@ -30,17 +29,6 @@ def load(folder: Path) -> dict[tuple[str, int], dict]:
         result = json.loads(path.read_text())
         out[(result["world"], int(result["seed"]))] = result["methods"][OPTIMIZE]
     return out
-
-
-def paired(differences: list[float]) -> str:
-    """``mean [low, high]``: the 95% paired t-interval of the differences (only the mean for one pair)."""
-    x = np.array([d for d in differences if d == d], dtype=float)
-    if len(x) == 0:
-        return "n/a"
-    if len(x) == 1:
-        return f"{x[0]:+.3f}"
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return f"{x.mean():+.3f} [{x.mean() - half:+.3f}, {x.mean() + half:+.3f}]"
 
 
 def main() -> None:
@@ -60,8 +48,8 @@ def main() -> None:
         row = {"world": world, "pairs": len(mine)}
         for metric in METRICS:
             row[f"base {metric}"] = float(np.mean([base[p].get(metric, math.nan) for p in mine]))
-            row[f"variant - base {metric}"] = paired(
-                [variant[p].get(metric, math.nan) - base[p].get(metric, math.nan) for p in mine])
+            row[f"variant - base {metric}"] = mean_interval(  # a paired t-interval: over the differences
+                [variant[p].get(metric, math.nan) - base[p].get(metric, math.nan) for p in mine], "+.3f")
         rows.append(row)
     heading = f"## Ablation: {args.name} (bench/ablation.py)"
     seeds = sorted({s for _, s in pairs})

@@ -337,15 +337,16 @@ def write_result(path: Path, result: dict) -> None:
 # -- the table ---------------------------------------------------------------------------------------------
 
 
-def mean_interval(values: list[float]) -> str:
-    """``mean [low, high]``: the 95% t-interval over seeds (only the mean for a single seed)."""
+def mean_interval(values: list[float], spec: str = ".3f") -> str:
+    """``mean [low, high]``: the 95% t-interval over seeds (only the mean for a single seed), numbers
+    formatted with ``spec``."""
     x = np.array([v for v in values if v == v], dtype=float)
     if len(x) == 0:
         return "n/a"
     if len(x) == 1:
-        return f"{x[0]:.3f}"
+        return f"{x[0]:{spec}}"
     half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return f"{x.mean():.3f} [{x.mean() - half:.3f}, {x.mean() + half:.3f}]"
+    return f"{x.mean():{spec}} [{x.mean() - half:{spec}}, {x.mean() + half:{spec}}]"
 
 
 def world_table(results: list[dict]) -> pd.DataFrame:
