@@ -58,7 +58,7 @@ from optimize import TruthScorer, best_logged, logging_values, oracle_values, ru
 from adcraft.market import Market, load_market
 from adcraft.market.click_log import click_log, time_split
 from adcraft.market.extra import read_extra_elements, with_extra_elements
-from adcraft.market.outputs import read_proposals
+from adcraft.market.outputs import kept_products, read_proposals
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 from adcraft.simulator.worlds import WORLDS
 
@@ -214,15 +214,6 @@ def simulated(world: str, seed: int, workdir: Path, products: int, impressions: 
     return folder
 
 
-def kept_products(proposals: pd.DataFrame) -> list[str]:
-    """The products whose rank 1 is marked ``kept`` (do no harm: optimize launches nothing for them, so their
-    value is their logging policy's, not that of the creative the row shows)."""
-    if "kept" not in proposals:
-        return []
-    first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
-    return first["product_id"].tolist()
-
-
 def reported_lift(run: dict) -> tuple[float, str]:
     """The lift a run reports (relative to the logging policy) and where in run.json it was read."""
     evidence = run.get("evidence")
@@ -287,7 +278,7 @@ def score_world(world: str, seed: int, args) -> dict:
     share = share / share.sum()
     logging_by_product = logging_values(market, truth)
     logging = logging_by_product.reindex(products).to_numpy()
-    for pid in kept_products(proposals):  # do no harm: nothing launched, the product keeps what runs now
+    for pid in kept_products(proposals):  # do no harm: nothing launched there, what runs now stays (its L_p)
         true[OPTIMIZE][pid] = float(logging_by_product[pid])
     best = np.array([oracle[p] for p in products])
     methods = {}

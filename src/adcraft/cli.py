@@ -332,12 +332,12 @@ def demo(
     )
     value, ab = result.run.record.ope.value, result.ab_test
     out.print(f"market: {result.market_dir}")
-    if value is not None:
+    if result.run.record.evidence.lift is not None:
+        out.print(_evidence_line(result.run.record.evidence.lift))
+    elif value is not None:
         out.print(f"off-policy estimate ({value.proposals.estimator}, graded by the judge that chose the proposals, "
                   f"not evidence): CTR {value.proposals.value:.3%} vs logging {value.logging.value:.3%}, "
                   f"lift {value.lift:+.1%}")
-    if result.run.record.evidence.lift is not None:
-        out.print(_evidence_line(result.run.record.evidence.lift))
     out.print(f"simulated A/B test ({ab.impressions_per_arm} impressions per arm): lift {ab.lift:+.1%} "
               f"[{ab.lift_ci_low:+.1%}, {ab.lift_ci_high:+.1%}]; true lift {ab.true_lift:+.1%}")
     out.print(f"report: {result.report}")
@@ -500,19 +500,21 @@ def optimize(
     record = result.record
     if record.resumed_from:
         out.print("resumed: " + ", ".join(f"{k} from {v}" for k, v in record.resumed_from.items()))
-    value = record.ope.value
-    if value is not None:
+    if record.evidence.lift is not None:  # the chooser's opinion of its own picks is not shown beside evidence
+        out.print(_evidence_line(record.evidence.lift))
+    elif record.ope.value is not None:
+        value = record.ope.value
         out.print(f"estimated CTR {value.proposals.value:.4%} vs logging {value.logging.value:.4%} "
                   f"(lift {value.lift:+.1%}, {value.proposals.estimator}, graded by the judge that chose the "
                   "proposals, not evidence)")
     else:
         out.print(f"no off-policy estimate: {record.ope.reason}")
-    if record.evidence.lift is not None:
-        out.print(_evidence_line(record.evidence.lift))
     if "kept" in result.proposals:
-        first = result.proposals[result.proposals["rank"] == 1]
-        out.print(f"do no harm: {int(first['kept'].sum())} of {len(first)} products keep what runs now (nothing "
-                  "launched for them: the evidence does not show their proposals better)")
+        from adcraft.market.outputs import kept_products
+
+        out.print(f"do no harm: {len(kept_products(result.proposals))} of {result.proposals['product_id'].nunique()} "
+                  "products keep what runs now (nothing launched for them: the evidence does not show their "
+                  "proposals better)")
     out.print(f"wrote {len(result.proposals)} creatives to {out_dir} in {record.timings.total:.0f} s")
     for stage, seconds in record.timings.stages:
         out.print(f"  {seconds:8.1f} s  {stage}")
@@ -565,8 +567,9 @@ def export_command(
     run: Annotated[Path, typer.Option(help="Run folder written by `adcraft optimize`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write (new or empty): images/, "
                                                         "creatives.csv, manifest.json.")],
-    decisions: Annotated[str | None, typer.Option(help="Decisions database URL of the review page (default: "
-                                                       "decisions.sqlite in the run folder).")] = None,
+    decisions: Annotated[str | None, typer.Option(help="Decisions database of the review page, a SQLAlchemy URL "
+                                                       "or SQLite file (default: decisions.sqlite in the run "
+                                                       "folder).")] = None,
     market: Annotated[Path | None, typer.Option(help="The market the run was made from (default: the one "
                                                      "its run.json names).")] = None,
     final_url: Annotated[str | None, typer.Option(help="Final URL of each creative; {product_id} is replaced by "
@@ -576,10 +579,12 @@ def export_command(
 ) -> None:
     """Export the approved creatives of a run for bulk upload to an ad manager: images, a CSV (creative name,
     image file, headline, description, product id, final URL) and a manifest of their provenance."""
+    from adcraft.pipeline.reviews import database_url
     from adcraft.serve.bundle import BundleConfig, export_bundle
 
     url = {} if final_url is None else {"final_url": final_url}
-    result = export_bundle(BundleConfig(run_dir=run, out=out_dir, database_url=decisions, market_dir=market,
+    database = None if decisions is None else database_url(decisions)
+    result = export_bundle(BundleConfig(run_dir=run, out=out_dir, database_url=database, market_dir=market,
                                         zip=zip_bundle, **url))
     out.print(f"wrote {result.creatives} approved creatives to {result.out}"
               + (f" and {result.zip_path}" if result.zip_path is not None else ""))
@@ -661,13 +666,10 @@ def logs_export_command(
     out_dir: Annotated[Path, typer.Option("--out", help="New market folder to write (new or empty).")],
 ) -> None:
     """Write MARKET plus the run's served impressions (with their propensities) and creatives as a new market."""
-    from adcraft.serve.decisions import sqlite_url
+    from adcraft.pipeline.reviews import database_url
     from adcraft.serve.log_export import export_served_log
 
-    url = db if "://" in db else sqlite_url(Path(db))
-    if "://" not in db and not Path(db).is_file():
-        raise InputError(f"--db {db}: no such database file (give a path to the SQLite file or a SQLAlchemy URL)")
-    result = export_served_log(url, run, market, out_dir)
+    result = export_served_log(database_url(db, "--db"), run, market, out_dir)
     for note in result.notes:
         out.print(f"note: {note}", soft_wrap=True)
     out.print(f"wrote {out_dir}: {result.impressions} served impressions ({result.clicks} clicked) of {result.run_id}, "

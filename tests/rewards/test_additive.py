@@ -91,12 +91,12 @@ def test_a_stronger_penalty_shrinks_the_weights(market):
 def test_the_judge_with_the_lower_held_out_log_loss_is_chosen(market):
     log = click_log(market)
     rate = float(log["clicks"].sum() / log["trials"].sum())
-    judge, choice = choose_judge(market, Constant(rate))
+    judge, choice = choose_judge(log, Constant(rate))
     assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
     assert choice.held_out_log_loss["additive"] < choice.held_out_log_loss["mil"]
     assert 0 < choice.held_out_impressions < len(market.impressions)
     truth = Truth()  # near the additive fit here: either may win, and the lower loss decides
-    judge, choice = choose_judge(market, truth)
+    judge, choice = choose_judge(log, truth)
     losses = choice.held_out_log_loss
     assert choice.chosen == min(losses, key=losses.get)
     assert (judge is truth) == (choice.chosen == "mil")

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from adcraft.cli import app
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
+from adcraft.pipeline.reviews import sqlite_url
 from adcraft.serve.bundle import BUNDLE_COLUMNS, BundleConfig, export_bundle
-from adcraft.serve.decisions import DecisionStore, decisions_table, sqlite_url
+from adcraft.serve.decisions import DecisionStore, decisions_table
 from adcraft.serve.run_view import Proposal, RunView
 from adcraft.serve.spreadsheet import FORMULA_STARTS
 

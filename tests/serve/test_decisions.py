@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from adcraft.errors import InputError
-from adcraft.serve.decisions import EXPORT_COLUMNS, MAX_NOTE_CHARS, DecisionStore, sqlite_url
+from adcraft.pipeline.reviews import sqlite_url
+from adcraft.serve.decisions import EXPORT_COLUMNS, MAX_NOTE_CHARS, DecisionStore
 from adcraft.serve.run_view import RunView
 
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from adcraft.cli import app
 from adcraft.market import load_market, validate_market
 from adcraft.pipeline.optimize import OptimizeConfig, optimize
-from adcraft.serve.decisions import DecisionStore, sqlite_url
+from adcraft.pipeline.reviews import sqlite_url
+from adcraft.serve.decisions import DecisionStore
 from adcraft.serve.impression_log import ImpressionLog
 from adcraft.serve.policy import ServingPolicy, ServingPolicyConfig
 from adcraft.serve.run_view import RunView

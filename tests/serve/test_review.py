@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adcraft.pipeline.reviews import sqlite_url
 from adcraft.pipeline.run_record import run_id_of
-from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table, sqlite_url
+from adcraft.serve.decisions import EXPORT_COLUMNS, decisions_table
 from adcraft.serve.review import build_review_router, export_csv
 from adcraft.serve.run_view import RunView
 from adcraft.serve.spreadsheet import FORMULA_STARTS

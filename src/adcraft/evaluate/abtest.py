@@ -51,6 +51,7 @@ from adcraft.errors import InputError
 from adcraft.evaluate.proposal_value import ProposalPolicy, combination_key
 from adcraft.market import Market
 from adcraft.market.images import open_image, resolve_inside
+from adcraft.market.outputs import kept_products
 from adcraft.render.from_market import MarketRenderer
 from adcraft.simulator.click_model import contexts
 from adcraft.simulator.truth import GroundTruth
@@ -219,10 +220,8 @@ def run_ab_test(
     logging policy in the treatment arm too."""
     policy = policy or ProposalPolicy()
     config = config or ABTestConfig()
-    launched = proposals
-    if "kept" in proposals and {"rank", "product_id"} <= set(proposals.columns):
-        first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
-        launched = proposals[~proposals["product_id"].isin(set(first["product_id"]))]
+    kept = kept_products(proposals) if {"rank", "product_id"} <= set(proposals.columns) else set()
+    launched = proposals[~proposals["product_id"].isin(kept)] if kept else proposals
     every_product_kept = len(proposals) > 0 and len(launched) == 0
     proposed = {} if every_product_kept else proposal_policy_choices(launched, proposals_dir, policy)
     unknown = sorted(set(proposed) - set(market.products["product_id"]))

@@ -288,10 +288,8 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     proposals; without it, ``lift`` equals ``proposals_lift``. So that choosing which products launch does not
     bias the lift of the set (the products whose estimate came out high would be the ones launched), the
     impressions are dealt at random into two halves: the per-product lifts and ``keep_current`` come from one
-    half, ``lift`` from the other. ``bench/evidence.py`` measures the
-    coverage. Raises
-    :class:`InputError` when the logs cannot support it: no propensities, or a fold whose logs a judge cannot
-    be fitted on.
+    half, ``lift`` from the other (``bench/evidence.py`` measures the coverage). Raises :class:`InputError` when
+    the logs cannot support it: no propensities, or a fold whose logs a judge cannot be fitted on.
     """
     config = config or EvidenceConfig()
     policy = policy or ProposalPolicy()
@@ -315,27 +313,29 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     lines = _calibration_draws(backtest, config.n_bootstrap, rng)
     z = rng.standard_normal(config.n_bootstrap)
     spread = backtest.ratio_spread**2
-    estimate, low, high, uncalibrated = _lift_interval(
-        rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
-    proposals_lift = LiftInterval(estimate, low, high, config.level)
-    logging_ctr = float(rows["click"].mean())
-    lift = proposals_lift
-    if do_no_harm:  # decide on one half of the impressions, grade the decision on the other
-        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
-        products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level,
-                                  rng)
-        rows = rows[~deciding]
-        kept = rows["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
-        rows = rows.assign(a=np.where(kept, rows["click"], rows["a"]), b=np.where(kept, 0.0, rows["b"]),
-                           c=np.where(kept, 0.0, rows["c"]))
+
+    def set_lift(part: pd.DataFrame) -> tuple[LiftInterval, float]:
+        """The set's lift on ``part`` of the rows, and its uncalibrated estimate."""
         estimate, low, high, uncalibrated = _lift_interval(
-            rows, line, lines, error_factors(z, spread / _independent_products(rows)), config.level, rng)
-        lift = LiftInterval(estimate, low, high, config.level)
-    else:
-        products = _product_lifts(rows, proposals, line, lines, error_factors(z, spread), config.level, rng)
+            part, line, lines, error_factors(z, spread / _independent_products(part)), config.level, rng)
+        return LiftInterval(estimate, low, high, config.level), uncalibrated
+
+    proposals_lift, uncalibrated = set_lift(rows)
+    logging_ctr = float(rows["click"].mean())
+    deciding = np.ones(len(rows), dtype=bool)  # the rows the per-product lifts and keep marks come from
+    if do_no_harm:
+        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
+    products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level, rng)
+    lift = proposals_lift
+    if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
+        graded = rows[~deciding]
+        kept = graded["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
+        lift, uncalibrated = set_lift(graded.assign(a=np.where(kept, graded["click"], graded["a"]),
+                                                    b=np.where(kept, 0.0, graded["b"]),
+                                                    c=np.where(kept, 0.0, graded["c"])))
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
-    return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + estimate), backtest,
+    return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + lift.estimate), backtest,
                     supported, plan, products, time.perf_counter() - started)
 
 

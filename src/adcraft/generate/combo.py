@@ -412,10 +412,9 @@ class ComboGenerator:
                 found += _neighbours(found[0], [slot[i] for slot in alternatives])
                 found += _pair_neighbours(found[0], [slot[i] for slot in likeliest])
             found = list(dict.fromkeys(found))
-            if brand is not None:
-                found = _within_brand(brand, market or self.market, inputs, products[i], int(rows[i]), found)
-            if exclude and exclude.get(products[i]):
-                found = _without(exclude[products[i]], inputs, int(rows[i]), found)
+            banned = exclude.get(products[i], set()) if exclude else set()
+            if brand is not None or banned:
+                found = _allowed(found, inputs, int(rows[i]), products[i], brand, market or self.market, banned)
             candidates.append(found)
         flat_rows = torch.cat([rows[i].repeat(len(c)) for i, c in enumerate(candidates)])
         flat_actions = torch.tensor([a for c in candidates for a in c], dtype=torch.long)
@@ -528,22 +527,15 @@ def _rewards(reward: RewardFn | None, rows: Sequence[tuple], context: str | None
     return cached([r[0] for r in rows], [r[1] for r in rows], contexts)
 
 
-def _within_brand(brand: Brand, market: Market, inputs: PolicyInputs, product_id: str, row: int,
-                  found: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """The candidates (candidate positions of the product at ``row``) whose combination the brand allows."""
+def _allowed(found: list[tuple[int, ...]], inputs: PolicyInputs, row: int, product_id: str, brand: Brand | None,
+             market: Market, banned: set[tuple[str, ...]]) -> list[tuple[int, ...]]:
+    """The candidates (candidate positions of the product at ``row``) whose combination the brand allows and
+    that are not ``banned`` (element ids in slot order); the banned ones stay when nothing else would."""
     sets = [inputs.candidates[t][row].tolist() for t in range(inputs.n_slots)]
-    return [a for a in found if not brand.combination_problems(
-        market, product_id, [inputs.element_ids[sets[t][m]] for t, m in enumerate(a)])]
-
-
-def _without(excluded: set[tuple[str, ...]], inputs: PolicyInputs, row: int,
-             found: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """The candidates whose combination (element ids) is not in ``excluded``; all of them if none would be left
-    (a product always gets proposals)."""
-    sets = [inputs.candidates[t][row].tolist() for t in range(inputs.n_slots)]
-    kept = [a for a in found
-            if tuple(inputs.element_ids[sets[t][m]] for t, m in enumerate(a)) not in excluded]
-    return kept or found
+    ids = [tuple(inputs.element_ids[sets[t][m]] for t, m in enumerate(a)) for a in found]
+    allowed = [(a, c) for a, c in zip(found, ids)
+               if brand is None or not brand.combination_problems(market, product_id, list(c))]
+    return [a for a, c in allowed if c not in banned] or [a for a, _ in allowed]
 
 
 def _neighbours(actions: tuple[int, ...], alternatives: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:

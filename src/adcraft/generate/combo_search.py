@@ -134,52 +134,31 @@ def diverse_top_k(
     element in the pivot slot; if that leaves fewer than k, the best candidates skipped for the cap, then
     those skipped for their likeness to rank 1, fill in.
     """
-    order = np.lexsort((-tiebreak, -scores))
-    if len(order) and actions.ndim == 2:
-        first = actions[order[0]]
-        far = {int(i) for i in order if int((actions[i] != first).sum()) >= min(min_slots_from_first,
-                                                                                 actions.shape[1])}
-        near = [int(i) for i in order[1:] if int(i) not in far]
-        chosen = _diverse(actions, scores, order[[0] + [j for j, i in enumerate(order) if int(i) in far]], k,
-                          min_distinct_slots, max_share)
-        for i in near:
-            if len(chosen) == k:
-                break
-            if all(int((actions[i] != actions[j]).sum()) >= min_distinct_slots for j in chosen):
-                chosen.append(i)
-        rank = {int(i): r for r, i in enumerate(order)}
-        return sorted(chosen, key=rank.__getitem__)
-    return _diverse(actions, scores, order, k, min_distinct_slots, max_share)
-
-
-def _diverse(actions: np.ndarray, scores: np.ndarray, order: np.ndarray, k: int, min_distinct_slots: int,
-             max_share: float) -> list[int]:
-    """``diverse_top_k`` without the rank-1 rule, down ``order``."""
+    order = [int(i) for i in np.lexsort((-tiebreak, -scores))]
+    if not order:
+        return []
     cap = max(1, math.ceil(max_share * k))
     pivot = pivot_slot(actions, scores) if len(actions) > 1 else 0
+    from_first = min(min_slots_from_first, actions.shape[1])
     taken: list[int] = []
-    capped: list[int] = []
     counts: dict[int, int] = {}
 
-    def distinct(i: int) -> bool:
-        return all(int((actions[i] != actions[j]).sum()) >= min_distinct_slots for j in taken)
+    def differ(i: int, j: int) -> int:
+        return int((actions[i] != actions[j]).sum())
 
-    for i in order:
-        if len(taken) == k:
-            break
-        if not distinct(i):
-            continue
-        if counts.get(actions[i, pivot], 0) >= cap:
-            capped.append(i)
-            continue
-        taken.append(int(i))
-        counts[actions[i, pivot]] = counts.get(actions[i, pivot], 0) + 1
-    for i in capped:
-        if len(taken) == k:
-            break
-        if distinct(i):
-            taken.append(int(i))
-    rank = {int(i): r for r, i in enumerate(order)}
+    for far_only, capped in ((True, True), (True, False), (False, False)):  # the rules loosened in turn
+        for i in order:
+            if len(taken) == k:
+                break
+            if i in taken or any(differ(i, j) < min_distinct_slots for j in taken):
+                continue
+            if far_only and taken and differ(i, taken[0]) < from_first:
+                continue
+            if capped and counts.get(actions[i, pivot], 0) >= cap:
+                continue
+            taken.append(i)
+            counts[actions[i, pivot]] = counts.get(actions[i, pivot], 0) + 1
+    rank = {i: r for r, i in enumerate(order)}
     return sorted(taken, key=rank.__getitem__)
 
 

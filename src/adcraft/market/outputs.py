@@ -79,6 +79,15 @@ def write_proposals(out_dir: str | os.PathLike[str], creatives: pd.DataFrame,
         write_parquet(out / "elements.parquet", element_table)
 
 
+def kept_products(proposals: pd.DataFrame) -> set[str]:
+    """The products whose rank 1 in a proposals table is marked ``kept`` (``optimize``'s do no harm: nothing is
+    launched for them, what runs now stays); empty for a table without the column."""
+    if "kept" not in proposals or proposals.empty:
+        return set()
+    first = proposals[(proposals["rank"] == 1) & proposals["kept"].fillna(False).astype(bool)]
+    return set(first["product_id"].astype(str))
+
+
 def write_scores(out_dir: str | os.PathLike[str], scores: pd.DataFrame) -> None:
     """Write ``OUT/scores.parquet``: ``creative_id`` (string), ``predicted_ctr`` (float64)."""
     table = _exact_table(scores, SCORES_SCHEMA, "scores.parquet")

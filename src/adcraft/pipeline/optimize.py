@@ -15,8 +15,8 @@ the next), each a function below:
    graded by the judge that chose them (shown labelled as such, never as evidence);
 7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
    the conservative lift, per product and for the set, the backtest and a launch plan;
-8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better keeps the
-   creative it runs most now as rank 1 (marked ``kept``);
+8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better launches
+   nothing; its rank 1 is a row marked ``kept`` standing for what runs now;
 9. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
    (``evaluate.fidelity``; a run that would break that fails); with a brand file, each rendered proposal
    is checked against it too (product area, title as laid out) and a refused one is replaced by the next
@@ -103,7 +103,7 @@ from adcraft.pipeline.run_record import (
 )
 from adcraft.render.backend import RenderConfig
 from adcraft.render.from_market import MarketRenderer
-from adcraft.rewards.additive import AdditiveConfig, AdditiveJudge, JudgeChoice, choose_judge, fit_additive
+from adcraft.rewards.additive import AdditiveConfig, AdditiveJudge, choose_judge, fit_additive
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,6 @@ class RunState:
     notes: tuple[str, ...] = ()
     reward_model: MILModel | None = None  # train_judges, then extend_market (saved, served, explains the report)
     judge: Any = None  # train_judges, then extend_market: the judge that chooses and values the proposals
-    judge_choice: JudgeChoice | None = None  # train_judges (judge "auto")
     made_elements: pd.DataFrame | None = None  # new_backgrounds
     new_elements: pd.DataFrame | None = None  # extend_market: extra + made elements; write_outputs keeps the used
     market: Market | None = None  # extend_market
@@ -423,23 +422,23 @@ def _additive_config(config: OptimizeConfig) -> AdditiveConfig:
 
 def _with_judge(state: RunState) -> RunState:
     """The judge that chooses the proposals (``OptimizeConfig.judge``), with a note saying which and why."""
-    config, market = state.config, state.inputs.market
+    config, log = state.config, state.inputs.log
     if config.judge == "mil":
         return dataclasses.replace(state, judge=state.reward_model)
     if config.judge == "additive":
-        return dataclasses.replace(state, judge=fit_additive(state.inputs.log, _additive_config(config)))
+        return dataclasses.replace(state, judge=fit_additive(log, _additive_config(config)))
     try:
-        judge, choice = choose_judge(market, state.reward_model, _additive_config(config))
+        judge, choice = choose_judge(log, state.reward_model, _additive_config(config))
     except InputError as exc:
         return dataclasses.replace(_noted(state, f"The multi-instance model chooses the proposals: the log could "
                                                  f"not be split to compare judges ({exc})."), judge=state.reward_model)
-    loss = choice.held_out_log_loss
     name = {"mil": "multi-instance model", "additive": "additive logistic model"}
+    other = "additive" if choice.chosen == "mil" else "mil"
+    loss = choice.held_out_log_loss
     note = (f"The {name[choice.chosen]} chooses and values the proposals: on the latest part of the log "
             f"({choice.held_out_impressions} impressions) its log loss per impression was "
-            f"{loss[choice.chosen]:.5f}, against {loss['additive' if choice.chosen == 'mil' else 'mil']:.5f} for the "
-            f"{name['additive' if choice.chosen == 'mil' else 'mil']}.")
-    return dataclasses.replace(_noted(state, note), judge=judge, judge_choice=choice)
+            f"{loss[choice.chosen]:.5f}, against {loss[other]:.5f} for the {name[other]}.")
+    return dataclasses.replace(_noted(state, note), judge=judge)
 
 
 def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
@@ -572,11 +571,12 @@ def _current_creatives(state: RunState) -> pd.DataFrame:
     """Per product, the creative shown for "keep what runs now": the one its logging policy shows most
     (``most_shown_creatives``; with a brand file, the most shown of those the brand allows, if any)."""
     log, brand = state.inputs.log, state.inputs.brand
-    if brand is not None:
+    if brand is not None:  # checked once per logged creative, not per row of the log
         market = state.market or state.inputs.market
-        allowed = [not brand.combination_problems(market, p, list(e))
-                   for p, e in zip(log["product_id"], log["elements"])]
-        log = log[np.array(allowed, dtype=bool)]
+        creatives = log.drop_duplicates("creative_id")
+        allowed = {c for c, p, e in zip(creatives["creative_id"], creatives["product_id"], creatives["elements"])
+                   if not brand.combination_problems(market, p, list(e))}
+        log = log[log["creative_id"].isin(allowed)]
     shown = most_shown_creatives(log)
     return pd.DataFrame({"product_id": shown.index, "elements": [list(e) for e in shown["elements"]]})
 
@@ -770,19 +770,23 @@ def _file_stem(product_id: str, rank: int, seen: set[str]) -> str:
     return name
 
 
+def _save_creative(staging: Path, pid: str, rank: int, creative, seen: set[str]) -> tuple[str, list[int]]:
+    """Write a rendered proposal to ``creatives/`` of the staging folder: its path there and product bbox."""
+    name = f"creatives/{_file_stem(str(pid), int(rank), seen)}.png"
+    write_png(staging / name, creative.image)
+    return name, [int(v) for v in creative.product_bbox]
+
+
 def _render(renderer: MarketRenderer, proposals: pd.DataFrame, staging: Path, progress: bool) -> pd.DataFrame:
     from rich.progress import track
 
     images, boxes, seen = [], [], set()
-    folder = staging / "creatives"
-    folder.mkdir(parents=True, exist_ok=True)
+    (staging / "creatives").mkdir(parents=True, exist_ok=True)
     rows = list(zip(proposals["product_id"], proposals["rank"], proposals["elements"]))
     for pid, rank, combo in track(rows, description="rendering proposals", disable=not progress, transient=True):
-        creative = renderer.render(pid, list(combo))
-        name = f"creatives/{_file_stem(str(pid), int(rank), seen)}.png"
-        write_png(staging / name, creative.image)
+        name, box = _save_creative(staging, pid, rank, renderer.render(pid, list(combo)), seen)
         images.append(name)
-        boxes.append([int(v) for v in creative.product_bbox])
+        boxes.append(box)
     return proposals.assign(image=images, product_bbox=boxes)
 
 
@@ -795,8 +799,7 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
     from rich.progress import track
 
     market = renderer.market
-    folder = staging / "creatives"
-    folder.mkdir(parents=True, exist_ok=True)
+    (staging / "creatives").mkdir(parents=True, exist_ok=True)
     rows, seen = [], set()
     groups = list(proposals.sort_values(["rank"], kind="stable").groupby("product_id", sort=False))
     for pid, group in track(groups, description="rendering proposals", disable=not progress, transient=True):
@@ -812,10 +815,8 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
                 if len(kept) == k:
                     break
         for rank, (row, creative, problems) in enumerate(kept or [first], start=1):
-            name = f"creatives/{_file_stem(str(pid), rank, seen)}.png"
-            write_png(staging / name, creative.image)
-            rows.append({**row.to_dict(), "rank": rank, "image": name,
-                         "product_bbox": [int(v) for v in creative.product_bbox], "problems": problems})
+            name, box = _save_creative(staging, pid, rank, creative, seen)
+            rows.append({**row.to_dict(), "rank": rank, "image": name, "product_bbox": box, "problems": problems})
     out = pd.DataFrame(rows)
     checked = brand_columns(out.pop("problems").tolist())
     return out.assign(**checked).astype({"rank": "int32"}).reset_index(drop=True)

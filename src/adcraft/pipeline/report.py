@@ -23,6 +23,7 @@ from adcraft.evaluate.report import (
 )
 from adcraft.generate.combo import ComboHistory
 from adcraft.market import Market
+from adcraft.market.outputs import kept_products
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILModel
 
@@ -49,7 +50,8 @@ def build_report(
     With ``evidence`` (``evaluate.evidence``) the page leads with the lower bound of the cross-fitted lift over
     what runs now, per product too, and shows the judge's backtest (``backtest.png``: predicted against observed
     CTR of held-out logged creatives, the diagonal and the fitted calibration line)."""
-    top = proposals[proposals["rank"] == 1].set_index("product_id")
+    launched = proposals[~proposals["product_id"].isin(kept_products(proposals))]  # kept rows are not proposals
+    top = launched[launched["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
     lift_rows = lifts.set_index("product_id") if lifts is not None else None
@@ -160,8 +162,8 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
     lift, backtest, supported = evidence.lift, evidence.backtest, evidence.supported
     level = f"{lift.level:.0%}"
     figures = [
-        (f"lift of the proposals over what runs now, at least ({level} lower bound; cross-fitted: no proposal "
-         "graded by the judge that chose it)", f"{lift.low:+.1%}"),
+        (f"lift of what is launched over what runs now (the kept products at no change), at least ({level} lower "
+         "bound; cross-fitted: no proposal graded by the judge that chose it)", f"{lift.low:+.1%}"),
         (f"estimated lift, {level} interval [{lift.low:+.1%}, {lift.high:+.1%}] (logs' noise and the judge's "
          "backtest error)", f"{lift.estimate:+.1%}"),
         ("products that keep their current creative (lower bound <= 0)",

@@ -14,17 +14,23 @@ import sqlalchemy as sa
 
 from adcraft.errors import InputError
 
-TABLE = "review_decisions"  # the table the review page (serve.decisions) writes
+DECISIONS_TABLE = "review_decisions"  # the table the review page writes (serve.decisions) and this module reads
 
 
-def database_url(location: str) -> str:
-    """``location`` as a SQLAlchemy URL: a URL as given, an existing file path as an SQLite URL."""
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of an SQLite database file at ``path``."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def database_url(location: str, option: str = "--decisions") -> str:
+    """``location`` as a SQLAlchemy URL: a URL as given, an existing file path as an SQLite URL; ``InputError``
+    naming ``option`` for a path that is not a file."""
     if "://" in location:
         return location
-    path = Path(location)
-    if not path.is_file():
-        raise InputError(f"--decisions {location}: no such database file (give a SQLAlchemy URL or an SQLite file)")
-    return f"sqlite:///{path.resolve()}"
+    if not Path(location).is_file():
+        raise InputError(f"{option} {location}: no such database file (give the path of the SQLite file or a "
+                         "SQLAlchemy URL)")
+    return sqlite_url(Path(location))
 
 
 def read_rejections(location: str) -> dict[str, set[tuple[str, ...]]]:
@@ -37,7 +43,7 @@ def read_rejections(location: str) -> dict[str, set[tuple[str, ...]]]:
         raise InputError(f"--decisions: cannot open {location!r}: {exc}") from None
     try:
         with engine.connect() as connection:
-            table = sa.Table(TABLE, sa.MetaData(), autoload_with=connection)
+            table = sa.Table(DECISIONS_TABLE, sa.MetaData(), autoload_with=connection)
             needed = {"product_id", "elements", "decision", "decided_at"}
             missing = needed - set(table.c.keys())
             if missing:

@@ -26,8 +26,7 @@ import torch
 
 from adcraft.configuration import check_config
 from adcraft.errors import InputError
-from adcraft.market import Market
-from adcraft.market.click_log import SplitConfig, click_log, time_split
+from adcraft.market.click_log import SplitConfig, time_split
 
 L2_GRID: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -126,21 +125,19 @@ def log_loss(predicted: np.ndarray, rows: pd.DataFrame) -> float:
 
 
 def fit_additive(log: pd.DataFrame, config: AdditiveConfig) -> AdditiveJudge:
-    """The additive judge on ``log``, its L2 strength chosen on the latest part of ``log`` by time."""
-    rows = pooled_creatives(log)
+    """The additive judge on ``log``, its L2 strength chosen on the latest part of ``log`` by time (the middle
+    of the grid when the log cannot be split)."""
+    best = config.l2_grid[len(config.l2_grid) // 2]
     try:
-        early, late = time_split(log, config.split)
+        early, late = (pooled_creatives(part) for part in time_split(log, config.split))
     except InputError:
-        return AdditiveJudge.fit(rows, config.l2_grid[len(config.l2_grid) // 2], config.iterations)
-    early_rows, late_rows = pooled_creatives(early), pooled_creatives(late)
-    if early_rows.empty or late_rows.empty:
-        return AdditiveJudge.fit(rows, config.l2_grid[len(config.l2_grid) // 2], config.iterations)
-    losses = {}
-    for l2 in config.l2_grid:
-        judge = AdditiveJudge.fit(early_rows, l2, config.iterations)
-        losses[l2] = log_loss(judge.predict(late_rows["product_id"], late_rows["elements"]), late_rows)
-    best = min(losses, key=lambda l2: (losses[l2], l2))
-    return AdditiveJudge.fit(rows, best, config.iterations)
+        early = late = pd.DataFrame()
+    if len(early) and len(late):
+        losses = {l2: log_loss(AdditiveJudge.fit(early, l2, config.iterations).predict(late["product_id"],
+                                                                                        late["elements"]), late)
+                  for l2 in config.l2_grid}
+        best = min(losses, key=lambda l2: (losses[l2], l2))
+    return AdditiveJudge.fit(pooled_creatives(log), best, config.iterations)
 
 
 @dataclass(frozen=True)
@@ -152,19 +149,12 @@ class JudgeChoice:
     held_out_impressions: int
     additive_l2: float
 
-    def to_json(self) -> dict:
-        return {"chosen": self.chosen, "held_out_log_loss": self.held_out_log_loss,
-                "held_out_impressions": self.held_out_impressions, "additive_l2": self.additive_l2,
-                "rule": "binomial log loss per impression on the latest 20% of the log by time; both judges "
-                        "fitted on the earlier part"}
 
-
-def choose_judge(market: Market, mil_model, config: AdditiveConfig | None = None) -> tuple[object, JudgeChoice]:
+def choose_judge(log: pd.DataFrame, mil_model, config: AdditiveConfig | None = None) -> tuple[object, JudgeChoice]:
     """The judge that chooses the proposals (module docstring): ``mil_model`` (trained on the earlier part of
-    the log by ``MILTrainer``'s own time split, which must equal ``config.split``) or the additive judge,
-    whichever has the lower held-out log loss; the additive judge is refitted on the whole log."""
+    the click ``log`` by ``MILTrainer``'s own time split, which must equal ``config.split``) or the additive
+    judge, whichever has the lower held-out log loss; the additive judge is then refitted on the whole log."""
     config = config or AdditiveConfig()
-    log = click_log(market)
     early, late = time_split(log, config.split)
     late_rows = pooled_creatives(late)
     early_additive = fit_additive(early, config)

@@ -43,8 +43,9 @@ from adcraft.configuration import check_config, to_mapping
 from adcraft.errors import InputError
 from adcraft.features.cache import file_sha256
 from adcraft.pipeline.optimize import RunRecord
+from adcraft.pipeline.reviews import sqlite_url
 from adcraft.serve.config import DATABASE_FILE
-from adcraft.serve.decisions import DecisionStore, sqlite_url
+from adcraft.serve.decisions import DecisionStore
 from adcraft.serve.run_view import Proposal, RunView
 from adcraft.serve.spreadsheet import spreadsheet_csv
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from adcraft.errors import InputError
+from adcraft.pipeline.reviews import DECISIONS_TABLE
 from adcraft.serve.run_view import RunView
 
 DECISIONS = ("approve", "reject")
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 _metadata = sa.MetaData()
 decisions_table = sa.Table(
-    "review_decisions",
+    DECISIONS_TABLE,
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("product_id", sa.String(255), nullable=False),
@@ -57,11 +58,6 @@ decisions_table = sa.Table(
 )
 run_index = sa.Index("ix_review_decisions_run", decisions_table.c.run_id, decisions_table.c.product_id)
 ADDED_COLUMNS = ("run_id", "render")
-
-
-def sqlite_url(path: Path) -> str:
-    """The SQLAlchemy URL of an SQLite database file at ``path``."""
-    return f"sqlite:///{Path(path).resolve()}"
 
 
 def sqlite_file(database_url: str) -> Path | None:
