@@ -14,7 +14,8 @@ pixels (``sum_p w_p T_p / sum_p w_p L_p - 1``). It reports, per world and over a
 - the median of ``|estimate - true| / |true|``;
 - the mean width of the interval, and the shares of runs whose lower bound exceeds the true lift (an
   overstated headline) and whose upper bound falls below it;
-- the mean number of products kept by do-no-harm.
+- the mean number of products kept by do-no-harm, and what do-no-harm changed: the share of the oracle lift and
+  the harm share had every product launched its rank-1 proposal (``every_proposal_launched``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from markdown import markdown_table, write_section
-from worlds import BENCH_WORLDS, OPTIMIZE, result_path, score_world, write_result
+from optimize import TruthScorer, logging_values
+from PIL import Image
+from worlds import BENCH_WORLDS, OPTIMIZE, result_path, score_world, simulated, write_result
+
+from adcraft.market import load_market
+from adcraft.market.extra import read_extra_elements, with_extra_elements
+from adcraft.market.outputs import read_proposals
+from adcraft.simulator import GroundTruth
 
 HEADING = "## Evidence: coverage of the true lift (bench/evidence.py)"
 
@@ -45,23 +53,56 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def run_rows(results: list[dict]) -> pd.DataFrame:
+def every_proposal_launched(result: dict, workdir: Path) -> tuple[float, float]:
+    """(share of the oracle lift, harm share) of the run's rank-1 proposals had do-no-harm kept nothing: per
+    product the first row not marked ``kept``, scored by the world's truth on the pixels the run rendered, against
+    the result's oracle and logging CTRs (as ``worlds.score_world`` scores the rank-1 set)."""
+    world, seed = result["world"], result["seed"]
+    products, impressions = result["configured products"], result["configured impressions"]
+    market_dir = simulated(world, seed, workdir, products, impressions)
+    out = workdir / f"run-{world}-{seed}-{products}-{impressions}"
+    market = load_market(market_dir)
+    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
+    if (out / "elements.parquet").is_file():
+        extra = read_extra_elements(out / "elements.parquet", market)
+        market, truth = with_extra_elements(market, extra), truth.with_elements(extra)
+    proposals = read_proposals(out)
+    if "kept" in proposals:
+        proposals = proposals[~proposals["kept"].astype(bool)]
+    first = proposals.sort_values("rank").drop_duplicates("product_id").set_index("product_id")
+    scorer = TruthScorer(market, truth)
+    logging = logging_values(market, truth)
+    share = truth.products.set_index("product_id")["traffic_share"]
+    ids = [p for p in market.products["product_id"] if p in first.index]
+    weight = share.reindex(ids).to_numpy() / share.reindex(ids).sum()
+    value = np.array([scorer.exact(p, list(first.loc[p, "elements"]),
+                                   Image.open(out / first.loc[p, "image"]).convert("RGB")) for p in ids])
+    base = logging.reindex(ids).to_numpy()
+    gain = float(np.sum(weight * (value - base)) / (result["oracle CTR"] - result["logging CTR"]))
+    return gain, float(np.mean(value < base))
+
+
+def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     """One row per (world, seed): the true lift beside the run's evidence."""
     rows = []
     for r in results:
         got = r["methods"][OPTIMIZE]
+        launched_share, launched_harm = every_proposal_launched(r, workdir)
         rows.append({"world": r["world"], "seed": r["seed"], "true lift": got["true lift"],
                      "estimate": got.get("reported lift", math.nan), "low": got.get("reported low", math.nan),
                      "high": got.get("reported high", math.nan),
                      "proposals lift (before do-no-harm)": got.get("proposals lift", math.nan),
                      "kept products": got.get("kept products", math.nan), "products": r["products"],
-                     "harm share": got["harm share"], "share of oracle lift": got["share of oracle lift"]})
+                     "harm share": got["harm share"], "share of oracle lift": got["share of oracle lift"],
+                     "share of oracle lift, every proposal launched": launched_share,
+                     "harm share, every proposal launched": launched_harm})
     return pd.DataFrame(rows).astype({"low": float, "high": float, "estimate": float})
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Coverage (Wilson 95%), median relative error, mean width and misses, per world and over all runs."""
     def figures(part: pd.DataFrame) -> dict:
+        launched = part["share of oracle lift, every proposal launched"]
         covered = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
         low, high = wilson(int(covered.sum()), len(part))
         true = part["true lift"].abs().replace(0.0, np.nan)
@@ -72,7 +113,11 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                 "mean width": float((part["high"] - part["low"]).mean()),
                 "low above truth": float((part["low"] > part["true lift"]).mean()),
                 "high below truth": float((part["high"] < part["true lift"]).mean()),
-                "mean kept share": float((part["kept products"] / part["products"]).mean())}
+                "mean kept share": float((part["kept products"] / part["products"]).mean()),
+                "mean share of oracle lift": float(part["share of oracle lift"].mean()),
+                "mean share, every proposal launched": float(launched.mean()),
+                "max harm share": float(part["harm share"].max()),
+                "max harm share, every proposal launched": float(part["harm share, every proposal launched"].max())}
 
     rows = [{"world": world, **figures(part)} for world, part in runs.groupby("world", sort=False)]
     rows.append({"world": "all", **figures(runs)})
@@ -105,7 +150,7 @@ def main() -> None:
                     continue
             if path.is_file():
                 results.append(json.loads(path.read_text()))
-    runs = run_rows([r for r in results if "reported low" in r["methods"][OPTIMIZE]])
+    runs = run_rows([r for r in results if "reported low" in r["methods"][OPTIMIZE]], args.workdir)
     if runs.empty:
         raise SystemExit("no run with cross-fitted evidence among the results")
     text = "\n\n".join([
