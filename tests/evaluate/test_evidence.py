@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -263,26 +264,34 @@ def test_bad_settings_are_refused(settings):
         EvidenceConfig(**settings)
 
 
-def test_partial_pooling_shrinks_each_product_toward_the_set():
-    own = np.array([-0.3, 0.0, 0.2, 0.5, np.nan])
-    spread = np.array([0.4, 0.4, 0.4, 0.4, 0.4])
-    mean, low, high = partial_pooling(own, spread, 0.25, 0.05, 0.9)
+def test_partial_pooling_shrinks_products_that_agree_within_their_noise_to_one_figure():
+    own = np.array([0.05, 0.1, 0.15, 0.2, 0.25, np.nan])
+    spread = np.array([0.4, 0.4, 0.4, 0.4, 0.4, 0.4])
+    mean, low, high = partial_pooling(own, spread, 0.05, 0.9)
     ok = np.isfinite(own)
     assert np.isnan([mean[~ok], low[~ok], high[~ok]]).all()  # no evidence of its own: nothing to pool
-    # between its own figure and the set's, and with a narrower interval than its own alone
-    assert ((mean[ok] - own[ok]) * (mean[ok] - 0.25) <= 1e-12).all()
+    assert np.allclose(mean[ok], own[ok].mean())  # differences far inside the noise: one shared figure
     assert (high[ok] - low[ok] < 2 * 1.6449 * spread[ok]).all() and (low <= mean)[ok].all() and (mean <= high)[ok].all()
-    # products that agree within their noise are pulled almost all the way to a precise set figure
-    assert np.allclose(mean[ok], 0.25, atol=0.02)
 
 
 def test_partial_pooling_keeps_each_products_own_figure_where_products_clearly_differ():
     own = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
     spread = np.full(5, 0.05)  # differences far beyond the noise: the between-product variance is large
-    mean, low, high = partial_pooling(own, spread, 0.0, 0.01, 0.9)
+    mean, low, high = partial_pooling(own, spread, 0.01, 0.9)
     assert np.allclose(mean, own, atol=0.01)
     assert (low < own).all() and (own < high).all()
-    assert np.all(partial_pooling(own, spread, 0.0, 0.01, 0.99)[1] < low)  # a higher level, a lower bound
+    assert np.all(partial_pooling(own, spread, 0.01, 0.99)[1] < low)  # a higher level, a lower bound
+
+
+def test_partial_pooling_never_claims_more_than_the_error_all_products_share():
+    own = np.full(40, 0.2)
+    spread = np.full(40, 0.3)
+    shared = 0.15  # the judge's calibration error: the same for every product, it does not average out
+    mean, low, high = partial_pooling(own, spread, shared, 0.9)
+    assert np.allclose(mean, 0.2)
+    assert (mean - low >= 1.6449 * shared - 1e-12).all() and (high - low < 2 * 1.6449 * 0.3).all()
+    z = NormalDist().inv_cdf(0.95)  # no shared error: the mean of 40 agreeing products, its spread / sqrt(40)
+    assert np.allclose(partial_pooling(own, spread, 0.0, 0.9)[1], 0.2 - z * np.sqrt(0.09 / 40))
 
 
 def test_pooling_lets_a_right_judge_launch_where_single_products_prove_nothing(world):

@@ -51,12 +51,13 @@ creative's error in full.
 **Do no harm, product by product.** One product's own interval is wide: a few hundred impressions and one
 creative's judge error in full. Read alone, it almost never clears 0, and every product would keep what runs
 now even when the set's lift is clearly positive. So each product's log lift is partially pooled toward the
-set's (``partial_pooling``: an empirical-Bayes normal model whose between-product variance is estimated from
-the products' own lifts; Efron & Morris 1975): a product borrows the set's evidence where its own is weak, and
-keeps its own where products visibly differ. ``keep_current`` marks the products whose pooled lower bound is
-not above 0. The pooled figures and the keep marks come from one random half of the impressions and the lift
-of the set after do no harm from the other, so the products launched are not valued on the rows that chose
-them (``proposal_evidence``).
+other products' (``partial_pooling``: an empirical-Bayes normal model whose between-product variance is
+estimated from the products' own lifts; Efron & Morris 1975): a product borrows the others' evidence where its
+own is weak, and keeps its own where products visibly differ. The judge's error that all products share (its
+calibration) does not average out over products and stays in every product's interval in full.
+``keep_current`` marks the products whose pooled lower bound is not above 0. The pooled figures and the keep
+marks come from one random half of the impressions and the lift of the set after do no harm from the other,
+so the products launched are not valued on the rows that chose them (``proposal_evidence``).
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
@@ -86,6 +87,7 @@ from adcraft.market.click_log import click_log
 
 FOLDS = 2
 SCHEME = "2-fold cross-fitting by creative"
+SPREAD_FLOOR = 1e-3  # the least independent spread of a product's log lift in partial pooling
 LOG_FLOOR = -0.99  # lifts below -99% count as -99% on the log scale of partial pooling
 BOOTSTRAP_BLOCK = 4_000_000  # resampled row indices held at once (bounds memory whatever the log's size)
 SAMPLE_SIZE_REFERENCE = ("two-proportion z-test without continuity correction: Fleiss, Levin & Paik, "
@@ -534,39 +536,41 @@ def _log_lift(estimate: float, draws: np.ndarray) -> tuple[float, float]:
     return math.log1p(max(estimate, LOG_FLOOR)), float(np.std(np.log1p(np.maximum(draws, LOG_FLOOR)), ddof=1))
 
 
-def partial_pooling(own: np.ndarray, own_spread: np.ndarray, prior: float, prior_spread: float,
+def partial_pooling(own: np.ndarray, own_spread: np.ndarray, shared_spread: float,
                     level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each product's log lift shrunk toward the set's: ``(mean, low, high)`` of its normal posterior.
+    """Each product's log lift shrunk toward the other products': ``(mean, low, high)`` of its posterior.
 
-    With ``y_p`` a product's own log lift ``log(1 + L_p)`` and ``s_p`` its spread (sampling noise and one
-    creative's judge error), ``m`` the set's log lift on the same impressions and ``s_m`` its spread (the judge's
-    shared error included), the products' true log lifts are taken as ``theta_p ~ N(m, s_m^2 + t^2)`` with
-    ``t^2`` the between-product variance, estimated by DerSimonian & Laird's moment estimator
-    (``t^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = 1 / s_p^2``,
-    ``Q = sum w (y - y_w)^2``; DerSimonian & Laird, Controlled Clinical Trials 7, 1986). The posterior
-    (Efron & Morris, JASA 70, 1975) has variance ``v_p = 1 / (1 / s_p^2 + 1 / (s_m^2 + t^2))`` and mean
-    ``v_p (y_p / s_p^2 + m / (s_m^2 + t^2))``; its ``level`` interval is ``mean +- z sqrt(v_p)``. A product
-    whose own evidence is weak borrows the set's; one whose own evidence is strong keeps it; when products
-    differ beyond their noise (``t^2`` large), each keeps more of its own. NaN rows (no impressions, no
-    clicks) stay NaN.
+    A product's own log lift ``y_p = log(1 + L_p)`` has spread ``s_p``, of which ``s_m`` (``shared_spread``: the
+    spread of the set's log lift on the same impressions, mostly the judge's calibration error) is shared by every
+    product and does not average out; the rest, ``u_p^2 = max(s_p^2 - s_m^2, 0)``, is the product's own (its
+    impressions and one creative's judge error). On the independent parts the true log lifts are taken as
+    ``theta_p ~ N(mu, t^2)``; ``t^2`` is DerSimonian & Laird's moment estimator
+    (``t^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = 1 / u_p^2``, ``Q = sum w (y - y_w)^2``;
+    Controlled Clinical Trials 7, 1986), ``mu`` the mean with weights ``1 / (u_p^2 + t^2)`` and variance ``V``.
+    With ``B_p = u_p^2 / (u_p^2 + t^2)`` (Efron & Morris, JASA 70, 1975), the posterior mean is
+    ``B_p mu + (1 - B_p) y_p`` and its variance ``(1 - B_p) u_p^2 + B_p^2 V + s_m^2``: the shared error is
+    added back in full, so pooling never claims more than the set's own evidence allows. Its ``level`` interval
+    is ``mean +- z sqrt(variance)``. A product whose own evidence is weak borrows the others'; one whose own
+    evidence is strong keeps it; where products differ beyond their noise (``t^2`` large), each keeps more of its
+    own. NaN rows (no impressions, no clicks) stay NaN.
     """
     y, s = np.asarray(own, dtype=float), np.asarray(own_spread, dtype=float)
     mean, low, high = (np.full(len(y), math.nan) for _ in range(3))
     ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
-    if not ok.any() or not (math.isfinite(prior) and math.isfinite(prior_spread)):
+    if not ok.any() or not math.isfinite(shared_spread):
         return mean, low, high
-    weight = 1.0 / s[ok] ** 2
+    shared = shared_spread**2
+    own_part = np.maximum(s[ok] ** 2 - shared, SPREAD_FLOOR**2)
+    weight = 1.0 / own_part
     centre = float((weight * y[ok]).sum() / weight.sum())
     q = float((weight * (y[ok] - centre) ** 2).sum())
     scale = float(weight.sum() - (weight**2).sum() / weight.sum())
     between = max(0.0, (q - (ok.sum() - 1)) / scale) if scale > 0 else 0.0
-    prior_variance = prior_spread**2 + between
-    if not prior_variance > 0:
-        mean[ok] = prior
-        low[ok] = high[ok] = prior
-        return mean, low, high
-    variance = 1.0 / (weight + 1.0 / prior_variance)
-    mean[ok] = variance * (weight * y[ok] + prior / prior_variance)
+    pooled_weight = 1.0 / (own_part + between)
+    mu = float((pooled_weight * y[ok]).sum() / pooled_weight.sum())
+    shrink = own_part / (own_part + between)
+    mean[ok] = shrink * mu + (1.0 - shrink) * y[ok]
+    variance = (1.0 - shrink) * own_part + shrink**2 / pooled_weight.sum() + shared
     z = NormalDist().inv_cdf((1.0 + level) / 2.0)
     low[ok], high[ok] = mean[ok] - z * np.sqrt(variance), mean[ok] + z * np.sqrt(variance)
     return mean, low, high
@@ -577,8 +581,9 @@ def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[floa
                    rng: np.random.Generator) -> pd.DataFrame:
     """Per proposed product, its lift and interval on its own impressions (``own_lift``, ``own_low``,
     ``own_high``: ``_lift_interval`` with one creative's judge error ``factors``), the same partially pooled
-    toward the set's lift on ``rows`` (``lift``, ``lift_low``, ``lift_high``: ``partial_pooling``; the set's
-    judge error is ``set_factors``), and ``keep_current`` where the pooled lower bound is not above 0."""
+    toward the other products' (``lift``, ``lift_low``, ``lift_high``: ``partial_pooling``, with the spread of
+    the set's lift on ``rows``, judge error ``set_factors``, as the error every product shares), and
+    ``keep_current`` where the pooled lower bound is not above 0."""
     groups = rows.groupby("product_id", sort=True).indices
     out = []
     for pid in sorted(set(proposals["product_id"])):
@@ -590,8 +595,8 @@ def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[floa
         low, high = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]) if len(draws) else (math.nan,) * 2
         out.append((pid, len(index), estimate, float(low), float(high), *_log_lift(estimate, draws)))
     frame = pd.DataFrame(out, columns=["product_id", "impressions", "own_lift", "own_low", "own_high", "y", "s"])
-    prior = _log_lift(*_lift_draws(rows, line, lines, set_factors, rng)[::2])
-    pooled = partial_pooling(frame["y"].to_numpy(), frame["s"].to_numpy(), *prior, level)
+    _, shared = _log_lift(*_lift_draws(rows, line, lines, set_factors, rng)[::2])
+    pooled = partial_pooling(frame["y"].to_numpy(), frame["s"].to_numpy(), shared, level)
     frame["lift"], frame["lift_low"], frame["lift_high"] = (np.expm1(v) for v in pooled)
     frame["keep_current"] = ~(frame["lift_low"] > 0)
     return frame.drop(columns=["y", "s"])
