@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,6 @@ from adcraft.evaluate.evidence import (
     creative_folds,
     error_factors,
     launch_plan,
-    partial_pooling,
     proposal_evidence,
 )
 from adcraft.evaluate.proposal_value import estimate_proposals
@@ -262,53 +260,3 @@ def test_error_factors_are_positive_with_mean_one_and_the_asked_variance():
 def test_bad_settings_are_refused(settings):
     with pytest.raises(InputError):
         EvidenceConfig(**settings)
-
-
-def test_partial_pooling_shrinks_products_that_agree_within_their_noise_to_one_figure():
-    own = np.array([0.05, 0.1, 0.15, 0.2, 0.25, np.nan])
-    spread = np.array([0.4, 0.4, 0.4, 0.4, 0.4, 0.4])
-    mean, low, high = partial_pooling(own, spread, 0.05, 0.9)
-    ok = np.isfinite(own)
-    assert np.isnan([mean[~ok], low[~ok], high[~ok]]).all()  # no evidence of its own: nothing to pool
-    assert np.allclose(mean[ok], own[ok].mean())  # differences far inside the noise: one shared figure
-    assert (high[ok] - low[ok] < 2 * 1.6449 * spread[ok]).all() and (low <= mean)[ok].all() and (mean <= high)[ok].all()
-
-
-def test_partial_pooling_keeps_each_products_own_figure_where_products_clearly_differ():
-    own = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
-    spread = np.full(5, 0.05)  # differences far beyond the noise: the between-product variance is large
-    mean, low, high = partial_pooling(own, spread, 0.01, 0.9)
-    assert np.allclose(mean, own, atol=0.01)
-    assert (low < own).all() and (own < high).all()
-    assert np.all(partial_pooling(own, spread, 0.01, 0.99)[1] < low)  # a higher level, a lower bound
-
-
-def test_partial_pooling_never_claims_more_than_the_error_all_products_share():
-    own = np.full(40, 0.2)
-    spread = np.full(40, 0.3)
-    shared = 0.15  # the judge's calibration error: the same for every product, it does not average out
-    mean, low, high = partial_pooling(own, spread, shared, 0.9)
-    assert np.allclose(mean, 0.2)
-    assert (mean - low >= 1.6449 * shared - 1e-12).all() and (high - low < 2 * 1.6449 * 0.3).all()
-    z = NormalDist().inv_cdf(0.95)  # no shared error: the mean of 40 agreeing products, its spread / sqrt(40)
-    assert np.allclose(partial_pooling(own, spread, 0.0, 0.9)[1], 0.2 - z * np.sqrt(0.09 / 40))
-
-
-def test_pooling_lets_a_right_judge_launch_where_single_products_prove_nothing(world):
-    market, truth, logging_ctr = world
-    choose = best_of_all(market)
-    final = choose(ElementRates(market))
-    evidence = proposal_evidence(market, final, ElementRates, choose, EvidenceConfig(n_bootstrap=300, seed=4),
-                                 do_no_harm=True)
-    products = evidence.products
-    own_launches = int((products["own_low"] > 0).sum())
-    launched = set(products.loc[~products["keep_current"], "product_id"])
-    assert len(launched) > own_launches  # the set's evidence lifts products whose own is too thin
-    harmed = [p for p, e in zip(final["product_id"], final["elements"])
-              if p in launched and truth[(p, tuple(e))] < logging_ctr_of(truth, market, p)]
-    assert not harmed
-    values = [truth[(p, tuple(e))] if p in launched else logging_ctr_of(truth, market, p)
-              for p, e in zip(final["product_id"], final["elements"])]
-    after = float(np.mean(values) / logging_ctr - 1.0)
-    # conservative: the half-data judges choose worse than the final one, so the bound stays below the truth
-    assert 0 < evidence.lift.low <= after

@@ -46,18 +46,7 @@ log-normal factor of mean 1 and variance ``tau^2 / P`` (``error_factors``; ``z_b
 draw), and ``P`` Kish's effective number of products in the model part
 (``_independent_products``: the rest of the judge's error on one creative is independent of its error
 on another product's, so it averages out over P products). A product's own interval has ``P = 1``: one
-creative's error in full.
-
-**Do no harm, product by product.** One product's own interval is wide: a few hundred impressions and one
-creative's judge error in full. Read alone, it almost never clears 0, and every product would keep what runs
-now even when the set's lift is clearly positive. So each product's log lift is partially pooled toward the
-other products' (``partial_pooling``: an empirical-Bayes normal model whose between-product variance is
-estimated from the products' own lifts; Efron & Morris 1975): a product borrows the others' evidence where its
-own is weak, and keeps its own where products visibly differ. The judge's error that all products share (its
-calibration) does not average out over products and stays in every product's interval in full.
-``keep_current`` marks the products whose pooled lower bound is not above 0. The pooled figures and the keep
-marks come from one random half of the impressions and the lift of the set after do no harm from the other,
-so the products launched are not valued on the rows that chose them (``proposal_evidence``).
+creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
@@ -71,7 +60,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Protocol
 
 import numpy as np
@@ -87,8 +75,6 @@ from adcraft.market.click_log import click_log
 
 FOLDS = 2
 SCHEME = "2-fold cross-fitting by creative"
-SPREAD_FLOOR = 1e-3  # the least independent spread of a product's log lift in partial pooling
-LOG_FLOOR = -0.99  # lifts below -99% count as -99% on the log scale of partial pooling
 BOOTSTRAP_BLOCK = 4_000_000  # resampled row indices held at once (bounds memory whatever the log's size)
 SAMPLE_SIZE_REFERENCE = ("two-proportion z-test without continuity correction: Fleiss, Levin & Paik, "
                          "Statistical Methods for Rates and Proportions, 3rd ed., 2003, section 4.2")
@@ -226,9 +212,8 @@ class LaunchPlan:
 class Evidence:
     """The cross-fitted lift of a proposal set, its backtest, its support in the logs and a launch plan.
 
-    ``products`` has one row per proposed product: ``product_id``, ``impressions``, the partially pooled
-    ``lift``, ``lift_low`` and ``lift_high``, the product's own ``own_lift``, ``own_low`` and ``own_high``, and
-    ``keep_current`` (True where the pooled lower bound is <= 0 or unknown: do no harm).
+    ``products`` has one row per proposed product: ``product_id``, ``impressions``, ``lift``, ``lift_low``,
+    ``lift_high``, ``keep_current`` (True where the lower bound is <= 0 or unknown: do no harm).
     ``supported``: the final proposals' support in the logs (``supported_part``).
     """
 
@@ -340,8 +325,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     deciding = np.ones(len(rows), dtype=bool)  # the rows the per-product lifts and keep marks come from
     if do_no_harm:
         deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
-    products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread),
-                              error_factors(z, spread / _independent_products(rows[deciding])), config.level, rng)
+    products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level, rng)
     lift = proposals_lift
     if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
         graded = rows[~deciding]
@@ -501,13 +485,12 @@ def error_factors(z: np.ndarray, variance: float) -> np.ndarray:
     return np.exp(math.sqrt(s2) * z - s2 / 2.0)
 
 
-def _lift_draws(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, factors: np.ndarray,
-                rng: np.random.Generator) -> tuple[float, float, np.ndarray]:
-    """(estimate, uncalibrated estimate, resampled lifts ``L_b``) of ``V / mean(r) - 1`` on ``rows`` (module
-    docstring); NaN estimates and no draws when ``rows`` hold no click."""
+def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, factors: np.ndarray,
+                   level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """(estimate, low, high, uncalibrated estimate) of ``V / mean(r) - 1`` on ``rows`` (module docstring)."""
     a, b, c, r = (rows[k].to_numpy(dtype=float) for k in ("a", "b", "c", "click"))
     if not r.sum() > 0:
-        return math.nan, math.nan, np.empty(0)
+        return (math.nan,) * 4
     model = line[0] * c.mean() + line[1] * b.mean()
     estimate = max(a.mean() + model * (1.0 + line[2]), 0.0) / r.mean() - 1.0
     uncalibrated = (a.mean() + b.mean()) / r.mean() - 1.0
@@ -515,91 +498,28 @@ def _lift_draws(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.
     model = lines[:, 0] * c_draws + lines[:, 1] * b_draws
     with np.errstate(divide="ignore", invalid="ignore"):
         lifts = np.maximum(a_draws + model * (1.0 + lines[:, 2]) * factors, 0.0) / r_draws - 1.0
-    return float(estimate), float(uncalibrated), lifts[np.isfinite(lifts)]
-
-
-def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, factors: np.ndarray,
-                   level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
-    """(estimate, low, high, uncalibrated estimate) of ``V / mean(r) - 1`` on ``rows`` (module docstring)."""
-    estimate, uncalibrated, lifts = _lift_draws(rows, line, lines, factors, rng)
+    lifts = lifts[np.isfinite(lifts)]
     if not len(lifts):
-        return estimate, math.nan, math.nan, uncalibrated
+        return float(estimate), math.nan, math.nan, float(uncalibrated)
     low, high = np.quantile(lifts, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return estimate, float(low), float(high), uncalibrated
-
-
-def _log_lift(estimate: float, draws: np.ndarray) -> tuple[float, float]:
-    """``(y, s)``: the log of ``1 + lift`` and the standard deviation of its resampled values (lifts floored at
-    -99%, so that a draw of no clicks at all stays finite)."""
-    if not math.isfinite(estimate) or len(draws) < 2:
-        return math.nan, math.nan
-    return math.log1p(max(estimate, LOG_FLOOR)), float(np.std(np.log1p(np.maximum(draws, LOG_FLOOR)), ddof=1))
-
-
-def partial_pooling(own: np.ndarray, own_spread: np.ndarray, shared_spread: float,
-                    level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each product's log lift shrunk toward the other products': ``(mean, low, high)`` of its posterior.
-
-    A product's own log lift ``y_p = log(1 + L_p)`` has spread ``s_p``, of which ``s_m`` (``shared_spread``: the
-    spread of the set's log lift on the same impressions, mostly the judge's calibration error) is shared by every
-    product and does not average out; the rest, ``u_p^2 = max(s_p^2 - s_m^2, 0)``, is the product's own (its
-    impressions and one creative's judge error). On the independent parts the true log lifts are taken as
-    ``theta_p ~ N(mu, t^2)``; ``t^2`` is DerSimonian & Laird's moment estimator
-    (``t^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = 1 / u_p^2``, ``Q = sum w (y - y_w)^2``;
-    Controlled Clinical Trials 7, 1986), ``mu`` the mean with weights ``1 / (u_p^2 + t^2)`` and variance ``V``.
-    With ``B_p = u_p^2 / (u_p^2 + t^2)`` (Efron & Morris, JASA 70, 1975), the posterior mean is
-    ``B_p mu + (1 - B_p) y_p`` and its variance ``(1 - B_p) u_p^2 + B_p^2 V + s_m^2``: the shared error is
-    added back in full, so pooling never claims more than the set's own evidence allows. Its ``level`` interval
-    is ``mean +- z sqrt(variance)``. A product whose own evidence is weak borrows the others'; one whose own
-    evidence is strong keeps it; where products differ beyond their noise (``t^2`` large), each keeps more of its
-    own. NaN rows (no impressions, no clicks) stay NaN.
-    """
-    y, s = np.asarray(own, dtype=float), np.asarray(own_spread, dtype=float)
-    mean, low, high = (np.full(len(y), math.nan) for _ in range(3))
-    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
-    if not ok.any() or not math.isfinite(shared_spread):
-        return mean, low, high
-    shared = shared_spread**2
-    own_part = np.maximum(s[ok] ** 2 - shared, SPREAD_FLOOR**2)
-    weight = 1.0 / own_part
-    centre = float((weight * y[ok]).sum() / weight.sum())
-    q = float((weight * (y[ok] - centre) ** 2).sum())
-    scale = float(weight.sum() - (weight**2).sum() / weight.sum())
-    between = max(0.0, (q - (ok.sum() - 1)) / scale) if scale > 0 else 0.0
-    pooled_weight = 1.0 / (own_part + between)
-    mu = float((pooled_weight * y[ok]).sum() / pooled_weight.sum())
-    shrink = own_part / (own_part + between)
-    mean[ok] = shrink * mu + (1.0 - shrink) * y[ok]
-    variance = (1.0 - shrink) * own_part + shrink**2 / pooled_weight.sum() + shared
-    z = NormalDist().inv_cdf((1.0 + level) / 2.0)
-    low[ok], high[ok] = mean[ok] - z * np.sqrt(variance), mean[ok] + z * np.sqrt(variance)
-    return mean, low, high
+    return float(estimate), float(low), float(high), float(uncalibrated)
 
 
 def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray,
-                   factors: np.ndarray, set_factors: np.ndarray, level: float,
-                   rng: np.random.Generator) -> pd.DataFrame:
-    """Per proposed product, its lift and interval on its own impressions (``own_lift``, ``own_low``,
-    ``own_high``: ``_lift_interval`` with one creative's judge error ``factors``), the same partially pooled
-    toward the other products' (``lift``, ``lift_low``, ``lift_high``: ``partial_pooling``, with the spread of
-    the set's lift on ``rows``, judge error ``set_factors``, as the error every product shares), and
-    ``keep_current`` where the pooled lower bound is not above 0."""
+                   factors: np.ndarray, level: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Per proposed product, the lift and interval of ``_lift_interval`` on the product's impressions, and
+    ``keep_current`` where the lower bound is not above 0."""
     groups = rows.groupby("product_id", sort=True).indices
     out = []
     for pid in sorted(set(proposals["product_id"])):
         index = groups.get(pid)
         if index is None or len(index) == 0:
-            out.append((pid, 0, math.nan, math.nan, math.nan, math.nan, math.nan))
+            out.append((pid, 0, math.nan, math.nan, math.nan))
             continue
-        estimate, _, draws = _lift_draws(rows.iloc[index], line, lines, factors, rng)
-        low, high = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]) if len(draws) else (math.nan,) * 2
-        out.append((pid, len(index), estimate, float(low), float(high), *_log_lift(estimate, draws)))
-    frame = pd.DataFrame(out, columns=["product_id", "impressions", "own_lift", "own_low", "own_high", "y", "s"])
-    _, shared = _log_lift(*_lift_draws(rows, line, lines, set_factors, rng)[::2])
-    pooled = partial_pooling(frame["y"].to_numpy(), frame["s"].to_numpy(), shared, level)
-    frame["lift"], frame["lift_low"], frame["lift_high"] = (np.expm1(v) for v in pooled)
+        out.append((pid, len(index), *_lift_interval(rows.iloc[index], line, lines, factors, level, rng)[:3]))
+    frame = pd.DataFrame(out, columns=["product_id", "impressions", "lift", "lift_low", "lift_high"])
     frame["keep_current"] = ~(frame["lift_low"] > 0)
-    return frame.drop(columns=["y", "s"])
+    return frame
 
 
 def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],

@@ -589,8 +589,7 @@ def _current_creatives(state: RunState) -> pd.DataFrame:
 
 def keep_unproven(state: RunState) -> RunState:
     """Do no harm: where the cross-fitted evidence does not show a product's proposal to be better than what
-    runs now (``keep_current``: the lower bound of its lift, partially pooled toward the set's, is not above 0),
-    nothing is launched for the product:
+    runs now (``keep_current``: the lower bound of its lift is not above 0), nothing is launched for the product:
     its rank 1 is a row marked ``kept`` that stands for what runs now (its logging policy, which may rotate
     several creatives), showing the creative it runs most (``_current_creatives``, rendered with the
     proposals); its proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of
@@ -613,9 +612,9 @@ def keep_unproven(state: RunState) -> RunState:
     if state.inputs.brand is None:  # with a brand, render keeps the spares it may need
         merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
     note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
-            "better than what runs now (the lower bound of its lift, pooled with the set's evidence, is not above "
-            "0), so nothing is launched for them: rank 1 is marked kept (what runs now, shown by the creative the "
-            "product runs most); the proposals follow it for review.")
+            "better than what runs now (the lower bound of its lift is not above 0), so nothing is launched for them: "
+            "rank 1 is marked kept (what runs now, shown by the creative the product runs most); the proposals "
+            "follow it for review.")
     return dataclasses.replace(_noted(state, note), proposals=merged)
 
 
