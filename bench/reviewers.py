@@ -202,7 +202,7 @@ def round_table(results: list[dict], rounds: int) -> pd.DataFrame:
             "acceptance - round 1": mean_interval([g["acceptance"] - f["acceptance"] for g, f in zip(got, first)]),
             **{f"{name} true CTR": mean_interval([g[f"{name} true CTR"] for g in got], ".4f") for name in MEASURES},
             **{f"{name} - round 1": mean_interval([g[f"{name} true CTR"] - f[f"{name} true CTR"]
-                                                   for g, f in zip(got, first)], ".4f") for name in MEASURES[1:]},
+                                                   for g, f in zip(got, first)], ".4f") for name in MEASURES},
             "decisions used": mean_interval([g["decisions used"] for g in got], ".0f"),
             "pairs used": mean_interval([g["pairs used"] for g in got], ".0f"),
         })
