@@ -154,3 +154,19 @@ def test_proposals_avoid_an_element_reviewers_reject_everywhere(tiny_market, tmp
     masked = optimize(tiny_market, tmp_path / "masked", OptimizeConfig.smoke(reviewers=ReviewerConfig(strength=0.0)),
                       decisions=database)
     assert any(disliked in elements for elements in proposed(masked)["elements"])
+
+
+@pytest.mark.parametrize("database", ["missing.sqlite", "garbage.sqlite", "empty.sqlite"])
+def test_optimize_refuses_an_unreadable_decisions_database_in_one_line(tiny_market, tmp_path, database):
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+
+    (tmp_path / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
+    sa.create_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}").connect().close()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["optimize", "--market", str(tiny_market), "--out", str(out),
+                                      "--decisions", str(tmp_path / database)])
+    assert result.exit_code == 2, result.output
+    assert "--decisions" in result.output and "Traceback" not in result.output
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
