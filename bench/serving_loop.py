@@ -246,6 +246,10 @@ def write_table(results: list[dict], args) -> None:
         f"{np.mean([g['serve_seconds'] for r in results for g in r['rounds']]):.0f} s per round of review and "
         "traffic).",
         markdown_table(round_table(results, args.rounds)),
+        "Per seed, from round 2 on, `evidence.supported.matched_impressions` (served true CTR): " + "; ".join(
+            f"{r['seed']}: " + ", ".join(f"round {g['round']} {g['supported_matched_impressions']} "
+                                         f"({g['served_true_ctr']:.4f})" for g in r["rounds"][1:])
+            for r in results) + ".",
     ]
     write_section(args.results, SECTION, "\n\n".join(parts))
     print(f"wrote {args.results}")
