@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
-from adcraft.pipeline.reviews import read_rejections
+from adcraft.market import load_market
+from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.pipeline.reviews import (
+    ReviewerConfig,
+    ReviewerPreference,
+    fit_reviewer_preference,
+    latest_decisions,
+    read_decisions,
+    read_rejections,
+)
 from adcraft.serve.decisions import _metadata, decisions_table
+from adcraft.simulator import SimulatorConfig, simulate_market
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -47,3 +61,112 @@ def test_unusable_databases_are_refused_with_the_reason(tmp_path):
     sa.create_engine(f"sqlite:///{empty}").connect().close()
     with pytest.raises(InputError, match="no decisions table"):
         read_rejections(str(empty))
+
+
+# ---------------------------------------------------------------------------------------------- the learned reviewer
+
+
+def decision_rows(combos_by_product: dict[str, list[tuple[list[str], str]]]) -> list:
+    """``write_decisions`` rows from per-product (elements, decision) lists, a minute apart."""
+    rows, minute = [], 0
+    for product, decided in combos_by_product.items():
+        for elements, decision in decided:
+            rows.append((product, elements, decision, minute))
+            minute += 1
+    return rows
+
+
+def test_the_learned_reviewer_ranks_an_approved_kind_above_a_rejected_kind(tmp_path):
+    # Reviewers reject every creative on the "bg-dark" background and approve the others, on five products.
+    decided = {f"p{i}": [([f"t{i}", "bg-light", f"f{j}"], "approve") for j in range(3)]
+               + [([f"t{i}", "bg-dark", f"f{j}"], "reject") for j in range(3)] for i in range(5)}
+    url = write_decisions(tmp_path / "d.sqlite", decision_rows(decided))
+    preference = fit_reviewer_preference(read_decisions(url), ReviewerConfig(min_decisions=10))
+    assert isinstance(preference, ReviewerPreference)
+    assert (preference.decisions, preference.approved, preference.pairs) == (30, 15, 5 * 3 * 3)
+    # A product no reviewer has seen, with a font no reviewer has seen either.
+    light, dark = preference.approval(["p-new", "p-new"], [["t-new", "bg-light", "f9"], ["t-new", "bg-dark", "f9"]])
+    assert light > 0.6 > 0.4 > dark
+    steered = preference.steer(lambda products, combos: np.full(len(products), 0.02))
+    assert steered(["p0", "p0"], [["t0", "bg-light", "f0"], ["t0", "bg-dark", "f0"]]).tolist() == pytest.approx(
+        [0.02 * a for a in preference.approval(["p0", "p0"], [["t0", "bg-light", "f0"], ["t0", "bg-dark", "f0"]])])
+
+
+def test_the_latest_decision_per_run_counts_and_one_kind_of_decision_fits_nothing(tmp_path):
+    rows = [("p1", ["t1", "b1"], "reject", 0), ("p1", ["t1", "b1"], "approve", 5)]
+    decisions = read_decisions(write_decisions(tmp_path / "d.sqlite", rows))
+    assert latest_decisions(decisions, ["run_id", "product_id", "elements"])["decision"].tolist() == ["approve"]
+    reason = fit_reviewer_preference(decisions, ReviewerConfig(min_decisions=1))
+    assert reason == "all 1 decisions are approvals"
+    assert "fewer than reviewers.min_decisions" in fit_reviewer_preference(decisions, ReviewerConfig())
+
+
+@pytest.mark.parametrize("change", [{"strength": -0.5}, {"strength": 21.0}, {"l2": 0.0}, {"l2": float("nan")},
+                                    {"min_decisions": 0}, {"product_intercept_decisions": 0}, {"strength": "high"}])
+def test_a_reviewer_config_out_of_range_is_refused(change):
+    with pytest.raises(InputError, match="strength|l2|min_decisions|product_intercept_decisions"):
+        ReviewerConfig(**change)
+
+
+def test_a_reviewer_config_is_read_from_the_optimize_settings():
+    config = from_mapping(OptimizeConfig, {"reviewers": {"strength": 2.0}})
+    assert config.reviewers == ReviewerConfig(strength=2.0)
+    with pytest.raises(InputError, match="reviewers"):
+        from_mapping(OptimizeConfig, {"reviewers": {"strenght": 2.0}})
+
+
+@pytest.fixture(scope="module")
+def tiny_market(tmp_path_factory):
+    config = SimulatorConfig(seed=21, n_products=6, n_impressions=8000, creatives_per_product=4,
+                             canvas=(192, 192), photo_size=128)
+    return simulate_market(config, tmp_path_factory.mktemp("reviews") / "market").market_dir
+
+
+def proposed(result) -> pd.DataFrame:
+    """The proposals of a run that are not what runs now (do no harm's kept rows are not proposals)."""
+    frame = result.proposals
+    return frame[~frame["kept"]] if "kept" in frame else frame
+
+
+def test_proposals_avoid_an_element_reviewers_reject_everywhere(tiny_market, tmp_path):
+    before = optimize(tiny_market, tmp_path / "before", OptimizeConfig.smoke())
+    slot = load_market(tiny_market).config.slots.index("background")
+    backgrounds = pd.Series([e[slot] for e in proposed(before)["elements"]]).value_counts()
+    disliked = backgrounds.index[0]  # the background the run proposes most
+    assert backgrounds.iloc[0] >= 3
+    # Reviewers reject every creative they see on that background (the run's proposals and the logged
+    # creatives) and approve every other one.
+    market = load_market(tiny_market)
+    seen = list(zip(before.proposals["product_id"], before.proposals["elements"]))
+    seen += list(zip(market.creatives["product_id"], market.creatives["elements"]))
+    decided: dict[str, list] = {}
+    for product, elements in seen:
+        decided.setdefault(product, []).append((list(elements), "reject" if disliked in elements else "approve"))
+    database = write_decisions(tmp_path / "d.sqlite", decision_rows(decided))
+
+    after = optimize(tiny_market, tmp_path / "after", OptimizeConfig.smoke(), decisions=database)
+    assert not any(disliked in elements for elements in proposed(after)["elements"])
+    note = next(n for n in after.record.notes if "learned reviewer preference" in n)
+    assert f"fitted on {len({(p, tuple(e)) for p, e in seen})} decisions" in note  # one per product and combination
+    assert any(note in n for n in json.loads((tmp_path / "after" / "run.json").read_text())["notes"])
+
+    # Without the learned preference only the rejected combinations are masked, and the background comes back.
+    masked = optimize(tiny_market, tmp_path / "masked", OptimizeConfig.smoke(reviewers=ReviewerConfig(strength=0.0)),
+                      decisions=database)
+    assert any(disliked in elements for elements in proposed(masked)["elements"])
+
+
+@pytest.mark.parametrize("database", ["missing.sqlite", "garbage.sqlite", "empty.sqlite"])
+def test_optimize_refuses_an_unreadable_decisions_database_in_one_line(tiny_market, tmp_path, database):
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+
+    (tmp_path / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
+    sa.create_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}").connect().close()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["optimize", "--market", str(tiny_market), "--out", str(out),
+                                      "--decisions", str(tmp_path / database)])
+    assert result.exit_code == 2, result.output
+    assert "--decisions" in result.output and "Traceback" not in result.output
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())

@@ -11,7 +11,9 @@ the next), each a function below:
 4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
    reward model);
 5. ``propose``: the top-K combinations per product, with their predicted CTR (with a brand file, only
-   combinations it allows, ``generate.brand``, and spares to replace those refused after rendering);
+   combinations it allows, ``generate.brand``, and spares to replace those refused after rendering; with
+   reviewers' decisions, none they rejected last, ranked by the CTR times a learned P(approve),
+   ``pipeline.reviews``);
 6. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``),
    graded by the judge that chose them (shown labelled as such, never as evidence);
 7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
@@ -88,7 +90,13 @@ from adcraft.market import Market, load_market, write_proposals
 from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import write_products
-from adcraft.pipeline.reviews import read_rejections
+from adcraft.pipeline.reviews import (
+    ReviewerConfig,
+    ReviewerPreference,
+    fit_reviewer_preference,
+    read_decisions,
+    rejections,
+)
 from adcraft.pipeline.run_record import (
     RUN_ID_FIELD,
     Counts,
@@ -141,6 +149,8 @@ class OptimizeConfig:
     additive: AdditiveConfig = field(default_factory=AdditiveConfig)
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
+    # How reviewers' decisions of earlier runs (--decisions) steer the proposal search (pipeline.reviews).
+    reviewers: ReviewerConfig = field(default_factory=ReviewerConfig)
 
     @classmethod
     def smoke(cls, **overrides: object) -> OptimizeConfig:
@@ -254,6 +264,8 @@ class RunInputs:
     extra: pd.DataFrame | None
     brand: Brand | None = None
     rejected: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # per product, by reviewers
+    reviewer: ReviewerPreference | None = None  # the learned reviewer (pipeline.reviews), with --decisions
+    reviewer_note: str | None = None  # why there is no learned reviewer despite --decisions
 
 
 @dataclass(frozen=True, eq=False)
@@ -323,7 +335,8 @@ def optimize(market_dir: Path, out: Path, config: OptimizeConfig | None = None, 
     (``generate.brand``) that every proposal keeps to; it only steers proposing and rendering, so a
     resumed run reuses the trained models whatever the brand. ``decisions``: the review page's database of earlier
     runs (a SQLAlchemy URL or an SQLite file, ``pipeline.reviews``): combinations reviewers rejected last are not
-    proposed again.
+    proposed again, and a reviewer preference learned from every decision steers the proposal search
+    (``OptimizeConfig.reviewers``).
 
     A run killed at any moment is resumed by running it again with the same market and config: the
     staging folder ``.OUT.partial`` keeps the trained models and the training checkpoints
@@ -400,8 +413,14 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
     if brand is not None:
         guardrails = load_brand(brand, with_extra_elements(market, extra) if extra is not None else market)
     config.render.check_available()
-    rejected = read_rejections(decisions) if decisions is not None else {}
-    return RunInputs(market_dir, out, market, log, extra, guardrails, rejected)
+    if decisions is None:
+        return RunInputs(market_dir, out, market, log, extra, guardrails)
+    found = read_decisions(decisions)
+    reviewer = fit_reviewer_preference(found, config.reviewers)
+    if isinstance(reviewer, str):
+        return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found),
+                         reviewer_note=f"Review decisions: no reviewer preference was learned ({reviewer}).")
+    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), reviewer)
 
 
 def train_judges(state: RunState) -> RunState:
@@ -493,13 +512,24 @@ def propose(state: RunState) -> RunState:
     the top 2K it allows (``render`` keeps the first K that it still allows once drawn)."""
     brand, k = state.inputs.brand, state.config.top_k
     proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
-                                        brand=brand, exclude=state.inputs.rejected)
+                                        brand=brand, exclude=state.inputs.rejected,
+                                        reward=_search_reward(state.inputs, state.judge))
     proposals["predicted_ctr"] = _reward_function(state.judge)(proposals["product_id"], proposals["elements"])
     if state.inputs.rejected:
         rejected = sum(len(combos) for combos in state.inputs.rejected.values())
         state = _noted(state, f"Review decisions: {rejected} combinations rejected last by reviewers on "
                               f"{len(state.inputs.rejected)} products are not proposed again.")
+    reviewer = state.inputs.reviewer
+    if reviewer is not None or state.inputs.reviewer_note is not None:
+        state = _noted(state, reviewer.note() if reviewer is not None else state.inputs.reviewer_note)
     return dataclasses.replace(state, proposals=proposals)
+
+
+def _search_reward(inputs: RunInputs, judge):
+    """What the proposal search ranks by: the judge's CTR, times the learned reviewer's P(approve) ** strength
+    when there is one (``pipeline.reviews``). The combination policy itself is trained on the judge alone."""
+    reward = _reward_function(judge)
+    return reward if inputs.reviewer is None else inputs.reviewer.steer(reward)
 
 
 def render(state: RunState) -> RunState:
@@ -562,8 +592,9 @@ def cross_fit(state: RunState) -> RunState:
         return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
 
     def choose(judge: MILModel) -> pd.DataFrame:
-        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=judge.predict,
-                                       brand=state.inputs.brand, exclude=state.inputs.rejected)
+        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k,
+                                       reward=_search_reward(state.inputs, judge), brand=state.inputs.brand,
+                                       exclude=state.inputs.rejected)
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
