@@ -5,7 +5,10 @@
 ``--base`` and ``--variant`` are ``--out-json`` folders of ``bench/worlds.py`` runs on the same (world, seed)
 markets, e.g. the default config and ``--config bench/configs/judge_additive.yaml``. For every (world, seed) in
 both, the script takes optimize's share of the oracle lift, harm share, true lift and kept products, and reports
-per world and over all pairs the mean of variant - base with a 95% paired t-interval over the pairs.
+per world and over all pairs the mean of variant - base with a 95% paired t-interval over the pairs. With
+``--workdir`` (the markets' and runs' folder of ``bench/worlds.py``) it adds the share of the oracle lift and the
+harm share had every product launched its rank-1 proposal (``evidence.every_proposal_launched``): what the
+judges' proposals are worth before do no harm keeps any of them back.
 """
 
 from __future__ import annotations
@@ -17,17 +20,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from evidence import every_proposal_launched
 from markdown import markdown_table, write_section
 from worlds import OPTIMIZE, mean_interval
 
 METRICS = ("share of oracle lift", "harm share", "true lift", "kept products")
 
 
-def load(folder: Path) -> dict[tuple[str, int], dict]:
+LAUNCHED = ("share of oracle lift, every proposal launched", "harm share, every proposal launched")
+
+
+def load(folder: Path, workdir: Path | None = None) -> dict[tuple[str, int], dict]:
     out = {}
     for path in sorted(folder.glob("*.json")):
         result = json.loads(path.read_text())
-        out[(result["world"], int(result["seed"]))] = result["methods"][OPTIMIZE]
+        figures = dict(result["methods"][OPTIMIZE])
+        if workdir is not None:
+            figures.update(zip(LAUNCHED, every_proposal_launched(result, workdir)))
+        out[(result["world"], int(result["seed"]))] = figures
     return out
 
 
@@ -37,8 +47,10 @@ def main() -> None:
     parser.add_argument("--variant", type=Path, required=True)
     parser.add_argument("--name", required=True, help="what the variant changes, for the heading")
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="bench/worlds.py's --workdir: also score every product's rank-1 proposal launched")
     args = parser.parse_args()
-    base, variant = load(args.base), load(args.variant)
+    base, variant = load(args.base, args.workdir), load(args.variant, args.workdir)
     pairs = sorted(set(base) & set(variant))
     if not pairs:
         raise SystemExit("no (world, seed) in both result sets")
@@ -46,7 +58,7 @@ def main() -> None:
     for world in [*dict.fromkeys(w for w, _ in pairs), "all"]:
         mine = [p for p in pairs if world in ("all", p[0])]
         row = {"world": world, "pairs": len(mine)}
-        for metric in METRICS:
+        for metric in METRICS + (LAUNCHED if args.workdir is not None else ()):
             row[f"base {metric}"] = float(np.mean([base[p].get(metric, math.nan) for p in mine]))
             row[f"variant - base {metric}"] = mean_interval(  # a paired t-interval: over the differences
                 [variant[p].get(metric, math.nan) - base[p].get(metric, math.nan) for p in mine], "+.3f")

@@ -60,7 +60,9 @@ def every_proposal_launched(result: dict, workdir: Path) -> tuple[float, float]:
     world, seed = result["world"], result["seed"]
     products, impressions = result["configured products"], result["configured impressions"]
     market_dir = simulated(world, seed, workdir, products, impressions)
-    out = workdir / f"run-{world}-{seed}-{products}-{impressions}"
+    config = result.get("optimize config", "default")
+    variant = "" if config == "default" else f"-{Path(config).stem}"  # as worlds.score_world names its runs
+    out = workdir / f"run-{world}-{seed}-{products}-{impressions}{variant}"
     market = load_market(market_dir)
     truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
     if (out / "elements.parquet").is_file():
