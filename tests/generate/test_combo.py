@@ -242,6 +242,28 @@ def test_propose_returns_k_distinct_combinations_ranked_by_reward(trained, marke
         np.testing.assert_allclose(group["reward"], REWARD([product] * k, group["elements"].tolist()))
 
 
+def test_included_combinations_join_the_candidates_and_are_ranked_like_the_rest(trained, market):
+    # The combination the reward table likes least for p1: the policy has no reason to propose it.
+    space = [tuple(c) for c in itertools.product(*(sorted(usable(market, "p1", s)) for s in SLOTS))]
+    target = min(space, key=lambda c: REWARD(["p1"], [list(c)])[0])
+
+    def prized(product_ids, combos, contexts=None):  # the table, with the target made the best by far
+        return REWARD(product_ids, combos) + 100.0 * np.array([tuple(c) == target for c in combos])
+
+    plain = trained.propose(["p1"], k=3, reward=prized)
+    assert target not in {tuple(e) for e in plain["elements"]}  # else its prize would have made it rank 1
+    joined = trained.propose(["p1"], k=3, reward=prized, include={"p1": {target}})
+    assert tuple(joined["elements"].iloc[0]) == target and joined["reward"].iloc[0] > 99
+    # Rejected wins over approved; a combination the market no longer allows for the product never joins.
+    assert trained.propose(["p1"], k=3, reward=prized, include={"p1": {target}}, exclude={"p1": {target}}
+                           )["elements"].map(tuple).tolist() == plain["elements"].map(tuple).tolist()
+    foreign = ("t_p0_0",) + target[1:]  # p0's own title
+    gone = target[:2] + ("b-gone",) + target[3:]
+    assert trained.allowed_combinations({"p1": [foreign, gone, target], "p-gone": [target]}) == {"p1": [target]}
+    assert trained.propose(["p1"], k=3, reward=prized, include={"p1": {foreign, gone}}
+                           )["elements"].map(tuple).tolist() == plain["elements"].map(tuple).tolist()
+
+
 def test_diversity_caps_the_proposals_sharing_the_pivot_slots_element():
     # Slot 1 decides the reward (element 0 is worth 10); slot 0 barely matters.
     actions = np.array([[a, b] for a in range(3) for b in range(3)])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +12,11 @@ import sqlalchemy as sa
 from adcraft.configuration import from_mapping
 from adcraft.errors import InputError
 from adcraft.market import load_market
-from adcraft.pipeline.optimize import OptimizeConfig, optimize
+from adcraft.pipeline.optimize import OptimizeConfig, load_run_reward, optimize
 from adcraft.pipeline.reviews import (
     ReviewerConfig,
     ReviewerPreference,
+    approvals,
     fit_reviewer_preference,
     latest_decisions,
     read_decisions,
@@ -52,6 +54,7 @@ def test_the_latest_decision_on_a_combination_counts(tmp_path):
     ])
     assert read_rejections(url) == {"p1": {("t1", "b1")}, "p2": {("t1", "b1")}}
     assert read_rejections(str(tmp_path / "d.sqlite")) == read_rejections(url)  # a file path works too
+    assert approvals(read_decisions(url)) == {"p1": {("t2", "b1")}}  # p2's approval was overturned
 
 
 def test_unusable_databases_are_refused_with_the_reason(tmp_path):
@@ -154,6 +157,36 @@ def test_proposals_avoid_an_element_reviewers_reject_everywhere(tiny_market, tmp
     masked = optimize(tiny_market, tmp_path / "masked", OptimizeConfig.smoke(reviewers=ReviewerConfig(strength=0.0)),
                       decisions=database)
     assert any(disliked in elements for elements in proposed(masked)["elements"])
+
+
+def test_a_combination_reviewers_approved_joins_the_candidates_and_wins_where_it_scores_best(tiny_market, tmp_path):
+    config = OptimizeConfig.smoke(judge="mil")  # the judge the run saves, so the test can score every combination
+    before = optimize(tiny_market, tmp_path / "before", config)
+    market, judge = load_run_reward(tmp_path / "before", load_market(tiny_market))
+
+    def judges_best(product: str) -> list[str]:
+        space = [list(c) for c in itertools.product(*(market.usable_elements(product, s)["element_id"].tolist()
+                                                      for s in market.config.slots))]
+        return space[int(np.argmax(judge.predict([product] * len(space), space)))]
+
+    # A product whose judge's best combination the policy does not find on its own.
+    shown = set(zip(before.proposals["product_id"], before.proposals["elements"].map(tuple)))
+    found = ((p, judges_best(p)) for p in market.products["product_id"])
+    product, best = next((p, b) for p, b in found if (p, tuple(b)) not in shown)
+    # Reviewers approved it, and two combinations the market no longer allows (an element it lacks, a
+    # product it lacks); all approvals, so no preference is learned and the judge alone ranks.
+    gone = [*best[:-1], "element-no-longer-there"]
+    database = write_decisions(tmp_path / "d.sqlite", [(product, best, "approve", 0), (product, gone, "approve", 1),
+                                                       ("p-no-longer-there", best, "approve", 2)])
+
+    after = optimize(tiny_market, tmp_path / "after", config, decisions=database)
+    mine = proposed(after)[proposed(after)["product_id"] == product]
+    assert list(mine["elements"].iloc[0]) == best  # the first proposal, after what runs now if that is kept
+    assert mine["predicted_ctr"].iloc[0] > before.proposals.loc[before.proposals["product_id"] == product,
+                                                                "predicted_ctr"].max()
+    assert not any(list(e) == gone for e in after.proposals["elements"])
+    note = "1 of 3 combinations approved last by reviewers joined the candidates of 1 products"
+    assert any(note in n and "1 of them are among the proposals" in n for n in after.record.notes)
 
 
 @pytest.mark.parametrize("database", ["missing.sqlite", "garbage.sqlite", "empty.sqlite"])

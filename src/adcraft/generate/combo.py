@@ -51,7 +51,7 @@ import functools
 import itertools
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -370,6 +370,7 @@ class ComboGenerator:
         self, product_ids: Sequence[str] | None = None, k: int = 5, *, reward: RewardFn | None = None,
         context: str | None = None, market: Market | None = None, brand: Brand | None = None,
         exclude: Mapping[str, set[tuple[str, ...]]] | None = None,
+        include: Mapping[str, set[tuple[str, ...]]] | None = None,
     ) -> pd.DataFrame:
         """A diverse top-k of combinations per product (module docstring), columns ``PROPOSAL_COLUMNS``.
 
@@ -379,7 +380,10 @@ class ComboGenerator:
         With ``brand``, beam search and sampling draw only what it allows (``Brand.candidate_mask``) and
         every candidate it refuses (a neighbour of the greedy one, say) is dropped before ranking.
         ``exclude`` maps a product to combinations (element ids in slot order) never to propose for it, such as
-        the ones reviewers rejected, unless nothing else is left.
+        the ones reviewers rejected, unless nothing else is left. ``include`` maps a product to combinations
+        that join its candidates whatever the policy thinks of them, such as the ones reviewers approved, so that
+        they are ranked by ``reward`` like the rest; only those ``allowed_combinations`` keeps join, and
+        ``exclude`` wins over ``include``.
         """
         check_k(k)
         settings = self.config.proposals
@@ -387,6 +391,7 @@ class ComboGenerator:
         mask = self.brand_mask(brand, market)
         products = self._products(inputs, product_ids)
         rows = inputs.rows(products)
+        included = self.allowed_combinations(include, market, brand) if include else {}
         with torch.no_grad():
             found_paths = [beam_search(self.network, inputs, self._batch(inputs, rows[part], context),
                                        settings.beam_width, mask)
@@ -411,6 +416,9 @@ class ComboGenerator:
             if alternatives is not None and found:
                 found += _neighbours(found[0], [slot[i] for slot in alternatives])
                 found += _pair_neighbours(found[0], [slot[i] for slot in likeliest])
+            if included.get(products[i]):
+                joined = inputs.positions(rows[i].repeat(len(included[products[i]])), included[products[i]])
+                found += [tuple(a) for a in joined.tolist()]
             found = list(dict.fromkeys(found))
             banned = exclude.get(products[i], set()) if exclude else set()
             if brand is not None or banned:
@@ -439,6 +447,27 @@ class ComboGenerator:
                 out.append((products[i], rank, combos[start + j], group_rewards[j], float(group_lp[j])))
             start = stop
         return proposals_frame(out)
+
+    def allowed_combinations(
+        self, combos: Mapping[str, Iterable[Sequence[str]]], market: Market | None = None, brand: Brand | None = None,
+    ) -> dict[str, list[tuple[str, ...]]]:
+        """Of ``combos`` (per product, element ids in slot order), those ``market`` (default: the policy's own)
+        still allows, in a stable order: a product it has, one element per slot, each usable for the product in
+        its slot, and with ``brand`` a combination the brand allows. Products left with none are left out."""
+        inputs, market = self.inputs(market), market or self.market
+        out: dict[str, list[tuple[str, ...]]] = {}
+        for product, found in combos.items():
+            row = inputs.product_row.get(product)
+            if row is None:
+                continue
+            usable = [set(inputs.element_ids[e] for e in inputs.candidates[t][row][inputs.valid[t][row]].tolist())
+                      for t in range(inputs.n_slots)]
+            kept = [tuple(c) for c in sorted({tuple(c) for c in found})
+                    if len(c) == inputs.n_slots and all(e in usable[t] for t, e in enumerate(c))
+                    and (brand is None or not brand.combination_problems(market, product, list(c)))]
+            if kept:
+                out[product] = kept
+        return out
 
     def _alternatives(self, inputs: PolicyInputs, rows: torch.Tensor, greedy: torch.Tensor,
                       context: str | None) -> tuple[list[list[list[int]]], list[list[list[int]]]]:

@@ -12,8 +12,8 @@ the next), each a function below:
    reward model);
 5. ``propose``: the top-K combinations per product, with their predicted CTR (with a brand file, only
    combinations it allows, ``generate.brand``, and spares to replace those refused after rendering; with
-   reviewers' decisions, none they rejected last, ranked by the CTR times a learned P(approve),
-   ``pipeline.reviews``);
+   reviewers' decisions, none they rejected last and the ones they approved last among the candidates,
+   ranked by the CTR times a learned P(approve), ``pipeline.reviews``);
 6. ``estimate``: the off-policy estimate of the proposals against the logging policy (an ``Estimate``),
    graded by the judge that chose them (shown labelled as such, never as evidence);
 7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
@@ -93,6 +93,7 @@ from adcraft.market.outputs import write_products
 from adcraft.pipeline.reviews import (
     ReviewerConfig,
     ReviewerPreference,
+    approvals,
     fit_reviewer_preference,
     read_decisions,
     rejections,
@@ -264,6 +265,7 @@ class RunInputs:
     extra: pd.DataFrame | None
     brand: Brand | None = None
     rejected: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # per product, by reviewers
+    approved: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # per product, by reviewers
     reviewer: ReviewerPreference | None = None  # the learned reviewer (pipeline.reviews), with --decisions
     reviewer_note: str | None = None  # why there is no learned reviewer despite --decisions
 
@@ -418,9 +420,9 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
     found = read_decisions(decisions)
     reviewer = fit_reviewer_preference(found, config.reviewers)
     if isinstance(reviewer, str):
-        return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found),
+        return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found),
                          reviewer_note=f"Review decisions: no reviewer preference was learned ({reviewer}).")
-    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), reviewer)
+    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found), reviewer)
 
 
 def train_judges(state: RunState) -> RunState:
@@ -509,12 +511,23 @@ def train_generator(state: RunState) -> RunState:
 
 def propose(state: RunState) -> RunState:
     """The policy's top-K distinct combinations per product, with the reward model's predicted CTR; with a brand,
-    the top 2K it allows (``render`` keeps the first K that it still allows once drawn)."""
+    the top 2K it allows (``render`` keeps the first K that it still allows once drawn). With reviewers'
+    decisions, the combinations they approved last that the market (and brand) still allows join the
+    candidates and are ranked like the others, so a creative served after approval can stay proposed."""
     brand, k = state.inputs.brand, state.config.top_k
+    approved = state.generator.allowed_combinations(state.inputs.approved, brand=brand)
     proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
-                                        brand=brand, exclude=state.inputs.rejected,
+                                        brand=brand, exclude=state.inputs.rejected, include=approved,
                                         reward=_search_reward(state.inputs, state.judge))
     proposals["predicted_ctr"] = _reward_function(state.judge)(proposals["product_id"], proposals["elements"])
+    if state.inputs.approved:
+        offered = sum(len(combos) for combos in state.inputs.approved.values())
+        joined = {(p, c) for p, combos in approved.items() for c in combos}
+        proposed = sum((p, tuple(e)) in joined for p, e in zip(proposals["product_id"], proposals["elements"]))
+        state = _noted(state, f"Review decisions: {len(joined)} of {offered} combinations approved last by "
+                              f"reviewers joined the candidates of {len(approved)} products (the others name a product "
+                              "or element the market no longer has, or one the brand refuses); "
+                              f"{proposed} of them are among the proposals.")
     if state.inputs.rejected:
         rejected = sum(len(combos) for combos in state.inputs.rejected.values())
         state = _noted(state, f"Review decisions: {rejected} combinations rejected last by reviewers on "
@@ -594,7 +607,7 @@ def cross_fit(state: RunState) -> RunState:
     def choose(judge: MILModel) -> pd.DataFrame:
         return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k,
                                        reward=_search_reward(state.inputs, judge), brand=state.inputs.brand,
-                                       exclude=state.inputs.rejected)
+                                       exclude=state.inputs.rejected, include=state.inputs.approved)
 
     try:
         evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,

@@ -6,6 +6,10 @@ in two ways:
 
 - ``read_rejections``: per product, the combinations whose latest decision is a rejection; they are never
   proposed again. A combination approved after it was rejected (or in a later run) is not excluded.
+- ``approvals``: per product, the combinations whose latest decision is an approval; they join the product's
+  candidates in the proposal search (``ComboGenerator.propose(include=...)``) when the market still allows
+  them, and are ranked like every other candidate. A creative served after approval then has logs that the
+  next run's evidence can read, when the run proposes it again.
 - ``fit_reviewer_preference``: a learned reviewer, ``P(approve | product, elements)``, an L2 logistic
   regression on the elements (one weight per element, shared across products) with a product intercept for
   products with enough decisions (the additive logistic model of ``rewards.additive``, fitted on decisions
@@ -146,6 +150,17 @@ def rejections(decisions: pd.DataFrame) -> dict[str, set[tuple[str, ...]]]:
     out: dict[str, set[tuple[str, ...]]] = {}
     for product, combo, decision in zip(latest["product_id"], latest["elements"], latest["decision"]):
         if decision == "reject":
+            out.setdefault(product, set()).add(combo)
+    return out
+
+
+def approvals(decisions: pd.DataFrame) -> dict[str, set[tuple[str, ...]]]:
+    """Per product, the combinations whose latest decision (in any run) is an approval, of ``read_decisions``'s
+    rows; a combination rejected after it was approved is not among them."""
+    latest = latest_decisions(decisions, ["product_id", "elements"])
+    out: dict[str, set[tuple[str, ...]]] = {}
+    for product, combo, decision in zip(latest["product_id"], latest["elements"], latest["decision"]):
+        if decision == "approve":
             out.setdefault(product, set()).add(combo)
     return out
 
