@@ -260,3 +260,31 @@ def test_error_factors_are_positive_with_mean_one_and_the_asked_variance():
 def test_bad_settings_are_refused(settings):
     with pytest.raises(InputError):
         EvidenceConfig(**settings)
+
+
+class NoisyRates(ElementRates):
+    """``ElementRates`` times a per-product error that depends on the logs it was fitted on: judges fitted on
+    different creatives overrate different products, as real judges do."""
+
+    def __init__(self, market: Market) -> None:
+        super().__init__(market)
+        seed = sum(int.from_bytes(c.encode(), "little") % 1_000_003 for c in market.creatives["creative_id"])
+        rng = np.random.default_rng(seed)
+        self.error = {p: float(np.exp(rng.normal(0.0, 0.5))) for p in sorted(self.product)}
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        return super().predict(product_ids, combos, contexts) * np.array([self.error.get(p, 1.0) for p in product_ids])
+
+
+def test_products_launched_because_one_judge_overrated_them_are_valued_by_the_other(world):
+    market, truth, logging_ctr = world
+    choose = best_of_all(market)
+    final = choose(NoisyRates(market))
+    evidence = proposal_evidence(market, final, NoisyRates, choose, EvidenceConfig(n_bootstrap=300, seed=5),
+                                 do_no_harm=True)
+    launched = set(evidence.products.loc[~evidence.products["keep_current"], "product_id"])
+    assert launched  # the overrated products pass the deciding judge's test
+    values = [truth[(p, tuple(e))] if p in launched else logging_ctr_of(truth, market, p)
+              for p, e in zip(final["product_id"], final["elements"])]
+    after = float(np.mean(values) / logging_ctr - 1.0)
+    assert evidence.lift.low <= after  # the value of the launched set is not the deciding judge's opinion
