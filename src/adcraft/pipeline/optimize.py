@@ -145,7 +145,7 @@ class OptimizeConfig:
     # Which judge chooses and values the proposals: "additive" (elements + product logistic model), "mil" (the
     # multi-instance model), or "auto": whichever predicts the latest 20% of the log better
     # (rewards.additive.choose_judge). The default is the additive one: on the benchmark worlds the
-    # multi-instance judge's proposals harmed more products and gained less (docs/results.md, "Ablation: judge").
+    # multi-instance judge showed no gain over it (docs/results.md, "Ablation: judge").
     judge: Literal["auto", "mil", "additive"] = "additive"
     additive: AdditiveConfig = field(default_factory=AdditiveConfig)
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
