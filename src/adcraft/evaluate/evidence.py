@@ -46,10 +46,7 @@ log-normal factor of mean 1 and variance ``tau^2 / P`` (``error_factors``; ``z_b
 draw), and ``P`` Kish's effective number of products in the model part
 (``_independent_products``: the rest of the judge's error on one creative is independent of its error
 on another product's, so it averages out over P products). A product's own interval has ``P = 1``: one
-creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0. With do no
-harm the keep marks come from one fold's impressions and judge and the set's lift from the other's: splitting
-the impressions alone would leave the decision and the value resting on the same judges' errors, and the
-products launched because a judge overrated them would be valued by that judge again.
+creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
@@ -290,10 +287,8 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     (``a = r``, ``b = c = 0``: no change, no lift, no model), while the other products are valued as their
     proposals; without it, ``lift`` equals ``proposals_lift``. So that choosing which products launch does not
     bias the lift of the set (the products whose estimate came out high would be the ones launched), the
-    per-product lifts and ``keep_current`` come from the first fold's impressions, graded by the first fold's
-    judge, and ``lift`` from the second fold's, graded by the second fold's judge. Two judges fitted on different
-    creatives err independently, so a product launched because one judge overrated it is valued by the other
-    (``bench/evidence.py`` measures the coverage). Raises :class:`InputError` when
+    impressions are dealt at random into two halves: the per-product lifts and ``keep_current`` come from one
+    half, ``lift`` from the other (``bench/evidence.py`` measures the coverage). Raises :class:`InputError` when
     the logs cannot support it: no propensities, or a fold whose logs a judge cannot be fitted on.
     """
     config = config or EvidenceConfig()
@@ -310,7 +305,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
             raise InputError(f"cross-fitting needs a judge fitted on each half of the logs (split by creative), "
                              f"and half {fold + 1} cannot be fitted on: {exc}") from exc
     chosen = [choose(judge) for judge in judges]
-    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], policy).assign(fold=fold)
+    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], policy)
                       for fold in range(FOLDS)], ignore_index=True)
     backtest = _backtest(market, folds, judges, proposals)
     rng = np.random.default_rng(config.seed)
@@ -328,11 +323,11 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     proposals_lift, uncalibrated = set_lift(rows)
     logging_ctr = float(rows["click"].mean())
     deciding = np.ones(len(rows), dtype=bool)  # the rows the per-product lifts and keep marks come from
-    if do_no_harm:  # one fold's impressions and judge decide, the other's value (docstring)
-        deciding = (rows["fold"] == 0).to_numpy()
+    if do_no_harm:
+        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
     products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level, rng)
     lift = proposals_lift
-    if do_no_harm:  # decided on one fold, graded on the other: kept products at no change
+    if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
         graded = rows[~deciding]
         kept = graded["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
         lift, uncalibrated = set_lift(graded.assign(a=np.where(kept, graded["click"], graded["a"]),

@@ -4,7 +4,7 @@
 the next), each a function below:
 
 1. ``train_judges``: the reward model (GenCO multi-instance, on cached text features) and the judge that
-   chooses and values the proposals (``OptimizeConfig.judge``: by default an additive logistic model);
+   chooses and values the proposals (``OptimizeConfig.judge``);
 2. ``new_backgrounds`` (optional): new background prompts (CAIG prompt model with DPO/PCPO, judged by the
    pairwise reward model);
 3. ``extend_market``: the market with the elements other runs or step 2 made, known to the reward model;
@@ -142,11 +142,11 @@ class OptimizeConfig:
     policy: Literal["top1", "softmax"] = "top1"  # how proposals become a policy for the estimate
     n_bootstrap: int = 500
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)  # cross-fitted lift, backtest, launch plan
-    # Which judge chooses and values the proposals: "additive" (elements + product logistic model), "mil" (the
-    # multi-instance model), or "auto": whichever predicts the latest 20% of the log better
-    # (rewards.additive.choose_judge). The default is the additive one: on the benchmark worlds the
-    # multi-instance judge showed no gain over it (docs/results.md, "Ablation: judge").
-    judge: Literal["auto", "mil", "additive"] = "additive"
+    # Which judge chooses and values the proposals: "auto" takes the multi-instance model or the additive logistic
+    # one, whichever predicts the latest 20% of the log better (rewards.additive.choose_judge); "mil" or
+    # "additive" fixes it. The additive judge's cross-fitted evidence overstated the lift on the benchmark worlds
+    # (docs/results.md, "Judge: additive as the default, tried and withdrawn").
+    judge: Literal["auto", "mil", "additive"] = "auto"
     additive: AdditiveConfig = field(default_factory=AdditiveConfig)
     prior_impressions: float = 200.0  # shrinkage of logged CTRs toward the product's (best_logged_creatives)
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
