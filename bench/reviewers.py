@@ -1,6 +1,6 @@
 """Reviewers who teach: does ``optimize --decisions`` learn what reviewers reject, without losing clicks?
 
-    python bench/reviewers.py [--seeds 9101 9102 9103] [--world realistic] [--products 24]
+    python bench/reviewers.py [--seeds 9121 9122 9123] [--world realistic] [--products 24]
                               [--impressions 20000] [--rounds 3] [--top-k 3] [--disliked-backgrounds 3]
                               [--disliked-highlights 2] [--workdir DIR] [--results docs/results.md]
 
@@ -239,9 +239,9 @@ def write_table(results: list[dict], args) -> None:
     print(f"wrote {args.results}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[9101, 9102, 9103])
+def round_arguments(parser: argparse.ArgumentParser, seeds: list[int], workdir: str) -> None:
+    """The options this script shares with ``serving_loop.py``: the world, its size, the rounds, the reviewer."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument("--world", default="realistic")
     parser.add_argument("--products", type=int, default=24)
     parser.add_argument("--impressions", type=int, default=20_000)
@@ -249,8 +249,13 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--disliked-backgrounds", type=int, default=3)
     parser.add_argument("--disliked-highlights", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / "reviewers")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / workdir)
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    round_arguments(parser, [9121, 9122, 9123], "reviewers")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []

@@ -1,7 +1,7 @@
 """The three-round loop: optimize, review, serve with honest logs, export the log, optimize again on it.
 
-    python bench/serving_loop.py [--seeds 9211 9212 9213] [--world realistic] [--products 24]
-                                 [--impressions 20000] [--rounds 3] [--traffic 5000] [--top-k 3]
+    python bench/serving_loop.py [--seeds 9221 9222 9223] [--world realistic] [--products 24]
+                                 [--impressions 20000] [--rounds 3] [--traffic 4000] [--top-k 3]
                                  [--config OPTIMIZE.yaml] [--workdir DIR] [--results docs/results.md]
 
 For each seed (none of them used elsewhere) it simulates a benchmark world's market; round k then runs:
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 from optimize import logging_values
-from reviewers import SimulatedReviewer, traffic_shares
+from reviewers import SimulatedReviewer, round_arguments, traffic_shares
 from worlds import machine, mean_interval, simulated, write_result
 
 from markdown import markdown_table, write_section
@@ -264,18 +263,9 @@ def write_table(results: list[dict], args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[9211, 9212, 9213])
-    parser.add_argument("--world", default="realistic")
-    parser.add_argument("--products", type=int, default=24)
-    parser.add_argument("--impressions", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--traffic", type=int, default=5000, help="impressions served per round")
-    parser.add_argument("--top-k", type=int, default=3)
+    round_arguments(parser, [9221, 9222, 9223], "serving")
+    parser.add_argument("--traffic", type=int, default=4000, help="impressions served per round")
     parser.add_argument("--config", type=Path, default=None, help="an optimize config file (default: defaults)")
-    parser.add_argument("--disliked-backgrounds", type=int, default=3)
-    parser.add_argument("--disliked-highlights", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / "serving")
-    parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
