@@ -17,11 +17,13 @@ from adcraft.generate.preference import (
     PreferenceConfig,
     PreferencePairs,
     PreferenceTrainer,
+    ReviewedPrompt,
     corrupt,
     dpo_loss,
     judged_pairs,
     mask_patches,
     pcpo_loss,
+    reviewed_pairs,
 )
 from adcraft.generate.prompt import PromptModelConfig, PromptTrainer, background_prompts, tokenize
 from adcraft.rewards.judge import Capabilities
@@ -184,7 +186,7 @@ def test_history_is_plain_data(supervised):
     result = PreferenceTrainer(PreferenceConfig(rounds=1, epochs=1)).fit(supervised, prefers_word)
     frame = result.history.frame()
     assert isinstance(frame, pd.DataFrame) and list(frame["round"]) == [1]
-    assert set(result.history.to_json()) == {"rounds", "initial_match_rate"}
+    assert set(result.history.to_json()) == {"rounds", "initial_match_rate", "reviewed_left_out"}
 
 
 def test_a_round_equals_the_hand_written_loop_with_the_same_shuffles(supervised):
@@ -219,3 +221,44 @@ def test_a_round_equals_the_hand_written_loop_with_the_same_shuffles(supervised)
 def test_a_non_positive_gradient_clip_is_refused():
     with pytest.raises(InputError, match="max_grad_norm"):
         PreferenceConfig(max_grad_norm=0.0)
+
+
+def indifferent(product_ids, prompts_a, prompts_b) -> np.ndarray:
+    """A judge with no opinion: every pair is a coin it calls for the first prompt."""
+    return np.full(len(product_ids), 0.5)
+
+
+def test_reviewer_pairs_the_model_cannot_read_are_left_out_and_counted(generator_market, supervised):
+    prompts = sorted(set(background_prompts(generator_market[0])))
+    product = supervised.product_ids[0]
+    pairs, left_out = reviewed_pairs(supervised, [
+        ReviewedPrompt(product, prompts[0], prompts[1]),
+        ReviewedPrompt("no-such-product", prompts[0], prompts[1]),
+        ReviewedPrompt(product, prompts[0], "zzqx unknownword"),
+        ReviewedPrompt(product, prompts[0], prompts[0].upper()),  # the same prompt once normalised
+    ])
+    assert left_out == 3 and pairs.product_ids == [product]
+    assert pairs.chosen == [supervised.vocab.encode(prompts[0])] and pairs.prob_chosen.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("method", ["dpo", "pcpo"])
+def test_reviewer_pairs_teach_every_round(generator_market, supervised, method):
+    """A reviewer who approved prompt A over prompt B for one product: with the pair in the rounds, the policy's
+    log pi(A) - log pi(B) for that product rises well above where rounds against a judge without an opinion
+    leave it, and above the supervised model's."""
+    prompts = sorted(set(background_prompts(generator_market[0])))
+    product = supervised.product_ids[0]
+    good, bad = prompts[0], prompts[-1]
+
+    def margin(model) -> float:
+        logp = model.log_prob([product, product], [good, bad])
+        return float(logp[0] - logp[1])
+
+    config = PreferenceConfig(method=method, rounds=3, epochs=4, learning_rate=0.003, resample=6, seed=1)
+    alone = PreferenceTrainer(config).fit(supervised, indifferent)
+    taught = PreferenceTrainer(config).fit(supervised, indifferent, reviewed=[ReviewedPrompt(product, good, bad)])
+    assert [r.reviewed_pairs for r in taught.history.rounds] == [1, 1, 1]
+    assert [r.reviewed_pairs for r in alone.history.rounds] == [0, 0, 0]
+    assert taught.history.reviewed_left_out == 0
+    assert margin(taught.policy) > margin(alone.policy) + 1.0
+    assert margin(taught.policy) > margin(supervised) + 1.0

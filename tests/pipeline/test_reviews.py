@@ -17,6 +17,7 @@ from adcraft.pipeline.reviews import (
     ReviewerConfig,
     ReviewerPreference,
     approvals,
+    background_pairs,
     fit_reviewer_preference,
     latest_decisions,
     read_decisions,
@@ -203,3 +204,52 @@ def test_optimize_refuses_an_unreadable_decisions_database_in_one_line(tiny_mark
     assert result.exit_code == 2, result.output
     assert "--decisions" in result.output and "Traceback" not in result.output
     assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def background_decisions(market_dir, tmp_path):
+    """Reviewers' decisions on one product: an approved and a rejected creative that differ only in their
+    background, a rejected one that differs only in its first slot (no background pair), and a rejected one on
+    a background the market lacks; the database's URL and the expected (product, approved, rejected) prompts."""
+    market = load_market(market_dir)
+    slot = market.config.slots.index("background")
+    product = market.products["product_id"].iloc[0]
+    combo = list(market.creatives.loc[market.creatives["product_id"] == product, "elements"].iloc[0])
+    backgrounds = market.usable_elements(product, "background")
+    other = next(e for e in backgrounds["element_id"] if e != combo[slot])
+    first = next(e for e in market.usable_elements(product, market.config.slots[0])["element_id"] if e != combo[0])
+    swapped, retitled, missing = list(combo), list(combo), list(combo)
+    swapped[slot], retitled[0], missing[slot] = other, first, "bg-no-longer-there"
+    url = write_decisions(tmp_path / "bg.sqlite", [(product, combo, "approve", 0), (product, swapped, "reject", 1),
+                                                    (product, retitled, "reject", 2), (product, missing, "reject", 3)])
+    value = dict(zip(market.elements["element_id"], market.elements["value"]))
+    return url, (product, value[combo[slot]], value[other])
+
+
+def test_background_pairs_are_the_prompts_of_approved_over_rejected_backgrounds(tiny_market, tmp_path):
+    url, expected = background_decisions(tiny_market, tmp_path)
+    pairs = background_pairs(read_decisions(url), load_market(tiny_market))
+    assert [(p.product_id, p.approved, p.rejected) for p in pairs] == [expected]
+
+
+def test_reviewed_backgrounds_are_noted_as_unused_when_background_generation_is_off(tiny_market, tmp_path):
+    url, _ = background_decisions(tiny_market, tmp_path)
+    result = optimize(tiny_market, tmp_path / "out", OptimizeConfig.smoke(), decisions=url)
+    note = "Review decisions: 1 pair(s) of background prompts (approved over rejected) were not learned from"
+    assert any(n.startswith(note) for n in result.record.notes)
+
+
+@pytest.mark.slow
+def test_reviewed_backgrounds_join_the_preference_rounds_of_the_background_step(tiny_market, tmp_path):
+    from adcraft.generate.backgrounds import BackgroundsConfig
+    from adcraft.generate.preference import PreferenceConfig
+    from adcraft.generate.prompt import PromptModelConfig
+    from adcraft.pipeline.optimize import BackgroundStep
+
+    url, _ = background_decisions(tiny_market, tmp_path)
+    generator = BackgroundsConfig(prompt=PromptModelConfig(text_backbone="tiny", image_backbone="tiny", epochs=5),
+                                  preference=PreferenceConfig(rounds=1, epochs=1), per_product=2, samples=8)
+    config = OptimizeConfig.smoke(backgrounds=BackgroundStep(enabled=True, generator=generator))
+    result = optimize(tiny_market, tmp_path / "out", config, decisions=url)
+    note = ("Review decisions: 1 pair(s) of background prompts (approved over rejected) joined every preference "
+            "round")
+    assert any(n.startswith(note) for n in result.record.notes)

@@ -6,7 +6,8 @@
 2. build the judge: a given ``Judge`` as it is, or a reward model (trained here, CAIG's pairwise
    model, when none is given) behind ``PairwiseJudge``, on each product's current best combination
    (``current_best_combinations``);
-3. run the preference rounds (``PreferenceTrainer``; PCPO by default);
+3. run the preference rounds (``PreferenceTrainer``; PCPO by default), with reviewers' approved-over-rejected
+   prompt pairs (``reviewed``) joining every round's judged pairs;
 4. write ``per_product`` new prompts per product (``propose_backgrounds``): from the policy's beam
    and ``samples`` draws, drop duplicates and prompts that draw the same as a background the product
    can already use (the same words, commas and case aside) or that repeat a word (a sampling slip),
@@ -43,6 +44,7 @@ from adcraft.generate.preference import (
     PreferenceConfig,
     PreferenceResult,
     PreferenceTrainer,
+    ReviewedPrompt,
     checked_judgement,
 )
 from adcraft.generate.prompt import (
@@ -167,14 +169,17 @@ def optimise_prompt_model(
     judge: Judge | Any | None = None,
     match_rate: Callable[[BackgroundPromptModel], float] | None = None,
     progress: bool = False,
+    reviewed: Sequence[ReviewedPrompt] = (),
 ) -> PromptRun:
-    """Steps 1-3 of the module docstring: the supervised model, then DPO/PCPO rounds against the judge."""
+    """Steps 1-3 of the module docstring: the supervised model, then DPO/PCPO rounds against the judge, with
+    reviewers' approved-over-rejected prompt pairs (``reviewed``) joining every round."""
     config = config or BackgroundsConfig()
     reference = PromptTrainer(config.prompt).fit(market, progress=progress)
     resolved, baseline = build_judge(market, judge, config, progress)
     masker = PhotoMasker(market, reference) if config.prompt.image_backbone != "none" else None
     result = PreferenceTrainer(config.preference).fit(
-        reference, resolved, masker=masker, baseline=baseline, match_rate=match_rate, progress=progress
+        reference, resolved, masker=masker, baseline=baseline, match_rate=match_rate, progress=progress,
+        reviewed=reviewed,
     )
     return PromptRun(result, resolved, baseline)
 
@@ -258,14 +263,16 @@ def generate_backgrounds(
     config: BackgroundsConfig | None = None,
     judge: Judge | Any | None = None,
     progress: bool = False,
+    reviewed: Sequence[ReviewedPrompt] = (),
 ) -> pd.DataFrame:
     """New background elements for every product of ``market`` (module docstring).
 
     ``judge``: None (train CAIG's pairwise reward model on the market), a trained reward model that learns
-    new elements (``adds_elements``), or any ``Judge`` callable.
+    new elements (``adds_elements``), or any ``Judge`` callable. ``reviewed``: reviewers' prompt pairs that
+    join every preference round.
     """
     config = config or BackgroundsConfig()
-    run = optimise_prompt_model(market, config, judge, progress=progress)
+    run = optimise_prompt_model(market, config, judge, progress=progress, reviewed=reviewed)
     return propose_backgrounds(
         run.policy, market, config.per_product, config.samples, config.temperature, config.id_prefix,
         config.preference.seed, run.judge, run.baseline, config.judged,

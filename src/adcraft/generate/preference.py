@@ -24,6 +24,12 @@ judge say which is better (``P(a better) >= 0.5`` makes a the chosen one), then 
 ``epochs`` passes over that round's pairs against the reference, which stays the supervised model
 for every round.
 
+Reviewers teach the rounds too: ``reviewed`` pairs (``ReviewedPrompt``: per product, the background prompt of a
+creative reviewers approved over that of one they rejected) join every round's judged pairs with
+P(chosen better) = 1, in the same DPO/PCPO loss (their PCPO term corrupts the approved prompt like any chosen
+one). A pair whose product the model does not know, or whose prompts use words outside its vocabulary, is
+left out and counted (``PreferenceHistory.reviewed_left_out``).
+
 A judge is any ``Judge``: ``(product_ids, prompts_a, prompts_b) -> P(a better)``.
 ``PairwiseJudge`` builds one from a reward model: it renders both prompts on the product's current
 best combination (the other elements and the product's placement fixed) and asks the model.
@@ -208,9 +214,9 @@ class PreferenceConfig:
 
 @dataclass
 class RoundRecord:
-    """What one round did: pairs judged, the chosen prompts' mean judge reward, the last epoch's mean
-    loss and (PCPO) its conditional term alone, the match rate after the round (when a callback
-    measures it) and its duration."""
+    """What one round did: pairs judged, reviewer pairs trained on beside them, the chosen prompts' mean judge
+    reward (judged pairs only), the last epoch's mean loss and (PCPO) its conditional term alone, the match
+    rate after the round (when a callback measures it) and its duration."""
 
     round: int
     pairs: int
@@ -219,6 +225,7 @@ class RoundRecord:
     conditional_loss: float | None
     match_rate: float | None
     seconds: float
+    reviewed_pairs: int = 0
 
 
 @dataclass
@@ -227,9 +234,11 @@ class PreferenceHistory:
 
     rounds: list[RoundRecord] = field(default_factory=list)
     initial_match_rate: float | None = None
+    reviewed_left_out: int = 0  # reviewer pairs the model could not learn from (unknown product or word)
 
     def to_json(self) -> dict:
-        return {"rounds": [asdict(r) for r in self.rounds], "initial_match_rate": self.initial_match_rate}
+        return {"rounds": [asdict(r) for r in self.rounds], "initial_match_rate": self.initial_match_rate,
+                "reviewed_left_out": self.reviewed_left_out}
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rounds])
@@ -294,6 +303,48 @@ def judged_pairs(
         rejected=[b if w else a for a, b, w in zip(first, second, a_wins)],
         chosen_prompts=[a if w else b for a, b, w in zip(texts_a, texts_b, a_wins)],
         prob_chosen=np.where(a_wins, p, 1.0 - p),
+    )
+
+
+@dataclass(frozen=True)
+class ReviewedPrompt:
+    """A reviewer's preference between two background prompts of one product: ``approved`` is the background
+    of a creative reviewers approved, ``rejected`` that of one they rejected."""
+
+    product_id: str
+    approved: str
+    rejected: str
+
+
+def reviewed_pairs(policy: BackgroundPromptModel, reviewed: Sequence[ReviewedPrompt]) -> tuple[PreferencePairs, int]:
+    """The reviewer pairs the policy can learn from as ``PreferencePairs`` (P(chosen better) = 1), and how many
+    were left out: a product the model does not know, a prompt with a word outside its vocabulary, or two
+    prompts that normalise to the same one."""
+    known = set(policy.product_ids)
+    kept: list[ReviewedPrompt] = []
+    for pair in reviewed:
+        approved, rejected = normalize_prompt(pair.approved), normalize_prompt(pair.rejected)
+        if (pair.product_id in known and approved != rejected and policy.vocab.covers(approved)
+                and policy.vocab.covers(rejected)):
+            kept.append(ReviewedPrompt(pair.product_id, approved, rejected))
+    pairs = PreferencePairs(
+        product_ids=[p.product_id for p in kept],
+        chosen=[policy.vocab.encode(p.approved) for p in kept],
+        rejected=[policy.vocab.encode(p.rejected) for p in kept],
+        chosen_prompts=[p.approved for p in kept],
+        prob_chosen=np.ones(len(kept)),
+    )
+    return pairs, len(reviewed) - len(kept)
+
+
+def joined_pairs(first: PreferencePairs, second: PreferencePairs) -> PreferencePairs:
+    """Two sets of pairs as one (rows of ``first``, then of ``second``)."""
+    return PreferencePairs(
+        product_ids=first.product_ids + second.product_ids,
+        chosen=first.chosen + second.chosen,
+        rejected=first.rejected + second.rejected,
+        chosen_prompts=first.chosen_prompts + second.chosen_prompts,
+        prob_chosen=np.concatenate([first.prob_chosen, second.prob_chosen]),
     )
 
 
@@ -396,6 +447,7 @@ class PreferenceTrainer:
         baseline: Mapping[str, str] | None = None,
         match_rate: Callable[[BackgroundPromptModel], float] | None = None,
         progress: bool = False,
+        reviewed: Sequence[ReviewedPrompt] = (),
     ) -> PreferenceResult:
         """Optimise a copy of ``model`` (which stays the frozen reference).
 
@@ -404,6 +456,7 @@ class PreferenceTrainer:
         baseline: each product's current background prompt; a round's ``chosen_reward`` is then the
             mean judge P(chosen beats the baseline), else the mean P(chosen beats rejected).
         match_rate: called with the policy before the first round and after each round.
+        reviewed: reviewer pairs that join every round's judged pairs (module docstring).
         """
         from rich.progress import Progress
 
@@ -416,29 +469,33 @@ class PreferenceTrainer:
         optimiser = torch.optim.Adam(policy.network.parameters(), lr=config.learning_rate)
         shuffle = torch.Generator().manual_seed(config.seed)  # the pairs' order in every round's epochs
         rng = np.random.default_rng(config.seed)  # the corruptions
-        history = PreferenceHistory(initial_match_rate=None if match_rate is None else float(match_rate(policy)))
+        taught, left_out = reviewed_pairs(model, reviewed)
+        history = PreferenceHistory(initial_match_rate=None if match_rate is None else float(match_rate(policy)),
+                                    reviewed_left_out=left_out)
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"{config.method.upper()} rounds", total=config.rounds)
             for number in range(1, config.rounds + 1):
                 started = time.perf_counter()
                 generator = torch.Generator().manual_seed(config.seed * 100_003 + number)
-                pairs = judged_pairs(policy, judge, products, config, generator)
+                judged = judged_pairs(policy, judge, products, config, generator)
+                pairs = joined_pairs(judged, taught)
                 loss, conditional = float("nan"), None
                 if len(pairs):
                     corruption = corrupt(policy, pairs, masker, config, rng) if config.method == "pcpo" else None
                     batch = PreferenceBatch.of(policy, reference, pairs, corruption)
                     with torch_threads(policy.config.num_threads):
                         loss, conditional = self._train_round(policy, batch, optimiser, shuffle)
-                reward = self._chosen_reward(judge, pairs, baseline)
+                reward = self._chosen_reward(judge, judged, baseline)
                 seconds = round(time.perf_counter() - started, 3)  # the callback's time is not the round's
                 history.rounds.append(RoundRecord(
                     round=number,
-                    pairs=len(pairs),
+                    pairs=len(judged),
                     chosen_reward=reward,
                     loss=loss,
                     conditional_loss=conditional,
                     match_rate=None if match_rate is None else float(match_rate(policy)),
                     seconds=seconds,
+                    reviewed_pairs=len(taught),
                 ))
                 bar.advance(task)
         return PreferenceResult(policy, reference, history)

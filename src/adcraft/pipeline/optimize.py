@@ -6,7 +6,7 @@ the next), each a function below:
 1. ``train_judges``: the reward model (GenCO multi-instance, on cached text features) and the judge that
    chooses and values the proposals (``OptimizeConfig.judge``);
 2. ``new_backgrounds`` (optional): new background prompts (CAIG prompt model with DPO/PCPO, judged by the
-   pairwise reward model);
+   pairwise reward model, and taught by reviewers' approved-over-rejected background pairs with ``--decisions``);
 3. ``extend_market``: the market with the elements other runs or step 2 made, known to the reward model;
 4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
    reward model);
@@ -82,6 +82,7 @@ from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
 from adcraft.generate.brand import Brand, brand_columns, load_brand
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
+from adcraft.generate.preference import ReviewedPrompt
 from adcraft.learning.artifacts import CONFIG_FILE
 from adcraft.learning.checkpoint import fingerprint
 from adcraft.learning.checkpoint import position as checkpoint_position
@@ -94,6 +95,7 @@ from adcraft.pipeline.reviews import (
     ReviewerConfig,
     ReviewerPreference,
     approvals,
+    background_pairs,
     fit_reviewer_preference,
     read_decisions,
     rejections,
@@ -268,6 +270,7 @@ class RunInputs:
     approved: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # per product, by reviewers
     reviewer: ReviewerPreference | None = None  # the learned reviewer (pipeline.reviews), with --decisions
     reviewer_note: str | None = None  # why there is no learned reviewer despite --decisions
+    reviewed_backgrounds: tuple[ReviewedPrompt, ...] = ()  # reviewers' prompt pairs for the background step
 
 
 @dataclass(frozen=True, eq=False)
@@ -384,6 +387,10 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
         state = train_judges(state)  # 1
     if state.config.backgrounds.enabled:
         state = new_backgrounds(state, clock)  # 2 (timed when it makes prompts)
+    elif state.inputs.reviewed_backgrounds:
+        state = _noted(state, f"Review decisions: {len(state.inputs.reviewed_backgrounds)} pair(s) of background "
+                              "prompts (approved over rejected) were not learned from: background generation is "
+                              "off (backgrounds.enabled).")
     state = extend_market(state)  # 3
     with clock("combination policy (behaviour cloning + policy gradient)"):
         state = train_generator(state)  # 4
@@ -419,10 +426,13 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
         return RunInputs(market_dir, out, market, log, extra, guardrails)
     found = read_decisions(decisions)
     reviewer = fit_reviewer_preference(found, config.reviewers)
+    prompts = tuple(background_pairs(found, with_extra_elements(market, extra) if extra is not None else market))
     if isinstance(reviewer, str):
         return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found),
-                         reviewer_note=f"Review decisions: no reviewer preference was learned ({reviewer}).")
-    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found), reviewer)
+                         reviewer_note=f"Review decisions: no reviewer preference was learned ({reviewer}).",
+                         reviewed_backgrounds=prompts)
+    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found), reviewer,
+                     reviewed_backgrounds=prompts)
 
 
 def train_judges(state: RunState) -> RunState:
@@ -474,11 +484,16 @@ def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
     market, step = state.inputs.market, state.config.backgrounds
     if "background" not in market.config.slots:
         return _noted(state, "Background generation was skipped: the market has no background slot.")
+    reviewed = state.inputs.reviewed_backgrounds
     try:
         with clock("background prompts (pairwise judge, prompt model, DPO/PCPO rounds)"):
-            made = generate_backgrounds(market, step.generator, progress=state.progress)
+            made = generate_backgrounds(market, step.generator, progress=state.progress, reviewed=reviewed)
     except InputError as exc:
         return _noted(state, f"Background generation was skipped: {exc}")
+    if reviewed:
+        state = _noted(state, f"Review decisions: {len(reviewed)} pair(s) of background prompts (approved over "
+                              "rejected) joined every preference round of the prompt model that writes new "
+                              "backgrounds.")
     return dataclasses.replace(state, made_elements=made)
 
 

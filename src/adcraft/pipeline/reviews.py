@@ -24,9 +24,14 @@ in two ways:
   the judge's. An approved and a rejected combination of the same product form a preference pair; the run's
   notes say how many decisions and pairs the preference was fitted on.
 
+- ``background_pairs``: where an approved and a rejected creative of the same product differ in their
+  background, the approved background's prompt over the rejected one's. With the background step on
+  (``backgrounds.enabled``), these pairs join every DPO/PCPO round of the prompt model that writes new
+  backgrounds (``generate.preference``), beside the pairs its judge ranks.
+
 The pairwise reward model (CAIG, ``rewards.pairwise``) is not trained in the default run of ``optimize``:
-only the optional background step (``backgrounds.enabled``) trains one, on pairs of logged creatives'
-CTRs, and reviewer pairs are not among its training pairs.
+only the optional background step trains one, on pairs of logged creatives' CTRs, and reviewer pairs are not
+among its training pairs.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,7 +48,11 @@ import sqlalchemy as sa
 
 from adcraft.configuration import check_config
 from adcraft.errors import InputError
+from adcraft.market import Market
 from adcraft.rewards.additive import AdditiveJudge
+
+if TYPE_CHECKING:
+    from adcraft.generate.preference import ReviewedPrompt
 
 DECISIONS_TABLE = "review_decisions"  # the table the review page writes (serve.decisions) and this module reads
 OTHER_PRODUCTS = ""  # the shared intercept of products with too few decisions for their own
@@ -174,6 +184,30 @@ def preference_pairs(decisions: pd.DataFrame) -> pd.DataFrame:
         rejected = sorted(set(group.loc[group["decision"] == "reject", "elements"]))
         rows += [(product, a, r) for a in approved for r in rejected if a != r]
     return pd.DataFrame(rows, columns=["product_id", "approved", "rejected"])
+
+
+def background_pairs(decisions: pd.DataFrame, market: Market) -> list[ReviewedPrompt]:
+    """Reviewers' background prompt pairs (module docstring): for every approved-over-rejected pair of
+    ``preference_pairs`` whose backgrounds differ and are both background elements of ``market`` with a
+    prompt, the approved background's prompt over the rejected one's, each (product, prompts) once, sorted."""
+    from adcraft.generate.preference import ReviewedPrompt  # torch: only when a run learns from reviews
+    from adcraft.generate.prompt import BACKGROUND_SLOT
+
+    if BACKGROUND_SLOT not in market.config.slots:
+        return []
+    slot = market.config.slots.index(BACKGROUND_SLOT)
+    elements = market.elements[market.elements["slot"] == BACKGROUND_SLOT]
+    prompts = {str(e): v for e, v in zip(elements["element_id"], elements["value"])
+               if isinstance(v, str) and v.strip()}
+    found: set[tuple[str, str, str]] = set()
+    for product, approved, rejected in preference_pairs(latest_decisions(decisions, ["product_id", "elements"])) \
+            .itertuples(index=False):
+        if len(approved) <= slot or len(rejected) <= slot:
+            continue
+        good, bad = prompts.get(approved[slot]), prompts.get(rejected[slot])
+        if good is not None and bad is not None and approved[slot] != rejected[slot]:
+            found.add((str(product), good, bad))
+    return [ReviewedPrompt(*row) for row in sorted(found)]
 
 
 @dataclass(frozen=True, eq=False)
