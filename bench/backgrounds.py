@@ -1,10 +1,14 @@
 """CAIG's background prompt model after DPO and PCPO rounds, measured against the simulator's truth.
 
-    python bench/backgrounds.py [--seeds 0 1 2] [--market-seed 7] [--products 40] [--impressions 60000]
+    python bench/backgrounds.py [--world legacy] [--seeds 0 1 2] [--market-seed 7 | --market-seeds 7 8 9]
+                                [--products 40] [--impressions 60000]
                                 [--workdir $TMPDIR/adcraft-bench/backgrounds] [--results docs/results.md]
 
-One market is simulated (``--market-seed``) and reused by later runs. On it, as ``generate_backgrounds``
-does and without access to the truth:
+Markets are simulated in ``--world`` (``SimulatorConfig(seed, world, n_products, n_impressions)``) and
+reused by later runs. With ``--market-seed`` one market serves every training seed of ``--seeds``; with
+``--market-seeds`` (as many as ``--seeds``) the i-th training seed runs on its own market, simulated from
+the i-th market seed, so that each (market seed, training seed) pair is one independent replicate. On
+each market, as ``generate_backgrounds`` does and without access to the truth:
 
 - the judge is CAIG's pairwise reward model (``BackgroundsConfig().reward``), trained once on the
   market's logs and kept in the workdir, behind ``PairwiseJudge`` on each product's current best
@@ -26,6 +30,17 @@ The current backgrounds (those of the best combinations) are scored the same way
 judge's own view is the round's ``chosen_reward`` (mean judge P(chosen prompt beats the current
 background)). The target, PCPO >= DPO + 10 points of match rate after the last round at comparable
 reward (PCPO's mean true CTR at least 95% of DPO's), is checked on the means over training seeds.
+
+Paired comparison: per (market seed, training seed) replicate, d_i = PCPO - DPO after the last round, of
+the match rate (points) and of the true CTR. Their mean over the n replicates is reported with the 95%
+paired t-interval  mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n)  (Student's t quantile from a table,
+``t_quantile_975``). With one market the replicates share it, so the interval covers training noise only.
+
+Worlds: in ``legacy`` the product-background relevance is random (a latent per category and per
+background), so no text can learn it; in ``semantic`` (``docs/worlds.md``) it is a category x scene
+affinity and the prompts' words name the scene (``adcraft.simulator.scenes``). The structured reference
+(``structured_reference.py``, the click model told the legacy functional form) is measured only on
+``legacy``.
 """
 
 from __future__ import annotations
@@ -53,20 +68,57 @@ from adcraft.market import Market, load_market
 from adcraft.market.click_log import click_log
 from adcraft.rewards.pairwise import PairwiseModel, PairwiseTrainer
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.worlds import WORLDS
 
 SECTION = "## Background prompts: DPO vs PCPO (bench/backgrounds.py)"
 METHODS = ("dpo", "pcpo")
 EVAL_SEED = 999  # draw seed of the evaluation samples, the same for every policy
 TARGET_POINTS = 10.0  # PCPO's match rate must exceed DPO's by this many points ...
 COMPARABLE_CTR = 0.95  # ... with a mean true CTR at least this share of DPO's
+LEGACY = "legacy"
+
+# Student's t quantile t_{0.975, df} for df = 1..30 (two-sided 95%)
+T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
 
 
-def simulated(seed: int, workdir: Path, products: int, impressions: int) -> tuple[Market, GroundTruth]:
-    """The market and truth of one seed, simulated once and reused by later runs."""
-    folder = workdir / f"market-{seed}-{products}-{impressions}"
+def section_title(world: str) -> str:
+    """The results section of a world (``legacy`` keeps the original title)."""
+    if world == LEGACY:
+        return SECTION
+    return f"## Background prompts on the {world} world: DPO vs PCPO (bench/backgrounds.py --world {world})"
+
+
+def t_quantile_975(df: int) -> float:
+    """t_{0.975, df}: the table ``T_975`` up to 30 degrees of freedom, beyond it the Cornish-Fisher
+    expansion z + (z^3 + z) / (4 df) + (5 z^5 + 16 z^3 + 3 z) / (96 df^2) around z = 1.95996."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def paired_interval(differences: Sequence[float]) -> dict[str, float]:
+    """Mean of paired differences with its 95% t-interval, mean +- t_{0.975, n-1} sd / sqrt(n) (nan for n < 2)."""
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    mean = float(d.mean()) if n else float("nan")
+    half = t_quantile_975(n - 1) * float(d.std(ddof=1)) / np.sqrt(n) if n >= 2 else float("nan")
+    return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half,
+            "pcpo_ahead": int((d > 0).sum()), "dpo_ahead": int((d < 0).sum())}
+
+
+def simulated(seed: int, workdir: Path, products: int, impressions: int,
+              world: str = LEGACY) -> tuple[Market, GroundTruth]:
+    """The market and truth of one seed in ``world``, simulated once and reused by later runs."""
+    name = f"market-{seed}-{products}-{impressions}" if world == LEGACY else (
+        f"market-{world}-{seed}-{products}-{impressions}")
+    folder = workdir / name
     if not (folder / "market.json").is_file():
-        # the legacy world: the structured reference (structured_reference.py) knows only its functional form
-        config = SimulatorConfig(seed=seed, world="legacy", n_products=products, n_impressions=impressions)
+        config = SimulatorConfig(seed=seed, world=world, n_products=products, n_impressions=impressions)
         simulate_market(config, folder, overwrite=True)
     return load_market(folder), GroundTruth.load(folder.with_name(folder.name + "-truth"))
 
@@ -166,32 +218,50 @@ def run_method(
 
 
 def final_comparison(rounds: pd.DataFrame) -> pd.DataFrame:
-    """Per training seed, the last round of both methods side by side and PCPO - DPO."""
-    last = rounds[rounds["round"] == rounds["round"].max()].set_index(["seed", "method"])
+    """Per (market seed, training seed), the last round of both methods side by side and PCPO - DPO."""
+    last = rounds[rounds["round"] == rounds["round"].max()].set_index(["market_seed", "seed", "method"])
     rows = []
-    for seed in sorted(rounds["seed"].unique()):
-        dpo, pcpo = last.loc[(seed, "dpo")], last.loc[(seed, "pcpo")]
+    for market_seed, seed in sorted(set(zip(rounds["market_seed"], rounds["seed"]))):
+        dpo, pcpo = last.loc[(market_seed, seed, "dpo")], last.loc[(market_seed, seed, "pcpo")]
         rows.append({
+            "market_seed": str(market_seed),
             "seed": str(seed),
             "dpo_match": dpo["match"],
             "pcpo_match": pcpo["match"],
             "pcpo_minus_dpo_points": 100 * (pcpo["match"] - dpo["match"]),
             "dpo_true_ctr": dpo["true_ctr"],
             "pcpo_true_ctr": pcpo["true_ctr"],
+            "pcpo_minus_dpo_true_ctr": pcpo["true_ctr"] - dpo["true_ctr"],
             "ctr_ratio_pcpo_dpo": pcpo["true_ctr"] / dpo["true_ctr"],
             "dpo_chosen_reward": dpo["chosen_reward"],
             "pcpo_chosen_reward": pcpo["chosen_reward"],
         })
     table = pd.DataFrame(rows)
-    mean = table.drop(columns="seed").mean()
+    mean = table.drop(columns=["market_seed", "seed"]).mean()
     mean["ctr_ratio_pcpo_dpo"] = mean["pcpo_true_ctr"] / mean["dpo_true_ctr"]
-    return pd.concat([table, pd.DataFrame([{"seed": "mean", **mean.to_dict()}])], ignore_index=True)
+    summary = pd.DataFrame([{"market_seed": "mean", "seed": "", **mean.to_dict()}])
+    return pd.concat([table, summary], ignore_index=True)
+
+
+def paired_statistics(final: pd.DataFrame) -> pd.DataFrame:
+    """PCPO - DPO after the last round over the replicates: mean, 95% paired t-interval, who is ahead."""
+    per_seed = final[final["market_seed"] != "mean"]
+    rows = []
+    for metric, column in (("match rate (points)", "pcpo_minus_dpo_points"),
+                           ("true CTR", "pcpo_minus_dpo_true_ctr"),
+                           ("true CTR (% of DPO's)", None)):
+        if column is None:
+            d = 100 * (per_seed["pcpo_true_ctr"] / per_seed["dpo_true_ctr"] - 1)
+        else:
+            d = per_seed[column]
+        rows.append({"pcpo_minus_dpo": metric, **paired_interval(d.to_numpy(dtype=float))})
+    return pd.DataFrame(rows)
 
 
 def verdict(final: pd.DataFrame) -> str:
-    mean = final[final["seed"] == "mean"].iloc[0]
+    mean = final[final["market_seed"] == "mean"].iloc[0]
     points, ratio = mean["pcpo_minus_dpo_points"], mean["ctr_ratio_pcpo_dpo"]
-    wins = int((final.loc[final["seed"] != "mean", "pcpo_minus_dpo_points"] > 0).sum())
+    wins = int((final.loc[final["market_seed"] != "mean", "pcpo_minus_dpo_points"] > 0).sum())
     met = points >= TARGET_POINTS and ratio >= COMPARABLE_CTR
     return (f"Target: PCPO's match rate >= DPO's + {TARGET_POINTS:.0f} points after the last round, at comparable "
             f"reward (PCPO's mean true CTR >= {COMPARABLE_CTR:.0%} of DPO's). Measured: PCPO - DPO = "
@@ -199,16 +269,35 @@ def verdict(final: pd.DataFrame) -> str:
             f"PCPO/DPO {ratio:.3f}. Target {'met' if met else 'not met'}.")
 
 
-def relevance_knowledge(market: Market, truth: GroundTruth, judge: PairwiseJudge, scorer: TruthScorer) -> dict:
+def paired_sentence(paired: pd.DataFrame) -> str:
+    """The paired intervals in words, whichever way they point."""
+    parts = []
+    for row in paired.itertuples(index=False):
+        if row.n < 2:
+            parts.append(f"{row.pcpo_minus_dpo}: {row.mean:+.4g} (one replicate, no interval)")
+            continue
+        if row.ci_low > 0:
+            side = "PCPO higher"
+        elif row.ci_high < 0:
+            side = "DPO higher"
+        else:
+            side = "the interval includes 0"
+        parts.append(f"{row.pcpo_minus_dpo}: {row.mean:+.4g} [{row.ci_low:+.4g}, {row.ci_high:+.4g}] ({side}; "
+                     f"PCPO ahead on {row.pcpo_ahead}, DPO on {row.dpo_ahead} of {row.n})")
+    return "PCPO - DPO after the last round, mean [95% paired t-interval]: " + "; ".join(parts) + "."
+
+
+def relevance_knowledge(market: Market, truth: GroundTruth, judge: PairwiseJudge, scorer: TruthScorer,
+                        structured: bool = True) -> dict:
     """How much of the true product-background relevance the logs reveal, over the market's own backgrounds.
 
     - judge: per product, Spearman between the judge's predicted CTR of each background (on the product's
       best combination) and the background's true relevance to the product; mean over products;
     - true CTR: the same with the truth's CTR of those renders in place of the judge (how much relevance
       moves CTR at all);
-    - structured reference: the click model told the simulator's functional form (category x background
-      indicators among its features; ``structured_reference.py``) fitted on all the logs; correlation of
-      its category x background coefficients with the true relevance.
+    - structured reference (``structured`` only: the legacy world): the click model told the simulator's
+      functional form (category x background indicators among its features; ``structured_reference.py``)
+      fitted on all the logs; correlation of its category x background coefficients with the true relevance.
     """
     backgrounds = market.elements.loc[market.elements["slot"] == "background", "value"].tolist()
     judge_rho, ctr_rho, top_match = [], [], []
@@ -219,6 +308,14 @@ def relevance_knowledge(market: Market, truth: GroundTruth, judge: PairwiseJudge
         judge_rho.append(spearman(predicted, relevance))
         ctr_rho.append(spearman(scorer.ctr(ids, backgrounds), relevance))
         top_match.append(float(np.mean(relevance[np.argsort(-predicted)[:3]] > 0)))
+    out = {
+        "backgrounds": len(backgrounds),
+        "judge_spearman_with_relevance": float(np.nanmean(judge_rho)),
+        "true_ctr_spearman_with_relevance": float(np.nanmean(ctr_rho)),
+        "match_of_judge_top3": float(np.mean(top_match)),
+    }
+    if not structured:
+        return out
     reference = fit_selected(truth, click_log(market))
     cells = reference.relevance_coefficients()
     by_category = {c: p for p, c in truth.model.product_category.items()}
@@ -226,56 +323,81 @@ def relevance_knowledge(market: Market, truth: GroundTruth, judge: PairwiseJudge
     true = np.array([truth.background_relevance(by_category[c], prompt[b])
                      for c, b in zip(cells["category"], cells["background"])])
     return {
-        "backgrounds": len(backgrounds),
-        "judge_spearman_with_relevance": float(np.nanmean(judge_rho)),
-        "true_ctr_spearman_with_relevance": float(np.nanmean(ctr_rho)),
-        "match_of_judge_top3": float(np.mean(top_match)),
+        **out,
         "reference_cells": len(cells),
         "reference_corr_with_relevance": float(np.corrcoef(cells["coefficient"], true)[0, 1]),
         "reference_sign_agreement": float(np.mean((cells["coefficient"].to_numpy() > 0) == (true > 0))),
     }
 
 
-def main() -> None:
+def replicates(args: argparse.Namespace) -> list[tuple[int, list[int]]]:
+    """(market seed, its training seeds): one market for all of ``--seeds``, or one per seed (``--market-seeds``)."""
+    if args.market_seeds is None:
+        return [(args.market_seed, list(args.seeds))]
+    if len(args.market_seeds) != len(args.seeds):
+        raise SystemExit(f"--market-seeds pairs each market seed with one training seed: got "
+                         f"{len(args.market_seeds)} market seeds and {len(args.seeds)} training seeds")
+    return [(m, [s]) for m, s in zip(args.market_seeds, args.seeds)]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", default=LEGACY, choices=WORLDS,
+                        help="simulated world (legacy: random relevance; semantic: scenes the words name)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    parser.add_argument("--market-seed", type=int, default=7)
+    parser.add_argument("--market-seed", type=int, default=7, help="the one market of every training seed")
+    parser.add_argument("--market-seeds", type=int, nargs="+", default=None,
+                        help="one market per training seed, paired in order with --seeds (replaces --market-seed)")
     parser.add_argument("--products", type=int, default=40)
     parser.add_argument("--impressions", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=8, help="prompts drawn per product to measure a policy")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / "backgrounds")
     parser.add_argument("--results", type=Path, default=Path("docs/results.md"))
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, config: BackgroundsConfig | None = None) -> str:
+    """Run the benchmark, write its section to ``args.results`` and return the section's text."""
+    config = config or BackgroundsConfig()
     os.environ.setdefault("ADCRAFT_CACHE_DIR", str(args.workdir / "cache"))
     began = time.perf_counter()
-
-    started = time.perf_counter()
-    market, truth = simulated(args.market_seed, args.workdir, args.products, args.impressions)
-    timings = {"simulate (0 when reused)": time.perf_counter() - started}
-    config = BackgroundsConfig()
-    reward_dir = args.workdir / f"pairwise-{args.market_seed}-{args.products}-{args.impressions}"
-    reward_model, timings["pairwise judge training (0 when reused)"] = pairwise_reward_model(market, reward_dir, config)
-    judge, baseline = build_judge(market, reward_model, config)
-    judge_note = (f"held-out pair accuracy {reward_model.valid_accuracy or float('nan'):.3f} "
-                  f"({reward_model.n_train_pairs} training, {reward_model.n_valid_pairs} held-out pairs)")
-    print(f"pairwise judge: {judge_note}", flush=True)
-    scorer = TruthScorer(truth, judge)
-    products = list(baseline)
-    current = scorer.score(products, [baseline[p] for p in products])
-    print(f"current backgrounds: match {current['match']:.3f}, true CTR {current['true_ctr']:.5f}", flush=True)
-    knowledge = relevance_knowledge(market, truth, judge, scorer)
-    print(f"relevance knowledge: {knowledge}", flush=True)
-
-    rows, sft_seconds = [], []
-    for seed in args.seeds:
+    world, structured = args.world, args.world == LEGACY
+    pairs = replicates(args)
+    rows, markets, sft_seconds = [], [], []
+    timings = {"simulate (0 when reused)": 0.0, "pairwise judge training (0 when reused)": 0.0}
+    for market_seed, seeds in pairs:
         started = time.perf_counter()
-        reference = PromptTrainer(replace(config.prompt, seed=seed)).fit(market)
-        sft_seconds.append(time.perf_counter() - started)
-        masker = PhotoMasker(market, reference)
-        for method in METHODS:
-            rows += run_method(method, seed, args.rounds, reference, judge, baseline, masker, scorer, args.samples)
-            print(pd.DataFrame(rows[-(args.rounds + 1):]).to_string(index=False), flush=True)
+        market, truth = simulated(market_seed, args.workdir, args.products, args.impressions, world)
+        timings["simulate (0 when reused)"] += time.perf_counter() - started
+        tag = "" if structured else f"{world}-"
+        reward_dir = args.workdir / f"pairwise-{tag}{market_seed}-{args.products}-{args.impressions}"
+        reward_model, seconds = pairwise_reward_model(market, reward_dir, config)
+        timings["pairwise judge training (0 when reused)"] += seconds
+        judge, baseline = build_judge(market, reward_model, config)
+        judge_note = (f"held-out pair accuracy {reward_model.valid_accuracy or float('nan'):.3f} "
+                      f"({reward_model.n_train_pairs} training, {reward_model.n_valid_pairs} held-out pairs)")
+        print(f"market {market_seed}: pairwise judge {judge_note}", flush=True)
+        scorer = TruthScorer(truth, judge)
+        products = list(baseline)
+        current = scorer.score(products, [baseline[p] for p in products])
+        print(f"current backgrounds: match {current['match']:.3f}, true CTR {current['true_ctr']:.5f}", flush=True)
+        knowledge = relevance_knowledge(market, truth, judge, scorer, structured=structured)
+        print(f"relevance knowledge: {knowledge}", flush=True)
+        markets.append({"market_seed": str(market_seed), "judge_valid_accuracy": reward_model.valid_accuracy,
+                        "judge_train_pairs": reward_model.n_train_pairs,
+                        "judge_valid_pairs": reward_model.n_valid_pairs, "current_match": current["match"],
+                        "current_true_ctr": current["true_ctr"], **knowledge, "judge_note": judge_note})
+        for seed in seeds:
+            started = time.perf_counter()
+            reference = PromptTrainer(replace(config.prompt, seed=seed)).fit(market)
+            sft_seconds.append(time.perf_counter() - started)
+            masker = PhotoMasker(market, reference)
+            for method in METHODS:
+                measured = run_method(method, seed, args.rounds, reference, judge, baseline, masker, scorer,
+                                      args.samples)
+                rows += [{"market_seed": market_seed, **r} for r in measured]
+                print(pd.DataFrame(rows[-(args.rounds + 1):]).to_string(index=False), flush=True)
     timings["supervised fit (mean per seed)"] = float(np.mean(sft_seconds))
     rounds = pd.DataFrame(rows)
     timings["preference round (mean)"] = float(rounds.loc[rounds["round"] > 0, "round_s"].mean())
@@ -286,35 +408,61 @@ def main() -> None:
     by_round = by_round.reset_index()[["round", "dpo_match", "pcpo_match", "dpo_true_ctr", "pcpo_true_ctr",
                                        "dpo_chosen_reward", "pcpo_chosen_reward"]]
     final = final_comparison(rounds)
+    paired = paired_statistics(final)
     per_round = rounds.drop(columns=["round_s"])
+    market_table = pd.DataFrame(markets).drop(columns="judge_note")
+    title = section_title(world)
+    if args.market_seeds is None:
+        design = (f"Market seed {args.market_seed}: {args.products} products, {args.impressions} impressions "
+                  f"(`SimulatorConfig(world={world!r})` defaults otherwise); training seeds {args.seeds}")
+    else:
+        design = (f"{len(pairs)} replicates, each its own market: (market seed, training seed) "
+                  f"{[(m, s[0]) for m, s in pairs]}; {args.products} products, {args.impressions} impressions "
+                  f"per market (`SimulatorConfig(world={world!r})` defaults otherwise)")
+    if len(markets) == 1:
+        judge_text = [f"Pairwise judge: {markets[0]['judge_note']}.", "",
+                      f"Reference, the current backgrounds: match {markets[0]['current_match']:.4f}, "
+                      f"true CTR {markets[0]['current_true_ctr']:.5f}."]
+    else:
+        judge_text = ["Per market, the pairwise judge (held-out pair accuracy, pairs) and the current "
+                      "backgrounds (those of the best combinations) scored as the policies are: "
+                      "`current_match`, `current_true_ctr`; the other columns are described in the next part."]
+    knowledge_text = ("Per product, every background of the market drawn on the product's best combination: "
+                      "Spearman of the judge's predicted CTR, and of the true CTR, with the true relevance (mean "
+                      "over products); the true match rate of the judge's top 3.")
+    if structured:
+        knowledge_text += (" `reference`: a click model told the simulator's functional form, category x background "
+                           "indicators included (`bench/structured_reference.py`), fitted on all the logs: "
+                           "correlation and sign agreement of its category x background coefficients with the "
+                           "true relevance.")
+    else:
+        knowledge_text += (" The structured reference of the legacy section (`bench/structured_reference.py`) is "
+                           f"not measured here: it knows only the legacy world's functional form, not the {world} "
+                           "world's.")
     text = "\n".join([
-        SECTION,
+        title,
         "",
-        f"Market seed {args.market_seed}: {args.products} products, {args.impressions} impressions "
-        f"(`SimulatorConfig` defaults otherwise); training seeds {args.seeds}; {args.rounds} rounds; "
-        f"{args.samples} prompts drawn per product at temperature 1 to measure each policy. Library defaults "
-        "(`BackgroundsConfig()`) for the prompt model, the rounds and the pairwise judge; nothing tuned here.",
+        f"{design}; {args.rounds} rounds; {args.samples} prompts drawn per product at temperature 1 to measure "
+        "each policy. Library defaults (`BackgroundsConfig()`) for the prompt model, the rounds and the pairwise "
+        "judge; nothing tuned here.",
         "",
-        f"Pairwise judge: {judge_note}.",
+        *judge_text,
         "",
         "`match`: share of drawn prompts with a positive true product-background relevance; `true_ctr`: mean "
         "true CTR of the drawn prompts rendered on the product's current best combination; `chosen_reward`: "
         "the judge's mean P(the round's chosen prompt beats the current background). Round 0 is the "
         "supervised model, the same for both methods of a seed (no chosen prompts: `nan`).",
         "",
-        f"Reference, the current backgrounds: match {current['match']:.4f}, true CTR {current['true_ctr']:.5f}.",
-        "",
         "### What the logs reveal of product-background relevance (the market's own backgrounds)",
         "",
-        "Per product, every background of the market drawn on the product's best combination: Spearman of the "
-        "judge's predicted CTR, and of the true CTR, with the true relevance (mean over products); the true "
-        "match rate of the judge's top 3. `reference`: a click model told the simulator's functional form, "
-        "category x background indicators included (`bench/structured_reference.py`), fitted on all the logs: "
-        "correlation and sign agreement of its category x background coefficients with the true relevance.",
+        knowledge_text,
         "",
-        markdown_table(pd.DataFrame([knowledge])),
+        markdown_table(market_table if len(markets) > 1 else pd.DataFrame([
+            {k: v for k, v in markets[0].items() if k not in ("market_seed", "judge_note", "judge_valid_accuracy",
+                                                               "judge_train_pairs", "judge_valid_pairs",
+                                                               "current_match", "current_true_ctr")}])),
         "",
-        "### Mean over training seeds, by round",
+        "### Mean over seeds, by round",
         "",
         markdown_table(by_round),
         "",
@@ -324,6 +472,17 @@ def main() -> None:
         "",
         verdict(final),
         "",
+        "### PCPO - DPO, paired by seed",
+        "",
+        "Per replicate d = PCPO - DPO after the last round; mean over the n replicates with the 95% paired "
+        "t-interval mean +- t(0.975, n-1) sd(d) / sqrt(n)."
+        + (" One market: the interval covers the training seeds' noise, not the market's." if len(markets) == 1
+           else ""),
+        "",
+        markdown_table(paired),
+        "",
+        paired_sentence(paired),
+        "",
         "### Every seed and round",
         "",
         markdown_table(per_round),
@@ -331,13 +490,19 @@ def main() -> None:
         "### Timings (s, 2-core CPU)",
         "",
         "The judge keeps the image features of every (product, prompt) it rendered, across runs: the first "
-        "rounds pay for most renders. `total` includes measuring every policy against the truth.",
+        "rounds pay for most renders. Simulation and judge training are summed over markets; `total` includes "
+        "measuring every policy against the truth.",
         "",
         markdown_table(pd.DataFrame([timings]), digits=1),
         "",
     ])
     print(text)
-    write_section(args.results, SECTION, text)
+    write_section(args.results, title, text)
+    return text
+
+
+def main() -> None:
+    run(parse_args())
 
 
 if __name__ == "__main__":
