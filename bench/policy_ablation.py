@@ -157,7 +157,6 @@ def score_market(world: str, seed: int, args) -> dict:
             "harm share": float(np.mean(value < logging)),
             "true lift": float(np.sum(share * value) / np.sum(share * logging) - 1.0),
             "chosen judge's CTR": float(np.sum(share * np.asarray(judged, dtype=float))),
-            "distinct picks": len({tuple(chosen_picks[p]) for p in products}) / len(products),
         }
     return {
         "world": world, "seed": seed, "configured products": args.products,
@@ -201,7 +200,6 @@ def method_table(results: list[dict], names: list[str], judged: bool = True) -> 
         row = {"method": name}
         for metric in METRICS:
             row[metric] = cell([r["methods"][name][metric] for r in results])
-        row["distinct picks"] = cell([r["methods"][name]["distinct picks"] for r in results])
         if judged:
             row["chosen judge's CTR"] = cell([r["methods"][name]["chosen judge's CTR"] for r in results], digits=4)
         rows.append(row)

@@ -46,7 +46,7 @@ def test_the_interval_is_the_t_interval_and_one_value_is_its_own_interval():
 def fake_result(world: str, seed: int, shares: dict[str, float]) -> dict:
     return {"world": world, "seed": seed, "methods": {
         name: {"share of oracle lift": share, "harm share": 0.1 * share, "true lift": share,
-               "distinct picks": 1.0, "chosen judge's CTR": 0.02} for name, share in shares.items()}}
+               "chosen judge's CTR": 0.02} for name, share in shares.items()}}
 
 
 def test_paired_differences_are_per_market_and_pooled_over_worlds():
