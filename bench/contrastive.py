@@ -394,6 +394,17 @@ def paired_differences(means: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def decomposition_line(means: pd.DataFrame) -> str:
+    """UA − standard over all markets, split into the ranking term and the loss's own part (% of standard)."""
+    pct = {f"{a} − {b}": interval_text(100 * (means[a] - means[b]) / means["standard"], ".1f")
+           for a, b in DIFFERENCES}
+    wins = {f"{a} − {b}": int(((means[a] - means[b]) > 0).sum()) for a, b in DIFFERENCES}
+    return (f"Over all {len(means)} markets, in % of the standard picks' mean true demand: UA − standard "
+            f"{pct['ua − standard']} (positive in {wins['ua − standard']} markets) = ranking term, control − "
+            f"standard {pct['control − standard']} (positive in {wins['control − standard']}) + the loss's own "
+            f"part, UA − control {pct['ua − control']} (positive in {wins['ua − control']}).")
+
+
 def method_means(means: pd.DataFrame) -> pd.DataFrame:
     """Per world: each ranking's mean true demand over seeds with its 95% t-interval."""
     rows = []
@@ -419,7 +430,8 @@ def worlds_report(args, result: dict, seconds: float, ua_config: ContrastiveConf
          f"({args.products} configured products, {args.creatives} past creatives each, "
          f"{40 * args.products * args.creatives} impressions; `sparse` simulates four times the products at the "
          f"same traffic); {HELD_OUT:.0%} of the products held out from the encoders and the demand regression. "
-         f"Encoders as in the section above (`ContrastiveConfig` defaults, same training seed and same demand "
+         "Encoders as in the section \"Utility-aware contrastive encoder (bench/contrastive.py)\" "
+         f"(`ContrastiveConfig` defaults, same training seed and same demand "
          f"regression h for both): standard α = 0; UA β = {ua_config.beta}, α chosen per market on the "
          f"validation products among {grid} (`retrieval_tolerance` {ua_config.retrieval_tolerance}). "
          f"Best-of-{args.candidates}: random element combinations of each held-out product rendered by the "
@@ -450,6 +462,8 @@ def worlds_report(args, result: dict, seconds: float, ua_config: ContrastiveConf
          "mean. The pooled row treats the markets of all worlds as one sample."),
         "",
         markdown_table(paired_differences(means)),
+        "",
+        decomposition_line(means),
         "",
         "### Per world and seed",
         "",
@@ -730,6 +744,7 @@ def run_worlds(args, ua_config: ContrastiveConfig = UA) -> str:
         done = argparse.Namespace(**{**vars(args), "worlds": args.worlds[: k + 1]})
         text = worlds_report(done, result, time.perf_counter() - started, ua_config)
         write_section(args.results, WORLDS_SECTION, text)
+        result["bon"].to_csv(args.workdir / "worlds-best-of-n.csv", index=False)  # per product, for re-reading
     print(text)
     return text
 

@@ -97,6 +97,8 @@ def test_worlds_run_writes_its_section_with_the_control(workdir, pair):
         assert heading in section
     assert "| visual | 2 |" in section  # the paired-differences row of the world, over both seeds
     assert "control − standard" in section and "ua − control" in section
+    assert "Over all 2 markets" in section
+    assert len(pd.read_csv(workdir / "worlds-best-of-n.csv")) == len(SEEDS) * round(contrastive.HELD_OUT * PRODUCTS)
 
     result = contrastive.bench_worlds(args, TINY_UA)  # every market reused: only training and best-of-N again
     bon = result["bon"]
