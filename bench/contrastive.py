@@ -399,10 +399,12 @@ def decomposition_line(means: pd.DataFrame) -> str:
     pct = {f"{a} − {b}": interval_text(100 * (means[a] - means[b]) / means["standard"], ".1f")
            for a, b in DIFFERENCES}
     wins = {f"{a} − {b}": int(((means[a] - means[b]) > 0).sum()) for a, b in DIFFERENCES}
+    random = interval_text(100 * (means["random"] - means["standard"]) / means["standard"], ".1f")
     return (f"Over all {len(means)} markets, in % of the standard picks' mean true demand: UA − standard "
             f"{pct['ua − standard']} (positive in {wins['ua − standard']} markets) = ranking term, control − "
             f"standard {pct['control − standard']} (positive in {wins['control − standard']}) + the loss's own "
-            f"part, UA − control {pct['ua − control']} (positive in {wins['ua − control']}).")
+            f"part, UA − control {pct['ua − control']} (positive in {wins['ua − control']}). For reference, a "
+            f"random pick − standard {random} (positive in {int((means['random'] > means['standard']).sum())}).")
 
 
 def method_means(means: pd.DataFrame) -> pd.DataFrame:
