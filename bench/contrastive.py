@@ -425,6 +425,7 @@ def worlds_report(args, result: dict, seconds: float, ua_config: ContrastiveConf
     reused = int((result["timings"]["market"] == "reused").sum())
     timing = result["timings"].groupby("world", sort=False)[["simulate_s", "train_s", "best_of_n_s"]].mean()
     grid = sorted(round(ua_config.alpha * f, 12) for f in ua_config.alpha_fractions)
+    missing = [w for w in BENCH_WORLDS if w not in args.worlds]
     lines = [
         WORLDS_SECTION,
         "",
@@ -432,6 +433,7 @@ def worlds_report(args, result: dict, seconds: float, ua_config: ContrastiveConf
          f"({args.products} configured products, {args.creatives} past creatives each, "
          f"{40 * args.products * args.creatives} impressions; `sparse` simulates four times the products at the "
          f"same traffic); {HELD_OUT:.0%} of the products held out from the encoders and the demand regression. "
+         + (f"Not run here: {', '.join(f'`{w}`' for w in missing)}. " if missing else "") +
          "Encoders as in the section \"Utility-aware contrastive encoder (bench/contrastive.py)\" "
          f"(`ContrastiveConfig` defaults, same training seed and same demand "
          f"regression h for both): standard α = 0; UA β = {ua_config.beta}, α chosen per market on the "
