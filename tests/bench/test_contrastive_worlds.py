@@ -76,9 +76,14 @@ def test_t_interval_matches_the_t_table():
 
 def test_paired_differences_decompose_and_are_per_seed():
     means = pd.DataFrame({"world": ["w"] * 3, "seed": [1, 2, 3], "standard": [10.0, 20.0, 30.0],
-                          "control": [11.0, 21.0, 32.0], "ua": [12.0, 23.0, 33.0]})
+                          "control": [11.0, 21.0, 32.0], "ua": [12.0, 23.0, 33.0],
+                          "random": [9.0, 20.0, 31.0]})
     row = contrastive.paired_differences(means).iloc[0]
-    assert row["markets"] == 3
+    assert row["seeds"] == 3
+    two = pd.concat([means, means.assign(world="v", ua=means["ua"] + 3.0)], ignore_index=True)
+    pooled = contrastive.paired_differences(two).iloc[-1]
+    assert pooled["world"].startswith("all 2 worlds") and pooled["seeds"] == 3  # worlds averaged within a seed
+    assert pooled["ua − standard"].startswith("4.17 [")
     assert row["ua − standard"].startswith("2.67 [")
     assert row["control − standard"].startswith("1.33 [")
     assert row["ua − control"].startswith("1.33 [")
