@@ -3,6 +3,7 @@
     python bench/contrastive.py [--seeds 101 102 103 104 105] [--workdir out/bench-contrastive]
                                 [--products 60] [--creatives 5] [--candidates 8] [--edits 6]
                                 [--data ../shared/data] [--real-seeds 101 ...] [--results docs/results.md]
+                                [--worlds realistic visual ...]
 
 Simulator (true demand known: ``GroundTruth.demand_of_image``), per seed: a market is simulated, a
 quarter of its products are held out, and two encoders are trained on the rest with the same seed,
@@ -24,6 +25,24 @@ cut-outs with 12-week sales; text = "colour fabric category". Per seed a fifth o
 out; both models are trained on the rest; on the held-out products: Spearman between each model's
 score (of the image with its own text) and log sales, with a percentile bootstrap 95% interval, and
 retrieval R@1/R@5.
+
+Benchmark worlds (``--worlds``; without it, the default world as above): per world and seed one market
+of that world (``SimulatorConfig(world=...)``), the same split and the same two encoders, and best-of-N
+only (no retrieval, editing or VISUELLE), with a third ranking, the control:
+
+    control(v, t) = α_UA h̃_UA(v) + β s_std(v, t),
+
+the standard encoder's cosine s_std plus the UA model's own prior term: its fitted regression h, its
+standardisation h̃ = (h − m_h) / s_h and its chosen α (``control_model``: the standard model's heads
+inside a model carrying the UA model's α, β, h, m_h, s_h, so ``rank_images`` ranks by it). Then
+
+    UA − standard = (control − standard) + (UA − control):
+
+the first part is what the prior α h̃ adds at ranking time, the second what the UA-InfoNCE loss changes in
+the representation s (both models add the same α h̃). Per seed: the mean true demand of each ranking's
+picks over the held-out products; per world: the mean over seeds and the paired differences with a 95%
+t-interval over seeds (mean ± t_{0.975, n−1} sd / √n), in demand units and in % of the standard picks'
+mean. Written to its own section of --results.
 
 Prints every table and writes them, with seeds and settings, to a section of --results.
 """
@@ -66,14 +85,23 @@ from adcraft.rewards.contrastive import (
 )
 from adcraft.rewards.utility import listing_images
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
+from adcraft.simulator.worlds import WORLDS
 
 SECTION = "## Utility-aware contrastive encoder (bench/contrastive.py)"
+WORLDS_SECTION = "## UA-InfoNCE vs InfoNCE on the benchmark worlds (bench/contrastive.py --worlds)"
+RANKINGS = ("standard", "control", "ua")  # best-of-N rankings of the worlds comparison
+DIFFERENCES = (("ua", "standard"), ("control", "standard"), ("ua", "control"))
+# t_{0.975, df} for df = 1..30 (two-sided 95%); larger df use the normal quantile's Cornish-Fisher expansion.
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
 HELD_OUT = 0.25  # share of simulated products held out from training
 SWEPT_SEEDS = {101, 102, 103, 104, 105}  # seeds of the exploratory sweep of fixed alpha (see the report)
 REAL_HELD_OUT = 0.2
 BOOTSTRAP_DRAWS = 1000
 UA = ContrastiveConfig()
 STANDARD = dataclasses.replace(UA, alpha=0.0)
+BENCH_WORLDS = tuple(w for w in WORLDS if w != "legacy")  # demand_of_image reads the simulator's own measures
 
 
 # ---------------------------------------------------------------- shared
@@ -106,12 +134,15 @@ def held_out_products(product_ids: list[str], share: float, seed: int) -> set[st
     return {product_ids[i] for i in order[: round(share * len(product_ids))]}
 
 
-def train_pair(market: Market, seed: int) -> tuple[ContrastiveModel, ContrastiveModel, float]:
-    """(standard, UA) models trained on ``market`` with one demand regression; and the seconds taken."""
+def train_pair(
+    market: Market, seed: int, ua_config: ContrastiveConfig = UA
+) -> tuple[ContrastiveModel, ContrastiveModel, float]:
+    """(standard, UA) models trained on ``market`` with one demand regression; and the seconds taken.
+    The standard model is ``ua_config`` with α = 0."""
     started = time.perf_counter()
-    demand_model = fit_demand_utility(market, UA)
+    demand_model = fit_demand_utility(market, ua_config)
     models = []
-    for config in (STANDARD, UA):
+    for config in (dataclasses.replace(ua_config, alpha=0.0), ua_config):
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         models.append(ContrastiveTrainer(config).fit(market, demand_model=demand_model))
     return models[0], models[1], time.perf_counter() - started
@@ -145,13 +176,19 @@ def retrieval_rows(name: str, model: ContrastiveModel, parts: PairScores, own: n
 # ---------------------------------------------------------------- simulator
 
 
-def simulated(seed: int, workdir: Path, products: int, creatives: int) -> tuple[Market, GroundTruth, bool]:
-    """The market and truth of one seed, simulated once and reused by later runs; and whether it was reused."""
-    folder = workdir / f"market-{seed}-{products}-{creatives}"
+def simulated(
+    seed: int, workdir: Path, products: int, creatives: int, world: str | None = None
+) -> tuple[Market, GroundTruth, bool]:
+    """The market and truth of one seed (in ``world``; None: the simulator's default), simulated once and
+    reused by later runs; and whether it was reused."""
+    folder = workdir / (f"market-{seed}-{products}-{creatives}" if world is None
+                        else f"market-{world}-{seed}-{products}-{creatives}")
     reused = (folder / "market.json").is_file()
     if not reused:
         config = SimulatorConfig(seed=seed, n_products=products, creatives_per_product=creatives,
                                  n_impressions=40 * products * creatives)
+        if world is not None:
+            config = dataclasses.replace(config, world=world)
         simulate_market(config, folder, overwrite=True)
     return load_market(folder), GroundTruth.load(folder.with_name(folder.name + "-truth")), reused
 
@@ -169,6 +206,7 @@ def best_of_n_rows(market, truth, models, held, seed, n) -> list[dict]:
         for name, model in models.items():
             pick = rank_images(model, images, str(titles[pid]))[0]["image"]
             row[name] = float(demand[pick])
+            row[f"pick_{name}"] = int(pick)
         rows.append(row)
     return rows
 
@@ -250,6 +288,224 @@ def bench_simulator(args) -> dict:
               f"{timings[-1]}", flush=True)
     return {"bon": pd.DataFrame(bon), "retrieval": pd.DataFrame(retrieval), "edits": pd.DataFrame(edits),
             "models": pd.DataFrame(models_info), "timings": pd.DataFrame(timings)}
+
+
+# ---------------------------------------------------------------- benchmark worlds
+
+
+def control_model(standard: ContrastiveModel, ua: ContrastiveModel) -> ContrastiveModel:
+    """The control ranking: the standard model's representation with the UA model's prior term,
+
+        control(v, t) = α_UA h̃_UA(v) + β_UA s_std(v, t),   h̃_UA = (h_UA − m_h) / s_h,
+
+    i.e. the standard model's heads (hence its cosine s_std) inside a model that carries the UA model's
+    α, β, fitted regression h and standardisation (m_h, s_h). With α_UA = 0 it ranks as the standard model.
+    Only for the fixed utility: a learned utility head belongs to the UA model's own representation."""
+    if ua.config.utility != "fixed" or standard.network.utility_head is not None:
+        raise ValueError("the control needs the fixed utility (ContrastiveConfig.utility = 'fixed')")
+    config = dataclasses.replace(standard.config, alpha=ua.config.alpha, beta=ua.config.beta)
+    return ContrastiveModel(config, standard.network, ua.demand_model, ua.utility_mean, ua.utility_scale,
+                            standard.history, standard.validation)
+
+
+def t975(df: int) -> float:
+    """Two-sided 95% quantile of Student's t with ``df`` degrees of freedom (table to 30, then the
+    Cornish-Fisher expansion z + (z³ + z) / 4df + (5z⁵ + 16z³ + 3z) / 96df²)."""
+    if df < 1:
+        raise ValueError("a t-interval needs at least two values")
+    if df <= len(T975):
+        return T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): the 95% t-interval mean ± t_{0.975, n−1} sd / √n over ``values`` (seeds); a single
+    value gives (value, nan, nan)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan"), float("nan")
+    half = t975(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def interval_text(values, spec: str = ".2f") -> str:
+    mean, low, high = t_interval(values)
+    return f"{mean:{spec}}" if low != low else f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def bench_worlds(args, ua_config: ContrastiveConfig = UA) -> dict:
+    """Best-of-N on every (world, seed): standard, control and UA picks, random and oracle (see the docstring)."""
+    bon, models_info, timings = [], [], []
+    for world in args.worlds:
+        for seed in args.seeds:
+            started = time.perf_counter()
+            market, truth, reused = simulated(seed, args.workdir, args.products, args.creatives, world)
+            simulate_s = time.perf_counter() - started
+            ids = market.products["product_id"].tolist()
+            held = held_out_products(ids, HELD_OUT, seed)
+            standard, ua, train_s = train_pair(product_subset(market, set(ids) - held), seed, ua_config)
+            models = {"standard": standard, "control": control_model(standard, ua), "ua": ua}
+            started = time.perf_counter()
+            rows = [{"world": world, **row}
+                    for row in best_of_n_rows(market, truth, models, held, seed, args.candidates)]
+            bon_s = time.perf_counter() - started
+            bon += rows
+            frame = pd.DataFrame(rows)
+            models_info.append({
+                "world": world, "seed": seed, "products": len(ids), "held_out": len(held),
+                "alpha": ua.config.alpha, "demand_r2": ua.validation["demand_r2"],
+                "utility_mean": ua.utility_mean, "utility_scale": ua.utility_scale,
+                "same_h": bool(standard.utility_mean == ua.utility_mean
+                               and standard.utility_scale == ua.utility_scale),
+            })
+            timings.append({"world": world, "seed": seed, "market": "reused" if reused else "simulated",
+                            "simulate_s": simulate_s, "train_s": train_s, "best_of_n_s": bon_s})
+            print(f"{world} seed {seed}: α {ua.config.alpha:g}; best-of-{args.candidates} mean true demand "
+                  + ", ".join(f"{c} {frame[c].mean():.2f}" for c in (*RANKINGS, "random", "oracle"))
+                  + f"; {timings[-1]}", flush=True)
+    return {"bon": pd.DataFrame(bon), "models": pd.DataFrame(models_info), "timings": pd.DataFrame(timings)}
+
+
+def world_seed_means(bon: pd.DataFrame) -> pd.DataFrame:
+    """Per (world, seed): mean true demand of each ranking's picks over the held-out products, and how many
+    products' picks differ between rankings."""
+    columns = [*RANKINGS, "random", "oracle"]
+    means = bon.groupby(["world", "seed"], sort=False)[columns].mean()
+    differ = {f"{a}≠{b} picks": bon.assign(d=bon[f"pick_{a}"] != bon[f"pick_{b}"]).groupby(
+        ["world", "seed"], sort=False)["d"].sum().astype(int) for a, b in DIFFERENCES}
+    return means.assign(**differ, products=bon.groupby(["world", "seed"], sort=False).size()).reset_index()
+
+
+def market_differences(means: pd.DataFrame) -> pd.DataFrame:
+    """Per market (world, seed): the paired differences of ``DIFFERENCES`` and a random pick − standard, in
+    demand units and in % of the standard picks' mean."""
+    out = means[["world", "seed"]].copy()
+    for a, b in (*DIFFERENCES, ("random", "standard")):
+        out[f"{a} − {b}"] = means[a] - means[b]
+        out[f"{a} − {b} (% of standard)"] = 100 * (means[a] - means[b]) / means["standard"]
+    return out
+
+
+def paired_differences(means: pd.DataFrame) -> pd.DataFrame:
+    """Per world: the paired differences of the per-seed means, in demand units and in % of the standard
+    picks' mean, each as mean [95% t-interval over seeds]. Over all worlds: each seed's differences averaged
+    over the worlds first (a seed's worlds share catalogue, creatives, split and candidates, so they are not
+    independent), then the interval over seeds."""
+    diffs = market_differences(means)
+    groups = [(world, frame) for world, frame in diffs.groupby("world", sort=False)]
+    if len(groups) > 1:
+        groups.append((f"all {len(groups)} worlds (mean per seed)", diffs.drop(columns="world").groupby("seed").mean()))
+    rows = []
+    for world, frame in groups:
+        row = {"world": world, "seeds": len(frame)}
+        for a, b in DIFFERENCES:
+            row[f"{a} − {b}"] = interval_text(frame[f"{a} − {b}"])
+        for a, b in DIFFERENCES:
+            row[f"{a} − {b} (% of standard)"] = interval_text(frame[f"{a} − {b} (% of standard)"], ".1f")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def decomposition_line(means: pd.DataFrame) -> str:
+    """UA − standard over all markets, split into the ranking term and the loss's own part (% of standard):
+    each seed's differences averaged over its worlds, then mean [95% t-interval over seeds]."""
+    diffs = market_differences(means)
+    per_seed = diffs.drop(columns="world").groupby("seed").mean()
+    pairs = (*DIFFERENCES, ("random", "standard"))
+    pct = {f"{a} − {b}": interval_text(per_seed[f"{a} − {b} (% of standard)"], ".1f") for a, b in pairs}
+    wins = {f"{a} − {b}": int((diffs[f"{a} − {b}"] > 0).sum()) for a, b in pairs}
+    return (f"Over all {len(means)} markets ({len(per_seed)} seeds; per seed the mean over its "
+            f"{means['world'].nunique()} worlds, interval over seeds), in % of the standard picks' mean true demand: "
+            f"UA − standard {pct['ua − standard']} (positive in {wins['ua − standard']} of {len(means)} markets) = "
+            f"ranking term, control − standard {pct['control − standard']} (positive in "
+            f"{wins['control − standard']}) + the loss's own part, UA − control {pct['ua − control']} (positive in "
+            f"{wins['ua − control']}). For reference, a random pick − standard {pct['random − standard']} "
+            f"(positive in {wins['random − standard']}).")
+
+
+def method_means(means: pd.DataFrame) -> pd.DataFrame:
+    """Per world: each ranking's mean true demand over seeds with its 95% t-interval."""
+    rows = []
+    for world, frame in means.groupby("world", sort=False):
+        rows.append({"world": world, "seeds": len(frame),
+                     **{c: interval_text(frame[c]) for c in (*RANKINGS, "random", "oracle")}})
+    return pd.DataFrame(rows)
+
+
+def worlds_report(args, result: dict, seconds: float, ua_config: ContrastiveConfig = UA) -> str:
+    bon, models = result["bon"], result["models"]
+    means = world_seed_means(bon)
+    per_seed = means.merge(models[["world", "seed", "alpha"]], on=["world", "seed"])
+    per_seed = per_seed[["world", "seed", "alpha", *RANKINGS, "random", "oracle",
+                         *[c for c in means.columns if c.endswith("picks")], "products"]]
+    reused = int((result["timings"]["market"] == "reused").sum())
+    timing = result["timings"].groupby("world", sort=False)[["simulate_s", "train_s", "best_of_n_s"]].mean()
+    grid = sorted(round(ua_config.alpha * f, 12) for f in ua_config.alpha_fractions)
+    missing = [w for w in BENCH_WORLDS if w not in args.worlds]
+    lines = [
+        WORLDS_SECTION,
+        "",
+        (f"Worlds {list(args.worlds)}, seeds {list(args.seeds)}: one simulated market per world and seed "
+         f"({args.products} configured products, {args.creatives} past creatives each, "
+         f"{40 * args.products * args.creatives} impressions; `sparse` simulates four times the products at the "
+         f"same traffic); {HELD_OUT:.0%} of the products held out from the encoders and the demand regression. "
+         + (f"Not run here: {', '.join(f'`{w}`' for w in missing)}. " if missing else "") +
+         "Encoders as in the section \"Utility-aware contrastive encoder (bench/contrastive.py)\" "
+         f"(`ContrastiveConfig` defaults, same training seed and same demand "
+         f"regression h for both): standard α = 0; UA β = {ua_config.beta}, α chosen per market on the "
+         f"validation products among {grid} (`retrieval_tolerance` {ua_config.retrieval_tolerance}). "
+         f"Best-of-{args.candidates}: random element combinations of each held-out product rendered by the "
+         "compositor; each ranking picks one for the product's title; the true demand of the pick is "
+         "`GroundTruth.demand_of_image`; `random` is the candidates' mean, `oracle` the best candidate's."),
+        "",
+        ("Rankings: `standard` = β s_std(v, t); `ua` = α h̃(v) + β s_ua(v, t); `control` = α h̃(v) + β s_std(v, t), "
+         "the standard encoder's cosine plus the UA model's own prior (its h, standardisation and chosen α; "
+         "`control_model`). UA − standard = (control − standard) + (UA − control): the first part is the "
+         "ranking term α h̃ alone, the second what the UA-InfoNCE loss changed in the representation."),
+        "",
+        ("Why these worlds: in every world but `legacy` the true demand of a listing image is "
+         "log E[demand] = log 60 + b_p + Σ_k a'_k exp(−((m_k − peak'_k) / width'_k)² / 2) over the simulator's own "
+         "image measures (lightness, colourfulness, clutter; `simulator/click_model.py`), drawn the same way in "
+         "each world (the world's weights shape clicks, hence which creative became each listing image, and the "
+         "random draws); so `demand_of_image` depends on the image in each of them (the oracle − random gap "
+         "below shows the spread among candidates). `legacy` is left out: its demand reads the models' own "
+         "attribute formulas, the same ones h is fitted on."),
+        "",
+        "### Mean true demand of the picks per world (mean over seeds [95% t-interval])",
+        "",
+        markdown_table(method_means(means)),
+        "",
+        "### Paired differences per seed (mean over seeds [95% t-interval])",
+        "",
+        ("Each difference is taken per market (world, seed) between the means over its held-out products, "
+         "then averaged over seeds; `% of standard` divides each market's difference by its standard picks' "
+         "mean. For one seed every world simulates the same catalogue and past creatives, holds out the same "
+         "products and draws the same candidates (the world changes the clicks, the log, hence the listing "
+         "images and the demand table h is fitted on, and the true demand's draws): the worlds of a seed are "
+         "not independent, so the `all worlds` row averages each seed's differences over its worlds and takes "
+         "the interval over the seeds."),
+        "",
+        markdown_table(paired_differences(means)),
+        "",
+        decomposition_line(means),
+        "",
+        "### Per world and seed",
+        "",
+        ("Mean true demand over the held-out products; `a≠b picks`: products whose two rankings picked "
+         "different candidates."),
+        "",
+        markdown_table(per_seed, digits=2),
+        "",
+        "### Timings (s, mean per market)",
+        "",
+        (f"Total run time {seconds / 60:.1f} min on {os.cpu_count()} CPUs; {reused} of {len(result['timings'])} "
+         "markets reused from --workdir."),
+        "",
+        markdown_table(timing.reset_index(), digits=1),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- VISUELLE
@@ -480,9 +736,15 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true", help="leave out the VISUELLE section")
     parser.add_argument("--real-seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105],
                         help="seeds of the VISUELLE section (held-out split and training)")
+    parser.add_argument("--worlds", nargs="+", choices=BENCH_WORLDS, default=None,
+                        help="best-of-N with the control on these simulator worlds (own section; no retrieval, "
+                             "editing or VISUELLE); default: the full bench on the default world")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ADCRAFT_CACHE_DIR", str(args.workdir / "cache"))
+    if args.worlds is not None:
+        run_worlds(args)
+        return
     print(f"seeds {args.seeds}; {args.products} products x {args.creatives} creatives; best-of-{args.candidates}; "
           f"{args.edits} edits per seed; UA config {dataclasses.asdict(UA)}", flush=True)
     started = time.perf_counter()
@@ -493,6 +755,23 @@ def main() -> None:
     text = report(args, sim, real, time.perf_counter() - started)
     print(text)
     write_section(args.results, SECTION, text)
+
+
+def run_worlds(args, ua_config: ContrastiveConfig = UA) -> str:
+    """The worlds comparison: run, print and write its section of --results; returns the section."""
+    print(f"worlds {args.worlds}; seeds {args.seeds}; {args.products} products x {args.creatives} creatives; "
+          f"best-of-{args.candidates}", flush=True)
+    started = time.perf_counter()
+    parts: list[dict] = []
+    for k, world in enumerate(args.worlds):  # the section is rewritten after each world, with the worlds done
+        parts.append(bench_worlds(argparse.Namespace(**{**vars(args), "worlds": [world]}), ua_config))
+        result = {key: pd.concat([part[key] for part in parts], ignore_index=True) for key in parts[0]}
+        done = argparse.Namespace(**{**vars(args), "worlds": args.worlds[: k + 1]})
+        text = worlds_report(done, result, time.perf_counter() - started, ua_config)
+        write_section(args.results, WORLDS_SECTION, text)
+        result["bon"].to_csv(args.workdir / "worlds-best-of-n.csv", index=False)  # per product, for re-reading
+    print(text)
+    return text
 
 
 if __name__ == "__main__":
