@@ -44,12 +44,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,7 +54,7 @@ from scipy import stats
 
 from markdown import markdown_table, write_section
 from optimize import TruthScorer, logging_values, oracle_values, top1, true_values
-from worlds import BENCH_WORLDS, machine, result_path, simulated, write_result
+from worlds import machine, market_options, read_results, run_markets, simulated
 
 from adcraft.generate.combo import ComboTrainer, behaviour_cloning_proposals
 from adcraft.generate.combo_search import best_combinations, combination_space_sizes, elementwise_greedy_proposals
@@ -223,11 +220,7 @@ def paired_table(results: list[dict], worlds: list[str], pairs: list[tuple[str, 
 
 
 def write_table(args) -> None:
-    found = [json.loads(p.read_text()) for p in sorted(args.out_json.glob("*.json"))]
-    results = [r for r in found if r["configured products"] == args.products
-               and r["configured impressions"] == args.impressions and r["world"] in args.worlds]
-    if not results:
-        raise SystemExit(f"no results in {args.out_json}")
+    results = read_results(args)
     worlds = [w for w in args.worlds if any(r["world"] == w for r in results)]
     seeds = sorted({r["seed"] for r in results})
     finished = sorted(r["finished"] for r in results)
@@ -272,31 +265,18 @@ def write_table(args) -> None:
     print(f"wrote {args.results} ({len(results)} markets)")
 
 
+def describe(result: dict) -> str:
+    """One line per market: each method's share of the oracle lift, and the time it took."""
+    shares = ", ".join(f"{k} {v['share of oracle lift']:.3f}" for k, v in result["methods"].items())
+    return f"{shares} ({result['seconds']:.0f} s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worlds", nargs="+", default=list(BENCH_WORLDS), choices=BENCH_WORLDS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[9311, 9312, 9313, 9314, 9315])
-    parser.add_argument("--products", type=int, default=30)
-    parser.add_argument("--impressions", type=int, default=30_000)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / "worlds")
-    parser.add_argument("--out-json", type=Path,
-                        default=Path(tempfile.gettempdir()) / "adcraft-bench" / "policy-ablation",
-                        help="one JSON file per (world, seed), written as each finishes")
-    parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
-    parser.add_argument("--table-only", action="store_true", help="write the tables from the JSON files only")
+    market_options(parser, seeds=[9311, 9312, 9313, 9314, 9315], out_json="policy-ablation")
     args = parser.parse_args()
     if not args.table_only:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:  # seed-major: partial results cover every world
-            for world in args.worlds:
-                path = result_path(args.out_json, world, seed, args.products, args.impressions)
-                if path.is_file():
-                    continue
-                result = score_market(world, seed, args)
-                write_result(path, result)
-                print(f"{world} {seed}: " + ", ".join(
-                    f"{k} {v['share of oracle lift']:.3f}" for k, v in result["methods"].items())
-                    + f" ({result['seconds']:.0f} s)", flush=True)
+        run_markets(args, score_market, describe)
     write_table(args)
 
 

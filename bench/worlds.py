@@ -356,13 +356,20 @@ def world_table(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(args) -> None:
+def read_results(args) -> list[dict]:
+    """The results in ``args.out_json`` of markets of ``args.products`` and ``args.impressions`` in
+    ``args.worlds``; ``SystemExit`` when there is none."""
     results = [json.loads(p.read_text()) for p in sorted(args.out_json.glob("*.json"))]
     results = [r for r in results if r["configured products"] == args.products
                and r["configured impressions"] == args.impressions and r["world"] in args.worlds]
     if not results:
         raise SystemExit(f"no results for {args.products} products and {args.impressions} impressions "
                          f"in {args.out_json}")
+    return results
+
+
+def write_table(args) -> None:
+    results = read_results(args)
     machines = sorted({r["machine"] for r in results})
     finished = sorted(r["finished"] for r in results)
     parts = [
@@ -418,36 +425,48 @@ def write_table(args) -> None:
     print(f"wrote {args.results} ({len(results)} results)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def market_options(parser: argparse.ArgumentParser, seeds: list[int], out_json: str) -> None:
+    """The options of a bench that scores one market per (world, seed): which, how big, where its files go."""
     parser.add_argument("--worlds", nargs="+", default=list(BENCH_WORLDS), choices=BENCH_WORLDS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003, 7004, 7005])
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument("--products", type=int, default=30)
     parser.add_argument("--impressions", type=int, default=30_000)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / "worlds")
-    parser.add_argument("--out-json", type=Path,
-                        default=Path(tempfile.gettempdir()) / "adcraft-bench" / "worlds-results",
+    parser.add_argument("--out-json", type=Path, default=Path(tempfile.gettempdir()) / "adcraft-bench" / out_json,
                         help="one JSON file per (world, seed), written as each finishes")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
-    parser.add_argument("--table-only", action="store_true", help="write the table from the JSON files only")
+    parser.add_argument("--table-only", action="store_true", help="write the tables from the JSON files only")
+
+
+def run_markets(args, score, describe) -> None:
+    """``score(world, seed, args)`` for every (world, seed) without a result yet, seed-major (partial results
+    cover every world), each result written as it finishes and ``describe(result)`` printed; a market that fails
+    is reported and left for the next run, so one failure does not stop the others."""
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for world in args.worlds:
+            path = result_path(args.out_json, world, seed, args.products, args.impressions)
+            if path.is_file():
+                continue
+            try:
+                result = score(world, seed, args)
+            except (Exception, SystemExit):
+                print(f"{world} {seed} failed:", flush=True)
+                traceback.print_exc()
+                continue
+            write_result(path, result)
+            print(f"{world} {seed}: {describe(result)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    market_options(parser, seeds=[7001, 7002, 7003, 7004, 7005], out_json="worlds-results")
     parser.add_argument("--config", type=Path, default=None,
                         help="an optimize config file for every run (an ablation: give it its own --out-json)")
     args = parser.parse_args()
     if not args.table_only:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:  # seed-major: partial results cover every world
-            for world in args.worlds:
-                path = result_path(args.out_json, world, seed, args.products, args.impressions)
-                if path.is_file():
-                    continue
-                try:
-                    result = score_world(world, seed, args)
-                except (Exception, SystemExit):  # one failed market must not stop the others; it is run again next time
-                    print(f"{world} {seed} failed:", flush=True)
-                    traceback.print_exc()
-                    continue
-                write_result(path, result)
-                print(world, seed, json.dumps(result["methods"]), f"{result['seconds']:.0f} s", flush=True)
+        run_markets(args, score_world,
+                    lambda result: f"{json.dumps(result['methods'])} {result['seconds']:.0f} s")
     write_table(args)
 
 

@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import policy_ablation  # noqa: E402
+import worlds  # noqa: E402
 
 from adcraft.market import load_market  # noqa: E402
 
@@ -73,7 +74,7 @@ def test_one_small_market_is_scored_for_every_policy_and_judge(tmp_path):
         assert 0.0 <= values["harm share"] <= 1.0
     assert result["chosen judge"] in ("mil", "additive")
     assert set(result["held-out log loss"]) == set(policy_ablation.JUDGES)
-    policy_ablation.write_result(policy_ablation.result_path(args.out_json, "interactions", 5, 6, 4000), result)
+    worlds.write_result(worlds.result_path(args.out_json, "interactions", 5, 6, 4000), result)
     policy_ablation.write_table(args)
     text = args.results.read_text()
     assert policy_ablation.SECTION in text and "RL most probable - behaviour cloning" in text
