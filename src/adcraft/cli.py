@@ -36,7 +36,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, highlight=False, emoji=False)  # messages quote user data: no :emoji: codes
-out = Console(highlight=False, emoji=False, markup=False)  # plain text: paths and ids as they are
+# Plain text: paths and ids as they are; a long line stays one line when piped (a terminal wraps it itself).
+out = Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable)
 
 EXIT_BAD_INPUT = 2
