@@ -33,8 +33,8 @@ reward (PCPO's mean true CTR at least 95% of DPO's), is checked on the means ove
 
 Paired comparison: per (market seed, training seed) replicate, d_i = PCPO - DPO after the last round, of
 the match rate (points) and of the true CTR. Their mean over the n replicates is reported with the 95%
-paired t-interval  mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n)  (Student's t quantile from a table,
-``t_quantile_975``). With one market the replicates share it, so the interval covers training noise only.
+paired t-interval  mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n)  (``intervals.t_half_width``).
+With one market the replicates share it, so the interval covers training noise only.
 
 Worlds: in ``legacy`` the product-background relevance is random (a latent per category and per
 background), so no text can learn it; in ``semantic`` (``docs/worlds.md``) it is a category x scene
@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from intervals import t_half_width
 from markdown import markdown_table, write_section
 from structured_reference import fit_selected
 
@@ -77,12 +78,6 @@ TARGET_POINTS = 10.0  # PCPO's match rate must exceed DPO's by this many points 
 COMPARABLE_CTR = 0.95  # ... with a mean true CTR at least this share of DPO's
 LEGACY = "legacy"
 
-# Student's t quantile t_{0.975, df} for df = 1..30 (two-sided 95%)
-T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-
-
 def section_title(world: str) -> str:
     """The results section of a world (``legacy`` keeps the original title)."""
     if world == LEGACY:
@@ -90,23 +85,12 @@ def section_title(world: str) -> str:
     return f"## Background prompts on the {world} world: DPO vs PCPO (bench/backgrounds.py --world {world})"
 
 
-def t_quantile_975(df: int) -> float:
-    """t_{0.975, df}: the table ``T_975`` up to 30 degrees of freedom, beyond it the Cornish-Fisher
-    expansion z + (z^3 + z) / (4 df) + (5 z^5 + 16 z^3 + 3 z) / (96 df^2) around z = 1.95996."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
-    if df <= len(T_975):
-        return T_975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def paired_interval(differences: Sequence[float]) -> dict[str, float]:
     """Mean of paired differences with its 95% t-interval, mean +- t_{0.975, n-1} sd / sqrt(n) (nan for n < 2)."""
     d = np.asarray(differences, dtype=float)
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
-    half = t_quantile_975(n - 1) * float(d.std(ddof=1)) / np.sqrt(n) if n >= 2 else float("nan")
+    half = t_half_width(d)
     return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half,
             "pcpo_ahead": int((d > 0).sum()), "dpo_ahead": int((d < 0).sum())}
 

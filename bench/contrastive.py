@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from intervals import t_half_width
 from markdown import markdown_table, write_section
 
 from adcraft.learning.metrics import spearman
@@ -92,9 +93,6 @@ WORLDS_SECTION = "## UA-InfoNCE vs InfoNCE on the benchmark worlds (bench/contra
 RANKINGS = ("standard", "control", "ua")  # best-of-N rankings of the worlds comparison
 DIFFERENCES = (("ua", "standard"), ("control", "standard"), ("ua", "control"))
 # t_{0.975, df} for df = 1..30 (two-sided 95%); larger df use the normal quantile's Cornish-Fisher expansion.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
 HELD_OUT = 0.25  # share of simulated products held out from training
 SWEPT_SEEDS = {101, 102, 103, 104, 105}  # seeds of the exploratory sweep of fixed alpha (see the report)
 REAL_HELD_OUT = 0.2
@@ -308,24 +306,13 @@ def control_model(standard: ContrastiveModel, ua: ContrastiveModel) -> Contrasti
                             standard.history, standard.validation)
 
 
-def t975(df: int) -> float:
-    """Two-sided 95% quantile of Student's t with ``df`` degrees of freedom (table to 30, then the
-    Cornish-Fisher expansion z + (z³ + z) / 4df + (5z⁵ + 16z³ + 3z) / 96df²)."""
-    if df < 1:
-        raise ValueError("a t-interval needs at least two values")
-    if df <= len(T975):
-        return T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def t_interval(values) -> tuple[float, float, float]:
     """(mean, low, high): the 95% t-interval mean ± t_{0.975, n−1} sd / √n over ``values`` (seeds); a single
     value gives (value, nan, nan)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float("nan"), float("nan")
-    half = t975(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    half = t_half_width(x)
     return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from intervals import t_half_width
 
 from markdown import markdown_table, write_section
 from optimize import TruthScorer, logging_values, oracle_values, top1, true_values
@@ -177,7 +177,7 @@ def t_interval(values) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     if len(x) == 1:
         return float(x[0]), float(x[0]), float(x[0])
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = t_half_width(x)
     return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from intervals import t_half_width
 from markdown import markdown_table, write_section
 from PIL import Image
 from real_markets import AESMarket, aes_market, obd_market
@@ -411,8 +412,6 @@ PAIRED_MEASURES = ("ctr_spearman", "projected_effects_spearman", "gain_vs_base_x
 def paired_against(aes: pd.DataFrame, base: str = PAIRED_BASE) -> pd.DataFrame:
     """Per model (reference rows aside), model minus ``base`` on each seed's market, on ``PAIRED_MEASURES``:
     the mean over seeds with a 95% paired t-interval (t with seeds - 1 degrees of freedom)."""
-    from scipy import stats
-
     models = aes[~aes["model"].str.startswith("ref:")]
     mine = models[models["model"] == base].set_index("seed")
     rows = []
@@ -423,7 +422,7 @@ def paired_against(aes: pd.DataFrame, base: str = PAIRED_BASE) -> pd.DataFrame:
             if len(diff) < 2:
                 row[measure] = f"{diff.mean():+.3f}" if len(diff) else "n/a"
                 continue
-            half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            half = t_half_width(diff)
             row[measure] = f"{diff.mean():+.3f} [{diff.mean() - half:+.3f}, {diff.mean() + half:+.3f}]"
         rows.append(row)
     return pd.DataFrame(rows)

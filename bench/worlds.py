@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from intervals import t_half_width
 
 from markdown import markdown_table, write_section
 from optimize import TruthScorer, best_logged, logging_values, oracle_values, run_optimize, top1, true_values
@@ -336,7 +336,7 @@ def mean_interval(values: list[float], spec: str = ".3f") -> str:
         return "n/a"
     if len(x) == 1:
         return f"{x[0]:{spec}}"
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    half = t_half_width(x)
     return f"{x.mean():{spec}} [{x.mean() - half:{spec}}, {x.mean() + half:{spec}}]"
 
 

@@ -426,13 +426,12 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
         return RunInputs(market_dir, out, market, log, extra, guardrails)
     found = read_decisions(decisions)
     reviewer = fit_reviewer_preference(found, config.reviewers)
-    prompts = tuple(background_pairs(found, with_extra_elements(market, extra) if extra is not None else market))
-    if isinstance(reviewer, str):
-        return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found),
-                         reviewer_note=f"Review decisions: no reviewer preference was learned ({reviewer}).",
-                         reviewed_backgrounds=prompts)
-    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found), reviewer,
-                     reviewed_backgrounds=prompts)
+    learned = not isinstance(reviewer, str)
+    note = None if learned else f"Review decisions: no reviewer preference was learned ({reviewer})."
+    return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found),
+                     reviewer=reviewer if learned else None, reviewer_note=note,
+                     reviewed_backgrounds=tuple(background_pairs(
+                         found, with_extra_elements(market, extra) if extra is not None else market)))
 
 
 def train_judges(state: RunState) -> RunState:
@@ -493,7 +492,7 @@ def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
     if reviewed:
         state = _noted(state, f"Review decisions: {len(reviewed)} pair(s) of background prompts (approved over "
                               "rejected) joined every preference round of the prompt model that writes new "
-                              "backgrounds.")
+                              "backgrounds, but for those whose product or words it does not know.")
     return dataclasses.replace(state, made_elements=made)
 
 
