@@ -253,3 +253,7 @@ def test_reviewed_backgrounds_join_the_preference_rounds_of_the_background_step(
     note = ("Review decisions: 1 pair(s) of background prompts (approved over rejected) joined every preference "
             "round")
     assert any(n.startswith(note) for n in result.record.notes)
+    # the approved creative over each of the three rejected ones; the one on a background the market lacks is out
+    judge = ("Review decisions: 2 of 3 approved-over-rejected creative pair(s) joined the training pairs of the "
+             "pairwise reward model")
+    assert any(n.startswith(judge) for n in result.record.notes)

@@ -21,7 +21,9 @@ from adcraft.rewards.pairwise import (
     build_pairs,
     impression_threshold,
     pair_split,
+    pairwise_loss,
     probability_from_logit,
+    reviewed_pairs,
 )
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -304,3 +306,103 @@ def test_without_candidates_lambda_point_is_kept(gap_market, tmp_path, monkeypat
 def test_bad_lambda_point_candidates_are_refused(candidates):
     with pytest.raises(InputError, match="lambda_point_candidates"):
         PairwiseConfig(lambda_point_candidates=candidates)
+
+
+# -- reviewers' pairs ----------------------------------------------------------------------------------------
+
+
+def swapped(combo, slot: int, element: str) -> list[str]:
+    out = list(combo)
+    out[slot] = element
+    return out
+
+
+def background_swaps(market, worse: str, better: str) -> pd.DataFrame:
+    """A reviewer's pair per logged creative: its combination with background ``better`` approved over the same
+    combination with background ``worse``."""
+    slot = market.config.slots.index("background")
+    creatives = market.creatives
+    return pd.DataFrame({
+        "product_id": creatives["product_id"],
+        "approved": [swapped(c, slot, better) for c in creatives["elements"]],
+        "rejected": [swapped(c, slot, worse) for c in creatives["elements"]],
+    })
+
+
+def test_reviewer_pairs_keep_what_the_market_knows_and_put_the_approved_side_by_a_coin(gap_market):
+    market, _ = gap_market
+    backgrounds = sorted(market.elements.loc[market.elements["slot"] == "background", "element_id"])
+    reviewed = background_swaps(market, backgrounds[0], backgrounds[1])
+    unknown_product = reviewed.iloc[:1].assign(product_id="no-such-product")
+    unknown_element = reviewed.iloc[:1].assign(approved=[swapped(reviewed["approved"].iloc[0], 0, "no-such-title")])
+    short = reviewed.iloc[:1].assign(rejected=[reviewed["rejected"].iloc[0][:-1]])
+    pairs = reviewed_pairs(pd.concat([reviewed, unknown_product, unknown_element, short], ignore_index=True),
+                           market, weight=2.5, seed=3)
+    assert len(pairs) == len(reviewed) and pairs.attrs["left_out"] == 3
+    assert set(PAIR_COLUMNS) <= set(pairs.columns)
+    first_approved = [a == f for a, f in zip(reviewed["approved"], pairs["elements_first"])]
+    assert np.array_equal(np.asarray(first_approved), pairs["first_is_better"].to_numpy() == 1)
+    assert 0 < pairs["first_is_better"].mean() < 1  # the side is a coin, not always first
+    assert (pairs["pair_weight"] == 2.5).all() and (pairs["point_weight"] == 0).all()
+    with pytest.raises(InputError, match="preference_pairs"):
+        reviewed_pairs(reviewed.drop(columns="rejected"), market)
+
+
+def test_reviewer_pairs_enter_the_pair_term_only():
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(0)
+    outputs = tuple(torch.randn(6, generator=generator) for _ in range(3))
+    label = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    first, second = torch.randn(6, generator=generator), torch.randn(6, generator=generator)
+    ones = torch.ones(6)
+    plain = pairwise_loss(outputs, label, first, second, FAST)
+    assert float(pairwise_loss(outputs, label, first, second, FAST, ones, ones)) == pytest.approx(float(plain))
+    point = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    moved_first, moved_second = first.clone(), second.clone()
+    moved_first[3:] += 100.0
+    moved_second[3:] -= 100.0  # a reviewer's pair has no CTR: its point targets are never read
+    base = pairwise_loss(outputs, label, first, second, FAST, ones, point)
+    assert float(pairwise_loss(outputs, label, moved_first, moved_second, FAST, ones, point)) == float(base)
+    heavier = ones.clone()
+    heavier[3:] = 3.0
+    assert float(pairwise_loss(outputs, label, first, second, FAST, heavier, point)) > float(base)
+
+
+def test_reviewers_teach_the_judge_a_preference_the_clicks_do_not_show(gap_market, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADCRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    market, _ = gap_market
+    config = dataclasses.replace(FAST, lambda_point_candidates=())
+    clicks_only = PairwiseTrainer(config).fit(market)
+    slot = market.config.slots.index("background")
+    backgrounds = sorted(market.elements.loc[market.elements["slot"] == "background", "element_id"])
+    creatives = market.creatives
+    products, combos = creatives["product_id"].tolist(), creatives["elements"].tolist()
+
+    def beats(model, better: str, worse: str) -> float:
+        """Mean P(a logged creative with ``better`` beats it with ``worse``) over the logged creatives."""
+        return float(np.mean(model.prob_first_better(products, [swapped(c, slot, better) for c in combos],
+                                                     [swapped(c, slot, worse) for c in combos])))
+
+    # the pair of backgrounds that the clicks alone order most clearly; reviewers say the opposite
+    preferred, other = max(((a, b) for a in backgrounds for b in backgrounds if a != b),
+                           key=lambda pair: beats(clicks_only, *pair))
+    assert beats(clicks_only, other, preferred) < 0.5
+    reviewed = background_swaps(market, worse=preferred, better=other)
+    taught = PairwiseTrainer(dataclasses.replace(config, reviewed_weight=3.0)).fit(market, reviewed=reviewed)
+    lighter = PairwiseTrainer(dataclasses.replace(config, reviewed_weight=0.3)).fit(market, reviewed=reviewed)
+    # measured: 0.32 from the clicks alone, 0.51 with the light reviewers' weight, 0.63 with the heavy one
+    assert beats(taught, other, preferred) > 0.55
+    assert beats(taught, other, preferred) > beats(clicks_only, other, preferred) + 0.2
+    assert beats(clicks_only, other, preferred) < beats(lighter, other, preferred) < beats(taught, other, preferred)
+    assert taught.reviewed_pairs == {"used": len(creatives), "left_out": 0}
+    assert taught.n_train_pairs == clicks_only.n_train_pairs  # the count of logged pairs, as before
+    assert taught.n_valid_pairs == clicks_only.n_valid_pairs  # validation stays on logged pairs
+    assert taught.metrics(market)["pairwise"]["reviewed_pairs"] == taught.reviewed_pairs
+    taught.save(tmp_path / "taught")
+    assert PairwiseModel.load(tmp_path / "taught").reviewed_pairs == taught.reviewed_pairs
+
+
+def test_bad_reviewed_weight_is_refused():
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="reviewed_weight"):
+            PairwiseConfig(reviewed_weight=bad)

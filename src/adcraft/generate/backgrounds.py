@@ -4,8 +4,9 @@
 
 1. fit the prompt model to the logged backgrounds (``PromptTrainer``, supervised);
 2. build the judge: a given ``Judge`` as it is, or a reward model (trained here, CAIG's pairwise
-   model, when none is given) behind ``PairwiseJudge``, on each product's current best combination
-   (``current_best_combinations``);
+   model, when none is given, with reviewers' approved-over-rejected creative pairs, ``reviewed_creatives``,
+   among its training pairs: ``rewards.pairwise.reviewed_pairs``) behind ``PairwiseJudge``, on each
+   product's current best combination (``current_best_combinations``);
 3. run the preference rounds (``PreferenceTrainer``; PCPO by default), with reviewers' approved-over-rejected
    prompt pairs (``reviewed``) joining every round's judged pairs;
 4. write ``per_product`` new prompts per product (``propose_backgrounds``): from the policy's beam
@@ -129,18 +130,21 @@ def current_best_combinations(market: Market) -> dict[str, list[str]]:
 
 
 def build_judge(
-    market: Market, judge: Judge | Any | None, config: BackgroundsConfig, progress: bool = False
+    market: Market, judge: Judge | Any | None, config: BackgroundsConfig, progress: bool = False,
+    reviewed_creatives: pd.DataFrame | None = None,
 ) -> tuple[Judge, dict[str, str] | None]:
     """(judge, each product's current background prompt or None) from what ``generate_backgrounds`` got.
 
-    None trains ``config.reward`` (CAIG's pairwise model) on the market; a reward model (anything that
+    None trains ``config.reward`` (CAIG's pairwise model) on the market, with ``reviewed_creatives`` (reviewers'
+    approved-over-rejected pairs, ``pipeline.reviews.preference_pairs``) among its training pairs; a judge
+    that is given is used as it is, and ``reviewed_creatives`` is then not read. A reward model (anything that
     declares its capabilities: ``rewards.judge``) is wrapped in a ``PairwiseJudge``, which refuses one that
     cannot learn new elements; any other callable is used as it is.
     """
     if judge is None:
         from adcraft.rewards.pairwise import PairwiseTrainer
 
-        judge = PairwiseTrainer(config.reward).fit(market, progress=progress)
+        judge = PairwiseTrainer(config.reward).fit(market, progress=progress, reviewed=reviewed_creatives)
     if declared_capabilities(judge) is not None:
         wrapped = PairwiseJudge(judge, market, current_best_combinations(market))
         return wrapped, wrapped.incumbent_prompts()
@@ -170,12 +174,14 @@ def optimise_prompt_model(
     match_rate: Callable[[BackgroundPromptModel], float] | None = None,
     progress: bool = False,
     reviewed: Sequence[ReviewedPrompt] = (),
+    reviewed_creatives: pd.DataFrame | None = None,
 ) -> PromptRun:
     """Steps 1-3 of the module docstring: the supervised model, then DPO/PCPO rounds against the judge, with
-    reviewers' approved-over-rejected prompt pairs (``reviewed``) joining every round."""
+    reviewers' approved-over-rejected prompt pairs (``reviewed``) joining every round and their creative pairs
+    (``reviewed_creatives``) the training pairs of the pairwise judge trained here."""
     config = config or BackgroundsConfig()
     reference = PromptTrainer(config.prompt).fit(market, progress=progress)
-    resolved, baseline = build_judge(market, judge, config, progress)
+    resolved, baseline = build_judge(market, judge, config, progress, reviewed_creatives)
     masker = PhotoMasker(market, reference) if config.prompt.image_backbone != "none" else None
     result = PreferenceTrainer(config.preference).fit(
         reference, resolved, masker=masker, baseline=baseline, match_rate=match_rate, progress=progress,
@@ -264,15 +270,18 @@ def generate_backgrounds(
     judge: Judge | Any | None = None,
     progress: bool = False,
     reviewed: Sequence[ReviewedPrompt] = (),
+    reviewed_creatives: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """New background elements for every product of ``market`` (module docstring).
 
     ``judge``: None (train CAIG's pairwise reward model on the market), a trained reward model that learns
     new elements (``adds_elements``), or any ``Judge`` callable. ``reviewed``: reviewers' prompt pairs that
-    join every preference round.
+    join every preference round; ``reviewed_creatives``: their creative pairs, which join the training pairs of
+    the pairwise judge trained when ``judge`` is None.
     """
     config = config or BackgroundsConfig()
-    run = optimise_prompt_model(market, config, judge, progress=progress, reviewed=reviewed)
+    run = optimise_prompt_model(market, config, judge, progress=progress, reviewed=reviewed,
+                                reviewed_creatives=reviewed_creatives)
     return propose_backgrounds(
         run.policy, market, config.per_product, config.samples, config.temperature, config.id_prefix,
         config.preference.seed, run.judge, run.baseline, config.judged,

@@ -6,7 +6,8 @@ the next), each a function below:
 1. ``train_judges``: the reward model (GenCO multi-instance, on cached text features) and the judge that
    chooses and values the proposals (``OptimizeConfig.judge``);
 2. ``new_backgrounds`` (optional): new background prompts (CAIG prompt model with DPO/PCPO, judged by the
-   pairwise reward model, and taught by reviewers' approved-over-rejected background pairs with ``--decisions``);
+   pairwise reward model, and taught by reviewers' approved-over-rejected background pairs with ``--decisions``,
+   whose creative pairs also join the pairwise reward model's training pairs);
 3. ``extend_market``: the market with the elements other runs or step 2 made, known to the reward model;
 4. ``train_generator``: the combination policy (behaviour cloning, then policy gradient against the
    reward model);
@@ -97,6 +98,8 @@ from adcraft.pipeline.reviews import (
     approvals,
     background_pairs,
     fit_reviewer_preference,
+    latest_decisions,
+    preference_pairs,
     read_decisions,
     rejections,
 )
@@ -271,6 +274,7 @@ class RunInputs:
     reviewer: ReviewerPreference | None = None  # the learned reviewer (pipeline.reviews), with --decisions
     reviewer_note: str | None = None  # why there is no learned reviewer despite --decisions
     reviewed_backgrounds: tuple[ReviewedPrompt, ...] = ()  # reviewers' prompt pairs for the background step
+    reviewed_creatives: pd.DataFrame | None = None  # their approved-over-rejected pairs, for its pairwise judge
 
 
 @dataclass(frozen=True, eq=False)
@@ -431,7 +435,8 @@ def check_inputs(market_dir: Path, out: Path, config: OptimizeConfig, extra_elem
     return RunInputs(market_dir, out, market, log, extra, guardrails, rejections(found), approvals(found),
                      reviewer=reviewer if learned else None, reviewer_note=note,
                      reviewed_backgrounds=tuple(background_pairs(
-                         found, with_extra_elements(market, extra) if extra is not None else market)))
+                         found, with_extra_elements(market, extra) if extra is not None else market)),
+                     reviewed_creatives=preference_pairs(latest_decisions(found, ["product_id", "elements"])))
 
 
 def train_judges(state: RunState) -> RunState:
@@ -483,16 +488,24 @@ def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
     market, step = state.inputs.market, state.config.backgrounds
     if "background" not in market.config.slots:
         return _noted(state, "Background generation was skipped: the market has no background slot.")
-    reviewed = state.inputs.reviewed_backgrounds
+    reviewed, creatives = state.inputs.reviewed_backgrounds, state.inputs.reviewed_creatives
     try:
         with clock("background prompts (pairwise judge, prompt model, DPO/PCPO rounds)"):
-            made = generate_backgrounds(market, step.generator, progress=state.progress, reviewed=reviewed)
+            made = generate_backgrounds(market, step.generator, progress=state.progress, reviewed=reviewed,
+                                        reviewed_creatives=creatives)
     except InputError as exc:
         return _noted(state, f"Background generation was skipped: {exc}")
     if reviewed:
         state = _noted(state, f"Review decisions: {len(reviewed)} pair(s) of background prompts (approved over "
                               "rejected) joined every preference round of the prompt model that writes new "
                               "backgrounds, but for those whose product or words it does not know.")
+    if creatives is not None and len(creatives):
+        from adcraft.rewards.pairwise import reviewed_pairs
+
+        used = len(reviewed_pairs(creatives, market))
+        state = _noted(state, f"Review decisions: {used} of {len(creatives)} approved-over-rejected creative "
+                              "pair(s) joined the training pairs of the pairwise reward model that judges new "
+                              "backgrounds (the others name products or elements the market does not have).")
     return dataclasses.replace(state, made_elements=made)
 
 

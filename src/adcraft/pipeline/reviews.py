@@ -29,9 +29,10 @@ in two ways:
   (``backgrounds.enabled``), these pairs join every DPO/PCPO round of the prompt model that writes new
   backgrounds (``generate.preference``), beside the pairs its judge ranks.
 
-The pairwise reward model (CAIG, ``rewards.pairwise``) is not trained in the default run of ``optimize``:
-only the optional background step trains one, on pairs of logged creatives' CTRs, and reviewer pairs are not
-among its training pairs.
+- ``preference_pairs``: every approved-over-rejected pair of the same product. With the background step on,
+  they join the training pairs of the pairwise reward model (CAIG, ``rewards.pairwise.reviewed_pairs``) that
+  judges new backgrounds, beside the pairs of logged creatives' CTRs, in its pair term only (they have no
+  CTR). The default run of ``optimize`` trains no pairwise model.
 """
 
 from __future__ import annotations

@@ -27,6 +27,19 @@ empirical logit ``log((clicks + 0.5) / (trials - clicks + 0.5))`` instead, whose
 ``point_target="ctr"`` reproduces the release. How much the point-wise term should weigh depends on the
 data (it shapes the shared tower from each paired creative's own CTR), so by default ``lambda_point`` is
 chosen among ``lambda_point_candidates`` on a time split of the training part alone (``PairwiseConfig``).
+
+Reviewers' pairs (``reviewed_pairs``, CAIG's preference data from people rather than clicks): an approved
+and a rejected combination of the same product (``pipeline.reviews.preference_pairs``) join the training
+pairs with the approved one better. They carry no CTR, so they enter the pair term only, with weight
+``reviewed_weight`` each (a logged pair weighs 1), and the point term is averaged over the logged pairs'
+creatives alone:
+
+    L = lambda_pair * sum_i w_i CE_i / n + lambda_point * sum_i m_i MSE_i / sum_i m_i,
+
+w_i = 1 for a logged pair and ``reviewed_weight`` for a reviewer's, m_i = 1 for a logged pair and 0 for a
+reviewer's. A reviewed creative has no logged image, so a model that reads images reads the mean training
+image feature for it. Validation pairs stay logged pairs of the latest impressions: the model is judged on
+clicks, whatever its reviewers taught it.
 """
 
 from __future__ import annotations
@@ -95,6 +108,9 @@ PAIR_COLUMNS = (
     "first_is_better",
 )
 OUTCOME_COLUMNS = ("creative_id", "product_id", "elements", "clicks", "trials", "ctr")
+REVIEWED_COLUMNS = ("product_id", "approved", "rejected")  # pipeline.reviews.preference_pairs
+PAIR_WEIGHT, POINT_WEIGHT = "pair_weight", "point_weight"  # extra columns of training pairs with reviewers' pairs
+REVIEWED_CREATIVE = ""  # a reviewed creative's id in a pair: it has no logged image (the mean image is read)
 PointTarget = Literal["logit", "ctr"]
 POINT_TARGETS: tuple[str, ...] = get_args(PointTarget)
 CHUNK = 8192  # rows per forward pass at prediction time
@@ -241,6 +257,8 @@ class PairwiseConfig:
         has no pairs). The point-wise term shapes the shared tower from every paired creative's own CTR,
         and how much that helps the comparison depends on how many pairs there are.
     train: optimiser settings; batches are small by default because pair sets are small.
+    reviewed_weight: the weight of one reviewer's approved-over-rejected pair in the pair term, against 1 for
+        a logged pair (module docstring; > 0). Reviewer pairs are given to ``PairwiseTrainer.fit``.
     """
 
     encoding: EncodingConfig = field(default_factory=lambda: EncodingConfig(image_backbone="efficientnet-lite0"))
@@ -252,9 +270,12 @@ class PairwiseConfig:
     lambda_point_candidates: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, learning_rate=0.003))
     split: SplitConfig = field(default_factory=SplitConfig)
+    reviewed_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check_config(self)
+        if not (np.isfinite(self.reviewed_weight) and self.reviewed_weight > 0):
+            raise InputError(f"reviewed_weight must be a finite number > 0, got {self.reviewed_weight}")
         if self.hidden < 1:
             raise InputError(f"hidden must be at least 1, got {self.hidden}")
         if self.lambda_pair < 0 or self.lambda_point < 0 or self.lambda_pair + self.lambda_point <= 0:
@@ -285,6 +306,61 @@ def point_targets(clicks: np.ndarray, trials: np.ndarray, point_target: str) -> 
     if point_target == "logit":
         return np.log((clicks + 0.5) / (trials - clicks + 0.5))
     return clicks / trials
+
+
+def reviewed_pairs(reviewed: pd.DataFrame, market: Market, weight: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Reviewers' approved-over-rejected pairs as training pairs (module docstring).
+
+    ``reviewed`` has the columns ``REVIEWED_COLUMNS`` (``pipeline.reviews.preference_pairs``). A pair is
+    kept when its product is in ``market`` and both combinations have one element of the market per slot, in
+    the slots' order (a reviewer's pair of elements the market no longer has teaches nothing it can use).
+    Returns ``PAIR_COLUMNS`` plus ``PAIR_WEIGHT`` (``weight``) and ``POINT_WEIGHT`` (0): the approved
+    combination is first or second by a coin (``seed``), as in ``build_pairs``; the clicks and trials are
+    placeholders that the point term never reads. ``attrs["left_out"]`` counts the pairs not kept.
+    """
+    missing = [c for c in REVIEWED_COLUMNS if c not in reviewed.columns]
+    if missing:
+        raise InputError(f"reviewer pairs lack the columns {missing}; build them with preference_pairs(decisions)")
+    slots = market.config.slots
+    known = market.elements.set_index("element_id")["slot"].to_dict()
+    products = set(market.products["product_id"])
+
+    def usable(combo) -> bool:
+        combo = list(combo)
+        return len(combo) == len(slots) and all(known.get(e) == slot for e, slot in zip(combo, slots))
+
+    keep = [p in products and usable(a) and usable(r) for p, a, r in
+            zip(reviewed["product_id"], reviewed["approved"], reviewed["rejected"])]
+    kept = reviewed[np.asarray(keep, dtype=bool)] if len(reviewed) else reviewed
+    first_is_better = np.random.default_rng(seed).integers(0, 2, size=len(kept)).astype(bool)
+    approved = [list(c) for c in kept["approved"]]
+    rejected = [list(c) for c in kept["rejected"]]
+    n = len(kept)
+    pairs = pd.DataFrame({
+        "product_id": kept["product_id"].astype(str).to_numpy(),
+        "creative_first": [REVIEWED_CREATIVE] * n,
+        "creative_second": [REVIEWED_CREATIVE] * n,
+        "elements_first": [a if f else r for a, r, f in zip(approved, rejected, first_is_better)],
+        "elements_second": [r if f else a for a, r, f in zip(approved, rejected, first_is_better)],
+        "clicks_first": np.zeros(n), "clicks_second": np.zeros(n),
+        "trials_first": np.ones(n), "trials_second": np.ones(n),
+        "ctr_first": np.full(n, np.nan), "ctr_second": np.full(n, np.nan),
+        "first_is_better": first_is_better.astype(np.int64),
+        PAIR_WEIGHT: np.full(n, float(weight)), POINT_WEIGHT: np.zeros(n),
+    })
+    pairs.attrs["left_out"] = len(reviewed) - n
+    return pairs
+
+
+def with_reviewed(train_pairs: pd.DataFrame, reviewed: pd.DataFrame | None) -> pd.DataFrame:
+    """Logged training pairs and reviewers' (``reviewed_pairs``) in one frame, the logged ones weighing 1 in both
+    terms; the logged pairs as they are when there are no reviewer pairs."""
+    if reviewed is None or reviewed.empty:
+        return train_pairs
+    logged = train_pairs.assign(**{PAIR_WEIGHT: 1.0, POINT_WEIGHT: 1.0})
+    joined = pd.concat([logged, reviewed], ignore_index=True)
+    joined.attrs = dict(train_pairs.attrs)
+    return joined
 
 
 class PairwiseNetwork(nn.Module):
@@ -343,13 +419,20 @@ def pairwise_loss(
     target_first: torch.Tensor,
     target_second: torch.Tensor,
     config: PairwiseConfig,
+    pair_weight: torch.Tensor | None = None,
+    point_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """lambda_pair * CE + lambda_point * MSE over both creatives of each pair (module docstring)."""
+    """lambda_pair * CE + lambda_point * MSE over both creatives of each pair (module docstring); with
+    ``pair_weight`` (w_i) and ``point_weight`` (m_i), the weighted form for reviewers' pairs."""
     pair_logit, point_first, point_second = outputs
     if config.point_target == "ctr":
         point_first, point_second = torch.sigmoid(point_first), torch.sigmoid(point_second)
-    ce = F.binary_cross_entropy_with_logits(pair_logit, first_is_better)
-    mse = 0.5 * (F.mse_loss(point_first, target_first) + F.mse_loss(point_second, target_second))
+    ce = F.binary_cross_entropy_with_logits(pair_logit, first_is_better, weight=pair_weight)
+    if point_weight is None:
+        mse = 0.5 * (F.mse_loss(point_first, target_first) + F.mse_loss(point_second, target_second))
+    else:
+        squared = 0.5 * ((point_first - target_first) ** 2 + (point_second - target_second) ** 2)
+        mse = (point_weight * squared).sum() / point_weight.sum().clamp(min=1.0)
     return config.lambda_pair * ce + config.lambda_point * mse
 
 
@@ -400,6 +483,7 @@ class PairwiseModel:
         self.min_impressions_used = min_impressions_used or {}  # per part of the log: the pair threshold used
         self.valid_cross_entropy: float | None = None
         self.lambda_point_selection: dict[float, float] | None = None  # candidate -> inner validation CE
+        self.reviewed_pairs: dict[str, int] | None = None  # reviewers' pairs used and left out; None: none given
 
     @classmethod
     def train(
@@ -422,6 +506,7 @@ class PairwiseModel:
                 "min_impressions_used": self.min_impressions_used,
                 "lambda_point": self.config.lambda_point,
                 "lambda_point_selection": None if selection is None else {str(k): v for k, v in selection.items()},
+                "reviewed_pairs": self.reviewed_pairs,
             },
             "history": self.history.to_json(),
         }
@@ -537,6 +622,7 @@ class PairwiseModel:
                 "n_valid_pairs": self.n_valid_pairs,
                 "valid_accuracy": self.valid_accuracy,
                 "min_impressions_used": self.min_impressions_used,
+                "reviewed_pairs": self.reviewed_pairs,
             },
         )
 
@@ -551,11 +637,13 @@ class PairwiseModel:
         network = _network(config, vocab, text, extra["image_dim"])
         state = {k.removeprefix("network."): v for k, v in artifact.tensors.items() if k.startswith("network.")}
         network.load_state_dict(state)
-        return cls(
+        model = cls(
             config, vocab, network, TrainHistory(**extra.get("history", {})),
             extra.get("n_train_pairs", 0), extra.get("n_valid_pairs", 0), extra.get("valid_accuracy"),
             extra.get("min_impressions_used"),
         )
+        model.reviewed_pairs = extra.get("reviewed_pairs")
+        return model
 
 
 def _network(config: PairwiseConfig, vocab: CreativeVocabulary, text: np.ndarray, image_dim: int) -> PairwiseNetwork:
@@ -570,12 +658,19 @@ class _PairTensors:
     label: torch.Tensor
     target_first: torch.Tensor
     target_second: torch.Tensor
+    pair_weight: torch.Tensor | None = None  # None: every pair is a logged one (weights of 1)
+    point_weight: torch.Tensor | None = None
 
     def take(self, index: torch.Tensor) -> _PairTensors:
         return _PairTensors(
             self.first.take(index), self.second.take(index), self.label[index],
             self.target_first[index], self.target_second[index],
+            None if self.pair_weight is None else self.pair_weight[index],
+            None if self.point_weight is None else self.point_weight[index],
         )
+
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        return tuple(w for w in (self.pair_weight, self.point_weight) if w is not None)
 
 
 def _pair_tensors(
@@ -597,7 +692,9 @@ def _pair_tensors(
         for s in ("first", "second")
     ]
     label = torch.tensor(pairs["first_is_better"].to_numpy(), dtype=torch.float32)
-    return _PairTensors(sides[0], sides[1], label, targets[0], targets[1])
+    weights = [torch.tensor(pairs[c].to_numpy(dtype=np.float32, copy=True)) if c in pairs else None
+               for c in (PAIR_WEIGHT, POINT_WEIGHT)]
+    return _PairTensors(sides[0], sides[1], label, targets[0], targets[1], *weights)
 
 
 class PairwiseTrainer:
@@ -609,17 +706,27 @@ class PairwiseTrainer:
     def fit(
         self, market: Market, progress: bool = False, *, checkpoint: Path | None = None,
         world: DataParallel | None = None, on_epoch: Callable[[int], None] | None = None,
+        reviewed: pd.DataFrame | None = None,
     ) -> PairwiseModel:
         """Train on ``market``; ``checkpoint``, ``world`` and ``on_epoch`` as in ``training.fit`` (a killed
-        run resumes from the checkpoint folder; ``world`` trains data-parallel)."""
+        run resumes from the checkpoint folder; ``world`` trains data-parallel). ``reviewed``: reviewers'
+        approved-over-rejected pairs (``REVIEWED_COLUMNS``), which join the training pairs of the final fit
+        and of every ``lambda_point`` candidate (``reviewed_pairs``; module docstring)."""
         log = click_log(market)
         train_pairs, valid_pairs = pair_split(log, self.config)
+        taught = None
+        if reviewed is not None:
+            taught = reviewed_pairs(reviewed, market, self.config.reviewed_weight, self.config.pairs.seed)
         inner = self._inner_pairs(log)
+        if inner is not None:
+            inner = (with_reviewed(inner[0], taught), inner[1])
         shared = _SharedInputs.of(market, self.config, [train_pairs, valid_pairs, *(inner or ())])
         config, selection = self._chosen_config(market, log, shared, inner)
-        model = _fit_pairs(market, config, shared, train_pairs, valid_pairs, progress,
+        model = _fit_pairs(market, config, shared, with_reviewed(train_pairs, taught), valid_pairs, progress,
                            checkpoint=checkpoint, world=world, on_epoch=on_epoch)
         model.lambda_point_selection = selection
+        if taught is not None:
+            model.reviewed_pairs = {"used": len(taught), "left_out": int(taught.attrs["left_out"])}
         return model
 
     def _inner_pairs(self, log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -667,7 +774,8 @@ class _SharedInputs:
     @classmethod
     def of(cls, market: Market, config: PairwiseConfig, pair_sets: Sequence[pd.DataFrame]) -> _SharedInputs:
         vocab = CreativeVocabulary.from_market(market)
-        creatives = [c for pairs in pair_sets for side in ("first", "second") for c in pairs[f"creative_{side}"]]
+        creatives = [c for pairs in pair_sets for side in ("first", "second") for c in pairs[f"creative_{side}"]
+                     if c != REVIEWED_CREATIVE]
         return cls(vocab, element_text_matrix(vocab, config.encoding),
                    creative_image_features(market, creatives, config.encoding))
 
@@ -692,7 +800,8 @@ def _fit_pairs(
         network.image_scale.copy_(torch.from_numpy(np.where(scale > 1e-6, scale, 1.0).astype(np.float32)))
     train = _pair_tensors(train_pairs, vocab, config, features, mean_image)
     valid = _pair_tensors(valid_pairs, vocab, config, features, mean_image)
-    mean_target = float(torch.cat([train.target_first, train.target_second]).mean())
+    logged = slice(None) if train.point_weight is None else train.point_weight > 0
+    mean_target = float(torch.cat([train.target_first[logged], train.target_second[logged]]).mean())
     if config.point_target == "ctr":
         mean_target = float(np.log(mean_target / (1 - mean_target)))
     network.point_head.bias.data.fill_(mean_target)
@@ -701,10 +810,11 @@ def _fit_pairs(
 
     def loss(part: _PairTensors, through: nn.Module) -> torch.Tensor:
         outputs = through(part.first, part.second)
-        return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config)
+        return pairwise_loss(outputs, part.label, part.target_first, part.target_second, config,
+                             part.pair_weight, part.point_weight)
 
     data = {part: array_digest(pairs.label, pairs.target_first, pairs.target_second, *pairs.first.tensors(),
-                               *pairs.second.tensors())
+                               *pairs.second.tensors(), *pairs.weights())
             for part, pairs in (("train", train), ("valid", valid))}
     history = fit(
         network, len(train_pairs), lambda index: loss(train.take(index), forward),
@@ -714,8 +824,8 @@ def _fit_pairs(
     used = {part: int(pairs.attrs["min_impressions"]) for part, pairs in (("training", train_pairs),
                                                                         ("validation", valid_pairs))
             if "min_impressions" in pairs.attrs}
-    model = PairwiseModel(config, vocab, network, history, len(train_pairs), len(valid_pairs),
-                          min_impressions_used=used)
+    logged = int((train_pairs[POINT_WEIGHT] > 0).sum()) if POINT_WEIGHT in train_pairs else len(train_pairs)
+    model = PairwiseModel(config, vocab, network, history, logged, len(valid_pairs), min_impressions_used=used)
     p = model.pair_probabilities(valid_pairs, features)
     label = valid_pairs["first_is_better"].to_numpy().astype(bool)
     model.valid_accuracy = float(np.mean((p > 0.5) == label))
@@ -737,4 +847,6 @@ __all__ = [
     "pairwise_loss",
     "point_targets",
     "probability_from_logit",
+    "reviewed_pairs",
+    "with_reviewed",
 ]
