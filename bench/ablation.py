@@ -7,7 +7,7 @@ markets, e.g. the default config and ``--config bench/configs/judge_additive.yam
 both, the script takes optimize's share of the oracle lift, harm share, true lift and kept products, and reports
 per world and over all pairs the mean of variant - base with a 95% paired t-interval over the pairs. With
 ``--workdir`` (the markets' and runs' folder of ``bench/worlds.py``) it adds the share of the oracle lift and the
-harm share had every product launched its rank-1 proposal (``evidence.every_proposal_launched``): what the
+harm share had every product launched its rank-1 proposal (``evidence.rank1_scored``): what the
 judges' proposals are worth before do no harm keeps any of them back.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from evidence import every_proposal_launched
+from evidence import rank1_scored
 from markdown import markdown_table, write_section
 from worlds import OPTIMIZE, mean_interval
 
@@ -36,7 +36,7 @@ def load(folder: Path, workdir: Path | None = None) -> dict[tuple[str, int], dic
         result = json.loads(path.read_text())
         figures = dict(result["methods"][OPTIMIZE])
         if workdir is not None:
-            figures.update(zip(LAUNCHED, every_proposal_launched(result, workdir)))
+            figures.update(zip(LAUNCHED, rank1_scored(result, workdir, kept_rows=False)))
         out[(result["world"], int(result["seed"]))] = figures
     return out
 

@@ -15,7 +15,10 @@ pixels (``sum_p w_p T_p / sum_p w_p L_p - 1``). It reports, per world and over a
 - the mean width of the interval, and the shares of runs whose lower bound exceeds the true lift (an
   overstated headline) and whose upper bound falls below it;
 - the mean number of products kept by do-no-harm, and what do-no-harm changed: the share of the oracle lift and
-  the harm share had every product launched its rank-1 proposal (``every_proposal_launched``).
+  the harm share had every product launched its rank-1 proposal (``rank1_scored``);
+- what a reader who launches the rank-1 creative of every row of ``creatives.parquet`` gets, a kept row
+  (do no harm) scored as the logged creative it shows rather than as the logging policy it stands for: its
+  share of the oracle lift and harm share (``rank1_scored(kept_rows=True)``).
 """
 
 from __future__ import annotations
@@ -53,10 +56,12 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def every_proposal_launched(result: dict, workdir: Path) -> tuple[float, float]:
-    """(share of the oracle lift, harm share) of the run's rank-1 proposals had do-no-harm kept nothing: per
-    product the first row not marked ``kept``, scored by the world's truth on the pixels the run rendered, against
-    the result's oracle and logging CTRs (as ``worlds.score_world`` scores the rank-1 set)."""
+def rank1_scored(result: dict, workdir: Path, kept_rows: bool) -> tuple[float, float]:
+    """(share of the oracle lift, harm share) of one first row per product of the run's ``creatives.parquet``,
+    scored by the world's truth on the pixels the run rendered, against the result's oracle and logging CTRs (as
+    ``worlds.score_world`` scores the rank-1 set). ``kept_rows=False``: the first row not marked ``kept`` (every
+    proposal launched, had do no harm kept nothing); ``True``: rank 1 as written, a kept row scored as the
+    creative it shows (what a reader who launches the file's rank-1 creatives gets), not as the logging policy."""
     world, seed = result["world"], result["seed"]
     products, impressions = result["configured products"], result["configured impressions"]
     market_dir = simulated(world, seed, workdir, products, impressions)
@@ -69,7 +74,7 @@ def every_proposal_launched(result: dict, workdir: Path) -> tuple[float, float]:
         extra = read_extra_elements(out / "elements.parquet", market)
         market, truth = with_extra_elements(market, extra), truth.with_elements(extra)
     proposals = read_proposals(out)
-    if "kept" in proposals:
+    if "kept" in proposals and not kept_rows:
         proposals = proposals[~proposals["kept"].astype(bool)]
     first = proposals.sort_values("rank").drop_duplicates("product_id").set_index("product_id")
     scorer = TruthScorer(market, truth)
@@ -89,7 +94,8 @@ def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     rows = []
     for r in results:
         got = r["methods"][OPTIMIZE]
-        launched_share, launched_harm = every_proposal_launched(r, workdir)
+        launched_share, launched_harm = rank1_scored(r, workdir, kept_rows=False)
+        as_written_share, as_written_harm = rank1_scored(r, workdir, kept_rows=True)
         rows.append({"world": r["world"], "seed": r["seed"], "true lift": got["true lift"],
                      "estimate": got.get("reported lift", math.nan), "low": got.get("reported low", math.nan),
                      "high": got.get("reported high", math.nan),
@@ -97,7 +103,9 @@ def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
                      "kept products": got.get("kept products", math.nan), "products": r["products"],
                      "harm share": got["harm share"], "share of oracle lift": got["share of oracle lift"],
                      "share of oracle lift, every proposal launched": launched_share,
-                     "harm share, every proposal launched": launched_harm})
+                     "harm share, every proposal launched": launched_harm,
+                     "share of oracle lift, kept rows as their creative": as_written_share,
+                     "harm share, kept rows as their creative": as_written_harm})
     return pd.DataFrame(rows).astype({"low": float, "high": float, "estimate": float})
 
 
@@ -119,7 +127,11 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                 "mean share of oracle lift": float(part["share of oracle lift"].mean()),
                 "mean share, every proposal launched": float(launched.mean()),
                 "max harm share": float(part["harm share"].max()),
-                "max harm share, every proposal launched": float(part["harm share, every proposal launched"].max())}
+                "max harm share, every proposal launched": float(part["harm share, every proposal launched"].max()),
+                "mean share, kept rows as their creative": float(part["share of oracle lift, kept rows as their "
+                                                                 "creative"].mean()),
+                "mean harm share, kept rows as their creative": float(part["harm share, kept rows as their "
+                                                                      "creative"].mean())}
 
     rows = [{"world": world, **figures(part)} for world, part in runs.groupby("world", sort=False)]
     rows.append({"world": "all", **figures(runs)})
