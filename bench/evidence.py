@@ -34,13 +34,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from markdown import markdown_table, write_section
-from optimize import TruthScorer, logging_values
+from intervals import t_half_width
+from optimize import TruthScorer, logging_values, true_values
 from PIL import Image
 from worlds import BENCH_WORLDS, OPTIMIZE, result_path, score_world, simulated, write_result
 
 from adcraft.market import load_market
+from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
 from adcraft.market.extra import read_extra_elements, with_extra_elements
-from adcraft.market.outputs import read_proposals
+from adcraft.market.outputs import kept_products, read_proposals
 from adcraft.simulator import GroundTruth
 
 HEADING = "## Evidence: coverage of the true lift (bench/evidence.py)"
@@ -87,6 +89,68 @@ def rank1_scored(result: dict, workdir: Path, kept_rows: bool) -> tuple[float, f
     base = logging.reindex(ids).to_numpy()
     gain = float(np.sum(weight * (value - base)) / (result["oracle CTR"] - result["logging CTR"]))
     return gain, float(np.mean(value < base))
+
+
+KEPT_AS = ("logging policy", "most shown creative", "best logged creative")
+KEPT_HEADING = "## Kept rows: which logged creative they show (bench/evidence.py --kept-alternatives)"
+
+
+def kept_alternatives(result: dict, workdir: Path, prior_impressions: float = 200.0) -> list[dict]:
+    """(share of the oracle lift, harm share) of the run's rank-1 set with each kept product scored three ways
+    (``KEPT_AS``): at its logging policy's true value (what do no harm means: nothing is launched), as the
+    creative its policy shows most, and as its best logged creative by observed CTR shrunk toward the product's
+    with ``prior_impressions`` pseudo-impressions (``best_logged_creatives``, what ``optimize`` shows there). The
+    launched products are scored on the PNGs the run wrote, each alternative creative as the compositor draws it."""
+    world, seed = result["world"], result["seed"]
+    products_n, impressions = result["configured products"], result["configured impressions"]
+    market_dir = simulated(world, seed, workdir, products_n, impressions)
+    out = workdir / f"run-{world}-{seed}-{products_n}-{impressions}"
+    market = load_market(market_dir)
+    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
+    proposals = read_proposals(out)
+    kept = kept_products(proposals)
+    log = click_log(market)
+    as_combos = {name: {str(p): list(e) for p, e in zip(frame.index, frame["elements"])}
+                 for name, frame in (("most shown creative", most_shown_creatives(log)),
+                                     ("best logged creative", best_logged_creatives(log, prior_impressions)))}
+    first = proposals.sort_values("rank").drop_duplicates("product_id")
+    rows = {str(p): list(e) for p, e in zip(first["product_id"], first["elements"])}
+    products = [p for p in market.products["product_id"] if p in rows]
+    scorer = TruthScorer(market, truth)
+    true = true_values(scorer, {OPTIMIZE: rows, **as_combos}, products, proposals, out, OPTIMIZE)
+    logging = logging_values(market, truth)
+    share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
+    share = share / share.sum()
+    base = logging.reindex(products).to_numpy()
+    out_rows = []
+    for name in KEPT_AS:
+        value = np.array([true[OPTIMIZE][p] if p not in kept else
+                          (logging[p] if name == "logging policy" else true[name][p]) for p in products])
+        out_rows.append({"world": world, "seed": seed, "kept shown as": name, "kept products": len(kept),
+                         "share of oracle lift": float(np.sum(share * (value - base))
+                                                       / (result["oracle CTR"] - result["logging CTR"])),
+                         "harm share": float(np.mean(value < base))})
+    return out_rows
+
+
+def kept_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per way of scoring kept rows: mean [95% t-interval over the runs] of the share and the harm share, and
+    each alternative minus the most shown creative, paired by run."""
+    def cell(values: pd.Series) -> str:
+        half = t_half_width(values.to_numpy(dtype=float))
+        return f"{values.mean():+.3f} [{values.mean() - half:+.3f}, {values.mean() + half:+.3f}]"
+
+    keyed = rows.set_index(["world", "seed", "kept shown as"])
+    out = []
+    for name in KEPT_AS:
+        part = keyed.xs(name, level="kept shown as")
+        most = keyed.xs("most shown creative", level="kept shown as")
+        out.append({"kept shown as": name, "runs": len(part),
+                    "share of oracle lift": cell(part["share of oracle lift"]), "harm share": cell(part["harm share"]),
+                    "max harm share": f"{part['harm share'].max():.3f}",
+                    "share - most shown": cell(part["share of oracle lift"] - most["share of oracle lift"]),
+                    "harm share - most shown": cell(part["harm share"] - most["harm share"])})
+    return pd.DataFrame(out)
 
 
 def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
@@ -149,6 +213,9 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "adcraft-bench" / "worlds-results")
     parser.add_argument("--results", type=Path, default=None, help="a Markdown results file to update")
     parser.add_argument("--table-only", action="store_true", help="summarise the JSON files only")
+    parser.add_argument("--kept-alternatives", action="store_true",
+                        help="instead: score each run's kept products as their logging policy, most shown creative "
+                             "and best logged creative (its own section of --results)")
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
@@ -164,6 +231,25 @@ def main() -> None:
                     continue
             if path.is_file():
                 results.append(json.loads(path.read_text()))
+    if args.kept_alternatives:
+        rows = pd.DataFrame([row for r in results for row in kept_alternatives(r, args.workdir)])
+        text = "\n\n".join([
+            KEPT_HEADING,
+            f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "
+            f"{', '.join(map(str, sorted(set(rows['seed']))))}): the rank-1 set of each run with its kept products "
+            "(do no harm) scored as their logging policy (what `kept` means: nothing is launched), as the creative the "
+            "policy shows most, and as the best logged creative (observed CTR shrunk toward the product's, 200 "
+            "pseudo-impressions), by the world's truth. A reader who launches every rank-1 creative of "
+            "`creatives.parquet` gets the creative the kept row shows. Mean [95% t-interval over the runs]; the "
+            f"differences are paired by run. Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+            markdown_table(kept_summary(rows)),
+            "Per run:",
+            markdown_table(rows, 3),
+        ])
+        print(text)
+        if args.results is not None:
+            write_section(args.results, KEPT_HEADING, text)
+        return
     runs = run_rows([r for r in results if "reported low" in r["methods"][OPTIMIZE]], args.workdir)
     if runs.empty:
         raise SystemExit("no run with cross-fitted evidence among the results")
