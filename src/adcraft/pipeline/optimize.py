@@ -567,9 +567,10 @@ def propose(state: RunState) -> RunState:
 
 def _search_reward(inputs: RunInputs, judge):
     """What the proposal search ranks by: the judge's CTR, times the learned reviewer's P(approve) ** strength
-    when there is one (``pipeline.reviews``). The combination policy itself is trained on the judge alone."""
+    when there is one (``pipeline.reviews``; 1 for a combination reviewers approved last). The combination
+    policy itself is trained on the judge alone."""
     reward = _reward_function(judge)
-    return reward if inputs.reviewer is None else inputs.reviewer.steer(reward)
+    return reward if inputs.reviewer is None else inputs.reviewer.steer(reward, inputs.approved)
 
 
 def render(state: RunState) -> RunState:
