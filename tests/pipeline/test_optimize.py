@@ -41,13 +41,17 @@ def test_do_no_harm_marks_rank_one_kept_exactly_where_the_evidence_says_keep(run
     assert first["kept"].tolist() == products.loc[first.index, "keep_current"].tolist()
     assert not creatives.loc[creatives["rank"] > 1, "kept"].any()
     market = load_market(market_dir)
-    counts = market.impressions.merge(market.creatives, on="creative_id").groupby(
-        ["product_id", "creative_id"]).size().rename("n").reset_index()
-    most = counts.sort_values(["product_id", "n", "creative_id"], ascending=[True, False, True]).drop_duplicates(
-        "product_id").set_index("product_id")["creative_id"]
+    outcomes = market.impressions.merge(market.creatives, on="creative_id").groupby(
+        ["product_id", "creative_id"])["click"].agg(clicks="sum", n="size").reset_index()
+    pooled = outcomes.groupby("product_id")[["clicks", "n"]].transform("sum")
+    m = FAST.prior_impressions
+    outcomes["shrunk"] = (outcomes["clicks"] + m * pooled["clicks"] / pooled["n"]) / (outcomes["n"] + m)
+    best = outcomes.sort_values(["product_id", "shrunk", "creative_id"], ascending=[True, False, True])
+    best = best.drop_duplicates("product_id").set_index("product_id")["creative_id"]
     elements = market.creatives.set_index("creative_id")["elements"]
-    for pid in first.index[first["kept"]]:  # the kept row shows the creative the product's logs show most
-        assert list(first.loc[pid, "elements"]) == list(elements[most[pid]])
+    assert first["kept"].any()  # the smoke market keeps some products
+    for pid in first.index[first["kept"]]:  # the kept row shows the product's best logged creative (shrunk CTR)
+        assert list(first.loc[pid, "elements"]) == list(elements[best[pid]])
     run_json = json.loads((out / "run.json").read_text())
     if first["kept"].all():  # nothing launched: no lift, exactly
         assert run_json["evidence"]["lift"]["estimate"] == 0.0

@@ -94,6 +94,13 @@ def test_the_learned_reviewer_ranks_an_approved_kind_above_a_rejected_kind(tmp_p
     steered = preference.steer(lambda products, combos: np.full(len(products), 0.02))
     assert steered(["p0", "p0"], [["t0", "bg-light", "f0"], ["t0", "bg-dark", "f0"]]).tolist() == pytest.approx(
         [0.02 * a for a in preference.approval(["p0", "p0"], [["t0", "bg-light", "f0"], ["t0", "bg-dark", "f0"]])])
+    # a combination reviewers approved last is not predicted: its P(approve) is 1, on its own product only
+    known = preference.steer(lambda products, combos: np.full(len(products), 0.02),
+                             approved={"p0": {("t0", "bg-light", "f0")}})
+    light_p0, light_p1 = preference.approval(["p0", "p1"], [["t0", "bg-light", "f0"], ["t0", "bg-light", "f0"]])
+    assert light_p0 < 1.0
+    assert known(["p0", "p1"], [["t0", "bg-light", "f0"], ["t0", "bg-light", "f0"]]).tolist() == pytest.approx(
+        [0.02, 0.02 * light_p1])
 
 
 def test_the_latest_decision_per_run_counts_and_one_kind_of_decision_fits_nothing(tmp_path):

@@ -21,5 +21,5 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                              canvas=(192, 192), photo_size=128)
     market_dir = simulate_market(config, root / "market").market_dir
     run_dir = root / "run"
-    optimize(market_dir, run_dir, OptimizeConfig.smoke())
+    optimize(market_dir, run_dir, OptimizeConfig.smoke(top_k=3))  # a kept rank 1 and two proposals to approve
     return run_dir, market_dir

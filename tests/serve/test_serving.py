@@ -32,9 +32,12 @@ def served(served_run, tmp_path_factory) -> ServedRun:
 
 
 def approve_two(store: DecisionStore, view: RunView) -> str:
-    """Approve the first two proposals of the first product; returns the product id."""
+    """Approve the first two proposals of the first product that differ from the creative it shows now (a kept
+    rank 1 shows that one); returns the product id."""
     product_id = view.product_ids[0]
-    for proposal in view.review(product_id).proposals[:2]:
+    current = view.current(product_id)
+    others = [p for p in view.review(product_id).proposals if current is None or p.elements != current.elements]
+    for proposal in others[:2]:
         store.record(product_id, proposal.creative_id, "approve")
     return product_id
 

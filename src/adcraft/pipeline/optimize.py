@@ -89,7 +89,7 @@ from adcraft.learning.checkpoint import fingerprint
 from adcraft.learning.checkpoint import position as checkpoint_position
 from adcraft.learning.training import CHECKPOINT_FILE as FIT_CHECKPOINT
 from adcraft.market import Market, load_market, write_proposals
-from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
+from adcraft.market.click_log import best_logged_creatives, click_log
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import write_products
 from adcraft.pipeline.reviews import (
@@ -567,9 +567,10 @@ def propose(state: RunState) -> RunState:
 
 def _search_reward(inputs: RunInputs, judge):
     """What the proposal search ranks by: the judge's CTR, times the learned reviewer's P(approve) ** strength
-    when there is one (``pipeline.reviews``). The combination policy itself is trained on the judge alone."""
+    when there is one (``pipeline.reviews``; 1 for a combination reviewers approved last). The combination
+    policy itself is trained on the judge alone."""
     reward = _reward_function(judge)
-    return reward if inputs.reviewer is None else inputs.reviewer.steer(reward)
+    return reward if inputs.reviewer is None else inputs.reviewer.steer(reward, inputs.approved)
 
 
 def render(state: RunState) -> RunState:
@@ -644,9 +645,15 @@ def cross_fit(state: RunState) -> RunState:
     return dataclasses.replace(state, evidence=evidence)
 
 
-def _current_creatives(state: RunState) -> pd.DataFrame:
-    """Per product, the creative shown for "keep what runs now": the one its logging policy shows most
-    (``most_shown_creatives``; with a brand file, the most shown of those the brand allows, if any)."""
+def _kept_creatives(state: RunState) -> pd.DataFrame:
+    """Per product, the creative a kept row shows: of what runs now, its best logged creative
+    (``best_logged_creatives``: the highest observed CTR shrunk toward the product's with
+    ``prior_impressions`` pseudo-impressions; with a brand file, the best of those the brand allows, if any).
+
+    A kept row launches nothing (its product's logging policy, which may rotate several creatives, stays); the
+    creative it shows is the one to keep if a single creative must be picked from what runs now. The best logged
+    one rather than the one the policy shows most: where the house default is no better than the creatives the
+    policy explores, the most shown one is below what the rotation earns about half the time."""
     log, brand = state.inputs.log, state.inputs.brand
     if brand is not None:  # checked once per logged creative, not per row of the log
         market = state.market or state.inputs.market
@@ -654,7 +661,7 @@ def _current_creatives(state: RunState) -> pd.DataFrame:
         allowed = {c for c, p, e in zip(creatives["creative_id"], creatives["product_id"], creatives["elements"])
                    if not brand.combination_problems(market, p, list(e))}
         log = log[log["creative_id"].isin(allowed)]
-    shown = most_shown_creatives(log)
+    shown = best_logged_creatives(log, state.config.prior_impressions)
     return pd.DataFrame({"product_id": shown.index, "elements": [list(e) for e in shown["elements"]]})
 
 
@@ -662,14 +669,14 @@ def keep_unproven(state: RunState) -> RunState:
     """Do no harm: where the cross-fitted evidence does not show a product's proposal to be better than what
     runs now (``keep_current``: the lower bound of its lift is not above 0), nothing is launched for the product:
     its rank 1 is a row marked ``kept`` that stands for what runs now (its logging policy, which may rotate
-    several creatives), showing the creative it runs most (``_current_creatives``, rendered with the
-    proposals); its proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of
+    several creatives), showing its best logged creative (``_kept_creatives``, rendered with the proposals);
+    its proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of
     this set, the kept products at no change."""
     if state.evidence is None:
         return state
     products = state.evidence.products
     kept = set(products.loc[products["keep_current"], "product_id"])
-    current = _current_creatives(state)
+    current = _kept_creatives(state)
     current = current[current["product_id"].isin(kept)].assign(rank=0).reset_index(drop=True)
     kept = set(current["product_id"])
     proposals = state.proposals.assign(kept=False)
@@ -684,8 +691,8 @@ def keep_unproven(state: RunState) -> RunState:
         merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
     note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
             "better than what runs now (the lower bound of its lift is not above 0), so nothing is launched for them: "
-            "rank 1 is marked kept (what runs now, shown by the creative the product runs most); the proposals "
-            "follow it for review.")
+            "rank 1 is marked kept (what runs now, shown by its best logged creative: the highest observed CTR, "
+            "shrunk toward the product's); the proposals follow it for review.")
     return dataclasses.replace(_noted(state, note), proposals=merged)
 
 

@@ -72,7 +72,7 @@ def build_report(
         mine = proposals[proposals["product_id"] == pid].sort_values("rank")
         for _, proposal in mine.iterrows():
             if bool(proposal.get("kept", False)):
-                caption = ["kept: nothing is launched, what runs now stays (shown: the creative it runs most)"]
+                caption = ["kept: nothing is launched, what runs now stays (shown: its best logged creative)"]
                 if lift_rows is not None and pid in lift_rows.index and math.isfinite(lift_rows.loc[pid, "lift"]):
                     lift = lift_rows.loc[pid]
                     caption.append(f"the best proposal below is not shown better: its lift is at least "

@@ -20,8 +20,9 @@ in two ways:
 
   so with strength 1 a proposal is ranked by the reward it brings when a reviewer may reject it (a rejected
   proposal is never shown), and combinations with the elements reviewers keep rejecting fall down the
-  ranking, also for products and combinations no reviewer has seen. The predicted CTR of a proposal stays
-  the judge's. An approved and a rejected combination of the same product form a preference pair; the run's
+  ranking, also for products and combinations no reviewer has seen. A combination reviewers approved last
+  (``approvals``) has P(approve) = 1: its decision is known, not predicted. The predicted CTR of a proposal
+  stays the judge's. An approved and a rejected combination of the same product form a preference pair; the run's
   notes say how many decisions and pairs the preference was fitted on.
 
 - ``background_pairs``: where an approved and a rejected creative of the same product differ in their
@@ -38,7 +39,7 @@ in two ways:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -229,13 +230,18 @@ class ReviewerPreference:
         keys = [p if p in self.own_intercept else OTHER_PRODUCTS for p in map(str, product_ids)]
         return self.model.predict(keys, [list(c) for c in combos])
 
-    def steer(self, reward):
-        """``reward`` (a judge's ``(product_ids, combos[, contexts])`` -> CTRs) times ``P(approve) ** strength``."""
+    def steer(self, reward, approved: Mapping[str, set[tuple[str, ...]]] | None = None):
+        """``reward`` (a judge's ``(product_ids, combos[, contexts])`` -> CTRs) times ``P(approve) ** strength``,
+        with P(approve) = 1 for the combinations reviewers approved last (``approved``, per product, as
+        ``approvals`` gives them): their decision is known."""
+        known = approved or {}
 
         def steered(product_ids, combos, contexts=None) -> np.ndarray:
             values = reward(product_ids, combos) if contexts is None else reward(product_ids, combos,
                                                                                   contexts=contexts)
             approval = np.maximum(self.approval(product_ids, combos), MIN_APPROVAL)
+            decided = np.array([tuple(c) in known.get(str(p), ()) for p, c in zip(product_ids, combos)], dtype=bool)
+            approval = np.where(decided, 1.0, approval)
             return np.asarray(values, dtype=np.float64) * approval ** self.strength
 
         return steered
