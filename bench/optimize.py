@@ -2,6 +2,7 @@
 
     python bench/optimize.py [--seeds 201 202 203 204 205] [--workdir /tmp/adcraft-bench/optimize]
                              [--products 120] [--impressions 150000] [--results docs/results.md]
+    python bench/optimize.py --scale [--seeds 9951] [--products 2000] [--impressions 1000000] [--world realistic]
 
 For each seed (none of them used by the tests) it simulates a default-size market, runs
 ``adcraft optimize`` on it in a fresh process with an empty feature cache (wall time and the process's
@@ -21,6 +22,11 @@ true CTR found by a truth-guided search: coordinate ascent on the true model (im
 start's rendered image) from each method's pick and from the logged creatives, every local optimum then
 rendered and scored exactly; the oracle also includes every scored pick. The share of the oracle lift is
 ``sum_p w_p (T_p - L_p) / sum_p w_p (O_p - L_p)`` with w the products' traffic shares.
+
+``--scale`` measures speed and memory only, at a size of its own (``--products``, ``--impressions``; a
+simulated market of ``--world``): per seed the simulation's seconds, then ``adcraft optimize``'s wall time,
+peak resident memory and time per stage (its run.json), written to their own section of --results; nothing is
+scored, since the oracle search does not scale to thousands of products.
 
 How well RL optimises its own reward is measured apart: on the first ``--exhaustive-products`` products
 the reward of RL's top-1 is compared with the exhaustive argmax of the same reward over every usable
@@ -237,6 +243,39 @@ def score_seed(seed: int, args) -> tuple[dict, pd.DataFrame]:
     return run, pd.DataFrame(rows)
 
 
+SCALE_SECTION = "## Scale: optimize on a large market (bench/optimize.py --scale)"
+
+
+def scale(args) -> None:
+    """``--scale``: simulation time, then optimize's wall time, peak memory and stage times, per seed."""
+    rows = []
+    for seed in args.seeds:
+        folder = args.workdir / f"market-{args.world}-{seed}-{args.products}-{args.impressions}"
+        started = time.perf_counter()
+        if not (folder / "market.json").is_file():
+            simulate_market(SimulatorConfig(seed=seed, n_products=args.products, n_impressions=args.impressions,
+                                            world=args.world), folder, overwrite=True)
+        simulated_s = time.perf_counter() - started
+        out = args.workdir / f"run-{args.world}-{seed}-{args.products}-{args.impressions}"
+        with tempfile.TemporaryDirectory(prefix="adcraft-cache-") as cache:
+            seconds, peak_mib = run_optimize(folder, out, Path(cache))
+        stages = json.loads((out / "run.json").read_text())["timings"]
+        rows.append({"seed": seed, "products": args.products, "impressions": args.impressions,
+                     "simulate seconds": simulated_s, "optimize seconds": seconds, "peak memory MiB": peak_mib,
+                     **{f"{name} s": value for name, value in stages.items() if name != "total"}})
+        print(rows[-1], flush=True)
+    text = "\n\n".join([
+        SCALE_SECTION,
+        f"World `{args.world}`, seeds {args.seeds}; {args.products} products and {args.impressions} logged "
+        "impressions; `adcraft optimize` with its default config in a fresh process with an empty feature cache "
+        f"on {os.cpu_count()} CPU cores (wall time and peak resident memory from `os.wait4`; stage times from its "
+        f"run.json). Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        markdown_table(pd.DataFrame(rows), digits=1),
+    ])
+    print(text)
+    write_section(args.results, SCALE_SECTION, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203, 204, 205])
@@ -245,8 +284,13 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=150_000)
     parser.add_argument("--exhaustive-products", type=int, default=12)
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
+    parser.add_argument("--scale", action="store_true", help="speed and memory only, at --products x --impressions")
+    parser.add_argument("--world", default="realistic", help="the simulated world of --scale")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.scale:
+        scale(args)
+        return
     runs, tables = [], []
     for seed in args.seeds:
         run, table = score_seed(seed, args)
