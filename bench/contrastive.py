@@ -710,6 +710,67 @@ def report(args, sim: dict, real: dict | None, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def section_of(text: str, heading: str) -> str:
+    """The section of a Markdown results text that starts with ``heading``, up to the next ``## ``."""
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start:] if end == -1 else text[start:end + 1]
+
+
+def table_under(section: str, heading: str) -> tuple[pd.DataFrame, str]:
+    """The first Markdown table under ``heading`` in ``section``: as a frame of strings, and as written."""
+    part = section[section.index(heading) + len(heading):]
+    table = next(b for b in part.split("\n\n") if b.lstrip().startswith("|")).strip()
+    lines = table.splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    return pd.DataFrame([[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]], columns=header), table
+
+
+def merge_worlds_sections(results: Path, other: Path) -> str:
+    """Merge the worlds section of ``other`` (a ``--worlds`` run of other worlds on the same seeds) into the worlds
+    section of ``results``, in place; returns the merged section.
+
+    Per-world rows (method means, paired differences, per seed, timings) are taken as each run wrote them. The
+    rows over all worlds are computed again from the per-seed means as the tables print them (two decimals):
+    the per-product picks of an earlier run are not kept. The timing line names each run."""
+    text = results.read_text()
+    mine, theirs = section_of(text, WORLDS_SECTION), section_of(other.read_text(), WORLDS_SECTION)
+    headings = ("### Mean true demand of the picks per world", "### Paired differences per seed",
+                "### Per world and seed", "### Timings")
+    tables = {h: (table_under(mine, h), table_under(theirs, h)) for h in headings}
+    (per_a, _), (per_b, _) = tables["### Per world and seed"]
+    both = set(per_a["world"]) & set(per_b["world"])
+    if both:
+        raise SystemExit(f"both runs have the worlds {sorted(both)}: nothing to merge")
+    per = pd.concat([per_a, per_b], ignore_index=True)
+    means = per.astype({c: float for c in (*RANKINGS, "random", "oracle")}).astype({"seed": int})
+    merged = mine
+    for heading, ((a, written), (b, _)) in tables.items():
+        if heading == "### Paired differences per seed":
+            rows = pd.concat([a[~a["world"].str.startswith("all")], b[~b["world"].str.startswith("all")]])
+            frame = pd.concat([rows, paired_differences(means).iloc[[-1]].astype(str)], ignore_index=True)
+        else:
+            frame = pd.concat([a, b], ignore_index=True)
+        merged = merged.replace(written, markdown_table(frame))
+    old_line = next(line for line in mine.splitlines() if line.startswith("Over all "))
+    merged = merged.replace(old_line, decomposition_line(means))
+    worlds_a, worlds_b = list(dict.fromkeys(per_a["world"])), list(dict.fromkeys(per_b["world"]))
+    merged = merged.replace(f"Worlds {worlds_a}", f"Worlds {worlds_a + worlds_b}")
+    def not_run(done: list[str]) -> str:
+        missing = [f"`{w}`" for w in BENCH_WORLDS if w not in done]
+        return f"Not run here: {', '.join(missing)}. " if missing else ""
+
+    merged = merged.replace(not_run(worlds_a), not_run(worlds_a + worlds_b))
+    timing_a = next(line for line in mine.splitlines() if line.startswith("Total run time"))
+    timing_b = next(line for line in theirs.splitlines() if line.startswith("Total run time"))
+    merged = merged.replace(timing_a, f"{', '.join(worlds_a)}: t{timing_a[1:]} {', '.join(worlds_b)} (the same seeds, "
+                                      f"in a run of their own): t{timing_b[1:]}")
+    merged = merged.replace("the interval over the seeds.", "the interval over the seeds (computed from the per-seed "
+                            "means as printed below, two decimals, since the worlds ran in separate runs).")
+    results.write_text(text.replace(mine, merged))
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
@@ -726,7 +787,13 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", choices=BENCH_WORLDS, default=None,
                         help="best-of-N with the control on these simulator worlds (own section; no retrieval, "
                              "editing or VISUELLE); default: the full bench on the default world")
+    parser.add_argument("--merge-worlds", type=Path, default=None,
+                        help="merge the worlds section of this results file (a --worlds run of other worlds on the "
+                             "same seeds) into the worlds section of --results, and stop")
     args = parser.parse_args()
+    if args.merge_worlds is not None:
+        print(merge_worlds_sections(args.results, args.merge_worlds))
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ADCRAFT_CACHE_DIR", str(args.workdir / "cache"))
     if args.worlds is not None:

@@ -58,79 +58,81 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+class ScoredRun:
+    """One ``bench/worlds.py`` run read once for scoring: its market (with the elements the run made), the world's
+    truth, ``creatives.parquet``, the logging policy's true value per product and the traffic weights."""
+
+    def __init__(self, result: dict, workdir: Path) -> None:
+        world, seed = result["world"], result["seed"]
+        products, impressions = result["configured products"], result["configured impressions"]
+        market_dir = simulated(world, seed, workdir, products, impressions)
+        config = result.get("optimize config", "default")
+        variant = "" if config == "default" else f"-{Path(config).stem}"  # as worlds.score_world names its runs
+        self.result, self.out = result, workdir / f"run-{world}-{seed}-{products}-{impressions}{variant}"
+        market = load_market(market_dir)
+        truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
+        if (self.out / "elements.parquet").is_file():
+            extra = read_extra_elements(self.out / "elements.parquet", market)
+            market, truth = with_extra_elements(market, extra), truth.with_elements(extra)
+        self.market, self.truth = market, truth
+        self.proposals = read_proposals(self.out)
+        self.scorer = TruthScorer(market, truth)
+        self.logging = logging_values(market, truth)
+        self.share = truth.products.set_index("product_id")["traffic_share"]
+
+    def figures(self, values: dict[str, float]) -> tuple[float, float]:
+        """(share of the oracle lift, harm share) of one true CTR per product, against the result's oracle and
+        logging CTRs (as ``worlds.score_world`` scores a rank-1 set)."""
+        ids = [p for p in self.market.products["product_id"] if p in values]
+        weight = self.share.reindex(ids).to_numpy() / self.share.reindex(ids).sum()
+        value, base = np.array([values[p] for p in ids]), self.logging.reindex(ids).to_numpy()
+        gain = float(np.sum(weight * (value - base)) / (self.result["oracle CTR"] - self.result["logging CTR"]))
+        return gain, float(np.mean(value < base))
+
+    def rank1(self, kept_rows: bool) -> dict[str, float]:
+        """True CTR per product of one first row of ``creatives.parquet``, on the PNG the run rendered.
+        ``kept_rows=False``: the first row not marked ``kept`` (every proposal launched, had do no harm kept
+        nothing); ``True``: rank 1 as written, a kept row as the creative it shows (what a reader who launches the
+        file's rank-1 creatives gets), not as the logging policy."""
+        proposals = self.proposals
+        if "kept" in proposals and not kept_rows:
+            proposals = proposals[~proposals["kept"].astype(bool)]
+        first = proposals.sort_values("rank").drop_duplicates("product_id").set_index("product_id")
+        return {p: self.scorer.exact(p, list(first.loc[p, "elements"]),
+                                     Image.open(self.out / first.loc[p, "image"]).convert("RGB"))
+                for p in self.market.products["product_id"] if p in first.index}
+
+    def kept_alternatives(self, prior_impressions: float = 200.0) -> list[dict]:
+        """(share of the oracle lift, harm share) of the rank-1 set with each kept product scored three ways
+        (``KEPT_AS``): at its logging policy's true value (what do no harm means: nothing is launched), as the
+        creative its policy shows most, and as its best logged creative by observed CTR shrunk toward the
+        product's with ``prior_impressions`` pseudo-impressions (``best_logged_creatives``, what ``optimize``
+        shows there). Launched products are scored on the PNGs the run wrote, each alternative creative as the
+        compositor draws it."""
+        kept = kept_products(self.proposals)
+        launched = self.rank1(kept_rows=True)
+        log = click_log(self.market)
+        picks = {name: {str(p): list(e) for p, e in zip(frame.index, frame["elements"])}
+                 for name, frame in (("most shown creative", most_shown_creatives(log)),
+                                     ("best logged creative", best_logged_creatives(log, prior_impressions)))}
+        true = true_values(self.scorer, picks, list(launched), self.proposals, self.out, OPTIMIZE)
+        true["logging policy"] = self.logging.to_dict()
+        rows = []
+        for name in KEPT_AS:
+            share, harm = self.figures({p: true[name][p] if p in kept else v for p, v in launched.items()})
+            rows.append({"world": self.result["world"], "seed": self.result["seed"], "kept shown as": name,
+                         "kept products": len(kept), "share of oracle lift": share, "harm share": harm})
+        return rows
+
+
 def rank1_scored(result: dict, workdir: Path, kept_rows: bool) -> tuple[float, float]:
-    """(share of the oracle lift, harm share) of one first row per product of the run's ``creatives.parquet``,
-    scored by the world's truth on the pixels the run rendered, against the result's oracle and logging CTRs (as
-    ``worlds.score_world`` scores the rank-1 set). ``kept_rows=False``: the first row not marked ``kept`` (every
-    proposal launched, had do no harm kept nothing); ``True``: rank 1 as written, a kept row scored as the
-    creative it shows (what a reader who launches the file's rank-1 creatives gets), not as the logging policy."""
-    world, seed = result["world"], result["seed"]
-    products, impressions = result["configured products"], result["configured impressions"]
-    market_dir = simulated(world, seed, workdir, products, impressions)
-    config = result.get("optimize config", "default")
-    variant = "" if config == "default" else f"-{Path(config).stem}"  # as worlds.score_world names its runs
-    out = workdir / f"run-{world}-{seed}-{products}-{impressions}{variant}"
-    market = load_market(market_dir)
-    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
-    if (out / "elements.parquet").is_file():
-        extra = read_extra_elements(out / "elements.parquet", market)
-        market, truth = with_extra_elements(market, extra), truth.with_elements(extra)
-    proposals = read_proposals(out)
-    if "kept" in proposals and not kept_rows:
-        proposals = proposals[~proposals["kept"].astype(bool)]
-    first = proposals.sort_values("rank").drop_duplicates("product_id").set_index("product_id")
-    scorer = TruthScorer(market, truth)
-    logging = logging_values(market, truth)
-    share = truth.products.set_index("product_id")["traffic_share"]
-    ids = [p for p in market.products["product_id"] if p in first.index]
-    weight = share.reindex(ids).to_numpy() / share.reindex(ids).sum()
-    value = np.array([scorer.exact(p, list(first.loc[p, "elements"]),
-                                   Image.open(out / first.loc[p, "image"]).convert("RGB")) for p in ids])
-    base = logging.reindex(ids).to_numpy()
-    gain = float(np.sum(weight * (value - base)) / (result["oracle CTR"] - result["logging CTR"]))
-    return gain, float(np.mean(value < base))
+    """(share of the oracle lift, harm share) of ``ScoredRun.rank1`` for one run."""
+    run = ScoredRun(result, workdir)
+    return run.figures(run.rank1(kept_rows))
 
 
 KEPT_AS = ("logging policy", "most shown creative", "best logged creative")
 KEPT_HEADING = "## Kept rows: which logged creative they show (bench/evidence.py --kept-alternatives)"
-
-
-def kept_alternatives(result: dict, workdir: Path, prior_impressions: float = 200.0) -> list[dict]:
-    """(share of the oracle lift, harm share) of the run's rank-1 set with each kept product scored three ways
-    (``KEPT_AS``): at its logging policy's true value (what do no harm means: nothing is launched), as the
-    creative its policy shows most, and as its best logged creative by observed CTR shrunk toward the product's
-    with ``prior_impressions`` pseudo-impressions (``best_logged_creatives``, what ``optimize`` shows there). The
-    launched products are scored on the PNGs the run wrote, each alternative creative as the compositor draws it."""
-    world, seed = result["world"], result["seed"]
-    products_n, impressions = result["configured products"], result["configured impressions"]
-    market_dir = simulated(world, seed, workdir, products_n, impressions)
-    out = workdir / f"run-{world}-{seed}-{products_n}-{impressions}"
-    market = load_market(market_dir)
-    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
-    proposals = read_proposals(out)
-    kept = kept_products(proposals)
-    log = click_log(market)
-    as_combos = {name: {str(p): list(e) for p, e in zip(frame.index, frame["elements"])}
-                 for name, frame in (("most shown creative", most_shown_creatives(log)),
-                                     ("best logged creative", best_logged_creatives(log, prior_impressions)))}
-    first = proposals.sort_values("rank").drop_duplicates("product_id")
-    rows = {str(p): list(e) for p, e in zip(first["product_id"], first["elements"])}
-    products = [p for p in market.products["product_id"] if p in rows]
-    scorer = TruthScorer(market, truth)
-    true = true_values(scorer, {OPTIMIZE: rows, **as_combos}, products, proposals, out, OPTIMIZE)
-    logging = logging_values(market, truth)
-    share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
-    share = share / share.sum()
-    base = logging.reindex(products).to_numpy()
-    out_rows = []
-    for name in KEPT_AS:
-        value = np.array([true[OPTIMIZE][p] if p not in kept else
-                          (logging[p] if name == "logging policy" else true[name][p]) for p in products])
-        out_rows.append({"world": world, "seed": seed, "kept shown as": name, "kept products": len(kept),
-                         "share of oracle lift": float(np.sum(share * (value - base))
-                                                       / (result["oracle CTR"] - result["logging CTR"])),
-                         "harm share": float(np.mean(value < base))})
-    return out_rows
 
 
 def kept_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -158,8 +160,9 @@ def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     rows = []
     for r in results:
         got = r["methods"][OPTIMIZE]
-        launched_share, launched_harm = rank1_scored(r, workdir, kept_rows=False)
-        as_written_share, as_written_harm = rank1_scored(r, workdir, kept_rows=True)
+        run = ScoredRun(r, workdir)
+        launched_share, launched_harm = run.figures(run.rank1(kept_rows=False))
+        as_written_share, as_written_harm = run.figures(run.rank1(kept_rows=True))
         rows.append({"world": r["world"], "seed": r["seed"], "true lift": got["true lift"],
                      "estimate": got.get("reported lift", math.nan), "low": got.get("reported low", math.nan),
                      "high": got.get("reported high", math.nan),
@@ -232,7 +235,7 @@ def main() -> None:
             if path.is_file():
                 results.append(json.loads(path.read_text()))
     if args.kept_alternatives:
-        rows = pd.DataFrame([row for r in results for row in kept_alternatives(r, args.workdir)])
+        rows = pd.DataFrame([row for r in results for row in ScoredRun(r, args.workdir).kept_alternatives()])
         text = "\n\n".join([
             KEPT_HEADING,
             f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "

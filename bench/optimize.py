@@ -66,11 +66,14 @@ SECTION = "## Main job: optimize against the truth (bench/optimize.py)"
 ASCENT_SWEEPS = 4
 
 
-def simulated(seed: int, workdir: Path, products: int, impressions: int) -> Path:
-    folder = workdir / f"market-{seed}-{products}-{impressions}"
+def simulated(seed: int, workdir: Path, products: int, impressions: int, world: str | None = None) -> Path:
+    """The simulated market of ``seed`` (of ``world``, else the simulator's default) in ``workdir``, made once."""
+    folder = workdir / (f"market-{seed}-{products}-{impressions}" if world is None
+                        else f"market-{world}-{seed}-{products}-{impressions}")
     if not (folder / "market.json").is_file():
-        simulate_market(SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions), folder,
-                        overwrite=True)
+        settings = {} if world is None else {"world": world}
+        simulate_market(SimulatorConfig(seed=seed, n_products=products, n_impressions=impressions, **settings),
+                        folder, overwrite=True)
     return folder
 
 
@@ -250,11 +253,8 @@ def scale(args) -> None:
     """``--scale``: simulation time, then optimize's wall time, peak memory and stage times, per seed."""
     rows = []
     for seed in args.seeds:
-        folder = args.workdir / f"market-{args.world}-{seed}-{args.products}-{args.impressions}"
         started = time.perf_counter()
-        if not (folder / "market.json").is_file():
-            simulate_market(SimulatorConfig(seed=seed, n_products=args.products, n_impressions=args.impressions,
-                                            world=args.world), folder, overwrite=True)
+        folder = simulated(seed, args.workdir, args.products, args.impressions, args.world)
         simulated_s = time.perf_counter() - started
         out = args.workdir / f"run-{args.world}-{seed}-{args.products}-{args.impressions}"
         with tempfile.TemporaryDirectory(prefix="adcraft-cache-") as cache:

@@ -223,6 +223,37 @@ def round_table(results: list[dict], rounds: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired_table(results: list[dict], others: list[dict], rounds: int) -> pd.DataFrame:
+    """Per round, this run against another run of the same seeds and settings (other code or config), paired by
+    seed: the served true CTR of each and its difference, the rise of each from round 1, and the round's
+    support (``evidence.supported.matched_impressions``) of each, per seed."""
+    theirs = {r["seed"]: r for r in others}
+    pairs = [(r, theirs[r["seed"]]) for r in results if r["seed"] in theirs]
+    rows = []
+    for k in range(rounds):
+        def ctr(run: dict, k: int = k) -> float:
+            return run["rounds"][k]["served_true_ctr"]
+
+        def rise(run: dict, k: int = k) -> float:
+            return run["rounds"][k]["served_true_ctr"] - run["rounds"][0]["served_true_ctr"]
+
+        def support(run: dict, k: int = k) -> str:
+            value = run["rounds"][k]["supported_matched_impressions"]
+            return "-" if value is None else str(value)
+
+        rows.append({
+            "round": k + 1, "seeds": len(pairs),
+            "served true CTR, this run": mean_interval([ctr(a) for a, _ in pairs], ".4f"),
+            "served true CTR, other run": mean_interval([ctr(b) for _, b in pairs], ".4f"),
+            "this - other": mean_interval([ctr(a) - ctr(b) for a, b in pairs], "+.4f"),
+            "rise from round 1, this run": mean_interval([rise(a) for a, _ in pairs], "+.4f"),
+            "rise from round 1, other run": mean_interval([rise(b) for _, b in pairs], "+.4f"),
+            "matched impressions per seed, this run": ", ".join(support(a) for a, _ in pairs),
+            "matched impressions per seed, other run": ", ".join(support(b) for _, b in pairs),
+        })
+    return pd.DataFrame(rows)
+
+
 def write_table(results: list[dict], args) -> None:
     seeds = [r["seed"] for r in results]
     config = f"the optimize config {args.config}" if args.config is not None else f"default config, top {args.top_k}"
@@ -255,8 +286,19 @@ def write_table(results: list[dict], args) -> None:
                                          f"({g['served_true_ctr']:.4f})" for g in r["rounds"][1:])
             for r in results) + ".",
     ]
+    if args.paired_with is not None:
+        others = [json.loads(path.read_text()) for path in (result_file(args.paired_with, seed, args)
+                                                           for seed in seeds) if path.is_file()]
+        parts += [f"Against the run in `{args.paired_with}` (the same seeds and settings, other code or config; "
+                  f"{len(others)} of {len(seeds)} seeds there), paired by seed, mean [95% t-interval over seeds]:",
+                  markdown_table(paired_table(results, others, args.rounds))]
     write_section(args.results, SECTION, "\n\n".join(parts))
     print(f"wrote {args.results}")
+
+
+def result_file(workdir: Path, seed: int, args) -> Path:
+    """Where one seed's result of a run with ``args``' settings is kept in ``workdir``."""
+    return workdir / f"result-{args.world}-{seed}-{args.products}-{args.impressions}-{args.rounds}-{args.traffic}.json"
 
 
 def main() -> None:
@@ -264,12 +306,14 @@ def main() -> None:
     round_arguments(parser, [9221, 9222, 9223], "serving")
     parser.add_argument("--traffic", type=int, default=4000, help="impressions served per round")
     parser.add_argument("--config", type=Path, default=None, help="an optimize config file (default: defaults)")
+    parser.add_argument("--paired-with", type=Path, default=None,
+                        help="the --workdir of another run of the same seeds and settings (other code or config): "
+                             "a table paired by seed is added")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for seed in args.seeds:
-        path = args.workdir / (f"result-{args.world}-{seed}-{args.products}-{args.impressions}-{args.rounds}-"
-                               f"{args.traffic}.json")
+        path = result_file(args.workdir, seed, args)
         if not path.is_file():
             write_result(path, run_seed(seed, args))
         results.append(json.loads(path.read_text()))

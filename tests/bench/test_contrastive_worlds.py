@@ -116,3 +116,47 @@ def test_worlds_run_writes_its_section_with_the_control(workdir, pair):
     # A pick that both the control and the UA model make scores the same true demand.
     same = bon["pick_control"] == bon["pick_ua"]
     assert (bon.loc[same, "control"] == bon.loc[same, "ua"]).all()
+
+
+def synthetic_result(worlds: list[str], seed0: int) -> dict:
+    """A worlds result (as ``bench_worlds`` returns it) with drawn demands, 3 products per (world, seed)."""
+    rng = np.random.default_rng(seed0)
+    rows, models, timings = [], [], []
+    for world in worlds:
+        for seed in SEEDS:
+            for product in range(3):
+                values = rng.uniform(40, 90, 5)
+                rows.append({"world": world, "seed": seed, "product": product,
+                             **dict(zip(("standard", "control", "ua", "random", "oracle"), sorted(values))),
+                             **{f"pick_{name}": int(rng.integers(0, 3)) for name in contrastive.RANKINGS}})
+            models.append({"world": world, "seed": seed, "alpha": 0.05})
+            timings.append({"world": world, "market": "simulated", "simulate_s": 1.0, "train_s": 2.0,
+                            "best_of_n_s": 3.0})
+    return {"bon": pd.DataFrame(rows), "models": pd.DataFrame(models), "timings": pd.DataFrame(timings)}
+
+
+def test_merging_worlds_sections_keeps_each_world_and_recomputes_the_rows_over_all_worlds(tmp_path):
+    files = {}
+    for name, worlds, seed0 in (("mine", ["visual", "semantic"], 1), ("theirs", ["sparse"], 2)):
+        args = argparse.Namespace(worlds=worlds, seeds=SEEDS, products=PRODUCTS, creatives=CREATIVES, candidates=3)
+        files[name] = tmp_path / f"{name}.md"
+        files[name].write_text("# Results\n\n" + contrastive.worlds_report(args, synthetic_result(worlds, seed0), 60.0)
+                               + "\n## Next section\n\nkept\n")
+    before = files["mine"].read_text()
+    merged = contrastive.merge_worlds_sections(files["mine"], files["theirs"])
+    text = files["mine"].read_text()
+    assert text.endswith("## Next section\n\nkept\n") and merged in text
+    per, _ = contrastive.table_under(merged, "### Per world and seed")
+    assert list(dict.fromkeys(per["world"])) == ["visual", "semantic", "sparse"]
+    means = per.astype({c: float for c in (*contrastive.RANKINGS, "random", "oracle")}).astype({"seed": int})
+    paired, _ = contrastive.table_under(merged, "### Paired differences per seed")
+    expected = contrastive.paired_differences(means)
+    assert paired.iloc[-1].tolist() == expected.iloc[-1].astype(str).tolist()
+    assert paired["world"].iloc[-1].startswith("all 3 worlds")
+    old_rows, _ = contrastive.table_under(contrastive.section_of(before, contrastive.WORLDS_SECTION),
+                                          "### Paired differences per seed")
+    assert paired.iloc[:2].values.tolist() == old_rows.iloc[:2].values.tolist()  # each world's row as written
+    assert contrastive.decomposition_line(means) in merged and "Over all 6 markets" in merged
+    assert "sparse (the same seeds, in a run of their own)" in merged
+    with pytest.raises(SystemExit, match="both runs have"):
+        contrastive.merge_worlds_sections(files["mine"], files["theirs"])  # sparse is in both now

@@ -240,8 +240,9 @@ class ReviewerPreference:
             values = reward(product_ids, combos) if contexts is None else reward(product_ids, combos,
                                                                                   contexts=contexts)
             approval = np.maximum(self.approval(product_ids, combos), MIN_APPROVAL)
-            decided = np.array([tuple(c) in known.get(str(p), ()) for p, c in zip(product_ids, combos)], dtype=bool)
-            approval = np.where(decided, 1.0, approval)
+            if known:  # the proposal search calls this on every candidate: no per-row check without approvals
+                decided = [tuple(c) in known.get(str(p), ()) for p, c in zip(product_ids, combos)]
+                approval = np.where(decided, 1.0, approval)
             return np.asarray(values, dtype=np.float64) * approval ** self.strength
 
         return steered

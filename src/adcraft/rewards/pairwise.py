@@ -800,8 +800,8 @@ def _fit_pairs(
         network.image_scale.copy_(torch.from_numpy(np.where(scale > 1e-6, scale, 1.0).astype(np.float32)))
     train = _pair_tensors(train_pairs, vocab, config, features, mean_image)
     valid = _pair_tensors(valid_pairs, vocab, config, features, mean_image)
-    logged = slice(None) if train.point_weight is None else train.point_weight > 0
-    mean_target = float(torch.cat([train.target_first[logged], train.target_second[logged]]).mean())
+    with_ctr = slice(None) if train.point_weight is None else train.point_weight > 0  # reviewer pairs have none
+    mean_target = float(torch.cat([train.target_first[with_ctr], train.target_second[with_ctr]]).mean())
     if config.point_target == "ctr":
         mean_target = float(np.log(mean_target / (1 - mean_target)))
     network.point_head.bias.data.fill_(mean_target)
