@@ -60,6 +60,20 @@ def test_do_no_harm_marks_rank_one_kept_exactly_where_the_evidence_says_keep(run
     assert ("kept: nothing is launched" in report) == bool(first["kept"].any())
 
 
+
+def test_the_current_creative_and_the_proposals_are_predicted_by_the_same_judge(market_dir, tmp_path):
+    # The additive judge, not the multi-instance reward model, chooses here: the current creative's predicted CTR
+    # (the base of every "predicted lift vs now") must be that judge's too.
+    out = tmp_path / "out"
+    optimize(market_dir, out, OptimizeConfig.smoke(judge="additive"))
+    creatives = pd.read_parquet(out / "creatives.parquet")
+    current = pd.read_parquet(out / "products.parquet").set_index("product_id")
+    kept = creatives[(creatives["rank"] == 1) & creatives["kept"]].set_index("product_id")
+    assert len(kept)  # a kept rank 1 shows the current creative, predicted by the judge
+    for pid, row in kept.iterrows():
+        assert list(row["elements"]) == list(current.loc[pid, "current_elements"])
+        assert row["predicted_ctr"] == pytest.approx(current.loc[pid, "current_predicted_ctr"], rel=1e-6)
+
 def test_outputs_follow_the_contract(run, market_dir):
     result, out = run
     market = load_market(market_dir)

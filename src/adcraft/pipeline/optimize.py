@@ -705,7 +705,7 @@ def write_outputs(state: RunState) -> RunState:
     staging, market, proposals, model = state.staging, state.market, state.proposals, state.reward_model
     model.save(staging / "models" / "reward")
     state.generator.save(staging / "models" / "combo")
-    logged = _best_logged(state.inputs.market, state.inputs.log, model, state.config.prior_impressions)
+    logged = _best_logged(state.inputs.market, state.inputs.log, state.judge, state.config.prior_impressions)
     new_elements = state.new_elements
     if new_elements is not None and len(new_elements):
         used = {e for combo in proposals["elements"] for e in combo}
@@ -906,11 +906,13 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
     return out.assign(**checked).astype({"rank": "int32"}).reset_index(drop=True)
 
 
-def _best_logged(market: Market, log: pd.DataFrame, model: MILModel, prior_impressions: float) -> pd.DataFrame:
-    """Each product's best logged creative (``best_logged_creatives``), with its logged and predicted CTR."""
+def _best_logged(market: Market, log: pd.DataFrame, judge, prior_impressions: float) -> pd.DataFrame:
+    """Each product's best logged creative (``best_logged_creatives``), with its logged CTR and the CTR that
+    ``judge`` predicts for it: the judge that predicts the proposals' CTRs, so that a proposal's predicted lift
+    over the current creative compares one model's two predictions."""
     best = best_logged_creatives(log, prior_impressions)
     images = market.creatives.set_index("creative_id")["image"] if "image" in market.creatives else None
     best["image"] = [images.get(c) if images is not None else None for c in best["creative_id"]]
     best["elements"] = [list(e) for e in best["elements"]]
-    best["predicted_ctr"] = model.predict(best.index.tolist(), best["elements"].tolist())
+    best["predicted_ctr"] = judge.predict(best.index.tolist(), best["elements"].tolist())
     return best

@@ -81,7 +81,8 @@ def build_report(
                 continue
             caption = [f"predicted CTR {proposal['predicted_ctr']:.2%}"]
             if pid in logged.index:
-                caption[0] += f" ({proposal['predicted_ctr'] / logged.loc[pid, 'predicted_ctr'] - 1:+.1%} vs now)"
+                caption[0] += (f" ({proposal['predicted_ctr'] / logged.loc[pid, 'predicted_ctr'] - 1:+.1%} vs now, "
+                               "by the judge that chose it: not evidence)")
             if proposal["rank"] == 1 and lift_rows is not None and pid in lift_rows.index:
                 lift = lift_rows.loc[pid]
                 if math.isfinite(lift["lift"]):
@@ -192,7 +193,7 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
     figures = [
         ("products", f"{len(market.products)}"),
         ("proposals", f"{len(proposals)}"),
-        ("median predicted lift of #1 over the best logged creative",
+        ("median predicted lift of #1 over the best logged creative, by the judge that chose it (not evidence)",
          f"{np.nanmedian(predicted_lift):+.1%}" if len(predicted_lift) else "n/a"),
     ]
     if "brand_compliant" in proposals:
@@ -208,7 +209,7 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
              f"{value.lift_ci_high:+.1%}]", f"{value.lift:+.1%}"),
             ("impressions that show a proposal / all", f"{value.matched_impressions} / {value.impressions}"),
         ]
-    charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product")]
+    charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product (by the judge that chose it)")]
     if lift_rows is not None:
         charts.append(histogram_svg(lift_rows["lift"].to_numpy(), "estimated lift of #1 per product (off-policy)"))
     effects = model.element_effects()

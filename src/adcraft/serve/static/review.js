@@ -137,7 +137,8 @@ function errorText(body, response) {
 function proposalCard(product, proposal) {
   const rows = [
     ["Predicted CTR", percent(proposal.predicted_ctr)],
-    ["Predicted lift vs now", signedPercent(proposal.predicted_lift), tone(proposal.predicted_lift)],
+    ["Predicted lift vs now (the judge that chose it; not evidence)", signedPercent(proposal.predicted_lift),
+      tone(proposal.predicted_lift)],
   ];
   const estimate = proposal.estimated_lift;
   if (estimate) {
