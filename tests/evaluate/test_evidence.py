@@ -288,3 +288,81 @@ def test_products_launched_because_one_judge_overrated_them_are_valued_by_the_ot
               for p, e in zip(final["product_id"], final["elements"])]
     after = float(np.mean(values) / logging_ctr - 1.0)
     assert evidence.lift.low <= after  # the value of the launched set is not the deciding judge's opinion
+
+
+def contrast_points_frame(gain: float, level_error: float = 1.0) -> pd.DataFrame:
+    """Held-out creatives of 40 products (huge traffic: no binomial noise to speak of) whose observed ratio to
+    their product's reference is ``1 + gain (pi - 1)``, predicted by a judge off by ``level_error`` on every
+    product's level."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(40):
+        base = 0.02 + 0.001 * p
+        for c in range(4):
+            ratio = float(rng.uniform(0.6, 1.8))
+            rows.append({"creative_id": f"{p}-{c}", "product_id": f"p{p}", "impressions": 1e9,
+                         "predicted": base * ratio * level_error, "observed": base * (1 + gain * (ratio - 1)),
+                         "reference_predicted": base * level_error, "reference_observed": base,
+                         "reference_impressions": 1e9})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.5, 0.0])
+def test_the_contrast_backtest_measures_how_much_of_a_predicted_gain_held_out_creatives_show(gain):
+    summary = backtest_summary(contrast_points_frame(gain))
+    assert summary.contrast_slope == pytest.approx(gain, abs=1e-6)
+    assert summary.contrast_spread == pytest.approx(0.0, abs=1e-3)
+    # a judge wrong about every product's level, right about the contrasts, is as good for a product's gain
+    wrong_level = backtest_summary(contrast_points_frame(gain, level_error=2.5))
+    assert wrong_level.contrast_slope == pytest.approx(gain, abs=1e-6)
+    assert wrong_level.calibration_slope < 0.6 * summary.calibration_slope  # the level error shows in the line
+
+
+def test_a_contrast_that_misses_by_creative_shows_as_spread_beyond_noise():
+    points = contrast_points_frame(1.0)
+    scatter = np.exp(np.random.default_rng(1).normal(0.0, 0.3, len(points)))
+    summary = backtest_summary(points.assign(observed=points["observed"] * scatter))
+    assert 0.2 < summary.contrast_spread < 0.45
+
+
+def test_per_product_decisions_ignore_a_judges_error_on_a_products_level(world):
+    market, truth, _ = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=5)
+    honest = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config, do_no_harm=True)
+    noisy = proposal_evidence(market, choose(NoisyRates(market)), NoisyRates, choose, config, do_no_harm=True)
+    assert noisy.products["lift"].to_numpy() == pytest.approx(honest.products["lift"].to_numpy())
+    assert noisy.products["keep_current"].tolist() == honest.products["keep_current"].tolist()
+    # the honest judge's products launch, and every launched one beats what its product runs now
+    launched = honest.products.loc[~honest.products["keep_current"], "product_id"]
+    final = choose(ElementRates(market)).set_index("product_id")
+    assert len(launched) > PRODUCTS / 2
+    assert all(truth[(p, tuple(final.loc[p, "elements"]))] > logging_ctr_of(truth, market, p) for p in launched)
+
+
+class NoisyCombos(ElementRates):
+    """``ElementRates`` times an error per (product, combination) that depends on the logs it was fitted on: two
+    judges fitted on different halves disagree about the same new combination."""
+
+    def __init__(self, market: Market) -> None:
+        super().__init__(market)
+        self.seed = sum(int.from_bytes(c.encode(), "little") % 1_000_003 for c in market.creatives["creative_id"])
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        noise = [np.random.default_rng([self.seed, int(p[1:]), *(ord(e[-1]) for e in c)]).normal(0.0, 0.4)
+                 for p, c in zip(product_ids, combos)]
+        return super().predict(product_ids, combos, contexts) * np.exp(noise)
+
+
+def test_judges_that_disagree_about_the_proposals_widen_each_products_interval(world):
+    market, _, _ = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=5)
+    honest = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config, do_no_harm=True)
+    noisy = proposal_evidence(market, choose(NoisyCombos(market)), NoisyCombos, choose, config, do_no_harm=True)
+    assert noisy.backtest.disagreement > 2 * honest.backtest.disagreement
+    width = (noisy.products["lift_high"] - noisy.products["lift_low"]) / (1.0 + noisy.products["lift"])
+    honest_width = (honest.products["lift_high"] - honest.products["lift_low"]) / (1.0 + honest.products["lift"])
+    assert width.median() > 1.5 * honest_width.median()
+    assert noisy.products["keep_current"].sum() > honest.products["keep_current"].sum() + PRODUCTS / 2
+    assert noisy.to_json()["backtest"]["judges_disagreement"] == noisy.backtest.disagreement

@@ -24,29 +24,37 @@ proposal searches (``Evidence.seconds`` records the time).
 **Backtest.** Each fold's creatives are predicted by the judge fitted on the other fold: per creative,
 the impression-weighted prediction ``q_c`` beside the observed CTR ``o_c`` on ``n_c`` impressions
 (``backtest``). It gives the judge's calibration on creatives it never saw: the impression-weighted
-least-squares line ``o = alpha + beta q`` (``calibration_line``; a slope below 1 shrinks the judge's high
-predictions, where its picks lie, toward the mean), the line's relative error ``e`` on the creatives that
-share the proposals' elements (``proposal_likeness``: an error the proposals share, such as a judge that
-overrates one element, shows there), and the spread ``tau`` of the per-creative ratio ``o_c / f_c`` to the
-line with the binomial noise of ``o_c`` taken out.
+least-squares line ``o = alpha + beta q`` (``calibration_line``), the line's relative error ``e`` on the
+creatives that share the proposals' elements (``proposal_likeness``), the spread ``tau`` of ``o_c / f_c``
+around the line beyond binomial noise (the report's predicted-vs-observed plot), and what a lift rests on:
+**the contrast**. A lift compares a proposal with what the same product runs now, so the judge's error on a
+product's level, which dominates the line, does not matter; its error on the ratio does. Each held-out
+creative's predicted ratio ``pi_c = q_c / Q`` to its product's logs in the fold the judge was fitted on
+(mean prediction ``Q``, observed CTR ``O``) is set against what it showed (``contrast_points``): ``gamma``,
+the share of the predicted contrast that held-out creatives like the proposals showed, ``e_w`` the error left
+near the proposals, and ``tau_w`` the spread of one creative's error beyond binomial noise (``contrast_fit``).
 
-**Interval.** With per-impression terms ``a_i = w_i r_i``, ``b_i = q_target_i - w_i q_logged_i`` and
-``c_i = 1 - w_i``, doubly robust estimation with the recalibrated model ``alpha + beta q`` is
-``V = mean(a) + M``, ``M = alpha mean(c) + beta mean(b)``: the part the logs support (``a``) plus the part
-that rests on the model (``M``), which is then corrected by the error near the proposals,
-``V = mean(a) + M (1 + e)``. The lift is ``V / mean(r) - 1``; its ``level`` interval takes the quantiles of
+**Lift.** A product's predicted ratio ``pi_p`` is the grading judge's mean prediction for the proposal over
+its mean prediction for the logged creatives on the product's impressions (``_product_ratios``), so the
+product's lift is ``l_p = (1 + gamma (pi_p - 1)) (1 + e_w) - 1`` and the set's
+``sum_p C_p (1 + l_p) / sum_p C_p - 1`` (``C_p``: the product's logged clicks; ``_set_lift``). Its ``level``
+interval takes quantiles over draws that refit ``(gamma, e_w, tau_w)`` on the backtest's creatives resampled
+with replacement (the uncertainty of the calibration, an error all proposals share), resample the clicks, and
+give each product's proposal its own log-normal error factor of variance ``tau_w^2`` (``error_factors``), which
+averages out over many products. The supported part (``supported_part``) reports IPS, SNIPS and DR with the
+judge fitted on the other fold where the logs did show the proposals; ``uncalibrated_lift`` is the
+cross-fitted DR lift before any calibration, for comparison.
 
-    L_b = max(mean(a*) + M*_b (1 + e*_b) g_b, 0) / mean(r*) - 1,    g_b = exp(s z_b - s^2 / 2),
-    s^2 = log(1 + tau^2 / P),
-
-where ``*`` marks impressions resampled with replacement, ``M*_b`` uses the line ``(alpha*_b, beta*_b)``
-and ``e*_b`` is the error near the proposals, both refitted on backtest creatives resampled with
-replacement (the uncertainty of the judge's calibration, an error all proposals share), ``g_b`` a
-log-normal factor of mean 1 and variance ``tau^2 / P`` (``error_factors``; ``z_b`` a standard normal
-draw), and ``P`` Kish's effective number of products in the model part
-(``_independent_products``: the rest of the judge's error on one creative is independent of its error
-on another product's, so it averages out over P products). A product's own interval has ``P = 1``: one
-creative's error in full. ``keep_current`` marks the products whose lower bound is not above 0.
+**Per product (do no harm).** One product's few hundred impressions cannot show a proposal to be better by
+its own clicks: a product's interval is the same ratio with one new creative's error in full, of spread
+``max(tau_w+, delta)``. ``tau_w+`` is the upper bound of ``tau_w`` over the resamples (``contrast_spread_bound``:
+a spread measured as 0 on a few noisy creatives does not make a product's interval narrow). ``delta`` is there
+because the backtest sees only combinations the logs showed, while a proposal is one they did not: how far
+two judges fitted on disjoint halves disagree about the same proposals' ratios (``_disagreement``) shows the
+error of carrying a contrast that far, which no logged creative shows. The set's draws use
+``max(tau_w*_b, delta)`` too. ``keep_current`` marks the products whose lower bound
+is not above 0. So that choosing which products launch does not bias the set's lift, the keep marks come from
+one random half of the impressions and the lift after do no harm from the other.
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
@@ -60,7 +68,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -75,7 +83,6 @@ from adcraft.market.click_log import click_log
 
 FOLDS = 2
 SCHEME = "2-fold cross-fitting by creative"
-BOOTSTRAP_BLOCK = 4_000_000  # resampled row indices held at once (bounds memory whatever the log's size)
 SAMPLE_SIZE_REFERENCE = ("two-proportion z-test without continuity correction: Fleiss, Levin & Paik, "
                          "Statistical Methods for Rates and Proportions, 3rd ed., 2003, section 4.2")
 
@@ -140,6 +147,11 @@ class Backtest:
     ratio: float  # clicks observed per click predicted
     ratio_spread: float  # tau: relative spread of o_c around the line beyond binomial noise
     local_error: float  # the line's relative error on creatives like the proposals (likeness-weighted)
+    contrast_slope: float = 1.0  # gamma: share of a predicted contrast to a product's logs that held-out creatives show
+    contrast_spread: float = math.nan  # tau_w: relative spread of a creative's contrast error beyond binomial noise
+    contrast_spread_bound: float = math.nan  # its upper bound at the evidence's level (bootstrap of the creatives)
+    contrast_local_error: float = 0.0  # e_w: the contrast's relative error on creatives like the proposals
+    disagreement: float = 0.0  # one judge's relative error on a proposal's ratio, from two judges' disagreement
 
     def to_json(self) -> dict:
         return {
@@ -151,6 +163,11 @@ class Backtest:
             "observed_per_predicted": self.ratio,
             "ratio_spread": self.ratio_spread,
             "error_near_proposals": self.local_error,
+            "contrast_slope": self.contrast_slope,
+            "contrast_spread": None if math.isnan(self.contrast_spread) else self.contrast_spread,
+            "contrast_spread_bound": None if math.isnan(self.contrast_spread_bound) else self.contrast_spread_bound,
+            "contrast_error_near_proposals": self.contrast_local_error,
+            "judges_disagreement": self.disagreement,
         }
 
 
@@ -283,9 +300,9 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
 
     ``fit`` fits a judge on a market, ``choose`` returns the proposals a judge picks (as the final set was
     picked). With ``do_no_harm``, ``lift`` is the lift after do-no-harm: the products marked ``keep_current``
-    launch nothing and keep what runs now (their logging policy), so their impressions enter the value as logged
-    (``a = r``, ``b = c = 0``: no change, no lift, no model), while the other products are valued as their
-    proposals; without it, ``lift`` equals ``proposals_lift``. So that choosing which products launch does not
+    launch nothing and keep what runs now (their logging policy: no change, no lift, no model), while the other
+    products are valued as their proposals (module docstring, "Lift"); without it, ``lift`` equals
+    ``proposals_lift``. So that choosing which products launch does not
     bias the lift of the set (the products whose estimate came out high would be the ones launched), the
     impressions are dealt at random into two halves: the per-product lifts and ``keep_current`` come from one
     half, ``lift`` from the other (``bench/evidence.py`` measures the coverage). Raises :class:`InputError` when
@@ -305,46 +322,54 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
             raise InputError(f"cross-fitting needs a judge fitted on each half of the logs (split by creative), "
                              f"and half {fold + 1} cannot be fitted on: {exc}") from exc
     chosen = [choose(judge) for judge in judges]
-    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], policy)
-                      for fold in range(FOLDS)], ignore_index=True)
+    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], judges[1 - fold], policy)
+                      .assign(fold=fold) for fold in range(FOLDS)], ignore_index=True)
     backtest = _backtest(market, folds, judges, proposals)
     rng = np.random.default_rng(config.seed)
-    line = (backtest.calibration_intercept, backtest.calibration_slope, backtest.local_error)
-    lines = _calibration_draws(backtest, config.n_bootstrap, rng)
+    draws = _calibration_draws(backtest, config.n_bootstrap, rng)
+    fallback = backtest.contrast_spread if math.isfinite(backtest.contrast_spread) else backtest.ratio_spread
+    variances = np.where(np.isfinite(draws[:, 4]), draws[:, 4] ** 2, fallback**2)  # tau_w^2 of each resample
+    raw = draws[np.isfinite(draws[:, 5]), 5]
+    bound = max(float(np.quantile(raw, config.level)), 0.0) if len(raw) else fallback**2
+    backtest = dataclasses.replace(backtest, contrast_spread_bound=math.sqrt(bound))
+    disagreement = _disagreement(rows)
+    backtest = dataclasses.replace(backtest, disagreement=disagreement)
+    bound = max(bound, disagreement**2)  # a proposal's error: never below what the judges' disagreement shows
+    variances = np.maximum(variances, disagreement**2)
     z = rng.standard_normal(config.n_bootstrap)
-    spread = backtest.ratio_spread**2
-
-    def set_lift(part: pd.DataFrame) -> tuple[LiftInterval, float]:
-        """The set's lift on ``part`` of the rows, and its uncalibrated estimate."""
-        estimate, low, high, uncalibrated = _lift_interval(
-            part, line, lines, error_factors(z, spread / _independent_products(part)), config.level, rng)
-        return LiftInterval(estimate, low, high, config.level), uncalibrated
-
-    proposals_lift, uncalibrated = set_lift(rows)
+    gamma = (backtest.contrast_slope, backtest.contrast_local_error)
+    gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
+    ratios = _product_ratios(rows)
+    proposals_lift = _set_lift(ratios, set(ratios.index), gamma, gammas, variances, config.level, rng)
+    uncalibrated = float((rows["a"].mean() + rows["b"].mean()) / rows["click"].mean() - 1.0)
     logging_ctr = float(rows["click"].mean())
-    deciding = np.ones(len(rows), dtype=bool)  # the rows the per-product lifts and keep marks come from
-    if do_no_harm:
-        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
-    products = _product_lifts(rows[deciding], proposals, line, lines, error_factors(z, spread), config.level, rng)
     lift = proposals_lift
+    products = _product_lifts(_product_ratios(rows), proposals, gamma, gammas, error_factors(z, bound), config.level)
     if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
+        deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
+        products = _product_lifts(_product_ratios(rows[deciding]), proposals, gamma, gammas,
+                                  error_factors(z, bound), config.level)
         graded = rows[~deciding]
-        kept = graded["product_id"].isin(set(products.loc[products["keep_current"], "product_id"])).to_numpy()
-        lift, uncalibrated = set_lift(graded.assign(a=np.where(kept, graded["click"], graded["a"]),
-                                                    b=np.where(kept, 0.0, graded["b"]),
-                                                    c=np.where(kept, 0.0, graded["c"])))
+        launched = set(products.loc[~products["keep_current"], "product_id"])
+        lift = _set_lift(_product_ratios(graded), launched, gamma, gammas, variances, config.level, rng)
+        moved = graded["product_id"].isin(launched).to_numpy()
+        uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
+                             / graded["click"].mean() - 1.0)
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + lift.estimate), backtest,
                     supported, plan, products, time.perf_counter() - started)
 
 
-def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge,
+def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge, chooser: Judge,
                policy: ProposalPolicy) -> pd.DataFrame:
     """Per impression of the fold: the DR parts ``a = w r`` and ``b = q_target - w q_logged`` of ``proposals``
-    graded by ``grader``, with the propensity made conditional on the fold (module docstring)."""
+    graded by ``grader``, with the propensity made conditional on the fold (module docstring), and the
+    predictions of both judges for the proposal and the logged creative (``q_target``, ``q_logged``: the
+    grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals)."""
     part = fold_market(market, creatives)
     arrays = policy_arrays(part, proposals, "dr", policy, grader.predict)
+    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict)
     log = arrays.log
     everything = market.creatives.set_index("creative_id")["product_id"].reindex(
         market.impressions["creative_id"]).value_counts()
@@ -358,29 +383,44 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
         "a": weight * clicks,
         "b": arrays.q_target - weight * arrays.q_logged,
         "c": 1.0 - weight,
+        "q_target": arrays.q_target,
+        "q_logged": arrays.q_logged,
+        "chooser_target": chosen.q_target,
+        "chooser_logged": chosen.q_logged,
     })
 
 
 def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], proposals: pd.DataFrame) -> Backtest:
     """Each fold's logged creatives predicted by the judge fitted on the other fold, with their likeness to the
-    proposals."""
+    proposals and their product's reference in that judge's own fold (``contrast_errors``)."""
     log = click_log(market)
     log = log.assign(fold=np.array([folds[str(c)] for c in log["creative_id"]], dtype=int))
-    predicted = np.empty(len(log))
+    predicted, fitted = np.empty(len(log)), np.empty(len(log))
     for fold in range(FOLDS):
         mask = (log["fold"] == fold).to_numpy()
         if mask.any():
             part = log[mask]
-            predicted[mask] = judges[1 - fold].predict(part["product_id"].tolist(), part["elements"].tolist(),
-                                                       part["context"].tolist())
-    log = log.assign(predicted_clicks=predicted * log["trials"].to_numpy())
+            args = (part["product_id"].tolist(), part["elements"].tolist(), part["context"].tolist())
+            predicted[mask] = judges[1 - fold].predict(*args)
+            fitted[mask] = judges[fold].predict(*args)
+    trials = log["trials"].to_numpy()
+    log = log.assign(predicted_clicks=predicted * trials, fitted_clicks=fitted * trials)
     per = log.groupby("creative_id", sort=True).agg(predicted_clicks=("predicted_clicks", "sum"),
-                                                    clicks=("clicks", "sum"), impressions=("trials", "sum"))
+                                                    clicks=("clicks", "sum"), impressions=("trials", "sum"),
+                                                    product_id=("product_id", "first"), fold=("fold", "first"))
+    # the reference of a creative of fold k: its product's logs in fold 1 - k, as the judge fitted there sees them
+    own = log.groupby(["product_id", "fold"]).agg(fitted_clicks=("fitted_clicks", "sum"), clicks=("clicks", "sum"),
+                                                  impressions=("trials", "sum"))
+    reference = own.reindex(pd.MultiIndex.from_arrays([per["product_id"], 1 - per["fold"]]))
     points = pd.DataFrame({
         "creative_id": per.index.to_numpy(),
+        "product_id": per["product_id"].to_numpy(),
         "predicted": (per["predicted_clicks"] / per["impressions"]).to_numpy(),
         "observed": (per["clicks"] / per["impressions"]).to_numpy(),
         "impressions": per["impressions"].to_numpy(),
+        "reference_predicted": (reference["fitted_clicks"] / reference["impressions"]).to_numpy(),
+        "reference_observed": (reference["clicks"] / reference["impressions"]).to_numpy(),
+        "reference_impressions": reference["impressions"].fillna(0.0).to_numpy(),
     })
     elements = market.creatives.set_index("creative_id")["elements"].reindex(points["creative_id"])
     points["likeness"] = proposal_likeness(pd.DataFrame({"elements": elements.to_numpy()}), proposals)
@@ -407,8 +447,87 @@ def backtest_summary(points: pd.DataFrame) -> Backtest:
     fitted = np.clip(intercept + slope * q, 1e-6, 1.0)
     variance = float((n * (o / fitted - 1.0) ** 2).sum() / total - ((1.0 - fitted) / fitted).sum() / total)
     likeness = points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
+    contrast = Contrast(1.0, math.nan, math.nan, 0.0)
+    if "reference_predicted" in points:
+        reference = points["reference_predicted"].to_numpy(dtype=float)
+        contrast_columns = contrast_points(q, o, n, reference, points["reference_observed"].to_numpy(float),
+                                           points["reference_impressions"].to_numpy(float), fitted,
+                                           np.clip(intercept + slope * reference, 1e-6, 1.0))
+        points = points.assign(**contrast_columns)
+        contrast = contrast_fit(points, likeness)
     return Backtest(points, mare, slope, intercept, ratio, math.sqrt(max(variance, 0.0)),
-                    _local_error(q, o, n, likeness, intercept, slope))
+                    _local_error(q, o, n, likeness, intercept, slope), contrast.slope, contrast.spread,
+                    contrast_local_error=contrast.local_error)
+
+
+class Contrast(NamedTuple):
+    """The judge's within-product contrast on held-out creatives (``contrast_fit``)."""
+
+    slope: float  # gamma
+    spread: float  # tau_w (NaN: nothing to measure it on)
+    variance: float  # tau_w^2 before the floor at 0 (a resample's figure may fall below it)
+    local_error: float  # e_w: the residual's share near the proposals (0 without likeness)
+
+
+def contrast_points(predicted: np.ndarray, observed: np.ndarray, impressions: np.ndarray,
+                    reference_predicted: np.ndarray, reference_observed: np.ndarray, reference_impressions: np.ndarray,
+                    level: np.ndarray, reference_level: np.ndarray) -> dict[str, np.ndarray]:
+    """Per held-out creative, the columns ``contrast_fit`` reads.
+
+    The reference of a creative that a judge never saw is the same product's logs that the judge was fitted on:
+    its mean prediction there ``Q``, their observed CTR ``O`` on ``N`` impressions. ``pi_c = q_c / Q``
+    (``predicted_ratio``) is the judge's predicted ratio of a new creative to what the product's logs show: the
+    ratio a per-product lift rests on (``_product_lifts``: a proposal the grader never saw against the logs it
+    was fitted on), whatever the judge's error on the product's level. In CTR units, so that a reference with
+    few clicks does not blow a ratio up, the predicted deviation is ``x_c = O (pi_c - 1)`` (``contrast_x``) and
+    the observed one ``y_c = o_c - O`` (``contrast_y``). With ``f_c`` and ``F`` the calibration line's CTRs, the
+    binomial variance of ``o_c - O phi`` for a multiplier ``phi`` near ``pi_c`` is
+    ``f_c (1 - f_c) / n_c + pi_c^2 F (1 - F) / N`` (``contrast_noise``; the two sets of impressions are
+    disjoint). ``contrast_weight`` is ``n_c``, and 0 where the reference has no impression or no prediction.
+    """
+    usable = (reference_impressions > 0) & (reference_predicted > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(usable, predicted / reference_predicted, 1.0)
+        base = np.where(usable, reference_observed, 0.0)
+        noise = np.where(usable, level * (1.0 - level) / impressions
+                         + ratio**2 * reference_level * (1.0 - reference_level) / reference_impressions, 0.0)
+    return {"predicted_ratio": ratio, "contrast_base": base, "contrast_x": base * (ratio - 1.0),
+            "contrast_y": np.where(usable, observed - base, 0.0), "contrast_noise": noise,
+            "contrast_weight": np.where(usable, impressions, 0.0)}
+
+
+def contrast_fit(points: pd.DataFrame, likeness: np.ndarray, rows: np.ndarray | None = None) -> Contrast:
+    """``(gamma, tau_w, tau_w^2 before its floor, e_w)`` of the held-out creatives' contrasts
+    (``contrast_points``), on ``rows`` (all by default; a resample in the calibration draws).
+
+    ``gamma = sum n u x y / sum n u x^2`` is the slope of the observed deviation on the predicted one on the
+    creatives like the proposals (``u``: their ``likeness``; every creative alike without any): 1, they show all
+    of the judge's predicted contrast; 0, none of it; negative, the judge has it backwards; 1 without any
+    predicted contrast. Near the proposals, because a judge's error on the contrast is seldom the same
+    everywhere: one that overrates an element overrates every creative that uses it, and the proposals use it.
+    With the residual
+    ``r_c = y_c - gamma x_c = o_c - O (1 + gamma (pi_c - 1))``, the relative spread beyond binomial noise is
+    ``tau_w^2 = (sum n r^2 - sum n noise) / sum n (O (1 + gamma (pi - 1)))^2`` over all held-out creatives,
+    floored at 0, and the error left near the proposals ``e_w = sum n u r / sum n u O (1 + gamma (pi - 1))``.
+    Sums of CTRs, not means of ratios: a reference with few clicks weighs little instead of dominating.
+    """
+    take = slice(None) if rows is None else rows
+    ratio = points["predicted_ratio"].to_numpy(dtype=float)[take]
+    w = points["contrast_weight"].to_numpy(dtype=float)[take]
+    x, y = points["contrast_x"].to_numpy(dtype=float)[take], points["contrast_y"].to_numpy(dtype=float)[take]
+    if not w.sum() > 0:
+        return Contrast(1.0, math.nan, math.nan, 0.0)
+    near = w * likeness[take]
+    fit = near if near.sum() > 0 else w
+    spread = float((fit * x**2).sum())
+    gamma = float((fit * x * y).sum() / spread) if spread > 1e-18 else 1.0
+    expected = points["contrast_base"].to_numpy(dtype=float)[take] * np.maximum(1.0 + gamma * (ratio - 1.0), 0.0)
+    scale = float((w * expected**2).sum())
+    noise = float((w * points["contrast_noise"].to_numpy(dtype=float)[take]).sum())
+    residual = float((w * (y - gamma * x) ** 2).sum())
+    variance = (residual - noise) / scale if scale > 0 else math.nan
+    local = float((near * (y - gamma * x)).sum() / (near * expected).sum()) if (near * expected).sum() > 0 else 0.0
+    return Contrast(gamma, math.sqrt(max(variance, 0.0)) if scale > 0 else math.nan, variance, local)
 
 
 def _local_error(q: np.ndarray, o: np.ndarray, n: np.ndarray, likeness: np.ndarray, intercept: float,
@@ -444,15 +563,9 @@ def calibration_line(predicted: np.ndarray, observed: np.ndarray, weights: np.nd
     return float(o_mean - slope * q_mean), slope
 
 
-def _independent_products(rows: pd.DataFrame) -> float:
-    """Kish's effective number of products in the model part of the value: ``(sum_p B_p)^2 / sum_p B_p^2`` with
-    ``B_p`` the sum of the product's ``b`` terms (how many products' independent judge errors average out)."""
-    parts = np.abs(rows.groupby("product_id")["b"].sum().to_numpy())
-    return float(parts.sum() ** 2 / (parts**2).sum()) if (parts > 0).any() else 1.0
-
-
 def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``(alpha*_b, beta*_b, local*_b)`` rows: the calibration line and its error near the proposals on backtest
+    """Rows ``(alpha*_b, beta*_b, local*_b)`` of the calibration line and its error near the proposals, then
+    ``(gamma*_b, tau*_b, tau*_b^2 before its floor, e_w*_b)`` of the contrasts (``contrast_fit``), on backtest
     creatives resampled with replacement."""
     points = backtest.points
     n = points["impressions"].to_numpy(dtype=float)
@@ -461,65 +574,116 @@ def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generato
     draws = []
     for k in rng.integers(0, len(points), size=(n_draws, len(points))):
         alpha, beta = calibration_line(q[k], o[k], n[k])
-        draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta)))
-    return np.array(draws)
+        contrast = contrast_fit(points, u, k) if "contrast_x" in points else Contrast(1.0, math.nan, math.nan, 0.0)
+        draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta), *contrast))
+    return np.array(draws).reshape(n_draws, 7)
 
 
-def _resampled_means(columns: Sequence[np.ndarray], n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Means of each column over ``n_draws`` resamples of the rows (the same rows for every column)."""
-    n = len(columns[0])
-    block = max(1, BOOTSTRAP_BLOCK // max(n, 1))
-    out = [np.empty(n_draws) for _ in columns]
-    for start in range(0, n_draws, block):
-        stop = min(start + block, n_draws)
-        rows = rng.integers(0, n, size=(stop - start, n))
-        for column, target in zip(columns, out):
-            target[start:stop] = column[rows].mean(axis=1)
+def error_factors(z: np.ndarray, variance: float | np.ndarray) -> np.ndarray:
+    """Log-normal factors of mean 1 and variance ``variance`` (one for all draws, or one per draw) from standard
+    normal draws ``z``: ``exp(s z - s^2 / 2)``, ``s^2 = log(1 + variance)`` (a CTR's error factor is never
+    negative)."""
+    s2 = np.log1p(np.maximum(variance, 0.0))
+    return np.exp(np.sqrt(s2) * z - s2 / 2.0)
+
+
+def _disagreement(rows: pd.DataFrame) -> float:
+    """How far one judge's predicted ratio for a proposal may lie from the truth, by what two judges fitted on
+    disjoint halves of the logs say of the same proposals: with ``d_p = log(pi_chooser / pi_grader)`` per
+    product (``_product_ratios`` of each judge), ``sqrt(exp(var(d) / 2) - 1)``, the relative spread of one
+    judge's error if the two err independently and alike. ``var`` is taken about the mean: the chooser's
+    predictions are biased upwards by its own choice (the optimiser's curse), an offset that is not the
+    grader's error. 0 with fewer than 3 products."""
+    grader = _product_ratios(rows)["pi"]
+    chooser = _product_ratios(rows.assign(q_target=rows["chooser_target"], q_logged=rows["chooser_logged"]))["pi"]
+    both = (grader > 0) & (chooser > 0)
+    if both.sum() < 3:
+        return 0.0
+    gap = np.log(chooser[both].to_numpy(dtype=float) / grader[both].to_numpy(dtype=float))
+    return math.sqrt(math.expm1(float(np.var(gap, ddof=1)) / 2.0))
+
+
+def _product_ratios(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per product of ``rows``: ``impressions``, ``clicks`` and ``pi``, the grader's predicted ratio of the proposal
+    to the logged creatives (``mean(q_target) / mean(q_logged)`` in each fold, one grader each, averaged over the
+    folds by impressions, so that the graders' different errors on the product's level cancel); ``pi`` is NaN
+    where the grader predicts no click for the logged creatives."""
+    per_fold = rows.groupby(["product_id", "fold"], sort=True).agg(
+        impressions=("q_target", "size"), clicks=("click", "sum"), target=("q_target", "mean"),
+        logged=("q_logged", "mean"))
+    weighted = (per_fold["target"] / per_fold["logged"]).where(per_fold["logged"] > 0) * per_fold["impressions"]
+    known = per_fold["impressions"].where(per_fold["logged"] > 0)
+    out = per_fold.groupby(level=0)[["impressions", "clicks"]].sum()
+    out["pi"] = weighted.groupby(level=0).sum(min_count=1) / known.groupby(level=0).sum(min_count=1)
     return out
 
 
-def error_factors(z: np.ndarray, variance: float) -> np.ndarray:
-    """Log-normal factors of mean 1 and variance ``variance`` from standard normal draws ``z``:
-    ``exp(s z - s^2 / 2)``, ``s^2 = log(1 + variance)`` (a CTR's error factor is never negative)."""
-    s2 = math.log1p(max(variance, 0.0))
-    return np.exp(math.sqrt(s2) * z - s2 / 2.0)
+def _product_lifts(ratios: pd.DataFrame, proposals: pd.DataFrame, gamma: tuple[float, float], gammas: np.ndarray,
+                   factors: np.ndarray, level: float) -> pd.DataFrame:
+    """Per proposed product, its lift by the grading judge's predicted contrast, recalibrated, with its interval,
+    and ``keep_current`` where the lower bound is not above 0.
 
-
-def _lift_interval(rows: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray, factors: np.ndarray,
-                   level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
-    """(estimate, low, high, uncalibrated estimate) of ``V / mean(r) - 1`` on ``rows`` (module docstring)."""
-    a, b, c, r = (rows[k].to_numpy(dtype=float) for k in ("a", "b", "c", "click"))
-    if not r.sum() > 0:
-        return (math.nan,) * 4
-    model = line[0] * c.mean() + line[1] * b.mean()
-    estimate = max(a.mean() + model * (1.0 + line[2]), 0.0) / r.mean() - 1.0
-    uncalibrated = (a.mean() + b.mean()) / r.mean() - 1.0
-    a_draws, b_draws, c_draws, r_draws = _resampled_means([a, b, c, r], len(lines), rng)
-    model = lines[:, 0] * c_draws + lines[:, 1] * b_draws
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lifts = np.maximum(a_draws + model * (1.0 + lines[:, 2]) * factors, 0.0) / r_draws - 1.0
-    lifts = lifts[np.isfinite(lifts)]
-    if not len(lifts):
-        return float(estimate), math.nan, math.nan, float(uncalibrated)
-    low, high = np.quantile(lifts, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(estimate), float(low), float(high), float(uncalibrated)
-
-
-def _product_lifts(rows: pd.DataFrame, proposals: pd.DataFrame, line: tuple[float, float, float], lines: np.ndarray,
-                   factors: np.ndarray, level: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Per proposed product, the lift and interval of ``_lift_interval`` on the product's impressions, and
-    ``keep_current`` where the lower bound is not above 0."""
-    groups = rows.groupby("product_id", sort=True).indices
+    With ``pi`` the product's predicted ratio (``_product_ratios``), the lift is
+    ``(1 + gamma (pi - 1)) (1 + e_w) - 1`` (``gamma``: the backtest's ``(gamma, e_w)``); its interval takes the
+    quantiles of the same with ``(gamma*_b, e_w*_b)`` of each resample of the backtest's creatives (``gammas``),
+    times ``g_b``, a log-normal factor of
+    variance ``tau_w^2`` at its upper bound (``factors``: the judge's error on one new creative's contrast in
+    full, as large as the backtest allows). A ratio of two predictions of one judge for one product: the
+    judge's error on the product's level and the binomial noise of the product's few clicks leave it; the error
+    on the contrast, which decides harm, stays.
+    """
     out = []
     for pid in sorted(set(proposals["product_id"])):
-        index = groups.get(pid)
-        if index is None or len(index) == 0:
-            out.append((pid, 0, math.nan, math.nan, math.nan))
+        count = int(ratios["impressions"].get(pid, 0))
+        pi = float(ratios["pi"].get(pid, math.nan))
+        if not math.isfinite(pi):
+            out.append((pid, count, math.nan, math.nan, math.nan))
             continue
-        out.append((pid, len(index), *_lift_interval(rows.iloc[index], line, lines, factors, level, rng)[:3]))
+        spread = _recalibrated(pi, gammas) * factors - 1.0
+        low, high = np.quantile(spread, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+        out.append((pid, count, float(_recalibrated(pi, np.array([gamma]))[0]) - 1.0, float(low), float(high)))
     frame = pd.DataFrame(out, columns=["product_id", "impressions", "lift", "lift_low", "lift_high"])
     frame["keep_current"] = ~(frame["lift_low"] > 0)
     return frame
+
+
+def _recalibrated(pi: np.ndarray | float, calibrations: np.ndarray) -> np.ndarray:
+    """``max(1 + gamma (pi - 1), 0) (1 + e_w)`` for each row ``(gamma, e_w)`` of ``calibrations``: one row per
+    calibration, one column per ``pi`` (a scalar ``pi`` gives one value per row)."""
+    gamma, local = calibrations[:, :1], calibrations[:, 1:2]
+    values = np.maximum(1.0 + gamma * (np.atleast_1d(pi)[None, :] - 1.0), 0.0) * (1.0 + local)
+    return values[:, 0] if np.ndim(pi) == 0 else values
+
+
+def _set_lift(ratios: pd.DataFrame, launched: set[str], gamma: tuple[float, float], gammas: np.ndarray,
+              variances: np.ndarray, level: float, rng: np.random.Generator) -> LiftInterval:
+    """The lift of a set that launches the proposals of ``launched`` and keeps what runs now elsewhere.
+
+    With ``C_p`` the product's logged clicks (its traffic times its logging CTR) and
+    ``l_p = (1 + gamma (pi_p - 1)) (1 + e_w) - 1`` for a launched product (0 for a kept one), the lift is
+    ``sum_p C_p (1 + l_p) / sum_p C_p - 1``. Its interval takes the quantiles over draws ``b`` of the same with
+    ``C*_pb ~ Binomial(n_p, C_p / n_p)`` (the logs' noise), ``gamma*_b``, ``e_w*_b`` and ``tau*_b`` of one
+    resample of the backtest's creatives (an error all products share) and, per launched product, its own
+    log-normal factor ``g_pb`` of variance ``tau*_b^2`` (one creative's error, independent between products, so
+    that it averages out over many).
+    """
+    ratios = ratios[ratios["clicks"] > 0]
+    if ratios.empty:
+        return LiftInterval(math.nan, math.nan, math.nan, level)
+    moved = (ratios.index.isin(list(launched)) & np.isfinite(ratios["pi"].to_numpy())).astype(float)
+    pi = np.nan_to_num(ratios["pi"].to_numpy(dtype=float), nan=1.0)
+    clicks, impressions = ratios["clicks"].to_numpy(dtype=float), ratios["impressions"].to_numpy(dtype=float)
+    estimate = float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
+                     / clicks.sum() - 1.0)
+    n = len(gammas)
+    resampled = rng.binomial(impressions.astype(np.int64), clicks / impressions, size=(n, len(pi))).astype(float)
+    factors = error_factors(rng.standard_normal((n, len(pi))), variances[:, None])
+    own = _recalibrated(pi, gammas) * factors - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lifts = (resampled * (1.0 + moved * own)).sum(axis=1) / resampled.sum(axis=1) - 1.0
+    lifts = lifts[np.isfinite(lifts)]
+    low, high = np.quantile(lifts, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]) if len(lifts) else (math.nan,) * 2
+    return LiftInterval(estimate, float(low), float(high), level)
 
 
 def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],
