@@ -36,7 +36,9 @@ near the proposals, and ``tau_w`` the spread of one creative's error beyond bino
 
 **Lift.** A product's predicted ratio ``pi_p`` is the grading judge's mean prediction for the proposal over
 its mean prediction for the logged creatives on the product's impressions (``_product_ratios``), so the
-product's lift is ``l_p = (1 + gamma (pi_p - 1)) (1 + e_w) - 1`` and the set's
+product's lift is ``l_p = (1 + gamma (min(pi_p, pi+) - 1)) (1 + e_w) - 1`` (``pi+``: the upper ``level`` quantile
+of the held-out creatives' predicted ratios, ``_verified_ratio``: no credit for a contrast larger than any the
+backtest saw land) and the set's
 ``sum_p C_p (1 + l_p) / sum_p C_p - 1`` (``C_p``: the product's logged clicks; ``_set_lift``). Its ``level``
 interval takes quantiles over draws that refit ``(gamma, e_w, tau_w)`` on the backtest's creatives resampled
 with replacement (the uncertainty of the calibration, an error all proposals share), resample the clicks, and
@@ -152,6 +154,7 @@ class Backtest:
     contrast_spread_bound: float = math.nan  # its upper bound at the evidence's level (bootstrap of the creatives)
     contrast_local_error: float = 0.0  # e_w: the contrast's relative error on creatives like the proposals
     disagreement: float = 0.0  # one judge's relative error on a proposal's ratio, from two judges' disagreement
+    verified_ratio: float = math.inf  # the largest predicted ratio credited: the held-out creatives' upper quantile
 
     def to_json(self) -> dict:
         return {
@@ -168,6 +171,7 @@ class Backtest:
             "contrast_spread_bound": None if math.isnan(self.contrast_spread_bound) else self.contrast_spread_bound,
             "contrast_error_near_proposals": self.contrast_local_error,
             "judges_disagreement": self.disagreement,
+            "verified_ratio": None if math.isinf(self.verified_ratio) else self.verified_ratio,
         }
 
 
@@ -339,19 +343,27 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     z = rng.standard_normal(config.n_bootstrap)
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)
     gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
-    ratios = _product_ratios(rows)
+    verified = _verified_ratio(backtest.points, config.level)
+    backtest = dataclasses.replace(backtest, verified_ratio=verified)
+
+    def ratios_of(part: pd.DataFrame) -> pd.DataFrame:
+        """``_product_ratios`` with no credit beyond the contrasts the backtest verified."""
+        ratios = _product_ratios(part)
+        return ratios.assign(pi=ratios["pi"].clip(upper=verified))
+
+    ratios = ratios_of(rows)
     proposals_lift = _set_lift(ratios, set(ratios.index), gamma, gammas, variances, config.level, rng)
     uncalibrated = float((rows["a"].mean() + rows["b"].mean()) / rows["click"].mean() - 1.0)
     logging_ctr = float(rows["click"].mean())
     lift = proposals_lift
-    products = _product_lifts(_product_ratios(rows), proposals, gamma, gammas, error_factors(z, bound), config.level)
+    products = _product_lifts(ratios, proposals, gamma, gammas, error_factors(z, bound), config.level)
     if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
         deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
-        products = _product_lifts(_product_ratios(rows[deciding]), proposals, gamma, gammas,
+        products = _product_lifts(ratios_of(rows[deciding]), proposals, gamma, gammas,
                                   error_factors(z, bound), config.level)
         graded = rows[~deciding]
         launched = set(products.loc[~products["keep_current"], "product_id"])
-        lift = _set_lift(_product_ratios(graded), launched, gamma, gammas, variances, config.level, rng)
+        lift = _set_lift(ratios_of(graded), launched, gamma, gammas, variances, config.level, rng)
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
@@ -585,6 +597,18 @@ def error_factors(z: np.ndarray, variance: float | np.ndarray) -> np.ndarray:
     negative)."""
     s2 = np.log1p(np.maximum(variance, 0.0))
     return np.exp(np.sqrt(s2) * z - s2 / 2.0)
+
+
+def _verified_ratio(points: pd.DataFrame, level: float) -> float:
+    """The ``level`` quantile, by impressions, of the held-out creatives' predicted ratios ``pi_c``
+    (``contrast_points``): the contrasts the backtest has seen land. A proposal's predicted ratio is credited up
+    to it and no further, since how the judge's contrast carries beyond the creatives the logs showed is
+    measured by nothing (infinite without contrast points)."""
+    if "contrast_weight" not in points or not (points["contrast_weight"] > 0).any():
+        return math.inf
+    seen = points[points["contrast_weight"] > 0].sort_values("predicted_ratio")
+    cumulative = seen["contrast_weight"].cumsum().to_numpy() / seen["contrast_weight"].sum()
+    return float(seen["predicted_ratio"].to_numpy()[np.searchsorted(cumulative, level)])
 
 
 def _disagreement(rows: pd.DataFrame) -> float:
