@@ -366,3 +366,35 @@ def test_judges_that_disagree_about_the_proposals_widen_each_products_interval(w
     assert width.median() > 1.5 * honest_width.median()
     assert noisy.products["keep_current"].sum() > honest.products["keep_current"].sum() + PRODUCTS / 2
     assert noisy.to_json()["backtest"]["judges_disagreement"] == noisy.backtest.disagreement
+
+
+def exaggerates_the_unlogged(full: Market):
+    """A judge family that is right about every combination the logs showed and predicts four times the CTR of
+    any other: held-out logged creatives cannot show its error, two such judges agree, and only the proposals
+    (combinations no log showed) carry it."""
+    logged = {(p, tuple(e)) for p, e in zip(full.creatives["product_id"], full.creatives["elements"])}
+
+    class Exaggerates(ElementRates):
+        def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+            boost = np.array([1.0 if (p, tuple(c)) in logged else 4.0 for p, c in zip(product_ids, combos)])
+            return super().predict(product_ids, combos, contexts) * boost
+
+    return Exaggerates
+
+
+def test_no_credit_for_a_contrast_larger_than_any_the_backtest_saw_land(world):
+    market, truth, logging_ctr = world
+    choose = best_of_all(market)
+    judge = exaggerates_the_unlogged(market)
+    final = choose(judge(market))
+    evidence = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=5))
+    claim = self_graded(market, final, judge(market))
+    true = true_lift(truth, logging_ctr, final)
+    assert claim > true + 2.0  # graded by itself, the judge claims its fourfold error
+    verified = evidence.backtest.verified_ratio
+    assert 1.0 < verified < 2.5
+    # every product's predicted ratio is beyond the verified one, so each is credited that one and no more
+    backtest = evidence.backtest
+    capped = (1.0 + backtest.contrast_slope * (verified - 1.0)) * (1.0 + backtest.contrast_local_error) - 1.0
+    assert evidence.products["lift"].to_numpy() == pytest.approx(np.full(PRODUCTS, capped))
+    assert evidence.lift.low <= true <= evidence.lift.high  # the truth, not the fourfold claim
