@@ -155,6 +155,7 @@ class Backtest:
     contrast_local_error: float = 0.0  # e_w: the contrast's relative error on creatives like the proposals
     disagreement: float = 0.0  # one judge's relative error on a proposal's ratio, from two judges' disagreement
     verified_ratio: float = math.inf  # the largest predicted ratio credited: the held-out creatives' upper quantile
+    proposal_spread: float = math.nan  # max(tau_w+, disagreement): one proposal's error in a product's interval
 
     def to_json(self) -> dict:
         return {
@@ -172,6 +173,7 @@ class Backtest:
             "contrast_error_near_proposals": self.contrast_local_error,
             "judges_disagreement": self.disagreement,
             "verified_ratio": None if math.isinf(self.verified_ratio) else self.verified_ratio,
+            "proposal_spread": None if math.isnan(self.proposal_spread) else self.proposal_spread,
         }
 
 
@@ -339,6 +341,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     disagreement = _disagreement(rows)
     backtest = dataclasses.replace(backtest, disagreement=disagreement)
     bound = max(bound, disagreement**2)  # a proposal's error: never below what the judges' disagreement shows
+    backtest = dataclasses.replace(backtest, proposal_spread=math.sqrt(bound))
     variances = np.maximum(variances, disagreement**2)
     z = rng.standard_normal(config.n_bootstrap)
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)

@@ -172,6 +172,10 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
         (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration "
          "slope, error on creatives like the proposals",
          f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}, {backtest.local_error:+.0%}"),
+        ("what the lift rests on, the judge's contrast to a product's logs: share of it that held-out creatives "
+         "like the proposals showed, one proposal's error (the larger of the held-out spread's upper bound and "
+         "the two half-data judges' disagreement), largest ratio credited",
+         f"{backtest.contrast_slope:.2f}, {backtest.proposal_spread:.0%}, {backtest.verified_ratio:.2f}"),
         ("impressions of products whose proposal was logged (supported by the logs, not extrapolated)",
          f"{supported.impression_share:.0%}"),
     ]
