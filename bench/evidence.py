@@ -19,6 +19,11 @@ pixels (``sum_p w_p T_p / sum_p w_p L_p - 1``). It reports, per world and over a
 - what a reader who launches the rank-1 creative of every row of ``creatives.parquet`` gets, a kept row
   (do no harm) scored as the logged creative it shows rather than as the logging policy it stands for: its
   share of the oracle lift and harm share (``rank1_scored(kept_rows=True)``).
+
+``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
+and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
+holds its truth, how well the estimates tell the products that gain from those that lose, and what do no harm's rule
+and a plain "estimate > 0" rule would have launched (``per_product_summary``).
 """
 
 from __future__ import annotations
@@ -132,6 +137,53 @@ def rank1_scored(result: dict, workdir: Path, kept_rows: bool) -> tuple[float, f
 
 
 KEPT_AS = ("logging policy", "most shown creative", "best logged creative")
+PER_PRODUCT_HEADING = "## Evidence per product: can it tell which products gain? (bench/evidence.py --per-product)"
+
+
+def product_rows(run: ScoredRun) -> list[dict]:
+    """One row per product of a run: the evidence ``optimize`` wrote for its rank-1 proposal (``products.parquet``:
+    ``estimated_lift``, ``lift_low``, ``lift_high``, ``keep_current``) and the proposal's true lift over the
+    product's logging policy, ``T_p / L_p - 1``, its rank-1 proposal scored as if launched (``rank1``)."""
+    evidence = pd.read_parquet(run.out / "products.parquet").set_index("product_id")
+    true = run.rank1(kept_rows=False)
+    return [{"world": run.result["world"], "seed": run.result["seed"], "product_id": p,
+             "true lift": true[p] / float(run.logging[p]) - 1.0,
+             "estimate": float(evidence.loc[p, "estimated_lift"]), "low": float(evidence.loc[p, "lift_low"]),
+             "high": float(evidence.loc[p, "lift_high"]), "launched": not bool(evidence.loc[p, "keep_current"])}
+            for p in true if p in evidence.index]
+
+
+def per_product_summary(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per world and over all products: the share of products whose 90% interval holds their true lift (Wilson
+    95%), the correlation of estimate and truth, the mean estimate and mean true lift, the RMSE and the median
+    interval width; then, over all products, what two launch rules would have done: the rule ``optimize``
+    applies (launch where the low end of the 90% interval exceeds 0) and launching wherever the estimate exceeds 0."""
+    def figures(part: pd.DataFrame) -> dict:
+        held = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+        low, high = wilson(int(held.sum()), len(part))
+        error = part["estimate"] - part["true lift"]
+        return {"products": len(part), "interval holds the truth": float(held.mean()), "95% low": low,
+                "95% high": high, "corr(estimate, true)": float(part["estimate"].corr(part["true lift"])),
+                "mean estimate": float(part["estimate"].mean()), "mean true lift": float(part["true lift"].mean()),
+                "share gaining": float((part["true lift"] > 0).mean()),
+                "RMSE": float(np.sqrt(np.mean(error ** 2))),
+                "median width": float((part["high"] - part["low"]).median()),
+                "launched by the rule": float(part["launched"].mean())}
+
+    worlds = [{"world": world, **figures(part)} for world, part in rows.groupby("world", sort=False)]
+    worlds.append({"world": "all", **figures(rows)})
+    losing = rows["true lift"] < 0
+    rules = []
+    for rule, launched in (("low end of the 90% interval > 0 (optimize's)", rows["low"] > 0),
+                           ("estimate > 0", rows["estimate"] > 0)):
+        rules.append({"launch where": rule, "launched share": float(launched.mean()),
+                      "losing among launched": float(losing[launched].mean()) if launched.any() else math.nan,
+                      "harm share (losing launched / all)": float((losing & launched).mean()),
+                      "mean true lift of launched": float(rows["true lift"][launched].mean())
+                      if launched.any() else math.nan})
+    return pd.DataFrame(worlds), pd.DataFrame(rules)
+
+
 KEPT_HEADING = "## Kept rows: which logged creative they show (bench/evidence.py --kept-alternatives)"
 
 
@@ -219,6 +271,9 @@ def main() -> None:
     parser.add_argument("--kept-alternatives", action="store_true",
                         help="instead: score each run's kept products as their logging policy, most shown creative "
                              "and best logged creative (its own section of --results)")
+    parser.add_argument("--per-product", action="store_true",
+                        help="instead: each product's evidence against its proposal's true lift (its own section of "
+                             "--results)")
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
@@ -252,6 +307,28 @@ def main() -> None:
         print(text)
         if args.results is not None:
             write_section(args.results, KEPT_HEADING, text)
+        return
+    if args.per_product:
+        rows = pd.DataFrame([row for r in results for row in product_rows(ScoredRun(r, args.workdir))])
+        if rows.empty:
+            raise SystemExit("no run with per-product evidence among the results")
+        worlds, rules = per_product_summary(rows)
+        text = "\n\n".join([
+            PER_PRODUCT_HEADING,
+            f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "
+            f"{', '.join(map(str, sorted(set(rows['seed']))))}): each product's evidence as `products.parquet` holds "
+            "it (the rank-1 proposal's estimated lift over the product's logging policy and its 90% interval, before "
+            "do no harm) beside the true lift of that proposal, scored by the world's truth on the PNG the run "
+            "rendered. Written "
+            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+            markdown_table(worlds, 3),
+            "Two launch rules over all products above: do no harm's, and launching wherever the estimate is "
+            "positive:",
+            markdown_table(rules, 3),
+        ])
+        print(text)
+        if args.results is not None:
+            write_section(args.results, PER_PRODUCT_HEADING, text)
         return
     runs = run_rows([r for r in results if "reported low" in r["methods"][OPTIMIZE]], args.workdir)
     if runs.empty:
