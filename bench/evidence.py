@@ -257,6 +257,13 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def publish(text: str, results: Path | None, heading: str) -> None:
+    """Print a section and, with ``--results``, replace its heading's section of that file."""
+    print(text)
+    if results is not None:
+        write_section(results, heading, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worlds", nargs="+", default=list(BENCH_WORLDS), choices=BENCH_WORLDS)
@@ -304,9 +311,7 @@ def main() -> None:
             "Per run:",
             markdown_table(rows, 3),
         ])
-        print(text)
-        if args.results is not None:
-            write_section(args.results, KEPT_HEADING, text)
+        publish(text, args.results, KEPT_HEADING)
         return
     if args.per_product:
         rows = pd.DataFrame([row for r in results for row in product_rows(ScoredRun(r, args.workdir))])
@@ -326,9 +331,7 @@ def main() -> None:
             "positive:",
             markdown_table(rules, 3),
         ])
-        print(text)
-        if args.results is not None:
-            write_section(args.results, PER_PRODUCT_HEADING, text)
+        publish(text, args.results, PER_PRODUCT_HEADING)
         return
     runs = run_rows([r for r in results if "reported low" in r["methods"][OPTIMIZE]], args.workdir)
     if runs.empty:
@@ -344,9 +347,7 @@ def main() -> None:
         "Per run:",
         markdown_table(runs, 3),
     ])
-    print(text)
-    if args.results is not None:
-        write_section(args.results, HEADING, text)
+    publish(text, args.results, HEADING)
 
 
 if __name__ == "__main__":

@@ -325,12 +325,19 @@ def test_a_contrast_that_misses_by_creative_shows_as_spread_beyond_noise():
     assert 0.2 < summary.contrast_spread < 0.45
 
 
+def honest_and(judge, market: Market):
+    """The evidence (do no harm on) of the honest judge ``ElementRates`` and of ``judge``, each choosing and
+    valuing its own best combinations."""
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=5)
+    return tuple(proposal_evidence(market, choose(j(market)), j, choose, config, do_no_harm=True)
+                 for j in (ElementRates, judge))
+
+
 def test_per_product_decisions_ignore_a_judges_error_on_a_products_level(world):
     market, truth, _ = world
     choose = best_of_all(market)
-    config = EvidenceConfig(n_bootstrap=200, seed=5)
-    honest = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config, do_no_harm=True)
-    noisy = proposal_evidence(market, choose(NoisyRates(market)), NoisyRates, choose, config, do_no_harm=True)
+    honest, noisy = honest_and(NoisyRates, market)
     assert noisy.products["lift"].to_numpy() == pytest.approx(honest.products["lift"].to_numpy())
     assert noisy.products["keep_current"].tolist() == honest.products["keep_current"].tolist()
     # the honest judge's products launch, and every launched one beats what its product runs now
@@ -356,10 +363,7 @@ class NoisyCombos(ElementRates):
 
 def test_judges_that_disagree_about_the_proposals_widen_each_products_interval(world):
     market, _, _ = world
-    choose = best_of_all(market)
-    config = EvidenceConfig(n_bootstrap=200, seed=5)
-    honest = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config, do_no_harm=True)
-    noisy = proposal_evidence(market, choose(NoisyCombos(market)), NoisyCombos, choose, config, do_no_harm=True)
+    honest, noisy = honest_and(NoisyCombos, market)
     assert noisy.backtest.disagreement > 2 * honest.backtest.disagreement
     width = (noisy.products["lift_high"] - noisy.products["lift_low"]) / (1.0 + noisy.products["lift"])
     honest_width = (honest.products["lift_high"] - honest.products["lift_low"]) / (1.0 + honest.products["lift"])
