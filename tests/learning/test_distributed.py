@@ -9,11 +9,17 @@ bitwise identical after training.
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from adcraft.errors import InputError
+from adcraft.learning.distributed import BACKEND, DataParallel
 from adcraft.pipeline import train_reward_model
 
 LOG_LOSS_TOLERANCE = 0.02  # relative
@@ -55,3 +61,18 @@ def test_data_parallel_training_is_refused_for_models_it_does_not_cover(tiny_mar
     with pytest.raises(InputError, match="data-parallel"):
         train_reward_model("utility", tiny_market_dir, tmp_path / "out", world_size=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_release_leaves_no_wrapper_holding_the_process_group(tmp_path):
+    """After training a wrapper can live on in reference cycles, freed at whichever garbage collection
+    comes, possibly the interpreter's exit; ``release`` frees it before the group is left."""
+    dist.init_process_group(BACKEND, init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
+    try:
+        world, model = DataParallel(0, 1), nn.Linear(3, 1)
+        world.wrap(model)(torch.ones(2, 3)).sum().backward()
+        assert world.wraps(model)
+        world.release()
+        assert not world.wraps(model)
+        assert not [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel) and o.module is model]
+    finally:
+        dist.destroy_process_group()

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from adcraft.errors import InputError
-from adcraft.market.click_log import SplitConfig, click_log, creative_outcomes, time_split
+from adcraft.market.click_log import SplitConfig, click_log, creative_outcomes, impression_contexts, time_split
 
 
 def test_click_log_aggregates_impressions_without_losing_counts(logged_market):
@@ -87,3 +88,15 @@ def test_best_logged_creative_is_not_won_by_a_lucky_handful_of_impressions():
     assert best.loc["a", "shrunk_ctr"] == pytest.approx((60 + 200 * 82 / 2003) / 1200)
     # without shrinkage the lucky one would win
     assert best_logged_creatives(log, prior_impressions=0.0).loc["a", "creative_id"] == "lucky"
+
+
+@pytest.mark.parametrize("context", [None, [np.nan, np.nan], ['{"device": "app"}', None]])
+def test_contexts_of_impressions_without_position_are_strings_and_missing_ones_empty(context):
+    impressions = pd.DataFrame({"creative_id": ["a", "b"]})
+    if context is not None:
+        impressions["context"] = context
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fill of a float column with a string, which pandas will refuse
+        contexts = impression_contexts(impressions)
+    given = [None, None] if context is None else context
+    assert contexts.tolist() == [c if isinstance(c, str) else "" for c in given]

@@ -13,7 +13,9 @@ the shard-size weighted mean of the shards' gradients. For a loss that is a mean
 whole batch's gradient; for the impression-weighted binomial loss (a ratio of sums over rows) it is close
 but not equal, and summation orders differ, so world sizes 1 and 2 reach close, not bitwise-equal,
 weights. Validation runs on the whole validation set on every rank, so early stopping agrees everywhere;
-rank 0 alone writes checkpoints and the model.
+rank 0 alone writes checkpoints and the model. When its work is done every rank waits at a barrier,
+drops its ``DistributedDataParallel`` wrappers and then leaves the group, so that gloo's threads end
+while the interpreter is alive, never in its finalisation.
 
 How to run it:
 
@@ -26,6 +28,7 @@ How to run it:
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -101,6 +104,16 @@ class DataParallel:
         dist.all_gather(gathered, mine)
         return all(torch.equal(mine, other) for other in gathered)
 
+    def release(self) -> None:
+        """Drop the ``DistributedDataParallel`` wrappers, whose reducers hold the process group.
+
+        Call before ``dist.destroy_process_group()``: a wrapper left alive keeps gloo's worker threads
+        until the interpreter's finalisation, where tearing them down aborts the process (SIGABRT,
+        "terminate called without an active exception").
+        """
+        self._wrapped.clear()
+        gc.collect()
+
     def batch_loss(self, loss: torch.Tensor, share: float) -> float:
         """sum_r (n_r / n) loss_r over the ranks: the batch's loss, the same number on every rank."""
         contribution = loss.detach().reshape(1).double() * share if share > 0 else torch.zeros(1, dtype=torch.float64)
@@ -140,9 +153,12 @@ def _rank_main(rank: int, world_size: int, init_method: str, parent: int, functi
     _exit_with_parent(parent)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     dist.init_process_group(BACKEND, init_method=init_method, rank=rank, world_size=world_size)
+    world = DataParallel(rank, world_size)
     try:
-        function(DataParallel(rank, world_size), *args)
+        function(world, *args)
+        dist.barrier()
     finally:
+        world.release()
         dist.destroy_process_group()
 
 

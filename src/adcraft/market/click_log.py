@@ -114,7 +114,7 @@ def impression_contexts(impressions: pd.DataFrame) -> pd.Series:
     """
     raw = impressions["context"] if "context" in impressions else pd.Series(None, index=impressions.index)
     if "position" not in impressions or impressions["position"].isna().all():
-        return raw.fillna("").astype(str)
+        return raw.astype(object).fillna("").astype(str)
     out = []
     for context, position in zip(raw, impressions["position"]):
         data = json.loads(context) if isinstance(context, str) and context else {}
