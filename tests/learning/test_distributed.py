@@ -73,6 +73,6 @@ def test_release_leaves_no_wrapper_holding_the_process_group(tmp_path):
         assert world.wraps(model)
         world.release()
         assert not world.wraps(model)
-        assert not [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel) and o.module is model]
+        assert not [o for o in gc.get_objects() if type(o) is DistributedDataParallel and o.module is model]
     finally:
         dist.destroy_process_group()
