@@ -16,6 +16,7 @@ from adcraft.rewards.additive import (
     fit_additive,
     log_loss,
     pooled_creatives,
+    within_product_log_likelihood,
 )
 
 TITLES = {"t0": -0.6, "t1": 0.0, "t2": 0.5}
@@ -27,10 +28,9 @@ def true_logit(product: int, combo) -> float:
     return -3.5 + 0.3 * (product % 2) + TITLES[combo[0]] + BACKGROUNDS[combo[1]]
 
 
-@pytest.fixture(scope="module")
-def market() -> Market:
-    """Twelve products, every combination logged uniformly for 14 days, clicks from an additive truth."""
-    rng = np.random.default_rng(5)
+def logged_market(logit, seed: int) -> Market:
+    """Twelve products, every combination logged uniformly for 14 days, clicks from ``logit(product, combo)``."""
+    rng = np.random.default_rng(seed)
     combos = list(itertools.product(TITLES, BACKGROUNDS))
     products = pd.DataFrame({"product_id": [f"p{i:02d}" for i in range(12)], "title": "thing",
                              "category": "things", "image": "p.png"})
@@ -43,7 +43,7 @@ def market() -> Market:
         for k, combo in enumerate(combos):
             cid = f"p{i:02d}-c{k}"
             creatives.append({"creative_id": cid, "product_id": f"p{i:02d}", "elements": list(combo), "image": None})
-            p = 1 / (1 + np.exp(-true_logit(i, combo)))
+            p = 1 / (1 + np.exp(-logit(i, combo)))
             for click in rng.random(400) < p:
                 impressions.append({"creative_id": cid, "click": int(click), "ts": int(rng.integers(0, 14 * DAY)),
                                     "propensity": 1 / len(combos)})
@@ -52,6 +52,12 @@ def market() -> Market:
     impressions["click"] = impressions["click"].astype("int8")
     return Market(None, MarketConfig(slots=("title", "background")), products, elements, pd.DataFrame(creatives),
                   impressions)
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    """The additive truth ``true_logit`` logged (``logged_market``)."""
+    return logged_market(true_logit, seed=5)
 
 
 class Constant:
@@ -88,19 +94,63 @@ def test_a_stronger_penalty_shrinks_the_weights(market):
     assert np.abs(list(tight.elements.values())).sum() < 0.5 * np.abs(list(loose.elements.values())).sum()
 
 
-def test_the_judge_with_the_lower_held_out_log_loss_is_chosen(market):
+def interaction_market() -> Market:
+    """The background's effect flips sign with the product's parity: one weight per element cannot order any
+    product's creatives, the truth orders them strongly."""
+    return logged_market(interaction_logit, seed=11)
+
+
+def interaction_logit(product: int, combo) -> float:
+    return -3.0 + (1.0 if product % 2 else -1.0) * 2.0 * BACKGROUNDS[combo[1]]
+
+
+class InteractionTruth:
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        return np.array([1 / (1 + np.exp(-interaction_logit(int(p[1:]), c))) for p, c in zip(product_ids, combos)])
+
+
+class Reversed(Truth):
+    """The truth's level with every product's creatives in the opposite order."""
+
+    def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
+        return 1 / (1 + np.exp(-np.array([-true_logit(int(p[1:]), c) + 2 * (-3.5 + 0.3 * (int(p[1:]) % 2))
+                                           for p, c in zip(product_ids, combos)])))
+
+
+def test_the_within_product_score_reads_only_the_contrast(market):
+    rows = pooled_creatives(click_log(market))
+    truth = Truth().predict(rows["product_id"].tolist(), rows["elements"].tolist())
+    level = np.array([3.0 if p in {"p01", "p04"} else 0.5 for p in rows["product_id"]])
+    honest = within_product_log_likelihood(truth, rows)
+    assert len(honest) == 12 and honest["clicks"].sum() == rows["clicks"].sum()
+    # every product's prediction scaled by its own factor: the same score (level errors do not count)
+    np.testing.assert_allclose(within_product_log_likelihood(truth * level, rows)["log_likelihood"],
+                               honest["log_likelihood"], rtol=1e-9)
+    flat = within_product_log_likelihood(np.full(len(rows), 0.03), rows)
+    assert honest["log_likelihood"].sum() > flat["log_likelihood"].sum()  # the true order beats no order
+    one = rows[rows["creative_id"].isin(["p00-c0", "p01-c0", "p01-c1"])]
+    assert within_product_log_likelihood(np.full(3, 0.1), one)["product_id"].tolist() == ["p01"]  # p00: 1 creative
+
+
+def test_a_judge_without_contrast_or_with_the_wrong_one_is_not_chosen(market):
     log = click_log(market)
     rate = float(log["clicks"].sum() / log["trials"].sum())
-    judge, choice = choose_judge(log, Constant(rate))
-    assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
-    assert choice.held_out_log_loss["additive"] < choice.held_out_log_loss["mil"]
-    assert 0 < choice.held_out_impressions < len(market.impressions)
-    truth = Truth()  # near the additive fit here: either may win, and the lower loss decides
+    for wrong in (Constant(rate), Reversed()):
+        judge, choice = choose_judge(log, wrong, AdditiveConfig(choice_margin=0.0))
+        assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
+        assert choice.within_product["additive"] > choice.within_product["mil"] and choice.margin_z < 0
+        assert 0 < choice.held_out_clicks and 0 < choice.held_out_impressions < len(market.impressions)
+        assert choice.held_out_products == 12
+
+
+def test_the_multi_instance_model_chooses_only_beyond_the_margin():
+    log = click_log(interaction_market())
+    truth = InteractionTruth()  # orders every product's creatives; the additive judge cannot
     judge, choice = choose_judge(log, truth)
-    losses = choice.held_out_log_loss
-    assert choice.chosen == min(losses, key=losses.get)
-    assert (judge is truth) == (choice.chosen == "mil")
-    assert abs(losses["mil"] - losses["additive"]) < 0.01 * losses["mil"]
+    assert choice.chosen == "mil" and judge is truth and choice.margin_z > 1.0
+    assert choice.within_product["mil"] > choice.within_product["additive"]
+    _, strict = choose_judge(log, truth, AdditiveConfig(choice_margin=choice.margin_z + 0.1))
+    assert strict.chosen == "additive"  # the same figures, a margin they do not clear
 
 
 def test_log_loss_and_bad_inputs():
@@ -108,5 +158,7 @@ def test_log_loss_and_bad_inputs():
     assert log_loss(np.array([0.5, 0.5]), rows) == pytest.approx(np.log(2))
     with pytest.raises(InputError):
         AdditiveConfig(l2_grid=(0.0,))
+    with pytest.raises(InputError):
+        AdditiveConfig(choice_margin=-1.0)
     with pytest.raises(InputError):
         AdditiveJudge.fit(pd.DataFrame({"product_id": [], "elements": [], "clicks": [], "trials": []}), 1.0)
