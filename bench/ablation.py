@@ -10,7 +10,8 @@ share of the oracle lift, harm share, true lift, kept products, whether its repo
 per world and over all pairs the mean of variant - base with a 95% paired t-interval over the pairs. With
 ``--workdir`` (the markets' and runs' folder of ``bench/worlds.py``) it adds the share of the oracle lift and the
 harm share had every product launched its rank-1 proposal (``evidence.rank1_scored``): what the
-judges' proposals are worth before do no harm keeps any of them back.
+judges' proposals are worth before do no harm keeps any of them back (``--variant-workdir`` where the variant's
+runs are in a folder of their own).
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def main() -> None:
     parser.add_argument("--variant-label", default="with the variant", help="what made the variant runs")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="bench/worlds.py's --workdir: also score every product's rank-1 proposal launched")
+    parser.add_argument("--variant-workdir", type=Path, default=None,
+                        help="the variant's --workdir where it is not --workdir's (two versions of the code)")
     args = parser.parse_args()
-    base, variant = load(args.base, args.workdir), load(args.variant, args.workdir)
+    base, variant = load(args.base, args.workdir), load(args.variant, args.variant_workdir or args.workdir)
     pairs = sorted(set(base) & set(variant))
     if not pairs:
         raise SystemExit("no (world, seed) in both result sets")
