@@ -132,25 +132,28 @@ def test_the_within_product_score_reads_only_the_contrast(market):
     assert within_product_log_likelihood(np.full(3, 0.1), one)["product_id"].tolist() == ["p01"]  # p00: 1 creative
 
 
-def test_a_judge_without_contrast_or_with_the_wrong_one_is_not_chosen(market):
+def test_the_judge_with_the_lower_held_out_log_loss_is_chosen(market):
     log = click_log(market)
     rate = float(log["clicks"].sum() / log["trials"].sum())
-    for wrong in (Constant(rate), Reversed()):
-        judge, choice = choose_judge(log, wrong, AdditiveConfig(choice_margin=0.0))
-        assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
-        assert choice.within_product["additive"] > choice.within_product["mil"] and choice.margin_z < 0
-        assert 0 < choice.held_out_clicks and 0 < choice.held_out_impressions < len(market.impressions)
-        assert choice.held_out_products == 12
-
-
-def test_the_multi_instance_model_chooses_only_beyond_the_margin():
-    log = click_log(interaction_market())
-    truth = InteractionTruth()  # orders every product's creatives; the additive judge cannot
+    judge, choice = choose_judge(log, Constant(rate))
+    assert choice.chosen == "additive" and isinstance(judge, AdditiveJudge)
+    assert choice.held_out_log_loss["additive"] < choice.held_out_log_loss["mil"]
+    assert 0 < choice.held_out_impressions < len(market.impressions)
+    truth = Truth()  # near the additive fit here: either may win, and the lower loss decides
     judge, choice = choose_judge(log, truth)
-    assert choice.chosen == "mil" and judge is truth and choice.margin_z > 1.0
+    losses = choice.held_out_log_loss
+    assert choice.chosen == min(losses, key=losses.get)
+    assert (judge is truth) == (choice.chosen == "mil")
+    assert abs(losses["mil"] - losses["additive"]) < 0.01 * losses["mil"]
+
+
+def test_the_choice_records_how_each_judge_orders_the_held_out_creatives(market):
+    log = click_log(market)
+    _, choice = choose_judge(log, Reversed())  # the true level, every product's creatives in the wrong order
+    assert choice.within_product["additive"] > choice.within_product["mil"]
+    assert 0 < choice.held_out_clicks and choice.held_out_products == 12
+    _, choice = choose_judge(click_log(interaction_market()), InteractionTruth())  # additive cannot order these
     assert choice.within_product["mil"] > choice.within_product["additive"]
-    _, strict = choose_judge(log, truth, AdditiveConfig(choice_margin=choice.margin_z + 0.1))
-    assert strict.chosen == "additive"  # the same figures, a margin they do not clear
 
 
 def test_log_loss_and_bad_inputs():
@@ -158,7 +161,5 @@ def test_log_loss_and_bad_inputs():
     assert log_loss(np.array([0.5, 0.5]), rows) == pytest.approx(np.log(2))
     with pytest.raises(InputError):
         AdditiveConfig(l2_grid=(0.0,))
-    with pytest.raises(InputError):
-        AdditiveConfig(choice_margin=-1.0)
     with pytest.raises(InputError):
         AdditiveJudge.fit(pd.DataFrame({"product_id": [], "elements": [], "clicks": [], "trials": []}), 1.0)

@@ -9,19 +9,20 @@ reads neither contexts nor images: it is the plain reference every richer judge 
 **The choice** (``choose_judge``). Every modelling choice is made on the market's own logs: the log is split
 by time (``SplitConfig``: the latest 20% of impressions held out), the L2 strength is chosen on a further
 time split of the earlier part, and the additive model fitted on the earlier part is compared with the
-multi-instance model (trained on the same earlier part, as ``MILTrainer`` does) on the held-out later part.
-What a proposal rests on is a judge's contrast between creatives of one product, not its level, so the
-comparison scores that contrast alone: given that product ``p`` got a click in the held-out part, the
-probability that it went to creative ``c`` is ``n_c q_c / sum_{c' in p} n_c' q_c'`` (``n``: the creative's
-held-out impressions, ``q``: the judge's click probability), and a judge scores the mean log of that
-probability over the held-out clicks (``within_product_log_likelihood``; products with one creative, or no
-click, say nothing and are left out). A judge that predicts the level of every product perfectly but orders
-its creatives at random scores as a constant. The multi-instance model, the richer of the two, chooses only
-where it beats the additive model by more than ``choice_margin`` standard errors of the per-product
-differences (``margin 1``: the one-standard-error rule of Hastie, Tibshirani & Friedman, *Elements of
-Statistical Learning*, 7.10); otherwise the additive model, which is refitted on the whole log with the
-chosen strength. The margin also absorbs the multi-instance model's edge on this part, on which its early
-stopping picked its epoch. The held-out log loss per impression of each is recorded beside the figures.
+multi-instance model (trained on the same earlier part, as ``MILTrainer`` does) by the binomial log loss
+per impression on the held-out later part. The better one chooses the proposals; the additive model is then
+refitted on the whole log with the chosen strength.
+
+**The within-product score** (``within_product_log_likelihood``), recorded beside the losses, not used to
+choose. What a proposal rests on is a judge's contrast between creatives of one product, not its level: given
+that product ``p`` got a click in the held-out part, the probability that it went to creative ``c`` is
+``n_c q_c / sum_{c' in p} n_c' q_c'`` (``n``: the creative's held-out impressions, ``q``: the judge's click
+probability), and a judge scores the mean log of that probability over the held-out clicks (products with one
+creative, or no click, are left out). A judge that predicts the level of every product perfectly but orders
+its creatives at random scores as a constant. Choosing by this score instead of the log loss (the additive
+model unless the multi-instance one beats it by more than a standard error) was measured on fresh benchmark
+markets and did not improve the proposals (``docs/results.md``, "Judge chosen within products, tried and
+withdrawn").
 """
 
 from __future__ import annotations
@@ -49,9 +50,6 @@ class AdditiveConfig:
     l2_grid: tuple[float, ...] = L2_GRID
     split: SplitConfig = field(default_factory=SplitConfig)
     iterations: int = 200
-    # Standard errors by which the multi-instance model must beat the additive one within products on the held-out
-    # part to choose the proposals (module docstring; 0: whichever scores higher).
-    choice_margin: float = 1.0
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -60,8 +58,6 @@ class AdditiveConfig:
             raise InputError(f"l2_grid must hold positive numbers, got {self.l2_grid}")
         if self.iterations < 1:
             raise InputError(f"iterations must be at least 1, got {self.iterations}")
-        if not (math.isfinite(self.choice_margin) and self.choice_margin >= 0):
-            raise InputError(f"choice_margin must be a finite number >= 0, got {self.choice_margin}")
 
 
 def pooled_creatives(log: pd.DataFrame) -> pd.DataFrame:
@@ -176,36 +172,23 @@ def within_product_log_likelihood(predicted: np.ndarray, rows: pd.DataFrame) -> 
 
 @dataclass(frozen=True)
 class JudgeChoice:
-    """Which judge chooses the proposals, and the held-out figures it was chosen on: the within-product
-    log-likelihood per held-out click (higher is better), by how many standard errors the multi-instance model's
-    exceeds the additive one's (``margin_z``; negative where it is lower), and the log loss per impression
-    (lower is better), recorded, not used."""
+    """Which judge chooses the proposals, the held-out log loss per impression it was chosen on (lower is
+    better), and each judge's within-product log-likelihood per held-out click (higher is better; recorded, not
+    used to choose)."""
 
     chosen: str  # "mil" or "additive"
-    within_product: dict[str, float]
-    margin_z: float
-    held_out_clicks: int
-    held_out_products: int
     held_out_log_loss: dict[str, float]
     held_out_impressions: int
+    within_product: dict[str, float]
+    held_out_clicks: int
+    held_out_products: int
     additive_l2: float
-
-
-def _difference_z(mil: pd.DataFrame, additive: pd.DataFrame) -> float:
-    """Standard errors by which the summed per-product log-likelihoods of ``mil`` exceed ``additive``'s (the
-    per-product differences treated as independent draws; 0 with fewer than two products or no spread)."""
-    difference = mil["log_likelihood"].to_numpy() - additive["log_likelihood"].to_numpy()
-    if len(difference) < 2:
-        return 0.0
-    spread = float(np.std(difference, ddof=1))
-    return float(difference.sum() / (math.sqrt(len(difference)) * spread)) if spread > 0 else 0.0
 
 
 def choose_judge(log: pd.DataFrame, mil_model, config: AdditiveConfig | None = None) -> tuple[object, JudgeChoice]:
     """The judge that chooses the proposals (module docstring): ``mil_model`` (trained on the earlier part of
-    the click ``log`` by ``MILTrainer``'s own time split, which must equal ``config.split``) where it orders the
-    held-out creatives within products better than the additive judge by more than ``config.choice_margin``
-    standard errors, else the additive judge, refitted on the whole log."""
+    the click ``log`` by ``MILTrainer``'s own time split, which must equal ``config.split``) or the additive
+    judge, whichever has the lower held-out log loss; the additive judge is then refitted on the whole log."""
     config = config or AdditiveConfig()
     early, late = time_split(log, config.split)
     late_rows = pooled_creatives(late)
@@ -214,14 +197,13 @@ def choose_judge(log: pd.DataFrame, mil_model, config: AdditiveConfig | None = N
         "mil": np.asarray(mil_model.predict(late_rows["product_id"].tolist(), late_rows["elements"].tolist())),
         "additive": early_additive.predict(late_rows["product_id"], late_rows["elements"]),
     }
+    losses = {name: log_loss(p, late_rows) for name, p in predicted.items()}
+    chosen = "additive" if losses["additive"] < losses["mil"] else "mil"
     within = {name: within_product_log_likelihood(p, late_rows) for name, p in predicted.items()}
     clicks = float(within["additive"]["clicks"].sum())
     per_click = {name: float(frame["log_likelihood"].sum() / clicks) if clicks else 0.0
                  for name, frame in within.items()}
-    z = _difference_z(within["mil"], within["additive"])
-    chosen = "mil" if clicks and per_click["mil"] > per_click["additive"] and z > config.choice_margin else "additive"
     judge = AdditiveJudge.fit(pooled_creatives(log), early_additive.l2, config.iterations) \
         if chosen == "additive" else mil_model
-    losses = {name: log_loss(p, late_rows) for name, p in predicted.items()}
-    return judge, JudgeChoice(chosen, per_click, z, int(clicks), len(within["additive"]), losses,
-                              int(late_rows["trials"].sum()), early_additive.l2)
+    return judge, JudgeChoice(chosen, losses, int(late_rows["trials"].sum()), per_click, int(clicks),
+                              len(within["additive"]), early_additive.l2)
