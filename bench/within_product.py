@@ -5,19 +5,20 @@
 For every (world, seed) run of ``bench/worlds.py`` in ``--out-json`` (its markets and optimize runs in
 ``--workdir``), the click log is split by time as optimize splits it (the latest 20% held out) and each judge
 fitted on the earlier part scores the held-out creatives: the multi-instance model that the run trained (its
-``models/reward``, fitted on the earlier part), the additive logistic judge (``fit_additive`` on the earlier
-part), a constant (no order at all) and, as a ceiling, the world's truth of each logged creative on its own
-image (context-averaged). The score is ``rewards.additive.within_product_log_likelihood`` per held-out click:
-the mean log-probability of which creative of its product got each click, blind to each product's level, what
-``judge: auto`` chooses on. Reported per world: each judge's score minus the constant's (above 0: it orders the
-creatives better than not ordering them), the multi-instance minus the additive judge's, with 95% t-intervals
-over the markets, and how often ``judge: auto`` chose each judge in the run (read from its notes).
+``models/reward``, fitted on the earlier part) and the additive logistic judge, both scored by
+``rewards.additive.choose_judge`` as the run scored them, then a constant (no order at all) and, as a ceiling,
+the world's truth of each logged creative on its own image (context-averaged). The score is
+``rewards.additive.within_product_log_likelihood`` per held-out click: the mean log-probability of which
+creative of its product got each click, blind to each product's level, which the run's judge choice records
+beside the held-out log losses it chooses by. Reported per world: each judge's score minus the constant's (above
+0: it orders the creatives better than not ordering them), the multi-instance minus the additive judge's, with
+95% t-intervals over the markets, and how often ``judge: auto`` chose each judge in the run (read from its
+notes).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,8 @@ from worlds import machine, mean_interval, simulated
 
 from adcraft.market import load_market
 from adcraft.market.click_log import click_log, time_split
-from adcraft.pipeline.optimize import OptimizeConfig
-from adcraft.rewards.additive import fit_additive, pooled_creatives, within_product_log_likelihood
+from adcraft.pipeline.optimize import OptimizeConfig, additive_config
+from adcraft.rewards.additive import choose_judge, pooled_creatives, within_product_log_likelihood
 from adcraft.rewards.mil import MILModel
 from adcraft.simulator.truth import GroundTruth
 
@@ -56,23 +57,23 @@ def score_market(result: dict, workdir: Path) -> dict:
     run_dir = workdir / f"run-{world}-{seed}-{products}-{impressions}"
     market = load_market(market_dir)
     truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
-    config = OptimizeConfig()
-    early, late = time_split(click_log(market), config.reward.split)
-    rows = pooled_creatives(late)
+    log = click_log(market)
+    judge_config = additive_config(OptimizeConfig())
+    # the two judges scored exactly as the run's choice scores them (same split, same fits, same clicks)
+    _, choice = choose_judge(log, MILModel.load(run_dir / "models" / "reward"), judge_config)
+    rows = pooled_creatives(time_split(log, judge_config.split)[1])
     ids, combos = rows["product_id"].tolist(), [list(c) for c in rows["elements"]]
     images = market.creatives.set_index("creative_id")["image"]
     scorer = TruthScorer(market, truth)
     predicted = {
-        "multi-instance": MILModel.load(run_dir / "models" / "reward").predict(ids, combos),
-        "additive": fit_additive(early, dataclasses.replace(config.additive, split=config.reward.split)).predict(
-            ids, combos),
         "truth": np.array([scorer.exact(p, c, market.open_image(images[cid]).convert("RGB"))
                            for p, c, cid in zip(ids, combos, rows["creative_id"])]),
         "constant": np.full(len(rows), 0.5),
     }
     scores = {name: within_product_log_likelihood(p, rows) for name, p in predicted.items()}
-    clicks = float(scores["constant"]["clicks"].sum())
-    per_click = {name: float(s["log_likelihood"].sum()) / clicks for name, s in scores.items()}
+    clicks = float(choice.held_out_clicks)
+    per_click = {"multi-instance": choice.within_product["mil"], "additive": choice.within_product["additive"],
+                 **{name: float(s["log_likelihood"].sum()) / clicks for name, s in scores.items()}}
     out = {"world": world, "seed": seed, "held-out clicks": clicks, "chosen": chosen_judge(run_dir)}
     for name in JUDGES:
         out[f"{name} - constant"] = per_click[name] - per_click["constant"]

@@ -453,7 +453,7 @@ def train_judges(state: RunState) -> RunState:
     return _with_judge(dataclasses.replace(state, reward_model=model))
 
 
-def _additive_config(config: OptimizeConfig) -> AdditiveConfig:
+def additive_config(config: OptimizeConfig) -> AdditiveConfig:
     """The additive judge's settings, with the multi-instance model's time split (they are compared on it)."""
     return dataclasses.replace(config.additive, split=config.reward.split)
 
@@ -467,9 +467,9 @@ def _with_judge(state: RunState) -> RunState:
     if config.judge == "additive":
         note = ("The additive logistic model (elements and product) chooses and values the proposals (judge: "
                 "additive); the multi-instance model explains the report.")
-        return dataclasses.replace(_noted(state, note), judge=fit_additive(log, _additive_config(config)))
+        return dataclasses.replace(_noted(state, note), judge=fit_additive(log, additive_config(config)))
     try:
-        judge, choice = choose_judge(log, state.reward_model, _additive_config(config))
+        judge, choice = choose_judge(log, state.reward_model, additive_config(config))
     except InputError as exc:
         return dataclasses.replace(_noted(state, f"The multi-instance model chooses the proposals: the log could "
                                                  f"not be split to compare judges ({exc})."), judge=state.reward_model)
@@ -629,7 +629,7 @@ def cross_fit(state: RunState) -> RunState:
 
     def fit(part: Market):
         if isinstance(state.judge, AdditiveJudge):  # the kind the run chose, fitted on the part
-            judge = fit_additive(click_log(part), _additive_config(config))
+            judge = fit_additive(click_log(part), additive_config(config))
         else:
             judge = MILTrainer(config.reward).fit(part)
         return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge

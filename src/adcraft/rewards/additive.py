@@ -157,15 +157,16 @@ def within_product_log_likelihood(predicted: np.ndarray, rows: pd.DataFrame) -> 
     clicks. Columns ``product_id``, ``log_likelihood``, ``clicks``; products with one creative or no click are
     left out (they carry no contrast)."""
     q = np.clip(np.asarray(predicted, dtype=np.float64), 1e-12, 1.0)
-    frame = pd.DataFrame({"product_id": rows["product_id"].astype(str).to_numpy(),
-                          "clicks": rows["clicks"].to_numpy(dtype=np.float64),
-                          "mass": rows["trials"].to_numpy(dtype=np.float64) * q})
-    grouped = frame.groupby("product_id", sort=True)
-    frame["share"] = frame["mass"] / grouped["mass"].transform("sum")
-    frame["creatives"] = grouped["mass"].transform("size")
-    frame["term"] = np.where(frame["clicks"] > 0, frame["clicks"] * np.log(np.maximum(frame["share"], 1e-300)), 0.0)
+    clicks = rows["clicks"].to_numpy(dtype=np.float64)
+    mass = rows["trials"].to_numpy(dtype=np.float64) * q
+    frame = pd.DataFrame({"product_id": rows["product_id"].astype(str).to_numpy(), "clicks": clicks, "mass": mass,
+                          "clicked_log_mass": np.where(clicks > 0, clicks * np.log(np.maximum(mass, 1e-300)), 0.0)})
     per_product = frame.groupby("product_id", sort=True).agg(
-        log_likelihood=("term", "sum"), clicks=("clicks", "sum"), creatives=("creatives", "first")).reset_index()
+        clicked_log_mass=("clicked_log_mass", "sum"), clicks=("clicks", "sum"), mass=("mass", "sum"),
+        creatives=("mass", "size")).reset_index()
+    # sum_c y_c log(m_c / M) = sum_c y_c log m_c - Y log M, with M the product's total mass and Y its clicks
+    per_product["log_likelihood"] = (per_product["clicked_log_mass"]
+                                     - per_product["clicks"] * np.log(np.maximum(per_product["mass"], 1e-300)))
     informative = (per_product["creatives"] > 1) & (per_product["clicks"] > 0)
     return per_product.loc[informative, ["product_id", "log_likelihood", "clicks"]].reset_index(drop=True)
 
