@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from adcraft.evaluate.evidence import (
     EvidenceConfig,
     LiftInterval,
     backtest_summary,
+    best_product_bound,
     creative_folds,
     error_factors,
     launch_plan,
@@ -402,3 +404,24 @@ def test_no_credit_for_a_contrast_larger_than_any_the_backtest_saw_land(world):
     capped = (1.0 + backtest.contrast_slope * (verified - 1.0)) * (1.0 + backtest.contrast_local_error) - 1.0
     assert evidence.products["lift"].to_numpy() == pytest.approx(np.full(PRODUCTS, capped))
     assert evidence.lift.low <= true <= evidence.lift.high  # the truth, not the fourfold claim
+
+
+def test_the_best_product_lower_bound_is_that_of_a_proposal_credited_the_verified_ratio(world):
+    market, _, _ = world
+    choose = best_of_all(market)
+    judge = exaggerates_the_unlogged(market)
+    evidence = proposal_evidence(market, choose(judge(market)), judge, choose, EvidenceConfig(n_bootstrap=200, seed=5))
+    best = evidence.backtest.best_product_low
+    # every product's ratio is beyond the verified one, so every product's lower bound is that one's
+    assert evidence.products["lift_low"].to_numpy() == pytest.approx(np.full(PRODUCTS, best))
+    assert evidence.to_json()["backtest"]["best_product_low"] == best
+
+
+def test_the_best_product_lower_bound_rises_with_the_verified_ratio_and_falls_with_the_error():
+    rng = np.random.default_rng(3)
+    gammas = np.column_stack([rng.uniform(0.5, 1.0, 400), rng.normal(0.0, 0.02, 400)])
+    z = rng.standard_normal(400)
+    lows = [best_product_bound(v, gammas, error_factors(z, 0.04), 0.9) for v in (1.2, 1.5, 2.0)]
+    assert lows[0] < lows[1] < lows[2]
+    assert best_product_bound(1.5, gammas, error_factors(z, 0.25), 0.9) < lows[1]
+    assert math.isnan(best_product_bound(math.inf, gammas, error_factors(z, 0.04), 0.9))

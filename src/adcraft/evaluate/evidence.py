@@ -54,9 +54,11 @@ a spread measured as 0 on a few noisy creatives does not make a product's interv
 because the backtest sees only combinations the logs showed, while a proposal is one they did not: how far
 two judges fitted on disjoint halves disagree about the same proposals' ratios (``_disagreement``) shows the
 error of carrying a contrast that far, which no logged creative shows. The set's draws use
-``max(tau_w*_b, delta)`` too. ``keep_current`` marks the products whose lower bound
-is not above 0. So that choosing which products launch does not bias the set's lift, the keep marks come from
-one random half of the impressions and the lift after do no harm from the other.
+``max(tau_w*_b, delta)`` too. ``keep_current`` marks the products whose lower bound is not above 0.
+``best_product_low`` is the lower bound of a product credited the largest verified ratio, which a proposal the
+judge rates higher does not pass (``best_product_bound``). So that choosing which products launch does not bias
+the set's lift, the keep marks come from one random half of the impressions and the lift after do no harm from
+the other.
 
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
@@ -156,6 +158,7 @@ class Backtest:
     disagreement: float = 0.0  # one judge's relative error on a proposal's ratio, from two judges' disagreement
     verified_ratio: float = math.inf  # the largest predicted ratio credited: the held-out creatives' upper quantile
     proposal_spread: float = math.nan  # max(tau_w+, disagreement): one proposal's error in a product's interval
+    best_product_low: float = math.nan  # a product's lower bound at the largest ratio credited (best_product_bound)
 
     def to_json(self) -> dict:
         return {
@@ -174,6 +177,7 @@ class Backtest:
             "judges_disagreement": self.disagreement,
             "verified_ratio": None if math.isinf(self.verified_ratio) else self.verified_ratio,
             "proposal_spread": None if math.isnan(self.proposal_spread) else self.proposal_spread,
+            "best_product_low": None if math.isnan(self.best_product_low) else self.best_product_low,
         }
 
 
@@ -347,7 +351,9 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)
     gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
     verified = _verified_ratio(backtest.points, config.level)
-    backtest = dataclasses.replace(backtest, verified_ratio=verified)
+    backtest = dataclasses.replace(backtest, verified_ratio=verified,
+                                   best_product_low=best_product_bound(verified, gammas, error_factors(z, bound),
+                                                                      config.level))
 
     def ratios_of(part: pd.DataFrame) -> pd.DataFrame:
         """``_product_ratios`` with no credit beyond the contrasts the backtest verified."""
@@ -612,6 +618,17 @@ def _verified_ratio(points: pd.DataFrame, level: float) -> float:
     seen = points[points["contrast_weight"] > 0].sort_values("predicted_ratio")
     cumulative = seen["contrast_weight"].cumsum().to_numpy() / seen["contrast_weight"].sum()
     return float(seen["predicted_ratio"].to_numpy()[np.searchsorted(cumulative, level)])
+
+
+def best_product_bound(verified: float, gammas: np.ndarray, factors: np.ndarray, level: float) -> float:
+    """The lower bound (``_product_lifts``) of a product whose proposal is credited the largest verified ratio
+    ``verified``: a proposal the judge rates higher gains no more credit, so where this is at or below 0 (and the
+    calibration draws ``gammas`` do not have the judge backwards) do no harm keeps every product, whichever
+    combinations the judge picks; only a backtest that verifies larger contrasts with less error (more logged
+    creatives and impressions) or a live test can change that. NaN when no ratio was verified."""
+    if not math.isfinite(verified):
+        return math.nan
+    return float(np.quantile(_recalibrated(verified, gammas) * factors - 1.0, (1.0 - level) / 2.0))
 
 
 def _disagreement(rows: pd.DataFrame) -> float:

@@ -176,10 +176,18 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
          "like the proposals showed, one proposal's error (the larger of the held-out spread's upper bound and "
          "the two half-data judges' disagreement), largest ratio credited",
          f"{backtest.contrast_slope:.2f}, {backtest.proposal_spread:.0%}, {backtest.verified_ratio:.2f}"),
+        ("lower bound of a product whose proposal is credited the largest ratio (one rated higher gets no more)",
+         f"{backtest.best_product_low:+.1%}"),
         ("impressions of products whose proposal was logged (supported by the logs, not extrapolated)",
          f"{supported.impression_share:.0%}"),
     ]
     notes = (f"Launch plan: {evidence.launch_plan.summary} ({evidence.launch_plan.reference}).",)
+    if backtest.best_product_low <= 0:
+        notes += (f"With these logs no proposal can be shown better than what runs now: one credited the largest "
+                  f"contrast the backtest verified (ratio {backtest.verified_ratio:.2f}) still has a lower bound of "
+                  f"{backtest.best_product_low:+.1%}, whichever combination the judge picks. What would change it is a "
+                  "backtest that verifies larger contrasts with less error (more logged creatives and impressions "
+                  "per product) or a live test of the proposals (the launch plan).",)
     if supported.ips is not None and supported.snips is not None and supported.dr is not None:
         notes += (f"Supported part ({supported.products} products whose proposal was logged): IPS "
                   f"{supported.ips.value:.2%}, SNIPS {supported.snips.value:.2%}, DR {supported.dr.value:.2%} against "
