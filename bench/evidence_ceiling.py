@@ -50,7 +50,12 @@ from adcraft.pipeline.optimize import OptimizeConfig, additive_config
 from adcraft.rewards.additive import fit_additive
 from adcraft.simulator.truth import GroundTruth
 
-HEADING = "## Evidence with the truth as the judge: how much can be launched (bench/evidence_ceiling.py)"
+
+
+def heading(args) -> str:
+    """The section's heading: one section per market size."""
+    return (f"## Evidence with the truth as the judge, {args.products} products and {args.impressions} impressions: "
+            "how much can be launched (bench/evidence_ceiling.py)")
 JUDGES = ("truth", "additive")
 
 
@@ -226,7 +231,7 @@ def write_table(args) -> None:
             f"{finished[0]} to {finished[-1]} on {results[0]['machine']}; "
             f"{np.mean([r['seconds'] for r in results]) / 60:.1f} min per market."
             + (f" {args.label}" if args.label else ""))
-    write_section(args.results, HEADING, HEADING + "\n\n" + text + "\n\n" + markdown_table(table(results)))
+    write_section(args.results, heading(args), heading(args) + "\n\n" + text + "\n\n" + markdown_table(table(results)))
     print(markdown_table(table(results)))
 
 

@@ -84,4 +84,5 @@ def test_one_small_market_is_scored_for_both_judges(tmp_path):
     worlds.write_result(worlds.result_path(args.out_json, "main_effects", 5, 6, 6000), result)
     evidence_ceiling.write_table(args)
     text = args.results.read_text()
-    assert evidence_ceiling.HEADING in text and "| all | truth | 1 |" in text
+    assert evidence_ceiling.heading(args) in text and "6 products and 6000 impressions" in text
+    assert "| all | truth | 1 |" in text
