@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from markdown import markdown_table, write_section
 from optimize import TruthScorer, logging_values, oracle_values
-from worlds import machine, market_options, mean_interval, result_path, run_markets, simulated
+from worlds import machine, market_options, mean_interval, read_results, run_markets, simulated
 
 from adcraft.evaluate.evidence import EvidenceConfig, proposal_evidence
 from adcraft.evaluate.proposal_value import ProposalPolicy
@@ -50,13 +50,13 @@ from adcraft.pipeline.optimize import OptimizeConfig, additive_config
 from adcraft.rewards.additive import fit_additive
 from adcraft.simulator.truth import GroundTruth
 
+JUDGES = ("truth", "additive")
 
 
 def heading(args) -> str:
     """The section's heading: one section per market size."""
     return (f"## Evidence with the truth as the judge, {args.products} products and {args.impressions} impressions: "
             "how much can be launched (bench/evidence_ceiling.py)")
-JUDGES = ("truth", "additive")
 
 
 class TruthJudge:
@@ -129,8 +129,9 @@ def score_market(world: str, seed: int, args) -> dict:
     scorer = TruthScorer(market, truth)
     truth_judge = TruthJudge(market, truth, scorer)
     judge_config = additive_config(OptimizeConfig())
+    oracle_set = oracle_picks(market, scorer)  # the truth is the same on either half: its picks are too
     arms = {
-        "truth": (lambda part: truth_judge, lambda judge: oracle_picks(market, scorer)),
+        "truth": (lambda part: truth_judge, lambda judge: oracle_set),
         "additive": (lambda part: fit_additive(click_log(part), judge_config),
                      lambda judge: additive_picks(market, judge)),
     }
@@ -138,7 +139,7 @@ def score_market(world: str, seed: int, args) -> dict:
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
     share = share / share.sum()
     logging = logging_values(market, truth).reindex(products).to_numpy()
-    finals = {"truth": oracle_picks(market, scorer),
+    finals = {"truth": oracle_set,
               "additive": additive_picks(market, fit_additive(click_log(market), judge_config))}
     picks = {name: {p: list(e) for p, e in zip(frame["product_id"], frame["elements"])}
              for name, frame in finals.items()}
@@ -211,17 +212,8 @@ def table(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_results(args) -> list[dict]:
-    return [json.loads(result_path(args.out_json, w, s, args.products, args.impressions).read_text())
-            for s in args.seeds for w in args.worlds
-            if result_path(args.out_json, w, s, args.products, args.impressions).is_file()]
-
-
 def write_table(args) -> None:
     results = read_results(args)
-    if not results:
-        print("no results to tabulate")
-        return
     finished = sorted(r["finished"] for r in results)
     text = (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds "
             f"{', '.join(str(s) for s in sorted({r['seed'] for r in results}))}; {args.products} products "

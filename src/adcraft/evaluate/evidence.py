@@ -351,9 +351,9 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)
     gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
     verified = _verified_ratio(backtest.points, config.level)
+    factors = error_factors(z, bound)  # one proposal's error, in every product's interval
     backtest = dataclasses.replace(backtest, verified_ratio=verified,
-                                   best_product_low=best_product_bound(verified, gammas, error_factors(z, bound),
-                                                                      config.level))
+                                   best_product_low=best_product_bound(verified, gammas, factors, config.level))
 
     def ratios_of(part: pd.DataFrame) -> pd.DataFrame:
         """``_product_ratios`` with no credit beyond the contrasts the backtest verified."""
@@ -365,11 +365,10 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     uncalibrated = float((rows["a"].mean() + rows["b"].mean()) / rows["click"].mean() - 1.0)
     logging_ctr = float(rows["click"].mean())
     lift = proposals_lift
-    products = _product_lifts(ratios, proposals, gamma, gammas, error_factors(z, bound), config.level)
+    products = _product_lifts(ratios, proposals, gamma, gammas, factors, config.level)
     if do_no_harm:  # decided on one half of the impressions, graded on the other: kept products at no change
         deciding = np.random.default_rng([config.seed, 1]).random(len(rows)) < 0.5
-        products = _product_lifts(ratios_of(rows[deciding]), proposals, gamma, gammas,
-                                  error_factors(z, bound), config.level)
+        products = _product_lifts(ratios_of(rows[deciding]), proposals, gamma, gammas, factors, config.level)
         graded = rows[~deciding]
         launched = set(products.loc[~products["keep_current"], "product_id"])
         lift = _set_lift(ratios_of(graded), launched, gamma, gammas, variances, config.level, rng)
