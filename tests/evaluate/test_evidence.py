@@ -20,6 +20,7 @@ from adcraft.evaluate.evidence import (
     proposal_evidence,
 )
 from adcraft.evaluate.proposal_value import estimate_proposals
+from adcraft.market.click_log import click_log
 from adcraft.market.market import Market, MarketConfig
 
 TITLES = {"t0": 0.7, "t1": 1.0, "t2": 1.3, "t3": 1.6}
@@ -76,12 +77,14 @@ class ElementRates:
     """A small learned judge: the product's CTR times each element's CTR ratio (impressions showing it / all)."""
 
     def __init__(self, market: Market) -> None:
-        log = market.impressions.merge(market.creatives, on="creative_id")
-        base = log["click"].mean()
-        self.product = (log.groupby("product_id")["click"].mean()).to_dict()
+        log = click_log(market)  # event-level impressions or creative_stats alike
+        base = log["clicks"].sum() / log["trials"].sum()
+        per_product = log.groupby("product_id")[["clicks", "trials"]].sum()
+        self.product = (per_product["clicks"] / per_product["trials"]).to_dict()
         self.base = base
-        exploded = log[["elements", "click"]].explode("elements")
-        self.element = (exploded.groupby("elements")["click"].mean() / base).to_dict()
+        per_element = log[["elements", "clicks", "trials"]].explode("elements").groupby("elements")[
+            ["clicks", "trials"]].sum()
+        self.element = (per_element["clicks"] / per_element["trials"] / base).to_dict()
 
     def predict(self, product_ids, combos, contexts=None) -> np.ndarray:
         known: dict[tuple, float] = {}
@@ -227,6 +230,61 @@ def test_logged_proposals_are_supported_and_agree_with_ips(world):
     true_value = np.mean([truth[(p, tuple(e))] for p, e in zip(proposals.product_id, proposals.elements)])
     assert ips.low <= true_value <= ips.high
     assert supported.ess == pytest.approx(len(market.impressions) / LOGGED_PER_PRODUCT, rel=0.05)
+
+
+def test_logs_without_propensities_give_the_same_lift_and_keep_marks_without_the_weighted_parts(world):
+    # The lift and the keep marks rest on the judges' predicted contrasts and the backtest, not on propensities:
+    # without them only what weighs by them (the uncalibrated DR lift, IPS/SNIPS/DR of the supported part) is gone.
+    market, _, _ = world
+    bare = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=4)
+    final = choose(LovesBackgroundX(market))
+    full = proposal_evidence(market, final, LovesBackgroundX, choose, config, do_no_harm=True)
+    without = proposal_evidence(bare, final, LovesBackgroundX, choose, config, do_no_harm=True)
+    assert without.lift == full.lift and without.proposals_lift == full.proposals_lift
+    pd.testing.assert_frame_equal(without.products, full.products)
+    assert without.backtest.to_json() == full.backtest.to_json()
+    assert math.isfinite(full.uncalibrated_lift) and math.isnan(without.uncalibrated_lift)
+    assert full.supported.weighted
+    assert not without.supported.weighted
+    assert (without.supported.ips, without.supported.snips, without.supported.dr) == (None, None, None)
+    assert without.supported.impression_share == full.supported.impression_share
+
+
+def test_a_market_logged_only_as_creative_stats_gets_the_evidence_of_its_event_level_logs(world):
+    # Aggregated per creative, the same logs give the same per-product lifts and the same lift of the proposals
+    # (do no harm's random halves of the impressions aside, which aggregated rows cannot reproduce one for one).
+    market, _, _ = world
+    per = market.impressions.groupby("creative_id")["click"].agg(impressions="size", clicks="sum").reset_index()
+    stats = dataclasses.replace(market, impressions=None, creative_stats=per)
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=4)
+    final = choose(ElementRates(market))
+    events = proposal_evidence(market, final, ElementRates, choose, config)
+    aggregated = proposal_evidence(stats, final, ElementRates, choose, config)
+    pd.testing.assert_frame_equal(aggregated.products, events.products, rtol=1e-9)
+    for field in ("estimate", "low", "high"):
+        assert getattr(aggregated.proposals_lift, field) == pytest.approx(getattr(events.proposals_lift, field))
+    assert aggregated.backtest.to_json() == pytest.approx(events.backtest.to_json())
+    assert aggregated.launch_plan.days is None  # no timestamps to size it in days
+    assert not aggregated.supported.weighted
+    kept = proposal_evidence(stats, final, ElementRates, choose, config, do_no_harm=True)
+    assert kept.lift.low <= kept.lift.estimate <= kept.lift.high
+
+
+def test_a_market_without_logs_is_refused_before_any_judge_is_fitted(world):
+    market, _, _ = world
+    fitted = []
+
+    def fit(part):
+        fitted.append(part)
+        return ElementRates(part)
+
+    with pytest.raises(InputError, match="logs"):
+        proposal_evidence(dataclasses.replace(market, impressions=None), market.creatives.head(1).assign(rank=1),
+                          fit, lambda judge: None)
+    assert not fitted
 
 
 def test_launch_plan_matches_the_two_proportion_formula_by_hand(world):

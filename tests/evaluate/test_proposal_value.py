@@ -9,7 +9,13 @@ import pytest
 
 from adcraft.atomic import json_text
 from adcraft.errors import InputError
-from adcraft.evaluate.proposal_value import ProposalPolicy, estimate_proposals, lift_by_product
+from adcraft.evaluate import proposal_value
+from adcraft.evaluate.proposal_value import (
+    ProposalPolicy,
+    estimate_proposals,
+    lift_by_product,
+    logged_impressions,
+)
 from adcraft.market import load_market
 from adcraft.simulator import GroundTruth, SimulatorConfig, simulate_market
 
@@ -77,6 +83,43 @@ def test_logs_without_propensities_are_refused(logged):
     stripped = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
     with pytest.raises(InputError, match="propensit"):
         estimate_proposals(stripped, second_creatives(market))
+
+
+def test_logs_without_propensities_read_with_nan_propensities_when_none_are_needed(logged):
+    market, _ = logged
+    stripped = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
+    log = logged_impressions(stripped, propensities=False)
+    full = logged_impressions(market)
+    assert log["propensity"].isna().all()
+    pd.testing.assert_frame_equal(log.drop(columns="propensity"), full.drop(columns="propensity"))
+
+
+def as_creative_stats(market):
+    """The market's impressions aggregated per creative (no context, no date), with no event-level log."""
+    per = market.impressions.groupby("creative_id")["click"].agg(impressions="size", clicks="sum").reset_index()
+    return dataclasses.replace(market, impressions=None, creative_stats=per)
+
+
+def test_creative_stats_read_as_one_row_per_aggregated_impression(logged):
+    market, _ = logged
+    stats = as_creative_stats(market)
+    with pytest.raises(InputError, match="event-level"):
+        logged_impressions(stats)
+    log = logged_impressions(stats, propensities=False)
+    assert len(log) == len(market.impressions) and log["propensity"].isna().all() and (log["context"] == "").all()
+    counted = log.groupby("creative_id")["click"].agg(["size", "sum"])
+    expected = stats.creative_stats.set_index("creative_id")
+    assert counted["size"].tolist() == expected.loc[counted.index, "impressions"].tolist()
+    assert counted["sum"].tolist() == expected.loc[counted.index, "clicks"].tolist()
+    owner = market.creatives.set_index("creative_id")["product_id"]
+    assert (log["product_id"].to_numpy() == owner.loc[log["creative_id"]].to_numpy()).all()
+
+
+def test_creative_stats_too_large_to_read_row_by_row_are_refused(logged, monkeypatch):
+    market, _ = logged
+    monkeypatch.setattr(proposal_value, "MAX_EXPANDED_IMPRESSIONS", len(market.impressions) - 1)
+    with pytest.raises(InputError, match="event level"):
+        logged_impressions(as_creative_stats(market), propensities=False)
 
 
 def test_unknown_products_and_unmatched_proposals_are_refused(logged):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from adcraft.cli import app
 from adcraft.errors import InputError
+from adcraft.evaluate.evidence import EvidenceConfig
 from adcraft.generate.brand import Brand, BrandConfig, BrandViolation, RequiredElements, colour_contrast, load_brand
 from adcraft.generate.combo import ComboTrainer
 from adcraft.generate.combo_policy import PolicyBatch, beam_search, rollout
@@ -307,3 +308,26 @@ def test_optimize_with_a_brand_keeps_every_proposal_to_it(market_dir, market, tm
         assert brand.creative_problems(market, product, list(elements), list(box)) == ()
     assert any("Brand guardrails" in note for note in result.record.notes)
     assert "keep to the brand" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_product_whose_logged_creatives_the_brand_all_refuses_is_named_and_not_kept(market_dir, market, tmp_path):
+    from adcraft.pipeline.optimize import optimize
+
+    product = market.products["product_id"].iloc[0]
+    slots = list(market.config.slots)
+    logged = market.creatives.loc[market.creatives["product_id"] == product, "elements"]
+    backgrounds = sorted({combo[slots.index("background")] for combo in logged})
+    brand_file = write(tmp_path, f"forbidden_elements: [{', '.join(backgrounds)}]\n")
+    # without evidence every product keeps what runs now, where the brand allows some of it
+    config = OptimizeConfig.smoke(evidence=EvidenceConfig(enabled=False))
+    result = optimize(market_dir, tmp_path / "out", config, brand=brand_file)
+    table = pd.read_parquet(tmp_path / "out" / "creatives.parquet")
+    first = table[table["rank"] == 1].set_index("product_id")
+    assert not first.loc[product, "kept"]  # nothing the brand allows runs now for it
+    assert table["brand_compliant"].all()
+    refused = [p for p, combos in market.creatives.groupby("product_id")["elements"]
+               if all(combo[slots.index("background")] in backgrounds for combo in combos)]
+    assert first.loc[refused, "kept"].sum() == 0 and first.drop(index=refused)["kept"].all()
+    assert any(f"No logged creative that the brand allows for {len(refused)} of the products ({product}" in note
+               for note in result.record.notes)

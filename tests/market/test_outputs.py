@@ -91,7 +91,7 @@ def test_products_table_has_a_row_per_product_in_the_spec_types(make_draft, tmp_
                            "predicted_ctr": [0.06]}, index=pd.Index(["p1"], name="product_id"))
     lifts = pd.DataFrame({"product_id": ["p1", "p2"], "impressions": [40, 0], "lift": [0.2, np.nan],
                           "lift_low": [-0.1, np.nan], "lift_high": [0.5, np.nan]})
-    write_products(tmp_path / "out", market, logged, {"p1": "logged/00000.jpg"}, lifts)
+    write_products(tmp_path / "out", market, logged, {"p1": "logged/00000.jpg"}, lifts, kept={"p1"})
     assert pq.read_schema(tmp_path / "out" / "products.parquet").remove_metadata() == PRODUCTS_SCHEMA
     products = read_products(tmp_path / "out").set_index("product_id")
     assert products.index.tolist() == ["p1", "p2", "p3"]
@@ -101,9 +101,11 @@ def test_products_table_has_a_row_per_product_in_the_spec_types(make_draft, tmp_
     assert (products.loc["p1", "estimated_lift"], products.loc["p1", "lift_impressions"]) == (0.2, 40)
     assert pd.isna(products.loc["p3", "current_creative_id"]) and np.isnan(products.loc["p3", "current_logged_ctr"])
     assert products.loc["p3", "lift_impressions"] == 0 and np.isnan(products.loc["p3", "estimated_lift"])
-    write_products(tmp_path / "bare", market, logged, {"p1": "logged/00000.jpg"}, None)  # no estimate was possible
+    assert products["keep_current"].tolist() == [True, False, False]  # what the run keeps, not a rule on the lift
+    write_products(tmp_path / "bare", market, logged, {"p1": "logged/00000.jpg"}, None, kept=set())  # no estimate
     bare = read_products(tmp_path / "bare")
     assert (bare["lift_impressions"] == 0).all() and bare["estimated_lift"].isna().all()
+    assert not bare["keep_current"].any()
 
 
 def test_read_products_refuses_a_missing_or_incomplete_table(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from adcraft.errors import InputError
+from adcraft.evaluate.evidence import EvidenceConfig
 from adcraft.market import load_market, write_market
 from adcraft.market.market import MarketConfig
 from adcraft.market.outputs import read_proposals
@@ -133,19 +134,85 @@ def test_run_json_report_and_products_lead_with_the_cross_fitted_evidence(run, m
     assert page.index("lower bound") < page.index("graded by the judge that chose")
 
 
-def test_a_market_without_propensities_optimizes_and_says_ope_was_not_possible(market_dir, tmp_path):
+def test_a_market_without_propensities_gets_evidence_and_do_no_harm_but_no_off_policy_estimate(market_dir, tmp_path):
     market = load_market(market_dir)
     bare = dataclasses.replace(market, impressions=market.impressions.drop(columns=["propensity"]))
     write_market(bare, tmp_path / "bare", check_images=False)
     result = optimize(tmp_path / "bare", tmp_path / "out", FAST)
     assert result.record.ope.possible is False and result.record.ope.value is None
     assert "propensit" in result.record.ope.reason
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["ope"] == {"possible": False,
-                                                                              "reason": result.record.ope.reason}
-    assert result.record.evidence.possible is False and result.record.evidence.lift is None
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run_json["ope"] == {"possible": False, "reason": result.record.ope.reason}
+    evidence = run_json["evidence"]
+    assert evidence["possible"] is True and evidence["supported"]["weighted"] is False
+    assert evidence["supported"]["dr"] is None and evidence["scheme"]["uncalibrated_lift"] is None
+    creatives = pd.read_parquet(tmp_path / "out" / "creatives.parquet")
+    products = pd.read_parquet(tmp_path / "out" / "products.parquet").set_index("product_id")
+    first = creatives[creatives["rank"] == 1].set_index("product_id")
+    assert first["kept"].tolist() == products.loc[first.index, "keep_current"].tolist()
     page = (tmp_path / "out" / "report.html").read_text()
-    assert "Off-policy estimation was not possible" in page
-    assert len(read_proposals(tmp_path / "out")) == len(result.proposals)
+    assert "Off-policy estimation was not possible" in page and "The logs carry no propensities" in page
+
+
+def kept_everywhere(out) -> bool:
+    """Whether every product's rank 1 is a kept row (nothing launched) and no other row is."""
+    creatives = pd.read_parquet(out / "creatives.parquet")
+    first = creatives["rank"] == 1
+    return bool(creatives.loc[first, "kept"].all()) and not creatives.loc[~first, "kept"].any()
+
+
+def test_without_evidence_nothing_is_launched_and_the_report_says_why(market_dir, tmp_path, monkeypatch):
+    off = optimize(market_dir, tmp_path / "off", OptimizeConfig.smoke(evidence=EvidenceConfig(enabled=False)))
+    assert off.record.evidence.possible is False and kept_everywhere(tmp_path / "off")
+    assert "evidence is switched off" in (tmp_path / "off" / "report.html").read_text()
+    products = pd.read_parquet(tmp_path / "off" / "products.parquet")
+    assert products["keep_current"].all()
+    assert products["estimated_lift"].isna().all()  # no judge's grade of its own picks stands in for evidence
+
+    def impossible(*args, **kwargs):
+        raise InputError("these logs cannot be split")
+
+    monkeypatch.setattr("adcraft.pipeline.optimize.proposal_evidence", impossible)
+    failed = optimize(market_dir, tmp_path / "failed", FAST)
+    assert failed.record.evidence.possible is False and kept_everywhere(tmp_path / "failed")
+    page = (tmp_path / "failed" / "report.html").read_text()
+    assert "Cross-fitted evidence was not possible: these logs cannot be split" in page
+    assert "no cross-fitted evidence could be computed" in page
+
+
+def test_a_product_without_logs_has_nothing_to_keep_and_its_proposal_is_marked_untested(market_dir, tmp_path):
+    market = load_market(market_dir)
+    new = market.products["product_id"].iloc[0]
+    logged = set(market.creatives.loc[market.creatives["product_id"] != new, "creative_id"])
+
+    def only(table):
+        return None if table is None else table[table["creative_id"].isin(logged)].reset_index(drop=True)
+
+    write_market(dataclasses.replace(market, creatives=only(market.creatives), impressions=only(market.impressions),
+                                     creative_stats=only(market.creative_stats)), tmp_path / "new", check_images=False)
+    result = optimize(tmp_path / "new", tmp_path / "out", FAST)
+    creatives = pd.read_parquet(tmp_path / "out" / "creatives.parquet")
+    products = pd.read_parquet(tmp_path / "out" / "products.parquet").set_index("product_id")
+    first = creatives[creatives["rank"] == 1].set_index("product_id")
+    assert not first.loc[new, "kept"] and not products.loc[new, "keep_current"]
+    assert pd.isna(products.loc[new, "current_creative_id"])
+    assert first["kept"].tolist() == products.loc[first.index, "keep_current"].tolist()
+    assert result.record.evidence.detail["products_to_keep"] == int(first["kept"].sum())
+    assert f"No logged creative for 1 of the products ({new})" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_market_logged_only_as_creative_stats_gets_evidence_and_do_no_harm(market_dir, tmp_path):
+    market = load_market(market_dir)
+    per = market.impressions.groupby("creative_id")["click"].agg(impressions="size", clicks="sum").reset_index()
+    write_market(dataclasses.replace(market, impressions=None, creative_stats=per), tmp_path / "stats",
+                 check_images=False)
+    result = optimize(tmp_path / "stats", tmp_path / "out", FAST)
+    assert result.record.evidence.possible is True
+    assert result.record.evidence.detail["backtest"]["impressions"] == len(market.impressions)
+    creatives = pd.read_parquet(tmp_path / "out" / "creatives.parquet")
+    products = pd.read_parquet(tmp_path / "out" / "products.parquet").set_index("product_id")
+    first = creatives[creatives["rank"] == 1].set_index("product_id")
+    assert first["kept"].tolist() == products.loc[first.index, "keep_current"].tolist()
 
 
 def test_a_csv_market_with_a_subset_of_slots(market_dir, tmp_path):

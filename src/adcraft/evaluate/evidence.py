@@ -60,6 +60,12 @@ judge rates higher does not pass (``best_product_bound``). So that choosing whic
 the set's lift, the keep marks come from one random half of the impressions and the lift after do no harm from
 the other.
 
+**Without propensities.** Nothing above but the DR parts, ``uncalibrated_lift`` and the supported part's IPS,
+SNIPS and DR weighs by the logging policy's propensities: the lift and the keep marks rest on the judges'
+predictions, the impressions' clicks and the backtest. Logs without propensities, or only aggregated
+``creative_stats`` (read as one row per impression, ``logged_impressions``), therefore get the same evidence,
+with those parts left out (NaN, None).
+
 The lower end is conservative twice over: judges fitted on half the logs choose worse and know fewer
 elements than the final judge. No bound uses the final judge's opinion of its own picks: that figure is
 biased upwards by the optimiser's curse, and is never evidence.
@@ -81,9 +87,10 @@ from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.evaluate.abtest import required_impressions
 from adcraft.evaluate.ope import estimate_with_draws
-from adcraft.evaluate.proposal_value import ProposalPolicy, logged_impressions, policy_arrays
+from adcraft.evaluate.proposal_value import ProposalPolicy, policy_arrays
 from adcraft.market import Market
 from adcraft.market.click_log import click_log
+from adcraft.market.logs import missing_logs
 
 FOLDS = 2
 SCHEME = "2-fold cross-fitting by creative"
@@ -194,7 +201,8 @@ class Interval:
 class SupportedPart:
     """The final proposals' support in the logs (``supported_part``): the products whose proposal was logged,
     valued on their impressions by IPS, SNIPS and DR (None without such products), beside the products that
-    rest on a judge alone (``extrapolated_*``, their direct-method CTR ``extrapolated_dm``)."""
+    rest on a judge alone (``extrapolated_*``, their direct-method CTR ``extrapolated_dm``). ``weighted`` is False
+    where the logs have no propensities: the estimators that weigh by them are then None."""
 
     products: int
     impression_share: float
@@ -209,6 +217,7 @@ class SupportedPart:
     extrapolated_impression_share: float
     extrapolated_dm: float
     extrapolated_logging_ctr: float
+    weighted: bool = True  # False: the logs have no propensities, so no IPS, SNIPS or DR (and ess NaN)
 
 
 @dataclass(frozen=True)
@@ -315,13 +324,17 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     ``proposals_lift``. So that choosing which products launch does not
     bias the lift of the set (the products whose estimate came out high would be the ones launched), the
     impressions are dealt at random into two halves: the per-product lifts and ``keep_current`` come from one
-    half, ``lift`` from the other (``bench/evidence.py`` measures the coverage). Raises :class:`InputError` when
-    the logs cannot support it: no propensities, or a fold whose logs a judge cannot be fitted on.
+    half, ``lift`` from the other (``bench/evidence.py`` measures the coverage). Logs without propensities (or
+    only ``creative_stats``) give all of it but the parts that weigh by propensities: ``uncalibrated_lift`` is
+    NaN and the supported part has no IPS, SNIPS or DR (``supported_part``). Raises :class:`InputError` when the
+    logs cannot support it: no logs, or a fold whose logs a judge cannot be fitted on.
     """
     config = config or EvidenceConfig()
     policy = policy or ProposalPolicy()
     started = time.perf_counter()
-    logged_impressions(market)  # refuses logs without propensities before any fit
+    missing = missing_logs(market.creatives, market.impressions, market.creative_stats)
+    if missing is not None:  # refused before any fit
+        raise InputError(missing)
     folds = creative_folds(market.creatives, config.seed)
     members = [{c for c, k in folds.items() if k == fold} for fold in range(FOLDS)]
     judges = []
@@ -375,6 +388,8 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
+    if not _has_propensities(market):
+        uncalibrated = math.nan
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + lift.estimate), backtest,
@@ -384,18 +399,22 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
 def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge, chooser: Judge,
                policy: ProposalPolicy) -> pd.DataFrame:
     """Per impression of the fold: the DR parts ``a = w r`` and ``b = q_target - w q_logged`` of ``proposals``
-    graded by ``grader``, with the propensity made conditional on the fold (module docstring), and the
-    predictions of both judges for the proposal and the logged creative (``q_target``, ``q_logged``: the
-    grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals)."""
+    graded by ``grader``, with the propensity made conditional on the fold (module docstring; NaN where the logs
+    have no propensities, or only ``creative_stats``, which ``logged_impressions`` reads as one row per
+    impression), and the predictions of both judges for the proposal and the logged creative (``q_target``,
+    ``q_logged``: the grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals)."""
     part = fold_market(market, creatives)
-    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict)
-    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict)
+    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict, propensities=False)
+    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict, propensities=False)
     log = arrays.log
-    everything = market.creatives.set_index("creative_id")["product_id"].reindex(
-        market.impressions["creative_id"]).value_counts()
-    share = log.groupby("product_id")["product_id"].transform("size") / everything.reindex(log["product_id"]).to_numpy()
-    propensity = np.minimum(log["propensity"].to_numpy() / share.to_numpy(), 1.0)
-    weight = arrays.target_probabilities / propensity
+    weight = np.full(len(log), np.nan)  # no propensities: no DR parts (the lift rests on q_target / q_logged)
+    if _has_propensities(market):
+        everything = market.creatives.set_index("creative_id")["product_id"].reindex(
+            market.impressions["creative_id"]).value_counts()
+        share = log.groupby("product_id")["product_id"].transform("size") / everything.reindex(
+            log["product_id"]).to_numpy()
+        propensity = np.minimum(log["propensity"].to_numpy() / share.to_numpy(), 1.0)
+        weight = arrays.target_probabilities / propensity
     clicks = log["click"].to_numpy(dtype=float)
     return pd.DataFrame({
         "product_id": log["product_id"].to_numpy(),
@@ -408,6 +427,12 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
         "chooser_target": chosen.q_target,
         "chooser_logged": chosen.q_logged,
     })
+
+
+def _has_propensities(market: Market) -> bool:
+    """Whether every logged impression has the logging policy's propensity (what the DR parts need)."""
+    imp = market.impressions
+    return imp is not None and not imp.empty and "propensity" in imp and bool(imp["propensity"].notna().all())
 
 
 def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], proposals: pd.DataFrame) -> Backtest:
@@ -738,8 +763,9 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     model for a supported product is the judge not fitted on the proposed creative's clicks (one judge for all
     the product's impressions, so its correction stays unbiased). On the other products only a judge speaks
     (the direct method, each impression predicted by the judge not fitted on it): that part is extrapolation.
+    Without propensities (``logged_impressions``) the shares are given and the estimators are None.
     """
-    graded = [policy_arrays(market, proposals, "dr", policy, judge.predict) for judge in judges]
+    graded = [policy_arrays(market, proposals, "dr", policy, judge.predict, propensities=False) for judge in judges]
     log, shown = graded[0].log, graded[0].target_probabilities
     matched = log[shown > 0]
     first = matched.drop_duplicates("product_id")
@@ -751,14 +777,16 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     on = log["product_id"].isin(set(matched["product_id"])).to_numpy()
     clicks, propensity = log["click"].to_numpy(dtype=float), log["propensity"].to_numpy(dtype=float)
     values: dict[str, Interval] = {}
-    ess, logging_ctr = 0.0, math.nan
-    if on.any():
+    weighted = _has_propensities(market)
+    ess, logging_ctr = (0.0 if weighted else math.nan), math.nan
+    if on.any() and weighted:
         for name in ("ips", "snips", "dr"):
             predictions = (q_logged[on], q_target[on]) if name == "dr" else (None, None)
             value, _ = estimate_with_draws(clicks[on], propensity[on], shown[on], name, *predictions,
                                            alpha=1.0 - config.level, n_bootstrap=config.n_bootstrap, seed=config.seed)
             values[name] = Interval(value.value, value.ci_low, value.ci_high)
             ess = value.ess
+    if on.any():
         logging_ctr = float(clicks[on].mean())
     off = ~on
     return SupportedPart(
@@ -775,6 +803,7 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
         extrapolated_impression_share=float(off.mean()),
         extrapolated_dm=float(q_target[off].mean()) if off.any() else math.nan,
         extrapolated_logging_ctr=float(clicks[off].mean()) if off.any() else math.nan,
+        weighted=weighted,
     )
 
 

@@ -136,16 +136,29 @@ def combination_key(elements: Sequence[str]) -> str:
     return "\x1f".join(elements)
 
 
-def logged_impressions(market: Market) -> pd.DataFrame:
-    """Impressions with product, combination, context and propensity; refuses logs without propensities."""
+def logged_impressions(market: Market, propensities: bool = True) -> pd.DataFrame:
+    """One row per logged impression: product, combination, context, creative, click and propensity.
+
+    With ``propensities`` (what the off-policy estimators need) refuses logs without them. Without, the column
+    reads NaN where the market has none, and a market logged only as ``creative_stats`` reads as one row per
+    aggregated impression (``clicks`` of a row's ``impressions`` clicked, context ``""``, as ``click_log`` reads
+    it), up to ``MAX_EXPANDED_IMPRESSIONS`` rows.
+    """
     imp = market.impressions
     if imp is None or imp.empty:
-        raise InputError("off-policy estimation needs event-level impressions (impressions.parquet)")
-    if "propensity" not in imp or imp["propensity"].isna().any():
-        raise InputError(
-            "the impressions have no logged propensities: off-policy estimation needs, for every "
-            "impression, the logging policy's probability of the creative it showed (column propensity)"
-        )
+        if propensities:
+            raise InputError("off-policy estimation needs event-level impressions (impressions.parquet)")
+        imp = _expanded_stats(market)
+        propensity = np.full(len(imp), np.nan)
+    elif "propensity" not in imp or imp["propensity"].isna().any():
+        if propensities:
+            raise InputError(
+                "the impressions have no logged propensities: off-policy estimation needs, for every "
+                "impression, the logging policy's probability of the creative it showed (column propensity)"
+            )
+        propensity = np.full(len(imp), np.nan)
+    else:
+        propensity = imp["propensity"].to_numpy(dtype=float)
     creatives = market.creatives.set_index("creative_id")
     out = pd.DataFrame(
         {
@@ -154,11 +167,34 @@ def logged_impressions(market: Market) -> pd.DataFrame:
             "context": impression_contexts(imp).to_numpy(),
             "creative_id": imp["creative_id"].to_numpy(),
             "click": imp["click"].to_numpy(dtype=float),
-            "propensity": imp["propensity"].to_numpy(dtype=float),
+            "propensity": propensity,
         }
     )
-    out["key"] = [combination_key(e) for e in out["elements"]]
+    keys = {c: combination_key(e) for c, e in zip(market.creatives["creative_id"], market.creatives["elements"])}
+    out["key"] = out["creative_id"].map(keys)  # one key string per creative, not one per impression
     return out
+
+
+MAX_EXPANDED_IMPRESSIONS = 20_000_000
+"""The most aggregated impressions (``creative_stats``) read as one row each (a few GB of rows and predictions)."""
+
+
+def _expanded_stats(market: Market) -> pd.DataFrame:
+    """``creative_stats`` as impressions (``creative_id``, ``click``): per row, ``clicks`` clicked ones and
+    ``impressions - clicks`` others. Refuses a market without logs, or with more than
+    ``MAX_EXPANDED_IMPRESSIONS`` aggregated impressions."""
+    stats = market.creative_stats
+    if stats is None or stats.empty:
+        raise InputError("the market has no logs: it needs impressions.parquet or creative_stats.parquet")
+    counts = stats["impressions"].to_numpy(dtype=np.int64)
+    total = int(counts.sum())
+    if total > MAX_EXPANDED_IMPRESSIONS:
+        raise InputError(f"creative_stats holds {total:,} impressions, more than the {MAX_EXPANDED_IMPRESSIONS:,} "
+                         "that can be read as one row each; log impressions at event level instead")
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    clicked = np.arange(total) - starts < np.repeat(stats["clicks"].to_numpy(dtype=np.int64), counts)
+    return pd.DataFrame({"creative_id": np.repeat(stats["creative_id"].to_numpy(), counts),
+                         "click": clicked.astype(np.int8)})
 
 
 @dataclass(frozen=True)
@@ -177,9 +213,11 @@ def policy_arrays(
     estimator: str,
     policy: ProposalPolicy,
     predict: Predict | None,
+    propensities: bool = True,
 ) -> PolicyArrays:
-    """The arrays the off-policy estimators read, for a proposal set on a market's logs."""
-    log = logged_impressions(market)
+    """The arrays the off-policy estimators read, for a proposal set on a market's logs (``propensities``: as
+    ``logged_impressions``; without, the predictions and target probabilities of logs that have none)."""
+    log = logged_impressions(market, propensities)
     unknown = sorted(set(proposals["product_id"]) - set(market.products["product_id"]))
     if unknown:
         raise InputError(f"proposals name products the market does not have: {unknown[:5]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ def read_proposals(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.DataFrame,
-                   logged_images: dict[str, str], lifts: pd.DataFrame | None) -> None:
+                   logged_images: dict[str, str], lifts: pd.DataFrame | None, kept: Collection[str]) -> None:
     """``OUT/products.parquet``: per product, the creative shown now and the estimated lift of proposal #1.
 
     One row per product of ``market``, in ``PRODUCTS_SCHEMA``'s types. ``logged`` is each product's best
@@ -158,8 +159,8 @@ def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.D
     ``predicted_ctr``; a product without one gets nulls), ``logged_images`` its image path relative to OUT;
     ``lifts`` is the per-product off-policy estimate (``product_id``, ``impressions``, ``lift``, ``lift_low``,
     ``lift_high``; the cross-fitted evidence's when the run has it), None when no estimate was possible (the
-    lift columns are then NaN, ``lift_impressions`` 0). ``keep_current`` is True where the lift's lower bound is
-    not above 0 or unknown (do no harm: keep showing the current creative).
+    lift columns are then NaN, ``lift_impressions`` 0). ``keep_current`` is True for the products of ``kept``:
+    those whose run keeps what runs now (do no harm: their rank 1 is a kept row).
     """
     lift_rows = lifts.set_index("product_id") if lifts is not None else None
     rows = []
@@ -178,7 +179,7 @@ def write_products(out_dir: str | os.PathLike[str], market: Market, logged: pd.D
             float(lift["lift"]) if lift is not None else np.nan,
             float(lift["lift_low"]) if lift is not None else np.nan,
             float(lift["lift_high"]) if lift is not None else np.nan,
-            not (lift is not None and float(lift["lift_low"]) > 0),
+            pid in kept,
         ))
     frame = pd.DataFrame(rows, columns=list(PRODUCT_COLUMNS))
     out = Path(out_dir)

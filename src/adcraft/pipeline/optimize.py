@@ -20,7 +20,8 @@ the next), each a function below:
 7. ``cross_fit`` (unless ``evidence.enabled`` is off): the cross-fitted evidence (``evaluate.evidence``):
    the conservative lift, per product and for the set, the backtest and a launch plan;
 8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better launches
-   nothing; its rank 1 is a row marked ``kept`` standing for what runs now;
+   nothing; its rank 1 is a row marked ``kept`` standing for what runs now (every product's, when there is no
+   evidence);
 9. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
    (``evaluate.fidelity``; a run that would break that fails); with a brand file, each rendered proposal
    is checked against it too (product area, title as laid out) and a refused one is replaced by the next
@@ -406,7 +407,7 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
     if state.config.evidence.enabled:
         with clock("cross-fitted evidence"):
             state = cross_fit(state)  # 7
-        state = keep_unproven(state)  # 8
+    state = keep_unproven(state)  # 8
     with clock("render"):
         state = render(state)  # 9
     with clock("report"):
@@ -673,14 +674,25 @@ def keep_unproven(state: RunState) -> RunState:
     its rank 1 is a row marked ``kept`` that stands for what runs now (its logging policy, which may rotate
     several creatives), showing its best logged creative (``_kept_creatives``, rendered with the proposals);
     its proposals follow as ranks 2..K for review. ``evidence.lift`` is the cross-fitted lift of
-    this set, the kept products at no change."""
+    this set, the kept products at no change.
+
+    Without evidence (switched off, or not possible on these logs) nothing is shown to be better, so every
+    product keeps what runs now, and a note says why. A product with nothing to keep (no logged creative, or none
+    that the brand allows) keeps its proposal as rank 1, untested, and the note names it."""
     if state.evidence is None:
-        return state
-    products = state.evidence.products
-    kept = set(products.loc[products["keep_current"], "product_id"])
+        to_keep = set(state.proposals["product_id"])
+    else:
+        products = state.evidence.products
+        to_keep = set(products.loc[products["keep_current"], "product_id"])
     current = _kept_creatives(state)
-    current = current[current["product_id"].isin(kept)].assign(rank=0).reset_index(drop=True)
+    current = current[current["product_id"].isin(to_keep)].assign(rank=0).reset_index(drop=True)
     kept = set(current["product_id"])
+    untested = to_keep - kept
+    state = _noted(state, _do_no_harm_note(state, kept, untested))
+    if untested and state.evidence is not None:  # what the evidence keeps is what can be kept
+        products = state.evidence.products
+        products = products.assign(keep_current=products["keep_current"] & ~products["product_id"].isin(untested))
+        state = dataclasses.replace(state, evidence=dataclasses.replace(state.evidence, products=products))
     proposals = state.proposals.assign(kept=False)
     if not kept:
         return dataclasses.replace(state, proposals=proposals)
@@ -691,11 +703,33 @@ def keep_unproven(state: RunState) -> RunState:
     merged["rank"] = merged.groupby("product_id").cumcount() + 1
     if state.inputs.brand is None:  # with a brand, render keeps the spares it may need
         merged = merged[merged["rank"] <= state.config.top_k].reset_index(drop=True)
-    note = (f"Do no harm: for {len(kept)} of {len(products)} products the evidence does not show the proposal to be "
-            "better than what runs now (the lower bound of its lift is not above 0), so nothing is launched for them: "
-            "rank 1 is marked kept (what runs now, shown by its best logged creative: the highest observed CTR, "
-            "shrunk toward the product's); the proposals follow it for review.")
-    return dataclasses.replace(_noted(state, note), proposals=merged)
+    return dataclasses.replace(state, proposals=merged)
+
+
+def _do_no_harm_note(state: RunState, kept: set[str], untested: set[str]) -> str:
+    """The report's note on what do no harm kept (``kept``) and why, naming the products with nothing to keep
+    (``untested``: no logged creative, or none that the brand allows)."""
+    if state.evidence is None:
+        why = ("the cross-fitted evidence is switched off (evidence.enabled: false)"
+               if not state.config.evidence.enabled
+               else "no cross-fitted evidence could be computed on these logs (see the note above)")
+        note = (f"Do no harm: {why}, so no proposal is shown to be better than what runs now and nothing is "
+                f"launched: for {len(kept)} of {len(kept | untested)} products rank 1 is marked kept (what runs now, "
+                "shown by its best logged creative); the proposals follow it for review.")
+    else:
+        note = (f"Do no harm: for {len(kept)} of {len(state.evidence.products)} products the evidence does not show "
+                "the proposal to be better than what runs now (the lower bound of its lift is not above 0), so nothing "
+                "is launched for them: rank 1 is marked kept (what runs now, shown by its best logged creative: the "
+                "highest observed CTR, shrunk toward the product's); the proposals follow it for review.")
+    unlogged = untested - set(state.inputs.log["product_id"])
+    for group, why in ((sorted(unlogged), "No logged creative"),
+                       (sorted(untested - unlogged), "No logged creative that the brand allows")):
+        if group:
+            named = ", ".join(group[:3]) + (", ..." if len(group) > 3 else "")
+            note += (f" {why} for {len(group)} of the products ({named}): nothing that runs now can be kept or "
+                     "compared with, so their rank 1 is the proposal, untested by these logs (test it before relying "
+                     "on it).")
+    return note
 
 
 def write_outputs(state: RunState) -> RunState:
@@ -720,7 +754,10 @@ def write_outputs(state: RunState) -> RunState:
     lifts = state.evidence.products if state.evidence is not None else state.estimate.by_product
     build_report(staging, market, proposals, logged, model, state.estimate.ope.value, lifts,
                  list(state.notes), state.generator.history, logged_images, state.evidence)
-    write_products(staging, state.inputs.market, logged, logged_images, lifts)
+    kept = set(proposals.loc[proposals["kept"], "product_id"])
+    # per product, only the cross-fitted evidence's lift: a judge's grade of its own pick is not evidence
+    write_products(staging, state.inputs.market, logged, logged_images,
+                   state.evidence.products if state.evidence is not None else None, kept)
     return dataclasses.replace(state, new_elements=new_elements)
 
 

@@ -188,6 +188,10 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
                   f"{backtest.best_product_low:+.1%}, whichever combination the judge picks. What would change it is a "
                   "backtest that verifies larger contrasts with less error (more logged creatives and impressions "
                   "per product) or a live test of the proposals (the launch plan).",)
+    if not supported.weighted:
+        notes += ("The logs carry no propensities (or only aggregated creative_stats): the lift rests on the "
+                  "cross-fitted judges' predicted contrasts, recalibrated by the backtest; no importance-weighted "
+                  "estimate (IPS, SNIPS, DR) is possible, even where the logs showed a proposal.",)
     if supported.ips is not None and supported.snips is not None and supported.dr is not None:
         notes += (f"Supported part ({supported.products} products whose proposal was logged): IPS "
                   f"{supported.ips.value:.2%}, SNIPS {supported.snips.value:.2%}, DR {supported.dr.value:.2%} against "
