@@ -21,7 +21,8 @@ creative, backtest, calibration draws, per-product bounds, do no harm), once per
 Per run: the share of products launched, the share of the oracle lift captured after do no harm and with every
 proposal launched, the harm share (launched products whose proposal is truly below the logging policy's CTR,
 over all products), whether the set's 90% interval holds the true lift after do no harm, the share of products
-whose own 90% interval holds their proposal's true lift over their logging policy, and what set the
+whose own 90% interval holds their proposal's true lift over their logging policy and of those whose interval
+lies above it (overstating; the other misses understate), and what set the
 per-product bounds (``evidence.backtest``: the contrast slope, the spread of one creative's contrast error and
 its upper bound, the half-judges' disagreement, the largest credited ratio). Every figure is graded by the truth
 on the rendered creative, context-averaged, weighted by the products' traffic shares as ``bench/worlds.py``
@@ -175,6 +176,8 @@ def score_market(world: str, seed: int, args) -> dict:
             "covered": bool(evidence.lift.low <= true_lift <= evidence.lift.high),
             "median product lower bound": float(evidence.products["lift_low"].median()),
             "product intervals hold the truth": float(held.mean()),
+            # a miss above the truth overstates a product's lift; one below (capped credit) understates it
+            "product intervals above the truth": float((per["lift_low"].to_numpy() > truly).mean()),
             **{key: backtest[key] for key in ("contrast_slope", "contrast_spread", "contrast_spread_bound",
                                               "judges_disagreement", "verified_ratio", "proposal_spread")},
             "seconds": time.perf_counter() - begun,
@@ -190,7 +193,8 @@ def score_market(world: str, seed: int, args) -> dict:
 
 
 METRICS = ("launched share", "share of oracle lift", "every proposal launched", "harm share",
-           "median product lower bound", "product intervals hold the truth", "contrast_slope",
+           "median product lower bound", "product intervals hold the truth", "product intervals above the truth",
+           "contrast_slope",
            "contrast_spread_bound", "judges_disagreement", "verified_ratio")
 
 
@@ -204,7 +208,7 @@ def table(results: list[dict]) -> pd.DataFrame:
         for judge in JUDGES:
             cells = {"world": world, "judge": judge, "markets": len(mine)}
             for metric in METRICS:
-                values = [r["judges"][judge][metric] for r in mine]
+                values = [r["judges"][judge].get(metric) for r in mine]  # None: measured before the metric
                 values = [v for v in values if v is not None and np.isfinite(v)]
                 cells[metric.replace("_", " ")] = mean_interval(values) if values else "-"
             cells["interval holds the truth"] = f"{sum(r['judges'][judge]['covered'] for r in mine)}/{len(mine)}"

@@ -80,7 +80,8 @@ def test_one_small_market_is_scored_for_both_judges(tmp_path):
         assert 0.0 <= values["launched share"] <= 1.0 and 0.0 <= values["harm share"] <= 1.0
         assert values["share of oracle lift"] <= 1.0 + 1e-9 and values["every proposal launched"] <= 1.0 + 1e-9
         assert values["reported low"] <= values["reported lift"] <= values["reported high"]
-        assert 0.0 <= values["product intervals hold the truth"] <= 1.0
+        held, above = values["product intervals hold the truth"], values["product intervals above the truth"]
+        assert 0.0 <= held <= 1.0 and 0.0 <= above <= 1.0 - held  # a miss is above or below, never both
     worlds.write_result(worlds.result_path(args.out_json, "main_effects", 5, 6, 6000), result)
     evidence_ceiling.write_table(args)
     text = args.results.read_text()
