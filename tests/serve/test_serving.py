@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from fastapi.testclient import TestClient
 from adcraft.errors import InputError
 from adcraft.serve.app import create_app
 from adcraft.serve.decisions import DecisionStore
-from adcraft.serve.impression_log import ImpressionLog, served_rows, served_table
-from adcraft.serve.policy import ServingPolicy, ServingPolicyConfig, thompson_propensities
+from adcraft.serve.impression_log import ImpressionLog, product_priors, served_rows, served_table
+from adcraft.serve.policy import ServingPolicy, ServingPolicyConfig, product_prior, thompson_propensities
 from adcraft.serve.run_view import RunView
 from adcraft.serve.state import NotFound, ServedRun
 
@@ -120,6 +121,34 @@ def test_clicks_move_the_posterior(log: ImpressionLog) -> None:
     last = log.serve(product_id).arms
     assert last[0].clicks == last[0].impressions > 0 and last[1].clicks == 0
     assert last[0].propensity > max(s.propensity for s in last[1:])
+
+
+def test_a_product_prior_keeps_the_weight_and_moves_the_mean_to_the_logged_ctr() -> None:
+    config = ServingPolicyConfig()
+    a, b = product_prior(40, 1000, config)
+    assert a + b == pytest.approx(config.prior_clicks + config.prior_misses)
+    assert a / (a + b) == pytest.approx(41 / 1002)
+    assert min(product_prior(0, 10, config)) > 0 and min(product_prior(10, 10, config)) > 0  # a proper Beta
+
+
+def test_under_a_prior_centred_on_a_low_ctr_an_arm_that_got_clicks_is_favoured_sooner() -> None:
+    # three arms, one with 3 clicks in 30 impressions, two untried: a uniform prior expects the untried ones to
+    # click half the time; a prior centred on a 4% CTR expects them to do as the product does
+    config = ServingPolicyConfig(seed=3)
+    uniform = thompson_propensities([3, 0, 0], [30, 0, 0], config)
+    centred = thompson_propensities([3, 0, 0], [30, 0, 0], config, product_prior(40, 1000, config))
+    assert uniform[0] < 0.2 and centred[0] > 0.5
+    assert centred.sum() == pytest.approx(1.0) and centred.min() >= config.epsilon / 3 - 1e-12
+
+
+def test_product_priors_follow_each_products_logged_ctr(served: ServedRun) -> None:
+    market, config = served.market, ServingPolicyConfig()
+    priors = product_priors(market, config)
+    shown = market.impressions.merge(market.creatives, on="creative_id").groupby("product_id")["click"]
+    assert set(priors) == set(shown.groups)
+    for product, (clicks, n) in zip(shown.sum().index, zip(shown.sum(), shown.size())):
+        assert priors[product] == pytest.approx(product_prior(int(clicks), int(n), config))
+    assert product_priors(dataclasses.replace(market, impressions=None, creative_stats=None), config) == {}
 
 
 def test_an_unknown_product_or_impression_is_not_found(log: ImpressionLog) -> None:

@@ -61,7 +61,7 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     bad run folder or database fails here with an ``InputError``.
     """
     from adcraft.serve.decisions import DecisionStore, sqlite_file
-    from adcraft.serve.impression_log import ImpressionLog
+    from adcraft.serve.impression_log import ImpressionLog, product_priors
     from adcraft.serve.policy import ServingPolicy
     from adcraft.serve.review import build_review_router
     from adcraft.serve.run_view import RunView
@@ -72,7 +72,9 @@ def create_app(config: ServeConfig, served: ServedRun | None = None) -> FastAPI:
     database = sqlite_file(config.database_url)  # a database file inside the run folder belongs to the run
     store = DecisionStore(config.database_url, view,
                           adopt_unattributed=database is not None and served.run_dir in database.parents)
-    impressions = ImpressionLog(store, ServingPolicy(config.policy))
+    impressions = ImpressionLog(store, ServingPolicy(config.policy),
+                                product_priors(served.market, config.policy) if config.policy.prior_from_logs
+                                else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,8 @@
 The arms of a product are the creatives reviewers approved for it in this run (latest decision approve,
 ``DecisionStore.approved_for``) and the creative it shows now (its best logged one, the run's
 ``products.parquet``); an approved creative with the same elements as the current one is the same arm.
-``ServingPolicy`` chooses among them from this run's served clicks.
+``ServingPolicy`` chooses among them from this run's served clicks, under a prior centred on the product's
+logged CTR (``product_priors``, with ``policy.prior_from_logs``).
 
 The log is one table, ``served_impressions``, in the decisions database (same engine): one row per served
 impression, written and committed before the answer leaves, so an impression a client was told about is
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +27,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from adcraft.errors import InputError
+from adcraft.market import Market
+from adcraft.market.click_log import click_log
 from adcraft.serve.decisions import RUN_ID_CHARS, DecisionStore, unusable_database
-from adcraft.serve.policy import ServingPolicy
+from adcraft.serve.policy import ServingPolicy, ServingPolicyConfig, product_prior
 from adcraft.serve.state import NotFound
 
 APPROVED, CURRENT = "approved", "current"
@@ -109,7 +114,9 @@ class ImpressionLog:
     Raises ``InputError`` when the table cannot be created.
     """
 
-    def __init__(self, decisions: DecisionStore, policy: ServingPolicy) -> None:
+    def __init__(self, decisions: DecisionStore, policy: ServingPolicy,
+                 priors: Mapping[str, tuple[float, float]] | None = None) -> None:
+        self.priors = dict(priors or {})  # product -> Beta prior of its arms (product_priors); else the config's
         self.decisions = decisions
         self.run = decisions.run
         self.engine = decisions.engine
@@ -150,7 +157,8 @@ class ImpressionLog:
                            "approved one; approve a proposal on the review page first")
         counts = self._counts(product_id)
         shown = [counts.get(arm.creative_id, (0, 0)) for arm in arms]
-        index, propensities = self.policy.choose([c for _, c in shown], [n for n, _ in shown])
+        index, propensities = self.policy.choose([c for _, c in shown], [n for n, _ in shown],
+                                                 self.priors.get(product_id))
         chosen, now = arms[index], datetime.now(UTC)
         impression = ServedImpression(
             impression_id=IMPRESSION_PREFIX + uuid.uuid4().hex, run_id=self.run.run_id, product_id=product_id,
@@ -193,6 +201,18 @@ class ImpressionLog:
         ).group_by(served_table.c.creative_id)
         with self.engine.connect() as connection:
             return {cid: (int(n), int(c or 0)) for cid, n, c in connection.execute(query)}
+
+
+def product_priors(market: Market, config: ServingPolicyConfig) -> dict[str, tuple[float, float]]:
+    """Per product of the market's logs (``click_log``: impressions or creative_stats), the Beta prior of its
+    arms centred on its logged CTR (``policy.product_prior``); empty for a market without logs."""
+    try:
+        log = click_log(market)
+    except InputError:  # no logs: the config's prior
+        return {}
+    totals = log.groupby("product_id")[["clicks", "trials"]].sum()
+    return {str(p): product_prior(int(c), int(n), config) for p, c, n in
+            zip(totals.index, totals["clicks"], totals["trials"])}
 
 
 def served_rows(engine: sa.Engine, run_id: str) -> pd.DataFrame:

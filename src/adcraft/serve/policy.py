@@ -1,7 +1,9 @@
 """The serving policy: which of a product's creatives to show, with the exact probability of showing it.
 
 Each arm (a creative of the product) has a Beta posterior on its click-through rate from the served log,
-``Beta(prior_clicks + clicks, prior_misses + impressions - clicks)``. The policy shows arm ``a`` with
+``Beta(prior_clicks + clicks, prior_misses + impressions - clicks)``, where with ``prior_from_logs`` the prior
+``(prior_clicks, prior_misses)`` keeps its weight but is centred on the product's logged CTR (``product_prior``).
+The policy shows arm ``a`` with
 probability
 
     p_a = epsilon / K + (1 - epsilon) * q_a,
@@ -16,7 +18,8 @@ no closed-form probability of its choice. Here the arm is drawn from ``p`` itsel
 probability with which ``a`` was shown: the Monte Carlo error only makes ``q`` differ slightly from the
 ideal Thompson probabilities, never the logged propensity from the true one. ``q`` is computed with a
 generator seeded by ``seed`` and the arms' counts, so the same log state always gives the same ``p``
-(reproducible, and any reader can recompute a logged propensity from the counts at the time).
+(reproducible, and any reader can recompute a logged propensity from the counts at the time and the product's
+prior).
 """
 
 from __future__ import annotations
@@ -38,13 +41,16 @@ class ServingPolicyConfig:
     """How ``/v1/serve`` chooses: ``epsilon`` the uniform share (each of K arms is shown with probability at
     least ``epsilon / K``); ``draws`` the Monte Carlo samples of the Thompson probabilities; the Beta prior
     (``prior_clicks``, ``prior_misses``: uniform by default); ``seed`` the seed of the Monte Carlo samples and
-    of the draws of the arms."""
+    of the draws of the arms; ``prior_from_logs``: the prior of a product's arms keeps its weight
+    (``prior_clicks + prior_misses``) but is centred on the product's logged CTR (``product_prior``), so an untried
+    arm is expected to do as the product does, not to click half the time."""
 
     epsilon: float = 0.05
     draws: int = 4096
     prior_clicks: float = 1.0
     prior_misses: float = 1.0
     seed: int = 0
+    prior_from_logs: bool = True
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -58,9 +64,11 @@ class ServingPolicyConfig:
 
 
 def thompson_propensities(clicks: Sequence[int], impressions: Sequence[int],
-                          config: ServingPolicyConfig = ServingPolicyConfig()) -> np.ndarray:
+                          config: ServingPolicyConfig = ServingPolicyConfig(),
+                          prior: tuple[float, float] | None = None) -> np.ndarray:
     """``p`` of the module docstring for arms with these served ``clicks`` out of ``impressions``: one
-    probability per arm, each at least ``epsilon / K``, summing to 1."""
+    probability per arm, each at least ``epsilon / K``, summing to 1. ``prior``: the Beta prior's
+    ``(clicks, misses)`` for these arms (``product_prior``), else the config's."""
     clicks_a = np.asarray(clicks, dtype=np.int64)
     shown = np.asarray(impressions, dtype=np.int64)
     arms = len(clicks_a)
@@ -71,10 +79,19 @@ def thompson_propensities(clicks: Sequence[int], impressions: Sequence[int],
     if arms == 1:
         return np.ones(1)
     rng = np.random.default_rng([config.seed, *clicks_a.tolist(), *shown.tolist()])
-    samples = rng.beta(config.prior_clicks + clicks_a, config.prior_misses + shown - clicks_a,
-                       size=(config.draws, arms))
+    prior_clicks, prior_misses = prior if prior is not None else (config.prior_clicks, config.prior_misses)
+    samples = rng.beta(prior_clicks + clicks_a, prior_misses + shown - clicks_a, size=(config.draws, arms))
     best = np.bincount(samples.argmax(axis=1), minlength=arms) / config.draws
     return config.epsilon / arms + (1.0 - config.epsilon) * best
+
+
+def product_prior(clicks: int, impressions: int, config: ServingPolicyConfig) -> tuple[float, float]:
+    """The Beta prior of a product's arms centred on its logged CTR: with ``w = prior_clicks + prior_misses``
+    and the CTR smoothed by the config's prior, ``m = (clicks + prior_clicks) / (impressions + w)``, it is
+    ``(w m, w (1 - m))`` (the same weight as the config's prior, its mean moved to ``m``; empirical Bayes)."""
+    weight = config.prior_clicks + config.prior_misses
+    mean = (clicks + config.prior_clicks) / (impressions + weight)
+    return weight * mean, weight * (1.0 - mean)
 
 
 class ServingPolicy:
@@ -89,11 +106,13 @@ class ServingPolicy:
     @property
     def name(self) -> str:
         """What the log records as the policy: its kind and settings."""
-        return f"{POLICY_NAME}(epsilon={self.config.epsilon:g}, draws={self.config.draws})"
+        return (f"{POLICY_NAME}(epsilon={self.config.epsilon:g}, draws={self.config.draws}"
+                f"{', prior from logs' if self.config.prior_from_logs else ''})")
 
-    def choose(self, clicks: Sequence[int], impressions: Sequence[int]) -> tuple[int, np.ndarray]:
+    def choose(self, clicks: Sequence[int], impressions: Sequence[int],
+               prior: tuple[float, float] | None = None) -> tuple[int, np.ndarray]:
         """(index of the arm to show, every arm's propensity): the arm is drawn from those propensities."""
-        propensities = thompson_propensities(clicks, impressions, self.config)
+        propensities = thompson_propensities(clicks, impressions, self.config, prior)
         return self.draw(propensities), propensities
 
     def draw(self, propensities: np.ndarray) -> int:
