@@ -87,7 +87,7 @@ from adcraft.configuration import check_config
 from adcraft.errors import InputError
 from adcraft.evaluate.abtest import required_impressions
 from adcraft.evaluate.ope import estimate_with_draws
-from adcraft.evaluate.proposal_value import ProposalPolicy, policy_arrays
+from adcraft.evaluate.proposal_value import ProposalPolicy, logged_impressions, policy_arrays
 from adcraft.market import Market
 from adcraft.market.click_log import click_log
 from adcraft.market.logs import missing_logs
@@ -388,7 +388,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
-    if not _has_propensities(market):
+    if not np.isfinite(rows["c"].to_numpy()).all():  # no propensities, no DR parts (``_fold_rows``)
         uncalibrated = math.nan
     supported = supported_part(market, proposals, judges, folds, policy, config)
     plan = launch_plan(logging_ctr, lift, market, config)
@@ -404,11 +404,11 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
     impression), and the predictions of both judges for the proposal and the logged creative (``q_target``,
     ``q_logged``: the grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals)."""
     part = fold_market(market, creatives)
-    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict, propensities=False)
-    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict, propensities=False)
-    log = arrays.log
+    log = logged_impressions(part, propensities=False)  # read once for both judges
+    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict, log=log)
+    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict, log=log)
     weight = np.full(len(log), np.nan)  # no propensities: no DR parts (the lift rests on q_target / q_logged)
-    if _has_propensities(market):
+    if np.isfinite(log["propensity"].to_numpy()).all():
         everything = market.creatives.set_index("creative_id")["product_id"].reindex(
             market.impressions["creative_id"]).value_counts()
         share = log.groupby("product_id")["product_id"].transform("size") / everything.reindex(
@@ -427,12 +427,6 @@ def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, gra
         "chooser_target": chosen.q_target,
         "chooser_logged": chosen.q_logged,
     })
-
-
-def _has_propensities(market: Market) -> bool:
-    """Whether every logged impression has the logging policy's propensity (what the DR parts need)."""
-    imp = market.impressions
-    return imp is not None and not imp.empty and "propensity" in imp and bool(imp["propensity"].notna().all())
 
 
 def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], proposals: pd.DataFrame) -> Backtest:
@@ -765,7 +759,8 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     (the direct method, each impression predicted by the judge not fitted on it): that part is extrapolation.
     Without propensities (``logged_impressions``) the shares are given and the estimators are None.
     """
-    graded = [policy_arrays(market, proposals, "dr", policy, judge.predict, propensities=False) for judge in judges]
+    log = logged_impressions(market, propensities=False)  # read once for both judges
+    graded = [policy_arrays(market, proposals, "dr", policy, judge.predict, log=log) for judge in judges]
     log, shown = graded[0].log, graded[0].target_probabilities
     matched = log[shown > 0]
     first = matched.drop_duplicates("product_id")
@@ -777,7 +772,7 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     on = log["product_id"].isin(set(matched["product_id"])).to_numpy()
     clicks, propensity = log["click"].to_numpy(dtype=float), log["propensity"].to_numpy(dtype=float)
     values: dict[str, Interval] = {}
-    weighted = _has_propensities(market)
+    weighted = bool(np.isfinite(propensity).all())
     ess, logging_ctr = (0.0 if weighted else math.nan), math.nan
     if on.any() and weighted:
         for name in ("ips", "snips", "dr"):

@@ -76,7 +76,6 @@ from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
     ProposalPolicy,
     estimate_proposals,
-    lift_by_product,
     policy_arrays,
 )
 from adcraft.features.cache import file_sha256
@@ -280,11 +279,9 @@ class RunInputs:
 
 @dataclass(frozen=True, eq=False)
 class Estimate:
-    """What the ``estimate`` stage finds: run.json's ``ope``, the per-product lift of proposal #1
-    (``lift_by_product``; None when no estimate was possible) and the notes it adds to the report."""
+    """What the ``estimate`` stage finds: run.json's ``ope`` and the notes it adds to the report."""
 
     ope: OffPolicyRecord
-    by_product: pd.DataFrame | None
     notes: tuple[str, ...] = ()
 
 
@@ -600,17 +597,16 @@ def render(state: RunState) -> RunState:
 
 
 def estimate(state: RunState) -> Estimate:
-    """The proposals' off-policy value against the logging policy, overall and per product (or why not)."""
+    """The proposals' off-policy value against the logging policy (or why not), graded by the judge that chose
+    them: shown labelled as such, never as evidence, and not per product (the evidence gives those lifts)."""
     market, proposals, model, config = state.inputs.market, state.proposals, state.judge, state.config
     policy = ProposalPolicy(config.policy)
     try:
         arrays = policy_arrays(market, proposals, config.estimator, policy, model.predict)
         value = estimate_proposals(market, proposals, config.estimator, policy, n_bootstrap=config.n_bootstrap,
                                    arrays=arrays)
-        lifts = lift_by_product(market, proposals, model.predict, config.estimator, policy,
-                                n_bootstrap=min(config.n_bootstrap, 300), arrays=arrays)
     except InputError as exc:
-        return Estimate(OffPolicyRecord(None, str(exc)), None, (f"Off-policy estimation was not possible: {exc}",))
+        return Estimate(OffPolicyRecord(None, str(exc)), (f"Off-policy estimation was not possible: {exc}",))
     notes = [f"Off-policy estimate: {warning}." for warning in value.warnings]
     share = value.matched_impressions / max(value.impressions, 1)
     if share < 0.01:
@@ -620,7 +616,7 @@ def estimate(state: RunState) -> Estimate:
             "interval covers the logs' sampling noise, not the model's error. Confirm the lift with an A/B test "
             "before rolling out."
         )
-    return Estimate(OffPolicyRecord(value), lifts, tuple(notes))
+    return Estimate(OffPolicyRecord(value), tuple(notes))
 
 
 def cross_fit(state: RunState) -> RunState:
@@ -751,13 +747,12 @@ def write_outputs(state: RunState) -> RunState:
     write_proposals(staging, proposals[columns],
                     new_elements if new_elements is not None and len(new_elements) else None)
     logged_images = copy_logged_images(staging, market, logged)
-    lifts = state.evidence.products if state.evidence is not None else state.estimate.by_product
-    build_report(staging, market, proposals, logged, model, state.estimate.ope.value, lifts,
-                 list(state.notes), state.generator.history, logged_images, state.evidence)
-    kept = set(proposals.loc[proposals["kept"], "product_id"])
+    build_report(staging, market, proposals, logged, model, state.estimate.ope.value, list(state.notes),
+                 state.generator.history, logged_images, state.evidence)
     # per product, only the cross-fitted evidence's lift: a judge's grade of its own pick is not evidence
     write_products(staging, state.inputs.market, logged, logged_images,
-                   state.evidence.products if state.evidence is not None else None, kept)
+                   state.evidence.products if state.evidence is not None else None,
+                   set(proposals.loc[proposals["kept"], "product_id"]))
     return dataclasses.replace(state, new_elements=new_elements)
 
 

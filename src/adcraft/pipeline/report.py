@@ -38,7 +38,6 @@ def build_report(
     logged: pd.DataFrame,
     model: MILModel,
     value: ProposalValue | None,
-    lifts: pd.DataFrame | None,
     notes: list[str],
     history: ComboHistory,
     logged_images: dict[str, str],
@@ -54,7 +53,8 @@ def build_report(
     top = launched[launched["rank"] == 1].set_index("product_id")
     shared = top.index.intersection(logged.index)
     predicted_lift = top.loc[shared, "predicted_ctr"] / logged.loc[shared, "predicted_ctr"] - 1.0
-    lift_rows = lifts.set_index("product_id") if lifts is not None else None
+    lift_rows = evidence.products.set_index("product_id") if evidence is not None else None  # per product
+    level = f"{evidence.lift.level:.0%}" if evidence is not None else ""
     sections = []
     for pid, row in market.products.set_index("product_id").iterrows():
         cards = []
@@ -86,7 +86,6 @@ def build_report(
             if proposal["rank"] == 1 and lift_rows is not None and pid in lift_rows.index:
                 lift = lift_rows.loc[pid]
                 if math.isfinite(lift["lift"]):
-                    level = f"{evidence.lift.level:.0%}" if evidence is not None else "95%"
                     caption.append(f"lift at least {lift['lift_low']:+.1%} ({level} lower bound), estimate "
                                    f"{lift['lift']:+.1%} [{lift['lift_low']:+.1%}, {lift['lift_high']:+.1%}] "
                                    f"on {int(lift['impressions'])} impressions")
@@ -227,7 +226,7 @@ def _summary(market: Market, proposals: pd.DataFrame, logged: pd.DataFrame, pred
         ]
     charts = [histogram_svg(predicted_lift.to_numpy(), "predicted lift of #1 per product (by the judge that chose it)")]
     if lift_rows is not None:
-        charts.append(histogram_svg(lift_rows["lift"].to_numpy(), "estimated lift of #1 per product (off-policy)"))
+        charts.append(histogram_svg(lift_rows["lift"].to_numpy(), "cross-fitted lift of #1 per product (the evidence)"))
     effects = model.element_effects()
     if len(effects):
         ordered = effects.sort_values()
