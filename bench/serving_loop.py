@@ -223,6 +223,22 @@ def round_table(results: list[dict], rounds: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rise_table(results: list[dict], rounds: int) -> pd.DataFrame:
+    """Round over round, paired by seed: the change of the served true CTR from the round before and from round 1
+    (mean [95% t-interval over seeds]), how many seeds rose, and each seed's change."""
+    rows = []
+    for k in range(1, rounds):
+        for base, label in ((k - 1, "the round before"), (0, "round 1")):
+            if base == k - 1 and label == "round 1":
+                continue
+            changes = [r["rounds"][k]["served_true_ctr"] - r["rounds"][base]["served_true_ctr"] for r in results]
+            rows.append({"round": k + 1, "change from": label, "seeds": len(changes),
+                         "change of served true CTR": mean_interval(changes, "+.4f"),
+                         "seeds that rose": sum(c > 0 for c in changes),
+                         "per seed": ", ".join(f"{c:+.4f}" for c in changes)})
+    return pd.DataFrame(rows)
+
+
 def paired_table(results: list[dict], others: list[dict], rounds: int) -> pd.DataFrame:
     """Per round, this run against another run of the same seeds and settings (other code or config), paired by
     seed: the served true CTR of each and its difference, the rise of each from round 1, and the round's
@@ -285,6 +301,8 @@ def write_table(results: list[dict], args) -> None:
             f"{r['seed']}: " + ", ".join(f"round {g['round']} {g['supported_matched_impressions']} "
                                          f"({g['served_true_ctr']:.4f})" for g in r["rounds"][1:])
             for r in results) + ".",
+        f"Round over round, paired by seed (seeds in the order {', '.join(map(str, seeds))}):",
+        markdown_table(rise_table(results, args.rounds)),
     ]
     if args.paired_with is not None:
         others = [json.loads(path.read_text()) for path in (result_file(args.paired_with, seed, args)

@@ -30,3 +30,13 @@ def test_the_paired_table_differences_each_seed_against_the_same_seed_of_the_oth
     assert table.loc[1, "matched impressions per seed, other run"] == "0, 7"
     assert table.loc[0, "matched impressions per seed, this run"] == "-, -"
 
+
+
+def test_the_rise_table_pairs_each_round_with_the_one_before_and_with_round_one_by_seed():
+    runs = [run(1, [0.030, 0.032, 0.031], [None] * 3), run(2, [0.040, 0.039, 0.043], [None] * 3)]
+    table = serving_loop.rise_table(runs, rounds=3)
+    assert list(zip(table["round"], table["change from"])) == [
+        (2, "the round before"), (3, "the round before"), (3, "round 1")]
+    assert table["per seed"].tolist() == ["+0.0020, -0.0010", "-0.0010, +0.0040", "+0.0010, +0.0030"]
+    assert table["seeds that rose"].tolist() == [1, 1, 2]
+    assert table.loc[2, "change of served true CTR"].startswith("+0.0020 [")  # round 3 - round 1: mean of 0.001, 0.003
