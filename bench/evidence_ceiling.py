@@ -17,6 +17,9 @@ creative, backtest, calibration draws, per-product bounds, do no harm), once per
 - ``additive``: the additive logistic judge (one weight per element and product, L2 chosen on the latest part of
   the log, as optimize fits it), choosing each product's argmax combination (exact: the model is additive per
   slot). The same evidence with a judge fitted on the logs, for comparison.
+- ``images`` (with ``--judges ... images``; ``--embed`` adds the image encoder's embedding): the additive judge
+  plus the creative's visual attributes, or the additive judge alone, whichever predicts the latest part of the
+  log better (``bench/image_judge.py``): does a judge that sees the pixels verify more?
 
 Per run: the share of products launched, the share of the oracle lift captured after do no harm and with every
 proposal launched, the harm share (launched products whose proposal is truly below the logging policy's CTR,
@@ -43,6 +46,8 @@ from markdown import markdown_table, write_section
 from optimize import TruthScorer, logging_values, oracle_values
 from worlds import machine, market_options, mean_interval, read_results, run_markets, simulated
 
+from image_judge import image_judge_arm
+
 from adcraft.evaluate.evidence import EvidenceConfig, proposal_evidence
 from adcraft.evaluate.proposal_value import ProposalPolicy
 from adcraft.market import Market, load_market
@@ -51,11 +56,15 @@ from adcraft.pipeline.optimize import OptimizeConfig, additive_config
 from adcraft.rewards.additive import fit_additive
 from adcraft.simulator.truth import GroundTruth
 
-JUDGES = ("truth", "additive")
+JUDGES = ("truth", "additive", "images")
 
 
 def heading(args) -> str:
-    """The section's heading: one section per market size."""
+    """The section's heading: one section per market size (and one more per size with the judge that sees images)."""
+    if "images" in args.judges:
+        return (f"## A judge that sees the creative's image: evidence at {args.products} products and "
+                f"{args.impressions} impressions (bench/evidence_ceiling.py --judges {' '.join(args.judges)}"
+                f"{' --embed' if args.embed else ''})")
     return (f"## Evidence with the truth as the judge, {args.products} products and {args.impressions} impressions: "
             "how much can be launched (bench/evidence_ceiling.py)")
 
@@ -136,12 +145,14 @@ def score_market(world: str, seed: int, args) -> dict:
         "additive": (lambda part: fit_additive(click_log(part), judge_config),
                      lambda judge: additive_picks(market, judge)),
     }
+    if "images" in args.judges:
+        arms["images"] = image_judge_arm(market, judge_config, embed=args.embed)
+    arms = {name: arm for name, arm in arms.items() if name in args.judges}
     products = market.products["product_id"].tolist()
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
     share = share / share.sum()
     logging = logging_values(market, truth).reindex(products).to_numpy()
-    finals = {"truth": oracle_set,
-              "additive": additive_picks(market, fit_additive(click_log(market), judge_config))}
+    finals = {name: oracle_set if name == "truth" else choose(fit(market)) for name, (fit, choose) in arms.items()}
     picks = {name: {p: list(e) for p, e in zip(frame["product_id"], frame["elements"])}
              for name, frame in finals.items()}
     for name in picks:  # scored first, so that the oracle counts them
@@ -182,6 +193,9 @@ def score_market(world: str, seed: int, args) -> dict:
                                               "judges_disagreement", "verified_ratio", "proposal_spread")},
             "seconds": time.perf_counter() - begun,
         }
+        if name == "images":  # which kind each fit took (the whole log first, then the two halves)
+            out[name]["images chosen"] = float(np.mean([c["images chosen"] for c in fit.choices]))
+            out[name]["renders"] = fit.looks.rendered
     return {
         "world": world, "seed": seed, "configured products": args.products, "configured impressions": args.impressions,
         "products": len(products), "impressions": len(market.impressions),
@@ -193,9 +207,10 @@ def score_market(world: str, seed: int, args) -> dict:
 
 
 METRICS = ("launched share", "share of oracle lift", "every proposal launched", "harm share",
+           "harm share, every proposal launched",
            "median product lower bound", "product intervals hold the truth", "product intervals above the truth",
            "contrast_slope",
-           "contrast_spread_bound", "judges_disagreement", "verified_ratio")
+           "contrast_spread_bound", "judges_disagreement", "verified_ratio", "images chosen")
 
 
 def table(results: list[dict]) -> pd.DataFrame:
@@ -205,7 +220,7 @@ def table(results: list[dict]) -> pd.DataFrame:
     worlds = sorted({r["world"] for r in results}, key=[r["world"] for r in results].index)
     for world in [*worlds, "all"]:
         mine = [r for r in results if world in ("all", r["world"])]
-        for judge in JUDGES:
+        for judge in [j for j in JUDGES if all(j in r["judges"] for r in mine)]:
             cells = {"world": world, "judge": judge, "markets": len(mine)}
             for metric in METRICS:
                 values = [r["judges"][judge].get(metric) for r in mine]  # None: measured before the metric
@@ -235,6 +250,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     market_options(parser, seeds=[7001, 7002, 7003], out_json="evidence-ceiling")
     parser.add_argument("--label", default="", help="a sentence appended to the section's description")
+    parser.add_argument("--judges", nargs="+", default=["truth", "additive"], choices=JUDGES)
+    parser.add_argument("--embed", action="store_true",
+                        help="the images judge also reads the image encoder's embedding (slower)")
     args = parser.parse_args()
     if not args.table_only:
         run_markets(args, score_market, lambda r: json.dumps({j: {k: round(v, 3) if isinstance(v, float) else v

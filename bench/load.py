@@ -336,6 +336,7 @@ class ServingTally:
     records: list[tuple[str, int, float]] = field(default_factory=list)  # (route, status, ms) before SIGTERM
     sources: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, source) of each answer
     at_shutdown: list[tuple[str, int]] = field(default_factory=list)  # requests in flight at SIGTERM: (route, status)
+    failures: dict[str, int] = field(default_factory=dict)  # before SIGTERM: "route: exception or status" -> count
 
 
 def approve_proposals(base: str, token: str, per_product: int = 2) -> int:
@@ -367,15 +368,20 @@ async def serving_phase(base: str, token: str, products: list[str], clients: int
         async def call(route: str, body: dict) -> httpx.Response | None:
             shutdown = terminating.is_set()
             begun = time.perf_counter()
+            failure = None
             try:
                 response = await client.post(f"/v1/{route}", json=body)
                 status = response.status_code
-            except httpx.HTTPError:
-                response, status = None, 0
+                failure = None if status < 400 else f"status {status}"
+            except httpx.HTTPError as error:  # what failed, so that an error can be told from the load
+                response, status, failure = None, 0, f"{type(error).__name__}: {error}"[:200]
             if shutdown or terminating.is_set():
                 tally.at_shutdown.append((route, status))
             else:
                 tally.records.append((route, status, 1000 * (time.perf_counter() - begun)))
+                if failure is not None:
+                    key = f"{route}: {failure}"
+                    tally.failures[key] = tally.failures.get(key, 0) + 1
             return response if status == 200 else None
 
         async def user(index: int) -> None:
@@ -474,7 +480,8 @@ def serving_main(args: argparse.Namespace) -> None:
     tenth = elapsed / 10
     report = {
         "seed": args.seed, "clients": args.clients, "duration_s": args.duration, "products": args.products,
-        "approved_creatives": approved, "phase": phase, "server_peak_rss_mb": round(peak, 1),
+        "approved_creatives": approved, "phase": phase, "failures": tally.failures,
+        "server_peak_rss_mb": round(peak, 1),
         "in_flight_at_sigterm": {"requests": len(tally.at_shutdown),
                                  "answered_200": sum(status == 200 for _, status in tally.at_shutdown),
                                  "failed": sum(status != 200 for _, status in tally.at_shutdown)},
@@ -488,7 +495,7 @@ def serving_main(args: argparse.Namespace) -> None:
         "python": platform.python_version(),
     }
     print(f"serving: {phase['requests']} requests in {phase['seconds']} s = {phase['requests_per_s']}/s, "
-          f"{phase['errors']} errors {phase['statuses']}")
+          f"{phase['errors']} errors {phase['statuses']}" + (f"; failures {tally.failures}" if tally.failures else ""))
     for route, figures in phase["routes"].items():
         print(f"  {route:>9}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms "
               f"({figures['requests']} requests)")

@@ -66,17 +66,20 @@ def test_the_oracle_picks_are_at_least_every_logged_creative(market_and_truth):
 
 
 @pytest.mark.slow
-def test_one_small_market_is_scored_for_both_judges(tmp_path):
+def test_one_small_market_is_scored_for_every_judge(tmp_path):
     args = SimpleNamespace(workdir=tmp_path / "work", products=6, impressions=6000, out_json=tmp_path / "json",
-                           results=tmp_path / "results.md", worlds=["main_effects"], seeds=[5], label="")
+                           results=tmp_path / "results.md", worlds=["main_effects"], seeds=[5], label="",
+                           judges=["truth", "additive", "images"], embed=False)
     args.workdir.mkdir()
     result = evidence_ceiling.score_market("main_effects", 5, args)
     assert list(result["judges"]) == list(evidence_ceiling.JUDGES)
-    truth, additive = result["judges"]["truth"], result["judges"]["additive"]
+    truth, additive, images = (result["judges"][name] for name in ("truth", "additive", "images"))
+    # each of the three fits (the whole log, then each half) took images or not, and unseen picks were rendered
+    assert 0.0 <= images["images chosen"] <= 1.0 and images["renders"] > 0
     # the truth's picks are the oracle's: launched everywhere they capture the whole oracle lift, harming none
     assert truth["every proposal launched"] == pytest.approx(1.0)
     assert truth["harm share, every proposal launched"] == 0.0 and truth["judges_disagreement"] == 0.0
-    for values in (truth, additive):
+    for values in (truth, additive, images):
         assert 0.0 <= values["launched share"] <= 1.0 and 0.0 <= values["harm share"] <= 1.0
         assert values["share of oracle lift"] <= 1.0 + 1e-9 and values["every proposal launched"] <= 1.0 + 1e-9
         assert values["reported low"] <= values["reported lift"] <= values["reported high"]
@@ -86,4 +89,4 @@ def test_one_small_market_is_scored_for_both_judges(tmp_path):
     evidence_ceiling.write_table(args)
     text = args.results.read_text()
     assert evidence_ceiling.heading(args) in text and "6 products and 6000 impressions" in text
-    assert "| all | truth | 1 |" in text
+    assert "| all | truth | 1 |" in text and "| all | images | 1 |" in text
