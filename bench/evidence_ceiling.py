@@ -2,6 +2,7 @@
 
     python bench/evidence_ceiling.py --seeds S [S ...] [--worlds W ...] [--products 30] [--impressions 30000]
         [--workdir DIR] [--out-json DIR] [--results docs/results.md] [--label TEXT] [--table-only]
+        [--judges truth additive images] [--embed]
 
 Do no harm launches a product's proposal only where the cross-fitted evidence (``evaluate.evidence``) puts the
 lower end of its lift above 0. Whether it launches little because the judge is poor or because the logs cannot

@@ -381,6 +381,21 @@ def test_loopback_and_token_sources(tmp_path):
         load_token(tmp_path / "missing", {})
 
 
+def test_the_server_keeps_idle_connections_longer_than_clients_do(tmp_path):
+    import httpx
+
+    from adcraft.serve.app import uvicorn_settings
+
+    # a client reusing a connection the server is closing at that moment sees a reset: the client must give up
+    # on an idle connection first (httpx's default expiry; uvicorn's own default of 5 s ties with it)
+    settings = uvicorn_settings(ServeConfig(run_dir=tmp_path, market_dir=tmp_path))
+    assert settings["timeout_keep_alive"] > httpx.Limits().keepalive_expiry
+    assert uvicorn_settings(ServeConfig(run_dir=tmp_path, market_dir=tmp_path, keep_alive_s=0.2))[
+        "timeout_keep_alive"] == 1  # uvicorn counts whole seconds
+    with pytest.raises(InputError, match="keep_alive_s must be positive"):
+        ServeConfig(run_dir=tmp_path, market_dir=tmp_path, keep_alive_s=0)
+
+
 def test_default_database_is_in_the_run_folder(tmp_path):
     config = ServeConfig(run_dir=tmp_path / "run", market_dir=tmp_path)
     assert config.database_url == f"sqlite:///{(tmp_path / 'run' / 'decisions.sqlite').resolve()}"

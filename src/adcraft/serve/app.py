@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -257,5 +258,12 @@ def run_server(config: ServeConfig) -> None:
     app = create_app(config)
     if config.token is None:
         error_log.warning("authentication is off (--insecure-local): only this machine can reach the server")
-    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info",
-                timeout_graceful_shutdown=max(1, int(config.request_timeout_s)), server_header=False)
+    uvicorn.run(app, **uvicorn_settings(config))
+
+
+def uvicorn_settings(config: ServeConfig) -> dict:
+    """What ``run_server`` gives uvicorn: address, graceful shutdown within the request timeout, and idle
+    connections kept open ``keep_alive_s`` (``ServeConfig``: the client closes an idle connection first)."""
+    return {"host": config.host, "port": config.port, "access_log": False, "log_level": "info",
+            "timeout_graceful_shutdown": max(1, int(config.request_timeout_s)),
+            "timeout_keep_alive": max(1, math.ceil(config.keep_alive_s)), "server_header": False}

@@ -28,6 +28,11 @@ class ServeConfig:
       ``queue_timeout_s`` for a slot, then gets 503 with ``Retry-After``. ``request_timeout_s``: a job
       running longer answers 504. ``body_timeout_s``: a request body that has not all arrived this long after
       the server began reading it answers 408 (a client stalling mid-body frees its connection).
+    - ``keep_alive_s``: how long an idle connection stays open for the client's next request. Longer than the
+      idle expiry of common clients and proxies (httpx and uvicorn's own default are 5 s, AWS load balancers
+      60 s), so that the client, not the server, closes an idle connection: when both sides give up at the
+      same moment, a request sent on a connection the server is closing fails with a reset
+      (``bench/load.py``: one failed request per minute of 50 clients with the server at 5 s).
     - ``ctr_model_dir``: a model that reads image features and learns new elements (``adcraft train ctr``, or
       pairwise) for scoring uploaded images;
       ``contrastive_model_dir``: a contrastive model (``adcraft train contrastive``) for ``/v1/edit``.
@@ -54,6 +59,7 @@ class ServeConfig:
     queue_timeout_s: float = 2.0
     request_timeout_s: float = 30.0
     body_timeout_s: float = 30.0
+    keep_alive_s: float = 75.0
     login_ttl_s: float = 8 * 3600.0
     docs: bool = False
     ctr_model_dir: Path | None = None
@@ -79,7 +85,7 @@ class ServeConfig:
                      "render_cache_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("queue_timeout_s", "request_timeout_s", "body_timeout_s", "login_ttl_s"):
+        for name in ("queue_timeout_s", "request_timeout_s", "body_timeout_s", "keep_alive_s", "login_ttl_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
         if self.token is not None and not self.token.strip():
