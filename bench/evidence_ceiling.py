@@ -47,7 +47,7 @@ from markdown import markdown_table, write_section
 from optimize import TruthScorer, logging_values, oracle_values
 from worlds import machine, market_options, mean_interval, read_results, run_markets, simulated
 
-from image_judge import image_judge_arm
+from image_judge import ImageJudgeArm
 
 from adcraft.evaluate.evidence import EvidenceConfig, proposal_evidence
 from adcraft.evaluate.proposal_value import ProposalPolicy
@@ -146,8 +146,9 @@ def score_market(world: str, seed: int, args) -> dict:
         "additive": (lambda part: fit_additive(click_log(part), judge_config),
                      lambda judge: additive_picks(market, judge)),
     }
-    if "images" in args.judges:
-        arms["images"] = image_judge_arm(market, judge_config, embed=args.embed)
+    images = ImageJudgeArm(market, judge_config, embed=args.embed) if "images" in args.judges else None
+    if images is not None:
+        arms["images"] = (images.fit, images.choose)
     arms = {name: arm for name, arm in arms.items() if name in args.judges}
     products = market.products["product_id"].tolist()
     share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
@@ -194,9 +195,9 @@ def score_market(world: str, seed: int, args) -> dict:
                                               "judges_disagreement", "verified_ratio", "proposal_spread")},
             "seconds": time.perf_counter() - begun,
         }
-        if name == "images":  # which kind each fit took (the whole log first, then the two halves)
-            out[name]["images chosen"] = float(np.mean([c["images chosen"] for c in fit.choices]))
-            out[name]["renders"] = fit.looks.rendered
+        if name == "images" and images is not None:  # which kind each fit took (the whole log, then each half)
+            out[name]["images chosen"] = float(np.mean([c["images chosen"] for c in images.choices]))
+            out[name]["renders"] = images.looks.rendered
     return {
         "world": world, "seed": seed, "configured products": args.products, "configured impressions": args.impressions,
         "products": len(products), "impressions": len(market.impressions),

@@ -220,17 +220,21 @@ def image_picks(market: Market, judge, top: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["product_id", "rank", "elements"])
 
 
-def image_judge_arm(market: Market, config: AdditiveConfig, embed: bool = False):
-    """``(fit, choose)`` for ``proposal_evidence``: the judge fitted on a part of ``market`` (images or not,
-    chosen on that part's logs) and its picks; the fits' choices are appended to ``fit.choices``."""
-    looks = ImageLooks(market, embed=embed)
-    choices: list[dict[str, float]] = []
+class ImageJudgeArm:
+    """The judge of ``bench/evidence_ceiling.py``'s ``images`` arm on one market: ``fit`` (for
+    ``proposal_evidence``: the judge fitted on a part of the market, images or not chosen on that part's logs)
+    and ``choose`` (its picks); ``choices`` records each fit's losses and whether it took the images, ``looks``
+    the features and renders shared by every fit."""
 
-    def fit(part: Market):
-        judge, losses = fit_image_judge(click_log(part), looks, config)
-        choices.append({**losses, "images chosen": float(isinstance(judge, ImageAdditiveJudge))})
+    def __init__(self, market: Market, config: AdditiveConfig, embed: bool = False) -> None:
+        self.market, self.config = market, config
+        self.looks = ImageLooks(market, embed=embed)
+        self.choices: list[dict[str, float]] = []
+
+    def fit(self, part: Market):
+        judge, losses = fit_image_judge(click_log(part), self.looks, self.config)
+        self.choices.append({**losses, "images chosen": float(isinstance(judge, ImageAdditiveJudge))})
         return judge
 
-    fit.choices = choices  # type: ignore[attr-defined]
-    fit.looks = looks  # type: ignore[attr-defined]
-    return fit, lambda judge: image_picks(market, judge)
+    def choose(self, judge) -> pd.DataFrame:
+        return image_picks(self.market, judge)
