@@ -26,14 +26,21 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from adcraft.errors import InputError
 from adcraft.features.attributes import ATTRIBUTE_NAMES, compute_attributes
 from adcraft.market import Market
 from adcraft.market.click_log import click_log, time_split
 from adcraft.render.from_market import MarketRenderer
-from adcraft.rewards.additive import AdditiveConfig, AdditiveJudge, fit_additive, log_loss, pooled_creatives
+from adcraft.rewards.additive import (
+    AdditiveConfig,
+    AdditiveJudge,
+    best_l2,
+    fit_additive,
+    fit_logit,
+    log_loss,
+    pooled_creatives,
+)
 
 EMBED_COMPONENTS = 8
 Looks = Callable[[str, Sequence[str]], np.ndarray]  # (product, combination) -> raw image features
@@ -115,45 +122,14 @@ class ImageAdditiveJudge:
 
     @classmethod
     def fit(cls, rows: pd.DataFrame, looks: Looks, l2: float, iterations: int = 200) -> ImageAdditiveJudge:
-        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2`` on every weight but the bias."""
+        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2`` on every weight but the bias: the
+        additive judge's fit (``rewards.additive.fit_logit``) with the image design as further covariates."""
         if rows.empty or not rows["trials"].sum() > 0:
             raise InputError("the image-aware judge needs logged impressions to fit on")
-        trials_np = rows["trials"].to_numpy(dtype=np.float64)
         raw = np.stack([looks(p, e) for p, e in zip(rows["product_id"], rows["elements"])])
-        features = ImageFeatures(raw, trials_np)
-        design = torch.tensor(features(raw))
-        products = sorted(set(rows["product_id"].astype(str)))
-        elements = sorted({str(e) for combo in rows["elements"] for e in combo})
-        p_index, e_index = {p: i for i, p in enumerate(products)}, {e: i for i, e in enumerate(elements)}
-        codes = np.full((len(rows), max(len(c) for c in rows["elements"])), len(elements), dtype=np.int64)
-        for i, combo in enumerate(rows["elements"]):
-            codes[i, :len(combo)] = [e_index[str(e)] for e in combo]
-        product_codes = torch.tensor([p_index[str(p)] for p in rows["product_id"]])
-        element_codes = torch.from_numpy(codes)
-        clicks, trials = torch.tensor(rows["clicks"].to_numpy(dtype=np.float64)), torch.tensor(trials_np)
-        rate = float(clicks.sum() / trials.sum())
-        bias = torch.tensor([math.log(max(rate, 1e-9) / max(1 - rate, 1e-9))], dtype=torch.float64, requires_grad=True)
-        u = torch.zeros(len(products), dtype=torch.float64, requires_grad=True)
-        w = torch.zeros(len(elements) + 1, dtype=torch.float64, requires_grad=True)
-        a = torch.zeros(design.shape[1], dtype=torch.float64, requires_grad=True)
-        mask = torch.ones(len(elements) + 1, dtype=torch.float64)
-        mask[-1] = 0.0  # the padding code keeps weight 0
-        total = float(trials.sum())
-        optimiser = torch.optim.LBFGS([bias, u, w, a], max_iter=iterations, tolerance_grad=1e-9,
-                                      tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-
-        def objective() -> torch.Tensor:
-            optimiser.zero_grad()
-            eta = bias + u[product_codes] + (w * mask)[element_codes].sum(dim=1) + design @ a
-            loss = (trials * torch.nn.functional.softplus(eta) - clicks * eta).sum()
-            loss = (loss + 0.5 * l2 * ((u**2).sum() + ((w * mask) ** 2).sum() + (a**2).sum())) / total
-            loss.backward()
-            return loss
-
-        optimiser.step(objective)
-        base = AdditiveJudge(float(bias.detach()[0]), dict(zip(products, u.detach().numpy().tolist())),
-                             dict(zip(elements, w.detach().numpy()[:-1].tolist())), l2)
-        return cls(base, a.detach().numpy(), features, looks)
+        features = ImageFeatures(raw, rows["trials"].to_numpy(dtype=np.float64))
+        bias, products, elements, coefficients = fit_logit(rows, l2, iterations, design=features(raw))
+        return cls(AdditiveJudge(bias, products, elements, l2), coefficients, features, looks)
 
     def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]],
                 contexts: Sequence[str] | None = None) -> np.ndarray:
@@ -180,16 +156,12 @@ def fit_image_judge(log: pd.DataFrame, looks: Looks, config: AdditiveConfig) -> 
         return fit_additive(log, config), {"additive": math.nan, "images": math.nan}
     early, late = pooled_creatives(early_log), pooled_creatives(late_log)
     additive = fit_additive(early_log, config)
-    l2 = config.l2_grid[len(config.l2_grid) // 2]  # as fit_additive: the middle of the grid without a split
-    try:
-        inner_early, inner_late = (pooled_creatives(part) for part in time_split(early_log, config.split))
-    except InputError:
-        inner_early = inner_late = pd.DataFrame()
-    if len(inner_early) and len(inner_late):
-        inner = {value: log_loss(ImageAdditiveJudge.fit(inner_early, looks, value, config.iterations)
-                                 .predict(inner_late["product_id"], inner_late["elements"]), inner_late)
-                 for value in config.l2_grid}
-        l2 = min(inner, key=lambda value: (inner[value], value))
+
+    def held_out_loss(inner_early: pd.DataFrame, inner_late: pd.DataFrame, l2: float) -> float:
+        fitted = ImageAdditiveJudge.fit(inner_early, looks, l2, config.iterations)
+        return log_loss(fitted.predict(inner_late["product_id"], inner_late["elements"]), inner_late)
+
+    l2 = best_l2(early_log, config, held_out_loss)  # as fit_additive chooses its own
     image = ImageAdditiveJudge.fit(early, looks, l2, config.iterations)
     losses = {"additive": log_loss(additive.predict(late["product_id"], late["elements"]), late),
               "images": log_loss(image.predict(late["product_id"], late["elements"]), late)}

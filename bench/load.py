@@ -368,7 +368,6 @@ async def serving_phase(base: str, token: str, products: list[str], clients: int
         async def call(route: str, body: dict) -> httpx.Response | None:
             shutdown = terminating.is_set()
             begun = time.perf_counter()
-            failure = None
             try:
                 response = await client.post(f"/v1/{route}", json=body)
                 status = response.status_code

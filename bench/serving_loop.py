@@ -228,9 +228,7 @@ def rise_table(results: list[dict], rounds: int) -> pd.DataFrame:
     (mean [95% t-interval over seeds]), how many seeds rose, and each seed's change."""
     rows = []
     for k in range(1, rounds):
-        for base, label in ((k - 1, "the round before"), (0, "round 1")):
-            if base == k - 1 and label == "round 1":
-                continue
+        for base, label in [(k - 1, "the round before")] + ([(0, "round 1")] if k > 1 else []):
             changes = [r["rounds"][k]["served_true_ctr"] - r["rounds"][base]["served_true_ctr"] for r in results]
             rows.append({"round": k + 1, "change from": label, "seeds": len(changes),
                          "change of served true CTR": mean_interval(changes, "+.4f"),

@@ -345,8 +345,9 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
             raise InputError(f"cross-fitting needs a judge fitted on each half of the logs (split by creative), "
                              f"and half {fold + 1} cannot be fitted on: {exc}") from exc
     chosen = [choose(judge) for judge in judges]
-    rows = pd.concat([_fold_rows(market, members[fold], chosen[1 - fold], judges[fold], judges[1 - fold], policy)
-                      .assign(fold=fold) for fold in range(FOLDS)], ignore_index=True)
+    log = logged_impressions(market, propensities=False)  # read (for creative_stats: expanded) once for all parts
+    rows = pd.concat([_fold_rows(market, log, members[fold], chosen[1 - fold], judges[fold], judges[1 - fold],
+                                 policy).assign(fold=fold) for fold in range(FOLDS)], ignore_index=True)
     backtest = _backtest(market, folds, judges, proposals)
     rng = np.random.default_rng(config.seed)
     draws = _calibration_draws(backtest, config.n_bootstrap, rng)
@@ -388,36 +389,42 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
-    if not np.isfinite(rows["c"].to_numpy()).all():  # no propensities, no DR parts (``_fold_rows``)
+    if not _has_propensities(log):  # no propensities, no DR parts (``_fold_rows``)
         uncalibrated = math.nan
-    supported = supported_part(market, proposals, judges, folds, policy, config)
+    supported = supported_part(market, proposals, judges, folds, policy, config, log)
     plan = launch_plan(logging_ctr, lift, market, config)
     return Evidence(lift, proposals_lift, uncalibrated, logging_ctr, logging_ctr * (1.0 + lift.estimate), backtest,
                     supported, plan, products, time.perf_counter() - started)
 
 
-def _fold_rows(market: Market, creatives: set[str], proposals: pd.DataFrame, grader: Judge, chooser: Judge,
-               policy: ProposalPolicy) -> pd.DataFrame:
+def _has_propensities(log: pd.DataFrame) -> bool:
+    """Whether ``logged_impressions`` read propensities for every impression (the DR parts and the supported
+    part's estimators need them)."""
+    return bool(np.isfinite(log["propensity"].to_numpy(dtype=float)).all())
+
+
+def _fold_rows(market: Market, log: pd.DataFrame, creatives: set[str], proposals: pd.DataFrame, grader: Judge,
+               chooser: Judge, policy: ProposalPolicy) -> pd.DataFrame:
     """Per impression of the fold: the DR parts ``a = w r`` and ``b = q_target - w q_logged`` of ``proposals``
     graded by ``grader``, with the propensity made conditional on the fold (module docstring; NaN where the logs
     have no propensities, or only ``creative_stats``, which ``logged_impressions`` reads as one row per
     impression), and the predictions of both judges for the proposal and the logged creative (``q_target``,
-    ``q_logged``: the grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals)."""
+    ``q_logged``: the grader's; ``chooser_target``, ``chooser_logged``: the judge that chose the proposals).
+    ``log``: the whole market's ``logged_impressions``, of which the fold's creatives' rows are taken."""
     part = fold_market(market, creatives)
-    log = logged_impressions(part, propensities=False)  # read once for both judges
-    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict, log=log)
-    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict, log=log)
-    weight = np.full(len(log), np.nan)  # no propensities: no DR parts (the lift rests on q_target / q_logged)
-    if np.isfinite(log["propensity"].to_numpy()).all():
-        everything = market.creatives.set_index("creative_id")["product_id"].reindex(
-            market.impressions["creative_id"]).value_counts()
-        share = log.groupby("product_id")["product_id"].transform("size") / everything.reindex(
-            log["product_id"]).to_numpy()
-        propensity = np.minimum(log["propensity"].to_numpy() / share.to_numpy(), 1.0)
+    own = log[log["creative_id"].isin(creatives).to_numpy()].reset_index(drop=True)
+    arrays = policy_arrays(part, proposals, "dr", policy, grader.predict, log=own)
+    chosen = policy_arrays(part, proposals, "dr", policy, chooser.predict, log=own)
+    weight = np.full(len(own), np.nan)  # no propensities: no DR parts (the lift rests on q_target / q_logged)
+    if _has_propensities(log):
+        everything = log["product_id"].value_counts()  # each product's impressions in both folds
+        share = own.groupby("product_id")["product_id"].transform("size") / everything.reindex(
+            own["product_id"]).to_numpy()
+        propensity = np.minimum(own["propensity"].to_numpy() / share.to_numpy(), 1.0)
         weight = arrays.target_probabilities / propensity
-    clicks = log["click"].to_numpy(dtype=float)
+    clicks = own["click"].to_numpy(dtype=float)
     return pd.DataFrame({
-        "product_id": log["product_id"].to_numpy(),
+        "product_id": own["product_id"].to_numpy(),
         "click": clicks,
         "a": weight * clicks,
         "b": arrays.q_target - weight * arrays.q_logged,
@@ -749,7 +756,7 @@ def _set_lift(ratios: pd.DataFrame, launched: set[str], gamma: tuple[float, floa
 
 
 def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],
-                   policy: ProposalPolicy, config: EvidenceConfig) -> SupportedPart:
+                   policy: ProposalPolicy, config: EvidenceConfig, log: pd.DataFrame | None = None) -> SupportedPart:
     """How much of the final proposals' value the logs show directly, and how much rests on a judge alone.
 
     A product is supported when the logs hold impressions of a creative its proposals show. On the supported
@@ -757,9 +764,10 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     model for a supported product is the judge not fitted on the proposed creative's clicks (one judge for all
     the product's impressions, so its correction stays unbiased). On the other products only a judge speaks
     (the direct method, each impression predicted by the judge not fitted on it): that part is extrapolation.
-    Without propensities (``logged_impressions``) the shares are given and the estimators are None.
+    Without propensities (``logged_impressions``) the shares are given and the estimators are None. ``log``: the
+    market's ``logged_impressions`` when the caller has read them already.
     """
-    log = logged_impressions(market, propensities=False)  # read once for both judges
+    log = logged_impressions(market, propensities=False) if log is None else log  # one read for both judges
     graded = [policy_arrays(market, proposals, "dr", policy, judge.predict, log=log) for judge in judges]
     log, shown = graded[0].log, graded[0].target_probabilities
     matched = log[shown > 0]
@@ -772,9 +780,9 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
     on = log["product_id"].isin(set(matched["product_id"])).to_numpy()
     clicks, propensity = log["click"].to_numpy(dtype=float), log["propensity"].to_numpy(dtype=float)
     values: dict[str, Interval] = {}
-    weighted = bool(np.isfinite(propensity).all())
-    ess, logging_ctr = (0.0 if weighted else math.nan), math.nan
-    if on.any() and weighted:
+    with_propensities = _has_propensities(log)
+    ess, logging_ctr = (0.0 if with_propensities else math.nan), math.nan
+    if on.any() and with_propensities:
         for name in ("ips", "snips", "dr"):
             predictions = (q_logged[on], q_target[on]) if name == "dr" else (None, None)
             value, _ = estimate_with_draws(clicks[on], propensity[on], shown[on], name, *predictions,
@@ -798,7 +806,7 @@ def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Jud
         extrapolated_impression_share=float(off.mean()),
         extrapolated_dm=float(q_target[off].mean()) if off.any() else math.nan,
         extrapolated_logging_ctr=float(clicks[off].mean()) if off.any() else math.nan,
-        weighted=weighted,
+        weighted=with_propensities,
     )
 
 

@@ -213,13 +213,12 @@ def policy_arrays(
     estimator: str,
     policy: ProposalPolicy,
     predict: Predict | None,
-    propensities: bool = True,
     log: pd.DataFrame | None = None,
 ) -> PolicyArrays:
-    """The arrays the off-policy estimators read, for a proposal set on a market's logs (``propensities``: as
-    ``logged_impressions``; without, the predictions and target probabilities of logs that have none). ``log``:
-    the market's ``logged_impressions`` when the caller already has them (they are then not read again)."""
-    log = logged_impressions(market, propensities) if log is None else log
+    """The arrays the off-policy estimators read, for a proposal set on a market's logs. ``log``: the market's
+    ``logged_impressions`` when the caller already has them (they are then not read again; read with
+    ``propensities=False``, the predictions and target probabilities of logs that have none)."""
+    log = logged_impressions(market) if log is None else log
     unknown = sorted(set(proposals["product_id"]) - set(market.products["product_id"]))
     if unknown:
         raise InputError(f"proposals name products the market does not have: {unknown[:5]}")

@@ -28,7 +28,7 @@ withdrawn").
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,41 +76,8 @@ class AdditiveJudge:
     @classmethod
     def fit(cls, rows: pd.DataFrame, l2: float, iterations: int = 200) -> AdditiveJudge:
         """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2``."""
-        if rows.empty or not rows["trials"].sum() > 0:
-            raise InputError("the additive judge needs logged impressions to fit on")
-        products = sorted(set(rows["product_id"].astype(str)))
-        elements = sorted({str(e) for combo in rows["elements"] for e in combo})
-        p_index, e_index = {p: i for i, p in enumerate(products)}, {e: i for i, e in enumerate(elements)}
-        width = max(len(c) for c in rows["elements"])
-        codes = np.full((len(rows), width), len(elements), dtype=np.int64)  # the padding code has weight 0
-        for i, combo in enumerate(rows["elements"]):
-            codes[i, :len(combo)] = [e_index[str(e)] for e in combo]
-        product_codes = torch.tensor([p_index[str(p)] for p in rows["product_id"]])
-        element_codes = torch.from_numpy(codes)
-        clicks = torch.tensor(rows["clicks"].to_numpy(dtype=np.float64))
-        trials = torch.tensor(rows["trials"].to_numpy(dtype=np.float64))
-        rate = float(clicks.sum() / trials.sum())
-        bias = torch.tensor([math.log(max(rate, 1e-9) / max(1 - rate, 1e-9))], dtype=torch.float64, requires_grad=True)
-        u = torch.zeros(len(products), dtype=torch.float64, requires_grad=True)
-        w = torch.zeros(len(elements) + 1, dtype=torch.float64, requires_grad=True)
-        mask = torch.ones(len(elements) + 1, dtype=torch.float64)
-        mask[-1] = 0.0
-        total = float(trials.sum())
-        optimiser = torch.optim.LBFGS([bias, u, w], max_iter=iterations, tolerance_grad=1e-9,
-                                      tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-
-        def objective() -> torch.Tensor:
-            optimiser.zero_grad()
-            eta = bias + u[product_codes] + (w * mask)[element_codes].sum(dim=1)
-            loss = (trials * torch.nn.functional.softplus(eta) - clicks * eta).sum()
-            loss = (loss + 0.5 * l2 * ((u**2).sum() + ((w * mask) ** 2).sum())) / total
-            loss.backward()
-            return loss
-
-        optimiser.step(objective)
-        u_values, w_values = u.detach().numpy(), w.detach().numpy()
-        return cls(float(bias.detach()[0]), dict(zip(products, u_values.tolist())),
-                   dict(zip(elements, w_values[:-1].tolist())), l2)
+        bias, products, elements, _ = fit_logit(rows, l2, iterations)
+        return cls(bias, products, elements, l2)
 
     def logit(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]]) -> np.ndarray:
         if len(product_ids) != len(combos):
@@ -128,6 +95,69 @@ class AdditiveJudge:
         return self
 
 
+def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.ndarray | None = None
+              ) -> tuple[float, dict[str, float], dict[str, float], np.ndarray]:
+    """``(b, u, w, a)`` of ``logit P(click) = b + u_p + sum_s w_{e_s} + x . a`` maximising the penalised binomial
+    log-likelihood of the module docstring on pooled ``rows``, ``x`` the row's line of ``design`` (columns of
+    further covariates, penalised like the rest; none by default, and ``a`` is then empty)."""
+    if rows.empty or not rows["trials"].sum() > 0:
+        raise InputError("the additive judge needs logged impressions to fit on")
+    products = sorted(set(rows["product_id"].astype(str)))
+    elements = sorted({str(e) for combo in rows["elements"] for e in combo})
+    p_index, e_index = {p: i for i, p in enumerate(products)}, {e: i for i, e in enumerate(elements)}
+    width = max(len(c) for c in rows["elements"])
+    codes = np.full((len(rows), width), len(elements), dtype=np.int64)  # the padding code has weight 0
+    for i, combo in enumerate(rows["elements"]):
+        codes[i, :len(combo)] = [e_index[str(e)] for e in combo]
+    product_codes = torch.tensor([p_index[str(p)] for p in rows["product_id"]])
+    element_codes = torch.from_numpy(codes)
+    clicks = torch.tensor(rows["clicks"].to_numpy(dtype=np.float64))
+    trials = torch.tensor(rows["trials"].to_numpy(dtype=np.float64))
+    rate = float(clicks.sum() / trials.sum())
+    bias = torch.tensor([math.log(max(rate, 1e-9) / max(1 - rate, 1e-9))], dtype=torch.float64, requires_grad=True)
+    u = torch.zeros(len(products), dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(len(elements) + 1, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(len(elements) + 1, dtype=torch.float64)
+    mask[-1] = 0.0
+    x = None if design is None else torch.as_tensor(np.asarray(design, dtype=np.float64))
+    a = torch.zeros(0 if x is None else x.shape[1], dtype=torch.float64, requires_grad=True)
+    total = float(trials.sum())
+    optimiser = torch.optim.LBFGS([bias, u, w] + ([a] if x is not None else []), max_iter=iterations,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20,
+                                  line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimiser.zero_grad()
+        eta = bias + u[product_codes] + (w * mask)[element_codes].sum(dim=1)
+        penalty = (u**2).sum() + ((w * mask) ** 2).sum()
+        if x is not None:
+            eta, penalty = eta + x @ a, penalty + (a**2).sum()
+        loss = (trials * torch.nn.functional.softplus(eta) - clicks * eta).sum()
+        loss = (loss + 0.5 * l2 * penalty) / total
+        loss.backward()
+        return loss
+
+    optimiser.step(objective)
+    u_values, w_values = u.detach().numpy(), w.detach().numpy()
+    return (float(bias.detach()[0]), dict(zip(products, u_values.tolist())),
+            dict(zip(elements, w_values[:-1].tolist())), a.detach().numpy())
+
+
+def best_l2(log: pd.DataFrame, config: AdditiveConfig,
+            held_out_loss: Callable[[pd.DataFrame, pd.DataFrame, float], float]) -> float:
+    """The L2 strength of ``config.l2_grid`` whose fit on the earlier part of ``log`` by time has the lowest
+    ``held_out_loss(earlier rows, later rows, l2)`` on the latest part (pooled per creative; the smaller strength
+    on a tie); the middle of the grid when the log cannot be split."""
+    try:
+        early, late = (pooled_creatives(part) for part in time_split(log, config.split))
+    except InputError:
+        early = late = pd.DataFrame()
+    if not (len(early) and len(late)):
+        return config.l2_grid[len(config.l2_grid) // 2]
+    losses = {l2: held_out_loss(early, late, l2) for l2 in config.l2_grid}
+    return min(losses, key=lambda l2: (losses[l2], l2))
+
+
 def log_loss(predicted: np.ndarray, rows: pd.DataFrame) -> float:
     """Binomial log loss per impression of ``predicted`` click probabilities on pooled ``rows``."""
     p = np.clip(np.asarray(predicted, dtype=np.float64), 1e-9, 1 - 1e-9)
@@ -138,17 +168,11 @@ def log_loss(predicted: np.ndarray, rows: pd.DataFrame) -> float:
 def fit_additive(log: pd.DataFrame, config: AdditiveConfig) -> AdditiveJudge:
     """The additive judge on ``log``, its L2 strength chosen on the latest part of ``log`` by time (the middle
     of the grid when the log cannot be split)."""
-    best = config.l2_grid[len(config.l2_grid) // 2]
-    try:
-        early, late = (pooled_creatives(part) for part in time_split(log, config.split))
-    except InputError:
-        early = late = pd.DataFrame()
-    if len(early) and len(late):
-        losses = {l2: log_loss(AdditiveJudge.fit(early, l2, config.iterations).predict(late["product_id"],
-                                                                                        late["elements"]), late)
-                  for l2 in config.l2_grid}
-        best = min(losses, key=lambda l2: (losses[l2], l2))
-    return AdditiveJudge.fit(pooled_creatives(log), best, config.iterations)
+    def held_out_loss(early: pd.DataFrame, late: pd.DataFrame, l2: float) -> float:
+        fitted = AdditiveJudge.fit(early, l2, config.iterations)
+        return log_loss(fitted.predict(late["product_id"], late["elements"]), late)
+
+    return AdditiveJudge.fit(pooled_creatives(log), best_l2(log, config, held_out_loss), config.iterations)
 
 
 def within_product_log_likelihood(predicted: np.ndarray, rows: pd.DataFrame) -> pd.DataFrame:
