@@ -60,6 +60,16 @@ from adcraft.simulator import GroundTruth
 from adcraft.simulator.click_model import contexts
 
 SECTION = "## The three-round loop: review, serve, export, optimize again (bench/serving_loop.py)"
+TRAFFIC = 4000  # impressions served per round by default
+
+
+def section(traffic: int) -> str:
+    """The results heading of a run serving ``traffic`` impressions per round: its own section unless the
+    default, so that runs at several volumes stand side by side."""
+    if traffic == TRAFFIC:
+        return SECTION
+    return (f"## The three-round loop at {traffic} served impressions per round "
+            f"(bench/serving_loop.py --traffic {traffic})")
 TOKEN = "serving-loop-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAGE = 100  # the review page's largest page
@@ -272,7 +282,7 @@ def write_table(results: list[dict], args) -> None:
     seeds = [r["seed"] for r in results]
     config = f"the optimize config {args.config}" if args.config is not None else f"default config, top {args.top_k}"
     parts = [
-        SECTION,
+        section(args.traffic),
         f"World `{args.world}`, {args.products} products and {args.impressions} logged impressions per seed; "
         f"seeds {', '.join(map(str, seeds))}; {args.rounds} rounds of: `adcraft optimize` ({config}; from round 2 "
         "with `--decisions`) on the round's market; the simulated reviewer of `bench/reviewers.py` (rejects any "
@@ -308,7 +318,7 @@ def write_table(results: list[dict], args) -> None:
         parts += [f"Against the run in `{args.paired_with}` (the same seeds and settings, other code or config; "
                   f"{len(others)} of {len(seeds)} seeds there), paired by seed, mean [95% t-interval over seeds]:",
                   markdown_table(paired_table(results, others, args.rounds))]
-    write_section(args.results, SECTION, "\n\n".join(parts))
+    write_section(args.results, section(args.traffic), "\n\n".join(parts))
     print(f"wrote {args.results}")
 
 
@@ -320,7 +330,7 @@ def result_file(workdir: Path, seed: int, args) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     round_arguments(parser, [9221, 9222, 9223], "serving")
-    parser.add_argument("--traffic", type=int, default=4000, help="impressions served per round")
+    parser.add_argument("--traffic", type=int, default=TRAFFIC, help="impressions served per round")
     parser.add_argument("--config", type=Path, default=None, help="an optimize config file (default: defaults)")
     parser.add_argument("--paired-with", type=Path, default=None,
                         help="the --workdir of another run of the same seeds and settings (other code or config): "

@@ -1,13 +1,22 @@
-"""``bench/serving_loop.py``'s table paired with another run of the same seeds."""
+"""``bench/serving_loop.py``'s tables (round over round, paired with another run) and its results sections."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import pytest
+
+from adcraft.market import load_market
+from adcraft.pipeline.optimize import OptimizeConfig
+from adcraft.simulator import GroundTruth
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import serving_loop  # noqa: E402
+import worlds  # noqa: E402
+from markdown import write_section  # noqa: E402
+from reviewers import SimulatedReviewer  # noqa: E402
 
 
 def run(seed: int, ctrs: list[float], support: list[int | None]) -> dict:
@@ -40,3 +49,44 @@ def test_the_rise_table_pairs_each_round_with_the_one_before_and_with_round_one_
     assert table["per seed"].tolist() == ["+0.0020, -0.0010", "-0.0010, +0.0040", "+0.0010, +0.0030"]
     assert table["seeds that rose"].tolist() == [1, 1, 2]
     assert table.loc[2, "change of served true CTR"].startswith("+0.0020 [")  # round 3 - round 1: mean of 0.001, 0.003
+
+
+def test_a_run_at_another_traffic_gets_its_own_section_beside_the_default_one(tmp_path):
+    results = tmp_path / "results.md"
+    default, more = serving_loop.section(serving_loop.TRAFFIC), serving_loop.section(5 * serving_loop.TRAFFIC)
+    assert default == serving_loop.SECTION and more != default and "--traffic 20000" in more
+    write_section(results, default, default + "\n\nat the default")
+    write_section(results, more, more + "\n\nat five times the default")
+    write_section(results, more, more + "\n\nrerun")  # a rerun replaces its own section only
+    text = results.read_text()
+    assert "at the default" in text and "rerun" in text and "at five times the default" not in text
+    assert text.count(default) == 1 and text.count(more) == 1
+
+
+@pytest.mark.slow
+def test_three_rounds_of_the_loop_log_every_served_impression_and_give_the_next_evidence_support(tmp_path):
+    """The loop end to end on a small world (optimize, review through the API, serve through the API with
+    honest propensities, export, optimize again with the decisions): every served impression, click and
+    propensity reaches the next round's market, with the creative it showed, and every round's run reads it
+    (its evidence counts how much of it shows what the run proposes)."""
+    market_dir = worlds.simulated("realistic", 7, tmp_path, products=6, impressions=3000)
+    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
+    traffic = 400
+    rounds = serving_loop.run_loop(market_dir, truth, SimulatedReviewer(frozenset()), tmp_path / "loop",
+                                   OptimizeConfig(top_k=2), rounds=3, traffic=traffic, seed=7)
+    assert [r.round for r in rounds] == [1, 2, 3]
+    assert all(r.served == r.exported_impressions == traffic for r in rounds)
+    assert all(r.acceptance == 1.0 for r in rounds)  # a reviewer with no dislikes approves every proposal
+    assert all(r.chosen_among_several > 0 for r in rounds)  # approved creatives beside the current one
+    assert all(r.supported_matched_impressions is not None for r in rounds[1:])
+    before = load_market(market_dir).impressions
+    for k, result in enumerate(rounds, start=1):
+        after = load_market(tmp_path / "loop" / f"market-{k + 1}").impressions
+        assert len(after) == len(before) + traffic
+        served = after[~after["impression_id"].isin(before["impression_id"])]
+        assert int(served["click"].sum()) == result.clicks
+        assert served["propensity"].between(0.0, 1.0, inclusive="right").all()
+        assert (served["propensity"] < 1.0).sum() == result.chosen_among_several
+        creatives = load_market(tmp_path / "loop" / f"market-{k + 1}").creatives.set_index("creative_id")
+        assert served["creative_id"].isin(creatives.index).all()
+        before = after
