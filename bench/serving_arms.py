@@ -38,7 +38,7 @@ from serving_loop import ContextTruth
 from worlds import mean_interval
 
 from adcraft.market import load_market
-from adcraft.serve.impression_log import served_rows
+from adcraft.serve.impression_log import served_rows, served_table
 from adcraft.simulator import GroundTruth
 from adcraft.simulator.click_model import contexts
 from markdown import markdown_table, write_section
@@ -79,8 +79,8 @@ def seed_rounds(workdir: Path, seed: int, args) -> list[dict[str, float]]:
     engine = sa.create_engine(f"sqlite:///{workdir / f'loop-{seed}' / 'decisions.sqlite'}")
     try:
         with engine.connect() as connection:
-            runs = [r for r, in connection.execute(sa.text(
-                "SELECT run_id FROM served_impressions GROUP BY run_id ORDER BY MIN(served_at)"))]
+            runs = list(connection.execute(sa.select(served_table.c.run_id).group_by(served_table.c.run_id)
+                                           .order_by(sa.func.min(served_table.c.served_at))).scalars())
         rounds = []
         for run_id in runs:
             rows = served_rows(engine, run_id)

@@ -61,6 +61,9 @@ from adcraft.simulator.click_model import contexts
 
 SECTION = "## The three-round loop: review, serve, export, optimize again (bench/serving_loop.py)"
 TRAFFIC = 4000  # impressions served per round by default
+TOKEN = "serving-loop-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PAGE = 100  # the review page's largest page
 
 
 def section(traffic: int) -> str:
@@ -70,9 +73,6 @@ def section(traffic: int) -> str:
         return SECTION
     return (f"## The three-round loop at {traffic} served impressions per round "
             f"(bench/serving_loop.py --traffic {traffic})")
-TOKEN = "serving-loop-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PAGE = 100  # the review page's largest page
 
 
 class ContextTruth:
