@@ -2,7 +2,8 @@
 
     python bench/serving_loop.py [--seeds 9221 9222 9223] [--world realistic] [--products 24]
                                  [--impressions 20000] [--rounds 3] [--traffic 4000] [--top-k 3]
-                                 [--config OPTIMIZE.yaml] [--workdir DIR] [--results docs/results.md]
+                                 [--config OPTIMIZE.yaml] [--carry-over] [--workdir DIR]
+                                 [--results docs/results.md]
 
 For each seed (none of them used elsewhere) it simulates a benchmark world's market; round k then runs:
 
@@ -56,6 +57,7 @@ from adcraft.render.from_market import MarketRenderer
 from adcraft.serve.app import create_app
 from adcraft.serve.config import ServeConfig
 from adcraft.serve.log_export import export_served_log
+from adcraft.serve.policy import ServingPolicyConfig
 from adcraft.simulator import GroundTruth
 from adcraft.simulator.click_model import contexts
 
@@ -66,13 +68,15 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAGE = 100  # the review page's largest page
 
 
-def section(traffic: int) -> str:
-    """The results heading of a run serving ``traffic`` impressions per round: its own section unless the
-    default, so that runs at several volumes stand side by side."""
-    if traffic == TRAFFIC:
+def section(traffic: int, carry_over: bool = False) -> str:
+    """The results heading of a run serving ``traffic`` impressions per round (with the policy's ``carry_over``
+    or not): its own section unless the defaults, so that runs at several volumes and policies stand side by
+    side."""
+    if traffic == TRAFFIC and not carry_over:
         return SECTION
-    return (f"## The three-round loop at {traffic} served impressions per round "
-            f"(bench/serving_loop.py --traffic {traffic})")
+    policy = (" with counts carried across rounds", " --carry-over") if carry_over else ("", "")
+    return (f"## The three-round loop at {traffic} served impressions per round{policy[0]} "
+            f"(bench/serving_loop.py --traffic {traffic}{policy[1]})")
 
 
 class ContextTruth:
@@ -157,8 +161,10 @@ def serve_traffic(client: TestClient, truth: ContextTruth, products: list[str], 
 
 
 def run_loop(market_dir: Path, truth: GroundTruth, reviewer: SimulatedReviewer, workdir: Path,
-             config: OptimizeConfig, rounds: int, traffic: int, seed: int) -> list[RoundResult]:
-    """The loop of the module docstring from the market at ``market_dir``, in ``workdir`` (emptied first)."""
+             config: OptimizeConfig, rounds: int, traffic: int, seed: int,
+             policy: ServingPolicyConfig = ServingPolicyConfig()) -> list[RoundResult]:
+    """The loop of the module docstring from the market at ``market_dir``, in ``workdir`` (emptied first), serving
+    with ``policy``."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     database = sqlite_url(workdir / "decisions.sqlite")
@@ -175,7 +181,8 @@ def run_loop(market_dir: Path, truth: GroundTruth, reviewer: SimulatedReviewer, 
         optimize_seconds = time.perf_counter() - clock
         supported = result.run["evidence"].get("supported", {}).get("matched_impressions")
         ope = result.run["ope"].get("matched_impressions")
-        serve_config = ServeConfig(run_dir=run_dir, market_dir=market_dir, token=TOKEN, database_url=database)
+        serve_config = ServeConfig(run_dir=run_dir, market_dir=market_dir, token=TOKEN, database_url=database,
+                                   policy=policy)
         clock = time.perf_counter()
         with TestClient(create_app(serve_config)) as client:
             acceptance = review_through_api(client, reviewer)
@@ -199,12 +206,12 @@ def run_seed(seed: int, args) -> dict:
                                                       "highlight": args.disliked_highlights})
     config = load_config(OptimizeConfig, args.config) if args.config is not None else OptimizeConfig(top_k=args.top_k)
     rounds = run_loop(market_dir, truth, reviewer, args.workdir / f"loop-{seed}", config, args.rounds,
-                      args.traffic, seed)
+                      args.traffic, seed, ServingPolicyConfig(carry_over=args.carry_over))
     products = market.products["product_id"].tolist()
     logging = logging_values(market, truth).reindex(products).to_numpy()
     return {
         "seed": seed, "world": args.world, "products": len(products), "impressions": len(market.impressions),
-        "traffic": args.traffic, "disliked": sorted(reviewer.disliked),
+        "traffic": args.traffic, "carry over": args.carry_over, "disliked": sorted(reviewer.disliked),
         "logging CTR": float(np.sum(traffic_shares(truth, products) * logging)),
         "rounds": [r.__dict__ for r in rounds], "seconds": time.perf_counter() - started, "machine": machine(),
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -281,15 +288,16 @@ def paired_table(results: list[dict], others: list[dict], rounds: int) -> pd.Dat
 def write_table(results: list[dict], args) -> None:
     seeds = [r["seed"] for r in results]
     config = f"the optimize config {args.config}" if args.config is not None else f"default config, top {args.top_k}"
+    counts = "each arm's counts from every round so far" if args.carry_over else "each arm's counts from the round"
     parts = [
-        section(args.traffic),
+        section(args.traffic, args.carry_over),
         f"World `{args.world}`, {args.products} products and {args.impressions} logged impressions per seed; "
         f"seeds {', '.join(map(str, seeds))}; {args.rounds} rounds of: `adcraft optimize` ({config}; from round 2 "
         "with `--decisions`) on the round's market; the simulated reviewer of `bench/reviewers.py` (rejects any "
         f"creative showing one of {args.disliked_backgrounds} backgrounds and {args.disliked_highlights} "
         "highlights drawn with the seed) deciding on every row through `POST /v1/decisions`; "
         f"{args.traffic} impressions through `POST /v1/serve` of the in-process app (Thompson sampling with a "
-        "5% uniform floor over the approved creatives and the current one), each clicked with the served "
+        f"5% uniform floor over the approved creatives and the current one, {counts}), each clicked with the served "
         "creative's true CTR in its drawn context and the click sent to `POST /v1/feedback`; then "
         "`export_served_log` (`adcraft logs export`) writes the next round's market: the round's market with the "
         "served log appended. Served true CTR: mean over served impressions of the served creative's true CTR "
@@ -318,13 +326,15 @@ def write_table(results: list[dict], args) -> None:
         parts += [f"Against the run in `{args.paired_with}` (the same seeds and settings, other code or config; "
                   f"{len(others)} of {len(seeds)} seeds there), paired by seed, mean [95% t-interval over seeds]:",
                   markdown_table(paired_table(results, others, args.rounds))]
-    write_section(args.results, section(args.traffic), "\n\n".join(parts))
+    write_section(args.results, section(args.traffic, args.carry_over), "\n\n".join(parts))
     print(f"wrote {args.results}")
 
 
 def result_file(workdir: Path, seed: int, args) -> Path:
     """Where one seed's result of a run with ``args``' settings is kept in ``workdir``."""
-    return workdir / f"result-{args.world}-{seed}-{args.products}-{args.impressions}-{args.rounds}-{args.traffic}.json"
+    carry = "-carry" if args.carry_over else ""
+    return workdir / (f"result-{args.world}-{seed}-{args.products}-{args.impressions}-{args.rounds}-{args.traffic}"
+                      f"{carry}.json")
 
 
 def main() -> None:
@@ -332,6 +342,8 @@ def main() -> None:
     round_arguments(parser, [9221, 9222, 9223], "serving")
     parser.add_argument("--traffic", type=int, default=TRAFFIC, help="impressions served per round")
     parser.add_argument("--config", type=Path, default=None, help="an optimize config file (default: defaults)")
+    parser.add_argument("--carry-over", action="store_true",
+                        help="serve with the policy's carry_over: a creative's counts from every round so far")
     parser.add_argument("--paired-with", type=Path, default=None,
                         help="the --workdir of another run of the same seeds and settings (other code or config): "
                              "a table paired by seed is added")

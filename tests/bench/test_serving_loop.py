@@ -51,16 +51,20 @@ def test_the_rise_table_pairs_each_round_with_the_one_before_and_with_round_one_
     assert table.loc[2, "change of served true CTR"].startswith("+0.0020 [")  # round 3 - round 1: mean of 0.001, 0.003
 
 
-def test_a_run_at_another_traffic_gets_its_own_section_beside_the_default_one(tmp_path):
+def test_a_run_at_another_traffic_or_policy_gets_its_own_section_beside_the_default_one(tmp_path):
     results = tmp_path / "results.md"
     default, more = serving_loop.section(serving_loop.TRAFFIC), serving_loop.section(5 * serving_loop.TRAFFIC)
+    carried = serving_loop.section(5 * serving_loop.TRAFFIC, carry_over=True)
     assert default == serving_loop.SECTION and more != default and "--traffic 20000" in more
+    assert carried not in (default, more) and "--traffic 20000 --carry-over" in carried
     write_section(results, default, default + "\n\nat the default")
     write_section(results, more, more + "\n\nat five times the default")
+    write_section(results, carried, carried + "\n\ncarried over")
     write_section(results, more, more + "\n\nrerun")  # a rerun replaces its own section only
     text = results.read_text()
     assert "at the default" in text and "rerun" in text and "at five times the default" not in text
-    assert text.count(default) == 1 and text.count(more) == 1
+    assert "carried over" in text
+    assert text.count(default) == 1 and text.count(more) == 1 and text.count(carried) == 1
 
 
 @pytest.mark.slow

@@ -123,6 +123,41 @@ def test_clicks_move_the_posterior(log: ImpressionLog) -> None:
     assert last[0].propensity > max(s.propensity for s in last[1:])
 
 
+def test_with_carry_over_a_later_run_starts_from_every_runs_counts_of_the_same_elements(served: ServedRun,
+                                                                                         tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.sqlite'}"
+    first_view = RunView.of_run(served.run_dir, served.market, served.reward)
+    first = ImpressionLog(DecisionStore(url, first_view), ServingPolicy(ServingPolicyConfig(seed=5)))
+    product_id = approve_two(first.decisions, first_view)
+    for _ in range(60):
+        impression = first.serve(product_id)
+        if impression.arm.source == "current":
+            first.click(impression.impression_id)
+    rows = served_rows(first.engine, first_view.run_id)
+    before = {}
+    for elements, click in zip(rows["elements"], rows["click"]):
+        n, c = before.get(tuple(elements), (0, 0))
+        before[tuple(elements)] = (n + 1, c + int(click))
+    first.decisions.dispose()
+    for carry_over in (True, False):  # the run without carry over comes last and still sees none of the others
+        view = copy.copy(first_view)
+        view.run_id = f"a-later-run-{carry_over}"
+        policy = ServingPolicy(ServingPolicyConfig(seed=5, carry_over=carry_over))
+        later = ImpressionLog(DecisionStore(url, view), policy)
+        approve_two(later.decisions, view)
+        state = later.serve(product_id).arms
+        later.decisions.dispose()
+        counts = {s.arm.elements: (s.impressions, s.clicks) for s in state}
+        assert len(counts) == 3
+        if carry_over:
+            assert counts == {elements: before.get(elements, (0, 0)) for elements in counts}
+            assert sum(n for n, _ in counts.values()) == 60 and state[0].clicks == state[0].impressions > 0
+            assert state[0].propensity > max(s.propensity for s in state[1:])
+        else:
+            assert all(n == c == 0 for n, c in counts.values())
+            assert "counts across runs" not in later.policy.name
+
+
 def test_a_product_prior_keeps_the_weight_and_moves_the_mean_to_the_logged_ctr() -> None:
     config = ServingPolicyConfig()
     a, b = product_prior(40, 1000, config)

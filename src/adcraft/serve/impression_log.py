@@ -3,7 +3,8 @@
 The arms of a product are the creatives reviewers approved for it in this run (latest decision approve,
 ``DecisionStore.approved_for``) and the creative it shows now (its best logged one, the run's
 ``products.parquet``); an approved creative with the same elements as the current one is the same arm.
-``ServingPolicy`` chooses among them from this run's served clicks, under a prior centred on the product's
+``ServingPolicy`` chooses among them from this run's served clicks (with ``policy.carry_over``, those of every
+run of the database that served the product with the same elements), under a prior centred on the product's
 logged CTR (``product_priors``, with ``policy.prior_from_logs``).
 
 The log is one table, ``served_impressions``, in the decisions database (same engine): one row per served
@@ -156,7 +157,7 @@ class ImpressionLog:
             raise NotFound(f"product {product_id!r} has nothing to serve: it has no logged creative and no "
                            "approved one; approve a proposal on the review page first")
         counts = self._counts(product_id)
-        shown = [counts.get(arm.creative_id, (0, 0)) for arm in arms]
+        shown = [counts.get(arm.elements, (0, 0)) for arm in arms]
         index, propensities = self.policy.choose([c for _, c in shown], [n for n, _ in shown],
                                                  self.priors.get(product_id))
         chosen, now = arms[index], datetime.now(UTC)
@@ -194,13 +195,19 @@ class ImpressionLog:
         clicked_at = row.clicked_at if row.clicked_at.tzinfo else row.clicked_at.replace(tzinfo=UTC)
         return Click(impression_id, row.run_id, row.product_id, row.creative_id, clicked_at)
 
-    def _counts(self, product_id: str) -> dict[str, tuple[int, int]]:
-        """creative id -> (impressions, clicks) served by this run for ``product_id``."""
-        query = sa.select(served_table.c.creative_id, sa.func.count(), sa.func.sum(served_table.c.click)).where(
-            served_table.c.run_id == self.run.run_id, served_table.c.product_id == product_id,
-        ).group_by(served_table.c.creative_id)
+    def _counts(self, product_id: str) -> dict[tuple[str, ...], tuple[int, int]]:
+        """elements -> (impressions, clicks) served for ``product_id`` by this run, or with ``carry_over`` by
+        every run of the database. Grouped in the database on the elements' JSON text, which this log alone
+        writes (one serialisation for every row)."""
+        elements = sa.cast(served_table.c.elements, sa.Text)
+        where = [served_table.c.product_id == product_id]
+        if not self.policy.config.carry_over:
+            where.append(served_table.c.run_id == self.run.run_id)
+        query = sa.select(elements, sa.func.count(), sa.func.sum(served_table.c.click)).where(*where)
+        query = query.group_by(elements)
         with self.engine.connect() as connection:
-            return {cid: (int(n), int(c or 0)) for cid, n, c in connection.execute(query)}
+            return {tuple(str(e) for e in json.loads(text)): (int(n), int(c or 0))
+                    for text, n, c in connection.execute(query)}
 
 
 def product_priors(market: Market, config: ServingPolicyConfig) -> dict[str, tuple[float, float]]:

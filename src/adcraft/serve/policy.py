@@ -43,7 +43,9 @@ class ServingPolicyConfig:
     (``prior_clicks``, ``prior_misses``: uniform by default); ``seed`` the seed of the Monte Carlo samples and
     of the draws of the arms; ``prior_from_logs``: the prior of a product's arms keeps its weight
     (``prior_clicks + prior_misses``) but is centred on the product's logged CTR (``product_prior``), so an untried
-    arm is expected to do as the product does, not to click half the time."""
+    arm is expected to do as the product does, not to click half the time; ``carry_over``: an arm's counts are
+    the impressions and clicks of every run of the database that served the product with the same elements,
+    not only this run's, so a creative served in an earlier round starts the next with its evidence."""
 
     epsilon: float = 0.05
     draws: int = 4096
@@ -51,6 +53,7 @@ class ServingPolicyConfig:
     prior_misses: float = 1.0
     seed: int = 0
     prior_from_logs: bool = False  # on fresh seeds it did not meet the rule it was adopted by (docs/results.md)
+    carry_over: bool = False
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -107,7 +110,8 @@ class ServingPolicy:
     def name(self) -> str:
         """What the log records as the policy: its kind and settings."""
         return (f"{POLICY_NAME}(epsilon={self.config.epsilon:g}, draws={self.config.draws}"
-                f"{', prior from logs' if self.config.prior_from_logs else ''})")
+                f"{', prior from logs' if self.config.prior_from_logs else ''}"
+                f"{', counts across runs' if self.config.carry_over else ''})")
 
     def choose(self, clicks: Sequence[int], impressions: Sequence[int],
                prior: tuple[float, float] | None = None) -> tuple[int, np.ndarray]:
