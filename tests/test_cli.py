@@ -456,3 +456,21 @@ def test_error_lines_and_messages_print_user_data_verbatim(capsys):
     assert capsys.readouterr().err == f"error: unknown {quoted}\n"
     out.print(f"wrote {quoted}")
     assert capsys.readouterr().out == f"wrote {quoted}\n"
+
+
+def test_serve_takes_the_serving_policy_from_a_file_and_refuses_a_bad_one(tmp_path, monkeypatch):
+    import adcraft.serve.app
+
+    started = []
+    monkeypatch.setattr(adcraft.serve.app, "run_server", started.append)
+    monkeypatch.setenv("ADCRAFT_API_TOKEN", "a-token-for-the-test")
+    command = ["serve", "--run", str(tmp_path), "--market", str(tmp_path), "--policy", str(tmp_path / "policy.yaml")]
+    (tmp_path / "policy.yaml").write_text("epsilon: 0.2\ncarry_over: true\n")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert (started[0].policy.epsilon, started[0].policy.carry_over) == (0.2, True)
+    for bad in ("epsilon: 0\n", "carry_ovr: true\n"):  # no floor; a key the policy does not have
+        (tmp_path / "policy.yaml").write_text(bad)
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "error" in result.output, result.output
+    assert len(started) == 1

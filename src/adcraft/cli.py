@@ -641,15 +641,21 @@ def serve(
                                                       "from a CDN); the schema is at /openapi.json either way.")
                     ] = False,
     brand: BrandOption = None,
+    policy: Annotated[Path | None, typer.Option(help="YAML file whose keys are ServingPolicyConfig's fields: how "
+                                                     "/v1/serve chooses (epsilon, draws, prior_clicks, "
+                                                     "prior_misses, seed, prior_from_logs, carry_over).")] = None,
 ) -> None:
     """Serve a run over HTTP: score, propose and edit creatives, and the review page (schema at /openapi.json)."""
+    from adcraft.configuration import load_config
     from adcraft.serve.app import run_server
     from adcraft.serve.auth import load_token
     from adcraft.serve.config import ServeConfig
+    from adcraft.serve.policy import ServingPolicyConfig
 
     run_server(ServeConfig(run_dir=run, market_dir=market, host=host, port=port, token=load_token(token_file),
                            insecure_local=insecure_local, database_url=database_url, ctr_model_dir=ctr_model,
-                           contrastive_model_dir=contrastive_model, docs=docs, brand_file=brand))
+                           contrastive_model_dir=contrastive_model, docs=docs, brand_file=brand,
+                           policy=load_config(ServingPolicyConfig, policy)))
 
 
 logs_app = typer.Typer(help="The served log: the creatives `adcraft serve` showed and the clicks on them.",

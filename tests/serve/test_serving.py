@@ -158,6 +158,22 @@ def test_with_carry_over_a_later_run_starts_from_every_runs_counts_of_the_same_e
             assert "counts across runs" not in later.policy.name
 
 
+@pytest.mark.parametrize("carry_over", [False, True])
+def test_a_products_counts_are_read_through_the_product_index_which_an_older_database_gets(
+        log: ImpressionLog, carry_over: bool) -> None:
+    with log.engine.begin() as connection:  # a database from before the index
+        connection.execute(sa.text("DROP INDEX ix_served_impressions_product"))
+    policy = ServingPolicy(ServingPolicyConfig(seed=5, carry_over=carry_over))
+    reopened = ImpressionLog(log.decisions, policy)
+    names = {index["name"] for index in sa.inspect(log.engine).get_indexes(served_table.name)}
+    assert "ix_served_impressions_product" in names
+    query = reopened.counts_query(log.run.product_ids[0]).compile(log.engine,
+                                                                  compile_kwargs={"literal_binds": True})
+    with log.engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.execute(sa.text(f"EXPLAIN QUERY PLAN {query}")))
+    assert "ix_served_impressions_product" in plan, plan
+
+
 def test_a_product_prior_keeps_the_weight_and_moves_the_mean_to_the_logged_ctr() -> None:
     config = ServingPolicyConfig()
     a, b = product_prior(40, 1000, config)

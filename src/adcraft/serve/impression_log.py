@@ -61,6 +61,8 @@ served_table = sa.Table(
     sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_served_impressions_arm", "run_id", "product_id", "creative_id"),
 )
+# What a product's counts read (policy.carry_over: every run); created on a database from before it.
+product_index = sa.Index("ix_served_impressions_product", served_table.c.product_id, served_table.c.run_id)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class ImpressionLog:
         self._products = frozenset(self.run.product_ids)
         try:
             _metadata.create_all(self.engine)
+            product_index.create(self.engine, checkfirst=True)
         except OperationalError as exc:
             raise unusable_database(decisions.database_url, exc) from exc
 
@@ -197,17 +200,21 @@ class ImpressionLog:
 
     def _counts(self, product_id: str) -> dict[tuple[str, ...], tuple[int, int]]:
         """elements -> (impressions, clicks) served for ``product_id`` by this run, or with ``carry_over`` by
-        every run of the database. Grouped in the database on the elements' JSON text, which this log alone
-        writes (one serialisation for every row)."""
+        every run of the database (``counts_query``)."""
+        with self.engine.connect() as connection:
+            return {tuple(str(e) for e in json.loads(text)): (int(n), int(c or 0))
+                    for text, n, c in connection.execute(self.counts_query(product_id))}
+
+    def counts_query(self, product_id: str) -> sa.Select:
+        """(elements' JSON text, impressions, clicks) of ``product_id``'s served rows of this run, or with
+        ``carry_over`` of every run, grouped in the database on the elements' JSON text (which this log alone
+        writes: one serialisation for every row); ``product_index`` finds the rows."""
         elements = sa.cast(served_table.c.elements, sa.Text)
         where = [served_table.c.product_id == product_id]
         if not self.policy.config.carry_over:
             where.append(served_table.c.run_id == self.run.run_id)
         query = sa.select(elements, sa.func.count(), sa.func.sum(served_table.c.click)).where(*where)
-        query = query.group_by(elements)
-        with self.engine.connect() as connection:
-            return {tuple(str(e) for e in json.loads(text)): (int(n), int(c or 0))
-                    for text, n, c in connection.execute(query)}
+        return query.group_by(elements)
 
 
 def product_priors(market: Market, config: ServingPolicyConfig) -> dict[str, tuple[float, float]]:
