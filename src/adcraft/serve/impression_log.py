@@ -12,14 +12,20 @@ impression, written and committed before the answer leaves, so an impression a c
 in the log after any restart. A click (``/v1/feedback``) sets the row's ``click`` to 1; a second click on
 the same impression changes nothing. Each row names its run (``run_id``), so a database that several runs
 share keeps their logs apart; ``adcraft logs export`` writes one run's rows as a market's impressions.
+
+Beside the log, ``served_counts`` keeps each arm's impressions and clicks per run (product, run, combination),
+updated in the transaction that writes the log's row or its click, so the counts a choice reads are a few rows
+per arm however long the log grows, and always the log's own (``rebuild_counts`` recomputes them from the log
+on a database from before the table).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,8 +67,64 @@ served_table = sa.Table(
     sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_served_impressions_arm", "run_id", "product_id", "creative_id"),
 )
-# What a product's counts read (policy.carry_over: every run); created on a database from before it.
-product_index = sa.Index("ix_served_impressions_product", served_table.c.product_id, served_table.c.run_id)
+# Each arm's served impressions and clicks per run, kept with the log in the same transactions, so that choosing
+# reads a few rows per arm however long the log grows; rebuilt from the log on a database from before it.
+counts_table = sa.Table(
+    "served_counts",
+    _metadata,
+    sa.Column("product_id", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(RUN_ID_CHARS), primary_key=True),
+    sa.Column("elements", sa.Text, primary_key=True),  # elements_key of the combination
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+)
+
+
+def elements_key(elements: Sequence[str]) -> str:
+    """A combination as the ``served_counts`` table keys it: its element ids, in slot order, as JSON text."""
+    return json.dumps([str(e) for e in elements])
+
+
+def _add_counts(connection: sa.Connection, product_id: str, run_id: str, key: str, impressions: int,
+                clicks: int) -> None:
+    """Add to an arm's counts in ``served_counts`` (its row made when missing), inside the caller's transaction:
+    one upsert on SQLite and PostgreSQL, an update else an insert on other databases."""
+    values = {"product_id": product_id, "run_id": run_id, "elements": key, "impressions": impressions,
+              "clicks": clicks}
+    dialect = connection.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(counts_table).values(**values)
+        connection.execute(insert.on_conflict_do_update(
+            index_elements=[counts_table.c.product_id, counts_table.c.run_id, counts_table.c.elements],
+            set_={"impressions": counts_table.c.impressions + insert.excluded.impressions,
+                  "clicks": counts_table.c.clicks + insert.excluded.clicks}))
+        return
+    updated = connection.execute(sa.update(counts_table).where(
+        counts_table.c.product_id == product_id, counts_table.c.run_id == run_id, counts_table.c.elements == key,
+    ).values(impressions=counts_table.c.impressions + impressions, clicks=counts_table.c.clicks + clicks))
+    if not updated.rowcount:
+        connection.execute(sa.insert(counts_table).values(**values))
+
+
+def rebuild_counts(engine: sa.Engine) -> int:
+    """Recompute ``served_counts`` from the log, in one transaction (idempotent: two servers opening a database
+    from before the table at once leave the same counts); returns the arms counted."""
+    elements = sa.cast(served_table.c.elements, sa.Text)
+    query = sa.select(served_table.c.product_id, served_table.c.run_id, elements, sa.func.count(),
+                      sa.func.sum(served_table.c.click)).group_by(served_table.c.product_id,
+                                                                  served_table.c.run_id, elements)
+    with engine.begin() as connection:
+        connection.execute(sa.delete(counts_table))
+        totals: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for product_id, run_id, text, n, c in connection.execute(query):
+            key = (product_id, run_id, elements_key(json.loads(text)))
+            before = totals.get(key, (0, 0))
+            totals[key] = (before[0] + int(n), before[1] + int(c or 0))
+        if totals:
+            connection.execute(sa.insert(counts_table), [
+                {"product_id": p, "run_id": r, "elements": e, "impressions": n, "clicks": c}
+                for (p, r, e), (n, c) in totals.items()])
+    return len(totals)
 
 
 @dataclass(frozen=True)
@@ -126,8 +188,10 @@ class ImpressionLog:
         self.policy = policy
         self._products = frozenset(self.run.product_ids)
         try:
+            counted = sa.inspect(self.engine).has_table(counts_table.name)
             _metadata.create_all(self.engine)
-            product_index.create(self.engine, checkfirst=True)
+            if not counted:
+                rebuild_counts(self.engine)
         except OperationalError as exc:
             raise unusable_database(decisions.database_url, exc) from exc
 
@@ -178,6 +242,7 @@ class ImpressionLog:
         }
         with self.engine.begin() as connection:
             connection.execute(sa.insert(served_table).values(**row))
+            _add_counts(connection, product_id, impression.run_id, elements_key(chosen.elements), 1, 0)
         return impression
 
     def click(self, impression_id: str) -> Click:
@@ -185,13 +250,15 @@ class ImpressionLog:
         nothing) and return it; ``NotFound`` for an impression the log does not have."""
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
-            connection.execute(sa.update(served_table).where(
+            changed = connection.execute(sa.update(served_table).where(
                 served_table.c.impression_id == impression_id, served_table.c.click == 0,
-            ).values(click=1, clicked_at=now))
+            ).values(click=1, clicked_at=now)).rowcount
             row = connection.execute(sa.select(
                 served_table.c.run_id, served_table.c.product_id, served_table.c.creative_id,
-                served_table.c.clicked_at,
+                served_table.c.clicked_at, served_table.c.elements,
             ).where(served_table.c.impression_id == impression_id)).first()
+            if changed and row is not None:
+                _add_counts(connection, row.product_id, row.run_id, elements_key(row.elements), 0, 1)
         if row is None:
             raise NotFound(f"no served impression {impression_id[:80]!r}: /v1/serve answers with the impression_id "
                            "to send back")
@@ -200,21 +267,20 @@ class ImpressionLog:
 
     def _counts(self, product_id: str) -> dict[tuple[str, ...], tuple[int, int]]:
         """elements -> (impressions, clicks) served for ``product_id`` by this run, or with ``carry_over`` by
-        every run of the database (``counts_query``)."""
-        with self.engine.connect() as connection:
-            return {tuple(str(e) for e in json.loads(text)): (int(n), int(c or 0))
-                    for text, n, c in connection.execute(self.counts_query(product_id))}
+        every run of the database (``arm_counts``)."""
+        return arm_counts(self.engine, product_id, None if self.policy.config.carry_over else self.run.run_id)
 
-    def counts_query(self, product_id: str) -> sa.Select:
-        """(elements' JSON text, impressions, clicks) of ``product_id``'s served rows of this run, or with
-        ``carry_over`` of every run, grouped in the database on the elements' JSON text (which this log alone
-        writes: one serialisation for every row); ``product_index`` finds the rows."""
-        elements = sa.cast(served_table.c.elements, sa.Text)
-        where = [served_table.c.product_id == product_id]
-        if not self.policy.config.carry_over:
-            where.append(served_table.c.run_id == self.run.run_id)
-        query = sa.select(elements, sa.func.count(), sa.func.sum(served_table.c.click)).where(*where)
-        return query.group_by(elements)
+
+def arm_counts(engine: sa.Engine, product_id: str, run_id: str | None) -> dict[tuple[str, ...], tuple[int, int]]:
+    """elements -> (impressions, clicks) served for ``product_id`` by the run ``run_id`` (None: by every run of
+    the database), read from ``served_counts``: a few rows per arm, however long the log."""
+    where = [counts_table.c.product_id == product_id]
+    if run_id is not None:
+        where.append(counts_table.c.run_id == run_id)
+    query = sa.select(counts_table.c.elements, sa.func.sum(counts_table.c.impressions),
+                      sa.func.sum(counts_table.c.clicks)).where(*where).group_by(counts_table.c.elements)
+    with engine.connect() as connection:
+        return {tuple(json.loads(key)): (int(n), int(c)) for key, n, c in connection.execute(query)}
 
 
 def product_priors(market: Market, config: ServingPolicyConfig) -> dict[str, tuple[float, float]]:
