@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import math
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from adcraft.serve.decisions import DecisionStore
 from adcraft.serve.impression_log import (
     ImpressionLog,
     counts_table,
+    counts_upsert,
     elements_key,
     product_priors,
     served_rows,
@@ -199,6 +201,18 @@ def test_the_counts_kept_with_the_log_equal_the_log_and_an_older_database_gets_t
     assert table_counts(reopened) == log_counts(reopened) and sum(n for n, _ in log_counts(log).values()) == 81
     ImpressionLog(log.decisions, log.policy)  # a database that has them keeps them
     assert table_counts(reopened) == log_counts(reopened)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_arms_counts_are_added_in_one_statement_that_makes_the_row_when_missing(dialect: str) -> None:
+    values = {"product_id": "p", "run_id": "r", "elements": '["a"]', "impressions": 1, "clicks": 0}
+    statement = counts_upsert(dialect, values)
+    module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+    sql = " ".join(str(statement.compile(dialect=module.dialect())).split())
+    assert "ON CONFLICT (product_id, run_id, elements) DO UPDATE SET" in sql
+    assert "impressions = (served_counts.impressions + excluded.impressions)" in sql
+    assert "clicks = (served_counts.clicks + excluded.clicks)" in sql
+    assert counts_upsert("mysql", values) is None  # other databases: an update, else an insert
 
 
 def test_a_product_prior_keeps_the_weight_and_moves_the_mean_to_the_logged_ctr() -> None:

@@ -85,19 +85,27 @@ def elements_key(elements: Sequence[str]) -> str:
     return json.dumps([str(e) for e in elements])
 
 
+def counts_upsert(dialect: str, values: dict[str, Any]) -> sa.Insert | None:
+    """One statement adding ``values``' impressions and clicks to their arm's row of ``served_counts``, made when
+    missing (``INSERT ... ON CONFLICT DO UPDATE``), for SQLite and PostgreSQL; None for other databases."""
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(counts_table).values(**values)
+    return insert.on_conflict_do_update(
+        index_elements=[counts_table.c.product_id, counts_table.c.run_id, counts_table.c.elements],
+        set_={"impressions": counts_table.c.impressions + insert.excluded.impressions,
+              "clicks": counts_table.c.clicks + insert.excluded.clicks})
+
+
 def _add_counts(connection: sa.Connection, product_id: str, run_id: str, key: str, impressions: int,
                 clicks: int) -> None:
     """Add to an arm's counts in ``served_counts`` (its row made when missing), inside the caller's transaction:
     one upsert on SQLite and PostgreSQL, an update else an insert on other databases."""
     values = {"product_id": product_id, "run_id": run_id, "elements": key, "impressions": impressions,
               "clicks": clicks}
-    dialect = connection.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(counts_table).values(**values)
-        connection.execute(insert.on_conflict_do_update(
-            index_elements=[counts_table.c.product_id, counts_table.c.run_id, counts_table.c.elements],
-            set_={"impressions": counts_table.c.impressions + insert.excluded.impressions,
-                  "clicks": counts_table.c.clicks + insert.excluded.clicks}))
+    upsert = counts_upsert(connection.dialect.name, values)
+    if upsert is not None:
+        connection.execute(upsert)
         return
     updated = connection.execute(sa.update(counts_table).where(
         counts_table.c.product_id == product_id, counts_table.c.run_id == run_id, counts_table.c.elements == key,
