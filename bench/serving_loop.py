@@ -2,7 +2,7 @@
 
     python bench/serving_loop.py [--seeds 9221 9222 9223] [--world realistic] [--products 24]
                                  [--impressions 20000] [--rounds 3] [--traffic 4000] [--top-k 3]
-                                 [--config OPTIMIZE.yaml] [--carry-over] [--workdir DIR]
+                                 [--config OPTIMIZE.yaml] [--no-carry-over] [--workdir DIR]
                                  [--results docs/results.md]
 
 For each seed (none of them used elsewhere) it simulates a benchmark world's market; round k then runs:
@@ -321,8 +321,8 @@ def write_table(results: list[dict], args) -> None:
         markdown_table(rise_table(results, args.rounds)),
     ]
     if args.paired_with is not None:
-        others = [json.loads(path.read_text()) for path in (result_file(args.paired_with, seed, args)
-                                                           for seed in seeds) if path.is_file()]
+        others = [json.loads(path.read_text()) for path in (paired_file(args.paired_with, seed, args)
+                                                           for seed in seeds) if path is not None]
         parts += [f"Against the run in `{args.paired_with}` (the same seeds and settings, other code or config; "
                   f"{len(others)} of {len(seeds)} seeds there), paired by seed, mean [95% t-interval over seeds]:",
                   markdown_table(paired_table(results, others, args.rounds))]
@@ -330,11 +330,21 @@ def write_table(results: list[dict], args) -> None:
     print(f"wrote {args.results}")
 
 
-def result_file(workdir: Path, seed: int, args) -> Path:
-    """Where one seed's result of a run with ``args``' settings is kept in ``workdir``."""
-    carry = "-carry" if args.carry_over else ""
+def result_file(workdir: Path, seed: int, args, carry_over: bool | None = None) -> Path:
+    """Where one seed's result of a run with ``args``' settings (``carry_over`` given: with that policy) is kept
+    in ``workdir``."""
+    carry = "-carry" if (args.carry_over if carry_over is None else carry_over) else ""
     return workdir / (f"result-{args.world}-{seed}-{args.products}-{args.impressions}-{args.rounds}-{args.traffic}"
                       f"{carry}.json")
+
+
+def paired_file(workdir: Path, seed: int, args) -> Path | None:
+    """The result of one seed of the other run in ``workdir``: with the same settings, with this run's serving
+    policy or the other one (the run compared may differ in it); None when it has none."""
+    for carry_over in (args.carry_over, not args.carry_over):
+        if (path := result_file(workdir, seed, args, carry_over)).is_file():
+            return path
+    return None
 
 
 def main() -> None:
@@ -342,8 +352,10 @@ def main() -> None:
     round_arguments(parser, [9221, 9222, 9223], "serving")
     parser.add_argument("--traffic", type=int, default=TRAFFIC, help="impressions served per round")
     parser.add_argument("--config", type=Path, default=None, help="an optimize config file (default: defaults)")
-    parser.add_argument("--carry-over", action="store_true",
-                        help="serve with the policy's carry_over: a creative's counts from every round so far")
+    parser.add_argument("--carry-over", action=argparse.BooleanOptionalAction,
+                        default=ServingPolicyConfig().carry_over,
+                        help="the serving policy's carry_over: a creative's counts from every round so far (the "
+                             "default), or from the round alone")
     parser.add_argument("--paired-with", type=Path, default=None,
                         help="the --workdir of another run of the same seeds and settings (other code or config): "
                              "a table paired by seed is added")

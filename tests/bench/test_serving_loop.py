@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -94,3 +95,16 @@ def test_three_rounds_of_the_loop_log_every_served_impression_and_give_the_next_
         assert (served["propensity"] < 1.0).sum() == result.chosen_among_several
         assert served["creative_id"].isin(exported.creatives["creative_id"]).all()
         before = after
+
+
+def test_the_run_compared_is_found_whichever_serving_policy_it_ran(tmp_path):
+    args = argparse.Namespace(world="realistic", products=24, impressions=20000, rounds=3, traffic=20000,
+                              carry_over=True)
+    assert serving_loop.paired_file(tmp_path, 7, args) is None
+    other = serving_loop.result_file(tmp_path, 7, args, carry_over=False)
+    other.write_text("{}")
+    assert serving_loop.paired_file(tmp_path, 7, args) == other and "carry" not in other.name
+    same = serving_loop.result_file(tmp_path, 7, args)
+    same.write_text("{}")
+    assert serving_loop.paired_file(tmp_path, 7, args) == same != other  # the same policy first
+    assert serving_loop.paired_file(tmp_path, 8, args) is None

@@ -3,9 +3,9 @@
 The arms of a product are the creatives reviewers approved for it in this run (latest decision approve,
 ``DecisionStore.approved_for``) and the creative it shows now (its best logged one, the run's
 ``products.parquet``); an approved creative with the same elements as the current one is the same arm.
-``ServingPolicy`` chooses among them from this run's served clicks (with ``policy.carry_over``, those of every
-run of the database that served the product with the same elements), under a prior centred on the product's
-logged CTR (``product_priors``, with ``policy.prior_from_logs``).
+``ServingPolicy`` chooses among them from the served clicks of every run of the database that showed the
+product with the arm's elements (``policy.carry_over``; off, this run's alone), under a prior centred on the
+product's logged CTR (``product_priors``, with ``policy.prior_from_logs``).
 
 The log is one table, ``served_impressions``, in the decisions database (same engine): one row per served
 impression, written and committed before the answer leaves, so an impression a client was told about is

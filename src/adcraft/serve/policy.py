@@ -53,7 +53,7 @@ class ServingPolicyConfig:
     prior_misses: float = 1.0
     seed: int = 0
     prior_from_logs: bool = False  # on fresh seeds it did not meet the rule it was adopted by (docs/results.md)
-    carry_over: bool = False
+    carry_over: bool = True  # adopted by a rule written before its run, on fresh seeds (docs/results.md)
 
     def __post_init__(self) -> None:
         check_config(self)
