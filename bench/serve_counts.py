@@ -31,7 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 from worlds import machine
 
-from adcraft.serve.impression_log import arm_counts, rebuild_counts, served_table
+from adcraft.serve.impression_log import arm_counts, log_counts_query, rebuild_counts, served_table
 
 from markdown import markdown_table, write_section
 
@@ -62,12 +62,10 @@ def fill(engine: sa.Engine, rows: int, arms: int, rng: np.random.Generator) -> N
 
 
 def counted(engine: sa.Engine, product_id: str) -> dict[tuple[str, ...], tuple[int, int]]:
-    """The product's counts in the run, counted from the log itself."""
-    elements = sa.cast(served_table.c.elements, sa.Text)
-    query = sa.select(elements, sa.func.count(), sa.func.sum(served_table.c.click)).where(
-        served_table.c.run_id == RUN_ID, served_table.c.product_id == product_id).group_by(elements)
+    """The product's counts in the run, counted from the log itself (``log_counts_query``)."""
+    query = log_counts_query(served_table.c.run_id == RUN_ID, served_table.c.product_id == product_id)
     with engine.connect() as connection:
-        return {tuple(json.loads(text)): (int(n), int(c or 0)) for text, n, c in connection.execute(query)}
+        return {tuple(json.loads(text)): (int(n), int(c or 0)) for _, _, text, n, c in connection.execute(query)}
 
 
 def measure(rows: int, arms: int, repeats: int, seed: int, workdir: Path) -> dict:

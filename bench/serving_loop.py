@@ -68,11 +68,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAGE = 100  # the review page's largest page
 
 
-def section(traffic: int, carry_over: bool = False) -> str:
+def section(traffic: int, carry_over: bool) -> str:
     """The results heading of a run serving ``traffic`` impressions per round (with the policy's ``carry_over``
     or not): its own section unless the defaults, so that runs at several volumes and policies stand side by
     side."""
-    if traffic == TRAFFIC and not carry_over:
+    if traffic == TRAFFIC and not carry_over:  # the runs from before carry_over keep their section
         return SECTION
     policy = (" with counts carried across rounds", " --carry-over") if carry_over else ("", "")
     return (f"## The three-round loop at {traffic} served impressions per round{policy[0]} "

@@ -54,7 +54,8 @@ def test_the_rise_table_pairs_each_round_with_the_one_before_and_with_round_one_
 
 def test_a_run_at_another_traffic_or_policy_gets_its_own_section_beside_the_default_one(tmp_path):
     results = tmp_path / "results.md"
-    default, more = serving_loop.section(serving_loop.TRAFFIC), serving_loop.section(5 * serving_loop.TRAFFIC)
+    default = serving_loop.section(serving_loop.TRAFFIC, carry_over=False)
+    more = serving_loop.section(5 * serving_loop.TRAFFIC, carry_over=False)
     carried = serving_loop.section(5 * serving_loop.TRAFFIC, carry_over=True)
     assert default == serving_loop.SECTION and more != default and "--traffic 20000" in more
     assert carried not in (default, more) and "--traffic 20000 --carry-over" in carried

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -132,6 +133,17 @@ def test_clicks_move_the_posterior(log: ImpressionLog) -> None:
     assert last[0].propensity > max(s.propensity for s in last[1:])
 
 
+def log_counts(log: ImpressionLog) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(product, run, elements_key) -> (impressions, clicks), counted from the served log itself."""
+    out: dict[tuple[str, str, str], tuple[int, int]] = {}
+    with log.engine.connect() as connection:
+        for row in connection.execute(sa.select(served_table)):
+            key = (row.product_id, row.run_id, elements_key(row.elements))
+            n, c = out.get(key, (0, 0))
+            out[key] = (n + 1, c + row.click)
+    return out
+
+
 def test_with_carry_over_a_later_run_starts_from_every_runs_counts_of_the_same_elements(served: ServedRun,
                                                                                          tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.sqlite'}"
@@ -142,11 +154,8 @@ def test_with_carry_over_a_later_run_starts_from_every_runs_counts_of_the_same_e
         impression = first.serve(product_id)
         if impression.arm.source == "current":
             first.click(impression.impression_id)
-    rows = served_rows(first.engine, first_view.run_id)
-    before = {}
-    for elements, click in zip(rows["elements"], rows["click"]):
-        n, c = before.get(tuple(elements), (0, 0))
-        before[tuple(elements)] = (n + 1, c + int(click))
+    before = {tuple(json.loads(key)): counts for (product, _, key), counts in log_counts(first).items()
+              if product == product_id}
     first.decisions.dispose()
     for carry_over in (True, False):  # the run without carry over comes last and still sees none of the others
         view = copy.copy(first_view)
@@ -165,17 +174,6 @@ def test_with_carry_over_a_later_run_starts_from_every_runs_counts_of_the_same_e
         else:
             assert all(n == c == 0 for n, c in counts.values())
             assert "counts across runs" not in later.policy.name
-
-
-def log_counts(log: ImpressionLog) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """(product, run, elements_key) -> (impressions, clicks), counted from the served log itself."""
-    out: dict[tuple[str, str, str], tuple[int, int]] = {}
-    with log.engine.connect() as connection:
-        for row in connection.execute(sa.select(served_table)):
-            key = (row.product_id, row.run_id, elements_key(row.elements))
-            n, c = out.get(key, (0, 0))
-            out[key] = (n + 1, c + row.click)
-    return out
 
 
 def table_counts(log: ImpressionLog) -> dict[tuple[str, str, str], tuple[int, int]]:

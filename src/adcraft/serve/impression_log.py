@@ -114,17 +114,22 @@ def _add_counts(connection: sa.Connection, product_id: str, run_id: str, key: st
         connection.execute(sa.insert(counts_table).values(**values))
 
 
+def log_counts_query(*where: sa.ColumnElement[bool]) -> sa.Select:
+    """(product_id, run_id, elements' JSON text, impressions, clicks) of the served log's rows matching ``where``,
+    grouped by arm: the counts as the log itself gives them (what ``served_counts`` keeps without re-reading)."""
+    elements = sa.cast(served_table.c.elements, sa.Text)
+    return sa.select(served_table.c.product_id, served_table.c.run_id, elements, sa.func.count(),
+                     sa.func.sum(served_table.c.click)).where(*where).group_by(
+        served_table.c.product_id, served_table.c.run_id, elements)
+
+
 def rebuild_counts(engine: sa.Engine) -> int:
     """Recompute ``served_counts`` from the log, in one transaction (idempotent: two servers opening a database
     from before the table at once leave the same counts); returns the arms counted."""
-    elements = sa.cast(served_table.c.elements, sa.Text)
-    query = sa.select(served_table.c.product_id, served_table.c.run_id, elements, sa.func.count(),
-                      sa.func.sum(served_table.c.click)).group_by(served_table.c.product_id,
-                                                                  served_table.c.run_id, elements)
     with engine.begin() as connection:
         connection.execute(sa.delete(counts_table))
         totals: dict[tuple[str, str, str], tuple[int, int]] = {}
-        for product_id, run_id, text, n, c in connection.execute(query):
+        for product_id, run_id, text, n, c in connection.execute(log_counts_query()):
             key = (product_id, run_id, elements_key(json.loads(text)))
             before = totals.get(key, (0, 0))
             totals[key] = (before[0] + int(n), before[1] + int(c or 0))
