@@ -7,8 +7,12 @@ files, so a cluster needs no shared file system for the output. The output folde
 moved into place at the end: a refused input or a failed worker leaves nothing at ``out``.
 
 - ``OUT/images/<creative_id>.png`` (the id made file-safe; ``~<row>`` added where two ids collide);
-- ``OUT/rendered.parquet``: ``creative_id``, ``product_id``, ``elements``, ``image`` (path in ``OUT``),
-  ``product_bbox`` (``[x0, y0, x1, y1]``), in item order.
+- ``OUT/rendered.parquet``: ``creative_id``, ``product_id``, ``elements``, the placement
+  (``product_scale``, ``product_x``, ``product_y``), ``image`` (path in ``OUT``), ``product_bbox``
+  (``[x0, y0, x1, y1]``), in item order.
+
+A creatives table with the placement columns (``optimize``'s ``creatives.parquet``) is drawn with each row's
+placement, so a proposal renders again exactly; a table without them is drawn with the default placement.
 """
 
 from __future__ import annotations
@@ -43,15 +47,17 @@ class RenderJob:
 
     def load(self) -> ChunkFunction:
         from adcraft.market import load_market
+        from adcraft.render.compositor import placements_of
         from adcraft.render.from_market import MarketRenderer
 
         renderer = MarketRenderer(load_market(self.market_dir), config=self.render)
 
         def render(items: pa.Table) -> pa.Table:
             pngs, boxes = [], []
-            for product_id, elements in zip(items.column("product_id").to_pylist(),
-                                            items.column("elements").to_pylist()):
-                rendered = renderer.render(product_id, elements)
+            for product_id, elements, placement in zip(items.column("product_id").to_pylist(),
+                                                       items.column("elements").to_pylist(),
+                                                       placements_of(items.to_pandas())):
+                rendered = renderer.render(product_id, elements, placement)
                 buffer = io.BytesIO()
                 rendered.image.save(buffer, format="PNG")
                 pngs.append(buffer.getvalue())
@@ -63,7 +69,10 @@ class RenderJob:
 
 def creative_items(creatives: pd.DataFrame) -> pa.Table:
     """Work items from a creatives table: ``product_id`` and ``elements`` required, ``creative_id`` optional
-    (``row-<n>`` when absent); ``InputError`` for a table a user must fix."""
+    (``row-<n>`` when absent), the placement columns optional (the default placement when absent);
+    ``InputError`` for a table a user must fix."""
+    from adcraft.render.compositor import PLACEMENT_COLUMNS, placements_of
+
     missing = [name for name in ("product_id", "elements") if name not in creatives]
     if missing:
         raise InputError(f"creatives to render need the column(s) {', '.join(missing)}")
@@ -78,10 +87,16 @@ def creative_items(creatives: pd.DataFrame) -> pa.Table:
         if isinstance(combo, str) or not all(isinstance(e, str) for e in combo):
             raise InputError(f"creative {ids[row]}: elements must be a list of element ids")
         elements.append(list(combo))
+    try:
+        placements = placements_of(creatives)
+    except (InputError, TypeError, ValueError) as error:
+        raise InputError(f"creatives to render: a placement column is out of range ({error})") from None
     return pa.table({
         "creative_id": pa.array(ids, pa.string()),
         "product_id": pa.array([str(p) for p in creatives["product_id"]], pa.string()),
         "elements": pa.array(elements, pa.list_(pa.string())),
+        **{column: pa.array([p.as_columns()[column] for p in placements], pa.float64())
+           for column in PLACEMENT_COLUMNS},
     })
 
 
@@ -107,6 +122,7 @@ def render_creatives(
     """Render ``creatives`` (default: the market's past creatives) to ``OUT/images`` and ``OUT/rendered.parquet``;
     ``render`` picks the renderer (default: the compositor)."""
     from adcraft.market import load_market
+    from adcraft.render.compositor import PLACEMENT_COLUMNS
 
     config = config or BatchConfig()
     out = check_output_folder(Path(out), "render", inputs=[Path(market_dir)])
@@ -121,7 +137,7 @@ def render_creatives(
         (staging / "images").mkdir()
         boxes: dict[int, list[int]] = {}
         job = RenderJob(str(Path(market_dir).resolve()), render)
-        for result in map_chunks(job, items.select(["product_id", "elements"]), config):
+        for result in map_chunks(job, items.select(["product_id", "elements", *PLACEMENT_COLUMNS]), config):
             for row, png, box in zip(result.column(ROW).to_pylist(), result.column("png").to_pylist(),
                                      result.column("product_bbox").to_pylist()):
                 (staging / names[row]).write_bytes(png)  # the staging folder is moved into place whole

@@ -16,6 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from adcraft.market import Market
+from adcraft.render.compositor import placements_of
 from adcraft.render.from_market import MarketRenderer
 
 FIDELITY_COLUMNS = ("product_id", "rank", "passed", "max_abs_diff", "opaque_pixels", "bbox_matches")
@@ -25,13 +26,16 @@ def product_fidelity(
     market: Market, proposals: pd.DataFrame, out_dir: Path, tolerance: int = 2,
     renderer: MarketRenderer | None = None,
 ) -> pd.DataFrame:
-    """One row per proposal (``FIDELITY_COLUMNS``): whether the rendered PNG under ``out_dir`` kept the product."""
+    """One row per proposal (``FIDELITY_COLUMNS``): whether the rendered PNG under ``out_dir`` kept the product
+    (placed as the row's ``PLACEMENT_COLUMNS`` say, where the table has them)."""
     renderer = renderer or MarketRenderer(market)
     canvas = tuple(market.config.canvas)
     rows = []
-    for pid, rank, combo, image, box in zip(proposals["product_id"], proposals["rank"], proposals["elements"],
-                                            proposals["image"], proposals["product_bbox"]):
-        spec = renderer.spec(pid, list(combo))
+    placements = placements_of(proposals)
+    for pid, rank, combo, image, box, placement in zip(proposals["product_id"], proposals["rank"],
+                                                       proposals["elements"], proposals["image"],
+                                                       proposals["product_bbox"], placements):
+        spec = renderer.spec(pid, list(combo), placement)
         cut, bbox = renderer.compositor.product_cutout_resized(spec, canvas)
         left, top, right, bottom = bbox
         with Image.open(Path(out_dir) / image) as opened:

@@ -22,11 +22,14 @@ the next), each a function below:
 8. ``keep_unproven``: do no harm: a product whose proposal the evidence does not show to be better launches
    nothing; its rank 1 is a row marked ``kept`` standing for what runs now (every product's, when there is no
    evidence);
-9. ``render``: each proposal drawn, and checked to show the product's own pixels unaltered
+9. ``choose_render_settings``: where each proposal's product photo sits (scale, position), best-of-N by the
+   demand utility of the logged images where the held-out logs show it predicts clicks (``generate.placement``,
+   ``placement.enabled``), else the default placement; recorded in ``creatives.parquet``;
+10. ``render``: each proposal drawn with its placement, and checked to show the product's own pixels unaltered
    (``evaluate.fidelity``; a run that would break that fails); with a brand file, each rendered proposal
    is checked against it too (product area, title as laid out) and a refused one is replaced by the next
    (a kept creative stays, marked with what the brand says of it);
-10. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
+11. ``write_outputs``: ``OUT/creatives.parquet`` (+ ``elements.parquet`` for generated elements),
    ``OUT/products.parquet`` (per product, the creative shown now and the estimated lift of proposal #1),
    ``OUT/report.html`` and the trained models under ``OUT/models/`` (``reward``: the multi-instance
    model, ``combo``: the policy).
@@ -83,6 +86,7 @@ from adcraft.generate.backgrounds import BackgroundsConfig, generate_backgrounds
 from adcraft.generate.brand import Brand, brand_columns, load_brand
 from adcraft.generate.combo import CHECKPOINT_FILE as COMBO_CHECKPOINT
 from adcraft.generate.combo import ComboConfig, ComboGenerator, ComboTrainer
+from adcraft.generate.placement import PlacementSearchConfig, choose_placements, placement_columns
 from adcraft.generate.preference import ReviewedPrompt
 from adcraft.learning.artifacts import CONFIG_FILE
 from adcraft.learning.checkpoint import fingerprint
@@ -117,6 +121,7 @@ from adcraft.pipeline.run_record import (
     record_parts,
 )
 from adcraft.render.backend import RenderConfig
+from adcraft.render.compositor import PLACEMENT_COLUMNS, Placement, placements_of
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.additive import AdditiveConfig, AdditiveJudge, choose_judge, fit_additive
 from adcraft.rewards.mil import MILConfig, MILModel, MILTrainer
@@ -157,6 +162,9 @@ class OptimizeConfig:
     render: RenderConfig = field(default_factory=RenderConfig)  # compositor (default) or diffusion backgrounds
     # How reviewers' decisions of earlier runs (--decisions) steer the proposal search (pipeline.reviews).
     reviewers: ReviewerConfig = field(default_factory=ReviewerConfig)
+    # Render settings as decisions: each proposal's photo scale and position chosen best-of-N by the demand
+    # utility h(v) of the logged images, where the held-out logs show h predicts (generate.placement).
+    placement: PlacementSearchConfig = field(default_factory=PlacementSearchConfig)
 
     @classmethod
     def smoke(cls, **overrides: object) -> OptimizeConfig:
@@ -405,10 +413,12 @@ def _run_stages(state: RunState, clock: _StageClock) -> RunState:
         with clock("cross-fitted evidence"):
             state = cross_fit(state)  # 7
     state = keep_unproven(state)  # 8
+    with clock("render settings (best-of-N)"):
+        state = choose_render_settings(state)  # 9
     with clock("render"):
-        state = render(state)  # 9
+        state = render(state)  # 10
     with clock("report"):
-        state = write_outputs(state)  # 10
+        state = write_outputs(state)  # 11
     return state
 
 
@@ -571,6 +581,19 @@ def _search_reward(inputs: RunInputs, judge):
     policy itself is trained on the judge alone."""
     reward = _reward_function(judge)
     return reward if inputs.reviewer is None else inputs.reviewer.steer(reward, inputs.approved)
+
+
+def choose_render_settings(state: RunState) -> RunState:
+    """Each proposal's placement of the product photo (``generate.placement``): best-of-N by the demand utility of
+    the logged images where the held-out logs show it predicts clicks, else the default; kept rows keep it."""
+    renderer = MarketRenderer(state.market, config=state.config.render)
+    choice = choose_placements(state.inputs.market, state.inputs.log, state.proposals,
+                               lambda pid, combo, placement: renderer.compositor.render(
+                                   renderer.spec(pid, combo, placement), canvas=state.market.config.canvas),
+                               state.config.placement, progress=state.progress)
+    if state.config.placement.enabled:
+        state = _noted(state, choice.note())
+    return dataclasses.replace(state, proposals=state.proposals.assign(**placement_columns(choice.placements)))
 
 
 def render(state: RunState) -> RunState:
@@ -743,7 +766,7 @@ def write_outputs(state: RunState) -> RunState:
         used = {e for combo in proposals["elements"] for e in combo}
         new_elements = new_elements[new_elements["element_id"].isin(used)].reset_index(drop=True)
     columns = ["product_id", "rank", "elements", "image", "product_bbox", "predicted_ctr"]
-    columns += [c for c in ("kept", "brand_compliant", "brand_problems") if c in proposals]
+    columns += [c for c in (*PLACEMENT_COLUMNS, "kept", "brand_compliant", "brand_problems") if c in proposals]
     write_proposals(staging, proposals[columns],
                     new_elements if new_elements is not None and len(new_elements) else None)
     logged_images = copy_logged_images(staging, market, logged)
@@ -900,9 +923,10 @@ def _render(renderer: MarketRenderer, proposals: pd.DataFrame, staging: Path, pr
 
     images, boxes, seen = [], [], set()
     (staging / "creatives").mkdir(parents=True, exist_ok=True)
-    rows = list(zip(proposals["product_id"], proposals["rank"], proposals["elements"]))
-    for pid, rank, combo in track(rows, description="rendering proposals", disable=not progress, transient=True):
-        name, box = _save_creative(staging, pid, rank, renderer.render(pid, list(combo)), seen)
+    rows = list(zip(proposals["product_id"], proposals["rank"], proposals["elements"], placements_of(proposals)))
+    for pid, rank, combo, placement in track(rows, description="rendering proposals", disable=not progress,
+                                             transient=True):
+        name, box = _save_creative(staging, pid, rank, renderer.render(pid, list(combo), placement), seen)
         images.append(name)
         boxes.append(box)
     return proposals.assign(image=images, product_bbox=boxes)
@@ -924,7 +948,7 @@ def _render_within_brand(renderer: MarketRenderer, proposals: pd.DataFrame, bran
         kept, first = [], None
         for _, row in group.iterrows():
             combo = list(row["elements"])
-            creative = renderer.render(pid, combo)
+            creative = renderer.render(pid, combo, Placement.from_row(row.to_dict()))
             problems = brand.creative_problems(market, pid, combo, creative.product_bbox)
             if first is None:
                 first = (row, creative, problems)

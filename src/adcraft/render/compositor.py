@@ -19,6 +19,7 @@ semi-transparent plate is drawn behind the text (:func:`legibility_plate`), insi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import zlib
@@ -95,6 +96,61 @@ class CompositorConfig:
 
 
 _KNOWN_SLOTS = ("title", "highlight", "background", "template", "font", "text_color")
+PLACEMENT_COLUMNS = ("product_scale", "product_x", "product_y")  # a placement as creatives.parquet records it
+MIN_PRODUCT_SCALE = 0.3
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the product photo sits inside its template's product box: render settings a proposal may choose.
+
+    - ``scale``: the photo's size as a fraction of the largest that fits the box with its aspect kept
+      (1: as large as fits, the default; at least ``MIN_PRODUCT_SCALE``).
+    - ``x``, ``y``: where the scaled photo sits in the free space it leaves in the box, 0 = left/top edge,
+      0.5 = centred (the default), 1 = right/bottom edge.
+
+    The photo stays inside the template's product box whatever the setting, so no text, badge or band can
+    land on it (``render.templates``). ``Placement()`` draws exactly what a spec without one draws.
+    """
+
+    scale: float = 1.0
+    x: float = 0.5
+    y: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        for name, low in (("scale", MIN_PRODUCT_SCALE), ("x", 0.0), ("y", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= 1.0):
+                raise InputError(f"Placement.{name} must be a number in [{low}, 1], got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def is_default(self) -> bool:
+        return self == Placement()
+
+    def as_columns(self) -> dict[str, float]:
+        """The placement as the ``PLACEMENT_COLUMNS`` of a creatives table."""
+        return dict(zip(PLACEMENT_COLUMNS, (self.scale, self.x, self.y)))
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Placement:
+        """The placement a creatives table's row records; the default where it records none (an older table)."""
+        values = [row.get(column) for column in PLACEMENT_COLUMNS]
+        if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+            return cls()
+        defaults = (1.0, 0.5, 0.5)
+        return cls(*(d if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+                     for v, d in zip(values, defaults)))
+
+
+def placements_of(table: Any) -> list[Placement]:
+    """The placement of every row of a creatives table (``Placement.from_row``); defaults for a table without
+    the ``PLACEMENT_COLUMNS``."""
+    present = [c for c in PLACEMENT_COLUMNS if c in table]
+    if not present:
+        return [Placement()] * len(table)
+    return [Placement.from_row(dict(zip(present, values))) for values in zip(*(table[c] for c in present))]
 
 
 @dataclass
@@ -109,13 +165,15 @@ class CreativeSpec:
     font: str | None = None
     text_color: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    placement: Placement = field(default_factory=Placement)
 
     @classmethod
-    def from_slots(cls, product_image: Image.Image, slots: Mapping[str, Any]) -> CreativeSpec:
+    def from_slots(cls, product_image: Image.Image, slots: Mapping[str, Any],
+                   placement: Placement | None = None) -> CreativeSpec:
         """Build a spec from a slot -> value mapping; slots the compositor does not know go to ``extra``."""
         known = {k: (None if v is None else str(v)) for k, v in slots.items() if k in _KNOWN_SLOTS}
         extra = {k: v for k, v in slots.items() if k not in _KNOWN_SLOTS}
-        return cls(product_image=product_image, extra=extra, **known)
+        return cls(product_image=product_image, extra=extra, placement=placement or Placement(), **known)
 
 
 @dataclass(frozen=True)
@@ -194,8 +252,11 @@ class Compositor:
                 self._products.popitem(last=False)
             return value
 
-    def _placed_product(self, image: Image.Image, product_box: PixelBox) -> tuple[Image.Image, PixelBox]:
-        """The scaled RGBA cut-out (shared with the cache: do not modify) and its box on the canvas."""
+    def _placed_product(self, image: Image.Image, product_box: PixelBox,
+                        placement: Placement | None = None) -> tuple[Image.Image, PixelBox]:
+        """The scaled RGBA cut-out (shared with the cache: do not modify) and its box on the canvas: as large as
+        fits the box's inset times ``placement.scale``, placed at ``placement.x, placement.y`` of the free space."""
+        placement = placement or Placement()
         if not isinstance(image, Image.Image):
             raise InputError(f"the product image must be a PIL image, got {type(image).__name__}")
         key = _fingerprint(image)
@@ -204,12 +265,12 @@ class Compositor:
         margin_y = round((product_box[3] - product_box[1]) * self.config.product_margin)
         left, top, right, bottom = _inset(product_box, margin_x, margin_y)
         avail_w, avail_h = max(1, right - left), max(1, bottom - top)
-        scale = min(avail_w / cutout.width, avail_h / cutout.height)
+        scale = min(avail_w / cutout.width, avail_h / cutout.height) * placement.scale
         size = (min(avail_w, max(1, round(cutout.width * scale))), min(avail_h, max(1, round(cutout.height * scale))))
         resized = self._cached(("resized", key, size),
                                lambda: cutout if size == cutout.size else cutout.resize(size, Image.Resampling.LANCZOS))
-        x = left + (avail_w - size[0]) // 2
-        y = top + (avail_h - size[1]) // 2
+        x = left + int((avail_w - size[0]) * placement.x)  # 0.5: (free // 2), as before placements
+        y = top + int((avail_h - size[1]) * placement.y)
         return resized, (x, y, x + size[0], y + size[1])
 
     def product_cutout_resized(self, spec: CreativeSpec, canvas: tuple[int, int] = (512, 512)
@@ -217,7 +278,7 @@ class Compositor:
         """The RGBA cut-out exactly as :meth:`render` pastes it, and its pixel box on the canvas."""
         canvas = _check_canvas(canvas)
         product_box = to_pixels(get_template(spec.template).product, canvas)
-        resized, bbox = self._placed_product(spec.product_image, product_box)
+        resized, bbox = self._placed_product(spec.product_image, product_box, spec.placement)
         return resized.copy(), bbox
 
     def render(self, spec: CreativeSpec, canvas: tuple[int, int] = (512, 512)) -> RenderedCreative:
@@ -227,7 +288,7 @@ class Compositor:
         style = parse_background(spec.background or "")
         image = draw_background(style, canvas, self.config.seed)
         product_box = to_pixels(template.product, canvas)
-        product, bbox = self._placed_product(spec.product_image, product_box)
+        product, bbox = self._placed_product(spec.product_image, product_box, spec.placement)
         if style.shadow and self.config.shadow_strength > 0:
             self._draw_shadow(image, bbox, product_box)
         image.paste(product.convert("RGB"), bbox[:2], product.getchannel("A"))

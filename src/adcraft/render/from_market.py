@@ -13,7 +13,7 @@ from adcraft.errors import InputError
 from adcraft.market import Market
 from adcraft.market.fonts import FONT_SLOT, font_file, is_font_path
 from adcraft.render.backend import RenderConfig, build_renderer
-from adcraft.render.compositor import Compositor, CreativeSpec, RenderedCreative
+from adcraft.render.compositor import Compositor, CreativeSpec, Placement, RenderedCreative
 
 RENDERED_SLOTS: tuple[str, ...] = ("title", "highlight", "background", "template", "font", "text_color")
 
@@ -78,17 +78,19 @@ class MarketRenderer:
                 raise InputError(f"element {element_id[:80]!r} (slot {FONT_SLOT}): {error}") from None
         return self._font_files[value]
 
-    def spec(self, product_id: str, element_ids: Sequence[str]) -> CreativeSpec:
-        """The compositor's input for one combination: one element id per slot, in the market's slot order."""
+    def spec(self, product_id: str, element_ids: Sequence[str], placement: Placement | None = None) -> CreativeSpec:
+        """The compositor's input for one combination: one element id per slot, in the market's slot order, and
+        where the product photo sits (``placement``; default: as large as fits, centred)."""
         self.check_combination(product_id, element_ids)
         content = {slot: self.font(element_id) if slot == FONT_SLOT else self.market.element_content(element_id)
                    for slot, element_id in zip(self.market.config.slots, element_ids)}
         photo = content.pop("product_image", None) or self._product_image[product_id]
         known = {slot: content.get(slot) for slot in RENDERED_SLOTS}
         extra = {slot: value for slot, value in content.items() if slot not in RENDERED_SLOTS}
-        return CreativeSpec(product_image=self.photo(photo), extra=extra, **known)
+        return CreativeSpec(product_image=self.photo(photo), extra=extra, placement=placement or Placement(), **known)
 
-    def render(self, product_id: str, element_ids: Sequence[str]) -> RenderedCreative:
-        """Render one combination of a product at the market's canvas size."""
-        spec = self.spec(product_id, element_ids)
+    def render(self, product_id: str, element_ids: Sequence[str], placement: Placement | None = None
+               ) -> RenderedCreative:
+        """Render one combination of a product at the market's canvas size, its photo placed by ``placement``."""
+        spec = self.spec(product_id, element_ids, placement)
         return self.backend.render(spec, canvas=self.market.config.canvas)
