@@ -20,6 +20,7 @@ from adcraft.features.image_encoder import build_image_encoder
 from adcraft.features.text_encoder import build_text_encoder
 from adcraft.market import load_market
 from adcraft.pipeline import score_creatives, train_reward_model
+from adcraft.render.compositor import placements_of
 from adcraft.render.from_market import MarketRenderer
 
 from .conftest import TINY_FEATURES
@@ -85,6 +86,29 @@ def test_rendered_pngs_are_the_renderers_pixels_in_item_order(tiny_market_dir, t
         with Image.open(tmp_path / "r" / row.image) as image:
             assert np.array_equal(np.asarray(image), np.asarray(expected.image))
         assert list(row.product_bbox) == list(expected.product_bbox)
+
+
+def test_a_creatives_table_with_placements_renders_each_row_placed_as_it_says(tiny_market_dir, tmp_path):
+    market = load_market(tiny_market_dir)
+    creatives = market.creatives.head(4).assign(product_scale=[1.0, 0.6, 0.8, 0.5], product_x=[0.5, 0.0, 1.0, 0.5],
+                                                product_y=[0.5, 1.0, 0.0, 0.5])
+    index = pd.read_parquet(render_creatives(tiny_market_dir, tmp_path / "r", creatives, BatchConfig(batch_size=3)))
+    assert index["product_scale"].tolist() == [1.0, 0.6, 0.8, 0.5]
+    renderer = MarketRenderer(market)
+    for row, placement in zip(index.itertuples(), placements_of(creatives)):
+        expected = renderer.render(row.product_id, list(row.elements), placement)
+        with Image.open(tmp_path / "r" / row.image) as image:
+            assert np.array_equal(np.asarray(image), np.asarray(expected.image))
+        assert list(row.product_bbox) == list(expected.product_bbox)
+    default = renderer.render(index["product_id"][3], list(index["elements"][3])).product_bbox
+    assert index["product_bbox"][3][2] - index["product_bbox"][3][0] < default[2] - default[0]
+
+
+def test_a_placement_out_of_range_is_refused_before_anything_is_written(tiny_market_dir, tmp_path):
+    creatives = load_market(tiny_market_dir).creatives.head(2).assign(product_scale=[1.0, 3.0])
+    with pytest.raises(InputError, match="placement"):
+        render_creatives(tiny_market_dir, tmp_path / "r", creatives, BatchConfig(batch_size=2))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rendering_a_bad_creative_leaves_no_output(tiny_market_dir, tmp_path):

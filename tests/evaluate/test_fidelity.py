@@ -6,6 +6,7 @@ from PIL import Image
 
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.market import load_market
+from adcraft.render.compositor import Placement
 from adcraft.render.from_market import MarketRenderer
 
 
@@ -40,3 +41,18 @@ def test_a_wrong_bounding_box_fails(tiny_market_dir, tmp_path):
     proposals.at[1, "product_bbox"] = [0, 0, 10, 10]
     checked = product_fidelity(market, proposals, tmp_path)
     assert checked["passed"].tolist() == [True, False, True] and not checked["bbox_matches"][1]
+
+
+def test_a_placed_photo_passes_where_the_row_records_its_placement_and_fails_where_it_does_not(tiny_market_dir,
+                                                                                              tmp_path):
+    market = load_market(tiny_market_dir)
+    renderer, rows = MarketRenderer(market), []
+    placement = Placement(0.6, 0.0, 1.0)
+    for k, (pid, combo) in enumerate(zip(market.creatives["product_id"][:2], market.creatives["elements"][:2])):
+        creative = renderer.render(pid, list(combo), placement)
+        creative.image.save(tmp_path / f"{k}.png")
+        rows.append((pid, 1, list(combo), f"{k}.png", list(creative.product_bbox)))
+    proposals = pd.DataFrame(rows, columns=["product_id", "rank", "elements", "image", "product_bbox"])
+    assert not product_fidelity(market, proposals, tmp_path)["passed"].any()  # checked as if drawn by default
+    placed = proposals.assign(**{k: [v, v] for k, v in placement.as_columns().items()})
+    assert product_fidelity(market, placed, tmp_path)["passed"].all()

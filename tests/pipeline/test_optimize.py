@@ -412,7 +412,7 @@ def test_every_output_file_has_the_mode_of_an_ordinary_file(run, tmp_path):
 
 STAGES = ["validate market", "reward model (multi-instance)",
           "combination policy (behaviour cloning + policy gradient)", "proposals", "off-policy estimate",
-          "cross-fitted evidence", "render", "report"]
+          "cross-fitted evidence", "render settings (best-of-N)", "render", "report"]
 
 
 def test_run_json_is_the_runs_record_with_the_time_of_each_stage(run):
@@ -490,3 +490,25 @@ def test_combinations_reviewers_rejected_are_not_proposed_again(run, market_dir,
     now = now[~now["kept"]] if "kept" in now else now
     assert len(now) and not ({tuple(e) for e in now["elements"]} & {tuple(e) for e in rejected})
     assert any("not proposed again" in note for note in again.record.notes)
+
+
+def test_every_proposal_records_its_placement_and_renders_again_exactly_from_it(run, market_dir, tmp_path):
+    from adcraft.generate.placement import PlacementSearchConfig
+    from adcraft.render.compositor import Placement, placements_of
+    from adcraft.render.from_market import MarketRenderer
+
+    _, out = run
+    proposals = read_proposals(out)
+    assert placements_of(proposals) == [Placement()] * len(proposals)  # the search is off by default
+    config = dataclasses.replace(FAST, placement=PlacementSearchConfig(enabled=True, z=0.0, holdout=0.3))
+    result = optimize(market_dir, tmp_path / "placed", config)
+    placed = read_proposals(tmp_path / "placed")
+    assert [n for n in result.record.notes if n.startswith("Render settings:")]
+    renderer = MarketRenderer(load_market(market_dir))
+    for row, placement in zip(placed.itertuples(), placements_of(placed)):
+        if row.kept:
+            assert placement.is_default
+        again = renderer.render(row.product_id, list(row.elements), placement)
+        with Image.open(tmp_path / "placed" / row.image) as image:
+            assert image.convert("RGB").tobytes() == again.image.tobytes()
+        assert list(row.product_bbox) == list(again.product_bbox)

@@ -14,6 +14,8 @@ from adcraft.render.compositor import (
     Compositor,
     CompositorConfig,
     CreativeSpec,
+    Placement,
+    placements_of,
     render_to_png,
 )
 from adcraft.render.templates import TEMPLATES, boxes_overlap, get_template, to_pixels
@@ -214,3 +216,78 @@ def test_bad_canvas_raises_input_error(product: Image.Image, canvas: tuple[int, 
 def test_bad_config_raises_input_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError):
         CompositorConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# -- placement: where the photo sits in the product box -----------------------------------------------------
+
+
+def _inset_box(template: str, canvas: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The template's product box less the compositor's margin: the space a placement moves the photo in."""
+    left, top, right, bottom = to_pixels(get_template(template).product, canvas)
+    margin = CompositorConfig().product_margin
+    mx, my = round((right - left) * margin), round((bottom - top) * margin)
+    return left + mx, top + my, right - mx, bottom - my
+
+
+def test_default_placement_draws_what_a_spec_without_one_draws(product: Image.Image) -> None:
+    compositor = Compositor()
+    plain = compositor.render(_spec(product, template="left"))
+    placed = compositor.render(CreativeSpec(**{**_spec(product, template="left").__dict__,
+                                               "placement": Placement(1.0, 0.5, 0.5)}))
+    assert placed.product_bbox == plain.product_bbox
+    assert placed.image.tobytes() == plain.image.tobytes()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scale=st.floats(0.3, 1.0), x=st.floats(0.0, 1.0), y=st.floats(0.0, 1.0),
+       template=st.sampled_from(sorted(TEMPLATES)))
+def test_any_placement_keeps_the_photo_inside_its_box_and_unaltered(product: Image.Image, scale: float, x: float,
+                                                                    y: float, template: str) -> None:
+    spec = _spec(product, template=template, title=LONG_TITLE)
+    spec.placement = Placement(scale, x, y)
+    compositor = Compositor()
+    rendered = compositor.render(spec)
+    resized, bbox = compositor.product_cutout_resized(spec)
+    assert bbox == rendered.product_bbox
+    inset = _inset_box(template, (512, 512))
+    assert inset[0] <= bbox[0] < bbox[2] <= inset[2] and inset[1] <= bbox[1] < bbox[3] <= inset[3]
+    left, top, right, bottom = bbox
+    cut = np.asarray(resized)
+    opaque = cut[..., 3] == 255
+    assert np.array_equal(np.asarray(rendered.image)[top:bottom, left:right][opaque], cut[..., :3][opaque])
+
+
+def test_placement_scales_the_photo_and_moves_it_to_the_edges(product: Image.Image) -> None:
+    compositor = Compositor()
+
+    def box(placement: Placement) -> tuple[int, int, int, int]:
+        spec = _spec(product, template="center")
+        spec.placement = placement
+        return compositor.product_cutout_resized(spec)[1]
+
+    full, half = box(Placement()), box(Placement(0.5))
+    assert abs((half[3] - half[1]) - 0.5 * (full[3] - full[1])) <= 1  # the photo's height halves
+    inset = _inset_box("center", (512, 512))
+    low, high = box(Placement(0.5, 0.0, 1.0)), box(Placement(0.5, 1.0, 0.0))
+    assert low[0] == inset[0] and low[3] == inset[3]  # left, bottom
+    assert high[2] == inset[2] and high[1] == inset[1]  # right, top
+    centre = box(Placement(0.5))
+    assert abs((centre[0] - inset[0]) - (inset[2] - centre[2])) <= 1
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": 0.1}, {"scale": 1.2}, {"x": -0.1}, {"y": 1.5},
+                                    {"x": float("nan")}, {"scale": "big"}])
+def test_bad_placement_raises_input_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InputError):
+        Placement(**kwargs)  # type: ignore[arg-type]
+
+
+def test_placement_reads_a_creatives_row_and_defaults_where_it_records_none() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"product_scale": [0.7, float("nan")], "product_x": [0.5, float("nan")],
+                          "product_y": [1.0, float("nan")]})
+    assert placements_of(table) == [Placement(0.7, 0.5, 1.0), Placement()]
+    assert placements_of(pd.DataFrame({"product_id": ["a", "b"]})) == [Placement(), Placement()]
+    assert Placement(0.85, 0.2, 0.9).as_columns() == {"product_scale": 0.85, "product_x": 0.2, "product_y": 0.9}
+    assert Placement.from_row(Placement(0.85, 0.2, 0.9).as_columns()) == Placement(0.85, 0.2, 0.9)

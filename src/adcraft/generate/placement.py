@@ -109,17 +109,17 @@ class PlacementChoice:
     reason: str
     check: HeldOutCheck | None = None
     moved: int = 0
+    searched: int = 0
 
     def note(self) -> str:
         if not self.used:
             return ("Render settings: every proposal keeps the default placement (photo as large as fits, "
                     f"centred): {self.reason}")
         return ("Render settings: the demand utility h(v) of the logged images predicted later clicks "
-                f"({self.reason}); "
-                f"{self.moved} of {len(self.placements)} proposals were drawn with another placement of the photo, "
-                "the one whose image h scores highest. The logs never moved a photo, so this rests on h's reading of "
-                "the logged images, and the cross-fitted lift grades the elements only: test a placement before "
-                "relying on it.")
+                f"({self.reason}); {self.moved} of the {self.searched} proposals not kept were drawn with another "
+                "placement of the photo, the one whose image h scores highest. The logs never moved a photo, so this "
+                "rests on h's reading of the logged images, and the cross-fitted lift grades the elements only: test "
+                "a placement before relying on it.")
 
 
 AttributeFunction = Callable[[object], dict[str, float]]
@@ -261,7 +261,7 @@ def choose_placements(market: Market, log: pd.DataFrame, proposals: pd.DataFrame
         best = max(scored, key=lambda item: item[0])  # the default comes first: a tie keeps it
         chosen.append(best[1])
     moved = sum(not p.is_default for p in chosen)
-    return PlacementChoice(tuple(chosen), True, summary, check, moved)
+    return PlacementChoice(tuple(chosen), True, summary, check, moved, int((~kept).sum()))
 
 
 def placement_columns(placements: Sequence[Placement]) -> dict[str, list[float]]:
