@@ -13,11 +13,11 @@ creative's smoothed CTR, product one-hot controls, weighted by impressions).
 
 Whether h is used at all is decided on the market's own logs, never on a simulator: h is fitted on the
 earlier ``1 - holdout`` of the impressions by time and must predict the later ones better than each product's
-own CTR alone, by the held-out log-likelihood per impression, its gain's lower one-sided bound (``z`` standard
-errors, clustered by creative) above 0. Otherwise every proposal keeps the default placement (as large as
-fits, centred: what the logged creatives showed) and the note says why. Where h is used it is refitted on the
-whole log, and a candidate whose attributes leave the range the logged images spanned is not considered
-(no extrapolation past the data); the default placement is always a candidate, so a tie keeps it.
+own CTR alone, by the held-out log-likelihood per impression averaged over the held-out creatives, its gain's
+lower one-sided bound (``z`` standard errors over creatives) above 0. Otherwise every proposal keeps the default
+placement (as large as fits, centred: what the logged creatives showed) and the note says why. Where h is used it
+is refitted on the whole log, and a candidate whose attributes leave the range the logged images spanned is not
+considered (no extrapolation past the data); the default placement is always a candidate, so a tie keeps it.
 
 What the logs cannot show: they never varied the placement of one creative, so the held-out check tests
 whether h orders logged images, not that moving the photo moves clicks. The cross-fitted evidence grades a
@@ -88,8 +88,8 @@ class PlacementSearchConfig:
 
 @dataclass(frozen=True)
 class HeldOutCheck:
-    """Whether h predicts the later impressions: the mean gain in log-likelihood per held-out impression over
-    each product's own CTR, its clustered standard error, and the counts behind it."""
+    """Whether h predicts the later impressions: the gain in log-likelihood per held-out impression over each
+    product's own CTR, averaged over the held-out creatives, its standard error, and the counts behind it."""
 
     gain: float
     standard_error: float
@@ -156,10 +156,12 @@ def held_out_check(log: pd.DataFrame, attributes: pd.DataFrame, config: Placemen
     The parts are ``market.click_log.time_split``'s (the latest ``holdout`` of the impressions; by creative at
     random for logs without dates). A held-out row of creative c of product p is predicted ``q0 = r_p`` (p's
     smoothed CTR in the earlier part) or ``q1 = σ(logit r_p + h(v_c) − h̄_p)``, h̄_p the impression-weighted mean of
-    h over p's earlier creatives; the gain is ``clicks (log q1 − log q0) + non-clicks (log(1−q1) − log(1−q0))``
-    per held-out impression, its standard error clustered by creative. Rows of products the earlier part did not
-    show, or of creatives without an image, are left out. ``InputError`` when h cannot be fitted on the earlier
-    part."""
+    h over p's earlier creatives. A creative's gain is ``clicks (log q1 − log q0) + non-clicks (log(1−q1) −
+    log(1−q0))`` over its held-out impressions, per impression; the check's gain is the mean over the held-out
+    creatives, each counted once however much traffic the logging policy gave it (the question is whether h orders
+    creatives, and a logging policy gives most of its traffic to a few), with the standard error of that mean.
+    Rows of products the earlier part did not show, or of creatives without an image, are left out.
+    ``InputError`` when h cannot be fitted on the earlier part."""
     early, late = time_split(log, SplitConfig(valid_fraction=config.holdout))
     rate = float(early["clicks"].sum() / early["trials"].sum())
     if not 0 < rate < 1:
@@ -182,11 +184,12 @@ def held_out_check(log: pd.DataFrame, attributes: pd.DataFrame, config: Placemen
     q1 = 1.0 / (1.0 + np.exp(-(np.log(q0 / (1 - q0)) + shift)))
     clicks, trials = late["clicks"].to_numpy(), late["trials"].to_numpy()
     gain = clicks * (np.log(q1) - np.log(q0)) + (trials - clicks) * (np.log1p(-q1) - np.log1p(-q0))
-    n = float(trials.sum())
-    mean = float(gain.sum() / n)
-    by_creative = pd.Series(gain - mean * trials).groupby(late["creative_id"].to_numpy()).sum()
-    standard_error = float(np.sqrt(np.sum(by_creative.to_numpy() ** 2)) / n)
-    return HeldOutCheck(mean, standard_error, int(n), int(by_creative.size))
+    creative = late["creative_id"].to_numpy()
+    per_creative = (pd.Series(gain).groupby(creative).sum() / pd.Series(trials).groupby(creative).sum()).to_numpy()
+    if per_creative.size < 2:
+        return HeldOutCheck(0.0, math.inf, int(trials.sum()), int(per_creative.size))
+    standard_error = float(per_creative.std(ddof=1) / math.sqrt(per_creative.size))
+    return HeldOutCheck(float(per_creative.mean()), standard_error, int(trials.sum()), int(per_creative.size))
 
 
 def logged_attributes(market: Market, log: pd.DataFrame, measure: AttributeFunction,
