@@ -492,23 +492,52 @@ def test_combinations_reviewers_rejected_are_not_proposed_again(run, market_dir,
     assert any("not proposed again" in note for note in again.record.notes)
 
 
-def test_every_proposal_records_its_placement_and_renders_again_exactly_from_it(run, market_dir, tmp_path):
+def test_the_render_settings_search_runs_and_says_what_it_did(run, market_dir, tmp_path):
     from adcraft.generate.placement import PlacementSearchConfig
+    from adcraft.render.compositor import Placement, placements_of
+
+    _, out = run
+    assert placements_of(read_proposals(out)) == [Placement()] * len(read_proposals(out))  # off by default
+    config = dataclasses.replace(FAST, placement=PlacementSearchConfig(enabled=True, z=0.0, holdout=0.3))
+    result = optimize(market_dir, tmp_path / "placed", config)
+    notes = [n for n in result.record.notes if n.startswith("Render settings:")]
+    assert len(notes) == 1
+    placed = read_proposals(tmp_path / "placed")
+    assert all(p.is_default for p, kept in zip(placements_of(placed), placed["kept"]) if kept)
+
+
+def test_every_proposal_records_its_placement_and_renders_again_exactly_from_it(market_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from adcraft.cli import app
+    from adcraft.generate.placement import PlacementChoice
+    from adcraft.pipeline import optimize as optimize_module
     from adcraft.render.compositor import Placement, placements_of
     from adcraft.render.from_market import MarketRenderer
 
-    _, out = run
-    proposals = read_proposals(out)
-    assert placements_of(proposals) == [Placement()] * len(proposals)  # the search is off by default
-    config = dataclasses.replace(FAST, placement=PlacementSearchConfig(enabled=True, z=0.0, holdout=0.3))
-    result = optimize(market_dir, tmp_path / "placed", config)
+    moved = Placement(0.7, 0.2, 1.0)
+
+    def choose(market, log, proposals, render, config, progress=False):  # every proposal not kept is moved
+        placements = tuple(Placement() if kept else moved for kept in proposals["kept"])
+        return PlacementChoice(placements, True, "fixed by the test", moved=sum(not k for k in proposals["kept"]))
+
+    monkeypatch.setattr(optimize_module, "choose_placements", choose)
+    optimize(market_dir, tmp_path / "placed", FAST)
     placed = read_proposals(tmp_path / "placed")
-    assert [n for n in result.record.notes if n.startswith("Render settings:")]
+    assert placements_of(placed) == [Placement() if kept else moved for kept in placed["kept"]]
     renderer = MarketRenderer(load_market(market_dir))
     for row, placement in zip(placed.itertuples(), placements_of(placed)):
-        if row.kept:
-            assert placement.is_default
         again = renderer.render(row.product_id, list(row.elements), placement)
         with Image.open(tmp_path / "placed" / row.image) as image:
             assert image.convert("RGB").tobytes() == again.image.tobytes()
         assert list(row.product_bbox) == list(again.product_bbox)
+    # the command a reader would use: adcraft render --creatives OUT/creatives.parquet
+    printed = CliRunner().invoke(app, ["render", "--market", str(market_dir), "--creatives",
+                                       str(tmp_path / "placed" / "creatives.parquet"),
+                                       "--out", str(tmp_path / "again")])
+    assert printed.exit_code == 0, printed.output
+    index = pd.read_parquet(tmp_path / "again" / "rendered.parquet")
+    assert [list(b) for b in index["product_bbox"]] == [list(b) for b in placed["product_bbox"]]
+    for drawn, shown in zip(index["image"], placed["image"]):
+        with Image.open(tmp_path / "again" / drawn) as a, Image.open(tmp_path / "placed" / shown) as b:
+            assert a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
