@@ -36,6 +36,7 @@ combination (the rest of the gap to the oracle is the reward model's, not the op
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -93,21 +94,30 @@ def run_optimize(market_dir: Path, out: Path, cache: Path, config: Path | None =
 
 
 class TruthScorer:
-    """True context-averaged CTR of combinations as rendered, cached by (product, combination)."""
+    """True context-averaged CTR of combinations as drawn: cached by (product, combination) for the combination
+    drawn here (default placement), and by the image's pixels for an image given (a PNG a run wrote, whose photo
+    may sit elsewhere: two drawings of one combination are two creatives)."""
 
     def __init__(self, market, truth: GroundTruth) -> None:
         self.market, self.truth = market, truth
         self.renderer = MarketRenderer(market)
         self.cache: dict[tuple[str, tuple[str, ...]], float] = {}
-        self.attributes: dict[tuple[str, tuple[str, ...]], dict[str, float]] = {}
+        self.drawn: dict[tuple[str, tuple[str, ...], bytes], float] = {}
+        self.attributes: dict[tuple[str, tuple[str, ...]], dict[str, float]] = {}  # of the first drawing scored
 
     def exact(self, pid: str, combo, image: Image.Image | None = None) -> float:
         key = (pid, tuple(combo))
-        if key not in self.cache:
-            image = image if image is not None else self.renderer.render(pid, list(combo)).image
-            self.attributes[key] = self.truth.model.measure(list(combo), image)
-            self.cache[key] = self.truth.ctr_of_image(pid, list(combo), image)
-        return self.cache[key]
+        if image is None:
+            if key not in self.cache:
+                image = self.renderer.render(pid, list(combo)).image
+                self.attributes.setdefault(key, self.truth.model.measure(list(combo), image))
+                self.cache[key] = self.truth.ctr_of_image(pid, list(combo), image)
+            return self.cache[key]
+        pixels = (*key, hashlib.blake2b(image.tobytes(), digest_size=16).digest())
+        if pixels not in self.drawn:
+            self.attributes.setdefault(key, self.truth.model.measure(list(combo), image))
+            self.drawn[pixels] = self.truth.ctr_of_image(pid, list(combo), image)
+        return self.drawn[pixels]
 
     def ascend(self, pid: str, start, usable: list[list[str]]) -> tuple[str, ...]:
         """Coordinate ascent on the true model with the start's image attributes held fixed."""

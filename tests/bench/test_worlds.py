@@ -79,3 +79,26 @@ def test_reported_lift_prefers_the_evidence_estimate():
         0.1, "evidence.lift.estimate")
     value, source = worlds.reported_lift({"ope": {"possible": False, "reason": "no propensities"}})
     assert math.isnan(value) and source == "none"
+
+
+def test_the_truth_scores_each_drawing_of_a_combination_as_its_own_creative(tmp_path):
+    """Two drawings of one combination (the photo placed otherwise) are two creatives: the scorer caches by the
+    pixels of an image it is given, and by the combination only for its own default drawing."""
+    import optimize
+    from PIL import Image
+
+    from adcraft.render.compositor import Placement
+    from adcraft.simulator import SimulatorConfig, simulate_market
+    from adcraft.simulator.truth import GroundTruth
+
+    sim = simulate_market(SimulatorConfig(seed=4, world="visual", n_products=2, n_impressions=2000,
+                                          creatives_per_product=2), tmp_path / "market")
+    market, truth = load_market(sim.market_dir), GroundTruth.load(sim.truth_dir)
+    scorer = optimize.TruthScorer(market, truth)
+    pid, combo = market.creatives["product_id"].iloc[0], list(market.creatives["elements"].iloc[0])
+    small = scorer.renderer.render(pid, combo, Placement(0.4, 0.0, 1.0)).image
+    moved = scorer.exact(pid, combo, small)
+    default = scorer.exact(pid, combo)
+    assert moved == truth.ctr_of_image(pid, combo, small)
+    assert default == truth.ctr_of_image(pid, combo, scorer.renderer.render(pid, combo).image) != moved
+    assert scorer.exact(pid, combo, Image.frombytes(small.mode, small.size, small.tobytes())) == moved

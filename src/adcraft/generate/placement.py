@@ -99,6 +99,11 @@ class HeldOutCheck:
     def passes(self, z: float) -> bool:
         return self.impressions > 0 and self.gain - z * self.standard_error > 0
 
+    def summary(self) -> str:
+        """The check in words, as the run's note gives it."""
+        return (f"held-out gain {self.gain:+.5f} nats per impression, standard error {self.standard_error:.5f}, "
+                f"{self.impressions} later impressions of {self.creatives} creatives")
+
 
 @dataclass(frozen=True)
 class PlacementChoice:
@@ -234,8 +239,7 @@ def choose_placements(market: Market, log: pd.DataFrame, proposals: pd.DataFrame
         check = held_out_check(log, attributes[names], config)
     except InputError as error:
         return PlacementChoice(default, False, f"h could not be fitted on the earlier logs ({error}).")
-    summary = (f"held-out gain {check.gain:+.5f} nats per impression, standard error {check.standard_error:.5f}, "
-               f"{check.impressions} later impressions of {check.creatives} creatives")
+    summary = check.summary()
     if not check.passes(config.z):
         return PlacementChoice(default, False, f"h did not predict the later clicks better than each product's own "
                                                f"CTR ({summary}).", check)
