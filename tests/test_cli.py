@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -97,6 +98,21 @@ def test_render_writes_a_canvas_sized_png(cli_market, tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(target) as im:
         assert im.size == (512, 512)
+
+
+def test_render_places_the_photo_as_asked_and_refuses_a_placement_out_of_range(cli_market, tmp_path):
+    row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
+    base = ["render", "--market", str(cli_market), "--product", row["product_id"],
+            "--elements", ",".join(row["elements"])]
+    boxes = []
+    for name, extra in (("default", []), ("small", ["--photo-scale", "0.5", "--photo-y", "1"])):
+        result = runner.invoke(app, [*base, "--out", str(tmp_path / f"{name}.png"), *extra])
+        assert result.exit_code == 0, result.output
+        boxes.append([int(v) for v in re.search(r"product bbox \[(.*?)\]", result.output).group(1).split(", ")])
+    (x0, y0, x1, y1), (u0, v0, u1, v1) = boxes
+    assert abs((u1 - u0) - 0.5 * (x1 - x0)) <= 1 and v1 >= y1  # half as wide, down to the box's bottom
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "bad.png"), "--photo-scale", "2"])
+    assert result.exit_code == 2 and "scale" in result.output and not (tmp_path / "bad.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -203,8 +203,17 @@ def render(
     elements: Annotated[str | None, typer.Option(help="Comma-separated element ids, one per slot in slot order.")
                         ] = None,
     creatives: Annotated[Path | None, typer.Option(help="Parquet of creatives to render (product_id, elements, "
-                                                        "optional creative_id); default: the market's past "
+                                                        "optional creative_id and placement columns "
+                                                        "product_scale, product_x, product_y, as optimize's "
+                                                        "creatives.parquet has them); default: the market's past "
                                                         "creatives.")] = None,
+    photo_scale: Annotated[float, typer.Option(help="One creative: the product photo's size, a fraction of the "
+                                                    "largest that fits the template's product box (0.3 to 1).")
+                           ] = 1.0,
+    photo_x: Annotated[float, typer.Option(help="One creative: where the photo sits across its box, 0 = left, "
+                                                "0.5 = centred, 1 = right.")] = 0.5,
+    photo_y: Annotated[float, typer.Option(help="One creative: where the photo sits down its box, 0 = top, "
+                                                "0.5 = centred, 1 = bottom.")] = 0.5,
     backend: BackendOption = Backend.local,
     address: AddressOption = None,
     num_workers: WorkersOption = 2,
@@ -217,17 +226,19 @@ def render(
     """Render creatives at the market's canvas size: one (--product, --elements) to a PNG, or many to a folder.
 
     Without --product, every creative of --creatives (default: the market's past creatives) is rendered to
-    OUT/images/<creative_id>.png, with OUT/rendered.parquet (creative_id, product_id, elements, image,
-    product_bbox); --backend ray spreads the work over Ray workers, with the same output. With --brand, one
-    creative the brand refuses is not written (exit 2, with the reasons); many get the columns brand_compliant
-    and brand_problems.
+    OUT/images/<creative_id>.png, each with its row's placement of the photo where the table has one, with
+    OUT/rendered.parquet (creative_id, product_id, elements, placement, image, product_bbox); --backend ray
+    spreads the work over Ray workers, with the same output. With --brand, one creative the brand refuses is not
+    written (exit 2, with the reasons); many get the columns brand_compliant and brand_problems.
     """
     from adcraft.configuration import load_config
     from adcraft.market import load_market
     from adcraft.render.backend import RenderConfig
+    from adcraft.render.compositor import Placement
     from adcraft.render.from_market import MarketRenderer
 
     settings = load_config(RenderConfig, config)
+    placement = Placement(photo_scale, photo_x, photo_y)  # refused (exit 2) before any work when out of range
     settings.check_available()
     if product is None and elements is None:
         _render_many(market, out_path, creatives, batch_config(backend, address, num_workers, batch_size), settings,
@@ -248,7 +259,7 @@ def render(
 
         guardrails = load_brand(brand, loaded)
         guardrails.check_combination(loaded, product, ids)
-    rendered = MarketRenderer(loaded, config=settings).render(product, ids)
+    rendered = MarketRenderer(loaded, config=settings).render(product, ids, placement)
     if guardrails is not None:
         guardrails.check_rendered(loaded, product, ids, rendered.product_bbox)
     write_png(out_path, rendered.image)
