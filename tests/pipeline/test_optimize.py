@@ -525,6 +525,8 @@ def test_every_proposal_records_its_placement_and_renders_again_exactly_from_it(
     optimize(market_dir, tmp_path / "placed", FAST)
     placed = read_proposals(tmp_path / "placed")
     assert placements_of(placed) == [Placement() if kept else moved for kept in placed["kept"]]
+    report = (tmp_path / "placed" / "report.html").read_text()
+    assert report.count("photo at 70% of the largest that fits") == int((~placed["kept"]).sum())
     renderer = MarketRenderer(load_market(market_dir))
     for row, placement in zip(placed.itertuples(), placements_of(placed)):
         again = renderer.render(row.product_id, list(row.elements), placement)

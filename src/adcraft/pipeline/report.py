@@ -24,6 +24,7 @@ from adcraft.evaluate.report import (
 from adcraft.generate.combo import ComboHistory
 from adcraft.market import Market
 from adcraft.market.outputs import kept_products
+from adcraft.render.compositor import Placement
 from adcraft.render.from_market import MarketRenderer
 from adcraft.rewards.mil import MILModel
 
@@ -94,6 +95,11 @@ def build_report(
             if "brand_compliant" in proposal:
                 caption.append("keeps to the brand" if proposal["brand_compliant"] else
                                f"breaks the brand: {proposal['brand_problems']}")
+            placement = Placement.from_row(proposal.to_dict())
+            if not placement.is_default:
+                caption.append(f"photo at {placement.scale:.0%} of the largest that fits, placed at "
+                               f"({placement.x:.2f}, {placement.y:.2f}) of its box (chosen by the demand utility "
+                               "of the logged images; no lift above grades it)")
             caption += _attribution_lines(market, model, pid, list(proposal["elements"]),
                                           logged.loc[pid, "elements"] if pid in logged.index else None)
             cards.append(Card(image=proposal["image"], caption=tuple(caption), badge=f"#{int(proposal['rank'])}"))
