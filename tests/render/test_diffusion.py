@@ -19,7 +19,7 @@ from adcraft.errors import InputError
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.market import load_market
 from adcraft.render.backend import RenderConfig
-from adcraft.render.compositor import Compositor, CreativeSpec
+from adcraft.render.compositor import Compositor, CreativeSpec, Placement
 from adcraft.render.diffusion import (
     DiffusionConfig,
     DiffusionRenderer,
@@ -77,6 +77,16 @@ def test_renders_end_to_end_at_the_canvas_size_with_the_product_unchanged(tiny_w
     assert len(expected) > 100 and np.array_equal(shown, expected)
     composited = np.asarray(Compositor().render(spec, CANVAS).image)
     assert not np.array_equal(np.asarray(rendered.image)[:, :4], composited[:, :4])  # a painted background
+
+
+def test_a_placed_photo_lands_where_the_compositor_places_it_unchanged(tiny_weights, product):
+    spec = _spec(product)
+    spec.placement = Placement(0.6, 1.0, 1.0)
+    rendered = DiffusionRenderer(_config(tiny_weights)).render(spec, CANVAS)
+    cutout, bbox = Compositor().product_cutout_resized(spec, CANVAS)
+    assert rendered.product_bbox == bbox != Compositor().product_cutout_resized(_spec(product), CANVAS)[1]
+    shown, expected = _opaque_pixels(rendered.image, cutout, bbox)
+    assert len(expected) > 50 and np.array_equal(shown, expected)
 
 
 def test_a_seed_gives_the_same_image_and_another_seed_another_background(tiny_weights, product):
