@@ -51,7 +51,9 @@ def _default_utility() -> UtilityConfig:
 class PlacementSearchConfig:
     """Settings of the render-settings search (module docstring).
 
-    - ``enabled``: run the search (off: every proposal is drawn with the default placement).
+    - ``enabled``: run the search (off: every proposal is drawn with the default placement). Off by default: on
+      the benchmark worlds it did not raise the share of the oracle lift (``docs/results.md``, "Render settings
+      as decisions").
     - ``scales``, ``positions``: the candidate grid, every scale at every ``(x, y)`` position; the default
       placement (scale 1, centred) is always added.
     - ``holdout``: the latest share of the log by time that decides whether h is used.
