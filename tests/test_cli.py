@@ -100,7 +100,7 @@ def test_render_writes_a_canvas_sized_png(cli_market, tmp_path):
         assert im.size == (512, 512)
 
 
-def test_render_places_the_photo_as_asked_and_refuses_a_placement_out_of_range(cli_market, tmp_path):
+def test_render_places_the_photo_as_asked_and_refuses_a_placement_out_of_range_or_for_many(cli_market, tmp_path):
     row = pd.read_parquet(cli_market / "creatives.parquet").iloc[0]
     base = ["render", "--market", str(cli_market), "--product", row["product_id"],
             "--elements", ",".join(row["elements"])]
@@ -113,6 +113,9 @@ def test_render_places_the_photo_as_asked_and_refuses_a_placement_out_of_range(c
     assert abs((u1 - u0) - 0.5 * (x1 - x0)) <= 1 and v1 >= y1  # half as wide, down to the box's bottom
     result = runner.invoke(app, [*base, "--out", str(tmp_path / "bad.png"), "--photo-scale", "2"])
     assert result.exit_code == 2 and "scale" in result.output and not (tmp_path / "bad.png").exists()
+    many = ["render", "--market", str(cli_market), "--out", str(tmp_path / "many"), "--photo-scale", "0.7"]
+    result = runner.invoke(app, many)  # one placement for a whole table would be silently ambiguous: refused
+    assert result.exit_code == 2 and "product_scale" in result.output and not (tmp_path / "many").exists()
 
 
 @pytest.mark.parametrize(

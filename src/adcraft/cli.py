@@ -241,6 +241,10 @@ def render(
     placement = Placement(photo_scale, photo_x, photo_y)  # refused (exit 2) before any work when out of range
     settings.check_available()
     if product is None and elements is None:
+        if not placement.is_default:
+            raise InputError("--photo-scale, --photo-x and --photo-y place one creative's photo (with --product and "
+                             "--elements); to place many, give --creatives a table with the columns product_scale, "
+                             "product_x, product_y")
         _render_many(market, out_path, creatives, batch_config(backend, address, num_workers, batch_size), settings,
                      brand)
         return
