@@ -20,6 +20,11 @@ pixels (``sum_p w_p T_p / sum_p w_p L_p - 1``). It reports, per world and over a
   (do no harm) scored as the logged creative it shows rather than as the logging policy it stands for: its
   share of the oracle lift and harm share (``rank1_scored(kept_rows=True)``).
 
+``--proposals`` instead reads the evidence of the whole proposal set before do no harm (``run.json``
+``evidence.proposals_lift``: the lift had every product launched its rank-1 proposal, estimate and 90% interval)
+beside the true lift of launching every rank-1 proposal (the first row not marked ``kept`` per product, scored on the
+PNG the run wrote): the same coverage and error as above, where the truth is rarely 0 (``proposal_set_rows``).
+
 ``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
 and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
 holds its truth, how well the estimates tell the products that gain from those that lose, and what do no harm's rule
@@ -206,6 +211,61 @@ def kept_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+PROPOSALS_HEADING = ("## Evidence before do no harm: the lift of every proposal launched "
+                     "(bench/evidence.py --proposals)")
+
+
+def set_lift(run: ScoredRun, values: dict[str, float]) -> float:
+    """The true relative lift ``sum_p w_p T_p / sum_p w_p L_p - 1`` of one true CTR per product over the logging
+    policy's (w: the world's traffic shares, as ``worlds.score_world`` computes a true lift)."""
+    ids = [p for p in run.market.products["product_id"] if p in values]
+    weight = run.share.reindex(ids).to_numpy()
+    value, base = np.array([values[p] for p in ids]), run.logging.reindex(ids).to_numpy()
+    return float(np.sum(weight * value) / np.sum(weight * base) - 1.0)
+
+
+def proposal_set_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
+    """One row per run with evidence: ``evidence.proposals_lift`` (estimate, low, high, before do no harm) beside
+    the true lift of launching every product's rank-1 proposal (``ScoredRun.rank1(kept_rows=False)``)."""
+    rows = []
+    for r in results:
+        run = ScoredRun(r, workdir)
+        reported = json.loads((run.out / "run.json").read_text()).get("evidence", {}).get("proposals_lift")
+        if not reported:
+            continue
+        rows.append({"world": r["world"], "seed": r["seed"], "true lift": set_lift(run, run.rank1(kept_rows=False)),
+                     "estimate": float(reported["estimate"]), "low": float(reported["low"]),
+                     "high": float(reported["high"]), "level": float(reported["level"])})
+    return pd.DataFrame(rows)
+
+
+def coverage_figures(part: pd.DataFrame) -> dict:
+    """Of runs (``true lift``, ``estimate``, ``low``, ``high``): coverage with its Wilson 95% interval, the median of
+    ``|estimate - true| / |true|`` over the runs whose true lift is not 0, the mean width, and the shares of runs
+    whose interval lies above or below the truth."""
+    covered = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+    low, high = wilson(int(covered.sum()), len(part))
+    error = (part["estimate"] - part["true lift"]).abs() / part["true lift"].abs().replace(0.0, np.nan)
+    return {"runs": len(part), "coverage": float(covered.mean()), "coverage 95% low": low,
+            "coverage 95% high": high, "median |estimate - true| / |true|": float(error.median()),
+            "mean width": float((part["high"] - part["low"]).mean()),
+            "low above truth": float((part["low"] > part["true lift"]).mean()),
+            "high below truth": float((part["high"] < part["true lift"]).mean())}
+
+
+def interval_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per world and over all runs of ``rows`` (``true lift``, ``estimate``, ``low``, ``high``): coverage with its
+    Wilson 95% interval, the median of ``|estimate - true| / |true|`` (over runs whose true lift is not 0), the
+    mean width, the shares of runs whose interval lies above or below the truth, and the mean estimate and truth."""
+    def figures(part: pd.DataFrame) -> dict:
+        return {**coverage_figures(part), "mean estimate": float(part["estimate"].mean()),
+                "mean true lift": float(part["true lift"].mean())}
+
+    out = [{"world": world, **figures(part)} for world, part in rows.groupby("world", sort=False)]
+    out.append({"world": "all", **figures(rows)})
+    return pd.DataFrame(out)
+
+
 def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     """One row per (world, seed): the true lift beside the run's evidence."""
     rows = []
@@ -231,16 +291,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Coverage (Wilson 95%), median relative error, mean width and misses, per world and over all runs."""
     def figures(part: pd.DataFrame) -> dict:
         launched = part["share of oracle lift, every proposal launched"]
-        covered = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
-        low, high = wilson(int(covered.sum()), len(part))
-        true = part["true lift"].abs().replace(0.0, np.nan)
-        error = (part["estimate"] - part["true lift"]).abs() / true
-        return {"runs": len(part), "coverage": float(covered.mean()), "coverage 95% low": low,
-                "coverage 95% high": high,
-                "median |estimate - true| / |true|": float(error.median()),
-                "mean width": float((part["high"] - part["low"]).mean()),
-                "low above truth": float((part["low"] > part["true lift"]).mean()),
-                "high below truth": float((part["high"] < part["true lift"]).mean()),
+        return {**coverage_figures(part),
                 "mean kept share": float((part["kept products"] / part["products"]).mean()),
                 "mean share of oracle lift": float(part["share of oracle lift"].mean()),
                 "mean share, every proposal launched": float(launched.mean()),
@@ -277,6 +328,10 @@ def main() -> None:
     parser.add_argument("--kept-alternatives", action="store_true",
                         help="instead: score each run's kept products as their logging policy, most shown creative "
                              "and best logged creative (its own section of --results)")
+    parser.add_argument("--proposals", action="store_true",
+                        help="instead: the evidence of every proposal launched (before do no harm) against its true "
+                             "lift (its own section of --results)")
+    parser.add_argument("--label", default="", help="what made the runs (code, config), for the text of --proposals")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")
@@ -311,6 +366,25 @@ def main() -> None:
             markdown_table(rows, 3),
         ])
         publish(text, args.results, KEPT_HEADING)
+        return
+    if args.proposals:
+        rows = proposal_set_rows(results, args.workdir)
+        if rows.empty:
+            raise SystemExit("no run with cross-fitted evidence among the results")
+        text = "\n\n".join([
+            PROPOSALS_HEADING,
+            f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "
+            f"{', '.join(map(str, sorted(set(rows['seed']))))}; {args.label}): each run's `evidence.proposals_lift` "
+            "(the lift over the logging policy had every product launched its rank-1 proposal, before do no harm; "
+            f"intervals at level {rows['level'].iloc[0]:g}) beside the true lift of launching every product's first "
+            "row not marked `kept`, scored by the world's truth on the PNG the run rendered "
+            "(`sum_p w_p T_p / sum_p w_p L_p - 1`). Written "
+            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+            markdown_table(interval_summary(rows), 3),
+            "Per run:",
+            markdown_table(rows, 3),
+        ])
+        publish(text, args.results, PROPOSALS_HEADING)
         return
     if args.per_product:
         rows = pd.DataFrame([row for r in results for row in product_rows(ScoredRun(r, args.workdir))])
