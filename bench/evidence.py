@@ -38,6 +38,7 @@ import json
 import math
 import tempfile
 import traceback
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +57,12 @@ from adcraft.market.outputs import kept_products, read_proposals
 from adcraft.simulator import GroundTruth
 
 HEADING = "## Evidence: coverage of the true lift (bench/evidence.py)"
+
+
+def per_world(rows: pd.DataFrame, figures) -> pd.DataFrame:
+    """``figures(part)`` of each world's rows, in their order of appearance, then of all rows (world ``all``)."""
+    out = [{"world": world, **figures(part)} for world, part in rows.groupby("world", sort=False)]
+    return pd.DataFrame([*out, {"world": "all", **figures(rows)}])
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -98,6 +105,19 @@ class ScoredRun:
         value, base = np.array([values[p] for p in ids]), self.logging.reindex(ids).to_numpy()
         gain = float(np.sum(weight * (value - base)) / (self.result["oracle CTR"] - self.result["logging CTR"]))
         return gain, float(np.mean(value < base))
+
+    def lift(self, values: dict[str, float]) -> float:
+        """The true relative lift ``sum_p w_p T_p / sum_p w_p L_p - 1`` of one true CTR per product over the logging
+        policy's, over the products in ``values`` (w: the world's traffic shares, as ``worlds.score_world``)."""
+        ids = [p for p in self.market.products["product_id"] if p in values]
+        weight = self.share.reindex(ids).to_numpy()
+        value, base = np.array([values[p] for p in ids]), self.logging.reindex(ids).to_numpy()
+        return float(np.sum(weight * value) / np.sum(weight * base) - 1.0)
+
+    @cached_property
+    def record(self) -> dict:
+        """The run's ``run.json``, read once."""
+        return json.loads((self.out / "run.json").read_text())
 
     def rank1(self, kept_rows: bool) -> dict[str, float]:
         """True CTR per product of one first row of ``creatives.parquet``, on the PNG the run rendered.
@@ -174,8 +194,7 @@ def per_product_summary(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
                 "RMSE": float(np.sqrt(np.mean(error ** 2))),
                 "median width": float((part["high"] - part["low"]).median())}
 
-    worlds = [{"world": world, **figures(part)} for world, part in rows.groupby("world", sort=False)]
-    worlds.append({"world": "all", **figures(rows)})
+    worlds = per_world(rows, figures)
     losing = rows["true lift"] < 0
     rules = []
     for rule, launched in (("optimize's (not kept by do no harm)", rows["launched"]),
@@ -185,7 +204,7 @@ def per_product_summary(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
                       "harm share (losing launched / all)": float((losing & launched).mean()),
                       "mean true lift of launched": float(rows["true lift"][launched].mean())
                       if launched.any() else math.nan})
-    return pd.DataFrame(worlds), pd.DataFrame(rules)
+    return worlds, pd.DataFrame(rules)
 
 
 KEPT_HEADING = "## Kept rows: which logged creative they show (bench/evidence.py --kept-alternatives)"
@@ -215,25 +234,16 @@ PROPOSALS_HEADING = ("## Evidence before do no harm: the lift of every proposal 
                      "(bench/evidence.py --proposals)")
 
 
-def set_lift(run: ScoredRun, values: dict[str, float]) -> float:
-    """The true relative lift ``sum_p w_p T_p / sum_p w_p L_p - 1`` of one true CTR per product over the logging
-    policy's (w: the world's traffic shares, as ``worlds.score_world`` computes a true lift)."""
-    ids = [p for p in run.market.products["product_id"] if p in values]
-    weight = run.share.reindex(ids).to_numpy()
-    value, base = np.array([values[p] for p in ids]), run.logging.reindex(ids).to_numpy()
-    return float(np.sum(weight * value) / np.sum(weight * base) - 1.0)
-
-
 def proposal_set_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     """One row per run with evidence: ``evidence.proposals_lift`` (estimate, low, high, before do no harm) beside
     the true lift of launching every product's rank-1 proposal (``ScoredRun.rank1(kept_rows=False)``)."""
     rows = []
     for r in results:
         run = ScoredRun(r, workdir)
-        reported = json.loads((run.out / "run.json").read_text()).get("evidence", {}).get("proposals_lift")
+        reported = run.record.get("evidence", {}).get("proposals_lift")
         if not reported:
             continue
-        rows.append({"world": r["world"], "seed": r["seed"], "true lift": set_lift(run, run.rank1(kept_rows=False)),
+        rows.append({"world": r["world"], "seed": r["seed"], "true lift": run.lift(run.rank1(kept_rows=False)),
                      "estimate": float(reported["estimate"]), "low": float(reported["low"]),
                      "high": float(reported["high"]), "level": float(reported["level"])})
     return pd.DataFrame(rows)
@@ -261,9 +271,7 @@ def interval_summary(rows: pd.DataFrame) -> pd.DataFrame:
         return {**coverage_figures(part), "mean estimate": float(part["estimate"].mean()),
                 "mean true lift": float(part["true lift"].mean())}
 
-    out = [{"world": world, **figures(part)} for world, part in rows.groupby("world", sort=False)]
-    out.append({"world": "all", **figures(rows)})
-    return pd.DataFrame(out)
+    return per_world(rows, figures)
 
 
 def run_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
@@ -302,9 +310,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                 "mean harm share, kept rows as their creative": float(part["harm share, kept rows as their "
                                                                       "creative"].mean())}
 
-    rows = [{"world": world, **figures(part)} for world, part in runs.groupby("world", sort=False)]
-    rows.append({"world": "all", **figures(runs)})
-    return pd.DataFrame(rows)
+    return per_world(runs, figures)
 
 
 def publish(text: str, results: Path | None, heading: str) -> None:

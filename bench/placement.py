@@ -42,7 +42,7 @@ def render_note(notes: list[str]) -> str:
 def score_market(result: dict, workdir: Path) -> dict:
     """What the search did in one run, and the true CTR change of each moved proposal over its default drawing."""
     run = ScoredRun(result, workdir)
-    note = render_note(json.loads((run.out / "run.json").read_text())["notes"])
+    note = render_note(run.record["notes"])
     found = GAIN.search(note)
     proposals = run.proposals
     kept = proposals["kept"].astype(bool) if "kept" in proposals else pd.Series(False, index=proposals.index)

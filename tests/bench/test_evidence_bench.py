@@ -84,7 +84,7 @@ def test_the_median_relative_error_leaves_out_runs_whose_true_lift_is_zero():
 
 
 class _Run:
-    """What ``set_lift`` reads of a scored run: the products, their traffic shares and logging policy's CTRs."""
+    """What ``ScoredRun.lift`` reads of a scored run: the products, their traffic shares and logging policy's CTRs."""
 
     def __init__(self) -> None:
         self.market = type("M", (), {"products": pd.DataFrame({"product_id": ["a", "b", "c"]})})()
@@ -94,6 +94,6 @@ class _Run:
 
 def test_the_true_set_lift_weighs_products_by_traffic_over_the_products_scored():
     run = _Run()
-    lift = evidence.set_lift(run, {"a": 0.03, "b": 0.04})  # c has no proposal: left out of both sums
+    lift = evidence.ScoredRun.lift(run, {"a": 0.03, "b": 0.04})  # c has no proposal: left out of both sums
     assert lift == pytest.approx((0.25 * 0.03 + 0.75 * 0.04) / (0.25 * 0.02 + 0.75 * 0.04) - 1)
-    assert evidence.set_lift(run, {"a": 0.02, "b": 0.04, "c": 0.03}) == pytest.approx(0.0)
+    assert evidence.ScoredRun.lift(run, {"a": 0.02, "b": 0.04, "c": 0.03}) == pytest.approx(0.0)
