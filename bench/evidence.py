@@ -25,6 +25,15 @@ pixels (``sum_p w_p T_p / sum_p w_p L_p - 1``). It reports, per world and over a
 beside the true lift of launching every rank-1 proposal (the first row not marked ``kept`` per product, scored on the
 PNG the run wrote): the same coverage and error as above, where the truth is rarely 0 (``proposal_set_rows``).
 
+``--graders`` instead asks where the set's evidence misses: it runs each run's cross-fitting again as ``optimize``
+ran it (the judge chosen again by ``choose_judge`` on the same log, the run's saved reward model and combination
+policy, the same folds and seed; ``cross_fit_again``, compared with ``run.json``'s ``proposals_lift``) and scores
+with the truth what the evidence graded: the rank-1 picks of the two judges fitted on half the logs each, which the
+lift values in place of the final proposals. Beside their true lift (``sum_p w_p (T0_p + T1_p) / 2 / sum_p w_p L_p
+- 1``) stand the graders' cross-fitted DR lift of them before any calibration and the calibrated estimate with its
+interval: if the interval misses the final proposals' truth but holds the half picks', the estimand is at fault;
+if it misses both, the graders are.
+
 ``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
 and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
 holds its truth, how well the estimates tell the products that gain from those that lose, and what do no harm's rule
@@ -50,10 +59,17 @@ from optimize import TruthScorer, logging_values, true_values
 from PIL import Image
 from worlds import BENCH_WORLDS, OPTIMIZE, result_path, score_world, simulated, write_result
 
+from adcraft.configuration import load_config
+from adcraft.evaluate.evidence import FOLDS, proposal_evidence
+from adcraft.evaluate.proposal_value import ProposalPolicy
+from adcraft.generate.combo import ComboGenerator
 from adcraft.market import load_market
 from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import kept_products, read_proposals
+from adcraft.pipeline.optimize import OptimizeConfig, additive_config
+from adcraft.rewards.additive import AdditiveJudge, choose_judge, fit_additive
+from adcraft.rewards.mil import MILModel, MILTrainer
 from adcraft.simulator import GroundTruth
 
 HEADING = "## Evidence: coverage of the true lift (bench/evidence.py)"
@@ -313,6 +329,119 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     return per_world(runs, figures)
 
 
+GRADERS_HEADING = "## Evidence: what the set's lift is graded on (bench/evidence.py --graders)"
+
+
+def cross_fit_again(run: ScoredRun):
+    """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
+    two half-data judges' picks in fold order: the judge chosen as ``pipeline.optimize._with_judge`` chose it, the
+    run's saved reward model and combination policy proposing as ``cross_fit`` lets them (the benchmark runs have no
+    brand, reviews or made elements; a run with made elements is refused)."""
+    if (run.out / "elements.parquet").is_file():
+        raise SystemExit(f"{run.out} made elements: --graders does not rebuild such runs")
+    config = run.result.get("optimize config", "default")
+    config = load_config(OptimizeConfig, None if config == "default" else Path(config))
+    market, log = run.market, click_log(run.market)
+    model = MILModel.load(run.out / "models" / "reward")
+    split = additive_config(config)
+    judge = {"mil": lambda: model, "additive": lambda: fit_additive(log, split),
+             "auto": lambda: choose_judge(log, model, split)[0]}[config.judge]()
+    additive = isinstance(judge, AdditiveJudge)
+
+    def reward(of):
+        return lambda ids, combos: of.predict(list(ids), [list(c) for c in combos])
+
+    generator = ComboGenerator.load(run.out / "models" / "combo", market, reward(judge))
+    products = market.products["product_id"].tolist()
+    picks = []
+
+    def fit(part):
+        return fit_additive(click_log(part), split) if additive else MILTrainer(config.reward).fit(part)
+
+    def choose(half_judge) -> pd.DataFrame:
+        picks.append(generator.propose(products, k=config.top_k, reward=reward(half_judge)))
+        return picks[-1]
+
+    final = generator.propose(products, k=config.top_k, reward=reward(judge))
+    evidence = proposal_evidence(market, final, fit, choose, config.evidence, ProposalPolicy(config.policy))
+    return evidence, picks[:FOLDS]
+
+
+def grader_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
+    """One row per run: the true lift of the final proposals (every one launched) and of the half-data judges'
+    picks (each product's two rank-1 picks averaged), the graders' DR lift before calibration, the evidence's
+    estimate and interval (``proposals_lift``, computed again; ``|change| from run.json``: the largest difference
+    of its three figures from the run's own, which the half-data judges' refits leave above 0 only by floating-point
+    noise in their training)."""
+    rows = []
+    for r in results:
+        run = ScoredRun(r, workdir)
+        if not run.record.get("evidence", {}).get("proposals_lift"):
+            continue
+        evidence, picks = cross_fit_again(run)
+        firsts = [frame.sort_values("rank").drop_duplicates("product_id").set_index("product_id")["elements"]
+                  for frame in picks]
+        half = {p: float(np.mean([run.scorer.exact(p, list(first[p])) for first in firsts]))
+                for p in run.market.products["product_id"] if all(p in first.index for first in firsts)}
+        lift, saved = evidence.proposals_lift, run.record["evidence"]["proposals_lift"]
+        rows.append({"world": r["world"], "seed": r["seed"], "true lift": run.lift(run.rank1(kept_rows=False)),
+                     "half picks' true lift": run.lift(half), "graders' DR lift": evidence.uncalibrated_lift,
+                     "estimate": lift.estimate, "low": lift.low, "high": lift.high, "level": lift.level,
+                     "|change| from run.json": float(np.max(np.abs(np.subtract(
+                         [lift.estimate, lift.low, lift.high], [saved["estimate"], saved["low"], saved["high"]]))))})
+    return pd.DataFrame(rows)
+
+
+def grader_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per world and over all runs: how often the interval holds the final proposals' truth and the half picks'
+    (Wilson 95%), the correlation over runs of the half picks' truth with the graders' DR lift and with the
+    estimate, and the means."""
+    def figures(part: pd.DataFrame) -> dict:
+        half = part["half picks' true lift"]
+        final = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+        held = (part["low"] <= half) & (half <= part["high"])
+        low, high = wilson(int(held.sum()), len(part))
+        return {"runs": len(part), "holds final truth": float(final.mean()), "holds half picks' truth": float(
+                held.mean()), "95% low": low, "95% high": high,
+                "corr(DR lift, half truth)": float(part["graders' DR lift"].corr(half)),
+                "corr(estimate, half truth)": float(part["estimate"].corr(half)),
+                "mean true lift": float(part["true lift"].mean()), "mean half picks' true lift": float(half.mean()),
+                "mean DR lift": float(part["graders' DR lift"].mean()), "mean estimate": float(part["estimate"].mean()),
+                "max |change| from run.json": float(part["|change| from run.json"].max())}
+
+    return per_world(rows, figures)
+
+
+def runs_section(heading: str, rows: pd.DataFrame, label: str, what: str, summary_table: pd.DataFrame) -> str:
+    """A results section of per-run ``rows``: which runs (worlds, seeds, ``label``), ``what`` they hold, the
+    summary table, then every run."""
+    return "\n\n".join([
+        heading,
+        f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "
+        f"{', '.join(map(str, sorted(set(rows['seed']))))}; {label}): {what} Written "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        markdown_table(summary_table, 3),
+        "Per run:",
+        markdown_table(rows, 3),
+    ])
+
+
+# --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of them
+SET_SECTIONS = {
+    "proposals": (proposal_set_rows, PROPOSALS_HEADING,
+                  "each run's `evidence.proposals_lift` (the lift over the logging policy had every product launched "
+                  "its rank-1 proposal, before do no harm; intervals at level {level:g}) beside the true lift of "
+                  "launching every product's first row not marked `kept`, scored by the world's truth on the PNG the "
+                  "run rendered (`sum_p w_p T_p / sum_p w_p L_p - 1`).", interval_summary),
+    "graders": (grader_rows, GRADERS_HEADING,
+                "their cross-fitting run again: the set's lift values the picks of the judges fitted on half the logs "
+                "each, not the final proposals. Beside the final proposals' true lift (every one launched): the half "
+                "picks' true lift (each product's two picks averaged, drawn as the compositor draws them), the "
+                "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
+                "at level {level:g} (`proposals_lift`).", grader_summary),
+}
+
+
 def publish(text: str, results: Path | None, heading: str) -> None:
     """Print a section and, with ``--results``, replace its heading's section of that file."""
     print(text)
@@ -338,6 +467,9 @@ def main() -> None:
                         help="instead: the evidence of every proposal launched (before do no harm) against its true "
                              "lift (its own section of --results)")
     parser.add_argument("--label", default="", help="what made the runs (code, config), for the text of --proposals")
+    parser.add_argument("--graders", action="store_true",
+                        help="instead: run each run's cross-fitting again and score the half-data judges' picks it "
+                             "graded with the truth (its own section of --results)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")
@@ -373,25 +505,14 @@ def main() -> None:
         ])
         publish(text, args.results, KEPT_HEADING)
         return
-    if args.proposals:
-        rows = proposal_set_rows(results, args.workdir)
-        if rows.empty:
-            raise SystemExit("no run with cross-fitted evidence among the results")
-        text = "\n\n".join([
-            PROPOSALS_HEADING,
-            f"Runs of `bench/worlds.py` (worlds {', '.join(dict.fromkeys(rows['world']))}; seeds "
-            f"{', '.join(map(str, sorted(set(rows['seed']))))}; {args.label}): each run's `evidence.proposals_lift` "
-            "(the lift over the logging policy had every product launched its rank-1 proposal, before do no harm; "
-            f"intervals at level {rows['level'].iloc[0]:g}) beside the true lift of launching every product's first "
-            "row not marked `kept`, scored by the world's truth on the PNG the run rendered "
-            "(`sum_p w_p T_p / sum_p w_p L_p - 1`). Written "
-            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
-            markdown_table(interval_summary(rows), 3),
-            "Per run:",
-            markdown_table(rows, 3),
-        ])
-        publish(text, args.results, PROPOSALS_HEADING)
-        return
+    for flag, (collect, heading, what, summarise) in SET_SECTIONS.items():
+        if getattr(args, flag):
+            rows = collect(results, args.workdir)
+            if rows.empty:
+                raise SystemExit("no run with cross-fitted evidence among the results")
+            text = runs_section(heading, rows, args.label, what.format(level=rows["level"].iloc[0]), summarise(rows))
+            publish(text, args.results, heading)
+            return
     if args.per_product:
         rows = pd.DataFrame([row for r in results for row in product_rows(ScoredRun(r, args.workdir))])
         if rows.empty:

@@ -1,9 +1,10 @@
-"""``bench/evidence.py --per-product``: each product's evidence against its proposal's true lift."""
+"""``bench/evidence.py``: each product's evidence, the set's, and what the set's lift is graded on, by the truth."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import evidence  # noqa: E402
+import worlds  # noqa: E402
 
 
 def products(seed: int = 0, n: int = 400) -> pd.DataFrame:
@@ -97,3 +99,38 @@ def test_the_true_set_lift_weighs_products_by_traffic_over_the_products_scored()
     lift = evidence.ScoredRun.lift(run, {"a": 0.03, "b": 0.04})  # c has no proposal: left out of both sums
     assert lift == pytest.approx((0.25 * 0.03 + 0.75 * 0.04) / (0.25 * 0.02 + 0.75 * 0.04) - 1)
     assert evidence.ScoredRun.lift(run, {"a": 0.02, "b": 0.04, "c": 0.03}) == pytest.approx(0.0)
+
+
+def grader_runs() -> pd.DataFrame:
+    """Four runs whose interval holds the half-data judges' picks' truth but the final proposals' only once, a
+    graders' DR lift that follows the half picks' truth and an estimate that does not."""
+    return pd.DataFrame({"world": ["visual", "visual", "drift", "drift"], "seed": [1, 2, 1, 2],
+                         "true lift": [0.5, 0.1, 0.6, 0.0], "half picks' true lift": [0.1, 0.1, 0.2, 0.3],
+                         "graders' DR lift": [0.0, 0.0, 0.1, 0.2], "estimate": [0.1, 0.2, 0.1, 0.2],
+                         "low": [0.0, 0.0, 0.1, 0.2], "high": [0.2, 0.3, 0.3, 0.4],
+                         "|change| from run.json": [0.0, 0.001, 0.0, 0.002]})
+
+
+def test_the_grader_summary_tells_a_missed_estimand_from_a_missed_truth():
+    summary = evidence.grader_summary(grader_runs()).set_index("world")
+    everything = summary.loc["all"]
+    assert everything["runs"] == 4 and everything["holds half picks' truth"] == 1.0
+    assert everything["holds final truth"] == 0.25  # only 0.1 in [0.0, 0.3]; 0.5, 0.6 above, 0.0 below
+    assert everything["95% low"] < 1.0 == pytest.approx(everything["95% high"])
+    assert everything["corr(DR lift, half truth)"] == pytest.approx(np.corrcoef([0, 0, .1, .2], [.1, .1, .2, .3])[0, 1])
+    assert everything["corr(estimate, half truth)"] < everything["corr(DR lift, half truth)"]
+    assert everything["max |change| from run.json"] == 0.002
+    assert summary.loc["visual", "mean true lift"] == pytest.approx(0.3)
+
+
+@pytest.mark.slow
+def test_the_cross_fitting_run_again_reproduces_the_runs_own_evidence(tmp_path):
+    args = SimpleNamespace(workdir=tmp_path / "work", products=6, impressions=6000)
+    args.workdir.mkdir()
+    result = worlds.score_world("main_effects", 5, args)
+    rows = evidence.grader_rows([result], args.workdir)
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert row["|change| from run.json"] < 0.01  # the same evidence as optimize computed, up to refit noise
+    assert row["low"] <= row["estimate"] <= row["high"]
+    assert -1.0 < row["half picks' true lift"] < 10.0 and np.isfinite(row["graders' DR lift"])
