@@ -67,9 +67,8 @@ from adcraft.market import load_market
 from adcraft.market.click_log import best_logged_creatives, click_log, most_shown_creatives
 from adcraft.market.extra import read_extra_elements, with_extra_elements
 from adcraft.market.outputs import kept_products, read_proposals
-from adcraft.pipeline.optimize import OptimizeConfig, additive_config
-from adcraft.rewards.additive import AdditiveJudge, choose_judge, fit_additive
-from adcraft.rewards.mil import MILModel, MILTrainer
+from adcraft.pipeline.optimize import OptimizeConfig, RunInputs, cross_fit_judges, reward_function, run_judge
+from adcraft.rewards.mil import MILModel
 from adcraft.simulator import GroundTruth
 
 HEADING = "## Evidence: coverage of the true lift (bench/evidence.py)"
@@ -91,6 +90,14 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def against_logging(run, values: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over the products of ``run``'s market that ``values`` has, in the market's order: their traffic shares, the
+    values and their logging policy's true CTRs (``ScoredRun``'s ``share`` and ``logging``)."""
+    ids = [p for p in run.market.products["product_id"] if p in values]
+    return (run.share.reindex(ids).to_numpy(), np.array([values[p] for p in ids]),
+            run.logging.reindex(ids).to_numpy())
+
+
 class ScoredRun:
     """One ``bench/worlds.py`` run read once for scoring: its market (with the elements the run made), the world's
     truth, ``creatives.parquet``, the logging policy's true value per product and the traffic weights."""
@@ -98,7 +105,7 @@ class ScoredRun:
     def __init__(self, result: dict, workdir: Path) -> None:
         world, seed = result["world"], result["seed"]
         products, impressions = result["configured products"], result["configured impressions"]
-        market_dir = simulated(world, seed, workdir, products, impressions)
+        self.market_dir = market_dir = simulated(world, seed, workdir, products, impressions)
         config = result.get("optimize config", "default")
         variant = "" if config == "default" else f"-{Path(config).stem}"  # as worlds.score_world names its runs
         self.result, self.out = result, workdir / f"run-{world}-{seed}-{products}-{impressions}{variant}"
@@ -116,18 +123,15 @@ class ScoredRun:
     def figures(self, values: dict[str, float]) -> tuple[float, float]:
         """(share of the oracle lift, harm share) of one true CTR per product, against the result's oracle and
         logging CTRs (as ``worlds.score_world`` scores a rank-1 set)."""
-        ids = [p for p in self.market.products["product_id"] if p in values]
-        weight = self.share.reindex(ids).to_numpy() / self.share.reindex(ids).sum()
-        value, base = np.array([values[p] for p in ids]), self.logging.reindex(ids).to_numpy()
-        gain = float(np.sum(weight * (value - base)) / (self.result["oracle CTR"] - self.result["logging CTR"]))
+        weight, value, base = against_logging(self, values)
+        gain = float(np.sum(weight * (value - base)) / weight.sum()
+                     / (self.result["oracle CTR"] - self.result["logging CTR"]))
         return gain, float(np.mean(value < base))
 
     def lift(self, values: dict[str, float]) -> float:
         """The true relative lift ``sum_p w_p T_p / sum_p w_p L_p - 1`` of one true CTR per product over the logging
         policy's, over the products in ``values`` (w: the world's traffic shares, as ``worlds.score_world``)."""
-        ids = [p for p in self.market.products["product_id"] if p in values]
-        weight = self.share.reindex(ids).to_numpy()
-        value, base = np.array([values[p] for p in ids]), self.logging.reindex(ids).to_numpy()
+        weight, value, base = against_logging(self, values)
         return float(np.sum(weight * value) / np.sum(weight * base) - 1.0)
 
     @cached_property
@@ -334,36 +338,26 @@ GRADERS_HEADING = "## Evidence: what the set's lift is graded on (bench/evidence
 
 def cross_fit_again(run: ScoredRun):
     """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
-    two half-data judges' picks in fold order: the judge chosen as ``pipeline.optimize._with_judge`` chose it, the
-    run's saved reward model and combination policy proposing as ``cross_fit`` lets them (the benchmark runs have no
-    brand, reviews or made elements; a run with made elements is refused)."""
+    two half-data judges' picks in fold order: the judge chosen again by ``optimize.run_judge`` with the run's saved
+    reward model, its saved combination policy, and ``optimize.cross_fit_judges`` fitting and choosing (the
+    benchmark runs have no brand or reviews; a run that made elements is refused)."""
     if (run.out / "elements.parquet").is_file():
         raise SystemExit(f"{run.out} made elements: --graders does not rebuild such runs")
     config = run.result.get("optimize config", "default")
     config = load_config(OptimizeConfig, None if config == "default" else Path(config))
     market, log = run.market, click_log(run.market)
-    model = MILModel.load(run.out / "models" / "reward")
-    split = additive_config(config)
-    judge = {"mil": lambda: model, "additive": lambda: fit_additive(log, split),
-             "auto": lambda: choose_judge(log, model, split)[0]}[config.judge]()
-    additive = isinstance(judge, AdditiveJudge)
-
-    def reward(of):
-        return lambda ids, combos: of.predict(list(ids), [list(c) for c in combos])
-
-    generator = ComboGenerator.load(run.out / "models" / "combo", market, reward(judge))
-    products = market.products["product_id"].tolist()
+    judge, _ = run_judge(config, log, MILModel.load(run.out / "models" / "reward"))
+    generator = ComboGenerator.load(run.out / "models" / "combo", market, reward_function(judge))
+    inputs = RunInputs(run.market_dir, run.out, market, log, None)
+    fit, choose = cross_fit_judges(inputs, config, judge, generator)
     picks = []
 
-    def fit(part):
-        return fit_additive(click_log(part), split) if additive else MILTrainer(config.reward).fit(part)
-
-    def choose(half_judge) -> pd.DataFrame:
-        picks.append(generator.propose(products, k=config.top_k, reward=reward(half_judge)))
+    def recorded(half_judge) -> pd.DataFrame:
+        picks.append(choose(half_judge))
         return picks[-1]
 
-    final = generator.propose(products, k=config.top_k, reward=reward(judge))
-    evidence = proposal_evidence(market, final, fit, choose, config.evidence, ProposalPolicy(config.policy))
+    final = generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=reward_function(judge))
+    evidence = proposal_evidence(market, final, fit, recorded, config.evidence, ProposalPolicy(config.policy))
     return evidence, picks[:FOLDS]
 
 
@@ -398,11 +392,9 @@ def grader_summary(rows: pd.DataFrame) -> pd.DataFrame:
     estimate, and the means."""
     def figures(part: pd.DataFrame) -> dict:
         half = part["half picks' true lift"]
-        final = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
-        held = (part["low"] <= half) & (half <= part["high"])
-        low, high = wilson(int(held.sum()), len(part))
-        return {"runs": len(part), "holds final truth": float(final.mean()), "holds half picks' truth": float(
-                held.mean()), "95% low": low, "95% high": high,
+        final, picks = coverage_figures(part), coverage_figures(part.assign(**{"true lift": half}))
+        return {"runs": len(part), "holds final truth": final["coverage"], "holds half picks' truth":
+                picks["coverage"], "95% low": picks["coverage 95% low"], "95% high": picks["coverage 95% high"],
                 "corr(DR lift, half truth)": float(part["graders' DR lift"].corr(half)),
                 "corr(estimate, half truth)": float(part["estimate"].corr(half)),
                 "mean true lift": float(part["true lift"].mean()), "mean half picks' true lift": float(half.mean()),
@@ -466,7 +458,8 @@ def main() -> None:
     parser.add_argument("--proposals", action="store_true",
                         help="instead: the evidence of every proposal launched (before do no harm) against its true "
                              "lift (its own section of --results)")
-    parser.add_argument("--label", default="", help="what made the runs (code, config), for the text of --proposals")
+    parser.add_argument("--label", default="",
+                        help="what made the runs (code, config), for the text of --proposals and --graders")
     parser.add_argument("--graders", action="store_true",
                         help="instead: run each run's cross-fitting again and score the half-data judges' picks it "
                              "graded with the truth (its own section of --results)")

@@ -74,7 +74,7 @@ from adcraft.atomic import (
 )
 from adcraft.configuration import check_config, from_mapping, to_mapping
 from adcraft.errors import AdcraftError, InputError
-from adcraft.evaluate.evidence import Evidence, EvidenceConfig, proposal_evidence
+from adcraft.evaluate.evidence import ChooseWith, Evidence, EvidenceConfig, FitJudge, proposal_evidence
 from adcraft.evaluate.fidelity import product_fidelity
 from adcraft.evaluate.proposal_value import (
     ProposalPolicy,
@@ -467,20 +467,26 @@ def additive_config(config: OptimizeConfig) -> AdditiveConfig:
 
 
 def _with_judge(state: RunState) -> RunState:
-    """The judge that chooses the proposals (``OptimizeConfig.judge``), with a note saying which and why."""
-    config, log = state.config, state.inputs.log
+    """The judge that chooses the proposals (``run_judge``), with its note."""
+    judge, note = run_judge(state.config, state.inputs.log, state.reward_model)
+    return dataclasses.replace(_noted(state, note), judge=judge)
+
+
+def run_judge(config: OptimizeConfig, log: pd.DataFrame, reward_model: MILModel) -> tuple[object, str]:
+    """The judge that chooses the proposals (``OptimizeConfig.judge``: ``reward_model``, the additive judge fitted
+    on the click ``log``, or whichever of the two predicts the latest part of the log better), and a note saying
+    which and why."""
     if config.judge == "mil":
-        note = "The multi-instance model chooses and values the proposals (judge: mil)."
-        return dataclasses.replace(_noted(state, note), judge=state.reward_model)
+        return reward_model, "The multi-instance model chooses and values the proposals (judge: mil)."
     if config.judge == "additive":
         note = ("The additive logistic model (elements and product) chooses and values the proposals (judge: "
                 "additive); the multi-instance model explains the report.")
-        return dataclasses.replace(_noted(state, note), judge=fit_additive(log, additive_config(config)))
+        return fit_additive(log, additive_config(config)), note
     try:
-        judge, choice = choose_judge(log, state.reward_model, additive_config(config))
+        judge, choice = choose_judge(log, reward_model, additive_config(config))
     except InputError as exc:
-        return dataclasses.replace(_noted(state, f"The multi-instance model chooses the proposals: the log could "
-                                                 f"not be split to compare judges ({exc})."), judge=state.reward_model)
+        return reward_model, (f"The multi-instance model chooses the proposals: the log could not be split to "
+                              f"compare judges ({exc}).")
     name = {"mil": "multi-instance model", "additive": "additive logistic model"}
     other = "additive" if choice.chosen == "mil" else "mil"
     loss, within = choice.held_out_log_loss, choice.within_product
@@ -489,7 +495,7 @@ def _with_judge(state: RunState) -> RunState:
             f"{loss[choice.chosen]:.5f}, against {loss[other]:.5f} for the {name[other]}; the mean log-probability "
             f"of which creative of its product got each of the {choice.held_out_clicks} clicks there was "
             f"{within['mil']:.4f} for the multi-instance model and {within['additive']:.4f} for the additive one.")
-    return dataclasses.replace(_noted(state, note), judge=judge)
+    return judge, note
 
 
 def new_backgrounds(state: RunState, clock: _StageClock) -> RunState:
@@ -535,7 +541,7 @@ def extend_market(state: RunState) -> RunState:
 def train_generator(state: RunState) -> RunState:
     """The combination policy (GenCO: behaviour cloning on the logged creatives, then policy gradient against
     the reward model), loaded or resumed like the reward model."""
-    resume, reward = state.resume, _reward_function(state.judge)
+    resume, reward = state.resume, reward_function(state.judge)
     saved = resume.finished("combo", "combination policy")
     if saved is not None:
         return dataclasses.replace(state, generator=ComboGenerator.load(saved, state.market, reward))
@@ -556,7 +562,7 @@ def propose(state: RunState) -> RunState:
     proposals = state.generator.propose(state.market.products["product_id"].tolist(), k=k if brand is None else 2 * k,
                                         brand=brand, exclude=state.inputs.rejected, include=approved,
                                         reward=_search_reward(state.inputs, state.judge))
-    proposals["predicted_ctr"] = _reward_function(state.judge)(proposals["product_id"], proposals["elements"])
+    proposals["predicted_ctr"] = reward_function(state.judge)(proposals["product_id"], proposals["elements"])
     if state.inputs.approved:
         offered = sum(len(combos) for combos in state.inputs.approved.values())
         joined = {(p, c) for p, combos in approved.items() for c in combos}
@@ -579,7 +585,7 @@ def _search_reward(inputs: RunInputs, judge):
     """What the proposal search ranks by: the judge's CTR, times the learned reviewer's P(approve) ** strength
     when there is one (``pipeline.reviews``; 1 for a combination reviewers approved last). The combination
     policy itself is trained on the judge alone."""
-    reward = _reward_function(judge)
+    reward = reward_function(judge)
     return reward if inputs.reviewer is None else inputs.reviewer.steer(reward, inputs.approved)
 
 
@@ -643,28 +649,36 @@ def estimate(state: RunState) -> Estimate:
 
 
 def cross_fit(state: RunState) -> RunState:
-    """The cross-fitted evidence (``evaluate.evidence``): judges fitted as the run's on each half of the logs,
-    choosing as the run chose, grading each other's picks; a note instead where the logs cannot support it."""
-    market, config, new_elements = state.inputs.market, state.config, state.new_elements
-
-    def fit(part: Market):
-        if isinstance(state.judge, AdditiveJudge):  # the kind the run chose, fitted on the part
-            judge = fit_additive(click_log(part), additive_config(config))
-        else:
-            judge = MILTrainer(config.reward).fit(part)
-        return judge.with_elements(new_elements) if new_elements is not None and len(new_elements) else judge
-
-    def choose(judge: MILModel) -> pd.DataFrame:
-        return state.generator.propose(market.products["product_id"].tolist(), k=config.top_k,
-                                       reward=_search_reward(state.inputs, judge), brand=state.inputs.brand,
-                                       exclude=state.inputs.rejected, include=state.inputs.approved)
-
+    """The cross-fitted evidence (``evaluate.evidence``) with ``cross_fit_judges``; a note instead where the logs
+    cannot support it."""
+    fit, choose = cross_fit_judges(state.inputs, state.config, state.judge, state.generator, state.new_elements)
     try:
-        evidence = proposal_evidence(market, state.proposals, fit, choose, config.evidence,
-                                     ProposalPolicy(config.policy), do_no_harm=True)
+        evidence = proposal_evidence(state.inputs.market, state.proposals, fit, choose, state.config.evidence,
+                                     ProposalPolicy(state.config.policy), do_no_harm=True)
     except InputError as exc:
         return _noted(state, f"Cross-fitted evidence was not possible: {exc}")
     return dataclasses.replace(state, evidence=evidence)
+
+
+def cross_fit_judges(inputs: RunInputs, config: OptimizeConfig, judge, generator: ComboGenerator,
+                     new_elements: pd.DataFrame | None = None) -> tuple[FitJudge, ChooseWith]:
+    """What the cross-fitting fits and chooses with: a judge of the kind the run chose (``judge``) fitted on a part
+    of the market (knowing the run's ``new_elements``), and the proposals ``generator`` makes with such a judge as
+    the run made its own (the inputs' brand, reviewers' decisions and learned reviewer)."""
+    products = inputs.market.products["product_id"].tolist()
+
+    def fit(part: Market):
+        if isinstance(judge, AdditiveJudge):  # the kind the run chose, fitted on the part
+            fitted = fit_additive(click_log(part), additive_config(config))
+        else:
+            fitted = MILTrainer(config.reward).fit(part)
+        return fitted.with_elements(new_elements) if new_elements is not None and len(new_elements) else fitted
+
+    def choose(half: MILModel) -> pd.DataFrame:
+        return generator.propose(products, k=config.top_k, reward=_search_reward(inputs, half), brand=inputs.brand,
+                                 exclude=inputs.rejected, include=inputs.approved)
+
+    return fit, choose
 
 
 def _kept_creatives(state: RunState) -> pd.DataFrame:
@@ -715,7 +729,7 @@ def keep_unproven(state: RunState) -> RunState:
     proposals = state.proposals.assign(kept=False)
     if not kept:
         return dataclasses.replace(state, proposals=proposals)
-    current["predicted_ctr"] = _reward_function(state.judge)(current["product_id"], current["elements"])
+    current["predicted_ctr"] = reward_function(state.judge)(current["product_id"], current["elements"])
     merged = pd.concat([proposals, current.assign(kept=True)], ignore_index=True)
     merged = merged.sort_values(["product_id", "rank"], kind="stable").reset_index(drop=True)
     merged = merged[~pd.Series([(p, tuple(e)) for p, e in zip(merged["product_id"], merged["elements"])]).duplicated()]
@@ -803,7 +817,7 @@ def _noted(state: RunState, note: str) -> RunState:
     return dataclasses.replace(state, notes=(*state.notes, note))
 
 
-def _reward_function(model):
+def reward_function(model):
     """The reward model as the combination policy asks for it: (product ids, combinations) -> CTRs."""
 
     def reward(product_ids, combos) -> np.ndarray:
