@@ -34,6 +34,9 @@ lift values in place of the final proposals. Beside their true lift (``sum_p w_p
 interval: if the interval misses the final proposals' truth but holds the half picks', the estimand is at fault;
 if it misses both, the graders are.
 
+``--graders --chooser-view`` does the same with ``evidence.chooser_view`` on: the set's lift also by each
+half-data judge's own contrast for its picks, recalibrated (``adcraft.evaluate.evidence``, "Two views").
+
 ``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
 and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
 holds its truth, how well the estimates tell the products that gain from those that lose, and what do no harm's rule
@@ -43,11 +46,12 @@ and a plain "estimate > 0" rule would have launched (``per_product_summary``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import tempfile
 import traceback
-from functools import cached_property
+from functools import cached_property, partial
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -334,13 +338,16 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 GRADERS_HEADING = "## Evidence: what the set's lift is graded on (bench/evidence.py --graders)"
+CHOOSER_VIEW_HEADING = ("## Evidence with the chooser's calibrated view beside the grader's "
+                        "(bench/evidence.py --graders --chooser-view)")
 
 
-def cross_fit_again(run: ScoredRun):
+def cross_fit_again(run: ScoredRun, chooser_view: bool = False):
     """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
     two half-data judges' picks in fold order: the judge chosen again by ``optimize.run_judge`` with the run's saved
     reward model, its saved combination policy, and ``optimize.cross_fit_judges`` fitting and choosing (the
-    benchmark runs have no brand or reviews; a run that made elements is refused)."""
+    benchmark runs have no brand or reviews; a run that made elements is refused). ``chooser_view``: with the
+    run's ``evidence.chooser_view`` turned on."""
     if (run.out / "elements.parquet").is_file():
         raise SystemExit(f"{run.out} made elements: --graders does not rebuild such runs")
     config = run.result.get("optimize config", "default")
@@ -357,11 +364,12 @@ def cross_fit_again(run: ScoredRun):
         return picks[-1]
 
     final = generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=reward_function(judge))
-    evidence = proposal_evidence(market, final, fit, recorded, config.evidence, ProposalPolicy(config.policy))
+    settings = dataclasses.replace(config.evidence, chooser_view=True) if chooser_view else config.evidence
+    evidence = proposal_evidence(market, final, fit, recorded, settings, ProposalPolicy(config.policy))
     return evidence, picks[:FOLDS]
 
 
-def grader_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
+def grader_rows(results: list[dict], workdir: Path, chooser_view: bool = False) -> pd.DataFrame:
     """One row per run: the true lift of the final proposals (every one launched) and of the half-data judges'
     picks (each product's two rank-1 picks averaged), the graders' DR lift before calibration, the evidence's
     estimate and interval (``proposals_lift``, computed again; ``|change| from run.json``: the largest difference
@@ -372,7 +380,7 @@ def grader_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
         run = ScoredRun(r, workdir)
         if not run.record.get("evidence", {}).get("proposals_lift"):
             continue
-        evidence, picks = cross_fit_again(run)
+        evidence, picks = cross_fit_again(run, chooser_view)
         firsts = [frame.sort_values("rank").drop_duplicates("product_id").set_index("product_id")["elements"]
                   for frame in picks]
         half = {p: float(np.mean([run.scorer.exact(p, list(first[p])) for first in firsts]))
@@ -463,6 +471,8 @@ def main() -> None:
     parser.add_argument("--graders", action="store_true",
                         help="instead: run each run's cross-fitting again and score the half-data judges' picks it "
                              "graded with the truth (its own section of --results)")
+    parser.add_argument("--chooser-view", action="store_true",
+                        help="with --graders: the evidence computed with evidence.chooser_view on (its own section)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")
@@ -500,6 +510,9 @@ def main() -> None:
         return
     for flag, (collect, heading, what, summarise) in SET_SECTIONS.items():
         if getattr(args, flag):
+            if flag == "graders" and args.chooser_view:
+                collect, heading = partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING
+                what += " The evidence is computed with `evidence.chooser_view` on."
             rows = collect(results, args.workdir)
             if rows.empty:
                 raise SystemExit("no run with cross-fitted evidence among the results")

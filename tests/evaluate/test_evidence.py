@@ -483,3 +483,21 @@ def test_the_best_product_lower_bound_rises_with_the_verified_ratio_and_falls_wi
     assert lows[0] < lows[1] < lows[2]
     assert best_product_bound(1.5, gammas, error_factors(z, 0.25), 0.9) < lows[1]
     assert math.isnan(best_product_bound(math.inf, gammas, error_factors(z, 0.04), 0.9))
+
+
+@pytest.mark.parametrize("judge", [ElementRates, LovesBackgroundX])
+def test_the_chooser_view_holds_the_graders_interval_and_leaves_the_keep_marks(world, judge):
+    market, _, _ = world
+    choose = best_of_all(market)
+    final = choose(judge(market))
+    off = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3), do_no_harm=True)
+    on = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3, chooser_view=True),
+                           do_no_harm=True)
+    # the same draws for both views: the union holds the grader's interval, the estimate moves toward the chooser's
+    for lift_on, lift_off in ((on.proposals_lift, off.proposals_lift), (on.lift, off.lift)):
+        assert lift_on.low <= lift_off.low and lift_on.high >= lift_off.high
+        assert lift_on.low <= lift_on.estimate <= lift_on.high
+    assert on.proposals_lift.estimate != off.proposals_lift.estimate  # the chooser's own contrast counts
+    pd.testing.assert_frame_equal(on.products, off.products)  # per-product decisions stay the grader's
+    assert (on.backtest.contrast_slope, on.backtest.proposal_spread) == (off.backtest.contrast_slope,
+                                                                       off.backtest.proposal_spread)
