@@ -477,6 +477,8 @@ def main() -> None:
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")
     args = parser.parse_args()
+    if args.chooser_view and not args.graders:
+        parser.error("--chooser-view goes with --graders")
     results = []
     for seed in args.seeds:
         for world in args.worlds:

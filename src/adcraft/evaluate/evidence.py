@@ -796,7 +796,7 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str], gamma: tuple[fl
         low, high = np.quantile(lifts, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]) if len(lifts) else (math.nan,) * 2
         lows.append(float(low))
         highs.append(float(high))
-    return LiftInterval(float(np.mean(estimates)), min(lows), max(highs), level)
+    return LiftInterval(float(np.mean(estimates)), float(np.min(lows)), float(np.max(highs)), level)  # NaN stays NaN
 
 
 def supported_part(market: Market, proposals: pd.DataFrame, judges: Sequence[Judge], folds: dict[str, int],
