@@ -426,19 +426,22 @@ def runs_section(heading: str, rows: pd.DataFrame, label: str, what: str, summar
     ])
 
 
-# --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of them
+GRADERS_WHAT = ("their cross-fitting run again: the set's lift values the picks of the judges fitted on half the logs "
+                "each, not the final proposals. Beside the final proposals' true lift (every one launched): the half "
+                "picks' true lift (each product's two picks averaged, drawn as the compositor draws them), the "
+                "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
+                "at level {level:g} (`proposals_lift`).")
+# --chooser-view, --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of
+# them (--chooser-view first: with --graders beside it, it is --graders with evidence.chooser_view on)
 SET_SECTIONS = {
+    "chooser_view": (partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING,
+                     GRADERS_WHAT + " The evidence is computed with `evidence.chooser_view` on.", grader_summary),
     "proposals": (proposal_set_rows, PROPOSALS_HEADING,
                   "each run's `evidence.proposals_lift` (the lift over the logging policy had every product launched "
                   "its rank-1 proposal, before do no harm; intervals at level {level:g}) beside the true lift of "
                   "launching every product's first row not marked `kept`, scored by the world's truth on the PNG the "
                   "run rendered (`sum_p w_p T_p / sum_p w_p L_p - 1`).", interval_summary),
-    "graders": (grader_rows, GRADERS_HEADING,
-                "their cross-fitting run again: the set's lift values the picks of the judges fitted on half the logs "
-                "each, not the final proposals. Beside the final proposals' true lift (every one launched): the half "
-                "picks' true lift (each product's two picks averaged, drawn as the compositor draws them), the "
-                "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
-                "at level {level:g} (`proposals_lift`).", grader_summary),
+    "graders": (grader_rows, GRADERS_HEADING, GRADERS_WHAT, grader_summary),
 }
 
 
@@ -472,13 +475,12 @@ def main() -> None:
                         help="instead: run each run's cross-fitting again and score the half-data judges' picks it "
                              "graded with the truth (its own section of --results)")
     parser.add_argument("--chooser-view", action="store_true",
-                        help="with --graders: the evidence computed with evidence.chooser_view on (its own section)")
+                        help="instead: --graders with evidence.chooser_view on (its own section; "
+                             "--graders may be given too)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")
     args = parser.parse_args()
-    if args.chooser_view and not args.graders:
-        parser.error("--chooser-view goes with --graders")
     results = []
     for seed in args.seeds:
         for world in args.worlds:
@@ -512,9 +514,6 @@ def main() -> None:
         return
     for flag, (collect, heading, what, summarise) in SET_SECTIONS.items():
         if getattr(args, flag):
-            if flag == "graders" and args.chooser_view:
-                collect, heading = partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING
-                what += " The evidence is computed with `evidence.chooser_view` on."
             rows = collect(results, args.workdir)
             if rows.empty:
                 raise SystemExit("no run with cross-fitted evidence among the results")

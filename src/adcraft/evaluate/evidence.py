@@ -771,8 +771,9 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str], gamma: tuple[fl
     that it averages out over many).
 
     ``views``: ``_product_ratios`` frames of the same rows, each with its own ``pi`` (the grader's, and the
-    chooser's: module docstring, "Lift"). With more than one, every view takes the same draws, the estimate is
-    the views' mean and the interval the union of theirs (it holds the lift whichever view's assumption holds).
+    chooser's: module docstring, "Two views of the set's contrast"). With more than one, every view takes the
+    same draws, the estimate is the views' mean and the interval the union of theirs (it holds the lift whichever
+    view's assumption holds).
     """
     views = [view[view["clicks"] > 0] for view in views]
     ratios = views[0]
