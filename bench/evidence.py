@@ -37,6 +37,9 @@ if it misses both, the graders are.
 ``--graders --chooser-view`` does the same with ``evidence.chooser_view`` on: the set's lift also by each
 half-data judge's own contrast for its picks, recalibrated (``adcraft.evaluate.evidence``, "Two views").
 
+``--graders --disattenuate`` does the same with ``evidence.disattenuate`` on: the set's lift by the contrast slope
+corrected for the judge's own noise (``adcraft.evaluate.evidence``, "Disattenuated slope").
+
 ``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
 and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
 holds its truth, how well the estimates tell the products that gain from those that lose, and what do no harm's rule
@@ -340,14 +343,16 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 GRADERS_HEADING = "## Evidence: what the set's lift is graded on (bench/evidence.py --graders)"
 CHOOSER_VIEW_HEADING = ("## Evidence with the chooser's calibrated view beside the grader's "
                         "(bench/evidence.py --graders --chooser-view)")
+DISATTENUATED_HEADING = ("## Evidence with the set's contrast slope disattenuated "
+                         "(bench/evidence.py --graders --disattenuate)")
 
 
-def cross_fit_again(run: ScoredRun, chooser_view: bool = False):
+def cross_fit_again(run: ScoredRun, **options: bool):
     """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
     two half-data judges' picks in fold order: the judge chosen again by ``optimize.run_judge`` with the run's saved
     reward model, its saved combination policy, and ``optimize.cross_fit_judges`` fitting and choosing (the
-    benchmark runs have no brand or reviews; a run that made elements is refused). ``chooser_view``: with the
-    run's ``evidence.chooser_view`` turned on."""
+    benchmark runs have no brand or reviews; a run that made elements is refused). ``options``: settings of the
+    run's ``EvidenceConfig`` to change (``chooser_view=True``, ``disattenuate=True``)."""
     if (run.out / "elements.parquet").is_file():
         raise SystemExit(f"{run.out} made elements: --graders does not rebuild such runs")
     config = run.result.get("optimize config", "default")
@@ -364,23 +369,24 @@ def cross_fit_again(run: ScoredRun, chooser_view: bool = False):
         return picks[-1]
 
     final = generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=reward_function(judge))
-    settings = dataclasses.replace(config.evidence, chooser_view=True) if chooser_view else config.evidence
+    settings = dataclasses.replace(config.evidence, **options)
     evidence = proposal_evidence(market, final, fit, recorded, settings, ProposalPolicy(config.policy))
     return evidence, picks[:FOLDS]
 
 
-def grader_rows(results: list[dict], workdir: Path, chooser_view: bool = False) -> pd.DataFrame:
+def grader_rows(results: list[dict], workdir: Path, **options: bool) -> pd.DataFrame:
     """One row per run: the true lift of the final proposals (every one launched) and of the half-data judges'
     picks (each product's two rank-1 picks averaged), the graders' DR lift before calibration, the evidence's
     estimate and interval (``proposals_lift``, computed again; ``|change| from run.json``: the largest difference
     of its three figures from the run's own, which the half-data judges' refits leave above 0 only by floating-point
-    noise in their training)."""
+    noise in their training). ``options``: ``EvidenceConfig`` settings to change (``cross_fit_again``); with any,
+    the run's own figures stand beside as ``run.json estimate``, ``run.json low`` and ``run.json high``."""
     rows = []
     for r in results:
         run = ScoredRun(r, workdir)
         if not run.record.get("evidence", {}).get("proposals_lift"):
             continue
-        evidence, picks = cross_fit_again(run, chooser_view)
+        evidence, picks = cross_fit_again(run, **options)
         firsts = [frame.sort_values("rank").drop_duplicates("product_id").set_index("product_id")["elements"]
                   for frame in picks]
         half = {p: float(np.mean([run.scorer.exact(p, list(first[p])) for first in firsts]))
@@ -390,7 +396,8 @@ def grader_rows(results: list[dict], workdir: Path, chooser_view: bool = False) 
                      "half picks' true lift": run.lift(half), "graders' DR lift": evidence.uncalibrated_lift,
                      "estimate": lift.estimate, "low": lift.low, "high": lift.high, "level": lift.level,
                      "|change| from run.json": float(np.max(np.abs(np.subtract(
-                         [lift.estimate, lift.low, lift.high], [saved["estimate"], saved["low"], saved["high"]]))))})
+                         [lift.estimate, lift.low, lift.high], [saved["estimate"], saved["low"], saved["high"]])))),
+                     **({f"run.json {key}": saved[key] for key in ("estimate", "low", "high")} if options else {})})
     return pd.DataFrame(rows)
 
 
@@ -408,6 +415,36 @@ def grader_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 "mean true lift": float(part["true lift"].mean()), "mean half picks' true lift": float(half.mean()),
                 "mean DR lift": float(part["graders' DR lift"].mean()), "mean estimate": float(part["estimate"].mean()),
                 "max |change| from run.json": float(part["|change| from run.json"].max())}
+
+    return per_world(rows, figures)
+
+
+def paired_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per world and over all runs of ``grader_rows`` with options: the interval figures (``coverage_figures``) of
+    the final proposals' true lift under the evidence computed again (*setting on*) and under the run's own
+    (*run.json*), with the mean estimates, the runs gained and lost, and the runs whose lower bound lies above the
+    truth under the setting only."""
+    def figures(part: pd.DataFrame) -> dict:
+        own = part.assign(estimate=part["run.json estimate"], low=part["run.json low"], high=part["run.json high"])
+        on, off = coverage_figures(part), coverage_figures(own)
+
+        def holds(frame: pd.DataFrame) -> pd.Series:
+            return (frame["low"] <= frame["true lift"]) & (frame["true lift"] <= frame["high"])
+
+        above_on, above_off = part["low"] > part["true lift"], own["low"] > own["true lift"]
+
+        return {"runs": len(part), "coverage, setting on": on["coverage"], "coverage, run.json": off["coverage"],
+                "gained": int((holds(part) & ~holds(own)).sum()), "lost": int((~holds(part) & holds(own)).sum()),
+                "median rel. error, setting on": on["median |estimate - true| / |true|"],
+                "median rel. error, run.json": off["median |estimate - true| / |true|"],
+                "low above truth, setting on": int(above_on.sum()), "low above truth, run.json": int(above_off.sum()),
+                "new low above truth": int((above_on & ~above_off).sum()),
+                "high below truth, setting on": int((part["high"] < part["true lift"]).sum()),
+                "high below truth, run.json": int((own["high"] < own["true lift"]).sum()),
+                "mean width, setting on": on["mean width"], "mean width, run.json": off["mean width"],
+                "mean estimate, setting on": float(part["estimate"].mean()),
+                "mean estimate, run.json": float(own["estimate"].mean()),
+                "mean true lift": float(part["true lift"].mean())}
 
     return per_world(rows, figures)
 
@@ -432,10 +469,14 @@ GRADERS_WHAT = ("their cross-fitting run again: the set's lift values the picks 
                 "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
                 "at level {level:g} (`proposals_lift`).")
 # --chooser-view, --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of
-# them (--chooser-view first: with --graders beside it, it is --graders with evidence.chooser_view on)
+# them (--chooser-view and --disattenuate first: with --graders beside them, they are --graders with that evidence
+# setting on)
 SET_SECTIONS = {
     "chooser_view": (partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING,
                      GRADERS_WHAT + " The evidence is computed with `evidence.chooser_view` on.", grader_summary),
+    "disattenuate": (partial(grader_rows, disattenuate=True), DISATTENUATED_HEADING,
+                     GRADERS_WHAT + " The evidence is computed with `evidence.disattenuate` on, beside the run's own "
+                     "(`run.json`, the setting off), paired by run.", paired_summary),
     "proposals": (proposal_set_rows, PROPOSALS_HEADING,
                   "each run's `evidence.proposals_lift` (the lift over the logging policy had every product launched "
                   "its rank-1 proposal, before do no harm; intervals at level {level:g}) beside the true lift of "
@@ -476,6 +517,9 @@ def main() -> None:
                              "graded with the truth (its own section of --results)")
     parser.add_argument("--chooser-view", action="store_true",
                         help="instead: --graders with evidence.chooser_view on (its own section; "
+                             "--graders may be given too)")
+    parser.add_argument("--disattenuate", action="store_true",
+                        help="instead: --graders with evidence.disattenuate on (its own section; "
                              "--graders may be given too)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "

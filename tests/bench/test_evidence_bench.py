@@ -123,6 +123,22 @@ def test_the_grader_summary_tells_a_missed_estimand_from_a_missed_truth():
     assert summary.loc["visual", "mean true lift"] == pytest.approx(0.3)
 
 
+def test_the_paired_summary_counts_what_a_setting_gains_and_where_it_overstates():
+    # run 1 held by both, run 2 gained (its old interval understated), run 3 lost to a new overstatement
+    rows = pd.DataFrame({"world": ["realistic"] * 3, "seed": [1, 2, 3], "true lift": [0.2, 0.4, 0.05],
+                         "estimate": [0.2, 0.35, 0.15], "low": [0.1, 0.25, 0.08], "high": [0.3, 0.45, 0.2],
+                         "run.json estimate": [0.15, 0.2, 0.1], "run.json low": [0.05, 0.1, 0.0],
+                         "run.json high": [0.25, 0.3, 0.2]})
+    everything = evidence.paired_summary(rows).set_index("world").loc["all"]
+    assert (everything["coverage, setting on"], everything["coverage, run.json"]) == (2 / 3, 2 / 3)
+    assert (everything["gained"], everything["lost"]) == (1, 1)
+    assert (everything["new low above truth"], everything["low above truth, run.json"]) == (1, 0)
+    assert (everything["high below truth, setting on"], everything["high below truth, run.json"]) == (0, 1)
+    assert everything["median rel. error, setting on"] == pytest.approx(0.125)  # 0, 0.125, 2.0
+    assert everything["median rel. error, run.json"] == pytest.approx(0.5)  # 0.25, 0.5, 1.0
+    assert everything["mean estimate, run.json"] == pytest.approx(0.15)
+
+
 @pytest.mark.slow
 def test_the_cross_fitting_run_again_reproduces_the_runs_own_evidence(tmp_path):
     args = SimpleNamespace(workdir=tmp_path / "work", products=6, impressions=6000)
@@ -134,3 +150,9 @@ def test_the_cross_fitting_run_again_reproduces_the_runs_own_evidence(tmp_path):
     assert row["|change| from run.json"] < 0.01  # the same evidence as optimize computed, up to refit noise
     assert row["low"] <= row["estimate"] <= row["high"]
     assert -1.0 < row["half picks' true lift"] < 10.0 and np.isfinite(row["graders' DR lift"])
+    # the set's slope disattenuated: the run's own figures beside, the per-product evidence untouched
+    on = evidence.grader_rows([result], args.workdir, disattenuate=True).iloc[0]
+    for key in ("estimate", "low", "high"):  # the run's own figures, which the setting-off recomputation reproduces
+        assert abs(on[f"run.json {key}"] - row[key]) < 0.01
+    assert on["low"] <= on["estimate"] <= on["high"]
+    assert on["half picks' true lift"] == row["half picks' true lift"]  # the same picks, only the grading moved

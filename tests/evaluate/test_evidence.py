@@ -10,10 +10,12 @@ import pytest
 
 from adcraft.errors import InputError
 from adcraft.evaluate.evidence import (
+    RELIABILITY_FLOOR,
     EvidenceConfig,
     LiftInterval,
     backtest_summary,
     best_product_bound,
+    contrast_fit,
     creative_folds,
     error_factors,
     launch_plan,
@@ -383,6 +385,64 @@ def test_a_contrast_that_misses_by_creative_shows_as_spread_beyond_noise():
     scatter = np.exp(np.random.default_rng(1).normal(0.0, 0.3, len(points)))
     summary = backtest_summary(points.assign(observed=points["observed"] * scatter))
     assert 0.2 < summary.contrast_spread < 0.45
+
+
+def two_noisy_judges(noise: float, agree: bool = True) -> pd.DataFrame:
+    """``contrast_points_frame(1.0)`` of 100 products (creatives show their true ratio exactly) seen by a judge
+    whose predicted ratio is the truth times an independent log-normal error of mean 1, with the other
+    half's judge's predictions of the same creatives (``inside_*``): the truth times its own independent error, or
+    with ``agree`` False a ratio unrelated to the truth."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for p in range(100):
+        base = 0.02 + 0.0002 * p
+        for c in range(4):
+            ratio = float(rng.uniform(0.6, 1.8))
+            predicted = ratio * math.exp(rng.normal(0.0, noise) - noise**2 / 2)
+            other = ratio * math.exp(rng.normal(0.0, noise) - noise**2 / 2) if agree else float(rng.uniform(0.6, 1.8))
+            rows.append({"creative_id": f"{p}-{c}", "product_id": f"p{p}", "impressions": 1e9,
+                         "predicted": base * predicted, "observed": base * ratio,
+                         "reference_predicted": base, "reference_observed": base, "reference_impressions": 1e9,
+                         "inside_predicted": base * other, "inside_reference_predicted": base})
+    return pd.DataFrame(rows)
+
+
+def test_a_noisy_judges_slope_is_diluted_and_the_other_halfs_agreement_measures_by_how_much():
+    exact = backtest_summary(two_noisy_judges(0.0))
+    assert exact.contrast_slope == pytest.approx(1.0, abs=1e-6) and exact.contrast_reliability == pytest.approx(1.0)
+    noisy = backtest_summary(two_noisy_judges(0.25))
+    # regression dilution: the observed contrast on a noisy prediction of it has a slope below 1 ...
+    assert noisy.contrast_slope < 0.85
+    # ... by the share of the prediction's spread that a judge with its own errors reproduces
+    assert noisy.contrast_reliability == pytest.approx(noisy.contrast_slope, abs=0.05)
+    corrected = contrast_fit(noisy.points, np.zeros(len(noisy.points)), disattenuated=True)
+    assert corrected.slope == pytest.approx(1.0, abs=0.08)
+    assert corrected.slope == pytest.approx(noisy.contrast_slope / noisy.contrast_reliability)
+    # a judge the other half does not reproduce is not corrected beyond the floor
+    unrelated = backtest_summary(two_noisy_judges(0.25, agree=False))
+    assert abs(unrelated.contrast_reliability) < 0.2 < RELIABILITY_FLOOR
+    assert contrast_fit(unrelated.points, np.zeros(len(unrelated.points)), disattenuated=True).slope == \
+        pytest.approx(unrelated.contrast_slope / RELIABILITY_FLOOR)
+
+
+@pytest.mark.parametrize("judge", [ElementRates, NoisyRates])
+def test_the_disattenuated_slope_moves_only_the_sets_lift(world, judge):
+    market, _, _ = world
+    choose = best_of_all(market)
+    final = choose(judge(market))
+    off = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3), do_no_harm=True)
+    on = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3, disattenuate=True),
+                           do_no_harm=True)
+    pd.testing.assert_frame_equal(on.products, off.products)  # per-product decisions keep the measured slope
+    assert on.backtest.to_json() == off.backtest.to_json()
+    points, likeness = on.backtest.points, on.backtest.points["likeness"].to_numpy()
+    slope = contrast_fit(points, likeness, disattenuated=True).slope
+    assert slope == pytest.approx(on.backtest.contrast_slope / np.clip(on.backtest.contrast_reliability,
+                                                                       RELIABILITY_FLOOR, 1.0))
+    for lift in (on.proposals_lift, on.lift):
+        assert lift.low <= lift.estimate <= lift.high
+    if slope != pytest.approx(on.backtest.contrast_slope):
+        assert on.proposals_lift != off.proposals_lift
 
 
 def honest_and(judge, market: Market):

@@ -68,6 +68,22 @@ seeds it held the true lift of every proposal launched in 25 of 35 runs against 
 no closer to the truth (median relative error 0.751 against 0.749), which the rule fixed before that measurement
 required (docs/results.md, "Evidence: the chooser's calibrated view beside the grader's, tried and left off").
 
+**Disattenuated slope (``EvidenceConfig.disattenuate``).** ``gamma`` is the slope of what held-out creatives
+showed on what one judge predicted, and that prediction carries the judge's own estimation error: a judge fitted on
+half the logs predicts contrasts partly from the noise of the clicks it saw. A slope on a predictor with error is
+diluted toward 0 by the share of the predictor's spread that is error (regression dilution; Spearman 1904). For one
+product's decision the diluted slope is the right one: given one noisy prediction, the best guess of that creative's
+contrast is shrunk toward none. For the set's lift it is not: the grader's errors on the picks do not depend on the
+choice (the chooser never saw the grader's half), so they average out over the products, and shrinking every
+product's contrast by the dilution understates their sum. The reliability ``R`` (``contrast_fit``) measures the
+dilution without the truth: the share of one judge's predicted contrasts on the held-out creatives that the judge
+fitted on the other half, whose errors come from disjoint data, reproduces. With ``disattenuate`` the set's lift
+(``proposals_lift`` and the lift after do no harm) uses ``gamma / R``, ``R`` at least ``RELIABILITY_FLOOR`` (never
+more than twice the measured slope), and ``e_w`` about that slope, in the estimate and in every draw; a product's
+bounds and keep marks keep ``gamma``. What it assumes: errors the two judges share (the same model's blind spots)
+count as reproducible, so where they dominate ``R`` is too high and the correction too small; nothing of the truth.
+``backtest.contrast_reliability`` reports ``R`` as measured, whatever the setting.
+
 **Per product (do no harm).** One product's few hundred impressions cannot show a proposal to be better by
 its own clicks: a product's interval is the same ratio with one new creative's error in full, of spread
 ``max(tau_w+, delta)``. ``tau_w+`` is the upper bound of ``tau_w`` over the resamples (``contrast_spread_bound``:
@@ -117,6 +133,7 @@ from adcraft.market.logs import missing_logs
 
 FOLDS = 2
 SCHEME = "2-fold cross-fitting by creative"
+RELIABILITY_FLOOR = 0.5  # a disattenuated contrast slope is at most twice the measured one (``contrast_fit``)
 SAMPLE_SIZE_REFERENCE = ("two-proportion z-test without continuity correction: Fleiss, Levin & Paik, "
                          "Statistical Methods for Rates and Proportions, 3rd ed., 2003, section 4.2")
 
@@ -143,6 +160,7 @@ class EvidenceConfig:
     n_bootstrap: int = 500
     seed: int = 0  # folds, resamples and model-error draws
     chooser_view: bool = False  # the set's lift also by the choosing judge's own calibrated contrast (module docstring)
+    disattenuate: bool = False  # the set's lift by the contrast slope corrected for the judge's own noise (docstring)
     alpha: float = 0.05  # launch plan: two-sided significance level of the confirming A/B test
     power: float = 0.8  # launch plan: probability of confirming the conservative lift
 
@@ -186,6 +204,7 @@ class Backtest:
     contrast_spread: float = math.nan  # tau_w: relative spread of a creative's contrast error beyond binomial noise
     contrast_spread_bound: float = math.nan  # its upper bound at the evidence's level (bootstrap of the creatives)
     contrast_local_error: float = 0.0  # e_w: the contrast's relative error on creatives like the proposals
+    contrast_reliability: float = 1.0  # R: share of the predicted contrast's spread the other half's judge agrees on
     disagreement: float = 0.0  # one judge's relative error on a proposal's ratio, from two judges' disagreement
     verified_ratio: float = math.inf  # the largest predicted ratio credited: the held-out creatives' upper quantile
     proposal_spread: float = math.nan  # max(tau_w+, disagreement): one proposal's error in a product's interval
@@ -205,6 +224,7 @@ class Backtest:
             "contrast_spread": None if math.isnan(self.contrast_spread) else self.contrast_spread,
             "contrast_spread_bound": None if math.isnan(self.contrast_spread_bound) else self.contrast_spread_bound,
             "contrast_error_near_proposals": self.contrast_local_error,
+            "contrast_reliability": self.contrast_reliability,
             "judges_disagreement": self.disagreement,
             "verified_ratio": None if math.isinf(self.verified_ratio) else self.verified_ratio,
             "proposal_spread": None if math.isnan(self.proposal_spread) else self.proposal_spread,
@@ -388,6 +408,10 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     z = rng.standard_normal(config.n_bootstrap)
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)
     gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
+    set_gamma, set_gammas = gamma, gammas  # the set's lift: the same, or disattenuated (module docstring)
+    if config.disattenuate and "contrast_x" in backtest.points:
+        corrected = contrast_fit(backtest.points, _likeness(backtest.points), disattenuated=True)
+        set_gamma, set_gammas = (corrected.slope, corrected.local_error), draws[:, [8, 9]]
     verified = _verified_ratio(backtest.points, config.level)
     factors = error_factors(z, bound)  # one proposal's error, in every product's interval
     backtest = dataclasses.replace(backtest, verified_ratio=verified,
@@ -403,7 +427,8 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         return [ratios_of(part)] + ([ratios_of(chooser_rows(part))] if config.chooser_view else [])
 
     ratios = ratios_of(rows)
-    proposals_lift = _set_lift(views_of(rows), set(ratios.index), gamma, gammas, variances, config.level, rng)
+    proposals_lift = _set_lift(views_of(rows), set(ratios.index), set_gamma, set_gammas, variances, config.level,
+                               rng)
     uncalibrated = float((rows["a"].mean() + rows["b"].mean()) / rows["click"].mean() - 1.0)
     logging_ctr = float(rows["click"].mean())
     lift = proposals_lift
@@ -413,7 +438,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         products = _product_lifts(ratios_of(rows[deciding]), proposals, gamma, gammas, factors, config.level)
         graded = rows[~deciding]
         launched = set(products.loc[~products["keep_current"], "product_id"])
-        lift = _set_lift(views_of(graded), launched, gamma, gammas, variances, config.level, rng)
+        lift = _set_lift(views_of(graded), launched, set_gamma, set_gammas, variances, config.level, rng)
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
@@ -480,10 +505,13 @@ def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], pr
     trials = log["trials"].to_numpy()
     log = log.assign(predicted_clicks=predicted * trials, fitted_clicks=fitted * trials)
     per = log.groupby("creative_id", sort=True).agg(predicted_clicks=("predicted_clicks", "sum"),
+                                                    fitted_clicks=("fitted_clicks", "sum"),
                                                     clicks=("clicks", "sum"), impressions=("trials", "sum"),
                                                     product_id=("product_id", "first"), fold=("fold", "first"))
     # the reference of a creative of fold k: its product's logs in fold 1 - k, as the judge fitted there sees them
+    # (and, for the reliability, as the judge fitted on fold k, which never saw them, predicts them)
     own = log.groupby(["product_id", "fold"]).agg(fitted_clicks=("fitted_clicks", "sum"), clicks=("clicks", "sum"),
+                                                  predicted_clicks=("predicted_clicks", "sum"),
                                                   impressions=("trials", "sum"))
     reference = own.reindex(pd.MultiIndex.from_arrays([per["product_id"], 1 - per["fold"]]))
     points = pd.DataFrame({
@@ -495,6 +523,8 @@ def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], pr
         "reference_predicted": (reference["fitted_clicks"] / reference["impressions"]).to_numpy(),
         "reference_observed": (reference["clicks"] / reference["impressions"]).to_numpy(),
         "reference_impressions": reference["impressions"].fillna(0.0).to_numpy(),
+        "inside_predicted": (per["fitted_clicks"] / per["impressions"]).to_numpy(),
+        "inside_reference_predicted": (reference["predicted_clicks"] / reference["impressions"]).to_numpy(),
     })
     elements = market.creatives.set_index("creative_id")["elements"].reindex(points["creative_id"])
     points["likeness"] = proposal_likeness(pd.DataFrame({"elements": elements.to_numpy()}), proposals)
@@ -520,18 +550,20 @@ def backtest_summary(points: pd.DataFrame) -> Backtest:
     intercept, slope = calibration_line(q, o, n)
     fitted = np.clip(intercept + slope * q, 1e-6, 1.0)
     variance = float((n * (o / fitted - 1.0) ** 2).sum() / total - ((1.0 - fitted) / fitted).sum() / total)
-    likeness = points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
-    contrast = Contrast(1.0, math.nan, math.nan, 0.0)
+    likeness = _likeness(points)
+    contrast = Contrast(1.0, math.nan, math.nan, 0.0, 1.0)
     if "reference_predicted" in points:
         reference = points["reference_predicted"].to_numpy(dtype=float)
+        inside = (points["inside_predicted"].to_numpy(float), points["inside_reference_predicted"].to_numpy(float)) \
+            if "inside_predicted" in points else (None, None)
         contrast_columns = contrast_points(q, o, n, reference, points["reference_observed"].to_numpy(float),
                                            points["reference_impressions"].to_numpy(float), fitted,
-                                           np.clip(intercept + slope * reference, 1e-6, 1.0))
+                                           np.clip(intercept + slope * reference, 1e-6, 1.0), *inside)
         points = points.assign(**contrast_columns)
         contrast = contrast_fit(points, likeness)
     return Backtest(points, mare, slope, intercept, ratio, math.sqrt(max(variance, 0.0)),
                     _local_error(q, o, n, likeness, intercept, slope), contrast.slope, contrast.spread,
-                    contrast_local_error=contrast.local_error)
+                    contrast_local_error=contrast.local_error, contrast_reliability=contrast.reliability)
 
 
 class Contrast(NamedTuple):
@@ -541,11 +573,13 @@ class Contrast(NamedTuple):
     spread: float  # tau_w (NaN: nothing to measure it on)
     variance: float  # tau_w^2 before the floor at 0 (a resample's figure may fall below it)
     local_error: float  # e_w: the residual's share near the proposals (0 without likeness)
+    reliability: float = 1.0  # R: the share of the predicted contrast's spread that two judges agree on (unclipped)
 
 
 def contrast_points(predicted: np.ndarray, observed: np.ndarray, impressions: np.ndarray,
                     reference_predicted: np.ndarray, reference_observed: np.ndarray, reference_impressions: np.ndarray,
-                    level: np.ndarray, reference_level: np.ndarray) -> dict[str, np.ndarray]:
+                    level: np.ndarray, reference_level: np.ndarray, inside: np.ndarray | None = None,
+                    inside_reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per held-out creative, the columns ``contrast_fit`` reads.
 
     The reference of a creative that a judge never saw is the same product's logs that the judge was fitted on:
@@ -558,6 +592,9 @@ def contrast_points(predicted: np.ndarray, observed: np.ndarray, impressions: np
     binomial variance of ``o_c - O phi`` for a multiplier ``phi`` near ``pi_c`` is
     ``f_c (1 - f_c) / n_c + pi_c^2 F (1 - F) / N`` (``contrast_noise``; the two sets of impressions are
     disjoint). ``contrast_weight`` is ``n_c``, and 0 where the reference has no impression or no prediction.
+    With ``inside`` and ``inside_reference`` (the other judge's predictions of the creative, which it was fitted
+    on, and of the same reference, which it was not), ``contrast_x_inside`` is that judge's ``O (pi'_c - 1)``: a
+    second prediction of the same contrast whose errors are not the first judge's (``contrast_fit``'s reliability).
     """
     usable = (reference_impressions > 0) & (reference_predicted > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -565,13 +602,19 @@ def contrast_points(predicted: np.ndarray, observed: np.ndarray, impressions: np
         base = np.where(usable, reference_observed, 0.0)
         noise = np.where(usable, level * (1.0 - level) / impressions
                          + ratio**2 * reference_level * (1.0 - reference_level) / reference_impressions, 0.0)
-    return {"predicted_ratio": ratio, "contrast_base": base, "contrast_x": base * (ratio - 1.0),
-            "contrast_y": np.where(usable, observed - base, 0.0), "contrast_noise": noise,
-            "contrast_weight": np.where(usable, impressions, 0.0)}
+    columns = {"predicted_ratio": ratio, "contrast_base": base, "contrast_x": base * (ratio - 1.0),
+               "contrast_y": np.where(usable, observed - base, 0.0), "contrast_noise": noise,
+               "contrast_weight": np.where(usable, impressions, 0.0)}
+    if inside is not None and inside_reference is not None:
+        known = usable & (inside_reference > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns["contrast_x_inside"] = np.where(known, base * (inside / inside_reference - 1.0), 0.0)
+    return columns
 
 
-def contrast_fit(points: pd.DataFrame, likeness: np.ndarray, rows: np.ndarray | None = None) -> Contrast:
-    """``(gamma, tau_w, tau_w^2 before its floor, e_w)`` of the held-out creatives' contrasts
+def contrast_fit(points: pd.DataFrame, likeness: np.ndarray, rows: np.ndarray | None = None,
+                 disattenuated: bool = False) -> Contrast:
+    """``(gamma, tau_w, tau_w^2 before its floor, e_w, R)`` of the held-out creatives' contrasts
     (``contrast_points``), on ``rows`` (all by default; a resample in the calibration draws).
 
     ``gamma = sum n u x y / sum n u x^2`` is the slope of the observed deviation on the predicted one on the
@@ -584,24 +627,41 @@ def contrast_fit(points: pd.DataFrame, likeness: np.ndarray, rows: np.ndarray | 
     ``tau_w^2 = (sum n r^2 - sum n noise) / sum n (O (1 + gamma (pi - 1)))^2`` over all held-out creatives,
     floored at 0, and the error left near the proposals ``e_w = sum n u r / sum n u O (1 + gamma (pi - 1))``.
     Sums of CTRs, not means of ratios: a reference with few clicks weighs little instead of dominating.
+
+    ``R = sum n u x' x / sum n u x^2`` (``x'``: ``contrast_x_inside``, the other judge's predicted deviation of the
+    same creative; 1 without it) is the reliability of the judge's
+    predicted contrast: the share of its spread that a judge fitted on the other half of the logs reproduces
+    (their errors come from disjoint data, so they do not covary; the other judge's fit to the creative's own
+    clicks does not covary with this judge's prediction either). ``gamma`` is ``R`` times the slope of the
+    observed contrast on the reproducible part of the prediction (regression dilution: Spearman, "The proof and
+    measurement of association between two things", 1904; Fuller, *Measurement Error Models*, 1987, 1.1).
+    ``disattenuated``: ``gamma / R`` instead of ``gamma``, with ``R`` clipped to ``[RELIABILITY_FLOOR, 1]`` (and
+    ``tau_w``, ``e_w`` about that slope): the share of the contrast a judge predicts the same whatever half of the
+    logs it saw that creatives show. ``R`` is reported as measured (it may fall outside ``[0, 1]`` by chance).
     """
     take = slice(None) if rows is None else rows
     ratio = points["predicted_ratio"].to_numpy(dtype=float)[take]
     w = points["contrast_weight"].to_numpy(dtype=float)[take]
     x, y = points["contrast_x"].to_numpy(dtype=float)[take], points["contrast_y"].to_numpy(dtype=float)[take]
     if not w.sum() > 0:
-        return Contrast(1.0, math.nan, math.nan, 0.0)
+        return Contrast(1.0, math.nan, math.nan, 0.0, 1.0)
     near = w * likeness[take]
     fit = near if near.sum() > 0 else w
     spread = float((fit * x**2).sum())
     gamma = float((fit * x * y).sum() / spread) if spread > 1e-18 else 1.0
+    reliability = 1.0
+    if "contrast_x_inside" in points and spread > 1e-18:
+        inside = points["contrast_x_inside"].to_numpy(dtype=float)[take]
+        reliability = float((fit * inside * x).sum() / spread)
+    if disattenuated:
+        gamma /= float(np.clip(reliability, RELIABILITY_FLOOR, 1.0))
     expected = points["contrast_base"].to_numpy(dtype=float)[take] * np.maximum(1.0 + gamma * (ratio - 1.0), 0.0)
     scale = float((w * expected**2).sum())
     noise = float((w * points["contrast_noise"].to_numpy(dtype=float)[take]).sum())
     residual = float((w * (y - gamma * x) ** 2).sum())
     variance = (residual - noise) / scale if scale > 0 else math.nan
     local = float((near * (y - gamma * x)).sum() / (near * expected).sum()) if (near * expected).sum() > 0 else 0.0
-    return Contrast(gamma, math.sqrt(max(variance, 0.0)) if scale > 0 else math.nan, variance, local)
+    return Contrast(gamma, math.sqrt(max(variance, 0.0)) if scale > 0 else math.nan, variance, local, reliability)
 
 
 def _local_error(q: np.ndarray, o: np.ndarray, n: np.ndarray, likeness: np.ndarray, intercept: float,
@@ -625,6 +685,11 @@ def proposal_likeness(creatives: pd.DataFrame, proposals: pd.DataFrame) -> np.nd
                      for combo in creatives["elements"]])
 
 
+def _likeness(points: pd.DataFrame) -> np.ndarray:
+    """The backtest creatives' ``likeness`` to the proposals (0 without that column)."""
+    return points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
+
+
 def calibration_line(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     """``(alpha, beta)`` of the weighted least-squares line ``observed = alpha + beta predicted``; through the
     origin (``beta`` = observed per predicted) with fewer than 3 points or predictions all alike."""
@@ -639,18 +704,21 @@ def calibration_line(predicted: np.ndarray, observed: np.ndarray, weights: np.nd
 
 def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     """Rows ``(alpha*_b, beta*_b, local*_b)`` of the calibration line and its error near the proposals, then
-    ``(gamma*_b, tau*_b, tau*_b^2 before its floor, e_w*_b)`` of the contrasts (``contrast_fit``), on backtest
-    creatives resampled with replacement."""
+    ``(gamma*_b, tau*_b, tau*_b^2 before its floor, e_w*_b, R*_b)`` of the contrasts (``contrast_fit``) and
+    ``(gamma*_b / R*_b, e_w*_b about it)`` (``disattenuated``), on backtest creatives resampled with replacement."""
     points = backtest.points
     n = points["impressions"].to_numpy(dtype=float)
     q, o = points["predicted"].to_numpy(dtype=float), points["observed"].to_numpy(dtype=float)
-    u = points["likeness"].to_numpy(dtype=float) if "likeness" in points else np.zeros(len(points))
+    u = _likeness(points)
     draws = []
     for k in rng.integers(0, len(points), size=(n_draws, len(points))):
         alpha, beta = calibration_line(q[k], o[k], n[k])
-        contrast = contrast_fit(points, u, k) if "contrast_x" in points else Contrast(1.0, math.nan, math.nan, 0.0)
-        draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta), *contrast))
-    return np.array(draws).reshape(n_draws, 7)
+        none = Contrast(1.0, math.nan, math.nan, 0.0, 1.0)
+        contrast = contrast_fit(points, u, k) if "contrast_x" in points else none
+        corrected = contrast_fit(points, u, k, disattenuated=True) if "contrast_x" in points else none
+        draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta), *contrast,
+                      corrected.slope, corrected.local_error))
+    return np.array(draws).reshape(n_draws, 10)
 
 
 def error_factors(z: np.ndarray, variance: float | np.ndarray) -> np.ndarray:
