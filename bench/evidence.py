@@ -37,8 +37,10 @@ if it misses both, the graders are.
 ``--graders --chooser-view`` does the same with ``evidence.chooser_view`` on: the set's lift also by each
 half-data judge's own contrast for its picks, recalibrated (``adcraft.evaluate.evidence``, "Two views").
 
-``--graders --disattenuate`` does the same with ``evidence.disattenuate`` on: the set's lift by the contrast slope
-corrected for the judge's own noise (``adcraft.evaluate.evidence``, "Disattenuated slope").
+``--graders --disattenuate`` does the same with ``evidence.set_slope: disattenuated``: the set's lift by the contrast
+slope corrected for the judge's own noise (``adcraft.evaluate.evidence``, "Disattenuated slope"), beside each run's
+own evidence; ``--graders --slope-union`` with ``evidence.set_slope: both`` (the measured slope's estimate, the
+interval of both slopes).
 
 ``--per-product`` instead reads each product's own evidence (``products.parquet``: the proposal's estimated lift
 and 90% interval, before do no harm) beside the true lift of its rank-1 proposal: how often a product's interval
@@ -345,14 +347,16 @@ CHOOSER_VIEW_HEADING = ("## Evidence with the chooser's calibrated view beside t
                         "(bench/evidence.py --graders --chooser-view)")
 DISATTENUATED_HEADING = ("## Evidence with the set's contrast slope disattenuated "
                          "(bench/evidence.py --graders --disattenuate)")
+SLOPE_UNION_HEADING = ("## Evidence with the interval of both contrast slopes "
+                       "(bench/evidence.py --graders --slope-union)")
 
 
-def cross_fit_again(run: ScoredRun, **options: bool):
+def cross_fit_again(run: ScoredRun, **options: object):
     """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
     two half-data judges' picks in fold order: the judge chosen again by ``optimize.run_judge`` with the run's saved
     reward model, its saved combination policy, and ``optimize.cross_fit_judges`` fitting and choosing (the
     benchmark runs have no brand or reviews; a run that made elements is refused). ``options``: settings of the
-    run's ``EvidenceConfig`` to change (``chooser_view=True``, ``disattenuate=True``)."""
+    run's ``EvidenceConfig`` to change (``chooser_view=True``, ``set_slope="both"``)."""
     if (run.out / "elements.parquet").is_file():
         raise SystemExit(f"{run.out} made elements: --graders does not rebuild such runs")
     config = run.result.get("optimize config", "default")
@@ -374,7 +378,7 @@ def cross_fit_again(run: ScoredRun, **options: bool):
     return evidence, picks[:FOLDS]
 
 
-def grader_rows(results: list[dict], workdir: Path, **options: bool) -> pd.DataFrame:
+def grader_rows(results: list[dict], workdir: Path, **options: object) -> pd.DataFrame:
     """One row per run: the true lift of the final proposals (every one launched) and of the half-data judges'
     picks (each product's two rank-1 picks averaged), the graders' DR lift before calibration, the evidence's
     estimate and interval (``proposals_lift``, computed again; ``|change| from run.json``: the largest difference
@@ -469,14 +473,17 @@ GRADERS_WHAT = ("their cross-fitting run again: the set's lift values the picks 
                 "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
                 "at level {level:g} (`proposals_lift`).")
 # --chooser-view, --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of
-# them (--chooser-view and --disattenuate first: with --graders beside them, they are --graders with that evidence
-# setting on)
+# them (--chooser-view, --disattenuate and --slope-union first: with --graders beside them, they are --graders with
+# that evidence setting)
 SET_SECTIONS = {
     "chooser_view": (partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING,
                      GRADERS_WHAT + " The evidence is computed with `evidence.chooser_view` on.", grader_summary),
-    "disattenuate": (partial(grader_rows, disattenuate=True), DISATTENUATED_HEADING,
-                     GRADERS_WHAT + " The evidence is computed with `evidence.disattenuate` on, beside the run's own "
-                     "(`run.json`, the setting off), paired by run.", paired_summary),
+    "disattenuate": (partial(grader_rows, set_slope="disattenuated"), DISATTENUATED_HEADING,
+                     GRADERS_WHAT + " The evidence is computed with `evidence.set_slope: disattenuated`, beside the "
+                     "run's own (`run.json`), paired by run.", paired_summary),
+    "slope_union": (partial(grader_rows, set_slope="both"), SLOPE_UNION_HEADING,
+                    GRADERS_WHAT + " The evidence is computed with `evidence.set_slope: both`, beside the run's own "
+                    "(`run.json`), paired by run.", paired_summary),
     "proposals": (proposal_set_rows, PROPOSALS_HEADING,
                   "each run's `evidence.proposals_lift` (the lift over the logging policy had every product launched "
                   "its rank-1 proposal, before do no harm; intervals at level {level:g}) beside the true lift of "
@@ -519,7 +526,10 @@ def main() -> None:
                         help="instead: --graders with evidence.chooser_view on (its own section; "
                              "--graders may be given too)")
     parser.add_argument("--disattenuate", action="store_true",
-                        help="instead: --graders with evidence.disattenuate on (its own section; "
+                        help="instead: --graders with evidence.set_slope disattenuated (its own section; "
+                             "--graders may be given too)")
+    parser.add_argument("--slope-union", action="store_true",
+                        help="instead: --graders with evidence.set_slope both (its own section; "
                              "--graders may be given too)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "

@@ -426,23 +426,28 @@ def test_a_noisy_judges_slope_is_diluted_and_the_other_halfs_agreement_measures_
 
 
 @pytest.mark.parametrize("judge", [ElementRates, NoisyRates])
-def test_the_disattenuated_slope_moves_only_the_sets_lift(world, judge):
+def test_the_disattenuated_slope_moves_only_the_sets_lift_and_both_slopes_give_the_union(world, judge):
     market, _, _ = world
     choose = best_of_all(market)
     final = choose(judge(market))
-    off = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3), do_no_harm=True)
-    on = proposal_evidence(market, final, judge, choose, EvidenceConfig(n_bootstrap=200, seed=3, disattenuate=True),
-                           do_no_harm=True)
-    pd.testing.assert_frame_equal(on.products, off.products)  # per-product decisions keep the measured slope
-    assert on.backtest.to_json() == off.backtest.to_json()
+    runs = {setting: proposal_evidence(market, final, judge, choose,
+                                       EvidenceConfig(n_bootstrap=200, seed=3, set_slope=setting), do_no_harm=True)
+            for setting in ("measured", "disattenuated", "both")}
+    off, on, both = runs["measured"], runs["disattenuated"], runs["both"]
+    for other in (on, both):
+        pd.testing.assert_frame_equal(other.products, off.products)  # per-product decisions keep the measured slope
+        assert other.backtest.to_json() == off.backtest.to_json()
     points, likeness = on.backtest.points, on.backtest.points["likeness"].to_numpy()
     slope = contrast_fit(points, likeness, disattenuated=True).slope
     assert slope == pytest.approx(on.backtest.contrast_slope / np.clip(on.backtest.contrast_reliability,
                                                                        RELIABILITY_FLOOR, 1.0))
-    for lift in (on.proposals_lift, on.lift):
-        assert lift.low <= lift.estimate <= lift.high
     if slope != pytest.approx(on.backtest.contrast_slope):
         assert on.proposals_lift != off.proposals_lift
+    for name in ("proposals_lift", "lift"):  # the same draws for both slopes: the union, at the measured estimate
+        measured, corrected, union = (getattr(run, name) for run in (off, on, both))
+        assert corrected.low <= corrected.estimate <= corrected.high
+        assert union.estimate == measured.estimate
+        assert (union.low, union.high) == (min(measured.low, corrected.low), max(measured.high, corrected.high))
 
 
 def honest_and(judge, market: Market):
