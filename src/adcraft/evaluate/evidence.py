@@ -403,7 +403,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
                                  policy).assign(fold=fold) for fold in range(FOLDS)], ignore_index=True)
     backtest = _backtest(market, folds, judges, proposals)
     rng = np.random.default_rng(config.seed)
-    draws = _calibration_draws(backtest, config.n_bootstrap, rng)
+    draws = _calibration_draws(backtest, config.n_bootstrap, rng, disattenuated=config.set_slope != "measured")
     fallback = backtest.contrast_spread if math.isfinite(backtest.contrast_spread) else backtest.ratio_spread
     variances = np.where(np.isfinite(draws[:, 4]), draws[:, 4] ** 2, fallback**2)  # tau_w^2 of each resample
     raw = draws[np.isfinite(draws[:, 5]), 5]
@@ -711,22 +711,24 @@ def calibration_line(predicted: np.ndarray, observed: np.ndarray, weights: np.nd
     return float(o_mean - slope * q_mean), slope
 
 
-def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generator,
+                       disattenuated: bool = False) -> np.ndarray:
     """Rows ``(alpha*_b, beta*_b, local*_b)`` of the calibration line and its error near the proposals, then
-    ``(gamma*_b, tau*_b, tau*_b^2 before its floor, e_w*_b, R*_b)`` of the contrasts (``contrast_fit``) and
-    ``(gamma*_b / R*_b, e_w*_b about it)`` (``disattenuated``), on backtest creatives resampled with replacement."""
+    ``(gamma*_b, tau*_b, tau*_b^2 before its floor, e_w*_b, R*_b)`` of the contrasts (``contrast_fit``) and, with
+    ``disattenuated``, ``(gamma*_b / R*_b, e_w*_b about it)`` (NaN without), on backtest creatives resampled with
+    replacement."""
     points = backtest.points
     n = points["impressions"].to_numpy(dtype=float)
     q, o = points["predicted"].to_numpy(dtype=float), points["observed"].to_numpy(dtype=float)
     u = _likeness(points)
+    none, fits = Contrast(1.0, math.nan, math.nan, 0.0, 1.0), "contrast_x" in points
     draws = []
     for k in rng.integers(0, len(points), size=(n_draws, len(points))):
         alpha, beta = calibration_line(q[k], o[k], n[k])
-        none = Contrast(1.0, math.nan, math.nan, 0.0, 1.0)
-        contrast = contrast_fit(points, u, k) if "contrast_x" in points else none
-        corrected = contrast_fit(points, u, k, disattenuated=True) if "contrast_x" in points else none
+        contrast = contrast_fit(points, u, k) if fits else none
+        corrected = (contrast_fit(points, u, k, disattenuated=True) if fits else none) if disattenuated else None
         draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta), *contrast,
-                      corrected.slope, corrected.local_error))
+                      *((corrected.slope, corrected.local_error) if corrected else (math.nan, math.nan))))
     return np.array(draws).reshape(n_draws, 10)
 
 
