@@ -213,7 +213,7 @@ def per_product_summary(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     interval width; then, over all products, what two launch rules did or would have done: ``optimize``'s own
     decisions (``launched``, read from the run) and launching wherever the estimate exceeds 0."""
     def figures(part: pd.DataFrame) -> dict:
-        held = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+        held = holds_truth(part)
         low, high = wilson(int(held.sum()), len(part))
         error = part["estimate"] - part["true lift"]
         return {"products": len(part), "interval holds the truth": float(held.mean()), "95% low": low,
@@ -278,11 +278,16 @@ def proposal_set_rows(results: list[dict], workdir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def holds_truth(part: pd.DataFrame) -> pd.Series:
+    """Per run (``true lift``, ``low``, ``high``): whether its interval holds the true lift."""
+    return (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+
+
 def coverage_figures(part: pd.DataFrame) -> dict:
     """Of runs (``true lift``, ``estimate``, ``low``, ``high``): coverage with its Wilson 95% interval, the median of
     ``|estimate - true| / |true|`` over the runs whose true lift is not 0, the mean width, and the shares of runs
     whose interval lies above or below the truth."""
-    covered = (part["low"] <= part["true lift"]) & (part["true lift"] <= part["high"])
+    covered = holds_truth(part)
     low, high = wilson(int(covered.sum()), len(part))
     error = (part["estimate"] - part["true lift"]).abs() / part["true lift"].abs().replace(0.0, np.nan)
     return {"runs": len(part), "coverage": float(covered.mean()), "coverage 95% low": low,
@@ -431,14 +436,11 @@ def paired_summary(rows: pd.DataFrame) -> pd.DataFrame:
     def figures(part: pd.DataFrame) -> dict:
         own = part.assign(estimate=part["run.json estimate"], low=part["run.json low"], high=part["run.json high"])
         on, off = coverage_figures(part), coverage_figures(own)
-
-        def holds(frame: pd.DataFrame) -> pd.Series:
-            return (frame["low"] <= frame["true lift"]) & (frame["true lift"] <= frame["high"])
-
         above_on, above_off = part["low"] > part["true lift"], own["low"] > own["true lift"]
 
         return {"runs": len(part), "coverage, setting on": on["coverage"], "coverage, run.json": off["coverage"],
-                "gained": int((holds(part) & ~holds(own)).sum()), "lost": int((~holds(part) & holds(own)).sum()),
+                "gained": int((holds_truth(part) & ~holds_truth(own)).sum()),
+                "lost": int((~holds_truth(part) & holds_truth(own)).sum()),
                 "median rel. error, setting on": on["median |estimate - true| / |true|"],
                 "median rel. error, run.json": off["median |estimate - true| / |true|"],
                 "low above truth, setting on": int(above_on.sum()), "low above truth, run.json": int(above_off.sum()),
@@ -472,18 +474,27 @@ GRADERS_WHAT = ("their cross-fitting run again: the set's lift values the picks 
                 "picks' true lift (each product's two picks averaged, drawn as the compositor draws them), the "
                 "graders' cross-fitted DR lift of them before calibration, and the evidence's estimate and interval "
                 "at level {level:g} (`proposals_lift`).")
-# --chooser-view, --proposals and --graders: per-run rows, the section's heading, what the rows hold, the summary of
-# them (--chooser-view, --disattenuate and --slope-union first: with --graders beside them, they are --graders with
-# that evidence setting)
+# --graders again with one evidence setting changed: the flag, the setting, the section's heading, the summary
+GRADER_SETTINGS = {
+    "chooser_view": ({"chooser_view": True}, CHOOSER_VIEW_HEADING, grader_summary),
+    "disattenuate": ({"set_slope": "disattenuated"}, DISATTENUATED_HEADING, paired_summary),
+    "slope_union": ({"set_slope": "both"}, SLOPE_UNION_HEADING, paired_summary),
+}
+
+
+def setting_text(options: dict) -> str:
+    """``EvidenceConfig`` settings as the docs write them: ``evidence.chooser_view: true``."""
+    return ", ".join(f"`evidence.{key}: {str(value).lower() if isinstance(value, bool) else value}`"
+                     for key, value in options.items())
+
+
+# the sections of per-run rows: the rows, the section's heading, what the rows hold, the summary of them (the
+# GRADER_SETTINGS first: with --graders beside one of them, it is --graders with that setting)
 SET_SECTIONS = {
-    "chooser_view": (partial(grader_rows, chooser_view=True), CHOOSER_VIEW_HEADING,
-                     GRADERS_WHAT + " The evidence is computed with `evidence.chooser_view` on.", grader_summary),
-    "disattenuate": (partial(grader_rows, set_slope="disattenuated"), DISATTENUATED_HEADING,
-                     GRADERS_WHAT + " The evidence is computed with `evidence.set_slope: disattenuated`, beside the "
-                     "run's own (`run.json`), paired by run.", paired_summary),
-    "slope_union": (partial(grader_rows, set_slope="both"), SLOPE_UNION_HEADING,
-                    GRADERS_WHAT + " The evidence is computed with `evidence.set_slope: both`, beside the run's own "
-                    "(`run.json`), paired by run.", paired_summary),
+    **{flag: (partial(grader_rows, **options), heading,
+              GRADERS_WHAT + f" The evidence is computed with {setting_text(options)}"
+              + (", beside the run's own (`run.json`), paired by run." if summary is paired_summary else "."), summary)
+       for flag, (options, heading, summary) in GRADER_SETTINGS.items()},
     "proposals": (proposal_set_rows, PROPOSALS_HEADING,
                   "each run's `evidence.proposals_lift` (the lift over the logging policy had every product launched "
                   "its rank-1 proposal, before do no harm; intervals at level {level:g}) beside the true lift of "
@@ -522,15 +533,10 @@ def main() -> None:
     parser.add_argument("--graders", action="store_true",
                         help="instead: run each run's cross-fitting again and score the half-data judges' picks it "
                              "graded with the truth (its own section of --results)")
-    parser.add_argument("--chooser-view", action="store_true",
-                        help="instead: --graders with evidence.chooser_view on (its own section; "
-                             "--graders may be given too)")
-    parser.add_argument("--disattenuate", action="store_true",
-                        help="instead: --graders with evidence.set_slope disattenuated (its own section; "
-                             "--graders may be given too)")
-    parser.add_argument("--slope-union", action="store_true",
-                        help="instead: --graders with evidence.set_slope both (its own section; "
-                             "--graders may be given too)")
+    for flag, (options, _, _) in GRADER_SETTINGS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true",
+                            help=f"instead: --graders with {setting_text(options)} (its own section; --graders may be "
+                                 "given too)")
     parser.add_argument("--per-product", action="store_true",
                         help="instead: each product's evidence against its proposal's true lift (its own section of "
                              "--results)")

@@ -150,7 +150,7 @@ def test_the_cross_fitting_run_again_reproduces_the_runs_own_evidence(tmp_path):
     assert row["|change| from run.json"] < 0.01  # the same evidence as optimize computed, up to refit noise
     assert row["low"] <= row["estimate"] <= row["high"]
     assert -1.0 < row["half picks' true lift"] < 10.0 and np.isfinite(row["graders' DR lift"])
-    # the set's slope disattenuated: the run's own figures beside, the per-product evidence untouched
+    # the interval of both contrast slopes: the run's own figures beside, the same picks
     on = evidence.grader_rows([result], args.workdir, set_slope="both").iloc[0]
     for key in ("estimate", "low", "high"):  # the run's own figures, which the setting-off recomputation reproduces
         assert abs(on[f"run.json {key}"] - row[key]) < 0.01

@@ -352,13 +352,13 @@ def test_products_launched_because_one_judge_overrated_them_are_valued_by_the_ot
     assert evidence.lift.low <= after  # the value of the launched set is not the deciding judge's opinion
 
 
-def contrast_points_frame(gain: float, level_error: float = 1.0) -> pd.DataFrame:
-    """Held-out creatives of 40 products (huge traffic: no binomial noise to speak of) whose observed ratio to
-    their product's reference is ``1 + gain (pi - 1)``, predicted by a judge off by ``level_error`` on every
+def contrast_points_frame(gain: float, level_error: float = 1.0, products: int = 40) -> pd.DataFrame:
+    """Held-out creatives of ``products`` products (huge traffic: no binomial noise to speak of) whose observed ratio
+    to their product's reference is ``1 + gain (pi - 1)``, predicted by a judge off by ``level_error`` on every
     product's level."""
     rng = np.random.default_rng(0)
     rows = []
-    for p in range(40):
+    for p in range(products):
         base = 0.02 + 0.001 * p
         for c in range(4):
             ratio = float(rng.uniform(0.6, 1.8))
@@ -392,19 +392,16 @@ def two_noisy_judges(noise: float, agree: bool = True) -> pd.DataFrame:
     whose predicted ratio is the truth times an independent log-normal error of mean 1, with the other
     half's judge's predictions of the same creatives (``inside_*``): the truth times its own independent error, or
     with ``agree`` False a ratio unrelated to the truth."""
+    points = contrast_points_frame(1.0, products=100)
+    base, ratio = points["reference_predicted"], points["predicted"] / points["reference_predicted"]
     rng = np.random.default_rng(4)
-    rows = []
-    for p in range(100):
-        base = 0.02 + 0.0002 * p
-        for c in range(4):
-            ratio = float(rng.uniform(0.6, 1.8))
-            predicted = ratio * math.exp(rng.normal(0.0, noise) - noise**2 / 2)
-            other = ratio * math.exp(rng.normal(0.0, noise) - noise**2 / 2) if agree else float(rng.uniform(0.6, 1.8))
-            rows.append({"creative_id": f"{p}-{c}", "product_id": f"p{p}", "impressions": 1e9,
-                         "predicted": base * predicted, "observed": base * ratio,
-                         "reference_predicted": base, "reference_observed": base, "reference_impressions": 1e9,
-                         "inside_predicted": base * other, "inside_reference_predicted": base})
-    return pd.DataFrame(rows)
+
+    def noisy() -> pd.Series:
+        return ratio * np.exp(rng.normal(0.0, noise, len(points)) - noise**2 / 2)
+
+    predicted = noisy()
+    other = noisy() if agree else pd.Series(rng.uniform(0.6, 1.8, len(points)), index=points.index)
+    return points.assign(predicted=base * predicted, inside_predicted=base * other, inside_reference_predicted=base)
 
 
 def test_a_noisy_judges_slope_is_diluted_and_the_other_halfs_agreement_measures_by_how_much():

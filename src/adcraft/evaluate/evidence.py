@@ -879,10 +879,10 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str],
         pi = view["pi"].reindex(ratios.index).to_numpy(dtype=float)
         moved = (ratios.index.isin(list(launched)) & np.isfinite(pi)).astype(float)
         pi = np.nan_to_num(pi, nan=1.0)
-        for k, (gamma, gammas) in enumerate(slopes):
-            if k == 0:
-                estimates.append(float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
-                                       / clicks.sum() - 1.0))
+        gamma = slopes[0][0]  # the estimate: the first slope's
+        estimates.append(float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
+                               / clicks.sum() - 1.0))
+        for _, gammas in slopes:
             own = _recalibrated(pi, gammas) * factors - 1.0
             with np.errstate(divide="ignore", invalid="ignore"):
                 lifts = (resampled * (1.0 + moved * own)).sum(axis=1) / resampled.sum(axis=1) - 1.0
