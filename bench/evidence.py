@@ -354,10 +354,12 @@ DISATTENUATED_HEADING = ("## Evidence with the set's contrast slope disattenuate
                          "(bench/evidence.py --graders --disattenuate)")
 SLOPE_UNION_HEADING = ("## Evidence with the interval of both contrast slopes "
                        "(bench/evidence.py --graders --slope-union)")
+UNSEEN_LIKENESS_HEADING = ("## Evidence with the likeness weights from picks of the judge that never saw the creatives "
+                           "(bench/evidence.py --graders --unseen-likeness)")
 
 
 def cross_fit_again(run: ScoredRun, **options: object):
-    """``optimize``'s cross-fitted evidence of one run, computed again without do no harm (``Evidence``), with the
+    """``optimize``'s cross-fitted evidence of one run, computed again with do no harm (``Evidence``), with the
     two half-data judges' picks in fold order: the judge chosen again by ``optimize.run_judge`` with the run's saved
     reward model, its saved combination policy, and ``optimize.cross_fit_judges`` fitting and choosing (the
     benchmark runs have no brand or reviews; a run that made elements is refused). ``options``: settings of the
@@ -379,7 +381,8 @@ def cross_fit_again(run: ScoredRun, **options: object):
 
     final = generator.propose(market.products["product_id"].tolist(), k=config.top_k, reward=reward_function(judge))
     settings = dataclasses.replace(config.evidence, **options)
-    evidence = proposal_evidence(market, final, fit, recorded, settings, ProposalPolicy(config.policy))
+    evidence = proposal_evidence(market, final, fit, recorded, settings, ProposalPolicy(config.policy),
+                                 do_no_harm=True)
     return evidence, picks[:FOLDS]
 
 
@@ -388,8 +391,11 @@ def grader_rows(results: list[dict], workdir: Path, **options: object) -> pd.Dat
     picks (each product's two rank-1 picks averaged), the graders' DR lift before calibration, the evidence's
     estimate and interval (``proposals_lift``, computed again; ``|change| from run.json``: the largest difference
     of its three figures from the run's own, which the half-data judges' refits leave above 0 only by floating-point
-    noise in their training). ``options``: ``EvidenceConfig`` settings to change (``cross_fit_again``); with any,
-    the run's own figures stand beside as ``run.json estimate``, ``run.json low`` and ``run.json high``."""
+    noise in their training), and what do no harm launches by this evidence: ``launched`` products, the ``harm
+    share`` and ``share of oracle lift`` of the set with the kept products at their logging policy (as
+    ``worlds.score_world`` scores the run). ``options``: ``EvidenceConfig`` settings to change
+    (``cross_fit_again``); with any, the run's own figures stand beside as ``run.json estimate``, ``run.json low``,
+    ``run.json high``, ``run.json launched``, ``run.json harm share`` and ``run.json share of oracle lift``."""
     rows = []
     for r in results:
         run = ScoredRun(r, workdir)
@@ -401,12 +407,21 @@ def grader_rows(results: list[dict], workdir: Path, **options: object) -> pd.Dat
         half = {p: float(np.mean([run.scorer.exact(p, list(first[p])) for first in firsts]))
                 for p in run.market.products["product_id"] if all(p in first.index for first in firsts)}
         lift, saved = evidence.proposals_lift, run.record["evidence"]["proposals_lift"]
+        launched = set(evidence.products.loc[~evidence.products["keep_current"], "product_id"])
+        final = run.rank1(kept_rows=False)
+        after = {p: final[p] if p in launched else float(run.logging[p]) for p in final}
+        share, harm = run.figures(after)
+        own = r["methods"][OPTIMIZE]
         rows.append({"world": r["world"], "seed": r["seed"], "true lift": run.lift(run.rank1(kept_rows=False)),
-                     "half picks' true lift": run.lift(half), "graders' DR lift": evidence.uncalibrated_lift,
+                     "half picks' true lift": run.lift(half), "graders' DR lift": evidence.proposals_uncalibrated_lift,
                      "estimate": lift.estimate, "low": lift.low, "high": lift.high, "level": lift.level,
                      "|change| from run.json": float(np.max(np.abs(np.subtract(
                          [lift.estimate, lift.low, lift.high], [saved["estimate"], saved["low"], saved["high"]])))),
-                     **({f"run.json {key}": saved[key] for key in ("estimate", "low", "high")} if options else {})})
+                     "launched": len(launched), "harm share": harm, "share of oracle lift": share,
+                     **({f"run.json {key}": saved[key] for key in ("estimate", "low", "high")} if options else {}),
+                     **({"run.json launched": r["products"] - own["kept products"], "run.json harm share":
+                         own["harm share"], "run.json share of oracle lift": own["share of oracle lift"]}
+                        if options else {})})
     return pd.DataFrame(rows)
 
 
@@ -450,7 +465,15 @@ def paired_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 "mean width, setting on": on["mean width"], "mean width, run.json": off["mean width"],
                 "mean estimate, setting on": float(part["estimate"].mean()),
                 "mean estimate, run.json": float(own["estimate"].mean()),
-                "mean true lift": float(part["true lift"].mean())}
+                "mean true lift": float(part["true lift"].mean()),
+                "launched, setting on": int(part["launched"].sum()),
+                "launched, run.json": int(part["run.json launched"].sum()),
+                "max harm share, setting on": float(part["harm share"].max()),
+                "max harm share, run.json": float(part["run.json harm share"].max()),
+                "runs harm > 0.10, setting on": int((part["harm share"] > 0.10).sum()),
+                "runs harm > 0.10, run.json": int((part["run.json harm share"] > 0.10).sum()),
+                "mean share of oracle lift, setting on": float(part["share of oracle lift"].mean()),
+                "mean share of oracle lift, run.json": float(part["run.json share of oracle lift"].mean())}
 
     return per_world(rows, figures)
 
@@ -479,6 +502,7 @@ GRADER_SETTINGS = {
     "chooser_view": ({"chooser_view": True}, CHOOSER_VIEW_HEADING, grader_summary),
     "disattenuate": ({"set_slope": "disattenuated"}, DISATTENUATED_HEADING, paired_summary),
     "slope_union": ({"set_slope": "both"}, SLOPE_UNION_HEADING, paired_summary),
+    "unseen_likeness": ({"likeness_from": "unseen_picks"}, UNSEEN_LIKENESS_HEADING, paired_summary),
 }
 
 

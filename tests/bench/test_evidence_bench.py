@@ -128,8 +128,16 @@ def test_the_paired_summary_counts_what_a_setting_gains_and_where_it_overstates(
     rows = pd.DataFrame({"world": ["realistic"] * 3, "seed": [1, 2, 3], "true lift": [0.2, 0.4, 0.05],
                          "estimate": [0.2, 0.35, 0.15], "low": [0.1, 0.25, 0.08], "high": [0.3, 0.45, 0.2],
                          "run.json estimate": [0.15, 0.2, 0.1], "run.json low": [0.05, 0.1, 0.0],
-                         "run.json high": [0.25, 0.3, 0.2]})
+                         "run.json high": [0.25, 0.3, 0.2],
+                         # do no harm: run 1 launches 10 products (2 of them harm), run 3 launches fewer, none harmful
+                         "launched": [10, 0, 2], "run.json launched": [0, 0, 6], "harm share": [0.2, 0.0, 0.0],
+                         "run.json harm share": [0.0, 0.0, 0.15], "share of oracle lift": [0.3, 0.0, 0.1],
+                         "run.json share of oracle lift": [0.0, 0.0, 0.3]})
     everything = evidence.paired_summary(rows).set_index("world").loc["all"]
+    assert (everything["launched, setting on"], everything["launched, run.json"]) == (12, 6)
+    assert (everything["runs harm > 0.10, setting on"], everything["runs harm > 0.10, run.json"]) == (1, 1)
+    assert (everything["max harm share, setting on"], everything["max harm share, run.json"]) == (0.2, 0.15)
+    assert everything["mean share of oracle lift, setting on"] == pytest.approx(0.4 / 3)
     assert (everything["coverage, setting on"], everything["coverage, run.json"]) == (2 / 3, 2 / 3)
     assert (everything["gained"], everything["lost"]) == (1, 1)
     assert (everything["new low above truth"], everything["low above truth, run.json"]) == (1, 0)
@@ -156,3 +164,8 @@ def test_the_cross_fitting_run_again_reproduces_the_runs_own_evidence(tmp_path):
         assert abs(on[f"run.json {key}"] - row[key]) < 0.01
     assert on["low"] <= on["estimate"] <= on["high"]
     assert on["half picks' true lift"] == row["half picks' true lift"]  # the same picks, only the grading moved
+    # do no harm by the recomputed evidence launches what the run launched, and is scored as the run was
+    own = result["methods"][worlds.OPTIMIZE]
+    assert on["run.json launched"] == row["launched"] == result["products"] - own["kept products"]
+    assert (row["harm share"], row["share of oracle lift"]) == pytest.approx((own["harm share"],
+                                                                              own["share of oracle lift"]))

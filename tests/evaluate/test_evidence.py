@@ -37,10 +37,10 @@ def true_ctr(product: int, combo) -> float:
     return 0.02 * (1.0 + 0.5 * (product % 3)) * TITLES[combo[0]] * BACKGROUNDS[combo[1]]
 
 
-@pytest.fixture(scope="module")
-def world():
-    """A two-slot market (16 combinations per product) logged uniformly over 4 of them, with its truth."""
-    rng = np.random.default_rng(3)
+def logged_market(seed: int, ctr) -> tuple[Market, dict, float]:
+    """A two-slot market (16 combinations per product) logged uniformly over 4 of them, with its truth ``ctr(product
+    index, combination)`` and the logging policy's CTR."""
+    rng = np.random.default_rng(seed)
     all_combos = list(itertools.product(TITLES, BACKGROUNDS))
     products = pd.DataFrame({"product_id": [f"p{i:02d}" for i in range(PRODUCTS)], "title": "thing",
                              "category": "things", "image": "p.png"})
@@ -60,11 +60,11 @@ def world():
             cid = f"{pid}-c{k}"
             creatives.append({"creative_id": cid, "product_id": pid, "elements": list(combo), "image": None})
             n = IMPRESSIONS_PER_PRODUCT // LOGGED_PER_PRODUCT
-            clicks = rng.random(n) < true_ctr(i, combo)
+            clicks = rng.random(n) < ctr(i, combo)
             impressions += [{"creative_id": cid, "click": int(c), "ts": int(rng.integers(0, 7 * DAY)),
                              "propensity": 1.0 / LOGGED_PER_PRODUCT} for c in clicks]
         for combo in all_combos:
-            truth[(pid, combo)] = true_ctr(i, combo)
+            truth[(pid, combo)] = ctr(i, combo)
     impressions = pd.DataFrame(impressions)
     impressions.insert(0, "impression_id", [f"i{k}" for k in range(len(impressions))])
     impressions["click"] = impressions["click"].astype("int8")
@@ -73,6 +73,12 @@ def world():
     logged = {(c["product_id"], tuple(c["elements"])) for c in creatives}
     logging_ctr = np.mean([truth[key] for key in logged])  # equal traffic per product, uniform logging
     return market, truth, logging_ctr
+
+
+@pytest.fixture(scope="module")
+def world():
+    """``logged_market`` with products of three levels and elements that matter (``true_ctr``)."""
+    return logged_market(3, true_ctr)
 
 
 class ElementRates:
@@ -188,10 +194,12 @@ def test_without_do_no_harm_the_lift_is_the_proposals_lift_and_keeping_all_is_no
     config = EvidenceConfig(n_bootstrap=100, seed=2)
     plain = proposal_evidence(market, choose(ElementRates(market)), ElementRates, choose, config)
     assert plain.lift == plain.proposals_lift
+    assert plain.uncalibrated_lift == plain.proposals_uncalibrated_lift
     biased = proposal_evidence(market, choose(LovesBackgroundX(market)), LovesBackgroundX, choose,
                                EvidenceConfig(n_bootstrap=100, seed=2, level=0.99), do_no_harm=True)
     assert biased.products["keep_current"].all()  # no biased pick is shown better per product
     assert (biased.lift.estimate, biased.lift.low, biased.lift.high) == (0.0, 0.0, 0.0)  # nothing launched
+    assert biased.uncalibrated_lift == 0.0 < biased.proposals_uncalibrated_lift  # the picks it would have launched
 
 
 def test_do_no_harm_keeps_what_runs_now_where_a_wrong_judge_would_hurt(world):
@@ -248,6 +256,7 @@ def test_logs_without_propensities_give_the_same_lift_and_keep_marks_without_the
     pd.testing.assert_frame_equal(without.products, full.products)
     assert without.backtest.to_json() == full.backtest.to_json()
     assert math.isfinite(full.uncalibrated_lift) and math.isnan(without.uncalibrated_lift)
+    assert math.isfinite(full.proposals_uncalibrated_lift) and math.isnan(without.proposals_uncalibrated_lift)
     assert full.supported.weighted
     assert not without.supported.weighted
     assert (without.supported.ips, without.supported.snips, without.supported.dr) == (None, None, None)
@@ -563,3 +572,51 @@ def test_the_chooser_view_holds_the_graders_interval_and_leaves_the_keep_marks(w
     pd.testing.assert_frame_equal(on.products, off.products)  # per-product decisions stay the grader's
     assert (on.backtest.contrast_slope, on.backtest.proposal_spread) == (off.backtest.contrast_slope,
                                                                        off.backtest.proposal_spread)
+
+
+def test_unseen_picks_likeness_of_a_halfs_creatives_does_not_depend_on_their_clicks(world):
+    market, _, _ = world
+    config = EvidenceConfig(n_bootstrap=20, seed=2)
+    half = {c for c, k in creative_folds(market.creatives, config.seed).items() if k == 0}
+    shown = market.impressions["creative_id"].isin(
+        market.creatives.loc[market.creatives["creative_id"].isin(half) & market.creatives["elements"].map(
+            lambda e: "bx" in e), "creative_id"]).to_numpy()
+    lucky = np.random.default_rng(0).random(len(shown)) < 0.3  # half 0's creatives with bx: clicked far more
+    clicks = np.where(shown & lucky, 1, market.impressions["click"]).astype("int8")
+    altered = dataclasses.replace(market, impressions=market.impressions.assign(click=clicks))
+    choose = best_of_all(market)
+
+    def likeness(of: Market, setting: str) -> pd.Series:
+        points = proposal_evidence(of, choose(ElementRates(of)), ElementRates, choose,
+                                   dataclasses.replace(config, likeness_from=setting)).backtest.points
+        return points.set_index("creative_id").loc[sorted(half), "likeness"]
+
+    # the final proposals follow the lucky clicks, so their likeness weights do; the picks of the judge fitted on
+    # the other half do not
+    assert not likeness(market, "proposals").equals(likeness(altered, "proposals"))
+    pd.testing.assert_series_equal(likeness(market, "unseen_picks"), likeness(altered, "unseen_picks"))
+
+
+def flat_world(seed: int) -> Market:
+    """``logged_market`` where nothing matters: every creative of every product has a CTR of 3%."""
+    return logged_market(seed, lambda product, combo: 0.03)[0]
+
+
+@pytest.mark.slow  # twelve markets, each with its evidence twice
+def test_likeness_from_the_final_proposals_leaks_their_luck_into_the_error_near_them():
+    # Where nothing matters, a judge is right to predict no contrast, and the error left near the proposals should
+    # be 0 on average. The final proposals follow the elements of the creatives that were lucky in the logs, also
+    # the held-out ones, so the creatives like them show more clicks than predicted: e_w comes out positive.
+    errors = []
+    for seed in range(12):
+        market = flat_world(seed)
+        choose = best_of_all(market)
+        final = choose(ElementRates(market))
+        errors.append([proposal_evidence(market, final, ElementRates, choose, EvidenceConfig(
+            n_bootstrap=20, seed=1, likeness_from=setting)).backtest.contrast_local_error
+            for setting in ("proposals", "unseen_picks")])
+    errors = np.array(errors)
+    mean, standard_error = errors.mean(axis=0), errors.std(axis=0, ddof=1) / math.sqrt(len(errors))
+    assert mean[0] > 2.5 * standard_error[0]  # the leak: biased upward
+    assert abs(mean[1]) < 2.0 * standard_error[1]  # from picks that never saw the creatives: no bias
+    assert (errors[:, 0] > errors[:, 1]).mean() >= 0.75
