@@ -412,7 +412,7 @@ def grader_rows(results: list[dict], workdir: Path, **options: object) -> pd.Dat
         after = {p: final[p] if p in launched else float(run.logging[p]) for p in final}
         share, harm = run.figures(after)
         own = r["methods"][OPTIMIZE]
-        rows.append({"world": r["world"], "seed": r["seed"], "true lift": run.lift(run.rank1(kept_rows=False)),
+        rows.append({"world": r["world"], "seed": r["seed"], "true lift": run.lift(final),
                      "half picks' true lift": run.lift(half), "graders' DR lift": evidence.proposals_uncalibrated_lift,
                      "estimate": lift.estimate, "low": lift.low, "high": lift.high, "level": lift.level,
                      "|change| from run.json": float(np.max(np.abs(np.subtract(

@@ -129,7 +129,7 @@ def test_the_paired_summary_counts_what_a_setting_gains_and_where_it_overstates(
                          "estimate": [0.2, 0.35, 0.15], "low": [0.1, 0.25, 0.08], "high": [0.3, 0.45, 0.2],
                          "run.json estimate": [0.15, 0.2, 0.1], "run.json low": [0.05, 0.1, 0.0],
                          "run.json high": [0.25, 0.3, 0.2],
-                         # do no harm: run 1 launches 10 products (2 of them harm), run 3 launches fewer, none harmful
+                         # do no harm: run 1 launches where the run did not, and harms; run 3 launches less, no harm
                          "launched": [10, 0, 2], "run.json launched": [0, 0, 6], "harm share": [0.2, 0.0, 0.0],
                          "run.json harm share": [0.0, 0.0, 0.15], "share of oracle lift": [0.3, 0.0, 0.1],
                          "run.json share of oracle lift": [0.0, 0.0, 0.3]})
