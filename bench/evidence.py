@@ -418,10 +418,10 @@ def grader_rows(results: list[dict], workdir: Path, **options: object) -> pd.Dat
                      "|change| from run.json": float(np.max(np.abs(np.subtract(
                          [lift.estimate, lift.low, lift.high], [saved["estimate"], saved["low"], saved["high"]])))),
                      "launched": len(launched), "harm share": harm, "share of oracle lift": share,
-                     **({f"run.json {key}": saved[key] for key in ("estimate", "low", "high")} if options else {}),
-                     **({"run.json launched": r["products"] - own["kept products"], "run.json harm share":
-                         own["harm share"], "run.json share of oracle lift": own["share of oracle lift"]}
-                        if options else {})})
+                     **({**{f"run.json {key}": saved[key] for key in ("estimate", "low", "high")},
+                         "run.json launched": r["products"] - own["kept products"],
+                         "run.json harm share": own["harm share"],
+                         "run.json share of oracle lift": own["share of oracle lift"]} if options else {})})
     return pd.DataFrame(rows)
 
 

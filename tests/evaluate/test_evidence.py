@@ -327,7 +327,8 @@ def test_error_factors_are_positive_with_mean_one_and_the_asked_variance():
     assert (error_factors(np.array([-3.0, 0.0, 3.0]), 0.0) == 1.0).all()
 
 
-@pytest.mark.parametrize("settings", [{"level": 1.0}, {"alpha": 0.0}, {"power": 1.5}, {"n_bootstrap": 1}])
+@pytest.mark.parametrize("settings", [{"level": 1.0}, {"alpha": 0.0}, {"power": 1.5}, {"n_bootstrap": 1},
+                                      {"set_slope": "steepest"}, {"likeness_from": "final"}])
 def test_bad_settings_are_refused(settings):
     with pytest.raises(InputError):
         EvidenceConfig(**settings)

@@ -429,9 +429,13 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     log = logged_impressions(market, propensities=False)  # read (for creative_stats: expanded) once for all parts
     rows = pd.concat([_fold_rows(market, log, members[fold], chosen[1 - fold], judges[fold], judges[1 - fold],
                                  policy).assign(fold=fold) for fold in range(FOLDS)], ignore_index=True)
-    backtest = _backtest(market, folds, judges, proposals, chosen if config.likeness_from == "unseen_picks" else None)
+    # whose picks each fold's held-out creatives are likened to (module docstring, "Likeness")
+    unseen = config.likeness_from == "unseen_picks"
+    alike = [chosen[1 - fold] if unseen else proposals for fold in range(FOLDS)]
+    backtest = _backtest(market, folds, judges, alike)
     rng = np.random.default_rng(config.seed)
-    draws = _calibration_draws(backtest, config.n_bootstrap, rng, disattenuated=config.set_slope != "measured")
+    disattenuate = config.set_slope != "measured"
+    draws = _calibration_draws(backtest, config.n_bootstrap, rng, disattenuated=disattenuate)
     fallback = backtest.contrast_spread if math.isfinite(backtest.contrast_spread) else backtest.ratio_spread
     variances = np.where(np.isfinite(draws[:, 4]), draws[:, 4] ** 2, fallback**2)  # tau_w^2 of each resample
     raw = draws[np.isfinite(draws[:, 5]), 5]
@@ -446,7 +450,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
     gamma = (backtest.contrast_slope, backtest.contrast_local_error)
     gammas = draws[:, [3, 6]]  # (gamma*_b, e_w*_b)
     slopes = [(gamma, gammas)]  # the set's lift: the measured slope, disattenuated, or both (module docstring)
-    if config.set_slope != "measured" and "contrast_x" in backtest.points:
+    if disattenuate and "contrast_x" in backtest.points:
         corrected = contrast_fit(backtest.points, _likeness(backtest.points), disattenuated=True)
         disattenuated = ((corrected.slope, corrected.local_error), draws[:, [8, 9]])
         slopes = [disattenuated] if config.set_slope == "disattenuated" else [*slopes, disattenuated]
@@ -526,11 +530,11 @@ def _fold_rows(market: Market, log: pd.DataFrame, creatives: set[str], proposals
     })
 
 
-def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], proposals: pd.DataFrame,
-              picks: Sequence[pd.DataFrame] | None = None) -> Backtest:
+def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge],
+              alike: Sequence[pd.DataFrame]) -> Backtest:
     """Each fold's logged creatives predicted by the judge fitted on the other fold, with their likeness to the
-    proposals (with ``picks``, one per fold's judge: fold k's creatives' likeness to ``picks[1 - k]``, chosen by the
-    judge that never saw them) and their product's reference in that judge's own fold (``contrast_errors``)."""
+    proposals ``alike[k]`` for fold k's creatives (the final proposals, or the picks of the judge that never saw them)
+    and their product's reference in that judge's own fold (``contrast_errors``)."""
     log = click_log(market)
     log = log.assign(fold=np.array([folds[str(c)] for c in log["creative_id"]], dtype=int))
     predicted, fitted = np.empty(len(log)), np.empty(len(log))
@@ -567,16 +571,12 @@ def _backtest(market: Market, folds: dict[str, int], judges: Sequence[Judge], pr
     })
     elements = pd.DataFrame({"elements": market.creatives.set_index("creative_id")["elements"]
                              .reindex(points["creative_id"]).to_numpy()})
-    if picks is None:
-        points["likeness"] = proposal_likeness(elements, proposals)
-    else:
-        likeness = np.zeros(len(points))
-        for fold in range(FOLDS):
-            mask = (per["fold"] == fold).to_numpy()
-            if mask.any():
-                likeness[mask] = proposal_likeness(elements[mask], picks[1 - fold])
-        points["likeness"] = likeness
-    return backtest_summary(points)
+    likeness = np.zeros(len(points))
+    for fold in range(FOLDS):
+        mask = (per["fold"] == fold).to_numpy()
+        if mask.any():
+            likeness[mask] = proposal_likeness(elements[mask], alike[fold])
+    return backtest_summary(points.assign(likeness=likeness))
 
 
 def backtest_summary(points: pd.DataFrame) -> Backtest:
@@ -760,12 +760,12 @@ def _calibration_draws(backtest: Backtest, n_draws: int, rng: np.random.Generato
     n = points["impressions"].to_numpy(dtype=float)
     q, o = points["predicted"].to_numpy(dtype=float), points["observed"].to_numpy(dtype=float)
     u = _likeness(points)
-    none, fits = Contrast(1.0, math.nan, math.nan, 0.0, 1.0), "contrast_x" in points
+    fits = "contrast_x" in points
     draws = []
     for k in rng.integers(0, len(points), size=(n_draws, len(points))):
         alpha, beta = calibration_line(q[k], o[k], n[k])
-        contrast = contrast_fit(points, u, k) if fits else none
-        corrected = (contrast_fit(points, u, k, disattenuated=True) if fits else none) if disattenuated else None
+        contrast = contrast_fit(points, u, k) if fits else Contrast(1.0, math.nan, math.nan, 0.0, 1.0)
+        corrected = contrast_fit(points, u, k, disattenuated=True) if fits and disattenuated else None
         draws.append((alpha, beta, _local_error(q[k], o[k], n[k], u[k], alpha, beta), *contrast,
                       *((corrected.slope, corrected.local_error) if corrected else (math.nan, math.nan))))
     return np.array(draws).reshape(n_draws, 10)
@@ -906,12 +906,12 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str],
     n = len(slopes[0][1])
     resampled = rng.binomial(impressions.astype(np.int64), clicks / impressions, size=(n, len(ratios))).astype(float)
     factors = error_factors(rng.standard_normal((n, len(ratios))), variances[:, None])
+    gamma = slopes[0][0]  # the estimate: the first slope's
     estimates, lows, highs = [], [], []
     for view in views:
         pi = view["pi"].reindex(ratios.index).to_numpy(dtype=float)
         moved = (ratios.index.isin(list(launched)) & np.isfinite(pi)).astype(float)
         pi = np.nan_to_num(pi, nan=1.0)
-        gamma = slopes[0][0]  # the estimate: the first slope's
         estimates.append(float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
                                / clicks.sum() - 1.0))
         for _, gammas in slopes:
