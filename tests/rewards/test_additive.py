@@ -94,6 +94,29 @@ def test_a_stronger_penalty_shrinks_the_weights(market):
     assert np.abs(list(tight.elements.values())).sum() < 0.5 * np.abs(list(loose.elements.values())).sum()
 
 
+def test_the_products_own_strength_shrinks_them_alone_and_the_same_strength_is_the_one_penalty(market):
+    rows = pooled_creatives(click_log(market))
+    same = AdditiveJudge.fit(rows, 3.0)
+    assert same.product_l2 is None
+    equal = AdditiveJudge.fit(rows, 3.0, product_l2=3.0)  # its own strength equal to the elements': the same fit
+    assert (equal.products, equal.elements) == (same.products, same.elements)
+    tight = AdditiveJudge.fit(rows, 3.0, product_l2=1e5)
+    spread = [np.abs(list(j.products.values())).sum() for j in (same, tight)]
+    assert spread[1] < 0.05 * spread[0]  # the products' weights shrink to (nearly) 0 ...
+    assert np.subtract(*[j.elements["b2"] - j.elements["b0"] for j in (tight, same)]) == pytest.approx(0.0, abs=0.05)
+    # ... while the elements' contrasts, which every product shows alike here, barely move
+
+
+def test_the_strength_pair_is_chosen_on_the_latest_part_of_the_log(market):
+    config = AdditiveConfig(l2_grid=(0.3, 30.0), product_l2_grid=(0.1, 1e4))
+    judge = fit_additive(click_log(market), config)
+    assert judge.l2 in config.l2_grid and judge.product_l2 in config.product_l2_grid
+    # products differ (0.3 on the logit scale between parities, about 10000 impressions each): never crushed to 0
+    assert judge.product_l2 == 0.1
+    with pytest.raises(InputError):
+        AdditiveConfig(product_l2_grid=(1.0, -1.0))
+
+
 def interaction_market() -> Market:
     """The background's effect flips sign with the product's parity: one weight per element cannot order any
     product's creatives, the truth orders them strongly."""

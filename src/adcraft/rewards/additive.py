@@ -2,8 +2,12 @@
 
 **The model.** ``logit P(click | product p, elements e_1..e_S) = b + u_p + sum_s w_{e_s}``: one weight per
 element and per product, fitted on the click log pooled per creative by maximising the penalised binomial
-log-likelihood ``sum_c [y_c eta_c - n_c log(1 + exp(eta_c))] - l2 / 2 (|u|^2 + |w|^2)`` (``b`` is not
-penalised) with L-BFGS. An element or product the log never showed keeps weight 0, the log's average. It
+log-likelihood ``sum_c [y_c eta_c - n_c log(1 + exp(eta_c))] - l2_u / 2 |u|^2 - l2 / 2 |w|^2`` (``b`` is not
+penalised) with L-BFGS. By default ``l2_u = l2``, one strength for both. With ``AdditiveConfig.product_l2_grid``
+the product weights get their own strength: a product's level rests on all its impressions, an element's weight
+often on a few creatives' (a product's own titles), so one strength over-shrinks the first or under-shrinks the
+second (ridge with a penalty per group of coefficients; Hastie, Tibshirani & Friedman, *The Elements of
+Statistical Learning*, 2nd ed., 3.4.1). An element or product the log never showed keeps weight 0, the log's average. It
 reads neither contexts nor images: it is the plain reference every richer judge has to beat.
 
 **The choice** (``choose_judge``). Every modelling choice is made on the market's own logs: the log is split
@@ -30,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,14 +53,19 @@ class AdditiveConfig:
     iterations."""
 
     l2_grid: tuple[float, ...] = L2_GRID
+    # the product weights' own strengths, tried with every element strength (empty: the element strength for both)
+    product_l2_grid: tuple[float, ...] = ()
     split: SplitConfig = field(default_factory=SplitConfig)
     iterations: int = 200
 
     def __post_init__(self) -> None:
         check_config(self)
         object.__setattr__(self, "l2_grid", tuple(float(v) for v in self.l2_grid))
+        object.__setattr__(self, "product_l2_grid", tuple(float(v) for v in self.product_l2_grid))
         if not self.l2_grid or any(not (math.isfinite(v) and v > 0) for v in self.l2_grid):
             raise InputError(f"l2_grid must hold positive numbers, got {self.l2_grid}")
+        if any(not (math.isfinite(v) and v > 0) for v in self.product_l2_grid):
+            raise InputError(f"product_l2_grid must hold positive numbers, got {self.product_l2_grid}")
         if self.iterations < 1:
             raise InputError(f"iterations must be at least 1, got {self.iterations}")
 
@@ -70,14 +80,18 @@ def pooled_creatives(log: pd.DataFrame) -> pd.DataFrame:
 class AdditiveJudge:
     """``b + u_p + sum_s w_{e_s}`` on the logit scale (module docstring); ``predict`` as every judge's."""
 
-    def __init__(self, bias: float, products: dict[str, float], elements: dict[str, float], l2: float) -> None:
+    def __init__(self, bias: float, products: dict[str, float], elements: dict[str, float], l2: float,
+                 product_l2: float | None = None) -> None:
         self.bias, self.products, self.elements, self.l2 = bias, products, elements, l2
+        self.product_l2 = product_l2  # None: the products' weights were penalised by ``l2`` too
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, l2: float, iterations: int = 200) -> AdditiveJudge:
-        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2``."""
-        bias, products, elements, _ = fit_logit(rows, l2, iterations)
-        return cls(bias, products, elements, l2)
+    def fit(cls, rows: pd.DataFrame, l2: float, iterations: int = 200, product_l2: float | None = None
+            ) -> AdditiveJudge:
+        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2`` (``product_l2`` for the product
+        weights: ``l2`` when None)."""
+        bias, products, elements, _ = fit_logit(rows, l2, iterations, product_l2=product_l2)
+        return cls(bias, products, elements, l2, product_l2)
 
     def logit(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]]) -> np.ndarray:
         if len(product_ids) != len(combos):
@@ -95,11 +109,12 @@ class AdditiveJudge:
         return self
 
 
-def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.ndarray | None = None
-              ) -> tuple[float, dict[str, float], dict[str, float], np.ndarray]:
+def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.ndarray | None = None,
+              product_l2: float | None = None) -> tuple[float, dict[str, float], dict[str, float], np.ndarray]:
     """``(b, u, w, a)`` of ``logit P(click) = b + u_p + sum_s w_{e_s} + x . a`` maximising the penalised binomial
     log-likelihood of the module docstring on pooled ``rows``, ``x`` the row's line of ``design`` (columns of
-    further covariates, penalised like the rest; none by default, and ``a`` is then empty)."""
+    further covariates, penalised like the elements; none by default, and ``a`` is then empty); ``u`` penalised by
+    ``product_l2`` (``l2`` when None)."""
     if rows.empty or not rows["trials"].sum() > 0:
         raise InputError("the additive judge needs logged impressions to fit on")
     products = sorted(set(rows["product_id"].astype(str)))
@@ -132,8 +147,9 @@ def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.n
         penalty = (u**2).sum() + ((w * mask) ** 2).sum()
         if x is not None:
             eta, penalty = eta + x @ a, penalty + (a**2).sum()
+        penalty = l2 * penalty + (0.0 if product_l2 is None else (product_l2 - l2) * (u**2).sum())
         loss = (trials * torch.nn.functional.softplus(eta) - clicks * eta).sum()
-        loss = (loss + 0.5 * l2 * penalty) / total
+        loss = (loss + 0.5 * penalty) / total
         loss.backward()
         return loss
 
@@ -143,19 +159,27 @@ def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.n
             dict(zip(elements, w_values[:-1].tolist())), a.detach().numpy())
 
 
-def best_l2(log: pd.DataFrame, config: AdditiveConfig,
-            held_out_loss: Callable[[pd.DataFrame, pd.DataFrame, float], float]) -> float:
-    """The L2 strength of ``config.l2_grid`` whose fit on the earlier part of ``log`` by time has the lowest
-    ``held_out_loss(earlier rows, later rows, l2)`` on the latest part (pooled per creative; the smaller strength
-    on a tie); the middle of the grid when the log cannot be split."""
+def best_l2(log: pd.DataFrame, config: AdditiveConfig, held_out_loss: Callable[[pd.DataFrame, pd.DataFrame, Any], float],
+            candidates: Sequence[Any] | None = None) -> Any:
+    """The candidate strength (``config.l2_grid`` by default; ``strengths`` for the additive judge's pairs) whose fit
+    on the earlier part of ``log`` by time has the lowest ``held_out_loss(earlier rows, later rows, candidate)`` on
+    the latest part (pooled per creative; the smaller strength on a tie); the middle candidate when the log cannot be
+    split."""
+    candidates = list(config.l2_grid if candidates is None else candidates)
     try:
         early, late = (pooled_creatives(part) for part in time_split(log, config.split))
     except InputError:
         early = late = pd.DataFrame()
     if not (len(early) and len(late)):
-        return config.l2_grid[len(config.l2_grid) // 2]
-    losses = {l2: held_out_loss(early, late, l2) for l2 in config.l2_grid}
-    return min(losses, key=lambda l2: (losses[l2], l2))
+        return candidates[len(candidates) // 2]
+    losses = {candidate: held_out_loss(early, late, candidate) for candidate in candidates}
+    return min(losses, key=lambda candidate: (losses[candidate], candidate))
+
+
+def strengths(config: AdditiveConfig) -> list[tuple[float, float | None]]:
+    """The ``(l2, product_l2)`` pairs the additive judge chooses among: every element strength with every product
+    strength of ``config.product_l2_grid``, or with None (the same strength) when that grid is empty."""
+    return [(l2, product_l2) for product_l2 in (config.product_l2_grid or (None,)) for l2 in config.l2_grid]
 
 
 def log_loss(predicted: np.ndarray, rows: pd.DataFrame) -> float:
@@ -168,11 +192,12 @@ def log_loss(predicted: np.ndarray, rows: pd.DataFrame) -> float:
 def fit_additive(log: pd.DataFrame, config: AdditiveConfig) -> AdditiveJudge:
     """The additive judge on ``log``, its L2 strength chosen on the latest part of ``log`` by time (the middle
     of the grid when the log cannot be split)."""
-    def held_out_loss(early: pd.DataFrame, late: pd.DataFrame, l2: float) -> float:
-        fitted = AdditiveJudge.fit(early, l2, config.iterations)
+    def held_out_loss(early: pd.DataFrame, late: pd.DataFrame, strength: tuple[float, float | None]) -> float:
+        fitted = AdditiveJudge.fit(early, strength[0], config.iterations, strength[1])
         return log_loss(fitted.predict(late["product_id"], late["elements"]), late)
 
-    return AdditiveJudge.fit(pooled_creatives(log), best_l2(log, config, held_out_loss), config.iterations)
+    l2, product_l2 = best_l2(log, config, held_out_loss, strengths(config))
+    return AdditiveJudge.fit(pooled_creatives(log), l2, config.iterations, product_l2)
 
 
 def within_product_log_likelihood(predicted: np.ndarray, rows: pd.DataFrame) -> pd.DataFrame:
@@ -208,6 +233,7 @@ class JudgeChoice:
     held_out_clicks: int
     held_out_products: int
     additive_l2: float
+    additive_product_l2: float | None = None  # None: the products' weights had ``additive_l2`` too
 
 
 def choose_judge(log: pd.DataFrame, mil_model, config: AdditiveConfig | None = None) -> tuple[object, JudgeChoice]:
@@ -228,7 +254,7 @@ def choose_judge(log: pd.DataFrame, mil_model, config: AdditiveConfig | None = N
     clicks = float(within["additive"]["clicks"].sum())
     per_click = {name: float(frame["log_likelihood"].sum() / clicks) if clicks else 0.0
                  for name, frame in within.items()}
-    judge = AdditiveJudge.fit(pooled_creatives(log), early_additive.l2, config.iterations) \
+    judge = AdditiveJudge.fit(pooled_creatives(log), early_additive.l2, config.iterations, early_additive.product_l2) \
         if chosen == "additive" else mil_model
     return judge, JudgeChoice(chosen, losses, int(late_rows["trials"].sum()), per_click, int(clicks),
-                              len(within["additive"]), early_additive.l2)
+                              len(within["additive"]), early_additive.l2, early_additive.product_l2)
