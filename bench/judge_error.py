@@ -49,7 +49,9 @@ from adcraft.pipeline.optimize import OptimizeConfig, additive_config
 from adcraft.rewards.additive import AdditiveConfig, fit_additive
 from adcraft.simulator.truth import GroundTruth
 
-ARMS: dict[str, dict] = {"additive": {}, "additive, own product strength": {"product_l2_grid": (0.3, 3.0)}}
+# ``additive``: one strength for products and elements (the default before the product weights got their own)
+ARMS: dict[str, dict] = {"additive": {"product_l2_grid": ()},
+                         "additive, own product strength": {"product_l2_grid": (0.3, 3.0)}}
 METRICS = ("true lift, every proposal launched", "harm share, every proposal launched", "launched share",
            "true lift after do no harm", "harm share after do no harm", "estimate", "low", "high", "contrast slope",
            "contrast spread", "contrast spread bound", "disagreement", "verified ratio", "best product low",

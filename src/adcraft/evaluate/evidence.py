@@ -114,18 +114,6 @@ estimate where the set's was already below the truth, since the leak offset part
 ("Disattenuated slope"; docs/results.md, "Evidence with the likeness weights from picks of the judge that never saw
 the creatives").
 
-**Ceiling of the set's interval (``EvidenceConfig.set_ceiling``).** A product's predicted ratio is credited up to the
-verified ratio ``pi+`` and no further ("Lift"): past the largest contrasts the backtest saw land nothing measures
-how the judge's contrast carries, and a judge that exaggerates the combinations the logs never showed would
-otherwise be credited its exaggeration (``tests/evaluate/test_evidence.py``). For a lower bound that is the
-conservative choice; for the set's upper bound it is not, since a judge that is right beyond ``pi+`` is credited less
-than its picks truly gain, and the set's interval then lies below the truth (on the benchmark worlds it missed mostly
-so: docs/results.md, "Evidence: what the set's lift is graded on"). With ``set_ceiling: both`` the set's interval is
-the union of the capped one and the one that credits each product's recalibrated contrast without the cap, on the
-same draws: its lower end is never above the capped one's, its upper end allows for a contrast that carries. The
-estimate stays the capped one, and a product's bounds and keep marks keep the cap, so do no harm launches the same
-products.
-
 **Per product (do no harm).** One product's few hundred impressions cannot show a proposal to be better by
 its own clicks: a product's interval is the same ratio with one new creative's error in full, of spread
 ``max(tau_w+, delta)``. ``tau_w+`` is the upper bound of ``tau_w`` over the resamples (``contrast_spread_bound``:
@@ -208,9 +196,6 @@ class EvidenceConfig:
     # which picks the backtest's likeness weights come from: the final proposals, or, for each half's creatives, the
     # picks of the judge that never saw them (module docstring, "Likeness")
     likeness_from: Literal["proposals", "unseen_picks"] = "proposals"
-    # the set's interval with each product's credit capped at the verified ratio, or the union of that and the one
-    # without the cap; the estimate stays the capped one (module docstring, "Ceiling of the set's interval")
-    set_ceiling: Literal["verified", "both"] = "verified"
     alpha: float = 0.05  # launch plan: two-sided significance level of the confirming A/B test
     power: float = 0.8  # launch plan: probability of confirming the conservative lift
 
@@ -483,15 +468,8 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         """The grader's ratios of ``part``, and with ``config.chooser_view`` the chooser's (module docstring)."""
         return [ratios_of(part)] + ([ratios_of(chooser_rows(part))] if config.chooser_view else [])
 
-    def uncapped_of(part: pd.DataFrame) -> list[pd.DataFrame]:
-        """With ``config.set_ceiling`` ``both``, the same views without the cap (module docstring, "Ceiling")."""
-        if config.set_ceiling == "verified":
-            return []
-        return [_product_ratios(part)] + ([_product_ratios(chooser_rows(part))] if config.chooser_view else [])
-
     ratios = ratios_of(rows)
-    proposals_lift = _set_lift(views_of(rows), set(ratios.index), slopes, variances, config.level, rng,
-                               uncapped_of(rows))
+    proposals_lift = _set_lift(views_of(rows), set(ratios.index), slopes, variances, config.level, rng)
     uncalibrated = proposals_uncalibrated = float((rows["a"].mean() + rows["b"].mean()) / rows["click"].mean() - 1.0)
     logging_ctr = float(rows["click"].mean())
     lift = proposals_lift
@@ -501,7 +479,7 @@ def proposal_evidence(market: Market, proposals: pd.DataFrame, fit: FitJudge, ch
         products = _product_lifts(ratios_of(rows[deciding]), proposals, gamma, gammas, factors, config.level)
         graded = rows[~deciding]
         launched = set(products.loc[~products["keep_current"], "product_id"])
-        lift = _set_lift(views_of(graded), launched, slopes, variances, config.level, rng, uncapped_of(graded))
+        lift = _set_lift(views_of(graded), launched, slopes, variances, config.level, rng)
         moved = graded["product_id"].isin(launched).to_numpy()
         uncalibrated = float((np.where(moved, graded["a"] + graded["b"], graded["click"])).mean()
                              / graded["click"].mean() - 1.0)
@@ -900,7 +878,7 @@ def _recalibrated(pi: np.ndarray | float, calibrations: np.ndarray) -> np.ndarra
 
 def _set_lift(views: Sequence[pd.DataFrame], launched: set[str],
               slopes: Sequence[tuple[tuple[float, float], np.ndarray]], variances: np.ndarray, level: float,
-              rng: np.random.Generator, uncapped: Sequence[pd.DataFrame] = ()) -> LiftInterval:
+              rng: np.random.Generator) -> LiftInterval:
     """The lift of a set that launches the proposals of ``launched`` and keeps what runs now elsewhere.
 
     With ``C_p`` the product's logged clicks (its traffic times its logging CTR) and
@@ -919,9 +897,6 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str],
     ``slopes``: one or more ``(gamma, e_w)`` with their draws ``gammas`` (the measured slope, and the disattenuated
     one: module docstring). With more than one, each takes the same draws too, the estimate is the first slope's and
     the interval the union over slopes and views.
-
-    ``uncapped``: the same views with no ratio capped at the verified one (module docstring, "Ceiling of the set's
-    interval"); they take the same draws and widen the interval only, the estimate stays that of ``views``.
     """
     views = [view[view["clicks"] > 0] for view in views]
     ratios = views[0]
@@ -933,13 +908,12 @@ def _set_lift(views: Sequence[pd.DataFrame], launched: set[str],
     factors = error_factors(rng.standard_normal((n, len(ratios))), variances[:, None])
     gamma = slopes[0][0]  # the estimate: the first slope's
     estimates, lows, highs = [], [], []
-    for number, view in enumerate([*views, *uncapped]):
+    for view in views:
         pi = view["pi"].reindex(ratios.index).to_numpy(dtype=float)
         moved = (ratios.index.isin(list(launched)) & np.isfinite(pi)).astype(float)
         pi = np.nan_to_num(pi, nan=1.0)
-        if number < len(views):
-            estimates.append(float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
-                                   / clicks.sum() - 1.0))
+        estimates.append(float((clicks * (1.0 + moved * (_recalibrated(pi, np.array([gamma]))[0] - 1.0))).sum()
+                               / clicks.sum() - 1.0))
         for _, gammas in slopes:
             own = _recalibrated(pi, gammas) * factors - 1.0
             with np.errstate(divide="ignore", invalid="ignore"):
