@@ -6,8 +6,9 @@ creative's interpretable visual attributes (``features.attributes``: brightness,
 sharpness, symmetry, product area, clutter), standardised on the logged creatives, with squared terms so an
 attribute can have an inside optimum (the inverse-U of UA's demand utility ``h(v)``), and, with ``embed``, ``y``
 the first ``EMBED_COMPONENTS`` principal components of the image encoder's embedding (``features.image_encoder``)
-over the logged creatives. Fitted like the additive judge (penalised binomial likelihood, one L2 strength for
-every weight, chosen on the latest 20% of the log by time); a logged creative is seen through its own image file,
+over the logged creatives. Fitted like the additive judge (penalised binomial likelihood, one L2 strength for the
+elements' and the image terms' weights and one for the products', chosen on the latest 20% of the log by time; a tie
+within rounding keeps the additive judge); a logged creative is seen through its own image file,
 any other combination through a render by the default compositor (``ImageLooks``).
 
 **Images or not, chosen on the market's own logs** (``fit_image_judge``): the additive judge and the image-aware
@@ -40,6 +41,7 @@ from adcraft.rewards.additive import (
     fit_logit,
     log_loss,
     pooled_creatives,
+    strengths,
 )
 
 EMBED_COMPONENTS = 8
@@ -121,15 +123,18 @@ class ImageAdditiveJudge:
         self.elements, self.l2 = base.elements, base.l2
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, looks: Looks, l2: float, iterations: int = 200) -> ImageAdditiveJudge:
-        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2`` on every weight but the bias: the
-        additive judge's fit (``rewards.additive.fit_logit``) with the image design as further covariates."""
+    def fit(cls, rows: pd.DataFrame, looks: Looks, l2: float, iterations: int = 200,
+            product_l2: float | None = None) -> ImageAdditiveJudge:
+        """Fitted on pooled rows (``pooled_creatives``) with L2 strength ``l2`` on every weight but the bias and the
+        products' (``product_l2``; ``l2`` when None): the additive judge's fit (``rewards.additive.fit_logit``) with
+        the image design as further covariates."""
         if rows.empty or not rows["trials"].sum() > 0:
             raise InputError("the image-aware judge needs logged impressions to fit on")
         raw = np.stack([looks(p, e) for p, e in zip(rows["product_id"], rows["elements"])])
         features = ImageFeatures(raw, rows["trials"].to_numpy(dtype=np.float64))
-        bias, products, elements, coefficients = fit_logit(rows, l2, iterations, design=features(raw))
-        return cls(AdditiveJudge(bias, products, elements, l2), coefficients, features, looks)
+        bias, products, elements, coefficients = fit_logit(rows, l2, iterations, design=features(raw),
+                                                           product_l2=product_l2)
+        return cls(AdditiveJudge(bias, products, elements, l2, product_l2), coefficients, features, looks)
 
     def predict(self, product_ids: Sequence[str], combos: Sequence[Sequence[str]],
                 contexts: Sequence[str] | None = None) -> np.ndarray:
@@ -157,16 +162,17 @@ def fit_image_judge(log: pd.DataFrame, looks: Looks, config: AdditiveConfig) -> 
     early, late = pooled_creatives(early_log), pooled_creatives(late_log)
     additive = fit_additive(early_log, config)
 
-    def held_out_loss(inner_early: pd.DataFrame, inner_late: pd.DataFrame, l2: float) -> float:
-        fitted = ImageAdditiveJudge.fit(inner_early, looks, l2, config.iterations)
+    def held_out_loss(inner_early: pd.DataFrame, inner_late: pd.DataFrame,
+                      strength: tuple[float, float | None]) -> float:
+        fitted = ImageAdditiveJudge.fit(inner_early, looks, strength[0], config.iterations, strength[1])
         return log_loss(fitted.predict(inner_late["product_id"], inner_late["elements"]), inner_late)
 
-    l2 = best_l2(early_log, config, held_out_loss)  # as fit_additive chooses its own
-    image = ImageAdditiveJudge.fit(early, looks, l2, config.iterations)
+    l2, product_l2 = best_l2(early_log, config, held_out_loss, strengths(config))  # as fit_additive chooses its own
+    image = ImageAdditiveJudge.fit(early, looks, l2, config.iterations, product_l2)
     losses = {"additive": log_loss(additive.predict(late["product_id"], late["elements"]), late),
               "images": log_loss(image.predict(late["product_id"], late["elements"]), late)}
-    if losses["images"] < losses["additive"]:
-        return ImageAdditiveJudge.fit(pooled_creatives(log), looks, l2, config.iterations), losses
+    if losses["images"] < losses["additive"] * (1.0 - 1e-9):  # a tie within rounding keeps the plain judge
+        return ImageAdditiveJudge.fit(pooled_creatives(log), looks, l2, config.iterations, product_l2), losses
     return fit_additive(log, config), losses  # exactly the additive judge (``evidence_ceiling``'s arm)
 
 
