@@ -13,16 +13,16 @@ again with the world's true expected CTRs in place of the observed ones (``noise
 creative's and each reference's true CTR, context by context as the logs showed them, so no binomial noise is
 left): its spread is the judge's real error on new creatives' contrasts, which the backtest's own spread estimates.
 
-Arms (``ARMS``): ``additive``, the additive judge as optimize fits it (one L2 strength for products and elements);
-``additive, own product strength``, the same with the product weights' own strength chosen beside the elements'
-(``AdditiveConfig.product_l2_grid``). Per market and arm: the true lift and harm share of launching every proposal
-and after do no harm, the products launched, the evidence's estimate and interval of every proposal launched, the
-backtest's contrast slope and spread with its bound, the half-judges' disagreement, the verified ratio, the lower
-bound of a product credited it, and the noise-free slope and spread (split into the spread of the products' mean
-error and the spread within products), with the noise the backtest subtracts as a share of the squared noise truly
-in the observed contrasts (1: it subtracts exactly the noise). Every figure is graded by the truth on the logged
-creative's own image or the rendered proposal, context-averaged, weighted by the products' traffic shares as
-``bench/worlds.py`` weighs them.
+Arms (``ARMS``): ``additive``, the additive judge with one L2 strength for products and elements (optimize's default
+until this measurement); ``additive, own product strength``, the same with the product weights' own strength chosen
+beside the elements' (``AdditiveConfig.product_l2_grid``, optimize's default since). Per market and arm: the true
+lift and harm share of launching every proposal and after do no harm, the products launched, the evidence's estimate
+and interval of every proposal launched, the backtest's contrast slope and spread with its bound, the half-judges'
+disagreement, the verified ratio, the lower bound of a product credited it, and the noise-free slope and spread
+(split into the spread of the products' mean error and the spread within products), with the noise the backtest
+subtracts as a share of the squared noise truly in the observed contrasts (1: it subtracts exactly the noise). Every
+figure is graded by the truth on the logged creative's own image or the rendered proposal, context-averaged,
+weighted by the products' traffic shares as ``bench/worlds.py`` weighs them.
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def noise_free_contrast(points: pd.DataFrame, true_ctr: np.ndarray, true_referen
     frame = pd.DataFrame({"product": points["product_id"].to_numpy()[keep], "r": relative, "w": w[keep]})
     means = (frame["r"] * frame["w"]).groupby(frame["product"]).sum() / frame["w"].groupby(frame["product"]).sum()
     frame["mean"] = frame["product"].map(means)
-    between = math.sqrt(float(np.average(frame["mean"] ** 2, weights=frame["w"]))) if len(frame) else math.nan
-    within = math.sqrt(float(np.average((frame["r"] - frame["mean"]) ** 2, weights=frame["w"]))) if len(frame) \
-        else math.nan
+    between = within = math.nan
+    if len(frame):
+        between = math.sqrt(float(np.average(frame["mean"] ** 2, weights=frame["w"])))
+        within = math.sqrt(float(np.average((frame["r"] - frame["mean"]) ** 2, weights=frame["w"])))
     observed = points["observed"].to_numpy(dtype=float)
     reference = points["reference_observed"].to_numpy(dtype=float)
     true_noise = np.where(usable, (observed - true_ctr) ** 2 + ratio**2 * (np.nan_to_num(reference) - base) ** 2, 0.0)
