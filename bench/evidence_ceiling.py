@@ -39,6 +39,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 from datetime import UTC, datetime
 
 import numpy as np
@@ -131,13 +132,33 @@ def additive_picks(market: Market, judge) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["product_id", "rank", "elements"])
 
 
-def score_market(world: str, seed: int, args) -> dict:
-    """Both judges' evidence on one (world, seed) market, graded by the truth."""
-    started = time.perf_counter()
+class GradedMarket(NamedTuple):
+    """One benchmark market with what grades it: its truth, a scorer, and per product (in catalogue order) its
+    traffic share (summing to 1) and its logging policy's true CTR."""
+
+    market: Market
+    truth: GroundTruth
+    scorer: TruthScorer
+    products: list[str]
+    share: np.ndarray
+    logging: np.ndarray
+
+
+def graded_market(world: str, seed: int, args) -> GradedMarket:
+    """``bench/worlds.py``'s market of (world, seed) at ``args``' size (simulated once, then read), with its truth."""
     market_dir = simulated(world, seed, args.workdir, args.products, args.impressions)
     market = load_market(market_dir)
     truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
-    scorer = TruthScorer(market, truth)
+    products = market.products["product_id"].tolist()
+    share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
+    logging = logging_values(market, truth).reindex(products).to_numpy()
+    return GradedMarket(market, truth, TruthScorer(market, truth), products, share / share.sum(), logging)
+
+
+def score_market(world: str, seed: int, args) -> dict:
+    """Both judges' evidence on one (world, seed) market, graded by the truth."""
+    started = time.perf_counter()
+    market, truth, scorer, products, share, logging = graded_market(world, seed, args)
     truth_judge = TruthJudge(market, truth, scorer)
     judge_config = additive_config(OptimizeConfig())
     oracle_set = oracle_picks(market, scorer)  # the truth is the same on either half: its picks are too
@@ -150,10 +171,6 @@ def score_market(world: str, seed: int, args) -> dict:
     if images is not None:
         arms["images"] = (images.fit, images.choose)
     arms = {name: arm for name, arm in arms.items() if name in args.judges}
-    products = market.products["product_id"].tolist()
-    share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
-    share = share / share.sum()
-    logging = logging_values(market, truth).reindex(products).to_numpy()
     finals = {name: oracle_set if name == "truth" else choose(fit(market)) for name, (fit, choose) in arms.items()}
     picks = {name: {p: list(e) for p, e in zip(frame["product_id"], frame["elements"])}
              for name, frame in finals.items()}
@@ -233,17 +250,29 @@ def table(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(args) -> None:
-    results = read_results(args)
+def markets_text(args, results: list[dict], what: str) -> str:
+    """A section's description of per-market ``results``: which worlds, seeds and size, ``what`` was measured, when,
+    where, how long, and ``args.label``."""
     finished = sorted(r["finished"] for r in results)
-    text = (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds "
+    return (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds "
             f"{', '.join(str(s) for s in sorted({r['seed'] for r in results}))}; {args.products} products "
             f"(`sparse`: four times as many) and {args.impressions} logged impressions per market; "
-            f"{len(results)} markets. {__doc__.split(chr(10) + chr(10))[2]} "
+            f"{len(results)} markets. {what} "
             "Cells: mean over markets [95% t-interval]. Finished "
             f"{finished[0]} to {finished[-1]} on {results[0]['machine']}; "
             f"{np.mean([r['seconds'] for r in results]) / 60:.1f} min per market."
             + (f" {args.label}" if args.label else ""))
+
+
+def rounded(groups: dict[str, dict]) -> str:
+    """One market's figures per judge or arm as a JSON line, floats to 3 decimals (printed as each market ends)."""
+    return json.dumps({name: {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
+                       for name, figures in groups.items()})
+
+
+def write_table(args) -> None:
+    results = read_results(args)
+    text = markets_text(args, results, __doc__.split("\n\n")[2])
     write_section(args.results, heading(args), heading(args) + "\n\n" + text + "\n\n" + markdown_table(table(results)))
     print(markdown_table(table(results)))
 
@@ -257,9 +286,7 @@ def main() -> None:
                         help="the images judge also reads the image encoder's embedding (slower)")
     args = parser.parse_args()
     if not args.table_only:
-        run_markets(args, score_market, lambda r: json.dumps({j: {k: round(v, 3) if isinstance(v, float) else v
-                                                                  for k, v in d.items()}
-                                                              for j, d in r["judges"].items()}))
+        run_markets(args, score_market, lambda r: rounded(r["judges"]))
     write_table(args)
 
 

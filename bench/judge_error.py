@@ -29,25 +29,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from evidence_ceiling import TruthJudge, additive_picks
+from evidence_ceiling import TruthJudge, additive_picks, graded_market, markets_text, rounded
 from markdown import markdown_table, write_section
-from optimize import TruthScorer, logging_values
-from worlds import machine, market_options, mean_interval, read_results, run_markets, simulated
+from worlds import machine, market_options, mean_interval, read_results, run_markets
 
 from adcraft.evaluate.evidence import Contrast, EvidenceConfig, contrast_fit, creative_folds, proposal_evidence
 from adcraft.evaluate.proposal_value import ProposalPolicy
-from adcraft.market import Market, load_market
+from adcraft.market import Market
 from adcraft.market.click_log import click_log
 from adcraft.pipeline.optimize import OptimizeConfig, additive_config
 from adcraft.rewards.additive import AdditiveConfig, fit_additive
-from adcraft.simulator.truth import GroundTruth
 
 # ``additive``: one strength for products and elements (the default before the product weights got their own)
 ARMS: dict[str, dict] = {"additive": {"product_l2_grid": ()},
@@ -130,14 +127,7 @@ def true_creative_ctrs(market: Market, truth_judge: TruthJudge, folds: dict[str,
 def score_market(world: str, seed: int, args) -> dict:
     """Every arm's evidence and the backtest on true CTRs for one (world, seed) market."""
     started = time.perf_counter()
-    market_dir = simulated(world, seed, args.workdir, args.products, args.impressions)
-    market = load_market(market_dir)
-    truth = GroundTruth.load(market_dir.with_name(market_dir.name + "-truth"))
-    scorer = TruthScorer(market, truth)
-    products = market.products["product_id"].tolist()
-    share = truth.products.set_index("product_id")["traffic_share"].reindex(products).to_numpy()
-    share = share / share.sum()
-    logging = logging_values(market, truth).reindex(products).to_numpy()
+    market, truth, scorer, products, share, logging = graded_market(world, seed, args)
     config = EvidenceConfig()
     folds = creative_folds(market.creatives, config.seed)
     true_ctr, true_groups = true_creative_ctrs(market, TruthJudge(market, truth, scorer), folds)
@@ -225,16 +215,8 @@ def paired(results: list[dict]) -> pd.DataFrame:
 
 def write_table(args) -> None:
     results = read_results(args)
-    finished = sorted(r["finished"] for r in results)
     first, second = ARMS
-    text = (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds "
-            f"{', '.join(str(s) for s in sorted({r['seed'] for r in results}))}; {args.products} products "
-            f"(`sparse`: four times as many) and {args.impressions} logged impressions per market; "
-            f"{len(results)} markets. {' '.join(__doc__.split(chr(10) + chr(10))[2:4])} "
-            "Cells: mean over markets [95% t-interval]. Finished "
-            f"{finished[0]} to {finished[-1]} on {results[0]['machine']}; "
-            f"{np.mean([r['seconds'] for r in results]) / 60:.1f} min per market."
-            + (f" {args.label}" if args.label else ""))
+    text = markets_text(args, results, " ".join(__doc__.split("\n\n")[2:4]))
     body = "\n\n".join([heading(args), text, markdown_table(table(results)),
                         f"Paired, *{second}* minus *{first}*:", markdown_table(paired(results))])
     write_section(args.results, heading(args), body)
@@ -247,9 +229,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a sentence appended to the section's description")
     args = parser.parse_args()
     if not args.table_only:
-        run_markets(args, score_market, lambda r: json.dumps({a: {k: round(v, 3) if isinstance(v, float) else v
-                                                                  for k, v in d.items()}
-                                                              for a, d in r["arms"].items()}))
+        run_markets(args, score_market, lambda r: rounded(r["arms"]))
     write_table(args)
 
 
