@@ -1,7 +1,8 @@
 """How large is the judge's error on a creative it never saw, and does the backtest measure it?
 
     python bench/judge_error.py --seeds S [S ...] [--worlds W ...] [--products 30] [--impressions 30000]
-        [--workdir DIR] [--out-json DIR] [--results docs/results.md] [--label TEXT] [--table-only]
+        [--traffic N [N ...]] [--workdir DIR] [--out-json DIR] [--results docs/results.md] [--label TEXT]
+        [--table-only]
 
 Do no harm launches a product only where its lower bound is above 0, and a product's interval carries one new
 creative's contrast error in full, of spread ``tau_w+`` (``evaluate.evidence``: the backtest's contrast spread
@@ -23,6 +24,11 @@ disagreement, the verified ratio, the lower bound of a product credited it, and 
 subtracts as a share of the squared noise truly in the observed contrasts (1: it subtracts exactly the noise). Every
 figure is graded by the truth on the logged creative's own image or the rendered proposal, context-averaged,
 weighted by the products' traffic shares as ``bench/worlds.py`` weighs them.
+
+With ``--traffic N ...`` the same markets (each world and seed: the same products, creatives and truth) are logged
+with N impressions each, and one section compares the sizes (``traffic_table``): which part of the judge's real
+error is the noise of estimating it from few clicks, which falls as the log grows, and which stays, and whether do
+no harm launches at a larger traffic.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ METRICS = ("true lift, every proposal launched", "harm share, every proposal lau
            "contrast spread", "contrast spread bound", "disagreement", "verified ratio", "best product low",
            "noise-free slope", "noise-free spread", "noise-free spread between products",
            "noise-free spread within products", "subtracted / true noise")
+TRAFFIC = ("noise-free spread", "noise-free spread within products", "noise-free slope", "contrast spread bound",
+           "best product low", "launched share", "true lift after do no harm", "harm share after do no harm",
+           "true lift, every proposal launched", "harm share, every proposal launched", "estimate", "low")
 PAIRED = ("true lift, every proposal launched", "harm share, every proposal launched", "launched share",
           "true lift after do no harm", "contrast spread", "noise-free spread", "disagreement")
 
@@ -213,6 +222,65 @@ def paired(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per logged size (``configured impressions``) and arm, ``TRAFFIC``'s metrics over the markets of every world
+    (mean [95% t-interval]), the markets where the set of every proposal launched is shown better (its lower end
+    ``low`` above 0; do no harm judges each product alone) and of them those where its true lift is above 0; and per
+    world and size, the default arm's (the last of ``ARMS``) noise-free spread and launched share."""
+    sizes = sorted({r["configured impressions"] for r in results})
+    rows = []
+    for size in sizes:
+        mine = [r for r in results if r["configured impressions"] == size]
+        for arm in ARMS:
+            cells = {"impressions": size, "arm": arm, "markets": len(mine)}
+            for metric in TRAFFIC:
+                values = [v for v in (r["arms"][arm][metric] for r in mine) if v is not None and np.isfinite(v)]
+                cells[metric] = mean_interval(values) if values else "-"
+            shown = [r["arms"][arm] for r in mine if r["arms"][arm]["low"] > 0]
+            cells["set shown better"] = f"{len(shown)} of {len(mine)}"
+            cells["of them truly better"] = sum(a["true lift, every proposal launched"] > 0 for a in shown)
+            rows.append(cells)
+    default = list(ARMS)[-1]
+    worlds = list(dict.fromkeys(r["world"] for r in results))
+    per_world = []
+    for world in worlds:
+        cells = {"world": world}
+        for size in sizes:
+            mine = [r["arms"][default] for r in results if r["world"] == world and r["configured impressions"] == size]
+            cells[f"noise-free spread, {size}"] = mean_interval([m["noise-free spread"] for m in mine]) if mine else "-"
+            cells[f"launched share, {size}"] = mean_interval([m["launched share"] for m in mine]) if mine else "-"
+        per_world.append(cells)
+    return pd.DataFrame(rows), pd.DataFrame(per_world)
+
+
+def at_size(args, impressions: int) -> argparse.Namespace:
+    """``args`` with ``impressions`` logged impressions per market."""
+    return argparse.Namespace(**{**vars(args), "impressions": impressions})
+
+
+def traffic_heading(args) -> str:
+    sizes = ", ".join(str(n) for n in args.traffic)
+    return (f"## The judge's error as the logs grow: {args.products} products, {sizes} impressions "
+            "(bench/judge_error.py --traffic)")
+
+
+def write_traffic(args) -> None:
+    results = [r for size in args.traffic for r in read_results(at_size(args, size))]
+    overall, per_world = traffic_table(results)
+    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results}))
+    finished = sorted(r["finished"] for r in results)
+    what = " ".join(__doc__.split("\n\n")[2:5])
+    text = (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds {seeds}; {args.products} products "
+            f"(`sparse`: four times as many); each market logged with {', '.join(str(n) for n in args.traffic)} "
+            f"impressions; {len(results)} markets. {what} Cells: mean over "
+            f"markets [95% t-interval]. Finished {finished[0]} to {finished[-1]} on {results[0]['machine']}."
+            + (f" {args.label}" if args.label else ""))
+    body = "\n\n".join([traffic_heading(args), text, markdown_table(overall),
+                         f"Per world, *{list(ARMS)[-1]}*:", markdown_table(per_world)])
+    write_section(args.results, traffic_heading(args), body)
+    print(markdown_table(overall))
+
+
 def write_table(args) -> None:
     results = read_results(args)
     first, second = ARMS
@@ -227,7 +295,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     market_options(parser, seeds=[7001, 7002, 7003], out_json="judge-error")
     parser.add_argument("--label", default="", help="a sentence appended to the section's description")
+    parser.add_argument("--traffic", type=int, nargs="+", default=None,
+                        help="log each market with each of these impressions and compare them in one section "
+                             "(instead of --impressions)")
     args = parser.parse_args()
+    if args.traffic:
+        for size in args.traffic:
+            if not args.table_only:
+                run_markets(at_size(args, size), score_market, lambda r: rounded(r["arms"]))
+        write_traffic(args)
+        return
     if not args.table_only:
         run_markets(args, score_market, lambda r: rounded(r["arms"]))
     write_table(args)

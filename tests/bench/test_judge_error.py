@@ -98,3 +98,42 @@ def test_one_small_market_is_scored_for_both_arms_and_tabled(tmp_path):
     text = args.results.read_text()
     assert judge_error.heading(args) in text and "6 products and 6000 impressions" in text
     assert "| all | additive, own product strength | 1 |" in text and "Paired" in text
+
+
+def synthetic_result(world: str, seed: int, impressions: int, spread: float, launched: float) -> dict:
+    """A market's result as ``score_market`` writes it, every metric 0 but the noise-free spread and launched share."""
+    arm = {metric: 0.0 for metric in judge_error.METRICS}
+    arm.update({"noise-free spread": spread, "launched share": launched})
+    return {"world": world, "seed": seed, "configured products": 6, "configured impressions": impressions,
+            "products": 6, "impressions": impressions, "seconds": 1.0, "machine": "test machine",
+            "finished": f"2026-01-0{seed} 00:00 UTC", "arms": {name: dict(arm) for name in judge_error.ARMS}}
+
+
+def test_the_traffic_table_compares_each_logged_size_over_the_same_markets(tmp_path):
+    results = [synthetic_result(world, seed, size, spread=0.3 - size / 1e5 + seed / 100, launched=size / 1e5)
+               for size in (6000, 24000) for world in ("main_effects", "visual") for seed in (1, 2)]
+    for result in results[4:7]:  # three markets of the larger size show the set better, two of them truly better
+        for arm in result["arms"].values():
+            arm["low"] = 0.05
+            arm["true lift, every proposal launched"] = 0.1 if result is not results[6] else -0.02
+    overall, per_world = judge_error.traffic_table(results)
+    assert list(overall["impressions"]) == [6000, 6000, 24000, 24000]
+    assert list(overall["arm"]) == list(judge_error.ARMS) * 2 and set(overall["markets"]) == {4}
+    # the mean over the four markets of a size: 0.3 - size / 1e5 + 0.015
+    spreads = overall["noise-free spread"]
+    assert spreads.iloc[0].startswith("0.255 [") and spreads.iloc[2].startswith("0.075 [")
+    assert list(overall["set shown better"]) == ["0 of 4", "0 of 4", "3 of 4", "3 of 4"]
+    assert list(overall["of them truly better"]) == [0, 0, 2, 2]
+    assert list(per_world["world"]) == ["main_effects", "visual"]
+    assert per_world["launched share, 24000"].iloc[1] == "0.240 [0.240, 0.240]"
+    # written from the JSON files of each size, one section naming every size
+    args = SimpleNamespace(workdir=tmp_path / "work", products=6, impressions=30000, traffic=[6000, 24000],
+                           out_json=tmp_path / "json", results=tmp_path / "results.md",
+                           worlds=["main_effects", "visual"], seeds=[1, 2], label="")
+    for result in results:
+        worlds.write_result(worlds.result_path(args.out_json, result["world"], result["seed"], 6,
+                                               result["configured impressions"]), result)
+    judge_error.write_traffic(args)
+    text = args.results.read_text()
+    assert judge_error.traffic_heading(args) in text and "6000, 24000 impressions" in text
+    assert "| 24000 | additive, own product strength | 4 |" in text and "8 markets" in text

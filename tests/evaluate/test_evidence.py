@@ -202,6 +202,25 @@ def test_without_do_no_harm_the_lift_is_the_proposals_lift_and_keeping_all_is_no
     assert biased.uncalibrated_lift == 0.0 < biased.proposals_uncalibrated_lift  # the picks it would have launched
 
 
+def test_the_test_of_every_proposal_is_sized_on_the_sets_lower_bound_whatever_do_no_harm_launched(world):
+    market, _, _ = world
+    choose = best_of_all(market)
+    config = EvidenceConfig(n_bootstrap=200, seed=2)
+    final = choose(ElementRates(market))
+    plain = proposal_evidence(market, final, ElementRates, choose, config)
+    kept = proposal_evidence(market, final, ElementRates, choose, config, do_no_harm=True)
+    assert kept.proposals_plan == plain.proposals_plan  # do no harm decides what launches, not what a test checks
+    every, low = kept.proposals_plan, kept.proposals_lift.low
+    assert low > 0 and every.target_lift == pytest.approx(low)  # elements that matter: the set is shown better
+    assert every.treatment_ctr == pytest.approx(kept.logging_ctr * (1.0 + low)) and every.impressions_per_arm > 0
+    assert every == launch_plan(kept.logging_ctr, kept.proposals_lift, market, config)
+    data = kept.to_json()["proposals_launch_plan"]
+    assert data["impressions_per_arm"] == every.impressions_per_arm and data["summary"] == every.summary
+    # a set not shown better has nothing to confirm
+    flat = launch_plan(kept.logging_ctr, dataclasses.replace(kept.proposals_lift, low=-0.01), market, config)
+    assert flat.impressions_per_arm is None and "no positive lift" in flat.summary
+
+
 def test_do_no_harm_keeps_what_runs_now_where_a_wrong_judge_would_hurt(world):
     market, truth, logging_ctr = world
     choose = best_of_all(market)

@@ -125,6 +125,8 @@ def test_run_json_report_and_products_lead_with_the_cross_fitted_evidence(run, m
     plan = evidence["launch_plan"]
     assert plan["control_share"] == 0.5 and plan["alpha"] == 0.05 and plan["power"] == 0.8
     assert (plan["impressions_per_arm"] is None) == (not lift["low"] > 0)
+    every, every_lift = evidence["proposals_launch_plan"], evidence["proposals_lift"]
+    assert (every["impressions_per_arm"] is None) == (not every_lift["low"] > 0)
     products = pd.read_parquet(out / "products.parquet")
     assert products["keep_current"].tolist() == (~(products["lift_low"] > 0)).tolist()
     assert evidence["products_to_keep"] == int(products["keep_current"].sum())
@@ -132,6 +134,10 @@ def test_run_json_report_and_products_lead_with_the_cross_fitted_evidence(run, m
     assert (out / "backtest.png").is_file()
     assert f"fitted calibration line (slope {evidence['backtest']['calibration_slope']:.2f})" in page
     assert page.index("lower bound") < page.index("graded by the judge that chose")
+    assert f"{every_lift['estimate']:+.1%} [{every_lift['low']:+.1%}, {every_lift['high']:+.1%}]" in page
+    set_test = "a live test of every proposal against what runs now needs"
+    assert (set_test in page) == (every["impressions_per_arm"] is not None and evidence["products_to_keep"] == len(
+        products))
 
 
 def test_a_market_without_propensities_gets_evidence_and_do_no_harm_but_no_off_policy_estimate(market_dir, tmp_path):

@@ -164,7 +164,9 @@ def _short(text: str, width: int = 34) -> str:
 
 def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: int) -> ReportSummary:
     """``summary`` led by the cross-fitted evidence: the lift's lower bound first, then its estimate and interval,
-    the products that keep their creative, the backtest and the logged support; the launch plan as a note."""
+    the products that keep their creative, the lift had every proposal launched, the backtest and the logged
+    support; the launch plan as a note, and where do no harm kept every product while the set of every proposal has
+    a lower end above 0, the live test that would confirm the set (``Evidence.proposals_plan``)."""
     lift, backtest, supported = evidence.lift, evidence.backtest, evidence.supported
     level = f"{lift.level:.0%}"
     figures = [
@@ -174,6 +176,9 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
          "backtest error)", f"{lift.estimate:+.1%}"),
         ("products that keep their current creative (lower bound <= 0)",
          f"{int(evidence.products['keep_current'].sum())} / {products}"),
+        (f"lift if every product's proposal were launched (before do no harm), estimate [{level} interval]",
+         f"{evidence.proposals_lift.estimate:+.1%} [{evidence.proposals_lift.low:+.1%}, "
+         f"{evidence.proposals_lift.high:+.1%}]"),
         (f"backtest on {len(backtest.points)} held-out logged creatives: mean abs relative error, calibration "
          "slope, error on creatives like the proposals",
          f"{backtest.mean_abs_relative_error:.0%}, {backtest.calibration_slope:.2f}, {backtest.local_error:+.0%}"),
@@ -187,12 +192,18 @@ def _lead_with_evidence(summary: ReportSummary, evidence: Evidence, products: in
          f"{supported.impression_share:.0%}"),
     ]
     notes = (f"Launch plan: {evidence.launch_plan.summary} ({evidence.launch_plan.reference}).",)
+    every = evidence.proposals_plan
+    if every is not None and every.impressions_per_arm is not None and evidence.products["keep_current"].all():
+        notes += (f"No product's proposal is shown better on its own, but the lower end of the lift of every proposal "
+                  f"together is {evidence.proposals_lift.low:+.1%} (before do no harm): a live test of every proposal "
+                  f"against what runs now needs {every.summary}. Nothing is launched until such a test confirms it.",)
     if backtest.best_product_low <= 0:
         notes += (f"With these logs no proposal can be shown better than what runs now: one credited the largest "
                   f"contrast the backtest verified (ratio {backtest.verified_ratio:.2f}) still has a lower bound of "
                   f"{backtest.best_product_low:+.1%}, whichever combination the judge picks. What would change it is a "
                   "backtest that verifies larger contrasts with less error (more logged creatives and impressions "
-                  "per product) or a live test of the proposals (the launch plan).",)
+                  "per product) or a live test of the proposals (the test of every proposal, when the set is shown "
+                  "better).",)
     if not supported.weighted:
         notes += ("The logs carry no propensities (or only aggregated creative_stats): the lift rests on the "
                   "cross-fitted judges' predicted contrasts, recalibrated by the backtest; no importance-weighted "
