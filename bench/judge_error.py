@@ -225,7 +225,8 @@ def paired(results: list[dict]) -> pd.DataFrame:
 def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per logged size (``configured impressions``) and arm, ``TRAFFIC``'s metrics over the markets of every world
     (mean [95% t-interval]), the markets where the set of every proposal launched is shown better (its lower end
-    ``low`` above 0; do no harm judges each product alone) and of them those where its true lift is above 0; and per
+    ``low`` above 0; do no harm judges each product alone), and of them those where its true lift is above 0 and
+    those where ``low`` is above the true lift (a test sized on ``low`` would be short of its power there); and per
     world and size, the default arm's (the last of ``ARMS``) noise-free spread and launched share."""
     sizes = sorted({r["configured impressions"] for r in results})
     rows = []
@@ -239,6 +240,8 @@ def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
             shown = [r["arms"][arm] for r in mine if r["arms"][arm]["low"] > 0]
             cells["set shown better"] = f"{len(shown)} of {len(mine)}"
             cells["of them truly better"] = sum(a["true lift, every proposal launched"] > 0 for a in shown)
+            cells["of them with the lower end above the true lift"] = sum(
+                a["low"] > a["true lift, every proposal launched"] for a in shown)
             rows.append(cells)
     default = list(ARMS)[-1]
     worlds = list(dict.fromkeys(r["world"] for r in results))

@@ -124,6 +124,7 @@ def test_the_traffic_table_compares_each_logged_size_over_the_same_markets(tmp_p
     assert spreads.iloc[0].startswith("0.255 [") and spreads.iloc[2].startswith("0.075 [")
     assert list(overall["set shown better"]) == ["0 of 4", "0 of 4", "3 of 4", "3 of 4"]
     assert list(overall["of them truly better"]) == [0, 0, 2, 2]
+    assert list(overall["of them with the lower end above the true lift"]) == [0, 0, 1, 1]  # 0.05 > -0.02
     assert list(per_world["world"]) == ["main_effects", "visual"]
     assert per_world["launched share, 24000"].iloc[1] == "0.240 [0.240, 0.240]"
     # written from the JSON files of each size, one section naming every size
