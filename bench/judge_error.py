@@ -256,8 +256,8 @@ def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(per_world)
 
 
-def at_size(args, impressions: int) -> argparse.Namespace:
-    """``args`` with ``impressions`` logged impressions per market."""
+def at_size(args, impressions: int | str) -> argparse.Namespace:
+    """``args`` with ``impressions`` logged impressions per market (a text naming several, for a description)."""
     return argparse.Namespace(**{**vars(args), "impressions": impressions})
 
 
@@ -270,14 +270,8 @@ def traffic_heading(args) -> str:
 def write_traffic(args) -> None:
     results = [r for size in args.traffic for r in read_results(at_size(args, size))]
     overall, per_world = traffic_table(results)
-    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in results}))
-    finished = sorted(r["finished"] for r in results)
-    what = " ".join(__doc__.split("\n\n")[2:5])
-    text = (f"Worlds {', '.join(dict.fromkeys(r['world'] for r in results))}; seeds {seeds}; {args.products} products "
-            f"(`sparse`: four times as many); each market logged with {', '.join(str(n) for n in args.traffic)} "
-            f"impressions; {len(results)} markets. {what} Cells: mean over "
-            f"markets [95% t-interval]. Finished {finished[0]} to {finished[-1]} on {results[0]['machine']}."
-            + (f" {args.label}" if args.label else ""))
+    sizes = at_size(args, ", ".join(str(n) for n in args.traffic))  # the description names every size
+    text = markets_text(sizes, results, " ".join(__doc__.split("\n\n")[2:5]))
     body = "\n\n".join([traffic_heading(args), text, markdown_table(overall),
                          f"Per world, *{list(ARMS)[-1]}*:", markdown_table(per_world)])
     write_section(args.results, traffic_heading(args), body)
