@@ -39,8 +39,8 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -273,8 +273,9 @@ def rounded(groups: dict[str, dict]) -> str:
 def write_table(args) -> None:
     results = read_results(args)
     text = markets_text(args, results, __doc__.split("\n\n")[2])
-    write_section(args.results, heading(args), heading(args) + "\n\n" + text + "\n\n" + markdown_table(table(results)))
-    print(markdown_table(table(results)))
+    cells = markdown_table(table(results))
+    write_section(args.results, heading(args), heading(args) + "\n\n" + text + "\n\n" + cells)
+    print(cells)
 
 
 def main() -> None:

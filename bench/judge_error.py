@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -189,6 +190,16 @@ def score_market(world: str, seed: int, args) -> dict:
     }
 
 
+def metric_cells(figures: list[dict], metrics: Sequence[str]) -> dict[str, str]:
+    """Each metric's mean and 95% t-interval over ``figures`` (one arm's figures per market), its missing and
+    non-finite values left out; "-" where none is left."""
+    cells = {}
+    for metric in metrics:
+        values = [v for v in (f[metric] for f in figures) if v is not None and np.isfinite(v)]
+        cells[metric] = mean_interval(values) if values else "-"
+    return cells
+
+
 def table(results: list[dict]) -> pd.DataFrame:
     """Per world and arm (and over all worlds): each metric's mean and 95% t-interval over the markets."""
     rows = []
@@ -196,11 +207,8 @@ def table(results: list[dict]) -> pd.DataFrame:
     for world in [*worlds, "all"]:
         mine = [r for r in results if world in ("all", r["world"])]
         for arm in ARMS:
-            cells = {"world": world, "arm": arm, "markets": len(mine)}
-            for metric in METRICS:
-                values = [v for v in (r["arms"][arm][metric] for r in mine) if v is not None and np.isfinite(v)]
-                cells[metric] = mean_interval(values) if values else "-"
-            rows.append(cells)
+            rows.append({"world": world, "arm": arm, "markets": len(mine),
+                         **metric_cells([r["arms"][arm] for r in mine], METRICS)})
     return pd.DataFrame(rows)
 
 
@@ -233,11 +241,9 @@ def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for size in sizes:
         mine = [r for r in results if r["configured impressions"] == size]
         for arm in ARMS:
-            cells = {"impressions": size, "arm": arm, "markets": len(mine)}
-            for metric in TRAFFIC:
-                values = [v for v in (r["arms"][arm][metric] for r in mine) if v is not None and np.isfinite(v)]
-                cells[metric] = mean_interval(values) if values else "-"
-            shown = [r["arms"][arm] for r in mine if r["arms"][arm]["low"] > 0]
+            figures = [r["arms"][arm] for r in mine]
+            cells = {"impressions": size, "arm": arm, "markets": len(mine), **metric_cells(figures, TRAFFIC)}
+            shown = [a for a in figures if a["low"] > 0]
             cells["set shown better"] = f"{len(shown)} of {len(mine)}"
             cells["of them truly better"] = sum(a["true lift, every proposal launched"] > 0 for a in shown)
             cells["of them with the lower end above the true lift"] = sum(
@@ -250,8 +256,8 @@ def traffic_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         cells = {"world": world}
         for size in sizes:
             mine = [r["arms"][default] for r in results if r["world"] == world and r["configured impressions"] == size]
-            cells[f"noise-free spread, {size}"] = mean_interval([m["noise-free spread"] for m in mine]) if mine else "-"
-            cells[f"launched share, {size}"] = mean_interval([m["launched share"] for m in mine]) if mine else "-"
+            cells.update({f"{metric}, {size}": value
+                          for metric, value in metric_cells(mine, ("noise-free spread", "launched share")).items()})
         per_world.append(cells)
     return pd.DataFrame(rows), pd.DataFrame(per_world)
 
@@ -282,10 +288,11 @@ def write_table(args) -> None:
     results = read_results(args)
     first, second = ARMS
     text = markets_text(args, results, " ".join(__doc__.split("\n\n")[2:4]))
+    differences = markdown_table(paired(results))
     body = "\n\n".join([heading(args), text, markdown_table(table(results)),
-                        f"Paired, *{second}* minus *{first}*:", markdown_table(paired(results))])
+                        f"Paired, *{second}* minus *{first}*:", differences])
     write_section(args.results, heading(args), body)
-    print(markdown_table(paired(results)))
+    print(differences)
 
 
 def main() -> None:

@@ -326,6 +326,9 @@ class LaunchPlan:
     power: float
     reference: str = SAMPLE_SIZE_REFERENCE
 
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "summary": self.summary}
+
     @property
     def summary(self) -> str:
         if self.impressions_per_arm is None:
@@ -360,7 +363,6 @@ class Evidence:
     proposals_plan: LaunchPlan | None = None  # the A/B test of every rank-1 proposal, sized on ``proposals_lift``
 
     def to_json(self) -> dict:
-        plan = dataclasses.asdict(self.launch_plan)
         return {
             "possible": True,
             "lift": dataclasses.asdict(self.lift),
@@ -379,9 +381,8 @@ class Evidence:
             },
             "backtest": self.backtest.to_json(),
             "supported": dataclasses.asdict(self.supported),
-            "launch_plan": {**plan, "summary": self.launch_plan.summary},
-            "proposals_launch_plan": None if self.proposals_plan is None else {
-                **dataclasses.asdict(self.proposals_plan), "summary": self.proposals_plan.summary},
+            "launch_plan": self.launch_plan.to_json(),
+            "proposals_launch_plan": None if self.proposals_plan is None else self.proposals_plan.to_json(),
             "products_to_keep": int(self.products["keep_current"].sum()),
         }
 

@@ -150,10 +150,10 @@ def fit_logit(rows: pd.DataFrame, l2: float, iterations: int = 200, design: np.n
     def objective() -> torch.Tensor:
         optimiser.zero_grad()
         eta = bias + u[product_codes] + (w * mask)[element_codes].sum(dim=1)
-        penalty = (u**2).sum() + ((w * mask) ** 2).sum()
+        penalty = ((w * mask) ** 2).sum()
         if x is not None:
             eta, penalty = eta + x @ a, penalty + (a**2).sum()
-        penalty = l2 * penalty + (0.0 if product_l2 is None else (product_l2 - l2) * (u**2).sum())
+        penalty = l2 * penalty + (l2 if product_l2 is None else product_l2) * (u**2).sum()
         loss = (trials * torch.nn.functional.softplus(eta) - clicks * eta).sum()
         loss = (loss + 0.5 * penalty) / total
         loss.backward()
